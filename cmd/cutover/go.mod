@@ -1,0 +1,3 @@
+module github.com/cutover-dev/cutover/cmd/cutover
+
+go 1.26.8

@@ -1,0 +1,112 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the stream and KV buckets the services share.
+const (
+	StreamName      = "CUTOVER"
+	BucketNodes     = "cutover-nodes"
+	BucketUpgrades  = "cutover-upgrades"
+	BucketLocks     = "cutover-locks"
+	BucketProcessed = "cutover-processed"
+)
+
+// SetupConfig sizes the stream and buckets. Zero values take defaults.
+type SetupConfig struct {
+	// Replicas is the number of JetStream replicas (1 for a single server, 3 or 5 in a cluster).
+	Replicas int
+	// MaxAge bounds how long events stay in the stream (default 30 days).
+	MaxAge time.Duration
+	// Duplicates is the deduplication window for Nats-Msg-Id (default 10 minutes).
+	Duplicates time.Duration
+	// NodeTTL is how long a node's inventory entry lives without a refresh; a
+	// node-updater silent for longer is considered lost (default 30s).
+	NodeTTL time.Duration
+	// ProcessedTTL is how long a consumer remembers a handled event id (default 24h).
+	ProcessedTTL time.Duration
+}
+
+func (c *SetupConfig) setDefaults() {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 30 * 24 * time.Hour
+	}
+	if c.Duplicates == 0 {
+		c.Duplicates = 10 * time.Minute
+	}
+	if c.NodeTTL == 0 {
+		c.NodeTTL = 30 * time.Second
+	}
+	if c.ProcessedTTL == 0 {
+		c.ProcessedTTL = 24 * time.Hour
+	}
+}
+
+// Setup creates or updates the CUTOVER stream and the KV buckets. It is
+// idempotent: every service calls it at start-up.
+func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
+	cfg.setDefaults()
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "cutover events (CloudEvents 1.0, structured JSON)",
+		Subjects:    []string{SubjectAll},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.MaxAge,
+		Duplicates:  cfg.Duplicates,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("set up stream %s: %w", StreamName, err)
+	}
+	buckets := []jetstream.KeyValueConfig{
+		{Bucket: BucketNodes, Description: "each node-updater's observed containers; an entry expires when its node goes silent", TTL: cfg.NodeTTL, History: 1},
+		{Bucket: BucketUpgrades, Description: "the planner's state of each upgrade, updated with compare-and-swap", History: 5},
+		{Bucket: BucketLocks, Description: "one active upgrade per scope", History: 1},
+		{Bucket: BucketProcessed, Description: "event ids each consumer has handled, so a redelivery changes nothing twice", TTL: cfg.ProcessedTTL, History: 1},
+	}
+	for _, b := range buckets {
+		b.Storage = jetstream.FileStorage
+		b.Replicas = cfg.Replicas
+		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
+			return fmt.Errorf("set up KV bucket %s: %w", b.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// Publisher publishes events on JetStream.
+type Publisher struct {
+	js jetstream.JetStream
+}
+
+// NewPublisher returns a Publisher on js.
+func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
+
+// Publish encodes e and publishes it, waiting for the stream's acknowledgement.
+// A republished id inside the dedup window is acknowledged as a duplicate and
+// stored once; that is not an error.
+func (p *Publisher) Publish(ctx context.Context, e Event) error {
+	m, err := Encode(e)
+	if err != nil {
+		return err
+	}
+	if _, err := p.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("publish %s %s on %s: %w", e.Type(), e.ID(), m.Subject, err)
+	}
+	return nil
+}
+
+// IsNotFound reports whether err says a KV key or stream object does not exist.
+func IsNotFound(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
+}

@@ -1,0 +1,157 @@
+package events
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Spec describes one event type of the contract: where it is published, who
+// produces and who consumes it, and its data struct.
+type Spec struct {
+	// Type is the CloudEvents type.
+	Type string
+	// Subject is the NATS subject template. {node}, {upgrade} and {service}
+	// are filled from the nodeid and upgradeid extensions and the CloudEvents
+	// subject attribute.
+	Subject string
+	// Producer is the service that publishes the event.
+	Producer string
+	// Consumers are the services that read it.
+	Consumers []string
+	// Doc says what the event means, in one sentence.
+	Doc string
+	// New returns a zero value of the data struct.
+	New func() Data
+}
+
+// Subjects of the CUTOVER stream.
+const (
+	SubjectAll              = "cutover.>"
+	SubjectUpgradeRequested = "cutover.upgrade.requested"
+	SubjectRollbackRequest  = "cutover.rollback.requested"
+	SubjectUpgradeStatusAll = "cutover.upgrade.status.>"
+	SubjectNodeStatusAll    = "cutover.node.*.status"
+	SubjectMigrationCmd     = "cutover.migration.cmd"
+	SubjectMigrationStatus  = "cutover.migration.status"
+	SubjectHealthSignals    = "cutover.health.*.*"
+	SubjectHealthVerdict    = "cutover.health.verdict"
+	SubjectRejected         = "cutover.event.rejected"
+)
+
+// NodeCmdSubject is the subject a node-updater reads its commands from.
+func NodeCmdSubject(node string) string { return "cutover.node." + node + ".cmd" }
+
+// NodeStatusSubject is the subject a node-updater reports on.
+func NodeStatusSubject(node string) string { return "cutover.node." + node + ".status" }
+
+// UpgradeStatusSubject is the subject of one upgrade's planner events.
+func UpgradeStatusSubject(upgradeID string) string { return "cutover.upgrade.status." + upgradeID }
+
+const (
+	planner     = "planner"
+	migrator    = "migrator"
+	nodeUpdater = "node-updater"
+	auditor     = "auditor"
+	user        = "user (cutover CLI or any NATS client)"
+	monitor     = "node-updater probes, external monitors"
+)
+
+func spec(typ, subject, producer string, consumers []string, doc string, newData func() Data) Spec {
+	return Spec{Type: typ, Subject: subject, Producer: producer, Consumers: consumers, Doc: doc, New: newData}
+}
+
+var (
+	upgradeStatus = "cutover.upgrade.status.{upgrade}"
+	nodeCmd       = "cutover.node.{node}.cmd"
+	nodeStatus    = "cutover.node.{node}.status"
+	toPlanner     = []string{planner, auditor}
+	toAuditor     = []string{auditor}
+)
+
+// Catalog lists every event type of the contract. docs/events.md and
+// events/schemas/ are generated from it (go generate ./events).
+var Catalog = []Spec{
+	spec(TypeUpgradeRequested, SubjectUpgradeRequested, user, toPlanner, "Asks for a fleet to be brought to a release.", func() Data { return &UpgradeRequested{} }),
+	spec(TypeUpgradePlanned, upgradeStatus, planner, toAuditor, "The plan: every container that changes, why, and the waves.", func() Data { return &UpgradePlanned{} }),
+	spec(TypeUpgradeStarted, upgradeStatus, planner, toAuditor, "Execution of the plan began.", func() Data { return &UpgradeStarted{} }),
+	spec(TypeWaveStarted, upgradeStatus, planner, toAuditor, "The node commands of a wave were sent.", func() Data { return &WaveStarted{} }),
+	spec(TypeWaveCompleted, upgradeStatus, planner, toAuditor, "Every node of a wave completed.", func() Data { return &WaveCompleted{} }),
+	spec(TypeUpgradeCompleted, upgradeStatus, planner, toAuditor, "Every wave completed; the fleet runs the release.", func() Data { return &UpgradeCompleted{} }),
+	spec(TypeUpgradeFailed, upgradeStatus, planner, toAuditor, "The upgrade stopped on an error.", func() Data { return &UpgradeFailed{} }),
+	spec(TypeUpgradePaused, upgradeStatus, planner, toAuditor, "The upgrade waits for an operator.", func() Data { return &UpgradePaused{} }),
+	spec(TypeUpgradeAborted, upgradeStatus, planner, toAuditor, "The upgrade was stopped for good.", func() Data { return &UpgradeAborted{} }),
+	spec(TypeNodeUpdateRequested, nodeCmd, planner, []string{nodeUpdater, auditor}, "Commands one node-updater to bring containers to target images, in order.", func() Data { return &NodeUpdateRequested{} }),
+	spec(TypeContainerPulled, nodeStatus, nodeUpdater, toAuditor, "A target image is present on the node.", func() Data { return &ContainerPulled{} }),
+	spec(TypeContainerDraining, nodeStatus, nodeUpdater, toAuditor, "A container is about to stop; load balancers take it out.", func() Data { return &ContainerDraining{} }),
+	spec(TypeContainerReplaced, nodeStatus, nodeUpdater, toAuditor, "A container runs its target image (replaced) or already did (unchanged).", func() Data { return &ContainerReplaced{} }),
+	spec(TypeContainerReverted, nodeStatus, nodeUpdater, toAuditor, "A replacement failed; the old container serves again.", func() Data { return &ContainerReverted{} }),
+	spec(TypeNodeUpdateCompleted, nodeStatus, nodeUpdater, toPlanner, "Every container of a node command reached its target.", func() Data { return &NodeUpdateCompleted{} }),
+	spec(TypeNodeUpdateFailed, nodeStatus, nodeUpdater, toPlanner, "A node command stopped on a container it could not update.", func() Data { return &NodeUpdateFailed{} }),
+	spec(TypeNodeHeartbeat, nodeStatus, nodeUpdater, toAuditor, "A node-updater is alive.", func() Data { return &NodeHeartbeat{} }),
+	spec(TypeMigrationRequested, SubjectMigrationCmd, planner, []string{migrator, auditor}, "Asks for a database to be migrated, after a snapshot.", func() Data { return &MigrationRequested{} }),
+	spec(TypeMigrationStarted, SubjectMigrationStatus, migrator, toAuditor, "A snapshot exists and migrations begin.", func() Data { return &MigrationStarted{} }),
+	spec(TypeMigrationCompleted, SubjectMigrationStatus, migrator, toPlanner, "The database reached its target version.", func() Data { return &MigrationCompleted{} }),
+	spec(TypeMigrationFailed, SubjectMigrationStatus, migrator, toPlanner, "A migration failed; says what state the database is in now.", func() Data { return &MigrationFailed{} }),
+	spec(TypeMigrationRollbackRequested, SubjectMigrationCmd, planner, []string{migrator, auditor}, "Asks for a database to be taken back down.", func() Data { return &MigrationRollbackRequested{} }),
+	spec(TypeMigrationRollbackCompleted, SubjectMigrationStatus, migrator, toPlanner, "The database is back at its earlier version.", func() Data { return &MigrationRollbackCompleted{} }),
+	spec(TypeHealthSignal, "cutover.health.{service}.{node}", monitor, toAuditor, "One observation of a service's health.", func() Data { return &HealthSignal{} }),
+	spec(TypeHealthVerdict, SubjectHealthVerdict, auditor, toPlanner, "The auditor's judgement of a service over a watch window.", func() Data { return &HealthVerdict{} }),
+	spec(TypeRollbackRequested, SubjectRollbackRequest, "auditor, user", toPlanner, "Asks for an upgrade to be rolled back.", func() Data { return &RollbackRequested{} }),
+	spec(TypeRollbackCompleted, upgradeStatus, planner, toAuditor, "A rollback finished or failed.", func() Data { return &RollbackCompleted{} }),
+	spec(TypeEventRejected, SubjectRejected, "any service", toAuditor, "A message was refused (names the field or reason) and will not be redelivered.", func() Data { return &EventRejected{} }),
+}
+
+var catalogByType = func() map[string]Spec {
+	m := make(map[string]Spec, len(Catalog))
+	for _, s := range Catalog {
+		m[s.Type] = s
+	}
+	return m
+}()
+
+// Lookup returns the spec of an event type.
+func Lookup(typ string) (Spec, bool) {
+	s, ok := catalogByType[typ]
+	return s, ok
+}
+
+// KnownTypes returns every event type, sorted.
+func KnownTypes() []string {
+	out := make([]string, 0, len(Catalog))
+	for _, s := range Catalog {
+		out = append(out, s.Type)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// subjectFor fills a spec's subject template from the event's attributes.
+func subjectFor(s Spec, node, upgrade, service string) (string, error) {
+	subj := s.Subject
+	for _, tok := range []struct{ name, value, field string }{
+		{"{node}", node, "nodeid"},
+		{"{upgrade}", upgrade, "upgradeid"},
+		{"{service}", service, "subject"},
+	} {
+		if !strings.Contains(subj, tok.name) {
+			continue
+		}
+		if err := validToken(tok.value); err != nil {
+			return "", &FieldError{Field: tok.field, Reason: fmt.Sprintf("%v; %s events are published on %s", err, s.Type, s.Subject)}
+		}
+		subj = strings.ReplaceAll(subj, tok.name, tok.value)
+	}
+	return subj, nil
+}
+
+// validToken checks that a value can be one token of a NATS subject.
+func validToken(v string) error {
+	if v == "" {
+		return fmt.Errorf("is empty")
+	}
+	if strings.ContainsAny(v, ".*> \t\r\n") {
+		return fmt.Errorf("%q contains one of . * > or whitespace, which a subject token cannot hold", v)
+	}
+	return nil
+}

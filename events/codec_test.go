@@ -1,0 +1,187 @@
+package events_test
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+func TestSamplesCoverCatalog(t *testing.T) {
+	have := map[string]bool{}
+	for _, s := range samples {
+		have[s.EventType()] = true
+	}
+	for _, typ := range events.KnownTypes() {
+		if !have[typ] {
+			t.Errorf("no sample for %s in samples_test.go", typ)
+		}
+	}
+}
+
+func TestRoundTripEveryType(t *testing.T) {
+	for _, d := range samples {
+		t.Run(d.EventType(), func(t *testing.T) {
+			e := sampleEvent(d)
+			m, err := events.Encode(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Header.Get("Content-Type"); got != events.ContentTypeStructured {
+				t.Errorf("Content-Type = %q", got)
+			}
+			if got := m.Header.Get(nats.MsgIdHdr); got != e.ID() {
+				t.Errorf("Nats-Msg-Id = %q, want %q", got, e.ID())
+			}
+			got, err := events.Decode(m.Header, m.Data)
+			if err != nil {
+				t.Fatalf("decode: %v\n%s", err, m.Data)
+			}
+			for _, attr := range []struct{ name, got, want string }{
+				{"id", got.ID(), e.ID()}, {"type", got.Type(), e.Type()}, {"source", got.Source(), e.Source()},
+				{"subject", got.Subject(), e.Subject()}, {"dataschema", got.DataSchema(), events.SchemaURI(d.EventType())},
+				{"upgradeid", events.UpgradeID(got), events.UpgradeID(e)}, {"nodeid", events.NodeID(got), "node1"},
+			} {
+				if attr.got != attr.want {
+					t.Errorf("%s = %q, want %q", attr.name, attr.got, attr.want)
+				}
+			}
+			if !got.Time().Equal(e.Time()) {
+				t.Errorf("time = %v, want %v", got.Time(), e.Time())
+			}
+			// The data decodes back to the value we put in.
+			ptr := reflect.New(reflect.TypeOf(d))
+			if err := json.Unmarshal(got.Data(), ptr.Interface()); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(ptr.Elem().Interface(), d) {
+				t.Errorf("data = %+v, want %+v", ptr.Elem().Interface(), d)
+			}
+		})
+	}
+}
+
+func TestIDsAreTimeOrdered(t *testing.T) {
+	var prev string
+	for range 100 {
+		e := events.MustNew(events.Source("test", ""), events.UpgradeStarted{Waves: 1}, events.WithUpgrade("u1"))
+		if e.ID() <= prev {
+			t.Fatalf("id %s not after %s", e.ID(), prev)
+		}
+		prev = e.ID()
+	}
+}
+
+func TestDecodeBinaryMode(t *testing.T) {
+	h := nats.Header{}
+	h.Set("ce-specversion", "1.0")
+	h.Set("ce-id", "abc-1")
+	h.Set("ce-source", "/my%20monitor")
+	h.Set("Ce-Type", events.TypeHealthSignal) // any case
+	h.Set("ce-subject", "caf%C3%A9%20tier")
+	h.Set("ce-time", "2026-11-21T10:00:00Z")
+	h.Set("ce-upgradeid", "up%2F1%20%C3%A9") // "up/1 é"
+	h.Set("ce-traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	h.Set("Content-Type", "application/json")
+	body := []byte(`{"service":"web","node":"n1","status":"fail","message":"HTTP 503"}`)
+
+	e, err := events.Decode(h, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// source is a URI reference, so it keeps its URI escaping; string attributes are decoded.
+	if e.Source() != "/my%20monitor" || e.Subject() != "café tier" || events.UpgradeID(e) != "up/1 é" || e.Type() != events.TypeHealthSignal {
+		t.Errorf("attributes not percent-decoded: source=%q subject=%q upgradeid=%q type=%q", e.Source(), e.Subject(), events.UpgradeID(e), e.Type())
+	}
+	if events.Ext(e, events.ExtTraceparent) == "" {
+		t.Error("traceparent extension lost")
+	}
+	sig, err := events.DataAs[events.HealthSignal](e)
+	if err != nil || sig.Message != "HTTP 503" {
+		t.Errorf("data = %+v, %v", sig, err)
+	}
+}
+
+func TestDecodeRejectsMalformed(t *testing.T) {
+	valid := sampleEvent(samples[0])
+	structured := func(mutate func(map[string]any)) []byte {
+		raw, _ := json.Marshal(valid)
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		mutate(m)
+		out, _ := json.Marshal(m)
+		return out
+	}
+	binary := nats.Header{}
+	binary.Set("ce-specversion", "1.0")
+	binary.Set("ce-source", "/x")
+	binary.Set("ce-type", events.TypeHealthSignal)
+
+	tests := []struct {
+		name      string
+		header    nats.Header
+		body      []byte
+		wantField string
+		wantIn    string
+	}{
+		{"not JSON", nil, []byte("hello"), "", "not a JSON object"},
+		{"empty", nil, nil, "", "not a JSON object"},
+		{"JSON array", nil, []byte("[1]"), "", "not a JSON object"},
+		{"no type", nil, structured(func(m map[string]any) { delete(m, "type") }), "type", "required"},
+		{"no id", nil, structured(func(m map[string]any) { delete(m, "id") }), "id", "required"},
+		{"unknown type", nil, structured(func(m map[string]any) { m["type"] = "dev.cutover.nope" }), "type", "not a cutover event type"},
+		{"bad specversion", nil, structured(func(m map[string]any) { m["specversion"] = "0.1" }), "", "specversion"},
+		{"missing required data field", nil, structured(func(m map[string]any) { delete(m["data"].(map[string]any)["release"].(map[string]any), "name") }), "data.release.name", "required"},
+		{"wrong data type", nil, structured(func(m map[string]any) { m["data"].(map[string]any)["release"] = "v2" }), "data.release", "object"},
+		{"bad enum", nil, structured(func(m map[string]any) { m["data"].(map[string]any)["failure_action"] = "explode" }), "data.failure_action", ""},
+		{"empty services", nil, structured(func(m map[string]any) {
+			m["data"].(map[string]any)["release"].(map[string]any)["services"] = map[string]any{}
+		}), "data.release.services", "at least one service"},
+		{"no data", nil, structured(func(m map[string]any) { delete(m, "data") }), "data", "missing"},
+		{"foreign dataschema", nil, structured(func(m map[string]any) { m["dataschema"] = "https://example.com/x.json" }), "dataschema", "not the schema"},
+		{"binary without id", binary, []byte(`{"service":"web","status":"pass"}`), "id", "ce-id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := events.Decode(tc.header, tc.body)
+			var fe *events.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("err = %v, want *FieldError", err)
+			}
+			if fe.Field != tc.wantField {
+				t.Errorf("field = %q, want %q (err: %v)", fe.Field, tc.wantField, err)
+			}
+			if !strings.Contains(err.Error(), tc.wantIn) {
+				t.Errorf("err %q does not mention %q", err, tc.wantIn)
+			}
+		})
+	}
+}
+
+func TestUnknownDataFieldsTolerated(t *testing.T) {
+	e := sampleEvent(events.HealthSignal{Service: "web", Status: "pass"})
+	raw, _ := json.Marshal(e)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	m["data"].(map[string]any)["added_in_v2"] = 42
+	raw, _ = json.Marshal(m)
+	if _, err := events.Decode(nil, raw); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSubjectNeedsItsTokens(t *testing.T) {
+	e := events.MustNew(events.Source("planner", ""), events.NodeUpdateRequested{Containers: []events.ContainerTarget{{Container: "a", Image: "b"}}})
+	if _, err := events.Encode(e); err == nil || !strings.Contains(err.Error(), "nodeid") {
+		t.Fatalf("err = %v, want one naming nodeid", err)
+	}
+	e = events.MustNew(events.Source("planner", ""), events.NodeUpdateRequested{Containers: []events.ContainerTarget{{Container: "a", Image: "b"}}}, events.WithNode("a.b"))
+	if _, err := events.Encode(e); err == nil {
+		t.Fatal("a node name with a dot must not make a subject")
+	}
+}

@@ -1,0 +1,305 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Handler handles one decoded event. Returning nil acks the message; a
+// *FieldError or an error wrapped with Permanent terminates it and publishes
+// a rejection; any other error is transient and the message is redelivered
+// after a capped backoff.
+type Handler func(ctx context.Context, e Event) error
+
+// PermanentError marks a handler error that no redelivery can fix.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err so the consume helper terminates the message instead of
+// redelivering it.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// ConsumerConfig configures a durable consumer run by Consume.
+type ConsumerConfig struct {
+	// Durable is the consumer name; it survives restarts.
+	Durable string
+	// FilterSubjects are the subjects the consumer reads.
+	FilterSubjects []string
+	// Service names the consuming service in rejection events' source.
+	Service string
+	// MaxDeliver bounds deliveries of one message (default 8); the last failed
+	// delivery is terminated and rejected.
+	MaxDeliver int
+	// AckWait is how long the server waits for an ack before redelivering
+	// (default 30s). InProgress is sent every AckWait/3 while a handler runs.
+	AckWait time.Duration
+	// BackoffBase and BackoffMax bound NakWithDelay: base·2^(delivery-1), capped (defaults 250ms, 30s).
+	BackoffBase, BackoffMax time.Duration
+	// Processed, when set, records each handled event id so a redelivered or
+	// republished event is acked without running the handler again.
+	Processed jetstream.KeyValue
+	// Logger receives lifecycle logs at Info and per-message logs at Debug.
+	Logger *slog.Logger
+}
+
+func (c *ConsumerConfig) setDefaults() {
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 8
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.BackoffBase == 0 {
+		c.BackoffBase = 250 * time.Millisecond
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Service == "" {
+		c.Service = c.Durable
+	}
+}
+
+// Validate returns every problem with the config at once.
+func (c *ConsumerConfig) Validate() error {
+	var errs []error
+	if err := validToken(c.Durable); err != nil {
+		errs = append(errs, fmt.Errorf("consumer durable name %w", err))
+	}
+	if len(c.FilterSubjects) == 0 {
+		errs = append(errs, errors.New("consumer filter subjects: name at least one"))
+	}
+	if c.MaxDeliver < 1 {
+		errs = append(errs, fmt.Errorf("consumer max deliver %d: must be at least 1", c.MaxDeliver))
+	}
+	return errors.Join(errs...)
+}
+
+// Consumer is a running durable consumer. Close stops it.
+type Consumer struct {
+	cfg     ConsumerConfig
+	pub     *Publisher
+	it      jetstream.MessagesContext
+	handler Handler
+	log     *slog.Logger
+
+	cancel context.CancelFunc // cancels the handler context
+	done   chan struct{}
+}
+
+// Consume creates or updates the durable consumer and runs h for each message,
+// one at a time, in stream order, until Close.
+func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h Handler) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+		Durable:        cfg.Durable,
+		FilterSubjects: cfg.FilterSubjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     cfg.MaxDeliver,
+		MaxAckPending:  256,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(64))
+	if err != nil {
+		return nil, fmt.Errorf("start consumer %s: %w", cfg.Durable, err)
+	}
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c := &Consumer{
+		cfg: cfg, pub: NewPublisher(js), it: it, handler: h,
+		log:    cfg.Logger.With("consumer", cfg.Durable),
+		cancel: cancel, done: make(chan struct{}),
+	}
+	go c.run(hctx)
+	c.log.Info("consumer started", "subjects", cfg.FilterSubjects)
+	return c, nil
+}
+
+// Close stops fetching, lets the handler in progress finish until ctx is done
+// (then cancels it: its message is redelivered later), and waits.
+func (c *Consumer) Close(ctx context.Context) error {
+	c.it.Stop()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.cancel()
+		<-c.done
+	}
+	c.cancel()
+	c.log.Info("consumer stopped")
+	return nil
+}
+
+func (c *Consumer) run(ctx context.Context) {
+	defer close(c.done)
+	for {
+		msg, err := c.it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			c.log.Warn("fetch message", "err", err)
+			continue
+		}
+		c.handle(ctx, msg)
+	}
+}
+
+// handle runs the handler on one message and settles it.
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		c.log.Warn("message without metadata", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	log := c.log.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "delivery", meta.NumDelivered)
+
+	e, err := Decode(msg.Headers(), msg.Data())
+	if err != nil {
+		c.reject(ctx, msg, meta, Event{}, err, log)
+		return
+	}
+	log = log.With("type", e.Type(), "id", e.ID())
+	key := c.cfg.Durable + "." + e.ID()
+	if c.cfg.Processed != nil {
+		if _, err := c.cfg.Processed.Get(ctx, key); err == nil {
+			log.Debug("already handled; acking redelivery")
+			_ = msg.Ack()
+			return
+		}
+	}
+
+	err = c.runHandler(ctx, msg, e)
+	var fe *FieldError
+	var pe *PermanentError
+	switch {
+	case err == nil:
+		if c.cfg.Processed != nil {
+			if _, perr := c.cfg.Processed.Put(ctx, key, nil); perr != nil {
+				log.Warn("record handled event", "err", perr)
+			}
+		}
+		if aerr := msg.DoubleAck(ctx); aerr != nil {
+			log.Warn("ack", "err", aerr)
+		}
+		log.Debug("handled")
+	case errors.As(err, &fe), errors.As(err, &pe):
+		c.reject(ctx, msg, meta, e, err, log)
+	case ctx.Err() != nil:
+		// Shutting down: leave the message for redelivery after restart.
+		_ = msg.Nak()
+	case int(meta.NumDelivered) >= c.cfg.MaxDeliver:
+		c.reject(ctx, msg, meta, e, fmt.Errorf("gave up after %d deliveries: %w", meta.NumDelivered, err), log)
+	default:
+		delay := backoff(c.cfg.BackoffBase, c.cfg.BackoffMax, meta.NumDelivered)
+		log.Warn("handler failed; will retry", "err", err, "retry_in", delay)
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// runHandler calls the handler with panic recovery, sending InProgress while it runs.
+func (c *Consumer) runHandler(ctx context.Context, msg jetstream.Msg, e Event) (err error) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(c.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		wg.Wait()
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return c.handler(ctx, e)
+}
+
+// reject terminates a message and publishes a dev.cutover.event.rejected event.
+// Its id derives from the stream sequence, so consumers that reject the same
+// message publish one rejection (JetStream drops the duplicates).
+func (c *Consumer) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, e Event, cause error, log *slog.Logger) {
+	data := EventRejected{
+		Consumer:       c.cfg.Durable,
+		Subject:        msg.Subject(),
+		StreamSequence: meta.Sequence.Stream,
+		EventID:        e.ID(),
+		RejectedType:   e.Type(),
+		Reason:         cause.Error(),
+		Payload:        truncate(msg.Data(), 1024),
+	}
+	var fe *FieldError
+	if errors.As(cause, &fe) {
+		data.Field, data.Reason = fe.Field, fe.Reason
+	}
+	id := uuid.NewSHA1(rejectionNamespace, fmt.Appendf(nil, "%s/%d", meta.Stream, meta.Sequence.Stream)).String()
+	opts := []Option{WithID(id)}
+	if e.ID() != "" {
+		opts = append(opts, CausedBy(e))
+	}
+	log.Warn("rejected message", "field", data.Field, "reason", data.Reason)
+	if rej, err := New(Source(c.cfg.Service, ""), data, opts...); err != nil {
+		log.Error("build rejection", "err", err)
+	} else if err := c.pub.Publish(ctx, rej); err != nil {
+		log.Error("publish rejection", "err", err)
+	}
+	if err := msg.Term(); err != nil {
+		log.Warn("terminate message", "err", err)
+	}
+}
+
+var rejectionNamespace = uuid.MustParse("6f1b7d1e-6c1f-4f4a-9a52-6375746f7665")
+
+func backoff(base, max time.Duration, delivery uint64) time.Duration {
+	d := base
+	for i := uint64(1); i < delivery && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	for !utf8.Valid(b) && len(b) > 0 {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}

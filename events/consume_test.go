@@ -1,0 +1,277 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
+)
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// rejections collects dev.cutover.event.rejected events.
+func rejections(t *testing.T, nc *nats.Conn) func() []events.EventRejected {
+	t.Helper()
+	var mu sync.Mutex
+	var got []events.EventRejected
+	sub, err := nc.Subscribe(events.SubjectRejected, func(m *nats.Msg) {
+		e, err := events.Decode(m.Header, m.Data)
+		if err != nil {
+			t.Errorf("rejection event does not decode: %v", err)
+			return
+		}
+		r, _ := events.DataAs[events.EventRejected](e)
+		mu.Lock()
+		got = append(got, r)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return func() []events.EventRejected {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]events.EventRejected(nil), got...)
+	}
+}
+
+func consume(t *testing.T, js jetstream.JetStream, cfg events.ConsumerConfig, h events.Handler) {
+	t.Helper()
+	c, err := events.Consume(t.Context(), js, cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+}
+
+func upgradeRequest(t *testing.T) events.Event {
+	t.Helper()
+	return sampleEvent(samples[0])
+}
+
+func TestPublishDeduplicatesRepublishedID(t *testing.T) {
+	s := natstest.Start(t)
+	pub := events.NewPublisher(s.JS)
+	e := upgradeRequest(t)
+	for range 3 {
+		if err := pub.Publish(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := s.JS.Stream(t.Context(), events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages after publishing one id 3 times, want 1", info.State.Msgs)
+	}
+}
+
+func TestSetupIsIdempotent(t *testing.T) {
+	s := natstest.Start(t) // ran Setup once
+	for range 2 {
+		if err := events.Setup(t.Context(), s.JS, events.SetupConfig{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestConsumeRejectsMalformedAndKeepsRunning(t *testing.T) {
+	s := natstest.Start(t)
+	got := rejections(t, s.Conn)
+	var handled atomic.Int32
+	consume(t, s.JS, events.ConsumerConfig{Durable: "planner", FilterSubjects: []string{events.SubjectUpgradeRequested}},
+		func(ctx context.Context, e events.Event) error { handled.Add(1); return nil })
+
+	bad := func(mutate func(map[string]any)) []byte {
+		raw, _ := json.Marshal(upgradeRequest(t))
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		mutate(m)
+		out, _ := json.Marshal(m)
+		return out
+	}
+	cases := []struct {
+		name, field, reason string
+		body                []byte
+	}{
+		{"not JSON", "", "not a JSON object", []byte("definitely not json")},
+		{"no type", "type", "required", bad(func(m map[string]any) { delete(m, "type") })},
+		{"unknown type", "type", "not a cutover event type", bad(func(m map[string]any) { m["type"] = "dev.cutover.bogus" })},
+		{"schema", "data.release.name", "required", bad(func(m map[string]any) { delete(m["data"].(map[string]any)["release"].(map[string]any), "name") })},
+	}
+	for _, c := range cases {
+		if _, err := s.JS.Publish(t.Context(), events.SubjectUpgradeRequested, c.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A valid request after the garbage is still handled: the consumer keeps running.
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "4 rejections and 1 handled event", func() bool { return len(got()) == 4 && handled.Load() == 1 })
+	for i, c := range cases {
+		r := got()[i]
+		if r.Field != c.field || !strings.Contains(r.Reason, c.reason) || r.Consumer != "planner" || r.StreamSequence != uint64(i+1) {
+			t.Errorf("%s: rejection = %+v, want field %q and reason containing %q", c.name, r, c.field, c.reason)
+		}
+	}
+	// Terminated, not redelivered: nothing pending on the consumer.
+	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "planner")
+	eventually(t, 5*time.Second, "no pending acks", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumAckPending == 0 && info.NumRedelivered == 0
+	})
+}
+
+func TestConsumeHandlesRedeliveredEventOnce(t *testing.T) {
+	s := natstest.Start(t)
+	kv, err := s.JS.KeyValue(t.Context(), events.BucketProcessed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled atomic.Int32
+	consume(t, s.JS, events.ConsumerConfig{Durable: "node-updater-n1", FilterSubjects: []string{events.NodeCmdSubject("node1")}, Processed: kv},
+		func(ctx context.Context, e events.Event) error { handled.Add(1); return nil })
+
+	cmd := sampleEvent(samples[9]) // node.update.requested on node1
+	m, err := events.Encode(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same event arrives twice past the dedup window (a different
+	// Nats-Msg-Id): the handler must still run once.
+	for i := range 2 {
+		m.Header.Set(nats.MsgIdHdr, cmd.ID()+"-retry"+string(rune('0'+i)))
+		if _, err := s.JS.PublishMsg(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "node-updater-n1")
+	eventually(t, 5*time.Second, "both deliveries acked", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.AckFloor.Stream == 2
+	})
+	if n := handled.Load(); n != 1 {
+		t.Fatalf("handler ran %d times for one event id, want 1", n)
+	}
+}
+
+func TestConsumeRetriesTransientErrorsThenGivesUp(t *testing.T) {
+	s := natstest.Start(t)
+	got := rejections(t, s.Conn)
+	var calls atomic.Int32
+	consume(t, s.JS, events.ConsumerConfig{Durable: "planner", FilterSubjects: []string{events.SubjectUpgradeRequested}, MaxDeliver: 3, BackoffBase: 10 * time.Millisecond},
+		func(ctx context.Context, e events.Event) error { calls.Add(1); return errors.New("database is down") })
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "rejection after 3 deliveries", func() bool { return len(got()) == 1 })
+	if r := got()[0]; !strings.Contains(r.Reason, "gave up after 3 deliveries: database is down") {
+		t.Errorf("reason = %q", r.Reason)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("handler ran %d times, want 3 (MaxDeliver)", n)
+	}
+}
+
+func TestConsumeRecoversPanicAndRetries(t *testing.T) {
+	s := natstest.Start(t)
+	var calls atomic.Int32
+	consume(t, s.JS, events.ConsumerConfig{Durable: "planner", FilterSubjects: []string{events.SubjectUpgradeRequested}, BackoffBase: 10 * time.Millisecond},
+		func(ctx context.Context, e events.Event) error {
+			if calls.Add(1) == 1 {
+				panic("boom")
+			}
+			return nil
+		})
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "second delivery after panic", func() bool { return calls.Load() == 2 })
+}
+
+func TestConsumePermanentErrorIsRejectedAtOnce(t *testing.T) {
+	s := natstest.Start(t)
+	got := rejections(t, s.Conn)
+	var calls atomic.Int32
+	consume(t, s.JS, events.ConsumerConfig{Durable: "planner", FilterSubjects: []string{events.SubjectUpgradeRequested}},
+		func(ctx context.Context, e events.Event) error {
+			calls.Add(1)
+			return events.Permanent(errors.New("workload host without drain"))
+		})
+	e := upgradeRequest(t)
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "rejection", func() bool { return len(got()) == 1 })
+	if r := got()[0]; r.EventID != e.ID() || r.RejectedType != e.Type() || r.Reason != "workload host without drain" {
+		t.Errorf("rejection = %+v", r)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("handler ran %d times, want 1", calls.Load())
+	}
+}
+
+func TestConsumeSendsInProgressDuringLongWork(t *testing.T) {
+	s := natstest.Start(t)
+	var calls atomic.Int32
+	release := make(chan struct{})
+	consume(t, s.JS, events.ConsumerConfig{Durable: "slow", FilterSubjects: []string{events.SubjectUpgradeRequested}, AckWait: 600 * time.Millisecond},
+		func(ctx context.Context, e events.Event) error {
+			calls.Add(1)
+			<-release
+			return nil
+		})
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "handler started", func() bool { return calls.Load() == 1 })
+	// Hold the handler for several AckWaits; InProgress must keep the server
+	// from redelivering. The consumer's redelivery count is the observable.
+	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "slow")
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		info, err := cons.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumRedelivered > 0 {
+			t.Fatal("message redelivered while its handler was still working")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(release)
+	eventually(t, 5*time.Second, "ack", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumAckPending == 0
+	})
+	if calls.Load() != 1 {
+		t.Errorf("handler ran %d times, want 1", calls.Load())
+	}
+}

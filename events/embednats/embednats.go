@@ -1,0 +1,57 @@
+// Package embednats runs a nats-server with JetStream inside the current
+// process. `cutover dev` uses it for the all-in-one mode, tests use it for a
+// real broker that costs nothing to start.
+package embednats
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Config configures an embedded server.
+type Config struct {
+	// Listen is the client address, host:port (port 0 picks a free one; -1 disables it).
+	Listen string
+	// DataDir holds the JetStream file store; the server resumes from it on restart.
+	DataDir string
+	// Name is the server name (default "cutover-dev").
+	Name string
+}
+
+// Start runs a server and waits until it accepts connections.
+func Start(cfg Config) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen address %q: %w (want host:port, e.g. 127.0.0.1:4222)", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen port %q: %w", portStr, err)
+	}
+	if cfg.Name == "" {
+		cfg.Name = "cutover-dev"
+	}
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("create nats server: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("nats server on %s did not become ready in 15s (is the port in use?)", cfg.Listen)
+	}
+	return s, nil
+}

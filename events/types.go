@@ -1,0 +1,559 @@
+package events
+
+import "time"
+
+// Event types, one per step of the upgrade lifecycle. Every type is listed in
+// Catalog with its subject, producer and consumers.
+const (
+	TypeUpgradeRequested           = "dev.cutover.upgrade.requested"
+	TypeUpgradePlanned             = "dev.cutover.upgrade.planned"
+	TypeUpgradeStarted             = "dev.cutover.upgrade.started"
+	TypeWaveStarted                = "dev.cutover.upgrade.wave.started"
+	TypeWaveCompleted              = "dev.cutover.upgrade.wave.completed"
+	TypeUpgradeCompleted           = "dev.cutover.upgrade.completed"
+	TypeUpgradeFailed              = "dev.cutover.upgrade.failed"
+	TypeUpgradePaused              = "dev.cutover.upgrade.paused"
+	TypeUpgradeAborted             = "dev.cutover.upgrade.aborted"
+	TypeNodeUpdateRequested        = "dev.cutover.node.update.requested"
+	TypeContainerPulled            = "dev.cutover.container.pulled"
+	TypeContainerDraining          = "dev.cutover.container.draining"
+	TypeContainerReplaced          = "dev.cutover.container.replaced"
+	TypeContainerReverted          = "dev.cutover.container.reverted"
+	TypeNodeUpdateCompleted        = "dev.cutover.node.update.completed"
+	TypeNodeUpdateFailed           = "dev.cutover.node.update.failed"
+	TypeNodeHeartbeat              = "dev.cutover.node.heartbeat"
+	TypeMigrationRequested         = "dev.cutover.migration.requested"
+	TypeMigrationStarted           = "dev.cutover.migration.started"
+	TypeMigrationCompleted         = "dev.cutover.migration.completed"
+	TypeMigrationFailed            = "dev.cutover.migration.failed"
+	TypeMigrationRollbackRequested = "dev.cutover.migration.rollback.requested"
+	TypeMigrationRollbackCompleted = "dev.cutover.migration.rollback.completed"
+	TypeHealthSignal               = "dev.cutover.health.signal"
+	TypeHealthVerdict              = "dev.cutover.health.verdict"
+	TypeRollbackRequested          = "dev.cutover.rollback.requested"
+	TypeRollbackCompleted          = "dev.cutover.rollback.completed"
+	TypeEventRejected              = "dev.cutover.event.rejected"
+)
+
+// Data is implemented by the data struct of every event type.
+type Data interface {
+	// EventType returns the CloudEvents type the data belongs to.
+	EventType() string
+}
+
+// Validator is implemented by data structs that check more than their JSON
+// Schema can express. Decode calls it after schema validation.
+type Validator interface {
+	Validate() error
+}
+
+// UpgradeRequested asks the planner to bring the fleet to a release.
+type UpgradeRequested struct {
+	// Release is the target: an image per service.
+	Release Release `json:"release"`
+	// FailureAction says what the planner does when a step fails: rollback (default), pause or continue.
+	FailureAction string `json:"failure_action,omitempty" jsonschema:"enum=rollback,enum=pause,enum=continue"`
+	// RequestedBy names the person or system that asked, for the history.
+	RequestedBy string `json:"requested_by,omitempty"`
+}
+
+// Release names a target image per service.
+type Release struct {
+	// Name is a human label for the release, e.g. "2025.1" or "demo-v2".
+	Name string `json:"name" jsonschema:"minLength=1"`
+	// Services maps a service name (the dev.cutover.service container label) to its target.
+	Services map[string]ServiceRelease `json:"services"`
+}
+
+// ServiceRelease is the target of one service.
+type ServiceRelease struct {
+	// Image is the target image reference, by tag or by digest (repo@sha256:...).
+	Image string `json:"image" jsonschema:"minLength=1"`
+	// Strategy is stop-first (default) or start-first.
+	Strategy string `json:"strategy,omitempty" jsonschema:"enum=stop-first,enum=start-first"`
+	// MinHealthy is how long, in milliseconds, a new container must stay healthy before the old one is removed.
+	MinHealthyMs int64 `json:"min_healthy_ms,omitempty" jsonschema:"minimum=0"`
+	// HealthTimeoutMs bounds the wait for a new container to become healthy.
+	HealthTimeoutMs int64 `json:"health_timeout_ms,omitempty" jsonschema:"minimum=0"`
+}
+
+// Validate checks what the schema cannot: at least one service.
+func (r UpgradeRequested) Validate() error {
+	if len(r.Release.Services) == 0 {
+		return &FieldError{Field: "data.release.services", Reason: "is empty; name at least one service and its target image"}
+	}
+	return nil
+}
+
+// EventType implements Data.
+func (UpgradeRequested) EventType() string { return TypeUpgradeRequested }
+
+// ContainerChange is one planned change of one container.
+type ContainerChange struct {
+	// Node is the node that runs the container.
+	Node string `json:"node"`
+	// Container is the container name.
+	Container string `json:"container"`
+	// Service is the service the container belongs to.
+	Service string `json:"service"`
+	// FromImage is the image the container runs now.
+	FromImage string `json:"from_image"`
+	// ToImage is the target image.
+	ToImage string `json:"to_image"`
+	// Reason explains the change, e.g. "image differs".
+	Reason string `json:"reason"`
+}
+
+// PlannedWave is one wave of the plan: nodes updated together.
+type PlannedWave struct {
+	// Index is the wave number, from 0.
+	Index int `json:"index"`
+	// Nodes are the nodes updated in this wave.
+	Nodes []string `json:"nodes"`
+}
+
+// UpgradePlanned carries the plan the planner computed.
+type UpgradePlanned struct {
+	// Release is the release name.
+	Release string `json:"release"`
+	// Changes are the containers that change.
+	Changes []ContainerChange `json:"changes"`
+	// Unchanged counts the containers of released services that already run the target.
+	Unchanged int `json:"unchanged"`
+	// Waves is the order of execution.
+	Waves []PlannedWave `json:"waves"`
+}
+
+// EventType implements Data.
+func (UpgradePlanned) EventType() string { return TypeUpgradePlanned }
+
+// UpgradeStarted says execution began.
+type UpgradeStarted struct {
+	// Waves is the number of waves to run.
+	Waves int `json:"waves"`
+}
+
+// EventType implements Data.
+func (UpgradeStarted) EventType() string { return TypeUpgradeStarted }
+
+// WaveStarted says a wave's node commands were sent.
+type WaveStarted struct {
+	// Wave is the wave index.
+	Wave int `json:"wave"`
+	// Nodes are the nodes of the wave.
+	Nodes []string `json:"nodes"`
+}
+
+// EventType implements Data.
+func (WaveStarted) EventType() string { return TypeWaveStarted }
+
+// WaveCompleted says every node of a wave reported completion.
+type WaveCompleted struct {
+	// Wave is the wave index.
+	Wave int `json:"wave"`
+	// Nodes are the nodes of the wave.
+	Nodes []string `json:"nodes"`
+	// Replaced counts containers replaced in the wave.
+	Replaced int `json:"replaced"`
+	// Unchanged counts containers that already ran the target.
+	Unchanged int `json:"unchanged"`
+}
+
+// EventType implements Data.
+func (WaveCompleted) EventType() string { return TypeWaveCompleted }
+
+// UpgradeCompleted says every wave completed.
+type UpgradeCompleted struct {
+	// Release is the release name.
+	Release string `json:"release"`
+	// Replaced counts containers replaced.
+	Replaced int `json:"replaced"`
+	// Unchanged counts containers that already ran the target.
+	Unchanged int `json:"unchanged"`
+	// DurationMs is the time from request to completion.
+	DurationMs int64 `json:"duration_ms"`
+}
+
+// EventType implements Data.
+func (UpgradeCompleted) EventType() string { return TypeUpgradeCompleted }
+
+// UpgradeFailed says the upgrade stopped on an error.
+type UpgradeFailed struct {
+	// Reason says what failed and what to do next.
+	Reason string `json:"reason"`
+	// Wave is the wave that failed, or -1 before execution.
+	Wave int `json:"wave"`
+	// Node is the node that failed, when one did.
+	Node string `json:"node,omitempty"`
+}
+
+// EventType implements Data.
+func (UpgradeFailed) EventType() string { return TypeUpgradeFailed }
+
+// UpgradePaused says the upgrade waits for an operator.
+type UpgradePaused struct {
+	// Reason says why it paused.
+	Reason string `json:"reason"`
+	// Wave is the wave it paused in.
+	Wave int `json:"wave"`
+}
+
+// EventType implements Data.
+func (UpgradePaused) EventType() string { return TypeUpgradePaused }
+
+// UpgradeAborted says the upgrade was stopped for good.
+type UpgradeAborted struct {
+	// Reason says why.
+	Reason string `json:"reason"`
+	// By names who aborted it.
+	By string `json:"by,omitempty"`
+}
+
+// EventType implements Data.
+func (UpgradeAborted) EventType() string { return TypeUpgradeAborted }
+
+// ContainerTarget is one container a node-updater must bring to an image.
+type ContainerTarget struct {
+	// Container is the container name on the node.
+	Container string `json:"container" jsonschema:"minLength=1"`
+	// Service is the service it belongs to.
+	Service string `json:"service,omitempty"`
+	// Image is the target image reference (tag or digest).
+	Image string `json:"image" jsonschema:"minLength=1"`
+	// Strategy is stop-first (default) or start-first.
+	Strategy string `json:"strategy,omitempty" jsonschema:"enum=stop-first,enum=start-first"`
+	// MinHealthyMs is how long the new container must stay healthy before the old one is removed.
+	MinHealthyMs int64 `json:"min_healthy_ms,omitempty" jsonschema:"minimum=0"`
+	// HealthTimeoutMs bounds the wait for the new container to become healthy.
+	HealthTimeoutMs int64 `json:"health_timeout_ms,omitempty" jsonschema:"minimum=0"`
+}
+
+// NodeUpdateRequested commands one node-updater to update containers in order.
+type NodeUpdateRequested struct {
+	// Wave is the planner's wave index.
+	Wave int `json:"wave"`
+	// Containers are updated one by one in this order.
+	Containers []ContainerTarget `json:"containers" jsonschema:"minItems=1"`
+	// Rollback marks a command that returns containers to their previous image.
+	Rollback bool `json:"rollback,omitempty"`
+	// Drained says the node's workloads were evacuated, so workload hosts may restart.
+	Drained bool `json:"drained,omitempty"`
+}
+
+// EventType implements Data.
+func (NodeUpdateRequested) EventType() string { return TypeNodeUpdateRequested }
+
+// ContainerPulled says the target image is present on the node.
+type ContainerPulled struct {
+	// Container is the container being updated.
+	Container string `json:"container"`
+	// Image is the reference pulled.
+	Image string `json:"image"`
+	// ImageID is the local image id (config digest).
+	ImageID string `json:"image_id"`
+	// DurationMs is the pull time.
+	DurationMs int64 `json:"duration_ms"`
+}
+
+// EventType implements Data.
+func (ContainerPulled) EventType() string { return TypeContainerPulled }
+
+// ContainerDraining says a container is about to stop; load balancers take it out.
+type ContainerDraining struct {
+	// Container is the container about to stop.
+	Container string `json:"container"`
+	// Service is its service.
+	Service string `json:"service,omitempty"`
+}
+
+// EventType implements Data.
+func (ContainerDraining) EventType() string { return TypeContainerDraining }
+
+// Results of a container update.
+const (
+	ResultReplaced  = "replaced"
+	ResultUnchanged = "unchanged"
+	ResultReverted  = "reverted"
+)
+
+// ContainerReplaced says a container runs its target image, or already did.
+type ContainerReplaced struct {
+	// Container is the container name.
+	Container string `json:"container"`
+	// Service is its service.
+	Service string `json:"service,omitempty"`
+	// Result is replaced or unchanged.
+	Result string `json:"result" jsonschema:"enum=replaced,enum=unchanged"`
+	// FromImage is the previous image reference.
+	FromImage string `json:"from_image"`
+	// ToImage is the new image reference.
+	ToImage string `json:"to_image"`
+	// FromImageID is the previous image id, kept for rollback.
+	FromImageID string `json:"from_image_id,omitempty"`
+	// ToImageID is the new image id.
+	ToImageID string `json:"to_image_id,omitempty"`
+	// InterruptionMs is the time from old stopped to new healthy (0 when unchanged).
+	InterruptionMs int64 `json:"interruption_ms"`
+}
+
+// EventType implements Data.
+func (ContainerReplaced) EventType() string { return TypeContainerReplaced }
+
+// ContainerReverted says a replacement failed and the old container serves again.
+type ContainerReverted struct {
+	// Container is the container name.
+	Container string `json:"container"`
+	// Step is the step that failed: pull, stop, create, start or health.
+	Step string `json:"step"`
+	// Reason is the error, as the engine or health gate reported it.
+	Reason string `json:"reason"`
+	// Image is the image that failed.
+	Image string `json:"image"`
+	// LastLogs are the failed container's last log lines.
+	LastLogs []string `json:"last_logs,omitempty"`
+}
+
+// EventType implements Data.
+func (ContainerReverted) EventType() string { return TypeContainerReverted }
+
+// ContainerResult is the outcome for one container of a node command.
+type ContainerResult struct {
+	// Container is the container name.
+	Container string `json:"container"`
+	// Result is replaced, unchanged or reverted.
+	Result string `json:"result" jsonschema:"enum=replaced,enum=unchanged,enum=reverted"`
+	// FromImage is the image before.
+	FromImage string `json:"from_image,omitempty"`
+	// ToImage is the image after.
+	ToImage string `json:"to_image,omitempty"`
+	// InterruptionMs is the time from old stopped to new healthy.
+	InterruptionMs int64 `json:"interruption_ms,omitempty"`
+}
+
+// NodeUpdateCompleted says every container of a node command reached its target.
+type NodeUpdateCompleted struct {
+	// Wave is the wave of the command.
+	Wave int `json:"wave"`
+	// Rollback echoes the command's flag.
+	Rollback bool `json:"rollback,omitempty"`
+	// Results has one entry per container, in command order.
+	Results []ContainerResult `json:"results"`
+}
+
+// EventType implements Data.
+func (NodeUpdateCompleted) EventType() string { return TypeNodeUpdateCompleted }
+
+// NodeUpdateFailed says a node command stopped on a container that could not be updated.
+type NodeUpdateFailed struct {
+	// Wave is the wave of the command.
+	Wave int `json:"wave"`
+	// Rollback echoes the command's flag.
+	Rollback bool `json:"rollback,omitempty"`
+	// Container is the container that failed.
+	Container string `json:"container"`
+	// Step is the step that failed.
+	Step string `json:"step"`
+	// Error is the engine's or health gate's error.
+	Error string `json:"error"`
+	// Results are the containers handled before and including the failure.
+	Results []ContainerResult `json:"results"`
+}
+
+// EventType implements Data.
+func (NodeUpdateFailed) EventType() string { return TypeNodeUpdateFailed }
+
+// NodeHeartbeat says a node-updater is alive.
+type NodeHeartbeat struct {
+	// AgentVersion is the node-updater's version.
+	AgentVersion string `json:"agent_version"`
+	// Runtime is docker or sim.
+	Runtime string `json:"runtime"`
+	// Containers counts the containers the node-updater owns.
+	Containers int `json:"containers"`
+}
+
+// EventType implements Data.
+func (NodeHeartbeat) EventType() string { return TypeNodeHeartbeat }
+
+// MigrationRequested asks the migrator to migrate a database.
+type MigrationRequested struct {
+	// Service owns the database.
+	Service string `json:"service,omitempty"`
+	// Driver is sqlite or postgres.
+	Driver string `json:"driver" jsonschema:"enum=sqlite,enum=postgres"`
+	// Database is the database location: a file path for sqlite, a URL for postgres.
+	Database string `json:"database" jsonschema:"minLength=1"`
+	// Source is the migrations directory.
+	Source string `json:"source" jsonschema:"minLength=1"`
+	// TargetVersion is the version to reach; 0 means the latest in the source.
+	TargetVersion uint `json:"target_version,omitempty"`
+	// Phase is expand, contract or all (default).
+	Phase string `json:"phase,omitempty" jsonschema:"enum=expand,enum=contract,enum=all"`
+	// Recover allows a dirty database to be recovered from instead of refused.
+	Recover bool `json:"recover,omitempty"`
+}
+
+// EventType implements Data.
+func (MigrationRequested) EventType() string { return TypeMigrationRequested }
+
+// MigrationStarted says a snapshot exists and migrations begin.
+type MigrationStarted struct {
+	// Database is the database location, credentials removed.
+	Database string `json:"database"`
+	// FromVersion is the version before.
+	FromVersion uint `json:"from_version"`
+	// SnapshotID names the snapshot taken before any change.
+	SnapshotID string `json:"snapshot_id"`
+}
+
+// EventType implements Data.
+func (MigrationStarted) EventType() string { return TypeMigrationStarted }
+
+// MigrationCompleted says the database reached its target version.
+type MigrationCompleted struct {
+	// Database is the database location, credentials removed.
+	Database string `json:"database"`
+	// FromVersion is the version before.
+	FromVersion uint `json:"from_version"`
+	// ToVersion is the version now.
+	ToVersion uint `json:"to_version"`
+	// SnapshotID names the snapshot taken before any change.
+	SnapshotID string `json:"snapshot_id,omitempty"`
+	// DurationMs is the time taken, snapshot included.
+	DurationMs int64 `json:"duration_ms"`
+}
+
+// EventType implements Data.
+func (MigrationCompleted) EventType() string { return TypeMigrationCompleted }
+
+// MigrationFailed says a migration failed and what state the database is in now.
+type MigrationFailed struct {
+	// Database is the database location, credentials removed.
+	Database string `json:"database"`
+	// File is the migration file that failed, when one did.
+	File string `json:"file,omitempty"`
+	// Error is the database's or the check's error.
+	Error string `json:"error"`
+	// Version is the database version now.
+	Version uint `json:"version"`
+	// State describes the database now, e.g. "clean at version 3 (restored from snapshot)".
+	State string `json:"state"`
+}
+
+// EventType implements Data.
+func (MigrationFailed) EventType() string { return TypeMigrationFailed }
+
+// MigrationRollbackRequested asks the migrator to take a database back down.
+type MigrationRollbackRequested struct {
+	// Driver is sqlite or postgres.
+	Driver string `json:"driver" jsonschema:"enum=sqlite,enum=postgres"`
+	// Database is the database location.
+	Database string `json:"database" jsonschema:"minLength=1"`
+	// Source is the migrations directory with the down files.
+	Source string `json:"source,omitempty"`
+	// ToVersion is the version to return to.
+	ToVersion uint `json:"to_version"`
+	// SnapshotID names the snapshot to restore when down migrations cannot be used.
+	SnapshotID string `json:"snapshot_id,omitempty"`
+}
+
+// EventType implements Data.
+func (MigrationRollbackRequested) EventType() string { return TypeMigrationRollbackRequested }
+
+// MigrationRollbackCompleted says the database is back at its earlier version.
+type MigrationRollbackCompleted struct {
+	// Database is the database location, credentials removed.
+	Database string `json:"database"`
+	// Path is down (down migrations) or snapshot (restored).
+	Path string `json:"path" jsonschema:"enum=down,enum=snapshot"`
+	// FromVersion is the version before.
+	FromVersion uint `json:"from_version"`
+	// ToVersion is the version now.
+	ToVersion uint `json:"to_version"`
+	// SnapshotTime is when the restored snapshot was taken (snapshot path only).
+	SnapshotTime *time.Time `json:"snapshot_time,omitempty"`
+}
+
+// EventType implements Data.
+func (MigrationRollbackCompleted) EventType() string { return TypeMigrationRollbackCompleted }
+
+// HealthSignal is one observation of a service's health, from a probe or a monitor.
+type HealthSignal struct {
+	// Service is the service observed.
+	Service string `json:"service" jsonschema:"minLength=1"`
+	// Node is the node observed, when the signal is per node.
+	Node string `json:"node,omitempty"`
+	// Container is the container observed, when the signal is per container.
+	Container string `json:"container,omitempty"`
+	// Check names the check, e.g. "http /healthz".
+	Check string `json:"check,omitempty"`
+	// Status is pass or fail.
+	Status string `json:"status" jsonschema:"enum=pass,enum=fail"`
+	// Message is free text from the check.
+	Message string `json:"message,omitempty"`
+}
+
+// EventType implements Data.
+func (HealthSignal) EventType() string { return TypeHealthSignal }
+
+// HealthVerdict is the auditor's judgement of a service over a watch window.
+type HealthVerdict struct {
+	// Service is the service judged.
+	Service string `json:"service"`
+	// Wave is the wave whose watch window was judged.
+	Wave int `json:"wave"`
+	// Verdict is healthy, failing or inconclusive.
+	Verdict string `json:"verdict" jsonschema:"enum=healthy,enum=failing,enum=inconclusive"`
+	// Evidence lists the signals and measurements behind the verdict.
+	Evidence []string `json:"evidence"`
+}
+
+// EventType implements Data.
+func (HealthVerdict) EventType() string { return TypeHealthVerdict }
+
+// RollbackRequested asks the planner to roll an upgrade back.
+type RollbackRequested struct {
+	// Reason says why.
+	Reason string `json:"reason" jsonschema:"minLength=1"`
+	// RequestedBy names the person or service that asked.
+	RequestedBy string `json:"requested_by,omitempty"`
+}
+
+// EventType implements Data.
+func (RollbackRequested) EventType() string { return TypeRollbackRequested }
+
+// RollbackCompleted says the planner finished a rollback.
+type RollbackCompleted struct {
+	// Result is completed or failed.
+	Result string `json:"result" jsonschema:"enum=completed,enum=failed"`
+	// Nodes are the nodes rolled back.
+	Nodes []string `json:"nodes"`
+	// Reason is the rollback's reason, or its failure.
+	Reason string `json:"reason"`
+}
+
+// EventType implements Data.
+func (RollbackCompleted) EventType() string { return TypeRollbackCompleted }
+
+// EventRejected says a message was refused and will not be redelivered.
+type EventRejected struct {
+	// Consumer is the durable consumer that refused it.
+	Consumer string `json:"consumer"`
+	// Subject is the NATS subject the message came on.
+	Subject string `json:"subject"`
+	// StreamSequence is the message's sequence in the stream.
+	StreamSequence uint64 `json:"stream_sequence"`
+	// EventID is the rejected event's id, when it could be read.
+	EventID string `json:"event_id,omitempty"`
+	// RejectedType is the rejected event's type, when it could be read.
+	RejectedType string `json:"event_type,omitempty"`
+	// Field names the offending attribute or data field, when one is to blame.
+	Field string `json:"field,omitempty"`
+	// Reason says what is wrong and how to fix it.
+	Reason string `json:"reason"`
+	// Payload is the start of the rejected message body, for diagnosis.
+	Payload string `json:"payload,omitempty"`
+}
+
+// EventType implements Data.
+func (EventRejected) EventType() string { return TypeEventRejected }

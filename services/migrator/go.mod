@@ -1,0 +1,3 @@
+module github.com/cutover-dev/cutover/services/migrator
+
+go 1.26.8

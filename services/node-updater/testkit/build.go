@@ -1,0 +1,122 @@
+package testkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// DemoAppPackage is the import path of the demo service built by BuildDemoApp.
+const DemoAppPackage = "github.com/cutover-dev/cutover/services/node-updater/testkit/demoapp"
+
+// demoAppName is the file name BuildDemoApp writes into its dir.
+const demoAppName = "demoapp"
+
+// buildTimeout bounds `go build` when the caller's ctx has no deadline; a cold
+// build cache needs tens of seconds, a warm one about a second.
+const buildTimeout = 3 * time.Minute
+
+// demoBuild caches the binary for the life of the process: every image uses
+// the same binary (the version comes from the image env), so one build is
+// enough. A mutex rather than sync.Once so a cancelled build is retried, and
+// so a cached file that vanished with its temp dir is rebuilt.
+var demoBuild struct {
+	mu   sync.Mutex
+	path string
+}
+
+// BuildDemoApp builds the demoapp command as a static Linux binary for the
+// host's architecture and returns the path of the binary inside dir. The
+// first call in a process runs `go build`; later calls copy that binary into
+// dir (or return it as is when dir is the same), rebuilding only when the
+// cached file has disappeared.
+//
+// The go tool runs in this package's source directory so the build resolves
+// through the repository's go.work or go.mod whatever the caller's working
+// directory; when the source location is unknown (a -trimpath build) it runs
+// in the current directory.
+func BuildDemoApp(ctx context.Context, dir string) (string, error) {
+	ctx, cancel := withDefaultTimeout(ctx, buildTimeout)
+	defer cancel()
+
+	demoBuild.mu.Lock()
+	defer demoBuild.mu.Unlock()
+
+	dst, err := filepath.Abs(filepath.Join(dir, demoAppName))
+	if err != nil {
+		return "", fmt.Errorf("resolve demoapp path: %w", err)
+	}
+	if cached := demoBuild.path; cached != "" {
+		if cached == dst {
+			if _, err := os.Stat(dst); err == nil {
+				return dst, nil
+			}
+		} else if err := copyExecutable(cached, dst); err == nil {
+			return dst, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+	}
+
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
+		"-ldflags=-s -w", "-o", dst, DemoAppPackage)
+	cmd.Dir = sourceDir()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build demoapp: %w\n%s", err, out)
+	}
+	demoBuild.path = dst
+	return dst, nil
+}
+
+// sourceDir is the directory holding this file, or "" (the current
+// directory) when the binary was built with -trimpath and the path is not a
+// real one.
+func sourceDir() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok || !filepath.IsAbs(file) {
+		return ""
+	}
+	dir := filepath.Dir(file)
+	if _, err := os.Stat(dir); err != nil {
+		return ""
+	}
+	return dir
+}
+
+func copyExecutable(src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("open cached demoapp: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return fmt.Errorf("create demoapp copy: %w", err)
+	}
+	defer func() {
+		if cerr := out.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close demoapp copy: %w", cerr)
+		}
+	}()
+	if _, err := io.Copy(out, in); err != nil {
+		return fmt.Errorf("copy demoapp: %w", err)
+	}
+	return nil
+}
+
+// withDefaultTimeout applies d when ctx has no deadline, so no call can hang
+// forever on a wedged daemon or toolchain.
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
