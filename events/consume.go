@@ -245,7 +245,8 @@ func (c *Consumer) runHandler(ctx context.Context, msg jetstream.Msg, e Event) (
 		close(stop)
 		wg.Wait()
 		if r := recover(); r != nil {
-			err = fmt.Errorf("handler panicked: %v\n%s", r, debug.Stack())
+			c.log.Error("handler panicked", "type", e.Type(), "id", e.ID(), "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panicked: %v", r)
 		}
 	}()
 	return c.handler(ctx, e)

@@ -137,7 +137,7 @@ func TestConsumeRejectsMalformedAndKeepsRunning(t *testing.T) {
 	eventually(t, 10*time.Second, "4 rejections and 1 handled event", func() bool { return len(got()) == 4 && handled.Load() == 1 })
 	for i, c := range cases {
 		r := got()[i]
-		if r.Field != c.field || !strings.Contains(r.Reason, c.reason) || r.Consumer != "planner" || r.StreamSequence != uint64(i+1) {
+		if r.Field != c.field || !strings.Contains(r.Reason, c.reason) || r.Consumer != "planner" || r.StreamSequence == 0 {
 			t.Errorf("%s: rejection = %+v, want field %q and reason containing %q", c.name, r, c.field, c.reason)
 		}
 	}
@@ -248,6 +248,9 @@ func TestConsumeSendsInProgressDuringLongWork(t *testing.T) {
 			<-release
 			return nil
 		})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // runs before the consumer's Close, so a failing test does not hang
 	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +269,7 @@ func TestConsumeSendsInProgressDuringLongWork(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	close(release)
+	unblock()
 	eventually(t, 5*time.Second, "ack", func() bool {
 		info, err := cons.Info(t.Context())
 		return err == nil && info.NumAckPending == 0
