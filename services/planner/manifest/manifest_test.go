@@ -1,0 +1,45 @@
+package manifest_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/cutover-dev/cutover/services/planner/manifest"
+)
+
+func TestParseValid(t *testing.T) {
+	req, err := manifest.Parse("r.yaml", []byte("release: v2\nservices:\n  web:\n    image: reg/web:2\n    min_healthy: 1500ms\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Release.Name != "v2" || req.Release.Services["web"].Image != "reg/web:2" || req.Release.Services["web"].MinHealthyMs != 1500 {
+		t.Errorf("req = %+v", req)
+	}
+}
+
+func TestParseNamesFileLineAndField(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"not yaml", "release: [", []string{"r.yaml", "not valid YAML"}},
+		{"unknown field", "release: v2\nservices:\n  web:\n    imgae: x\n", []string{"r.yaml", "line 4", "imgae"}},
+		{"missing image", "release: v2\nservices:\n  web:\n    strategy: stop-first\n", []string{"r.yaml:3: services.web.image: is missing"}},
+		{"everything wrong at once", "failure_action: explode\nservices:\n  web:\n    image: x\n    strategy: sideways\n    min_healthy: soon\n",
+			[]string{"r.yaml:1: release: is missing", "r.yaml:1: failure_action: \"explode\"", "r.yaml:5: services.web.strategy", "r.yaml:6: services.web.min_healthy: \"soon\""}},
+		{"no services", "release: v2\n", []string{"r.yaml:1: services: is empty"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := manifest.Parse("r.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,557 @@
+package planner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+// Config configures a Planner.
+type Config struct {
+	// Scope names the lock that allows one active upgrade at a time (default "default").
+	Scope string
+	// Logger receives lifecycle logs.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Scope == "" {
+		c.Scope = "default"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Planner turns upgrade requests into plans and drives them wave by wave.
+type Planner struct {
+	cfg      Config
+	js       jetstream.JetStream
+	pub      *events.Publisher
+	store    *store
+	nodes    jetstream.KeyValue
+	locks    jetstream.KeyValue
+	consumer *events.Consumer
+	log      *slog.Logger
+}
+
+// New returns a Planner on js. The stream and buckets must exist (events.Setup).
+func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Planner, error) {
+	cfg.setDefaults()
+	p := &Planner{cfg: cfg, js: js, pub: events.NewPublisher(js), log: cfg.Logger.With("service", "planner")}
+	for name, dst := range map[string]*jetstream.KeyValue{events.BucketNodes: &p.nodes, events.BucketLocks: &p.locks} {
+		kv, err := js.KeyValue(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("open bucket %s: %w (run events.Setup first)", name, err)
+		}
+		*dst = kv
+	}
+	kv, err := js.KeyValue(ctx, events.BucketUpgrades)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", events.BucketUpgrades, err)
+	}
+	p.store = &store{kv: kv}
+	return p, nil
+}
+
+// Start publishes what earlier runs decided but did not publish, then starts
+// the durable consumer. Events that arrived while the planner was down wait
+// in the stream and are handled in order.
+func (p *Planner) Start(ctx context.Context) error {
+	ids, err := p.store.ids(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		u, rev, err := p.store.get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if len(u.Outbox) > 0 {
+			p.log.Info("resuming upgrade: publishing pending events", "upgrade", id, "events", len(u.Outbox))
+			if err := p.flush(ctx, u, rev); err != nil {
+				return err
+			}
+		}
+	}
+	processed, err := p.js.KeyValue(ctx, events.BucketProcessed)
+	if err != nil {
+		return fmt.Errorf("open bucket %s: %w", events.BucketProcessed, err)
+	}
+	p.consumer, err = events.Consume(ctx, p.js, events.ConsumerConfig{
+		Durable: "planner",
+		FilterSubjects: []string{
+			events.SubjectUpgradeRequested, events.SubjectRollbackRequest,
+			events.SubjectNodeStatusAll, events.SubjectMigrationStatus, events.SubjectHealthVerdict,
+		},
+		Service:   "planner",
+		Processed: processed,
+		Logger:    p.log,
+	}, p.handle)
+	return err
+}
+
+// Close stops the consumer, letting the event in progress finish until ctx is done.
+func (p *Planner) Close(ctx context.Context) error {
+	if p.consumer == nil {
+		return nil
+	}
+	return p.consumer.Close(ctx)
+}
+
+func (p *Planner) handle(ctx context.Context, e events.Event) error {
+	switch e.Type() {
+	case events.TypeUpgradeRequested:
+		return p.onRequested(ctx, e)
+	case events.TypeNodeUpdateCompleted, events.TypeNodeUpdateFailed:
+		return p.onNodeResult(ctx, e)
+	case events.TypeRollbackRequested:
+		return p.onRollbackRequested(ctx, e)
+	default:
+		// Progress, heartbeats and other status events are the auditor's.
+		return nil
+	}
+}
+
+// onRequested plans a new upgrade. The request's event id is the upgrade id.
+func (p *Planner) onRequested(ctx context.Context, e events.Event) error {
+	id := e.ID()
+	log := p.log.With("upgrade", id)
+	if u, rev, err := p.store.get(ctx, id); err == nil {
+		return p.flush(ctx, u, rev) // a redelivered request: finish what was decided
+	} else if !errors.Is(err, errNoUpgrade) {
+		return err
+	}
+	req, err := events.DataAs[events.UpgradeRequested](e)
+	if err != nil {
+		return err
+	}
+	if req.FailureAction == "" {
+		req.FailureAction = "rollback"
+	}
+	u := &Upgrade{
+		ID: id, Release: req.Release, FailureAction: req.FailureAction, Phase: PhaseRunning,
+		RequestedAt: e.Time(), Nodes: map[string]*NodeProgress{},
+	}
+	refuse := func(reason string) error {
+		log.Warn("upgrade refused", "reason", reason)
+		u.Phase, u.Reason = PhaseFailed, reason
+		return p.commit(ctx, u, 0, p.event(e, u, events.UpgradeFailed{Reason: reason, Wave: -1}))
+	}
+	if holder, err := p.lock(ctx, id); err != nil {
+		return err
+	} else if holder != "" {
+		return refuse(fmt.Sprintf("upgrade %s is still running in scope %q; wait for it to finish (cutover status %s)", holder, p.cfg.Scope, holder))
+	}
+	fleet, err := p.fleet(ctx)
+	if err != nil {
+		return err
+	}
+	plan, err := Compute(req, fleet)
+	if err != nil {
+		p.unlock(ctx, id)
+		return refuse(err.Error())
+	}
+	u.Plan, u.Targets = plan.UpgradePlanned, plan.Targets
+	for _, w := range plan.Waves {
+		for _, n := range w.Nodes {
+			u.Nodes[n] = &NodeProgress{Wave: w.Index, Status: NodePending}
+		}
+	}
+	log.Info("upgrade planned", "release", req.Release.Name, "changes", len(plan.Changes), "waves", len(plan.Waves))
+	out := []events.Event{
+		p.event(e, u, plan.UpgradePlanned),
+		p.event(e, u, events.UpgradeStarted{Waves: len(plan.Waves)}),
+	}
+	out = append(out, p.advance(e, u)...)
+	return p.commit(ctx, u, 0, out...)
+}
+
+func (p *Planner) onNodeResult(ctx context.Context, e events.Event) error {
+	id := events.UpgradeID(e)
+	if id == "" {
+		return nil // a command not sent by a planner (e.g. by hand)
+	}
+	u, rev, err := p.store.get(ctx, id)
+	if errors.Is(err, errNoUpgrade) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.flush(ctx, u, rev); err != nil {
+		return err
+	}
+	if u, rev, err = p.store.get(ctx, id); err != nil {
+		return err
+	}
+	node := events.NodeID(e)
+	var results []events.ContainerResult
+	var failure string
+	if e.Type() == events.TypeNodeUpdateCompleted {
+		d, err := events.DataAs[events.NodeUpdateCompleted](e)
+		if err != nil {
+			return err
+		}
+		results = d.Results
+	} else {
+		d, err := events.DataAs[events.NodeUpdateFailed](e)
+		if err != nil {
+			return err
+		}
+		results = d.Results
+		failure = fmt.Sprintf("%s: container %s failed at %s: %s", node, d.Container, d.Step, d.Error)
+	}
+	cause := events.CausationID(e)
+	switch {
+	case u.Rollback != nil && u.Rollback.Current == node && u.Rollback.CommandID == cause:
+		if failure != "" {
+			u.Rollback.Error = failure
+		} else {
+			u.Rollback.Done = append(u.Rollback.Done, node)
+		}
+		u.Rollback.Current, u.Rollback.CommandID = "", ""
+	case u.Nodes[node] != nil && u.Nodes[node].Status == NodeSent && u.Nodes[node].CommandID == cause:
+		np := u.Nodes[node]
+		np.Results = results
+		if failure != "" {
+			np.Status, np.Error = NodeFailed, failure
+		} else {
+			np.Status = NodeCompleted
+		}
+	default:
+		return nil // stale or repeated: it changes nothing
+	}
+	return p.commit(ctx, u, rev, p.advance(e, u)...)
+}
+
+func (p *Planner) onRollbackRequested(ctx context.Context, e events.Event) error {
+	id := events.UpgradeID(e)
+	if id == "" {
+		id = e.Subject()
+	}
+	u, rev, err := p.store.get(ctx, id)
+	if errors.Is(err, errNoUpgrade) {
+		return events.Permanent(fmt.Errorf("rollback requested for upgrade %q, which the planner does not know; set the upgradeid extension (or subject) to an upgrade id from cutover status", id))
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.flush(ctx, u, rev); err != nil {
+		return err
+	}
+	if u, rev, err = p.store.get(ctx, id); err != nil {
+		return err
+	}
+	if u.Rollback != nil || (u.Phase != PhaseRunning && u.Phase != PhaseCompleted) {
+		return nil // already rolling back, or nothing to roll back
+	}
+	d, err := events.DataAs[events.RollbackRequested](e)
+	if err != nil {
+		return err
+	}
+	u.Rollback = &RollbackProgress{Reason: d.Reason, Queue: []string{}, Done: []string{}}
+	if u.Phase == PhaseCompleted {
+		u.Phase = PhaseRunning // re-enter the state machine to roll back
+	}
+	return p.commit(ctx, u, rev, p.advance(e, u)...)
+}
+
+// advance moves an upgrade as far as its state allows and returns the events
+// that say so. It only changes u; commit persists u and the events together.
+func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
+	var out []events.Event
+	for {
+		switch {
+		case u.Phase == PhaseRollingBack:
+			return append(out, p.advanceRollback(cause, u)...)
+		case u.Phase != PhaseRunning:
+			return out
+		}
+		nodes := u.waveNodes(u.Wave)
+		if len(nodes) == 0 { // no waves left, or none at all
+			if u.Rollback != nil {
+				p.startRollback(u, u.Rollback.Reason)
+				continue
+			}
+			u.Phase = PhaseCompleted
+			replaced, unchanged := u.counts()
+			return append(out, p.event(cause, u, events.UpgradeCompleted{
+				Release: u.Release.Name, Replaced: replaced, Unchanged: unchanged + u.Plan.Unchanged,
+				DurationMs: time.Since(u.RequestedAt).Milliseconds(),
+			}))
+		}
+		pending, sent, failed := 0, 0, []string{}
+		for _, n := range nodes {
+			switch u.Nodes[n].Status {
+			case NodePending:
+				pending++
+			case NodeSent:
+				sent++
+			case NodeFailed:
+				failed = append(failed, u.Nodes[n].Error)
+			}
+		}
+		if pending == len(nodes) && u.Rollback == nil {
+			for _, n := range nodes {
+				cmd := p.command(cause, u, n, u.Targets[n], false)
+				u.Nodes[n].Status, u.Nodes[n].CommandID = NodeSent, cmd.ID()
+				out = append(out, cmd)
+			}
+			return append(out, p.event(cause, u, events.WaveStarted{Wave: u.Wave, Nodes: nodes}))
+		}
+		if sent > 0 || pending > 0 && u.Rollback == nil {
+			return out // wait for the wave's nodes
+		}
+		if len(failed) > 0 && u.FailureAction != "continue" {
+			reason := fmt.Sprintf("wave %d failed: %s", u.Wave, failed[0])
+			if u.FailureAction == "pause" {
+				u.Phase, u.Reason = PhasePaused, reason
+				return append(out, p.event(cause, u, events.UpgradePaused{Reason: reason, Wave: u.Wave}))
+			}
+			p.startRollback(u, reason)
+			continue
+		}
+		if u.Rollback != nil {
+			p.startRollback(u, u.Rollback.Reason)
+			continue
+		}
+		replaced, unchanged := 0, 0
+		for _, n := range nodes {
+			for _, r := range u.Nodes[n].Results {
+				switch r.Result {
+				case events.ResultReplaced:
+					replaced++
+				case events.ResultUnchanged:
+					unchanged++
+				}
+			}
+		}
+		out = append(out, p.event(cause, u, events.WaveCompleted{Wave: u.Wave, Nodes: nodes, Replaced: replaced, Unchanged: unchanged}))
+		u.Wave++
+	}
+}
+
+// startRollback queues the nodes that changed, latest wave first.
+func (p *Planner) startRollback(u *Upgrade, reason string) {
+	rb := u.Rollback
+	if rb == nil {
+		rb = &RollbackProgress{Reason: reason, Done: []string{}}
+		u.Rollback = rb
+	}
+	rb.Reason = reason
+	var queue []string
+	for n, np := range u.Nodes {
+		if len(rollbackTargets(np)) > 0 {
+			queue = append(queue, n)
+		}
+	}
+	sort.Slice(queue, func(i, j int) bool {
+		a, b := u.Nodes[queue[i]], u.Nodes[queue[j]]
+		if a.Wave != b.Wave {
+			return a.Wave > b.Wave
+		}
+		return queue[i] > queue[j]
+	})
+	rb.Queue = queue
+	u.Phase = PhaseRollingBack
+	p.log.Info("rolling back", "upgrade", u.ID, "reason", reason, "nodes", queue)
+}
+
+func (p *Planner) advanceRollback(cause events.Event, u *Upgrade) []events.Event {
+	rb := u.Rollback
+	if rb.Current != "" {
+		return nil // wait for the node in progress
+	}
+	if rb.Error != "" {
+		// A rollback that fails stops and reports; it never loops.
+		u.Phase, u.Reason = PhasePaused, "rollback failed: "+rb.Error
+		return []events.Event{
+			p.event(cause, u, events.RollbackCompleted{Result: "failed", Nodes: rb.Done, Reason: rb.Error}),
+			p.event(cause, u, events.UpgradePaused{Reason: u.Reason, Wave: u.Wave}),
+		}
+	}
+	if len(rb.Queue) == 0 {
+		u.Phase, u.Reason = PhaseRolledBack, rb.Reason
+		return []events.Event{
+			p.event(cause, u, events.RollbackCompleted{Result: "completed", Nodes: rb.Done, Reason: rb.Reason}),
+			p.event(cause, u, events.UpgradeFailed{Reason: "rolled back: " + rb.Reason, Wave: u.Wave}),
+		}
+	}
+	node := rb.Queue[0]
+	rb.Queue = rb.Queue[1:]
+	cmd := p.command(cause, u, node, rollbackTargets(u.Nodes[node]), true)
+	rb.Current, rb.CommandID = node, cmd.ID()
+	return []events.Event{cmd}
+}
+
+// rollbackTargets returns the containers of a node that were replaced, with
+// their previous image as target. Never the image already running.
+func rollbackTargets(np *NodeProgress) []events.ContainerTarget {
+	var out []events.ContainerTarget
+	for _, r := range np.Results {
+		if r.Result == events.ResultReplaced && r.FromImage != "" && r.FromImage != r.ToImage {
+			out = append(out, events.ContainerTarget{Container: r.Container, Image: r.FromImage})
+		}
+	}
+	return out
+}
+
+func (u *Upgrade) waveNodes(wave int) []string {
+	var out []string
+	for n, np := range u.Nodes {
+		if np.Wave == wave {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (u *Upgrade) counts() (replaced, unchanged int) {
+	for _, np := range u.Nodes {
+		for _, r := range np.Results {
+			switch r.Result {
+			case events.ResultReplaced:
+				replaced++
+			case events.ResultUnchanged:
+				unchanged++
+			}
+		}
+	}
+	return replaced, unchanged
+}
+
+func (p *Planner) event(cause events.Event, u *Upgrade, d events.Data) events.Event {
+	return events.MustNew(events.Source("planner", ""), d, events.WithUpgrade(u.ID), events.CausedBy(cause))
+}
+
+func (p *Planner) command(cause events.Event, u *Upgrade, node string, targets []events.ContainerTarget, rollback bool) events.Event {
+	return events.MustNew(events.Source("planner", ""), events.NodeUpdateRequested{Wave: u.Wave, Containers: targets, Rollback: rollback},
+		events.WithUpgrade(u.ID), events.WithNode(node), events.CausedBy(cause))
+}
+
+// commit saves u with the events in its outbox, then publishes them. The
+// scope lock is released by flush once a final state's events are out.
+func (p *Planner) commit(ctx context.Context, u *Upgrade, rev uint64, out ...events.Event) error {
+	for _, e := range out {
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode %s for upgrade %s: %w", e.Type(), u.ID, err)
+		}
+		u.Outbox = append(u.Outbox, raw)
+	}
+	rev, err := p.store.put(ctx, u, rev)
+	if err != nil {
+		return err
+	}
+	return p.flush(ctx, u, rev)
+}
+
+// flush publishes an upgrade's outbox in order, then clears it.
+func (p *Planner) flush(ctx context.Context, u *Upgrade, rev uint64) error {
+	if len(u.Outbox) == 0 {
+		return nil
+	}
+	for _, raw := range u.Outbox {
+		var e events.Event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return fmt.Errorf("decode outbox of upgrade %s: %w", u.ID, err)
+		}
+		if err := p.pub.Publish(ctx, e); err != nil {
+			return err
+		}
+	}
+	u.Outbox = nil
+	if _, err := p.store.put(ctx, u, rev); err != nil {
+		return err
+	}
+	if u.Final() {
+		p.unlock(ctx, u.ID)
+	}
+	return nil
+}
+
+// lock takes the scope's upgrade lock for id. It returns the id of another
+// upgrade that holds it, or "" when id holds it now.
+func (p *Planner) lock(ctx context.Context, id string) (string, error) {
+	key := "upgrade." + p.cfg.Scope
+	for range 3 {
+		_, err := p.locks.Create(ctx, key, []byte(id))
+		if err == nil {
+			return "", nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return "", fmt.Errorf("take upgrade lock %s: %w", key, err)
+		}
+		entry, err := p.locks.Get(ctx, key)
+		if events.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("read upgrade lock %s: %w", key, err)
+		}
+		holder := string(entry.Value())
+		if holder == id {
+			return "", nil
+		}
+		// A holder whose upgrade is final (or unknown) left a stale lock.
+		if hu, _, err := p.store.get(ctx, holder); err == nil && !hu.Final() {
+			return holder, nil
+		}
+		if _, err := p.locks.Update(ctx, key, []byte(id), entry.Revision()); err == nil {
+			return "", nil
+		}
+	}
+	return "", fmt.Errorf("take upgrade lock %s: contended; retrying", key)
+}
+
+func (p *Planner) unlock(ctx context.Context, id string) {
+	key := "upgrade." + p.cfg.Scope
+	entry, err := p.locks.Get(ctx, key)
+	if err != nil || string(entry.Value()) != id {
+		return
+	}
+	if err := p.locks.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil {
+		p.log.Warn("release upgrade lock", "upgrade", id, "err", err)
+	}
+}
+
+// fleet reads every live node's inventory.
+func (p *Planner) fleet(ctx context.Context) ([]events.NodeInventory, error) {
+	lister, err := p.nodes.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]events.NodeInventory, 0, len(keys))
+	for _, k := range keys {
+		entry, err := p.nodes.Get(ctx, k)
+		if events.IsNotFound(err) {
+			continue // expired between list and get: the node is lost
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read node %s: %w", k, err)
+		}
+		var inv events.NodeInventory
+		if err := json.Unmarshal(entry.Value(), &inv); err != nil {
+			p.log.Warn("ignoring unreadable node inventory", "node", k, "err", err)
+			continue
+		}
+		out = append(out, inv)
+	}
+	return out, nil
+}

@@ -1,0 +1,328 @@
+package planner_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/services/planner"
+)
+
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// history records every event on the bus, in stream order.
+type history struct {
+	mu  sync.Mutex
+	all []events.Event
+}
+
+func record(t *testing.T, s *natstest.Server) *history {
+	t.Helper()
+	h := &history{}
+	sub, err := s.Conn.Subscribe(events.SubjectAll, func(m *nats.Msg) {
+		e, err := events.Decode(m.Header, m.Data)
+		if err != nil {
+			return
+		}
+		h.mu.Lock()
+		h.all = append(h.all, e)
+		h.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return h
+}
+
+func (h *history) of(typ string) []events.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []events.Event
+	for _, e := range h.all {
+		if e.Type() == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (h *history) types(upgrade string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, e := range h.all {
+		if events.UpgradeID(e) == upgrade && e.Source() == "/cutover/planner" {
+			t := strings.TrimPrefix(e.Type(), "dev.cutover.")
+			if n := events.NodeID(e); n != "" {
+				t += "@" + n
+			}
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func startPlanner(t *testing.T, js jetstream.JetStream) *planner.Planner {
+	t.Helper()
+	p, err := planner.New(t.Context(), planner.Config{}, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+func putInventory(t *testing.T, js jetstream.JetStream, node string, cs ...events.ObservedContainer) {
+	t.Helper()
+	kv, err := js.KeyValue(t.Context(), events.BucketNodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(events.NodeInventory{Node: node, Runtime: "fake", Containers: cs})
+	if _, err := kv.Put(t.Context(), node, raw); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func web(name, image string) events.ObservedContainer {
+	return events.ObservedContainer{Name: name, Service: "web", Image: image, State: "running"}
+}
+
+// fakeNode answers a node's commands the way a node-updater reports them.
+// fail, when set, decides per command whether the node reports a failure.
+func fakeNode(t *testing.T, js jetstream.JetStream, node string, fail func(events.NodeUpdateRequested) bool) {
+	t.Helper()
+	pub := events.NewPublisher(js)
+	c, err := events.Consume(t.Context(), js, events.ConsumerConfig{Durable: "fake-" + node, FilterSubjects: []string{events.NodeCmdSubject(node)}},
+		func(ctx context.Context, cmd events.Event) error {
+			d, err := events.DataAs[events.NodeUpdateRequested](cmd)
+			if err != nil {
+				return err
+			}
+			var reply events.Data
+			if fail != nil && fail(d) {
+				reply = events.NodeUpdateFailed{Wave: d.Wave, Rollback: d.Rollback, Container: d.Containers[0].Container, Step: "health", Error: "never healthy",
+					Results: []events.ContainerResult{{Container: d.Containers[0].Container, Result: events.ResultReverted}}}
+			} else {
+				var rs []events.ContainerResult
+				for _, c := range d.Containers {
+					from := "web:v1"
+					if d.Rollback {
+						from = "web:v2"
+					}
+					rs = append(rs, events.ContainerResult{Container: c.Container, Result: events.ResultReplaced, FromImage: from, ToImage: c.Image})
+				}
+				reply = events.NodeUpdateCompleted{Wave: d.Wave, Rollback: d.Rollback, Results: rs}
+			}
+			return pub.Publish(ctx, events.MustNew(events.Source("node-updater", node), reply, events.CausedBy(cmd), events.WithNode(node)))
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+}
+
+func request(t *testing.T, js jetstream.JetStream, services map[string]string) string {
+	t.Helper()
+	rel := events.Release{Name: "v2", Services: map[string]events.ServiceRelease{}}
+	for s, img := range services {
+		rel.Services[s] = events.ServiceRelease{Image: img}
+	}
+	e := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: rel})
+	if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	return e.ID()
+}
+
+func waitPhase(t *testing.T, js jetstream.JetStream, id, phase string) *planner.Upgrade {
+	t.Helper()
+	var u *planner.Upgrade
+	eventually(t, 15*time.Second, "upgrade "+id+" to reach "+phase, func() bool {
+		var err error
+		u, err = planner.LoadUpgrade(t.Context(), js, id)
+		return err == nil && u.Phase == phase && len(u.Outbox) == 0
+	})
+	return u
+}
+
+func TestUpgradeRollsNodeByNodeToCompletion(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	putInventory(t, s.JS, "n1", web("web-1", "web:v1"))
+	putInventory(t, s.JS, "n2", web("web-2", "web:v1"), events.ObservedContainer{Name: "db-2", Service: "db", Image: "db:1"})
+	putInventory(t, s.JS, "n3", web("web-3", "web:v2")) // already there
+	fakeNode(t, s.JS, "n1", nil)
+	fakeNode(t, s.JS, "n2", nil)
+	startPlanner(t, s.JS)
+
+	id := request(t, s.JS, map[string]string{"web": "web:v2"})
+	u := waitPhase(t, s.JS, id, planner.PhaseCompleted)
+
+	want := []string{
+		"upgrade.planned", "upgrade.started",
+		"node.update.requested@n1", "upgrade.wave.started",
+		"upgrade.wave.completed", "node.update.requested@n2", "upgrade.wave.started",
+		"upgrade.wave.completed", "upgrade.completed",
+	}
+	eventually(t, 5*time.Second, "the whole history", func() bool { return len(h.types(id)) == len(want) })
+	if got := h.types(id); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("planner events:\n got %v\nwant %v", got, want)
+	}
+	plan, _ := events.DataAs[events.UpgradePlanned](h.of(events.TypeUpgradePlanned)[0])
+	if len(plan.Changes) != 2 || plan.Unchanged != 1 || plan.Changes[0].Reason != "image differs" {
+		t.Errorf("plan = %+v", plan)
+	}
+	done, _ := events.DataAs[events.UpgradeCompleted](h.of(events.TypeUpgradeCompleted)[0])
+	if done.Replaced != 2 || done.Unchanged != 1 {
+		t.Errorf("completed = %+v, want 2 replaced and 1 unchanged", done)
+	}
+	if u.Nodes["n1"].Status != planner.NodeCompleted || u.Nodes["n2"].Status != planner.NodeCompleted {
+		t.Errorf("nodes = %+v", u.Nodes)
+	}
+}
+
+func TestFailedWaveRollsBackEarlierNodes(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	putInventory(t, s.JS, "n1", web("web-1", "web:v1"))
+	putInventory(t, s.JS, "n2", web("web-2", "web:v1"))
+	fakeNode(t, s.JS, "n1", nil)
+	fakeNode(t, s.JS, "n2", func(d events.NodeUpdateRequested) bool { return true })
+	startPlanner(t, s.JS)
+
+	id := request(t, s.JS, map[string]string{"web": "web:v2"})
+	waitPhase(t, s.JS, id, planner.PhaseRolledBack)
+
+	cmds := h.of(events.TypeNodeUpdateRequested)
+	if len(cmds) != 3 {
+		t.Fatalf("%d node commands, want 3 (n1, n2, rollback of n1)", len(cmds))
+	}
+	rb, _ := events.DataAs[events.NodeUpdateRequested](cmds[2])
+	if events.NodeID(cmds[2]) != "n1" || !rb.Rollback || rb.Containers[0].Image != "web:v1" {
+		t.Errorf("rollback command to %s = %+v, want n1 back to web:v1", events.NodeID(cmds[2]), rb)
+	}
+	rc, _ := events.DataAs[events.RollbackCompleted](h.of(events.TypeRollbackCompleted)[0])
+	if rc.Result != "completed" || len(rc.Nodes) != 1 || !strings.Contains(rc.Reason, "never healthy") {
+		t.Errorf("rollback completed = %+v", rc)
+	}
+	if f := h.of(events.TypeUpgradeFailed); len(f) != 1 {
+		t.Errorf("%d upgrade.failed events, want 1", len(f))
+	}
+}
+
+func TestSecondRequestIsRefusedWhileOneRuns(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	putInventory(t, s.JS, "n1", web("web-1", "web:v1"))
+	startPlanner(t, s.JS) // no node answers: the first upgrade stays running
+
+	first := request(t, s.JS, map[string]string{"web": "web:v2"})
+	waitPhase(t, s.JS, first, planner.PhaseRunning)
+	second := request(t, s.JS, map[string]string{"web": "web:v3"})
+	waitPhase(t, s.JS, second, planner.PhaseFailed)
+	f := h.of(events.TypeUpgradeFailed)
+	eventually(t, 5*time.Second, "upgrade.failed", func() bool { f = h.of(events.TypeUpgradeFailed); return len(f) == 1 })
+	d, _ := events.DataAs[events.UpgradeFailed](f[0])
+	if events.UpgradeID(f[0]) != second || !strings.Contains(d.Reason, first) {
+		t.Errorf("failed = %+v for %s; want the second refused naming %s", d, events.UpgradeID(f[0]), first)
+	}
+}
+
+func TestUnknownServiceIsRefusedWithTheFix(t *testing.T) {
+	s := natstest.Start(t)
+	putInventory(t, s.JS, "n1", web("web-1", "web:v1"))
+	startPlanner(t, s.JS)
+	id := request(t, s.JS, map[string]string{"wbe": "web:v2"})
+	u := waitPhase(t, s.JS, id, planner.PhaseFailed)
+	if !strings.Contains(u.Reason, "dev.cutover.service=wbe") || !strings.Contains(u.Reason, "check the service names") {
+		t.Errorf("reason = %q", u.Reason)
+	}
+	// The lock was released: a correct request runs.
+	fakeNode(t, s.JS, "n1", nil)
+	waitPhase(t, s.JS, request(t, s.JS, map[string]string{"web": "web:v2"}), planner.PhaseCompleted)
+}
+
+func TestRestartedPlannerResumesWithoutRepeating(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	putInventory(t, s.JS, "n1", web("web-1", "web:v1"))
+	putInventory(t, s.JS, "n2", web("web-2", "web:v1"))
+	fakeNode(t, s.JS, "n1", nil)
+	p := startPlanner(t, s.JS)
+
+	id := request(t, s.JS, map[string]string{"web": "web:v2"})
+	eventually(t, 10*time.Second, "command to n2", func() bool { return strings.Contains(strings.Join(h.types(id), " "), "@n2") })
+	if err := p.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// n2 answers while no planner runs; a new planner picks the answer up.
+	fakeNode(t, s.JS, "n2", nil)
+	startPlanner(t, s.JS)
+	waitPhase(t, s.JS, id, planner.PhaseCompleted)
+	for _, n := range []string{"n1", "n2"} {
+		count := 0
+		for _, c := range h.of(events.TypeNodeUpdateRequested) {
+			if events.NodeID(c) == n {
+				count++
+			}
+		}
+		if count != 1 {
+			t.Errorf("node %s got %d commands, want 1", n, count)
+		}
+	}
+}
+
+func TestPendingOutboxIsPublishedOnStartOnce(t *testing.T) {
+	s := natstest.Start(t)
+	putInventory(t, s.JS, "n1", web("web-1", "web:v1"))
+	// A planner that saved its decision but died before publishing: the
+	// state holds the command in its outbox.
+	cmd := events.MustNew(events.Source("planner", ""), events.NodeUpdateRequested{Containers: []events.ContainerTarget{{Container: "web-1", Image: "web:v2"}}},
+		events.WithUpgrade("u-crashed"), events.WithNode("n1"))
+	raw, _ := json.Marshal(cmd)
+	state, _ := json.Marshal(planner.Upgrade{ID: "u-crashed", Phase: planner.PhaseRunning, Nodes: map[string]*planner.NodeProgress{
+		"n1": {Status: planner.NodeSent, CommandID: cmd.ID()}}, Outbox: []json.RawMessage{raw}})
+	kv, _ := s.JS.KeyValue(t.Context(), events.BucketUpgrades)
+	if _, err := kv.Put(t.Context(), "u-crashed", state); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		p := startPlanner(t, s.JS)
+		_ = p.Close(t.Context())
+	}
+	st, _ := s.JS.Stream(t.Context(), events.StreamName)
+	msgs, err := st.GetLastMsgForSubject(t.Context(), events.NodeCmdSubject("n1"))
+	if err != nil {
+		t.Fatalf("command never published: %v", err)
+	}
+	info, _ := st.Info(t.Context(), jetstream.WithSubjectFilter(events.NodeCmdSubject("n1")))
+	if info.State.Msgs != 1 || msgs.Header.Get(nats.MsgIdHdr) != cmd.ID() {
+		t.Errorf("stream holds %d commands for n1 (want 1 with id %s)", info.State.Msgs, cmd.ID())
+	}
+	u, _ := planner.LoadUpgrade(t.Context(), s.JS, "u-crashed")
+	if len(u.Outbox) != 0 {
+		t.Error("outbox not cleared after publishing")
+	}
+}
