@@ -32,6 +32,9 @@ func Start(cfg Config) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats listen port %q: %w", portStr, err)
 	}
+	if port == 0 {
+		port = server.RANDOM_PORT // nats-server reads 0 as its default port, 4222
+	}
 	if cfg.Name == "" {
 		cfg.Name = "cutover-dev"
 	}

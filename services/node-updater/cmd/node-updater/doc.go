@@ -1,0 +1,23 @@
+// Command node-updater runs one cutover node-updater against the local Docker
+// engine; the distributed deployment runs one per node (one per engine).
+//
+// Usage:
+//
+//	node-updater --node NAME [--nats URL] [--log-level LEVEL]
+//
+// Flags (the only configuration this binary reads; it reads no environment
+// of its own):
+//
+//	--node NAME         required; the updater manages the containers labelled
+//	                    dev.cutover.node=NAME and reads cutover.node.NAME.cmd
+//	--nats URL          NATS server with JetStream (default nats://127.0.0.1:4222)
+//	--log-level LEVEL   debug, info (default), warn or error
+//
+// What runs where: this process connects to NATS (creating the CUTOVER
+// stream and KV buckets if missing, as every service does), connects to the
+// Docker engine found the usual way (DOCKER_HOST and friends, read by the
+// Docker client, else the local socket), and runs a nodeupdater.Updater with
+// the docker runtime until SIGINT or SIGTERM. On a signal the replacement in
+// progress gets 30 seconds to finish; after that it is reverted and its
+// command is redelivered after the next start.
+package main

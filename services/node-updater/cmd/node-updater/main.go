@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/cutover-dev/cutover/events"
+	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
+	"github.com/cutover-dev/cutover/services/node-updater/docker"
+)
+
+// shutdownTimeout is how long the replacement in progress may run on after
+// a stop signal.
+const shutdownTimeout = 30 * time.Second
+
+func main() {
+	natsURL := flag.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
+	node := flag.String("node", "", "node name (required): this updater manages the containers labelled dev.cutover.node=NAME")
+	level := flag.String("log-level", "info", "log level: debug, info, warn or error")
+	flag.Parse()
+
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "node-updater: --log-level %q: want debug, info, warn or error\n", *level)
+		os.Exit(2)
+	}
+	if *node == "" {
+		fmt.Fprintln(os.Stderr, "node-updater: --node is required: name this host as the inventory does")
+		flag.Usage()
+		os.Exit(2)
+	}
+	cfg := nodeupdater.Config{Node: *node, AgentVersion: version()}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "node-updater: --node: %v\n", err)
+		os.Exit(2)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	if err := run(*natsURL, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "node-updater:", err)
+		os.Exit(1)
+	}
+}
+
+func run(natsURL string, cfg nodeupdater.Config) (err error) {
+	log, node := cfg.Logger, cfg.Node
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	nc, js, err := events.Connect(ctx, natsURL, "cutover-node-updater-"+node)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return fmt.Errorf("create docker client: %w", err)
+	}
+	defer func() { err = errors.Join(err, cli.Close()) }()
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err = cli.Ping(pingCtx, client.PingOptions{NegotiateAPIVersion: true})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("ping docker engine at %s: %w (is dockerd running, and may this user use its socket?)", cli.DaemonHost(), err)
+	}
+
+	u, err := nodeupdater.New(cfg, js, docker.New(cli))
+	if err != nil {
+		return err
+	}
+	if err := u.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("node-updater running", "node", node, "nats", natsURL, "docker", cli.DaemonHost())
+	<-ctx.Done()
+	log.Info("stopping: the replacement in progress gets a grace period", "grace", shutdownTimeout)
+	shutdown, cancelShutdown := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancelShutdown()
+	return u.Close(shutdown)
+}
+
+// version is the module version the binary was built from, or "dev".
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

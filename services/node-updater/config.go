@@ -1,0 +1,73 @@
+package nodeupdater
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Defaults applied by Config.setDefaults and per container target.
+const (
+	// DefaultInventoryEvery refreshes the node's KV entry well inside the
+	// bucket's 30s TTL, so two lost refreshes in a row still keep the node alive.
+	DefaultInventoryEvery = 10 * time.Second
+	// DefaultHeartbeatEvery is the period of dev.cutover.node.heartbeat events.
+	DefaultHeartbeatEvery = 30 * time.Second
+	// DefaultMinHealthy is how long a container without a Docker healthcheck
+	// must run without exiting or restarting to count as healthy.
+	DefaultMinHealthy = time.Second
+	// DefaultHealthTimeout bounds the wait for a new container to become healthy.
+	DefaultHealthTimeout = 60 * time.Second
+	// DefaultStopTimeout is the grace period of a stop when the container sets none.
+	DefaultStopTimeout = 10 * time.Second
+)
+
+// Config configures an Updater. Zero values take defaults.
+type Config struct {
+	// Node is the node name: it selects the containers labelled
+	// dev.cutover.node=<Node>, the command subject and the KV key. It must be
+	// a valid NATS subject token.
+	Node string
+	// AgentVersion is reported in the inventory and heartbeats (default "dev").
+	AgentVersion string
+	// InventoryEvery is the period of the inventory refresh (default 10s).
+	InventoryEvery time.Duration
+	// HeartbeatEvery is the period of heartbeat events (default 30s); a
+	// negative value turns heartbeats off. Zero takes the default.
+	HeartbeatEvery time.Duration
+	// Logger receives lifecycle logs at Info and per-event logs at Debug
+	// (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.AgentVersion == "" {
+		c.AgentVersion = "dev"
+	}
+	if c.InventoryEvery == 0 {
+		c.InventoryEvery = DefaultInventoryEvery
+	}
+	if c.HeartbeatEvery == 0 {
+		c.HeartbeatEvery = DefaultHeartbeatEvery
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate returns every problem with the config at once.
+func (c *Config) Validate() error {
+	var errs []error
+	switch {
+	case c.Node == "":
+		errs = append(errs, errors.New("node name is empty; set it to this host's name in the inventory"))
+	case strings.ContainsAny(c.Node, ".*> \t\r\n"):
+		errs = append(errs, fmt.Errorf("node name %q contains one of . * > or whitespace; it must be one NATS subject token", c.Node))
+	}
+	if c.InventoryEvery < 0 {
+		errs = append(errs, fmt.Errorf("inventory period %s is negative", c.InventoryEvery))
+	}
+	return errors.Join(errs...)
+}

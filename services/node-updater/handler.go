@@ -1,0 +1,283 @@
+package nodeupdater
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+// Steps named in NodeUpdateFailed and ContainerReverted events.
+const (
+	StepLookup     = "lookup"
+	StepDrainCheck = "drain-check"
+	StepPull       = "pull"
+	StepStop       = "stop"
+	StepRename     = "rename"
+	StepCreate     = "create"
+	StepStart      = "start"
+	StepHealth     = "health"
+)
+
+// lastLogLines is how many log lines of a failed container a
+// ContainerReverted event carries.
+const lastLogLines = 20
+
+// handle runs one command. It returns nil once a completed or failed event
+// is published: a failure is reported by that event, not by a redelivery.
+// It returns an error only when nothing has changed yet and a retry may
+// succeed (the engine is unreachable, the updater is shutting down), or
+// when the final event could not be published (the redelivered command
+// then resolves as unchanged and publishes it again).
+func (u *Updater) handle(ctx context.Context, e events.Event) error {
+	if e.Type() != events.TypeNodeUpdateRequested {
+		return events.Permanent(fmt.Errorf("node-updater accepts only %s on %s, not %s",
+			events.TypeNodeUpdateRequested, events.NodeCmdSubject(u.cfg.Node), e.Type()))
+	}
+	cmd, err := events.DataAs[events.NodeUpdateRequested](e)
+	if err != nil {
+		return err
+	}
+	run := &commandRun{
+		u:       u,
+		cause:   e,
+		cmd:     cmd,
+		log:     u.log.With("command", e.ID(), "wave", cmd.Wave, "rollback", cmd.Rollback),
+		results: []events.ContainerResult{},
+	}
+	run.log.Info("node update requested", "containers", len(cmd.Containers))
+	final, err := run.execute(ctx)
+
+	// The inventory is refreshed before the final event, so whoever reacts
+	// to that event reads the node as the command left it; also after a
+	// cancellation half-way.
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	if ierr := u.publishInventory(ictx); ierr != nil {
+		run.log.Warn("publish inventory after command", "err", ierr)
+	}
+	if final != nil {
+		if perr := run.publish(ctx, final); perr != nil {
+			return errors.Join(err, fmt.Errorf("report outcome of command %s: %w", e.ID(), perr))
+		}
+	}
+	return err
+}
+
+// commandRun is the state of one command being handled.
+type commandRun struct {
+	u       *Updater
+	cause   events.Event
+	cmd     events.NodeUpdateRequested
+	log     *slog.Logger
+	results []events.ContainerResult
+	// changed is set once a container was touched (stopped); from then on
+	// the outcome is reported by an event rather than by a redelivery.
+	changed bool
+}
+
+// execute runs the command and returns its final event, a completed or
+// failed one, for handle to publish; and an error for the consume helper
+// (Permanent to reject the command, anything else to retry it).
+func (r *commandRun) execute(ctx context.Context) (events.Data, error) {
+	// Check every container before touching any: an unknown container or a
+	// workload host on an undrained node refuses the whole command.
+	for _, t := range r.cmd.Containers {
+		if err := r.u.settle(ctx, t.Container); err != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrUnavailable) {
+				return nil, err
+			}
+			return r.failed(t.Container, StepLookup, err), nil
+		}
+		c, err := r.u.lookup(ctx, t.Container)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return r.failed(t.Container, StepLookup, err), nil
+		case err != nil:
+			return nil, fmt.Errorf("look up container %s: %w", t.Container, err)
+		}
+		if c.WorkloadHost() && !r.cmd.Drained {
+			err := fmt.Errorf("container %s hosts workloads and node %s is not drained; drain the node first, then send the command with drained=true", t.Container, r.u.cfg.Node)
+			return r.failed(t.Container, StepDrainCheck, err), events.Permanent(err)
+		}
+	}
+
+	for _, t := range r.cmd.Containers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		res, fail, err := r.updateOne(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		if res.Container != "" {
+			r.results = append(r.results, res)
+		}
+		if fail != nil {
+			return r.failed(t.Container, fail.step, fail.err), nil
+		}
+	}
+	r.log.Info("node update completed", "results", len(r.results))
+	return events.NodeUpdateCompleted{Wave: r.cmd.Wave, Rollback: r.cmd.Rollback, Results: r.results}, nil
+}
+
+// failure is a step that failed and stops the command.
+type failure struct {
+	step string
+	err  error
+}
+
+// failed returns the command's NodeUpdateFailed event.
+func (r *commandRun) failed(container, step string, err error) events.NodeUpdateFailed {
+	r.log.Warn("node update failed", "container", container, "step", step, "err", err)
+	return events.NodeUpdateFailed{
+		Wave:      r.cmd.Wave,
+		Rollback:  r.cmd.Rollback,
+		Container: container,
+		Step:      step,
+		Error:     err.Error(),
+		Results:   r.results,
+	}
+}
+
+// publish sends a status event caused by the command. It does not use ctx's
+// cancellation: a replacement that was cancelled half-way still reports
+// what it did.
+func (r *commandRun) publish(ctx context.Context, data events.Data) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	e, err := events.New(events.Source(serviceName, r.u.cfg.Node), data, events.CausedBy(r.cause), events.WithNode(r.u.cfg.Node))
+	if err != nil {
+		return err
+	}
+	if err := r.u.pub.Publish(pctx, e); err != nil {
+		return err
+	}
+	r.log.Debug("published", "type", e.Type(), "id", e.ID())
+	return nil
+}
+
+// report publishes a progress event; losing one is logged, not fatal, so a
+// replacement under way is never abandoned half-way for a lost event.
+func (r *commandRun) report(ctx context.Context, data events.Data) {
+	if err := r.publish(ctx, data); err != nil {
+		r.log.Warn("publish progress event", "type", data.EventType(), "err", err)
+	}
+}
+
+// updateOne brings one container to its target. It returns the container's
+// result (Container empty when there is none to report), a failure that
+// ends the command, or an error for the handler to return.
+func (r *commandRun) updateOne(ctx context.Context, t events.ContainerTarget) (events.ContainerResult, *failure, error) {
+	log := r.log.With("container", t.Container, "image", t.Image)
+
+	c, err := r.u.lookup(ctx, t.Container)
+	if err != nil {
+		return r.transientOr(ctx, StepLookup, fmt.Errorf("look up container %s: %w", t.Container, err))
+	}
+
+	pullStart := time.Now()
+	imageID, err := r.u.rt.Pull(ctx, t.Image)
+	if err != nil {
+		return r.transientOr(ctx, StepPull, fmt.Errorf("pull %s: %w", t.Image, err))
+	}
+	r.report(ctx, events.ContainerPulled{
+		Container: t.Container, Image: t.Image, ImageID: imageID,
+		DurationMs: time.Since(pullStart).Milliseconds(),
+	})
+
+	if c.Running && c.ImageID == imageID {
+		log.Info("container already runs the target image")
+		r.report(ctx, events.ContainerReplaced{
+			Container: t.Container, Service: c.Service(), Result: events.ResultUnchanged,
+			FromImage: c.Image, ToImage: t.Image, FromImageID: c.ImageID, ToImageID: imageID,
+		})
+		return events.ContainerResult{Container: t.Container, Result: events.ResultUnchanged, FromImage: c.Image, ToImage: t.Image}, nil, nil
+	}
+
+	if c.AutoRemove {
+		return events.ContainerResult{}, &failure{StepLookup, fmt.Errorf("container %s is created with auto-remove, so stopping it would delete it; recreate it without --rm to let cutover replace it", t.Container)}, nil
+	}
+
+	r.report(ctx, events.ContainerDraining{Container: t.Container, Service: c.Service()})
+	r.changed = true
+	rep := &replacement{u: r.u, log: log, target: t, old: c, imageID: imageID}
+	out := rep.run(ctx)
+	if out.failed != nil {
+		if out.reverted {
+			r.report(ctx, events.ContainerReverted{
+				Container: t.Container, Step: out.failed.step, Reason: out.failed.err.Error(),
+				Image: t.Image, LastLogs: out.lastLogs,
+			})
+		}
+		if ctx.Err() != nil {
+			// Shutting down: the command is redelivered after the restart
+			// and redoes the work from the reverted state.
+			return events.ContainerResult{}, nil, fmt.Errorf("replace %s: %w", t.Container, ctx.Err())
+		}
+		res := events.ContainerResult{Container: t.Container, Result: events.ResultReverted, FromImage: c.Image, ToImage: t.Image}
+		if !out.reverted {
+			res = events.ContainerResult{}
+		}
+		return res, out.failed, nil
+	}
+
+	r.u.setPrevious(t.Container, c.Image)
+	r.report(ctx, events.ContainerReplaced{
+		Container: t.Container, Service: c.Service(), Result: events.ResultReplaced,
+		FromImage: c.Image, ToImage: t.Image, FromImageID: c.ImageID, ToImageID: imageID,
+		InterruptionMs: out.interruption.Milliseconds(),
+	})
+	return events.ContainerResult{
+		Container: t.Container, Result: events.ResultReplaced,
+		FromImage: c.Image, ToImage: t.Image, InterruptionMs: out.interruption.Milliseconds(),
+	}, nil, nil
+}
+
+// transientOr returns err for a redelivery when it is worth retrying and no
+// container was touched yet (engine unreachable, shutting down); otherwise
+// it is a failure of step.
+func (r *commandRun) transientOr(ctx context.Context, step string, err error) (events.ContainerResult, *failure, error) {
+	if ctx.Err() != nil || (!r.changed && errors.Is(err, ErrUnavailable)) {
+		return events.ContainerResult{}, nil, err
+	}
+	return events.ContainerResult{}, &failure{step, err}, nil
+}
+
+// settle finishes or reverts an earlier replacement of name that never
+// finished (its renamed old container is still there), so a command starts
+// from a container that serves.
+func (u *Updater) settle(ctx context.Context, name string) error {
+	old, err := u.rt.Inspect(ctx, oldName(name))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("look up %s: %w", oldName(name), err)
+	case old.Labels[events.LabelNode] != u.cfg.Node:
+		return nil // not ours; lookup refuses name if it is not ours either
+	}
+	if err := u.recoverOne(ctx, name, old); err != nil {
+		return fmt.Errorf("settle unfinished replacement of %s: %w", name, err)
+	}
+	return nil
+}
+
+// lookup returns the container called name when this node owns it.
+func (u *Updater) lookup(ctx context.Context, name string) (Container, error) {
+	c, err := u.rt.Inspect(ctx, name)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Container{}, fmt.Errorf("container %s does not exist on node %s: %w", name, u.cfg.Node, ErrNotFound)
+		}
+		return Container{}, err
+	}
+	if owner := c.Labels[events.LabelNode]; owner != u.cfg.Node {
+		return Container{}, fmt.Errorf("container %s is not labelled %s=%s (owner %q), so this updater does not manage it: %w",
+			name, events.LabelNode, u.cfg.Node, owner, ErrNotFound)
+	}
+	return c, nil
+}

@@ -1,0 +1,86 @@
+package nodeupdater
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+// recoverAll settles every replacement a crash left unfinished: each owned
+// container renamed to <name>-cutover-old. An unreachable engine fails
+// start-up; a container that cannot be settled is logged and left for the
+// next command that names it (which settles it first) or the next start.
+func (u *Updater) recoverAll(ctx context.Context) error {
+	list, err := u.rt.List(ctx, u.cfg.Node)
+	if err != nil {
+		return fmt.Errorf("list containers of node %s for recovery: %w", u.cfg.Node, err)
+	}
+	for _, c := range list {
+		name, ok := isOldName(c.Name)
+		if !ok {
+			continue
+		}
+		if err := u.recoverOne(ctx, name, c); err != nil {
+			if errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+				return fmt.Errorf("recover %s: %w", name, err)
+			}
+			u.log.Error("recovery could not settle an unfinished replacement; the next command for it retries", "container", name, "err", err)
+		}
+	}
+	return nil
+}
+
+// recoverOne settles an unfinished replacement of name whose old container
+// is old (renamed to <name>-cutover-old). When a container called name runs,
+// the replacement got as far as its start: finish it (health gate, then
+// remove the old one), or revert when the gate fails. Otherwise revert:
+// remove what stands under the name, rename the old one back and start it.
+// It works on a context detached from ctx's cancellation, so it never stops
+// between the removal of the new container and the restart of the old one.
+func (u *Updater) recoverOne(ctx context.Context, name string, old Container) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revertTimeout)
+	defer cancel()
+	log := u.log.With("container", name, "old_id", shortID(old.ID))
+
+	cur, err := u.rt.Inspect(ctx, name)
+	exists := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("inspect %s: %w", name, err)
+	}
+	if exists && cur.Labels[events.LabelNode] != u.cfg.Node {
+		return fmt.Errorf("container %s is not labelled %s=%s; leaving it and %s alone", name, events.LabelNode, u.cfg.Node, old.Name)
+	}
+
+	if exists && cur.Running {
+		err := u.waitHealthy(ctx, cur.ID, healthGate{minHealthy: DefaultMinHealthy, timeout: DefaultHealthTimeout})
+		if err == nil {
+			if err := u.rt.Remove(ctx, old.ID); err != nil && !errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("remove old %s: %w", old.Name, err)
+			}
+			u.setPrevious(name, old.Image)
+			log.Info("recovery finished an interrupted replacement: the new container is healthy, the old one is removed",
+				"new_id", shortID(cur.ID), "image", cur.Image)
+			return nil
+		}
+		log.Info("recovery found the new container unhealthy; reverting", "new_id", shortID(cur.ID), "err", err)
+	}
+
+	if exists {
+		if err := u.rt.Remove(ctx, cur.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("remove unfinished new %s: %w", name, err)
+		}
+	}
+	if err := u.rt.Rename(ctx, old.ID, name); err != nil {
+		return fmt.Errorf("rename %s back to %s: %w", old.Name, name, err)
+	}
+	if err := u.rt.Start(ctx, old.ID); err != nil {
+		return fmt.Errorf("start old %s: %w", name, err)
+	}
+	if err := u.waitHealthy(ctx, old.ID, healthGate{minHealthy: DefaultMinHealthy, timeout: DefaultHealthTimeout}); err != nil {
+		return fmt.Errorf("old %s after restart: %w", name, err)
+	}
+	log.Info("recovery reverted an interrupted replacement: the old container serves again", "image", old.Image, "removed_new", exists)
+	return nil
+}
