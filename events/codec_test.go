@@ -185,3 +185,18 @@ func TestSubjectNeedsItsTokens(t *testing.T) {
 		t.Fatal("a node name with a dot must not make a subject")
 	}
 }
+
+func TestUpgradeOf(t *testing.T) {
+	req := events.MustNew(events.Source("cli", ""), samples[0])
+	if got := events.UpgradeOf(req); got != req.ID() {
+		t.Errorf("a request without upgradeid belongs to upgrade %q, want its own id %q", got, req.ID())
+	}
+	st := events.MustNew(events.Source("planner", ""), events.UpgradeStarted{Waves: 1}, events.CausedBy(req), events.WithUpgrade(req.ID()))
+	if events.UpgradeOf(st) != req.ID() {
+		t.Error("upgradeid not used")
+	}
+	hb := events.MustNew(events.Source("node-updater", "n1"), events.NodeHeartbeat{}, events.WithNode("n1"))
+	if events.UpgradeOf(hb) != "" {
+		t.Error("a heartbeat belongs to no upgrade")
+	}
+}

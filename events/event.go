@@ -136,6 +136,18 @@ func Ext(e Event, name string) string {
 // UpgradeID returns the upgradeid extension.
 func UpgradeID(e Event) string { return Ext(e, ExtUpgradeID) }
 
+// UpgradeOf returns the upgrade an event belongs to: its upgradeid, or for
+// an upgrade request without one, its own id (which becomes the upgrade id).
+func UpgradeOf(e Event) string {
+	if id := UpgradeID(e); id != "" {
+		return id
+	}
+	if e.Type() == TypeUpgradeRequested {
+		return e.ID()
+	}
+	return ""
+}
+
 // NodeID returns the nodeid extension.
 func NodeID(e Event) string { return Ext(e, ExtNodeID) }
 

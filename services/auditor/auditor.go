@@ -1,0 +1,132 @@
+package auditor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+// Durable is the name of the auditor's JetStream consumer. It survives
+// restarts, so a new auditor resumes where the last one stopped.
+const Durable = "auditor"
+
+// Store is what the auditor's consumer needs from a history store.
+type Store interface {
+	// Append stores r unless a record with its id exists, and reports
+	// whether it inserted it. Appending the same record twice is not an error.
+	Append(ctx context.Context, r Record) (inserted bool, err error)
+}
+
+// History is what the HTTP API needs from a history store.
+type History interface {
+	// Upgrades returns one summary per upgrade id, newest first.
+	Upgrades(ctx context.Context) ([]UpgradeSummary, error)
+	// Upgrade returns the summary of one upgrade, or an error wrapping
+	// ErrUpgradeNotFound when no stored event carries its id.
+	Upgrade(ctx context.Context, id string) (UpgradeSummary, error)
+	// Events returns the records of one upgrade ordered by time, then id.
+	Events(ctx context.Context, upgradeID string) ([]Record, error)
+}
+
+// Config configures an Auditor.
+type Config struct {
+	// Logger receives lifecycle logs at Info and per-event logs at Debug
+	// (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Auditor stores every event of the CUTOVER stream in a Store.
+type Auditor struct {
+	js    jetstream.JetStream
+	store Store
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu       sync.Mutex
+	consumer *events.Consumer // nil until Start, and after Close
+}
+
+// New returns an Auditor that reads js and writes store. It does nothing
+// until Start.
+func New(cfg Config, js jetstream.JetStream, store Store) (*Auditor, error) {
+	cfg.setDefaults()
+	var errs []error
+	if js == nil {
+		errs = append(errs, errors.New("new auditor: JetStream is nil; connect to NATS first"))
+	}
+	if store == nil {
+		errs = append(errs, errors.New("new auditor: store is nil; open a history store (auditor/sqlite) first"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Auditor{js: js, store: store, log: cfg.Logger.With("service", "auditor"), now: time.Now}, nil
+}
+
+// Start creates or resumes the durable consumer and stores events until
+// Close. The stream must exist (events.Setup).
+func (a *Auditor) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.consumer != nil {
+		return errors.New("start auditor: already started")
+	}
+	c, err := events.Consume(ctx, a.js, events.ConsumerConfig{
+		Durable:        Durable,
+		FilterSubjects: []string{events.SubjectAll},
+		Service:        "auditor",
+		Logger:         a.log,
+	}, a.handle)
+	if err != nil {
+		return fmt.Errorf("start auditor: %w", err)
+	}
+	a.consumer = c
+	a.log.Info("auditor started")
+	return nil
+}
+
+// Close stops consuming. The event being stored, if any, is finished until
+// ctx is done; after that it is abandoned and redelivered to the next
+// auditor. Close does not close the store: its opener does.
+func (a *Auditor) Close(ctx context.Context) error {
+	a.mu.Lock()
+	c := a.consumer
+	a.consumer = nil
+	a.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	if err := c.Close(ctx); err != nil {
+		return fmt.Errorf("close auditor: %w", err)
+	}
+	a.log.Info("auditor stopped")
+	return nil
+}
+
+// handle stores one event. A store error is transient: the consume helper
+// redelivers the event after a backoff.
+func (a *Auditor) handle(ctx context.Context, e events.Event) error {
+	r, err := RecordOf(e, a.now())
+	if err != nil {
+		return events.Permanent(err)
+	}
+	inserted, err := a.store.Append(ctx, r)
+	if err != nil {
+		return fmt.Errorf("store event %s (%s): %w", e.ID(), e.Type(), err)
+	}
+	a.log.Debug("stored event", "id", e.ID(), "type", e.Type(), "upgrade", r.UpgradeID, "inserted", inserted)
+	return nil
+}

@@ -1,0 +1,212 @@
+package auditor_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/services/auditor"
+	"github.com/cutover-dev/cutover/services/auditor/sqlite"
+)
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func openStore(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// start runs an auditor until the end of the test; the returned func stops it earlier.
+func start(t *testing.T, js jetstream.JetStream, store auditor.Store) (stop func()) {
+	t.Helper()
+	a, err := auditor.New(auditor.Config{Logger: testLogger(t)}, js, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(stop) // a second Close is a no-op
+	return stop
+}
+
+func publish(t *testing.T, js jetstream.JetStream, es ...events.Event) {
+	t.Helper()
+	for _, e := range es {
+		if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// republish publishes e again under another Nats-Msg-Id, so JetStream's
+// deduplication does not drop it: the auditor itself must store it once.
+func republish(t *testing.T, js jetstream.JetStream, e events.Event) {
+	t.Helper()
+	m, err := events.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Header.Set(nats.MsgIdHdr, e.ID()+"-again")
+	if _, err := js.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drained waits until the auditor's consumer has settled every message of the stream.
+func drained(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	eventually(t, 10*time.Second, "the auditor consumer to settle every message", func() bool {
+		c, err := js.Consumer(t.Context(), events.StreamName, auditor.Durable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+}
+
+func count(t *testing.T, s *sqlite.Store) int {
+	t.Helper()
+	n, err := s.Count(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func upgradeEvents(upgrade string) []events.Event {
+	req := events.UpgradeRequested{Release: events.Release{Name: "2025.1", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}}
+	src := events.Source("test", "")
+	first := events.MustNew(src, req, events.WithUpgrade(upgrade))
+	return []events.Event{
+		first,
+		events.MustNew(events.Source("planner", ""), events.UpgradePlanned{Release: "2025.1", Changes: []events.ContainerChange{}, Waves: []events.PlannedWave{}}, events.CausedBy(first)),
+		events.MustNew(events.Source("node-updater", "node1"), events.ContainerReplaced{Container: "web-1", Result: events.ResultReplaced}, events.WithUpgrade(upgrade), events.WithNode("node1"), events.CausedBy(first)),
+		events.MustNew(events.Source("migrator", ""), events.MigrationStarted{Database: "/db", SnapshotID: "s"}, events.CausedBy(first)),
+	}
+}
+
+func TestStoresEveryEventOnce(t *testing.T) {
+	s := natstest.Start(t)
+	store := openStore(t, filepath.Join(t.TempDir(), "audit.db"))
+	start(t, s.JS, store)
+
+	evs := upgradeEvents("u1")
+	heartbeat := events.MustNew(events.Source("node-updater", "node1"), events.NodeHeartbeat{Runtime: "docker"}, events.WithNode("node1"))
+	publish(t, s.JS, append(evs, heartbeat)...)
+	republish(t, s.JS, evs[2])
+	drained(t, s.JS)
+
+	if n := count(t, store); n != len(evs)+1 {
+		t.Fatalf("stored %d events, want %d: one per id, the republished one once", n, len(evs)+1)
+	}
+	recs, err := store.Events(t.Context(), "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(evs) {
+		t.Fatalf("upgrade u1 has %d records, want %d", len(recs), len(evs))
+	}
+	byID := map[string]auditor.Record{}
+	for _, r := range recs {
+		byID[r.ID] = r
+	}
+	node := byID[evs[2].ID()]
+	if node.Type != events.TypeContainerReplaced || node.NodeID != "node1" || node.UpgradeID != "u1" ||
+		node.CausationID != evs[0].ID() || node.Source != "/cutover/node-updater/node1" || !node.Time.Equal(evs[2].Time()) {
+		t.Errorf("stored record = %+v, want the container.replaced event's attributes", node)
+	}
+}
+
+func TestCatchesUpAfterRestart(t *testing.T) {
+	s := natstest.Start(t)
+	path := filepath.Join(t.TempDir(), "audit.db")
+	store := openStore(t, path)
+	stop := start(t, s.JS, store)
+
+	before := upgradeEvents("u1")
+	publish(t, s.JS, before...)
+	eventually(t, 10*time.Second, "the first events stored", func() bool { return count(t, store) == len(before) })
+	stop()
+
+	// While no auditor runs: new events, and an old one again under a new message id.
+	after := upgradeEvents("u2")
+	publish(t, s.JS, after...)
+	republish(t, s.JS, before[1])
+
+	start(t, s.JS, store)
+	drained(t, s.JS)
+	if n := count(t, store); n != len(before)+len(after) {
+		t.Fatalf("stored %d events after the restart, want %d, each once", n, len(before)+len(after))
+	}
+	for upgrade, want := range map[string][]events.Event{"u1": before, "u2": after} {
+		recs, err := store.Events(t.Context(), upgrade)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for _, r := range recs {
+			got[r.ID]++
+		}
+		for _, e := range want {
+			if got[e.ID()] != 1 {
+				t.Errorf("upgrade %s: event %s (%s) stored %d times, want once", upgrade, e.ID(), e.Type(), got[e.ID()])
+			}
+		}
+	}
+}
+
+func TestMalformedMessageDoesNotStopAuditor(t *testing.T) {
+	s := natstest.Start(t)
+	store := openStore(t, filepath.Join(t.TempDir(), "audit.db"))
+	start(t, s.JS, store)
+
+	if _, err := s.JS.Publish(t.Context(), events.SubjectUpgradeRequested, []byte("definitely not a CloudEvent")); err != nil {
+		t.Fatal(err)
+	}
+	valid := upgradeEvents("u1")[0]
+	publish(t, s.JS, valid)
+	drained(t, s.JS)
+
+	// Stored: the valid request and the rejection of the garbage; not the garbage itself.
+	if n := count(t, store); n != 2 {
+		t.Fatalf("stored %d events, want 2 (the valid request and the rejection)", n)
+	}
+	if _, err := store.Upgrade(t.Context(), "u1"); err != nil {
+		t.Fatalf("the valid request after the malformed message was not stored: %v", err)
+	}
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/sqlite"
+)
+
+// shutdownTimeout is how long a stop waits before it cancels the request in
+// hand; a migration already running still finishes.
+const shutdownTimeout = 10 * time.Second
+
+func main() {
+	err := run(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "migrator:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("migrator", flag.ContinueOnError)
+	natsURL := fs.String("nats", nats.DefaultURL, "NATS server `URL`")
+	var level slog.Level
+	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	nc, err := nats.Connect(*natsURL, nats.Name("cutover-migrator"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w (is the server running? set --nats)", *natsURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("open JetStream on %s: %w", *natsURL, err)
+	}
+	if err := events.Setup(ctx, js, events.SetupConfig{}); err != nil {
+		return err
+	}
+
+	m, err := migrator.New(migrator.Config{
+		Logger:  log,
+		Drivers: map[string]migrator.Driver{"sqlite": sqlite.Driver{}},
+	}, js)
+	if err != nil {
+		return err
+	}
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return m.Close(sctx)
+}

@@ -1,0 +1,100 @@
+package migrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Driver opens databases of one kind (sqlite, postgres, ...).
+type Driver interface {
+	// Open returns a handle on the database at location (a file path, a URL)
+	// with migrations read from the directory source ("" when the caller only
+	// restores snapshots). It fails when the database does not exist: the
+	// migrator never creates one.
+	Open(ctx context.Context, location, source string) (Database, error)
+}
+
+// Database is one database opened by a Driver. Its methods are called by one
+// goroutine at a time, under the migrator's per-database lock.
+type Database interface {
+	// Key identifies the database for the per-database lock: two handles on
+	// the same database return the same key, credentials excluded.
+	Key() string
+	// Version returns the applied migration version (0 when none) and whether
+	// the last migration stopped midway (dirty).
+	Version(ctx context.Context) (version uint, dirty bool, err error)
+	// Migrations lists the migrations of the source, by ascending version.
+	Migrations(ctx context.Context) ([]Migration, error)
+	// Up applies the up migrations after the current version, one at a time,
+	// until target (a version of the source). A failed migration returns a
+	// *StepError and leaves the database dirty.
+	Up(ctx context.Context, target uint) error
+	// Down applies the down migrations from the current version, one at a
+	// time, until target (0: before the first migration). A failed migration
+	// returns a *StepError and leaves the database dirty.
+	Down(ctx context.Context, target uint) error
+	// Snapshot copies the database into a new snapshot, checks the copy and
+	// returns it with its version.
+	Snapshot(ctx context.Context) (Snapshot, error)
+	// Snapshots lists the database's snapshots, newest first. Only ID, Time
+	// and Location are set: Inspect checks one.
+	Snapshots(ctx context.Context) ([]Snapshot, error)
+	// Inspect checks the snapshot id and returns it with its version. It
+	// returns an error wrapping ErrSnapshotNotFound when there is none.
+	Inspect(ctx context.Context, id string) (Snapshot, error)
+	// Restore replaces the database with the snapshot id, after checking it,
+	// and returns the snapshot.
+	Restore(ctx context.Context, id string) (Snapshot, error)
+	// Close releases the handle.
+	Close() error
+}
+
+// Migration is one version of a migration source.
+type Migration struct {
+	// Version is the migration's number, from 1.
+	Version uint
+	// Name is the title part of its file names.
+	Name string
+	// Up is the file name of the up migration, or "".
+	Up string
+	// Down is the file name of the down migration, or "" when there is none.
+	Down string
+}
+
+// Snapshot is a copy of a database taken before it was changed.
+type Snapshot struct {
+	// ID names the snapshot in events and requests.
+	ID string
+	// Time is when the snapshot was taken.
+	Time time.Time
+	// Location is where the snapshot is kept (a file path for SQLite), for
+	// an operator who has to restore it by hand.
+	Location string
+	// Version is the migration version the snapshot holds.
+	Version uint
+	// Dirty reports whether the database was dirty when it was taken.
+	Dirty bool
+}
+
+// ErrSnapshotNotFound is wrapped by Database.Inspect and Database.Restore when
+// the named snapshot does not exist.
+var ErrSnapshotNotFound = errors.New("snapshot not found")
+
+// StepError is returned by Database.Up and Database.Down when one migration
+// file fails.
+type StepError struct {
+	// Version is the version of the migration that failed.
+	Version uint
+	// File is the migration file that failed, e.g. 0003_add_orders.up.sql.
+	File string
+	// Err is the database's error.
+	Err error
+}
+
+// Error says which file failed and the database's error.
+func (e *StepError) Error() string { return fmt.Sprintf("migration %s failed: %v", e.File, e.Err) }
+
+// Unwrap returns the database's error.
+func (e *StepError) Unwrap() error { return e.Err }

@@ -1,0 +1,145 @@
+package migrator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+// ErrLockHeld is wrapped by the error of a request whose database another
+// migration holds; the request is redelivered later.
+var ErrLockHeld = errors.New("database is locked by another migration")
+
+// LockKey returns the key of a database's lock in the cutover-locks bucket:
+// "migration." and the SHA-256 of the database's Key, so any location fits
+// the key alphabet.
+func LockKey(databaseKey string) string {
+	sum := sha256.Sum256([]byte(databaseKey))
+	return "migration." + hex.EncodeToString(sum[:])
+}
+
+// lockValue is stored under a held lock, for the operator who finds it.
+type lockValue struct {
+	Holder   string    `json:"holder"`
+	Request  string    `json:"request"`
+	Database string    `json:"database"`
+	Since    time.Time `json:"since"`
+}
+
+// dbLock is a held per-database lock. A goroutine refreshes it until release,
+// so that other migrators can tell a live holder from a crashed one by the
+// age of the entry's last revision.
+type dbLock struct {
+	kv    jetstream.KeyValue
+	key   string
+	value []byte
+	every time.Duration
+	log   *slog.Logger
+
+	mu  sync.Mutex
+	rev uint64
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// lock takes the lock of a database, or takes over a lock whose holder has
+// not refreshed it for LockStaleAfter. A live holder gives an error wrapping
+// ErrLockHeld.
+func (m *Migrator) lock(ctx context.Context, db Database, database, requestID string, log *slog.Logger) (*dbLock, error) {
+	key := LockKey(db.Key())
+	value, err := json.Marshal(lockValue{Holder: m.instance, Request: requestID, Database: database, Since: time.Now().UTC()})
+	if err != nil {
+		return nil, fmt.Errorf("encode lock of %s: %w", database, err)
+	}
+	rev, err := m.locks.Create(ctx, key, value)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		rev, err = m.takeOverStale(ctx, key, value, database, log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	l := &dbLock{kv: m.locks, key: key, value: value, every: m.cfg.LockRefresh, log: log, rev: rev,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go l.refresh()
+	log.Debug("locked database", "lock", key)
+	return l, nil
+}
+
+// takeOverStale replaces a lock entry older than LockStaleAfter, with a
+// compare-and-swap on its revision so that one migrator wins.
+func (m *Migrator) takeOverStale(ctx context.Context, key string, value []byte, database string, log *slog.Logger) (uint64, error) {
+	entry, err := m.locks.Get(ctx, key)
+	if events.IsNotFound(err) {
+		return 0, fmt.Errorf("%w: %s was released just now; retrying", ErrLockHeld, database)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read lock %s of %s: %w", key, database, err)
+	}
+	var held lockValue
+	_ = json.Unmarshal(entry.Value(), &held) // only for the messages
+	age := time.Since(entry.Created())
+	if age < m.cfg.LockStaleAfter {
+		return 0, fmt.Errorf("%w: %s is being migrated by %s for request %s (lock %s refreshed %v ago); retrying later",
+			ErrLockHeld, database, held.Holder, held.Request, key, age.Round(time.Millisecond))
+	}
+	rev, err := m.locks.Update(ctx, key, value, entry.Revision())
+	if err != nil {
+		return 0, fmt.Errorf("%w: take over stale lock %s of %s: %v", ErrLockHeld, key, database, err)
+	}
+	log.Warn("took over a stale migration lock; its holder stopped refreshing it", "lock", key, "holder", held.Holder, "holder_request", held.Request, "age", age.Round(time.Millisecond))
+	return rev, nil
+}
+
+func (l *dbLock) refresh() {
+	defer close(l.done)
+	t := time.NewTicker(l.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		rev := l.rev
+		l.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), l.every)
+		next, err := l.kv.Update(ctx, l.key, l.value, rev)
+		cancel()
+		if err != nil {
+			// Another migrator may take the lock over once it looks stale;
+			// nothing here can stop the migration safely, so say it loudly.
+			l.log.Error("refresh migration lock; another migrator may take it over", "lock", l.key, "err", err)
+			continue
+		}
+		l.mu.Lock()
+		l.rev = next
+		l.mu.Unlock()
+	}
+}
+
+// release stops refreshing and deletes the lock if this migrator still holds
+// it. A failure leaves a lock that goes stale after LockStaleAfter.
+func (l *dbLock) release(ctx context.Context) {
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	rev := l.rev
+	l.mu.Unlock()
+	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)); err != nil {
+		l.log.Warn("release migration lock; it will go stale", "lock", l.key, "err", err)
+		return
+	}
+	l.log.Debug("unlocked database", "lock", l.key)
+}

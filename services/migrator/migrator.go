@@ -1,0 +1,199 @@
+package migrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+// Durable is the name of the migrator's JetStream consumer.
+const Durable = "migrator"
+
+// Config configures a Migrator.
+type Config struct {
+	// Logger receives lifecycle logs at Info and per-request logs at Debug
+	// (default slog.Default()).
+	Logger *slog.Logger
+	// Drivers maps the driver names of requests ("sqlite") to their
+	// implementation. A request for a driver not in the map fails with a
+	// migration.failed event; main wires the available ones.
+	Drivers map[string]Driver
+	// LockStaleAfter is how long a per-database lock that its holder stopped
+	// refreshing blocks other migrators (default 2m). A migrator that crashed
+	// mid-migration thus blocks the database for that long, no longer.
+	LockStaleAfter time.Duration
+	// LockRefresh is how often a held lock is refreshed (default
+	// LockStaleAfter/4); it must be well under LockStaleAfter.
+	LockRefresh time.Duration
+	// MaxDeliver bounds deliveries of one request (default 30). A request
+	// that finds its database locked is redelivered with a backoff capped at
+	// 30s, so the default waits about 13 minutes for another migration of the
+	// same database to finish before giving up.
+	MaxDeliver int
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.LockStaleAfter == 0 {
+		c.LockStaleAfter = 2 * time.Minute
+	}
+	if c.LockRefresh == 0 {
+		c.LockRefresh = c.LockStaleAfter / 4
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 30
+	}
+}
+
+// Validate returns every problem with the config at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Drivers) == 0 {
+		errs = append(errs, errors.New("migrator config: no database drivers; wire at least sqlite (migrator/sqlite)"))
+	}
+	for name, d := range c.Drivers {
+		if d == nil {
+			errs = append(errs, fmt.Errorf("migrator config: driver %q is nil", name))
+		}
+	}
+	if c.LockStaleAfter < 0 || c.LockRefresh <= 0 || c.LockRefresh*2 > c.LockStaleAfter {
+		errs = append(errs, fmt.Errorf("migrator config: lock refresh %v must be positive and at most half of lock stale-after %v", c.LockRefresh, c.LockStaleAfter))
+	}
+	if c.MaxDeliver < 1 {
+		errs = append(errs, fmt.Errorf("migrator config: max deliver %d must be at least 1", c.MaxDeliver))
+	}
+	return errors.Join(errs...)
+}
+
+// Migrator handles migration and rollback requests.
+type Migrator struct {
+	cfg      Config
+	js       jetstream.JetStream
+	pub      *events.Publisher
+	log      *slog.Logger
+	instance string // names this process in lock values
+
+	mu        sync.Mutex
+	consumer  *events.Consumer // nil until Start, and after Close
+	locks     jetstream.KeyValue
+	processed jetstream.KeyValue
+}
+
+// New returns a Migrator on js. It does nothing until Start.
+func New(cfg Config, js jetstream.JetStream) (*Migrator, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if js == nil {
+		return nil, errors.New("new migrator: JetStream is nil; connect to NATS first")
+	}
+	host, _ := os.Hostname()
+	return &Migrator{
+		cfg:      cfg,
+		js:       js,
+		pub:      events.NewPublisher(js),
+		log:      cfg.Logger.With("service", "migrator"),
+		instance: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8]),
+	}, nil
+}
+
+// Start opens the lock and processed buckets and consumes requests until
+// Close. The stream and buckets must exist (events.Setup).
+func (m *Migrator) Start(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.consumer != nil {
+		return errors.New("start migrator: already started")
+	}
+	locks, err := m.js.KeyValue(ctx, events.BucketLocks)
+	if err != nil {
+		return fmt.Errorf("start migrator: open KV bucket %s: %w (run events.Setup first)", events.BucketLocks, err)
+	}
+	processed, err := m.js.KeyValue(ctx, events.BucketProcessed)
+	if err != nil {
+		return fmt.Errorf("start migrator: open KV bucket %s: %w (run events.Setup first)", events.BucketProcessed, err)
+	}
+	m.locks, m.processed = locks, processed
+	c, err := events.Consume(ctx, m.js, events.ConsumerConfig{
+		Durable:        Durable,
+		FilterSubjects: []string{events.SubjectMigrationCmd},
+		Service:        "migrator",
+		MaxDeliver:     m.cfg.MaxDeliver,
+		Processed:      processed,
+		Logger:         m.log,
+	}, m.handle)
+	if err != nil {
+		return fmt.Errorf("start migrator: %w", err)
+	}
+	m.consumer = c
+	m.log.Info("migrator started", "instance", m.instance)
+	return nil
+}
+
+// Close stops consuming. A migration in progress is not interrupted: Close
+// waits for it to finish and for its outcome to be published, even past ctx,
+// because a migration stopped midway would leave the database dirty.
+func (m *Migrator) Close(ctx context.Context) error {
+	m.mu.Lock()
+	c := m.consumer
+	m.consumer = nil
+	m.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	if err := c.Close(ctx); err != nil {
+		return fmt.Errorf("close migrator: %w", err)
+	}
+	m.log.Info("migrator stopped")
+	return nil
+}
+
+// handle dispatches one request. A nil return acks it; events.Permanent
+// rejects it; any other error redelivers it later.
+func (m *Migrator) handle(ctx context.Context, e events.Event) error {
+	switch e.Type() {
+	case events.TypeMigrationRequested, events.TypeMigrationRollbackRequested:
+	default:
+		return events.Permanent(fmt.Errorf("the migrator handles %s and %s, not %s", events.TypeMigrationRequested, events.TypeMigrationRollbackRequested, e.Type()))
+	}
+	if done, err := m.republishOutcome(ctx, e); done || err != nil {
+		return err
+	}
+	switch e.Type() {
+	case events.TypeMigrationRequested:
+		req, err := events.DataAs[events.MigrationRequested](e)
+		if err != nil {
+			return err
+		}
+		return m.migrate(ctx, e, req)
+	default:
+		req, err := events.DataAs[events.MigrationRollbackRequested](e)
+		if err != nil {
+			return err
+		}
+		return m.rollback(ctx, e, req)
+	}
+}
+
+// driver returns the driver of a request, or the reason there is none.
+func (m *Migrator) driver(name string) (Driver, error) {
+	if d, ok := m.cfg.Drivers[name]; ok {
+		return d, nil
+	}
+	if name == "postgres" {
+		return nil, errors.New("driver postgres is not supported yet (issue 4)")
+	}
+	return nil, fmt.Errorf("driver %q is not supported by this migrator", name)
+}

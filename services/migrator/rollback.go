@@ -1,0 +1,156 @@
+package migrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+// Rollback paths reported in migration.rollback.completed.
+const (
+	PathDown     = "down"
+	PathSnapshot = "snapshot"
+)
+
+// rollback handles a rollback request: down migrations when every step has
+// one, else the named snapshot. It answers with migration.rollback.completed
+// or migration.failed.
+func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.MigrationRollbackRequested) error {
+	database := redact(req.Database)
+	log := m.log.With("request", e.ID(), "upgrade", events.UpgradeID(e), "database", database, "rollback_to", req.ToVersion)
+	failed := func(f events.MigrationFailed) error {
+		f.Database = database
+		log.Warn("rollback failed", "file", f.File, "err", f.Error, "state", f.State)
+		return m.finish(ctx, e, f, log)
+	}
+	fail := func(f events.MigrationFailed) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("roll back %s: interrupted by shutdown before any change; the request will be redelivered: %w", database, err)
+		}
+		return failed(f)
+	}
+	untouched := "unchanged: the migrator did not touch the database"
+
+	drv, err := m.driver(req.Driver)
+	if err != nil {
+		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
+	}
+	db, err := drv.Open(ctx, req.Database, req.Source)
+	if err != nil {
+		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
+	}
+	defer db.Close()
+	lock, err := m.lock(ctx, db, database, e.ID(), log)
+	if err != nil {
+		return err
+	}
+	defer lock.release(context.WithoutCancel(ctx))
+
+	from, dirty, err := db.Version(ctx)
+	if err != nil {
+		return fail(events.MigrationFailed{Error: err.Error(), State: "unknown: the migrator could not read the version; check the database"})
+	}
+	unchanged := describe(from, dirty, nil) + ", unchanged"
+	if !dirty && from == req.ToVersion {
+		log.Info("database already at the rollback target")
+		return m.finish(ctx, e, events.MigrationRollbackCompleted{Database: database, Path: PathDown, FromVersion: from, ToVersion: from}, log)
+	}
+	if !dirty && from < req.ToVersion {
+		return fail(events.MigrationFailed{Error: fmt.Sprintf("database is at version %d, below the rollback target %d: nothing to roll back", from, req.ToVersion), Version: from, State: unchanged})
+	}
+
+	why := m.downBlocked(ctx, db, req, from, dirty)
+	if why == "" {
+		return m.rollbackDown(ctx, e, db, database, from, req.ToVersion, fail, failed)
+	}
+	log.Info("rolling back through the snapshot", "reason", why)
+	if req.SnapshotID == "" {
+		return fail(events.MigrationFailed{Error: fmt.Sprintf("cannot roll back to version %d: %s, and the request names no snapshot_id", req.ToVersion, why), Version: from, State: unchanged})
+	}
+	snap, err := db.Inspect(ctx, req.SnapshotID)
+	if err != nil {
+		return fail(events.MigrationFailed{Error: fmt.Sprintf("cannot roll back to version %d: %s, and %v", req.ToVersion, why, err), Version: from, State: unchanged})
+	}
+	if snap.Dirty || snap.Version != req.ToVersion {
+		return fail(events.MigrationFailed{Error: fmt.Sprintf("snapshot %s holds version %d (dirty %v), not version %d; name the snapshot taken at version %d",
+			snap.ID, snap.Version, snap.Dirty, req.ToVersion, req.ToVersion), Version: from, State: unchanged})
+	}
+	runCtx := context.WithoutCancel(ctx)
+	m.keepCurrent(runCtx, db, "rollback", log)
+	if _, err := db.Restore(runCtx, snap.ID); err != nil {
+		v, d, verr := db.Version(runCtx)
+		return failed(events.MigrationFailed{Error: err.Error(), Version: v,
+			State: fmt.Sprintf("%s; restore %s by hand", describe(v, d, verr), snap.Location)})
+	}
+	to, d, err := db.Version(runCtx)
+	if err != nil || d || to != req.ToVersion {
+		return failed(events.MigrationFailed{Error: fmt.Sprintf("after restoring snapshot %s the database is %s, want clean at version %d", snap.ID, describe(to, d, err), req.ToVersion),
+			Version: to, State: describe(to, d, err)})
+	}
+	t := snap.Time.UTC()
+	log.Info("rolled back through the snapshot; data written after it is not in the database", "snapshot", snap.ID, "taken", t)
+	return m.finish(ctx, e, events.MigrationRollbackCompleted{Database: database, Path: PathSnapshot, FromVersion: from, ToVersion: to, SnapshotTime: &t}, log)
+}
+
+// downBlocked says why the down migrations cannot take the database from
+// version from to the request's target, or "" when they can.
+func (m *Migrator) downBlocked(ctx context.Context, db Database, req events.MigrationRollbackRequested, from uint, dirty bool) string {
+	if dirty {
+		return fmt.Sprintf("the database is dirty at version %d", from)
+	}
+	if req.Source == "" {
+		return "the request names no migration source"
+	}
+	migs, err := db.Migrations(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	known := map[uint]bool{}
+	var missing []string
+	for _, mg := range migs {
+		known[mg.Version] = true
+		if mg.Version > req.ToVersion && mg.Version <= from && mg.Down == "" {
+			name := strings.Replace(mg.Up, ".up.", ".down.", 1)
+			if name == "" {
+				name = fmt.Sprintf("version %d", mg.Version)
+			}
+			missing = append(missing, name)
+		}
+	}
+	switch {
+	case !known[from]:
+		return fmt.Sprintf("source %s has no migration %d, the database's version", req.Source, from)
+	case req.ToVersion != 0 && !known[req.ToVersion]:
+		return fmt.Sprintf("source %s has no migration %d, the rollback target", req.Source, req.ToVersion)
+	case len(missing) > 0:
+		return fmt.Sprintf("source %s has no down migration for %s", req.Source, strings.Join(missing, ", "))
+	}
+	return ""
+}
+
+// rollbackDown runs the down migrations after a snapshot; a failed step
+// restores the snapshot.
+func (m *Migrator) rollbackDown(ctx context.Context, e events.Event, db Database, database string, from, target uint,
+	fail, failed func(events.MigrationFailed) error) error {
+	log := m.log.With("request", e.ID(), "upgrade", events.UpgradeID(e), "database", database, "rollback_to", target)
+	clean := fmt.Sprintf("clean at version %d, unchanged", from)
+	// Down migrations drop data; the snapshot keeps it, and undoes a failed step.
+	snap, err := db.Snapshot(ctx)
+	if err != nil {
+		return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: clean + " (no migration runs without a verified snapshot)"})
+	}
+	log.Info("snapshot taken; migrating down", "snapshot", snap.ID, "from", from)
+	runCtx := context.WithoutCancel(ctx)
+	if err := db.Down(runCtx, target); err != nil {
+		return failed(m.restoreAfter(runCtx, db, snap, err, log))
+	}
+	to, dirty, err := db.Version(runCtx)
+	if err != nil || dirty || to != target {
+		err = errors.Join(err, fmt.Errorf("after migrating down, the database is at version %d (dirty %v), want %d", to, dirty, target))
+		return failed(m.restoreAfter(runCtx, db, snap, err, log))
+	}
+	return m.finish(ctx, e, events.MigrationRollbackCompleted{Database: database, Path: PathDown, FromVersion: from, ToVersion: to}, log)
+}

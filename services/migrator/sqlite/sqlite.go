@@ -1,0 +1,288 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
+	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
+	"github.com/golang-migrate/migrate/v4/source"
+	"github.com/golang-migrate/migrate/v4/source/file"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/cutover-dev/cutover/services/migrator"
+)
+
+// Driver opens SQLite databases by file path.
+type Driver struct{}
+
+var (
+	_ migrator.Driver   = Driver{}
+	_ migrator.Database = (*Database)(nil)
+)
+
+// busyTimeout is how long a statement waits for the service's own writes to
+// release the database before it fails.
+const busyTimeout = 10 * time.Second
+
+// Open returns a handle on the SQLite file at location, with migrations in
+// the directory source (may be ""). The file must exist.
+func (Driver) Open(ctx context.Context, location, source string) (migrator.Database, error) {
+	path, err := filepath.Abs(location)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite database %q: %w", location, err)
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open sqlite database %s: the file does not exist; check the path (the migrator does not create databases)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("open sqlite database %s: it is a directory; name the database file", path)
+	}
+	d := &Database{path: path, snapDir: filepath.Join(filepath.Dir(path), SnapshotDir)}
+	if source != "" {
+		if d.source, err = filepath.Abs(source); err != nil {
+			return nil, fmt.Errorf("open migration source %q: %w", source, err)
+		}
+		if fi, err := os.Stat(d.source); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("open migration source %s: not a readable directory (%v); name the directory holding NNNN_title.up.sql files", d.source, err)
+		}
+	}
+	return d, nil
+}
+
+// SnapshotDir is the directory, next to each database, that holds its snapshots.
+const SnapshotDir = ".cutover-snapshots"
+
+// Database is one SQLite file and its migration source.
+type Database struct {
+	path    string // absolute
+	source  string // absolute, or ""
+	snapDir string
+}
+
+// Key returns the database's absolute path.
+func (d *Database) Key() string { return d.path }
+
+// Close does nothing: a Database holds no connection between calls.
+func (d *Database) Close() error { return nil }
+
+// dsn returns a modernc DSN: a file: URI, so that '?' or '#' in a path stay
+// part of it.
+func dsn(path string, extra ...string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	for i := 0; i+1 < len(extra); i += 2 {
+		q.Add(extra[i], extra[i+1])
+	}
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}).String()
+}
+
+// conn opens a one-connection pool on path.
+func conn(ctx context.Context, path string, extra ...string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn(path, extra...))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Version returns the version golang-migrate recorded, 0 when none.
+func (d *Database) Version(ctx context.Context) (uint, bool, error) {
+	db, err := conn(ctx, d.path)
+	if err != nil {
+		return 0, false, err
+	}
+	defer db.Close()
+	v, dirty, err := readVersion(ctx, db)
+	if err != nil {
+		return 0, false, fmt.Errorf("read migration version of %s: %w", d.path, err)
+	}
+	return v, dirty, nil
+}
+
+// readVersion reads golang-migrate's schema_migrations table. A missing table
+// or row, or version -1 (golang-migrate's "none"), is version 0.
+func readVersion(ctx context.Context, db *sql.DB) (uint, bool, error) {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, migratesqlite.DefaultMigrationsTable).Scan(&n); err != nil {
+		return 0, false, err
+	}
+	if n == 0 {
+		return 0, false, nil
+	}
+	var v int64
+	var dirty bool
+	err := db.QueryRowContext(ctx, `SELECT version, dirty FROM `+migratesqlite.DefaultMigrationsTable+` LIMIT 1`).Scan(&v, &dirty)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if v < 0 {
+		return 0, dirty, nil
+	}
+	return uint(v), dirty, nil
+}
+
+// Migrations lists the source directory's migrations by ascending version.
+// Files that do not follow golang-migrate's naming are ignored, as
+// golang-migrate does.
+func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error) {
+	if d.source == "" {
+		return nil, fmt.Errorf("list migrations of %s: no migration source was given", d.path)
+	}
+	entries, err := os.ReadDir(d.source)
+	if err != nil {
+		return nil, fmt.Errorf("list migrations in %s: %w", d.source, err)
+	}
+	byVersion := map[uint]*migrator.Migration{}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		p, err := source.DefaultParse(e.Name())
+		if err != nil {
+			continue
+		}
+		if p.Version == 0 {
+			return nil, fmt.Errorf("list migrations in %s: %s has version 0; number migrations from 1", d.source, e.Name())
+		}
+		mg := byVersion[p.Version]
+		if mg == nil {
+			mg = &migrator.Migration{Version: p.Version, Name: p.Identifier}
+			byVersion[p.Version] = mg
+		}
+		slot := &mg.Up
+		if p.Direction == source.Down {
+			slot = &mg.Down
+		}
+		if *slot != "" {
+			return nil, fmt.Errorf("list migrations in %s: %s and %s are both %s migrations of version %d; keep one", d.source, *slot, e.Name(), p.Direction, p.Version)
+		}
+		*slot = e.Name()
+	}
+	out := make([]migrator.Migration, 0, len(byVersion))
+	for _, mg := range byVersion {
+		if mg.Up == "" {
+			return nil, fmt.Errorf("list migrations in %s: version %d has a down file (%s) but no up file", d.source, mg.Version, mg.Down)
+		}
+		out = append(out, *mg)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// Up applies the up migrations after the current version until target.
+func (d *Database) Up(ctx context.Context, target uint) error {
+	return d.run(ctx, target, true)
+}
+
+// Down applies the down migrations from the current version until target.
+func (d *Database) Down(ctx context.Context, target uint) error {
+	return d.run(ctx, target, false)
+}
+
+// run migrates one step at a time, so that a failure names its file. It stops
+// between steps when ctx is done, leaving the database clean.
+func (d *Database) run(ctx context.Context, target uint, up bool) error {
+	dir := "down"
+	if up {
+		dir = "up"
+	}
+	migs, err := d.Migrations(ctx)
+	if err != nil {
+		return err
+	}
+	from, dirty, err := d.Version(ctx)
+	if err != nil {
+		return err
+	}
+	if dirty {
+		return fmt.Errorf("migrate %s %s: the database is dirty at version %d", d.path, dir, from)
+	}
+	var steps []migrator.Migration
+	for _, mg := range migs {
+		if up && mg.Version > from && mg.Version <= target {
+			steps = append(steps, mg)
+		}
+		if !up && mg.Version > target && mg.Version <= from {
+			if mg.Down == "" {
+				return fmt.Errorf("migrate %s down to %d: migration %s has no down file", d.path, target, mg.Up)
+			}
+			steps = append([]migrator.Migration{mg}, steps...) // newest first
+		}
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+
+	db, err := conn(ctx, d.path)
+	if err != nil {
+		return err
+	}
+	// golang-migrate closes db when m is closed.
+	drv, err := migratesqlite.WithInstance(db, &migratesqlite.Config{})
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("prepare migrations of %s: %w", d.path, err)
+	}
+	src, err := (&file.File{}).Open((&url.URL{Scheme: "file", Path: filepath.ToSlash(d.source)}).String())
+	if err != nil {
+		_ = drv.Close()
+		return fmt.Errorf("open migration source %s: %w", d.source, err)
+	}
+	m, err := migrate.NewWithInstance("file", src, "sqlite", drv)
+	if err != nil {
+		_ = drv.Close()
+		_ = src.Close()
+		return fmt.Errorf("prepare migrations of %s: %w", d.path, err)
+	}
+	defer m.Close()
+
+	n := 1
+	if !up {
+		n = -1
+	}
+	for _, step := range steps {
+		name := step.Up
+		if !up {
+			name = step.Down
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("migrate %s: stopped before %s, clean at the version before it: %w", d.path, name, err)
+		}
+		if err := m.Steps(n); err != nil {
+			return &migrator.StepError{Version: step.Version, File: name, Err: sqlError(err)}
+		}
+	}
+	return nil
+}
+
+// sqlError returns the database's own error out of golang-migrate's wrapper,
+// which also carries the whole migration text.
+func sqlError(err error) error {
+	var dbErr *database.Error
+	if errors.As(err, &dbErr) && dbErr.OrigErr != nil {
+		return dbErr.OrigErr
+	}
+	return err
+}
