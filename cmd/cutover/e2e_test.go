@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+	"github.com/cutover-dev/cutover/services/planner"
+)
+
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// collect gathers the payloads a raw client receives.
+type collected struct {
+	mu      sync.Mutex
+	msgs    []map[string]any
+	notJSON []string
+}
+
+func (c *collected) run(raw *rawNATS, t *testing.T) {
+	go func() {
+		for m := range raw.msgs {
+			var v map[string]any
+			c.mu.Lock()
+			if err := json.Unmarshal([]byte(m), &v); err != nil {
+				c.notJSON = append(c.notJSON, m)
+				c.mu.Unlock()
+				continue
+			}
+			c.msgs = append(c.msgs, v)
+			c.mu.Unlock()
+		}
+	}()
+}
+
+func (c *collected) ofType(typ string) []map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []map[string]any
+	for _, m := range c.msgs {
+		if m["type"] == typ {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func uniqueIDs(ms []map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, m := range ms {
+		out[fmt.Sprint(m["id"])] = m
+	}
+	return out
+}
+
+// TestMalformedMessagesAreRejectedAndTheStackKeepsRunning runs the whole
+// stack in-process and feeds it garbage from a client that is not cutover's.
+func TestMalformedMessagesAreRejectedAndTheStackKeepsRunning(t *testing.T) {
+	s, err := stack.Start(t.Context(), stack.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	raw := dialRaw(t, s.ClientURL())
+	var got collected
+	got.run(raw, t)
+	raw.sub(events.SubjectAll)
+
+	valid, _ := os.ReadFile("testdata/request.json")
+	mutate := func(f func(map[string]any)) string {
+		var m map[string]any
+		_ = json.Unmarshal(valid, &m)
+		f(m)
+		out, _ := json.Marshal(m)
+		return string(out)
+	}
+	bad := []struct{ field, payload string }{
+		{"", "this is not json"},
+		{"type", mutate(func(m map[string]any) { delete(m, "type") })},
+		{"type", mutate(func(m map[string]any) { m["type"] = "dev.cutover.nonsense" })},
+		{"data.release", mutate(func(m map[string]any) { delete(m["data"].(map[string]any), "release") })},
+	}
+	for _, b := range bad {
+		raw.pub(events.SubjectUpgradeRequested, b.payload)
+	}
+	eventually(t, 15*time.Second, "4 rejections", func() bool { return len(uniqueIDs(got.ofType(events.TypeEventRejected))) == 4 })
+	fields := map[string]int{}
+	for _, r := range uniqueIDs(got.ofType(events.TypeEventRejected)) {
+		fields[fmt.Sprint(r["data"].(map[string]any)["field"])]++
+	}
+	for _, b := range bad {
+		f := b.field
+		if f == "" {
+			f = "<nil>"
+		}
+		if fields[f] == 0 {
+			t.Errorf("no rejection names field %q; got %v", b.field, fields)
+		}
+	}
+
+	// Every service still runs: a valid request is planned (and refused,
+	// since no node runs e2e-web), and the auditor stores it.
+	raw.pub(events.SubjectUpgradeRequested, strings.Replace(string(valid), "IMAGE", "reg/x:2", 1))
+	eventually(t, 15*time.Second, "the planner's answer", func() bool { return len(got.ofType(events.TypeUpgradeFailed)) == 1 })
+	f := got.ofType(events.TypeUpgradeFailed)[0]
+	if !strings.Contains(fmt.Sprint(f["data"]), "dev.cutover.service=e2e-web") {
+		t.Errorf("refusal does not name the missing service: %v", f["data"])
+	}
+	eventually(t, 10*time.Second, "the auditor to store the request", func() bool {
+		recs, err := s.Store().Events(t.Context(), "e2e-raw-client-request-0001")
+		return err == nil && len(recs) >= 2
+	})
+	// Nothing is redelivered forever: the rejected messages are acked away.
+	for _, durable := range []string{"planner", "auditor"} {
+		cons, err := s.JetStream().Consumer(t.Context(), events.StreamName, durable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, durable+" to settle", func() bool {
+			info, err := cons.Info(t.Context())
+			return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+		})
+	}
+}
+
+func buildCutover(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "cutover")
+	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build cutover: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type devProcess struct {
+	cmd *exec.Cmd
+	log *bytes.Buffer
+}
+
+func startDev(t *testing.T, bin string, args ...string) *devProcess {
+	t.Helper()
+	p := &devProcess{cmd: exec.Command(bin, append([]string{"dev"}, args...)...), log: &bytes.Buffer{}}
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("cutover dev log:\n%s", p.log)
+		}
+	})
+	return p
+}
+
+func (p *devProcess) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("cutover dev exited with %v after SIGTERM\n%s", err, p.log)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("cutover dev did not stop within 90s of SIGTERM\n%s", p.log)
+	}
+}
+
+func connectJS(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	var nc *nats.Conn
+	eventually(t, 20*time.Second, "NATS at "+url, func() bool {
+		var err error
+		nc, err = nats.Connect(url)
+		return err == nil
+	})
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// TestDevFinishesAnUpgradeAfterSIGTERM stops `cutover dev` with SIGTERM in
+// the middle of a real upgrade on Docker, starts it again on the same data
+// dir, and checks that the upgrade finishes with every container replaced
+// exactly once. The request comes from a raw-protocol client with a
+// hand-written CloudEvent, and every message that client sees on cutover.>
+// must be a CloudEvents 1.0 JSON event.
+func TestDevFinishesAnUpgradeAfterSIGTERM(t *testing.T) {
+	ctx := t.Context()
+	cli, err := testkit.DockerAvailable(ctx)
+	if err != nil {
+		t.Skipf("docker engine not reachable: %v", err)
+	}
+	run := fmt.Sprintf("e2e%d", time.Now().UnixNano()%1_000_000)
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = testkit.Cleanup(cctx, cli, "dev.cutover.test="+run)
+		cli.Close()
+	})
+	bin := buildCutover(t)
+	app, err := testkit.BuildDemoApp(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := testkit.StartRegistry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close(context.Background()) })
+	imgs := map[string]testkit.Image{}
+	for _, v := range []string{"v1", "v2"} {
+		if imgs[v], err = reg.Push(ctx, app, testkit.ImageSpec{Repo: run + "/web", Tag: v, Version: v, Healthcheck: true, Labels: map[string]string{"dev.cutover.test": run}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testkit.PullImage(ctx, cli, imgs["v1"].Ref); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	names := map[string]string{}
+	for i := 1; i <= 3; i++ {
+		node, name := fmt.Sprintf("%s-n%d", run, i), fmt.Sprintf("%s-web-%d", run, i)
+		if _, err := testkit.CreateContainer(ctx, cli, testkit.ContainerOpts{
+			Name: name, Image: imgs["v1"].Ref, Node: node, Service: "e2e-web",
+			Labels: map[string]string{"dev.cutover.test": run}, Volumes: map[string]string{name + "-data": "/data"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, node)
+		names[node] = name
+	}
+
+	data, addr := t.TempDir(), freeAddr(t)
+	args := []string{"--data", data, "--nats-listen", addr, "--nodes", strings.Join(nodes, ",")}
+	url := "nats://" + addr
+	first := startDev(t, bin, args...)
+	js := connectJS(t, url)
+	eventually(t, 30*time.Second, "node inventories", func() bool {
+		kv, err := js.KeyValue(ctx, events.BucketNodes)
+		if err != nil {
+			return false // cutover dev has not created the bucket yet
+		}
+		for _, n := range nodes {
+			if _, err := kv.Get(ctx, n); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+
+	raw := dialRaw(t, url)
+	var seen collected
+	seen.run(raw, t)
+	raw.sub(events.SubjectAll)
+	req, _ := os.ReadFile("testdata/request.json")
+	raw.pub(events.SubjectUpgradeRequested, strings.Replace(string(req), "IMAGE", imgs["v2"].Ref, 1))
+	const id = "e2e-raw-client-request-0001"
+	eventually(t, 60*time.Second, "the first container replaced", func() bool { return len(seen.ofType(events.TypeContainerReplaced)) >= 1 })
+	first.stop(t)
+
+	u, err := planner.LoadUpgrade(ctx, js, id)
+	if err == nil && u.Phase == planner.PhaseCompleted {
+		t.Fatal("the upgrade completed before SIGTERM; the test did not stop it midway")
+	}
+	startDev(t, bin, args...)
+	js = connectJS(t, url)
+	eventually(t, 120*time.Second, "the upgrade to complete after restart", func() bool {
+		u, err = planner.LoadUpgrade(ctx, js, id)
+		return err == nil && u.Final()
+	})
+	if u.Phase != planner.PhaseCompleted {
+		t.Fatalf("upgrade ended %s: %s", u.Phase, u.Reason)
+	}
+
+	// From the stream: each container replaced once, each node commanded once,
+	// and every message a valid CloudEvent.
+	replaced, commands := map[string]int{}, map[string]int{}
+	cons, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := js.Stream(ctx, events.StreamName)
+	st, _ := info.Info(ctx)
+	for range st.State.Msgs {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := events.Decode(msg.Headers(), msg.Data())
+		if err != nil {
+			t.Fatalf("stream message %q is not a valid cutover CloudEvent: %v", msg.Data(), err)
+		}
+		switch e.Type() {
+		case events.TypeContainerReplaced:
+			d, _ := events.DataAs[events.ContainerReplaced](e)
+			if d.Result == events.ResultReplaced {
+				replaced[d.Container]++
+			}
+		case events.TypeNodeUpdateRequested:
+			commands[events.NodeID(e)]++
+		}
+	}
+	for _, n := range nodes {
+		if replaced[names[n]] != 1 || commands[n] != 1 {
+			t.Errorf("%s: replaced %d times, commanded %d times; want 1 and 1", names[n], replaced[names[n]], commands[n])
+		}
+		insp, err := cli.ContainerInspect(ctx, names[n], client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if insp.Container.Image != imgs["v2"].ID || !insp.Container.State.Running {
+			t.Errorf("%s runs image %s (running=%v), want v2 %s", names[n], insp.Container.Image, insp.Container.State.Running, imgs["v2"].ID)
+		}
+	}
+	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	if len(seen.notJSON) > 0 {
+		t.Errorf("messages on cutover.> that are not JSON: %q", seen.notJSON)
+	}
+	for _, m := range seen.msgs {
+		if m["specversion"] != "1.0" || m["id"] == nil || m["type"] == nil || m["source"] == nil {
+			t.Errorf("not a CloudEvents 1.0 event: %v", m)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+// Package render prints cutover events as one human line each, for
+// `cutover watch`, `cutover apply --watch` and the demo.
+package render
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+// Line describes an event in one line: time, short type, where, and what.
+func Line(e events.Event) string {
+	where := events.NodeID(e)
+	if where == "" {
+		where = strings.TrimPrefix(e.Source(), "/cutover/")
+	}
+	return fmt.Sprintf("%s  %-26s %-14s %s", e.Time().Local().Format("15:04:05.000"), strings.TrimPrefix(e.Type(), "dev.cutover."), where, detail(e))
+}
+
+// Final reports whether e ends an upgrade, and whether it ended well.
+func Final(e events.Event) (final, ok bool) {
+	switch e.Type() {
+	case events.TypeUpgradeCompleted:
+		return true, true
+	case events.TypeUpgradeFailed, events.TypeUpgradePaused, events.TypeUpgradeAborted:
+		return true, false
+	}
+	return false, false
+}
+
+func detail(e events.Event) string {
+	s, ok := events.Lookup(e.Type())
+	if !ok {
+		return ""
+	}
+	d := s.New()
+	if err := json.Unmarshal(e.Data(), d); err != nil {
+		return ""
+	}
+	switch v := d.(type) {
+	case *events.UpgradeRequested:
+		return fmt.Sprintf("release %s (%d services)", v.Release.Name, len(v.Release.Services))
+	case *events.UpgradePlanned:
+		return fmt.Sprintf("%d containers change, %d unchanged, %d waves", len(v.Changes), v.Unchanged, len(v.Waves))
+	case *events.UpgradeStarted:
+		return fmt.Sprintf("%d waves", v.Waves)
+	case *events.WaveStarted:
+		return fmt.Sprintf("wave %d: %s", v.Wave, strings.Join(v.Nodes, ", "))
+	case *events.WaveCompleted:
+		return fmt.Sprintf("wave %d: %d replaced, %d unchanged", v.Wave, v.Replaced, v.Unchanged)
+	case *events.UpgradeCompleted:
+		return fmt.Sprintf("release %s: %d replaced, %d unchanged in %.1fs", v.Release, v.Replaced, v.Unchanged, float64(v.DurationMs)/1000)
+	case *events.UpgradeFailed:
+		return v.Reason
+	case *events.UpgradePaused:
+		return v.Reason
+	case *events.UpgradeAborted:
+		return v.Reason
+	case *events.NodeUpdateRequested:
+		names := make([]string, len(v.Containers))
+		for i, c := range v.Containers {
+			names[i] = c.Container + " -> " + c.Image
+		}
+		prefix := ""
+		if v.Rollback {
+			prefix = "rollback: "
+		}
+		return prefix + strings.Join(names, ", ")
+	case *events.ContainerPulled:
+		return fmt.Sprintf("%s: %s in %dms", v.Container, v.Image, v.DurationMs)
+	case *events.ContainerDraining:
+		return v.Container
+	case *events.ContainerReplaced:
+		if v.Result == events.ResultUnchanged {
+			return v.Container + ": already runs " + v.ToImage
+		}
+		return fmt.Sprintf("%s: %s -> %s, interruption %dms", v.Container, v.FromImage, v.ToImage, v.InterruptionMs)
+	case *events.ContainerReverted:
+		return fmt.Sprintf("%s: %s failed (%s); old container serves again", v.Container, v.Step, v.Reason)
+	case *events.NodeUpdateCompleted:
+		return fmt.Sprintf("%d containers done", len(v.Results))
+	case *events.NodeUpdateFailed:
+		return fmt.Sprintf("%s failed at %s: %s", v.Container, v.Step, v.Error)
+	case *events.NodeHeartbeat:
+		return fmt.Sprintf("%d containers (%s)", v.Containers, v.Runtime)
+	case *events.MigrationCompleted:
+		return fmt.Sprintf("%s: version %d -> %d (snapshot %s)", v.Database, v.FromVersion, v.ToVersion, v.SnapshotID)
+	case *events.MigrationFailed:
+		return fmt.Sprintf("%s: %s: %s; %s", v.Database, v.File, v.Error, v.State)
+	case *events.HealthVerdict:
+		return fmt.Sprintf("%s wave %d: %s", v.Service, v.Wave, v.Verdict)
+	case *events.RollbackRequested:
+		return v.Reason
+	case *events.RollbackCompleted:
+		return fmt.Sprintf("%s: nodes %s: %s", v.Result, strings.Join(v.Nodes, ", "), v.Reason)
+	case *events.EventRejected:
+		f := v.Field
+		if f != "" {
+			f += ": "
+		}
+		return fmt.Sprintf("message %d on %s refused: %s%s", v.StreamSequence, v.Subject, f, v.Reason)
+	}
+	return ""
+}

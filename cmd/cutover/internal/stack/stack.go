@@ -1,0 +1,177 @@
+// Package stack runs the whole of cutover in one process: an embedded NATS
+// server with JetStream and the four services. `cutover dev` and the demo
+// use it; a distributed deployment runs the same services separately.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/moby/moby/client"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/embednats"
+	"github.com/cutover-dev/cutover/services/auditor"
+	auditsqlite "github.com/cutover-dev/cutover/services/auditor/sqlite"
+	"github.com/cutover-dev/cutover/services/migrator"
+	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
+	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
+	"github.com/cutover-dev/cutover/services/node-updater/docker"
+	"github.com/cutover-dev/cutover/services/planner"
+)
+
+// Config configures the all-in-one stack.
+type Config struct {
+	// DataDir holds the JetStream store and the auditor's database.
+	DataDir string
+	// NATSListen is the embedded server's client address.
+	NATSListen string
+	// Docker is the engine the node-updaters drive; nil runs none.
+	Docker *client.Client
+	// Nodes are the node names to run a node-updater for, on Docker.
+	Nodes []string
+	// HTTP serves the auditor's API when set (host:port).
+	HTTP string
+	// AgentVersion is reported by the node-updaters.
+	AgentVersion string
+	// Logger receives every service's logs.
+	Logger *slog.Logger
+}
+
+// Stack is a running all-in-one cutover.
+type Stack struct {
+	server  *server.Server
+	conn    *nats.Conn
+	js      jetstream.JetStream
+	store   *auditsqlite.Store
+	http    *http.Server
+	closers []func(context.Context) error // in start order; closed in reverse
+	log     *slog.Logger
+}
+
+// Start runs NATS and every service. On error it stops what it started.
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	s := &Stack{log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			_ = s.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	s.server, err = embednats.Start(embednats.Config{Listen: cfg.NATSListen, DataDir: filepath.Join(cfg.DataDir, "jetstream")})
+	if err != nil {
+		return nil, err
+	}
+	s.conn, s.js, err = events.Connect(ctx, s.server.ClientURL(), "cutover-dev")
+	if err != nil {
+		return nil, err
+	}
+
+	s.store, err = auditsqlite.Open(ctx, filepath.Join(cfg.DataDir, "audit.db"))
+	if err != nil {
+		return nil, err
+	}
+	aud, err := auditor.New(auditor.Config{Logger: cfg.Logger.With("service", "auditor")}, s.js, s.store)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.start(ctx, aud.Start, aud.Close); err != nil {
+		return nil, err
+	}
+	mig, err := migrator.New(migrator.Config{
+		Logger:  cfg.Logger.With("service", "migrator"),
+		Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}},
+	}, s.js)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.start(ctx, mig.Start, mig.Close); err != nil {
+		return nil, err
+	}
+	plan, err := planner.New(ctx, planner.Config{Logger: cfg.Logger}, s.js)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.start(ctx, plan.Start, plan.Close); err != nil {
+		return nil, err
+	}
+	if cfg.Docker != nil {
+		rt := docker.New(cfg.Docker)
+		for _, node := range cfg.Nodes {
+			u, err := nodeupdater.New(nodeupdater.Config{Node: node, AgentVersion: cfg.AgentVersion, Logger: cfg.Logger.With("service", "node-updater", "node", node)}, s.js, rt)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.start(ctx, u.Start, u.Close); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cfg.HTTP != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			return nil, fmt.Errorf("listen for the auditor API on %s: %w", cfg.HTTP, err)
+		}
+		s.http = &http.Server{Handler: auditor.NewAPI(s.store, cfg.Logger.With("service", "auditor-api"))}
+		go func() {
+			if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("auditor API stopped", "err", err)
+			}
+		}()
+		s.closers = append(s.closers, s.http.Shutdown)
+	}
+	return s, nil
+}
+
+func (s *Stack) start(ctx context.Context, start, close func(context.Context) error) error {
+	if err := start(ctx); err != nil {
+		return err
+	}
+	s.closers = append(s.closers, close)
+	return nil
+}
+
+// ClientURL is the embedded NATS server's URL.
+func (s *Stack) ClientURL() string { return s.server.ClientURL() }
+
+// JetStream returns the stack's JetStream handle.
+func (s *Stack) JetStream() jetstream.JetStream { return s.js }
+
+// Store returns the auditor's history store.
+func (s *Stack) Store() *auditsqlite.Store { return s.store }
+
+// Close stops the services in reverse start order (each finishing the event
+// in progress until ctx is done), then NATS.
+func (s *Stack) Close(ctx context.Context) error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i](ctx))
+	}
+	s.closers = nil
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+		s.store = nil
+	}
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	if s.server != nil {
+		s.server.Shutdown()
+		s.server.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,61 @@
+// Command cutover is the operator's CLI: it runs the all-in-one dev stack,
+// publishes upgrade requests, and shows their progress.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `cutover upgrades fleets of container hosts with zero downtime.
+
+Usage:
+  cutover dev      [--data DIR] [--nats-listen ADDR] [--nodes a,b|auto] [--http ADDR]
+                   run NATS, planner, migrator, auditor and node-updaters in one process
+  cutover apply    -f release.yaml [--nats URL] [--watch]
+                   request an upgrade; prints the upgrade id
+  cutover status   ID [-o text|json] [--nats URL]
+                   show an upgrade's state
+  cutover watch    [ID] [--nats URL]
+                   follow events live (one upgrade until it ends, or everything)
+  cutover demo     [--keep]
+                   upgrade three real containers from v1 to v2 on the local Docker engine
+
+Run 'cutover COMMAND -h' for a command's flags.
+`
+
+// exitError carries a process exit code through run.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmds := map[string]func(context.Context, []string) error{
+		"dev": runDev, "apply": runApply, "status": runStatus, "watch": runWatch, "demo": runDemo,
+	}
+	cmd, ok := cmds[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "cutover: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	err := cmd(ctx, os.Args[2:])
+	var ee exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		os.Exit(ee.code)
+	default:
+		fmt.Fprintf(os.Stderr, "cutover %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}

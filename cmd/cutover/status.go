@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/planner"
+)
+
+func runStatus(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	natsURL := fs.String("nats", envOr("CUTOVER_NATS", defaultNATS), "NATS server URL (env CUTOVER_NATS)")
+	output := fs.String("o", "text", "output format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if fs.NArg() != 1 {
+		return errors.New("give one upgrade id (printed by cutover apply)")
+	}
+	if *output != "text" && *output != "json" {
+		return fmt.Errorf("-o %q: use text or json", *output)
+	}
+	nc, js, err := events.Connect(ctx, *natsURL, "cutover-cli")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	u, err := planner.LoadUpgrade(ctx, js, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(u)
+	}
+	printStatus(os.Stdout, u)
+	return nil
+}
+
+func printStatus(w io.Writer, u *planner.Upgrade) {
+	fmt.Fprintf(w, "upgrade  %s\nrelease  %s\nphase    %s\n", u.ID, u.Release.Name, u.Phase)
+	if u.Reason != "" {
+		fmt.Fprintf(w, "reason   %s\n", u.Reason)
+	}
+	fmt.Fprintf(w, "waves    %d (current %d)\n", len(u.Plan.Waves), u.Wave)
+	nodes := make([]string, 0, len(u.Nodes))
+	for n := range u.Nodes {
+		nodes = append(nodes, n)
+	}
+	sort.Slice(nodes, func(i, j int) bool {
+		a, b := u.Nodes[nodes[i]], u.Nodes[nodes[j]]
+		return a.Wave < b.Wave || a.Wave == b.Wave && nodes[i] < nodes[j]
+	})
+	for _, n := range nodes {
+		np := u.Nodes[n]
+		fmt.Fprintf(w, "  wave %d  %-16s %-10s", np.Wave, n, np.Status)
+		for _, r := range np.Results {
+			fmt.Fprintf(w, " %s:%s", r.Container, r.Result)
+		}
+		if np.Error != "" {
+			fmt.Fprintf(w, " (%s)", np.Error)
+		}
+		fmt.Fprintln(w)
+	}
+	if rb := u.Rollback; rb != nil {
+		fmt.Fprintf(w, "rollback %s; done %v, queued %v\n", rb.Reason, rb.Done, rb.Queue)
+	}
+}
