@@ -18,7 +18,10 @@ const (
 	BucketProcessed = "cutover-processed"
 )
 
-// SetupConfig sizes the stream and buckets. Zero values take defaults.
+// SetupConfig sizes the stream and buckets. A zero field keeps what an
+// existing stream or bucket has (so a service started with defaults never
+// shrinks what an operator sized, e.g. a 3-replica stream in a cluster) and
+// takes the default when creating one.
 type SetupConfig struct {
 	// Replicas is the number of JetStream replicas (1 for a single server, 3 or 5 in a cluster).
 	Replicas int
@@ -31,6 +34,22 @@ type SetupConfig struct {
 	NodeTTL time.Duration
 	// ProcessedTTL is how long a consumer remembers a handled event id (default 24h).
 	ProcessedTTL time.Duration
+}
+
+// keep fills zero fields from an existing stream's config.
+func (c *SetupConfig) keep(existing *jetstream.StreamConfig) {
+	if existing == nil {
+		return
+	}
+	if c.Replicas == 0 {
+		c.Replicas = existing.Replicas
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = existing.MaxAge
+	}
+	if c.Duplicates == 0 {
+		c.Duplicates = existing.Duplicates
+	}
 }
 
 func (c *SetupConfig) setDefaults() {
@@ -54,8 +73,13 @@ func (c *SetupConfig) setDefaults() {
 // Setup creates or updates the CUTOVER stream and the KV buckets. It is
 // idempotent: every service calls it at start-up.
 func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
+	existing, err := streamConfig(ctx, js, StreamName)
+	if err != nil {
+		return err
+	}
+	cfg.keep(existing)
 	cfg.setDefaults()
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "cutover events (CloudEvents 1.0, structured JSON)",
 		Subjects:    []string{SubjectAll},
@@ -77,11 +101,29 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 	for _, b := range buckets {
 		b.Storage = jetstream.FileStorage
 		b.Replicas = cfg.Replicas
+		if kvStream, err := streamConfig(ctx, js, "KV_"+b.Bucket); err != nil {
+			return err
+		} else if kvStream != nil && b.Replicas < kvStream.Replicas {
+			b.Replicas = kvStream.Replicas // never shrink a bucket an operator sized
+		}
 		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
 			return fmt.Errorf("set up KV bucket %s: %w", b.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// streamConfig returns a stream's config, or nil when it does not exist.
+func streamConfig(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.StreamConfig, error) {
+	st, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", name, err)
+	}
+	cfg := st.CachedInfo().Config
+	return &cfg, nil
 }
 
 // Publisher publishes events on JetStream.
