@@ -100,6 +100,7 @@ var Catalog = []Spec{
 	spec(TypeRollbackRequested, SubjectRollbackRequest, "auditor, user", toPlanner, "Asks for an upgrade to be rolled back.", func() Data { return &RollbackRequested{} }),
 	spec(TypeRollbackCompleted, upgradeStatus, planner, toAuditor, "A rollback finished or failed.", func() Data { return &RollbackCompleted{} }),
 	spec(TypeEventRejected, SubjectRejected, "any service", toAuditor, "A message was refused (names the field or reason) and will not be redelivered.", func() Data { return &EventRejected{} }),
+	spec(TypeContainerDrained, "cutover.node.{node}.ack", "load-balancer agent", []string{nodeUpdater, auditor}, "A load balancer took a draining container out; the node-updater may stop it.", func() Data { return &ContainerDrained{} }),
 }
 
 var catalogByType = func() map[string]Spec {
@@ -155,3 +156,6 @@ func validToken(v string) error {
 	}
 	return nil
 }
+
+// NodeAckSubject is the subject load-balancer agents acknowledge a node's drains on (dev.cutover.container.drained).
+func NodeAckSubject(node string) string { return "cutover.node." + node + ".ack" }

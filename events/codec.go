@@ -82,6 +82,11 @@ func Decode(h nats.Header, body []byte) (Event, error) {
 }
 
 func decodeStructured(body []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(body, &e); err == nil && e.Validate() == nil {
+		return e, nil
+	}
+	// Only a bad message pays for a second parse, to say what is wrong.
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(body, &probe); err != nil {
 		return Event{}, &FieldError{Reason: fmt.Sprintf("message is not a JSON object (%v); publish a CloudEvents 1.0 JSON event, or use binary mode with ce-* headers", err)}
@@ -91,11 +96,10 @@ func decodeStructured(body []byte) (Event, error) {
 			return Event{}, &FieldError{Field: attr, Reason: "is required by CloudEvents 1.0; add it to the event"}
 		}
 	}
-	var e Event
 	if err := json.Unmarshal(body, &e); err != nil {
 		return Event{}, &FieldError{Reason: fmt.Sprintf("not a CloudEvents 1.0 JSON event: %v", err)}
 	}
-	return e, nil
+	return e, nil // Decode reports the attribute that fails validation
 }
 
 func decodeBinary(h nats.Header, body []byte) (Event, error) {

@@ -205,7 +205,10 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 				log.Warn("record handled event", "err", perr)
 			}
 		}
-		if aerr := msg.DoubleAck(ctx); aerr != nil {
+		// A plain ack: waiting for the server to confirm each one would make
+		// consumption latency-bound. A lost ack means a redelivery, which the
+		// processed-id memory and idempotent handlers absorb.
+		if aerr := msg.Ack(); aerr != nil {
 			log.Warn("ack", "err", aerr)
 		}
 		log.Debug("handled")

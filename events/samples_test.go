@@ -33,6 +33,7 @@ var samples = []events.Data{
 	events.RollbackRequested{Reason: "web failing", RequestedBy: "auditor"},
 	events.RollbackCompleted{Result: "completed", Nodes: []string{"node1"}, Reason: "web failing"},
 	events.EventRejected{Consumer: "planner", Subject: "cutover.upgrade.requested", StreamSequence: 7, Reason: "not JSON"},
+	events.ContainerDrained{Container: "web-1", Agent: "haproxy"},
 }
 
 // sampleEvent builds a sample event with every attribute a subject template may need.

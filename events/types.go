@@ -218,14 +218,20 @@ type ContainerTarget struct {
 	Container string `json:"container" jsonschema:"minLength=1"`
 	// Service is the service it belongs to.
 	Service string `json:"service,omitempty"`
-	// Image is the target image reference (tag or digest).
-	Image string `json:"image" jsonschema:"minLength=1"`
+	// Image is the target image reference (tag or digest). In a rollback command an empty image means the container's recorded previous image.
+	Image string `json:"image"`
 	// Strategy is stop-first (default) or start-first.
 	Strategy string `json:"strategy,omitempty" jsonschema:"enum=stop-first,enum=start-first"`
 	// MinHealthyMs is how long the new container must stay healthy before the old one is removed.
 	MinHealthyMs int64 `json:"min_healthy_ms,omitempty" jsonschema:"minimum=0"`
 	// HealthTimeoutMs bounds the wait for the new container to become healthy.
 	HealthTimeoutMs int64 `json:"health_timeout_ms,omitempty" jsonschema:"minimum=0"`
+	// Probe checks the new container's health when its image has no Docker HEALTHCHECK.
+	Probe *Probe `json:"probe,omitempty"`
+	// DrainAckTimeoutMs, when set, makes the node-updater wait up to this long after draining for a dev.cutover.container.drained acknowledgement before it stops the container.
+	DrainAckTimeoutMs int64 `json:"drain_ack_timeout_ms,omitempty" jsonschema:"minimum=0"`
+	// DrainAckRequired fails the replacement, leaving the old container serving, when no acknowledgement came in time; by default the replacement goes on.
+	DrainAckRequired bool `json:"drain_ack_required,omitempty"`
 }
 
 // NodeUpdateRequested commands one node-updater to update containers in order.
@@ -557,3 +563,42 @@ type EventRejected struct {
 
 // EventType implements Data.
 func (EventRejected) EventType() string { return TypeEventRejected }
+
+// Event types added for issue 3 (node-updater: drain acknowledgements).
+const (
+	TypeContainerDrained = "dev.cutover.container.drained"
+)
+
+// Probe types of Probe.Type.
+const (
+	ProbeHTTP = "http"
+	ProbeTCP  = "tcp"
+	ProbeExec = "exec"
+)
+
+// Probe is a health check the node-updater runs against a new container whose image has no Docker HEALTHCHECK.
+type Probe struct {
+	// Type is http (GET must answer 2xx or 3xx), tcp (a connection must open) or exec (the command must exit 0 inside the container).
+	Type string `json:"type" jsonschema:"enum=http,enum=tcp,enum=exec"`
+	// Port is the container port an http or tcp probe connects to, on the container's address in its first network.
+	Port int `json:"port,omitempty" jsonschema:"minimum=0,maximum=65535"`
+	// Path is the path of an http probe (default /).
+	Path string `json:"path,omitempty"`
+	// Command is the command an exec probe runs inside the container.
+	Command []string `json:"command,omitempty"`
+	// TimeoutMs bounds one probe (default 2000).
+	TimeoutMs int64 `json:"timeout_ms,omitempty" jsonschema:"minimum=0"`
+	// IntervalMs is the pause between probes (default 500).
+	IntervalMs int64 `json:"interval_ms,omitempty" jsonschema:"minimum=0"`
+}
+
+// ContainerDrained acknowledges a dev.cutover.container.draining event: the load balancer no longer sends traffic to the container. Its causationid is the draining event's id.
+type ContainerDrained struct {
+	// Container is the container name, as in the draining event.
+	Container string `json:"container" jsonschema:"minLength=1"`
+	// Agent names the load-balancer agent that took the container out.
+	Agent string `json:"agent,omitempty"`
+}
+
+// EventType implements Data.
+func (ContainerDrained) EventType() string { return TypeContainerDrained }
