@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/embednats"
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 	"github.com/cutover-dev/cutover/services/planner"
 )
@@ -149,6 +151,93 @@ func TestMalformedMessagesAreRejectedAndTheStackKeepsRunning(t *testing.T) {
 	}
 }
 
+// fleet is a set of v1 containers, one per node, on the real engine, with
+// v1 and v2 images in an in-process registry. Everything is removed at the
+// end of the test.
+type fleet struct {
+	cli   *client.Client
+	imgs  map[string]testkit.Image
+	nodes []string
+	names map[string]string // node -> container name
+}
+
+func newFleet(t *testing.T, n int) *fleet {
+	t.Helper()
+	ctx := t.Context()
+	cli, err := testkit.DockerAvailable(ctx)
+	if err != nil {
+		t.Skipf("docker engine not reachable: %v", err)
+	}
+	run := fmt.Sprintf("e2e%d", time.Now().UnixNano()%1_000_000)
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = testkit.Cleanup(cctx, cli, "dev.cutover.test="+run)
+		cli.Close()
+	})
+	app, err := testkit.BuildDemoApp(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := testkit.StartRegistry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close(context.Background()) })
+	f := &fleet{cli: cli, imgs: map[string]testkit.Image{}, names: map[string]string{}}
+	for _, v := range []string{"v1", "v2"} {
+		if f.imgs[v], err = reg.Push(ctx, app, testkit.ImageSpec{Repo: run + "/web", Tag: v, Version: v, Healthcheck: true, Labels: map[string]string{"dev.cutover.test": run}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testkit.PullImage(ctx, cli, f.imgs["v1"].Ref); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		node, name := fmt.Sprintf("%s-n%d", run, i), fmt.Sprintf("%s-web-%d", run, i)
+		if _, err := testkit.CreateContainer(ctx, cli, testkit.ContainerOpts{
+			Name: name, Image: f.imgs["v1"].Ref, Node: node, Service: "e2e-web",
+			Labels: map[string]string{"dev.cutover.test": run}, Volumes: map[string]string{name + "-data": "/data"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		f.nodes = append(f.nodes, node)
+		f.names[node] = name
+	}
+	return f
+}
+
+// assertAllRunV2 checks on the engine that every container runs v2.
+func (f *fleet) assertAllRunV2(t *testing.T) {
+	t.Helper()
+	for _, n := range f.nodes {
+		insp, err := f.cli.ContainerInspect(t.Context(), f.names[n], client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if insp.Container.Image != f.imgs["v2"].ID || !insp.Container.State.Running {
+			t.Errorf("%s runs image %s (running=%v), want v2 %s", f.names[n], insp.Container.Image, insp.Container.State.Running, f.imgs["v2"].ID)
+		}
+	}
+}
+
+// waitInventories waits until every node-updater has published its inventory.
+func waitInventories(t *testing.T, js jetstream.JetStream, nodes []string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "node inventories", func() bool {
+		kv, err := js.KeyValue(t.Context(), events.BucketNodes)
+		if err != nil {
+			return false // not created yet
+		}
+		for _, n := range nodes {
+			if _, err := kv.Get(t.Context(), n); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func buildCutover(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "cutover")
@@ -169,14 +258,20 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-type devProcess struct {
+// process is a cutover program running for a test; its output is shown when the test fails.
+type process struct {
 	cmd *exec.Cmd
 	log *bytes.Buffer
 }
 
-func startDev(t *testing.T, bin string, args ...string) *devProcess {
+func startDev(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	p := &devProcess{cmd: exec.Command(bin, append([]string{"dev"}, args...)...), log: &bytes.Buffer{}}
+	return startProcess(t, bin, append([]string{"dev"}, args...)...)
+}
+
+func startProcess(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(bin, args...), log: &bytes.Buffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -187,13 +282,13 @@ func startDev(t *testing.T, bin string, args ...string) *devProcess {
 			_ = p.cmd.Wait()
 		}
 		if t.Failed() {
-			t.Logf("cutover dev log:\n%s", p.log)
+			t.Logf("%s log:\n%s", filepath.Base(p.cmd.Path), p.log)
 		}
 	})
 	return p
 }
 
-func (p *devProcess) stop(t *testing.T) {
+func (p *process) stop(t *testing.T) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -203,10 +298,10 @@ func (p *devProcess) stop(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("cutover dev exited with %v after SIGTERM\n%s", err, p.log)
+			t.Fatalf("%s exited with %v after SIGTERM\n%s", p.cmd.Path, err, p.log)
 		}
 	case <-time.After(90 * time.Second):
-		t.Fatalf("cutover dev did not stop within 90s of SIGTERM\n%s", p.log)
+		t.Fatalf("%s did not stop within 90s of SIGTERM\n%s", p.cmd.Path, p.log)
 	}
 }
 
@@ -234,67 +329,15 @@ func connectJS(t *testing.T, url string) jetstream.JetStream {
 // must be a CloudEvents 1.0 JSON event.
 func TestDevFinishesAnUpgradeAfterSIGTERM(t *testing.T) {
 	ctx := t.Context()
-	cli, err := testkit.DockerAvailable(ctx)
-	if err != nil {
-		t.Skipf("docker engine not reachable: %v", err)
-	}
-	run := fmt.Sprintf("e2e%d", time.Now().UnixNano()%1_000_000)
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		_ = testkit.Cleanup(cctx, cli, "dev.cutover.test="+run)
-		cli.Close()
-	})
+	f := newFleet(t, 3)
+	imgs, nodes, names := f.imgs, f.nodes, f.names
 	bin := buildCutover(t)
-	app, err := testkit.BuildDemoApp(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := testkit.StartRegistry(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close(context.Background()) })
-	imgs := map[string]testkit.Image{}
-	for _, v := range []string{"v1", "v2"} {
-		if imgs[v], err = reg.Push(ctx, app, testkit.ImageSpec{Repo: run + "/web", Tag: v, Version: v, Healthcheck: true, Labels: map[string]string{"dev.cutover.test": run}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := testkit.PullImage(ctx, cli, imgs["v1"].Ref); err != nil {
-		t.Fatal(err)
-	}
-	var nodes []string
-	names := map[string]string{}
-	for i := 1; i <= 3; i++ {
-		node, name := fmt.Sprintf("%s-n%d", run, i), fmt.Sprintf("%s-web-%d", run, i)
-		if _, err := testkit.CreateContainer(ctx, cli, testkit.ContainerOpts{
-			Name: name, Image: imgs["v1"].Ref, Node: node, Service: "e2e-web",
-			Labels: map[string]string{"dev.cutover.test": run}, Volumes: map[string]string{name + "-data": "/data"},
-		}); err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, node)
-		names[node] = name
-	}
-
 	data, addr := t.TempDir(), freeAddr(t)
 	args := []string{"--data", data, "--nats-listen", addr, "--nodes", strings.Join(nodes, ",")}
 	url := "nats://" + addr
 	first := startDev(t, bin, args...)
 	js := connectJS(t, url)
-	eventually(t, 30*time.Second, "node inventories", func() bool {
-		kv, err := js.KeyValue(ctx, events.BucketNodes)
-		if err != nil {
-			return false // cutover dev has not created the bucket yet
-		}
-		for _, n := range nodes {
-			if _, err := kv.Get(ctx, n); err != nil {
-				return false
-			}
-		}
-		return true
-	})
+	waitInventories(t, js, nodes)
 
 	raw := dialRaw(t, url)
 	var seen collected
@@ -352,14 +395,8 @@ func TestDevFinishesAnUpgradeAfterSIGTERM(t *testing.T) {
 		if replaced[names[n]] != 1 || commands[n] != 1 {
 			t.Errorf("%s: replaced %d times, commanded %d times; want 1 and 1", names[n], replaced[names[n]], commands[n])
 		}
-		insp, err := cli.ContainerInspect(ctx, names[n], client.ContainerInspectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if insp.Container.Image != imgs["v2"].ID || !insp.Container.State.Running {
-			t.Errorf("%s runs image %s (running=%v), want v2 %s", names[n], insp.Container.Image, insp.Container.State.Running, imgs["v2"].ID)
-		}
 	}
+	f.assertAllRunV2(t)
 	seen.mu.Lock()
 	defer seen.mu.Unlock()
 	if len(seen.notJSON) > 0 {
@@ -369,5 +406,74 @@ func TestDevFinishesAnUpgradeAfterSIGTERM(t *testing.T) {
 		if m["specversion"] != "1.0" || m["id"] == nil || m["type"] == nil || m["source"] == nil {
 			t.Errorf("not a CloudEvents 1.0 event: %v", m)
 		}
+	}
+}
+
+// TestServicesRunSeparately runs each service as its own process against an
+// external NATS server, as a distributed deployment does, and drives a real
+// upgrade with `cutover apply --watch`.
+func TestServicesRunSeparately(t *testing.T) {
+	f := newFleet(t, 2)
+	srv, err := embednats.Start(embednats.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Name: "external"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	url := srv.ClientURL()
+
+	bins := t.TempDir()
+	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bins+"/", ".",
+		"github.com/cutover-dev/cutover/services/planner/cmd/planner",
+		"github.com/cutover-dev/cutover/services/migrator/cmd/migrator",
+		"github.com/cutover-dev/cutover/services/auditor/cmd/auditor",
+		"github.com/cutover-dev/cutover/services/node-updater/cmd/node-updater").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build the services: %v\n%s", err, out)
+	}
+	apiAddr := freeAddr(t)
+	procs := []*process{
+		startProcess(t, bins+"/planner", "--nats", url),
+		startProcess(t, bins+"/migrator", "--nats", url),
+		startProcess(t, bins+"/auditor", "--nats", url, "--store", filepath.Join(t.TempDir(), "audit.db"), "--http", apiAddr),
+	}
+	for _, n := range f.nodes {
+		procs = append(procs, startProcess(t, bins+"/node-updater", "--nats", url, "--node", n))
+	}
+	js := connectJS(t, url)
+	waitInventories(t, js, f.nodes)
+
+	release := filepath.Join(t.TempDir(), "release.yaml")
+	if err := os.WriteFile(release, []byte("release: e2e-v2\nservices:\n  e2e-web:\n    image: "+f.imgs["v2"].Ref+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	apply := exec.CommandContext(t.Context(), bins+"/cutover", "apply", "-f", release, "--watch", "--nats", url)
+	outb, err := apply.CombinedOutput()
+	if err != nil {
+		t.Fatalf("cutover apply --watch: %v\n%s", err, outb)
+	}
+	lines := strings.Split(strings.TrimSpace(string(outb)), "\n")
+	id := lines[0]
+	if !strings.Contains(lines[len(lines)-1], "upgrade.completed") {
+		t.Errorf("apply --watch did not end on upgrade.completed:\n%s", outb)
+	}
+	f.assertAllRunV2(t)
+
+	status, err := exec.CommandContext(t.Context(), bins+"/cutover", "status", id, "-o", "json", "--nats", url).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		errors.As(err, &ee)
+		t.Fatalf("cutover status %s: %v\n%s", id, err, ee.Stderr)
+	}
+	var u planner.Upgrade
+	if err := json.Unmarshal(status, &u); err != nil || u.Phase != planner.PhaseCompleted {
+		t.Errorf("status = %s (%v), want phase completed", status, err)
+	}
+	// The auditor, a separate process, recorded the whole upgrade.
+	eventually(t, 15*time.Second, "the auditor's record of the upgrade", func() bool {
+		body, err := httpDo(t.Context(), "GET", "http://"+apiAddr+"/api/upgrades/"+id+"/events", "")
+		return err == nil && strings.Contains(body, events.TypeUpgradeCompleted) && strings.Contains(body, events.TypeUpgradeRequested)
+	})
+	for _, p := range procs {
+		p.stop(t)
 	}
 }

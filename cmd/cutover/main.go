@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -57,5 +58,21 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "cutover %s: %v\n", os.Args[1], err)
 		os.Exit(1)
+	}
+}
+
+// parseArgs parses flags that may come before or after positional arguments
+// (cutover status ID -o json), which the flag package alone stops at.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, exitError{2}
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 }

@@ -18,10 +18,11 @@ func runStatus(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	natsURL := fs.String("nats", envOr("CUTOVER_NATS", defaultNATS), "NATS server URL (env CUTOVER_NATS)")
 	output := fs.String("o", "text", "output format: text or json")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+	ids, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 1 {
+	if len(ids) != 1 {
 		return errors.New("give one upgrade id (printed by cutover apply)")
 	}
 	if *output != "text" && *output != "json" {
@@ -32,7 +33,7 @@ func runStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	u, err := planner.LoadUpgrade(ctx, js, fs.Arg(0))
+	u, err := planner.LoadUpgrade(ctx, js, ids[0])
 	if err != nil {
 		return err
 	}

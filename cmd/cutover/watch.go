@@ -17,15 +17,19 @@ import (
 func runWatch(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
 	natsURL := fs.String("nats", envOr("CUTOVER_NATS", defaultNATS), "NATS server URL (env CUTOVER_NATS)")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+	ids, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(ids) > 1 {
+		return errors.New("give at most one upgrade id")
 	}
 	nc, js, err := events.Connect(ctx, *natsURL, "cutover-cli")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return follow(ctx, js, fs.Arg(0), os.Stdout, nil)
+	return follow(ctx, js, append(ids, "")[0], os.Stdout, nil)
 }
 
 // follow prints events from the stream as they arrive. With an upgrade id it
