@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"slices"
 	"testing"
@@ -24,5 +25,14 @@ func TestParseArgsAcceptsFlagsAfterPositionals(t *testing.T) {
 		if err != nil || !slices.Equal(pos, tc.wantPos) || *out != tc.wantOutput {
 			t.Errorf("parseArgs(%q) = %q, -o %q, %v; want %q, -o %q", tc.args, pos, *out, err, tc.wantPos, tc.wantOutput)
 		}
+	}
+}
+
+func TestDemoWithoutDockerExitsWithItsOwnCode(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	err := runDemo(t.Context(), nil)
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != 3 {
+		t.Fatalf("runDemo without an engine = %v, want exit code 3", err)
 	}
 }
