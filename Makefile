@@ -2,11 +2,13 @@
 #   make demo   upgrade three real containers v1 -> v2 on the local Docker engine
 #   make test   every module's tests, gofmt and go vet, the Docker end-to-end tests
 SHELL := /bin/bash
-MODULES := events services/planner services/migrator services/node-updater services/auditor cmd/cutover
+MODULES := events services/planner services/migrator services/node-updater services/auditor services/lb-agent cmd/cutover
 GO ?= go
 TEST_TIMEOUT ?= 12m
+# The PostgreSQL server scripts/postgres-up.sh starts (or finds) for the tests.
+PG_URL ?= postgres://cutover@127.0.0.1:5432/postgres?sslmode=disable
 
-.PHONY: all build demo test fmt-check vet test-modules docker-check bench clean
+.PHONY: all build demo test fmt-check vet test-modules docker-check deps postgres haproxy bench clean
 
 all: build
 
@@ -17,7 +19,17 @@ build:
 demo: build
 	./bin/cutover demo
 
-test: fmt-check vet docker-check test-modules
+test: fmt-check vet docker-check deps test-modules
+
+# What the tests need that a fresh machine lacks: a running PostgreSQL
+# (installed, not started) and HAProxy (a Debian package).
+deps: postgres haproxy
+
+postgres:
+	@./scripts/postgres-up.sh
+
+haproxy:
+	@./scripts/install-haproxy.sh
 
 fmt-check:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi; echo "gofmt: clean"
@@ -32,7 +44,7 @@ docker-check:
 	else echo "docker: NO ENGINE REACHABLE; the Docker end-to-end tests are SKIPPED (start Docker to run them)"; fi
 
 test-modules:
-	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...); done
+	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && CUTOVER_TEST_POSTGRES="$(PG_URL)" $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...); done
 
 clean:
 	rm -rf bin .cutover-data

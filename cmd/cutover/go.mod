@@ -14,8 +14,8 @@ require (
 	github.com/cutover-dev/cutover/events v0.0.0
 	github.com/cutover-dev/cutover/services/auditor v0.0.0-00010101000000-000000000000
 	github.com/cutover-dev/cutover/services/migrator v0.0.0-00010101000000-000000000000
-	github.com/cutover-dev/cutover/services/node-updater v0.0.0-00010101000000-000000000000
-	github.com/cutover-dev/cutover/services/planner v0.0.0-00010101000000-000000000000
+	github.com/cutover-dev/cutover/services/node-updater v0.0.0
+	github.com/cutover-dev/cutover/services/planner v0.0.0
 	github.com/moby/moby/client v0.6.2
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
@@ -41,6 +41,11 @@ require (
 	github.com/google/go-containerregistry v0.22.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/pgx/v5 v5.9.2 // indirect
+	github.com/jackc/puddle/v2 v2.2.2 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect

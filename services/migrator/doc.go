@@ -20,9 +20,34 @@
 // too, so a redelivery after a crash republishes it instead of migrating again.
 //
 // Databases are reached through the Driver and Database interfaces declared
-// here; the sqlite subpackage implements them. Drivers are wired by main
-// (Config.Drivers). PostgreSQL, migrations shipped inside images and the
-// expand/contract phases come with issue 4.
+// here; the sqlite and postgres subpackages implement them (a MySQL driver
+// would be a third subpackage: nothing above the interfaces is SQL-specific
+// except the portable ledger package). Drivers are wired by main
+// (Config.Drivers).
+//
+// Migration sources are directories of golang-migrate files
+// (NNNN_title.up.sql / NNNN_title.down.sql), or "image:<ref>[#/dir]": the
+// directory (default /migrations) read out of an image through its registry
+// (Config.Images, the image subpackage) into a temporary directory.
+//
+// Expand/contract: a migration is marked by its file name,
+// NNNN_title.expand.up.sql or NNNN_title.contract.up.sql (golang-migrate
+// reads the marker as part of the title, so the files stay valid for it).
+// A request with phase expand applies the unmarked and expand migrations
+// after the current version and stops before the first contract migration;
+// phase contract (run once every instance runs the new version) applies the
+// rest up to the target; phase all (default) applies everything.
+//
+// Before anything runs (no lock is left, no snapshot taken), CheckSource
+// refuses what golang-migrate would silently get wrong: a gap in sequential
+// version numbers, an applied file missing or changed since it was applied
+// (SHA-256 kept in the database's own table cutover_migrations, see package
+// ledger), a file at or below the current version that was never applied,
+// and, with Config.RequireDown, a migration without a down file.
+//
+// Snapshots are managed: Config.KeepSnapshots keeps the N newest per
+// database after each successful migration; ListSnapshots and
+// PruneSnapshots serve `cutover snapshots list|prune`.
 //
 // What runs where: the migrator runs where it can reach the databases (for
 // SQLite, on the host that holds the file). Several migrators may run: the

@@ -35,6 +35,13 @@ type Database interface {
 	// time, until target (0: before the first migration). A failed migration
 	// returns a *StepError and leaves the database dirty.
 	Down(ctx context.Context, target uint) error
+	// Applied returns the database's ledger by ascending version: the up
+	// files applied through Up, with their checksums. Up keeps it: it records
+	// each applied file, and on a database with a version but no ledger yet
+	// (migrated before cutover) it first adopts the source's files up to that
+	// version as they are. Down removes the rows of the versions it undoes. A
+	// database without the table returns nil.
+	Applied(ctx context.Context) ([]Applied, error)
 	// Snapshot copies the database into a new snapshot, checks the copy and
 	// returns it with its version.
 	Snapshot(ctx context.Context) (Snapshot, error)
@@ -47,6 +54,9 @@ type Database interface {
 	// Restore replaces the database with the snapshot id, after checking it,
 	// and returns the snapshot.
 	Restore(ctx context.Context, id string) (Snapshot, error)
+	// DropSnapshot deletes the snapshot id. It returns an error wrapping
+	// ErrSnapshotNotFound when there is none.
+	DropSnapshot(ctx context.Context, id string) error
 	// Close releases the handle.
 	Close() error
 }
@@ -61,6 +71,26 @@ type Migration struct {
 	Up string
 	// Down is the file name of the down migration, or "" when there is none.
 	Down string
+	// Phase is PhaseExpand or PhaseContract when the up file's name carries
+	// the marker (NNNN_title.expand.up.sql, NNNN_title.contract.up.sql), ""
+	// when it carries none; see the package documentation.
+	Phase string
+	// SHA256 is the hex SHA-256 of the up file's content, recorded in the
+	// database's cutover_migrations table when the file is applied.
+	SHA256 string
+}
+
+// Applied is one row of a database's ledger (table cutover_migrations): an up
+// file that the migrator applied, and its checksum at that time.
+type Applied struct {
+	// Version is the migration's version.
+	Version uint
+	// File is the up file applied.
+	File string
+	// SHA256 is the hex SHA-256 of the file when it was applied.
+	SHA256 string
+	// AppliedAt is when it was applied (or adopted: see Database.Applied).
+	AppliedAt time.Time
 }
 
 // Snapshot is a copy of a database taken before it was changed.

@@ -31,14 +31,21 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 	}
 	untouched := "unchanged: the migrator did not touch the database"
 
-	if req.Phase != "" && req.Phase != "all" {
-		return fail(events.MigrationFailed{Error: fmt.Sprintf("phase %s is not supported yet (issue 4); send phase all or leave it out", req.Phase), State: untouched})
+	switch req.Phase {
+	case "", PhaseAll, PhaseExpand, PhaseContract:
+	default:
+		return fail(events.MigrationFailed{Error: fmt.Sprintf("phase %q is unknown; send expand, contract or all", req.Phase), State: untouched})
 	}
 	drv, err := m.driver(req.Driver)
 	if err != nil {
 		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
 	}
-	db, err := drv.Open(ctx, req.Database, req.Source)
+	dir, cleanup, err := m.fetchSource(ctx, req.Source)
+	if err != nil {
+		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
+	}
+	defer cleanup()
+	db, err := drv.Open(ctx, req.Database, dir)
 	if err != nil {
 		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
 	}
@@ -83,6 +90,14 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 	if err != nil {
 		return fail(events.MigrationFailed{Error: fmt.Sprintf("source %s: %v", req.Source, err), Version: from, State: clean})
 	}
+	target = phaseTarget(migs, from, target, req.Phase)
+	applied, err := db.Applied(ctx)
+	if err != nil {
+		return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: clean})
+	}
+	if err := CheckSource(migs, from, target, applied, m.cfg.RequireDown); err != nil {
+		return fail(events.MigrationFailed{Error: fmt.Sprintf("refused source %s: %v", req.Source, err), Version: from, State: clean + " (nothing ran)"})
+	}
 	if target == from {
 		log.Info("database already at target version", "version", from)
 		return m.finish(ctx, e, events.MigrationCompleted{Database: database, FromVersion: from, ToVersion: from, DurationMs: time.Since(started).Milliseconds()}, log)
@@ -107,6 +122,7 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 		err = errors.Join(err, fmt.Errorf("after migrating, the database is at version %d (dirty %v), want %d", to, dirty, target))
 		return failed(m.restoreAfter(runCtx, db, snap, err, log))
 	}
+	m.prune(runCtx, db, log)
 	return m.finish(ctx, e, events.MigrationCompleted{
 		Database: database, FromVersion: from, ToVersion: to, SnapshotID: snap.ID,
 		DurationMs: time.Since(started).Milliseconds(),

@@ -39,6 +39,18 @@ type Config struct {
 	// 30s, so the default waits about 13 minutes for another migration of the
 	// same database to finish before giving up.
 	MaxDeliver int
+	// RequireDown refuses, before anything runs, a migration request whose
+	// migrations lack a down file (default false: a rollback past them goes
+	// through the snapshot instead).
+	RequireDown bool
+	// KeepSnapshots is how many snapshots of each database are kept: after
+	// a successful migration the older ones are dropped (default 0: keep
+	// all). The snapshot a migration just took always stays.
+	KeepSnapshots int
+	// Images copies migration sources named "image:<ref>[#/dir]" out of
+	// images (the image subpackage, through the registry). Nil refuses such
+	// sources with a clear error.
+	Images SourceFetcher
 }
 
 func (c *Config) setDefaults() {
@@ -69,6 +81,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LockStaleAfter < 0 || c.LockRefresh <= 0 || c.LockRefresh*2 > c.LockStaleAfter {
 		errs = append(errs, fmt.Errorf("migrator config: lock refresh %v must be positive and at most half of lock stale-after %v", c.LockRefresh, c.LockStaleAfter))
+	}
+	if c.KeepSnapshots < 0 {
+		errs = append(errs, fmt.Errorf("migrator config: keep snapshots %d must be 0 (keep all) or more", c.KeepSnapshots))
 	}
 	if c.MaxDeliver < 1 {
 		errs = append(errs, fmt.Errorf("migrator config: max deliver %d must be at least 1", c.MaxDeliver))
@@ -192,8 +207,5 @@ func (m *Migrator) driver(name string) (Driver, error) {
 	if d, ok := m.cfg.Drivers[name]; ok {
 		return d, nil
 	}
-	if name == "postgres" {
-		return nil, errors.New("driver postgres is not supported yet (issue 4)")
-	}
-	return nil, fmt.Errorf("driver %q is not supported by this migrator", name)
+	return nil, fmt.Errorf("driver %q is not wired in this migrator; start it with that driver enabled", name)
 }

@@ -76,7 +76,9 @@ func start(t *testing.T, cfg migrator.Config) *harness {
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg.Drivers = map[string]migrator.Driver{"sqlite": h.driver}
+	if cfg.Drivers == nil {
+		cfg.Drivers = map[string]migrator.Driver{"sqlite": h.driver}
+	}
 	m, err := migrator.New(cfg, h.srv.JS)
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +252,7 @@ func TestMigrateUpWithSnapshot(t *testing.T) {
 	if v, dirty, users, _ := state(t, snapPath); v != 1 || dirty || users != rows {
 		t.Errorf("snapshot %s: version %d dirty %v users %d, want the pre-upgrade database", snapPath, v, dirty, users)
 	}
-	if v, dirty, users, tables := state(t, path); v != 4 || dirty || users != rows || tables != "orders,schema_migrations,users" {
+	if v, dirty, users, tables := state(t, path); v != 4 || dirty || users != rows || tables != "cutover_migrations,orders,schema_migrations,users" {
 		t.Errorf("database: version %d dirty %v users %d tables %s", v, dirty, users, tables)
 	}
 }
@@ -272,7 +274,7 @@ func TestFailingMigrationRestoresSnapshot(t *testing.T) {
 		t.Errorf("state = %q, want %q", failed.State, want)
 	}
 	// Back at the pre-upgrade version: 0002's column is gone, 0003's table too, every row is there.
-	if v, dirty, users, tables := state(t, path); v != 1 || dirty || users != rows || tables != "schema_migrations,users" {
+	if v, dirty, users, tables := state(t, path); v != 1 || dirty || users != rows || tables != "cutover_migrations,schema_migrations,users" {
 		t.Errorf("database: version %d dirty %v users %d tables %s, want clean 1 with %d users", v, dirty, users, tables, rows)
 	}
 	if cols := columns(t, path, "users"); cols != "id,name" {
@@ -296,7 +298,7 @@ func TestRollbackThroughDownFiles(t *testing.T) {
 	if rb.Path != migrator.PathDown || rb.FromVersion != 4 || rb.ToVersion != 1 || rb.SnapshotTime != nil {
 		t.Errorf("rollback = %+v, want down from 4 to 1", rb)
 	}
-	if v, dirty, users, tables := state(t, path); v != 1 || dirty || users != rows || tables != "schema_migrations,users" {
+	if v, dirty, users, tables := state(t, path); v != 1 || dirty || users != rows || tables != "cutover_migrations,schema_migrations,users" {
 		t.Errorf("database: version %d dirty %v users %d tables %s", v, dirty, users, tables)
 	}
 	if cols := columns(t, path, "users"); cols != "id,name" {
@@ -329,7 +331,7 @@ func TestRollbackThroughSnapshotWhenDownFileMissing(t *testing.T) {
 	if rb.Path != migrator.PathSnapshot || rb.FromVersion != 3 || rb.ToVersion != 1 || rb.SnapshotTime == nil || time.Since(*rb.SnapshotTime) > time.Minute {
 		t.Errorf("rollback = %+v, want snapshot path from 3 to 1 with the snapshot's time", rb)
 	}
-	if v, dirty, users, tables := state(t, path); v != 1 || dirty || users != rows || tables != "schema_migrations,users" {
+	if v, dirty, users, tables := state(t, path); v != 1 || dirty || users != rows || tables != "cutover_migrations,schema_migrations,users" {
 		t.Errorf("database: version %d dirty %v users %d tables %s", v, dirty, users, tables)
 	}
 	// The state before the restore (with the lost order) is kept as a snapshot of its own.
@@ -402,9 +404,9 @@ func TestUnsupportedRequests(t *testing.T) {
 		req  events.Data
 		want string
 	}{
-		{"postgres", events.MigrationRequested{Driver: "postgres", Database: "postgres://app:secret@db:5432/app", Source: "/migrations"}, "driver postgres is not supported yet (issue 4)"},
-		{"postgres rollback", events.MigrationRollbackRequested{Driver: "postgres", Database: "postgres://app:secret@db:5432/app", ToVersion: 3}, "driver postgres is not supported yet (issue 4)"},
-		{"expand phase", events.MigrationRequested{Driver: "sqlite", Database: "/nowhere.db", Source: "/migrations", Phase: "expand"}, "phase expand is not supported yet (issue 4)"},
+		{"postgres", events.MigrationRequested{Driver: "postgres", Database: "postgres://app:secret@db:5432/app", Source: "/migrations"}, `driver "postgres" is not wired in this migrator`},
+		{"postgres rollback", events.MigrationRollbackRequested{Driver: "postgres", Database: "postgres://app:secret@db:5432/app", ToVersion: 3}, `driver "postgres" is not wired in this migrator`},
+		{"image source without fetcher", events.MigrationRequested{Driver: "sqlite", Database: "/nowhere.db", Source: "image:registry.example/app:2"}, "this migrator cannot read images; wire Config.Images"},
 		{"missing database", events.MigrationRequested{Driver: "sqlite", Database: filepath.Join(t.TempDir(), "typo.db"), Source: "testdata/ok"}, "does not exist"},
 	}
 	for _, c := range cases {

@@ -38,7 +38,12 @@ func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.Migr
 	if err != nil {
 		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
 	}
-	db, err := drv.Open(ctx, req.Database, req.Source)
+	dir, cleanup, err := m.fetchSource(ctx, req.Source)
+	if err != nil {
+		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
+	}
+	defer cleanup()
+	db, err := drv.Open(ctx, req.Database, dir)
 	if err != nil {
 		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
 	}
@@ -113,11 +118,7 @@ func (m *Migrator) downBlocked(ctx context.Context, db Database, req events.Migr
 	for _, mg := range migs {
 		known[mg.Version] = true
 		if mg.Version > req.ToVersion && mg.Version <= from && mg.Down == "" {
-			name := strings.Replace(mg.Up, ".up.", ".down.", 1)
-			if name == "" {
-				name = fmt.Sprintf("version %d", mg.Version)
-			}
-			missing = append(missing, name)
+			missing = append(missing, downName(mg))
 		}
 	}
 	switch {

@@ -6,8 +6,10 @@
 // Snapshots are made with VACUUM INTO, a consistent copy even while the
 // service writes, into a .cutover-snapshots directory next to the database:
 // <dir>/.cutover-snapshots/<base>.snap-<UTC timestamp>. Each one is checked
-// (it opens, PRAGMA integrity_check is ok) before it counts. The migrator
-// never deletes snapshots.
+// (it opens, PRAGMA quick_check is ok) before it counts. The migrator
+// deletes snapshots only through retention (migrator Config.KeepSnapshots)
+// or PruneSnapshots. Migrations also keep the ledger table
+// cutover_migrations (package ledger).
 //
 // A Database holds no connection between calls: every call opens and closes
 // its own, so a restore can replace the file with nothing of its own open.

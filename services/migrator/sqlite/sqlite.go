@@ -9,17 +9,16 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 	"github.com/golang-migrate/migrate/v4/database"
 	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
-	"github.com/golang-migrate/migrate/v4/source"
 	"github.com/golang-migrate/migrate/v4/source/file"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
 
 // Driver opens SQLite databases by file path.
@@ -143,51 +142,30 @@ func readVersion(ctx context.Context, db *sql.DB) (uint, bool, error) {
 	return uint(v), dirty, nil
 }
 
-// Migrations lists the source directory's migrations by ascending version.
-// Files that do not follow golang-migrate's naming are ignored, as
-// golang-migrate does.
+// Migrations lists the source directory's migrations by ascending version
+// (migrator.ReadSource).
 func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error) {
 	if d.source == "" {
 		return nil, fmt.Errorf("list migrations of %s: no migration source was given", d.path)
 	}
-	entries, err := os.ReadDir(d.source)
+	return migrator.ReadSource(d.source)
+}
+
+// Applied returns the ledger of applied files (package ledger).
+func (d *Database) Applied(ctx context.Context) ([]migrator.Applied, error) {
+	db, err := conn(ctx, d.path)
 	if err != nil {
-		return nil, fmt.Errorf("list migrations in %s: %w", d.source, err)
+		return nil, err
 	}
-	byVersion := map[uint]*migrator.Migration{}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		p, err := source.DefaultParse(e.Name())
-		if err != nil {
-			continue
-		}
-		if p.Version == 0 {
-			return nil, fmt.Errorf("list migrations in %s: %s has version 0; number migrations from 1", d.source, e.Name())
-		}
-		mg := byVersion[p.Version]
-		if mg == nil {
-			mg = &migrator.Migration{Version: p.Version, Name: p.Identifier}
-			byVersion[p.Version] = mg
-		}
-		slot := &mg.Up
-		if p.Direction == source.Down {
-			slot = &mg.Down
-		}
-		if *slot != "" {
-			return nil, fmt.Errorf("list migrations in %s: %s and %s are both %s migrations of version %d; keep one", d.source, *slot, e.Name(), p.Direction, p.Version)
-		}
-		*slot = e.Name()
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, ledger.Table).Scan(&n); err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", d.path, err)
 	}
-	out := make([]migrator.Migration, 0, len(byVersion))
-	for _, mg := range byVersion {
-		if mg.Up == "" {
-			return nil, fmt.Errorf("list migrations in %s: version %d has a down file (%s) but no up file", d.source, mg.Version, mg.Down)
-		}
-		out = append(out, *mg)
+	out, err := ledger.Read(ctx, db, n > 0)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", d.path, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
 }
 
@@ -235,6 +213,21 @@ func (d *Database) run(ctx context.Context, target uint, up bool) error {
 		return nil
 	}
 
+	// The ledger has its own connection: golang-migrate owns db.
+	led, err := conn(ctx, d.path)
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	if err := ledger.Ensure(ctx, led); err != nil {
+		return fmt.Errorf("migrate %s: %w", d.path, err)
+	}
+	if up {
+		if err := ledger.Adopt(ctx, led, migs, from); err != nil {
+			return fmt.Errorf("migrate %s: %w", d.path, err)
+		}
+	}
+
 	db, err := conn(ctx, d.path)
 	if err != nil {
 		return err
@@ -272,6 +265,16 @@ func (d *Database) run(ctx context.Context, target uint, up bool) error {
 		}
 		if err := m.Steps(n); err != nil {
 			return &migrator.StepError{Version: step.Version, File: name, Err: sqlError(err)}
+		}
+		// The step committed: a failure to record it leaves the ledger one
+		// step behind, which the next run reports rather than hides.
+		if up {
+			err = ledger.Record(context.WithoutCancel(ctx), led, step)
+		} else {
+			err = ledger.Remove(context.WithoutCancel(ctx), led, step.Version)
+		}
+		if err != nil {
+			return fmt.Errorf("migrate %s: %s applied, but: %w", d.path, name, err)
 		}
 	}
 	return nil

@@ -23,6 +23,8 @@ import (
 	"github.com/cutover-dev/cutover/services/auditor"
 	auditsqlite "github.com/cutover-dev/cutover/services/auditor/sqlite"
 	"github.com/cutover-dev/cutover/services/migrator"
+	migimage "github.com/cutover-dev/cutover/services/migrator/image"
+	migpostgres "github.com/cutover-dev/cutover/services/migrator/postgres"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
@@ -94,7 +96,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	mig, err := migrator.New(migrator.Config{
 		Logger:  cfg.Logger.With("service", "migrator"),
-		Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}},
+		Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}, "postgres": migpostgres.Driver{}},
+		Images:  migimage.Fetcher{},
 	}, s.js)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,8 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/image"
+	"github.com/cutover-dev/cutover/services/migrator/postgres"
 	"github.com/cutover-dev/cutover/services/migrator/sqlite"
 )
 
@@ -39,6 +41,10 @@ func run(args []string) error {
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server `URL`")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	keep := fs.Int("keep-snapshots", 0, "snapshots kept per database after a successful migration (0: keep all)")
+	requireDown := fs.Bool("require-down", false, "refuse migrations without a down file")
+	pgMethod := fs.String("pg-snapshot-method", postgres.MethodAuto, "PostgreSQL snapshot `method`: auto (template, else pg_dump), template or dump")
+	pgDumpDir := fs.String("pg-dump-dir", "", "`directory` of pg_dump snapshots (default $TMPDIR/cutover-pg-snapshots)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,8 +67,14 @@ func run(args []string) error {
 	}
 
 	m, err := migrator.New(migrator.Config{
-		Logger:  log,
-		Drivers: map[string]migrator.Driver{"sqlite": sqlite.Driver{}},
+		Logger: log,
+		Drivers: map[string]migrator.Driver{
+			"sqlite":   sqlite.Driver{},
+			"postgres": postgres.Driver{Method: *pgMethod, DumpDir: *pgDumpDir},
+		},
+		Images:        image.Fetcher{},
+		KeepSnapshots: *keep,
+		RequireDown:   *requireDown,
 	}, js)
 	if err != nil {
 		return err

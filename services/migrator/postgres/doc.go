@@ -1,0 +1,41 @@
+// Package postgres is the migrator's driver for PostgreSQL databases, through
+// github.com/jackc/pgx/v5 (database/sql) and golang-migrate's pgx/v5
+// database driver, with migrations read from a directory (migrator.ReadSource).
+//
+// A database is named by URL: postgres://user[:password]@host:port/dbname.
+// The driver also connects to the server's maintenance database ("postgres")
+// to create, rename and drop databases, so the role needs CREATEDB and the
+// right to terminate the database's sessions (owner of the databases plus
+// pg_signal_backend, or superuser).
+//
+// Snapshots, chosen by Driver.Method:
+//
+//   - template (the fast path): CREATE DATABASE <db>_snap_<time> TEMPLATE
+//     <db> STRATEGY FILE_COPY, a file-level copy on the same server.
+//     PostgreSQL refuses it while any other session is connected to <db>,
+//     so the driver sets ALLOW_CONNECTIONS false on <db>, terminates its
+//     sessions (pg_terminate_backend), copies, and allows connections again:
+//     the service's connections drop for the length of the copy. The copy
+//     is labelled with a COMMENT (JSON: which database, when, version).
+//   - dump: pg_dump --format=custom into Driver.DumpDir, with a .json label
+//     next to it. No exclusive access needed; slower (rows are serialised
+//     and indexes rebuilt on restore), and the only choice when the
+//     sessions cannot be terminated or the copy must leave the server.
+//   - auto (default): template, falling back to dump when the template copy
+//     is refused.
+//
+// Measured on the benchmark machine (see BenchmarkSnapshot), a template copy
+// runs near the speed of copying the database's files, several times faster
+// than pg_dump/pg_restore, which is why it is the default.
+//
+// A restore renames the database aside (<db>_old_<time>), makes a new one
+// under its name and owner from the snapshot (CREATE DATABASE TEMPLATE the
+// copy, or pg_restore of the dump into a scratch database then renamed),
+// drops the old one, and checks the version. The snapshot stays. If making
+// the new database fails, the old one is renamed back. Database-level
+// settings (ALTER DATABASE SET) and database GRANTs are not carried over.
+//
+// If the migrator dies between refusing connections and allowing them again
+// the database keeps refusing connections: ALTER DATABASE <db>
+// ALLOW_CONNECTIONS true repairs it.
+package postgres

@@ -1,0 +1,342 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+
+	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
+	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source/file"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/ledger"
+)
+
+// Snapshot methods (Driver.Method).
+const (
+	// MethodAuto copies with CREATE DATABASE ... TEMPLATE and falls back to
+	// pg_dump when the copy is refused.
+	MethodAuto = "auto"
+	// MethodTemplate only uses CREATE DATABASE ... TEMPLATE.
+	MethodTemplate = "template"
+	// MethodDump only uses pg_dump (custom format) and pg_restore.
+	MethodDump = "dump"
+)
+
+// Driver opens PostgreSQL databases by URL
+// (postgres://user[:password]@host:port/dbname?sslmode=...).
+type Driver struct {
+	// Method is MethodAuto (default), MethodTemplate or MethodDump.
+	Method string
+	// Strategy is the CREATE DATABASE strategy of template copies:
+	// "FILE_COPY" (default: copies the files, fastest for large databases)
+	// or "WAL_LOG" (PostgreSQL 15's default: logs every block, no checkpoint).
+	Strategy string
+	// DumpDir holds pg_dump snapshots, one subdirectory per server
+	// (default $TMPDIR/cutover-pg-snapshots). Use a durable disk in production.
+	DumpDir string
+	// PGBin is the directory of pg_dump and pg_restore (default: $PATH,
+	// then /usr/lib/postgresql/15/bin).
+	PGBin string
+	// MaintenanceDB is the database the driver connects to for CREATE,
+	// ALTER and DROP DATABASE (default "postgres").
+	MaintenanceDB string
+}
+
+var (
+	_ migrator.Driver   = Driver{}
+	_ migrator.Database = (*Database)(nil)
+)
+
+// Database is one PostgreSQL database and its migration source. It holds no
+// connection between calls, so that its snapshots and restores find no
+// connection of its own on the database.
+type Database struct {
+	drv    Driver
+	cfg    *pgx.ConnConfig // the database
+	admin  *pgx.ConnConfig // the maintenance database
+	name   string
+	key    string
+	source string
+}
+
+// Open checks that the database at location exists and answers, and returns
+// a handle on it with migrations in the directory source (may be "").
+func (d Driver) Open(ctx context.Context, location, source string) (migrator.Database, error) {
+	if d.Method == "" {
+		d.Method = MethodAuto
+	}
+	if d.Strategy == "" {
+		d.Strategy = "FILE_COPY"
+	}
+	if d.MaintenanceDB == "" {
+		d.MaintenanceDB = "postgres"
+	}
+	switch d.Method {
+	case MethodAuto, MethodTemplate, MethodDump:
+	default:
+		return nil, fmt.Errorf("open postgres database: snapshot method %q is unknown; use auto, template or dump", d.Method)
+	}
+	shown := redact(location)
+	cfg, err := pgx.ParseConfig(location)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres database %s: %w (want postgres://user@host:port/dbname)", shown, err)
+	}
+	if cfg.Database == "" {
+		return nil, fmt.Errorf("open postgres database %s: the URL names no database; add /dbname", shown)
+	}
+	if cfg.Database == d.MaintenanceDB {
+		return nil, fmt.Errorf("open postgres database %s: %s is the maintenance database the migrator works from; migrate another database", shown, cfg.Database)
+	}
+	admin := cfg.Copy()
+	admin.Database = d.MaintenanceDB
+	db := &Database{drv: d, cfg: cfg, admin: admin, name: cfg.Database,
+		key: "postgres://" + net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))) + "/" + cfg.Database}
+	if source != "" {
+		if db.source, err = filepath.Abs(source); err != nil {
+			return nil, fmt.Errorf("open migration source %q: %w", source, err)
+		}
+	}
+	c, err := db.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db, c.Close()
+}
+
+// redact removes the password from a URL.
+func redact(location string) string {
+	u, err := url.Parse(location)
+	if err != nil || u.User == nil {
+		return location
+	}
+	return u.Redacted()
+}
+
+// Key returns postgres://host:port/dbname.
+func (d *Database) Key() string { return d.key }
+
+// Close does nothing: a Database holds no connection between calls.
+func (d *Database) Close() error { return nil }
+
+// conn opens a one-connection pool on the database.
+func (d *Database) conn(ctx context.Context) (*sql.DB, error) { return open(ctx, d.cfg, d.key) }
+
+// adminConn opens a one-connection pool on the maintenance database.
+func (d *Database) adminConn(ctx context.Context) (*sql.DB, error) {
+	return open(ctx, d.admin, "maintenance database "+d.admin.Database+" of "+d.key)
+}
+
+// dbConfig returns the config of another database of the same server.
+func (d *Database) dbConfig(name string) *pgx.ConnConfig {
+	c := d.cfg.Copy()
+	c.Database = name
+	return c
+}
+
+func open(ctx context.Context, cfg *pgx.ConnConfig, what string) (*sql.DB, error) {
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "3D000" {
+			return nil, fmt.Errorf("open postgres database %s: it does not exist; check the URL (the migrator does not create databases)", what)
+		}
+		return nil, fmt.Errorf("open postgres database %s: %w; check that the server runs and the URL", what, err)
+	}
+	return db, nil
+}
+
+// Version returns the version golang-migrate recorded, 0 when none.
+func (d *Database) Version(ctx context.Context) (uint, bool, error) {
+	db, err := d.conn(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	defer db.Close()
+	v, dirty, err := readVersion(ctx, db)
+	if err != nil {
+		return 0, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
+	}
+	return v, dirty, nil
+}
+
+// readVersion reads golang-migrate's schema_migrations table in the current
+// schema. A missing table or row, or version -1, is version 0.
+func readVersion(ctx context.Context, db *sql.DB) (uint, bool, error) {
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, migratepgx.DefaultMigrationsTable).Scan(&exists); err != nil {
+		return 0, false, err
+	}
+	if !exists {
+		return 0, false, nil
+	}
+	var v int64
+	var dirty bool
+	err := db.QueryRowContext(ctx, `SELECT version, dirty FROM `+migratepgx.DefaultMigrationsTable+` LIMIT 1`).Scan(&v, &dirty)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if v < 0 {
+		return 0, dirty, nil
+	}
+	return uint(v), dirty, nil
+}
+
+// Migrations lists the source directory's migrations (migrator.ReadSource).
+func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error) {
+	if d.source == "" {
+		return nil, fmt.Errorf("list migrations of %s: no migration source was given", d.key)
+	}
+	return migrator.ReadSource(d.source)
+}
+
+// Applied returns the ledger of applied files (package ledger).
+func (d *Database) Applied(ctx context.Context) ([]migrator.Applied, error) {
+	db, err := d.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, ledger.Table).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", d.key, err)
+	}
+	out, err := ledger.Read(ctx, db, exists)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", d.key, err)
+	}
+	return out, nil
+}
+
+// Up applies the up migrations after the current version until target.
+func (d *Database) Up(ctx context.Context, target uint) error { return d.run(ctx, target, true) }
+
+// Down applies the down migrations from the current version until target.
+func (d *Database) Down(ctx context.Context, target uint) error { return d.run(ctx, target, false) }
+
+// run migrates one step at a time, so that a failure names its file. Each
+// file runs as one statement string (golang-migrate's default): PostgreSQL
+// runs a file of several statements in one implicit transaction, so a failing
+// file leaves nothing behind but the dirty flag; a file holding only CREATE
+// INDEX CONCURRENTLY runs outside any transaction, as it must.
+func (d *Database) run(ctx context.Context, target uint, up bool) error {
+	dir := "down"
+	if up {
+		dir = "up"
+	}
+	migs, err := d.Migrations(ctx)
+	if err != nil {
+		return err
+	}
+	from, dirty, err := d.Version(ctx)
+	if err != nil {
+		return err
+	}
+	if dirty {
+		return fmt.Errorf("migrate %s %s: the database is dirty at version %d", d.key, dir, from)
+	}
+	var steps []migrator.Migration
+	for _, mg := range migs {
+		if up && mg.Version > from && mg.Version <= target {
+			steps = append(steps, mg)
+		}
+		if !up && mg.Version > target && mg.Version <= from {
+			if mg.Down == "" {
+				return fmt.Errorf("migrate %s down to %d: migration %s has no down file", d.key, target, mg.Up)
+			}
+			steps = append([]migrator.Migration{mg}, steps...)
+		}
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+	led, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	if err := ledger.Ensure(ctx, led); err != nil {
+		return fmt.Errorf("migrate %s: %w", d.key, err)
+	}
+	if up {
+		if err := ledger.Adopt(ctx, led, migs, from); err != nil {
+			return fmt.Errorf("migrate %s: %w", d.key, err)
+		}
+	}
+
+	db, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	drv, err := migratepgx.WithInstance(db, &migratepgx.Config{})
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("prepare migrations of %s: %w", d.key, err)
+	}
+	src, err := (&file.File{}).Open((&url.URL{Scheme: "file", Path: filepath.ToSlash(d.source)}).String())
+	if err != nil {
+		_ = drv.Close()
+		return fmt.Errorf("open migration source %s: %w", d.source, err)
+	}
+	m, err := migrate.NewWithInstance("file", src, "pgx5", drv)
+	if err != nil {
+		_ = drv.Close()
+		_ = src.Close()
+		return fmt.Errorf("prepare migrations of %s: %w", d.key, err)
+	}
+	defer func() {
+		m.Close()
+		_ = db.Close()
+	}()
+
+	n := 1
+	if !up {
+		n = -1
+	}
+	for _, step := range steps {
+		name := step.Up
+		if !up {
+			name = step.Down
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("migrate %s: stopped before %s, clean at the version before it: %w", d.key, name, err)
+		}
+		if err := m.Steps(n); err != nil {
+			return &migrator.StepError{Version: step.Version, File: name, Err: sqlError(err)}
+		}
+		if up {
+			err = ledger.Record(context.WithoutCancel(ctx), led, step)
+		} else {
+			err = ledger.Remove(context.WithoutCancel(ctx), led, step.Version)
+		}
+		if err != nil {
+			return fmt.Errorf("migrate %s: %s applied, but: %w", d.key, name, err)
+		}
+	}
+	return nil
+}
+
+// sqlError returns the database's own error out of golang-migrate's wrapper,
+// which also carries the whole migration text.
+func sqlError(err error) error {
+	var dbErr *database.Error
+	if errors.As(err, &dbErr) && dbErr.OrigErr != nil {
+		return dbErr.OrigErr
+	}
+	return err
+}

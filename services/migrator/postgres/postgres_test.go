@@ -1,0 +1,260 @@
+package postgres_test
+
+import (
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/pgtest"
+	"github.com/cutover-dev/cutover/services/migrator/postgres"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+)
+
+const rows = 3000
+
+func open(t *testing.T, drv postgres.Driver, url, source string) migrator.Database {
+	t.Helper()
+	db, err := drv.Open(t.Context(), url, source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// seed makes a database at version 1 of testdata/pg/ok holding rows users.
+func seed(t *testing.T) (string, *sql.DB) {
+	t.Helper()
+	url, sdb := pgtest.NewDatabase(t)
+	if err := open(t, postgres.Driver{}, url, "../testdata/pg/ok").Up(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdb.Exec(`INSERT INTO users (name) SELECT 'user' || i FROM generate_series(1, $1) i`, rows); err != nil {
+		t.Fatal(err)
+	}
+	return url, sdb
+}
+
+func count(t *testing.T, db *sql.DB, q string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func version(t *testing.T, db migrator.Database) (uint, bool) {
+	t.Helper()
+	v, dirty, err := db.Version(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, dirty
+}
+
+func TestOpenRefuses(t *testing.T) {
+	cfg := pgtest.Server(t)
+	missing := *cfg
+	missing.Database = "cutover_no_such_db"
+	cases := []struct{ name, url, want string }{
+		{"missing database", pgtest.URL(&missing), "open postgres database postgres://" + cfg.Host + ":"},
+		{"maintenance database", pgtest.URL(cfg), "is the maintenance database the migrator works from"},
+		{"unreachable server", "postgres://cutover@127.0.0.1:1/app?sslmode=disable&connect_timeout=2", "check that the server runs and the URL"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := postgres.Driver{}.Open(t.Context(), c.url, "")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open(%s) err = %v, want %q", c.url, err, c.want)
+			}
+		})
+	}
+	_, err := postgres.Driver{}.Open(t.Context(), pgtest.URL(&missing), "")
+	if want := "/cutover_no_such_db: it does not exist; check the URL (the migrator does not create databases)"; err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("Open(missing) err = %v, want suffix %q", err, want)
+	}
+}
+
+func TestUpDownAndFailingFileRollsBack(t *testing.T) {
+	url, sdb := seed(t)
+	db := open(t, postgres.Driver{}, url, "../testdata/pg/ok")
+	if err := db.Up(t.Context(), 4); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := db.Applied(t.Context())
+	if err != nil || len(applied) != 4 || applied[3].File != "0004_users_name.up.sql" || len(applied[3].SHA256) != 64 {
+		t.Fatalf("Applied() = %+v, %v; want 4 rows", applied, err)
+	}
+	if err := db.Down(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if v, dirty := version(t, db); v != 1 || dirty {
+		t.Fatalf("after Down(1): version %d dirty %v", v, dirty)
+	}
+	if applied, _ := db.Applied(t.Context()); len(applied) != 1 {
+		t.Errorf("ledger after Down(1) = %+v, want only version 1", applied)
+	}
+
+	failing := open(t, postgres.Driver{}, url, "../testdata/pg/failing")
+	err = failing.Up(t.Context(), 4)
+	var step *migrator.StepError
+	if !errors.As(err, &step) || step.File != "0003_broken.up.sql" || step.Version != 3 || !strings.Contains(step.Err.Error(), `relation "missing_table" does not exist`) {
+		t.Fatalf("Up through a broken migration: err = %v, want a StepError on 0003_broken.up.sql", err)
+	}
+	if v, dirty := version(t, failing); v != 3 || !dirty {
+		t.Fatalf("after the failed step: version %d dirty %v, want dirty at 3", v, dirty)
+	}
+	// The file ran in one implicit transaction: its first statement is undone too.
+	if n := count(t, sdb, `SELECT count(*) FROM pg_tables WHERE tablename = 'audit_log'`); n != 0 {
+		t.Errorf("audit_log exists after its file failed; want the whole file rolled back")
+	}
+}
+
+func TestSnapshotAndRestore(t *testing.T) {
+	for _, method := range []string{postgres.MethodTemplate, postgres.MethodDump} {
+		t.Run(method, func(t *testing.T) {
+			url, sdb := seed(t)
+			drv := postgres.Driver{Method: method, DumpDir: t.TempDir()}
+			db := open(t, drv, url, "../testdata/pg/ok")
+
+			// A service holds a session on the database: the template copy
+			// must end it, the dump must not need to.
+			service, err := sdb.Conn(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer service.Close()
+
+			snap, err := db.Snapshot(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if snap.Version != 1 || snap.Dirty || !strings.Contains(snap.ID, "_snap_") {
+				t.Fatalf("Snapshot() = %+v", snap)
+			}
+			if method == postgres.MethodDump != strings.HasSuffix(snap.ID, ".pgdump") {
+				t.Errorf("snapshot id %s does not match method %s", snap.ID, method)
+			}
+			err = service.PingContext(t.Context())
+			if method == postgres.MethodTemplate && err == nil {
+				t.Errorf("the service's session survived a template copy; PostgreSQL would have refused the copy")
+			}
+			if method == postgres.MethodDump && err != nil {
+				t.Errorf("the service's session was ended by a dump: %v", err)
+			}
+			// New sessions are allowed again.
+			if n := count(t, sdb, `SELECT count(*) FROM users`); n != rows {
+				t.Fatalf("users = %d", n)
+			}
+
+			if err := db.Up(t.Context(), 4); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sdb.Exec(`INSERT INTO orders (user_id, total) VALUES (1, 10)`); err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.Restore(t.Context(), snap.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ID != snap.ID || got.Version != 1 {
+				t.Errorf("Restore() = %+v", got)
+			}
+			if v, dirty := version(t, db); v != 1 || dirty {
+				t.Fatalf("after restore: version %d dirty %v", v, dirty)
+			}
+			sdb = reopen(t, url) // the restore ended the service's sessions, as it must
+			if n := count(t, sdb, `SELECT count(*) FROM users`); n != rows {
+				t.Errorf("users after restore = %d, want %d", n, rows)
+			}
+			if n := count(t, sdb, `SELECT count(*) FROM pg_tables WHERE tablename IN ('orders')`); n != 0 {
+				t.Errorf("orders exists after restoring a version-1 snapshot")
+			}
+			admin := pgtest.Admin(t)
+			if n := count(t, admin, `SELECT count(*) FROM pg_database WHERE datname LIKE '%\_old\_%' OR datname LIKE '%\_new\_%'`); n != 0 {
+				t.Errorf("%d aside databases left after restore", n)
+			}
+
+			list, err := db.Snapshots(t.Context())
+			if err != nil || len(list) != 1 || list[0].ID != snap.ID {
+				t.Fatalf("Snapshots() = %+v, %v; want [%s]", list, err, snap.ID)
+			}
+			if err := db.DropSnapshot(t.Context(), snap.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Inspect(t.Context(), snap.ID); !errors.Is(err, migrator.ErrSnapshotNotFound) {
+				t.Errorf("Inspect after DropSnapshot: err = %v, want ErrSnapshotNotFound", err)
+			}
+			for _, id := range []string{"postgres", "other_snap_20250101T000000_000000", snap.ID} {
+				if _, err := db.Restore(t.Context(), id); !errors.Is(err, migrator.ErrSnapshotNotFound) {
+					t.Errorf("Restore(%q) err = %v, want ErrSnapshotNotFound", id, err)
+				}
+			}
+		})
+	}
+}
+
+// A realistic history: tables, enums, backfills, CREATE INDEX CONCURRENTLY
+// alone in its file, triggers, a view and an expand/contract pair; it goes
+// all the way up with data in it, and all the way down.
+func TestRealisticSetUpAndDown(t *testing.T) {
+	url, sdb := pgtest.NewDatabase(t)
+	db := open(t, postgres.Driver{}, url, "../testdata/pg/realistic")
+	ctx := t.Context()
+	if err := db.Up(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO users (name) SELECT 'User ' || i FROM generate_series(1, 2000) i`,
+		`INSERT INTO projects (owner_id, name) SELECT id, 'p' || id FROM users`,
+		`INSERT INTO instances (project_id, host) SELECT id, 'compute' || (id % 7) FROM projects`,
+	} {
+		if _, err := sdb.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	migs, err := db.Migrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(migs) != 30 || migs[24].Phase != migrator.PhaseExpand || migs[26].Phase != migrator.PhaseContract || migs[26].Name != "users_drop_name" {
+		t.Fatalf("Migrations() phases wrong: %+v", migs[24:28])
+	}
+	if err := db.Up(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, sdb, `SELECT count(*) FROM quotas`); n != 6000 {
+		t.Errorf("backfilled quotas = %d, want 6000", n)
+	}
+	if n := count(t, sdb, `SELECT count(*) FROM users WHERE email IS NULL OR display_name IS NULL`); n != 0 {
+		t.Errorf("%d users not backfilled", n)
+	}
+	if n := count(t, sdb, `SELECT count(*) FROM pg_indexes WHERE indexname IN ('users_email_key', 'instances_host')`); n != 2 {
+		t.Errorf("concurrent indexes: %d, want 2", n)
+	}
+	if err := db.Down(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, dirty := version(t, db); v != 0 || dirty {
+		t.Fatalf("after Down(0): version %d dirty %v", v, dirty)
+	}
+	if n := count(t, sdb, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN ('schema_migrations', 'cutover_migrations')`); n != 0 {
+		t.Errorf("%d tables left after going all the way down", n)
+	}
+	if n := count(t, sdb, `SELECT count(*) FROM pg_type WHERE typname = 'vm_state'`); n != 0 {
+		t.Errorf("type vm_state left after going all the way down")
+	}
+}
+
+func reopen(t *testing.T, url string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}

@@ -1,0 +1,468 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cutover-dev/cutover/services/migrator"
+)
+
+// snapTimeFormat orders snapshot names by time and keeps them unique; it
+// stays within PostgreSQL's 63-byte identifiers with a 33-byte prefix.
+const snapTimeFormat = "20060102T150405_000000"
+
+// maxPrefix leaves room for "_snap_" and the time in a 63-byte identifier.
+const maxPrefix = 63 - len("_snap_") - len(snapTimeFormat)
+
+// dumpSuffix ends the ids of pg_dump snapshots.
+const dumpSuffix = ".pgdump"
+
+// drainTimeout bounds the wait for a database's other sessions to end after
+// they were terminated.
+const drainTimeout = 30 * time.Second
+
+// comment is stored as the COMMENT of a template snapshot database and as
+// the sidecar file of a dump, and identifies the snapshot.
+type comment struct {
+	Of      string    `json:"cutover_snapshot_of"`
+	Taken   time.Time `json:"taken"`
+	Method  string    `json:"method"`
+	Version uint      `json:"version"`
+	Dirty   bool      `json:"dirty"`
+}
+
+func (d *Database) snapPrefix() string {
+	p := d.name
+	if len(p) > maxPrefix {
+		p = p[:maxPrefix]
+	}
+	return p + "_snap_"
+}
+
+func quote(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// Snapshot copies the database. With MethodAuto or MethodTemplate it runs
+// CREATE DATABASE <snap> TEMPLATE <db>, which PostgreSQL only allows when
+// no other session is connected to <db>: the driver refuses new connections
+// to it (ALLOW_CONNECTIONS false), terminates the sessions it has, copies,
+// then allows connections again. The service sees its connections dropped
+// and reconnects after the copy (seconds per GB). With MethodAuto a refused
+// copy (no privilege to terminate, a session that will not go) falls back to
+// pg_dump, which needs no exclusive access.
+func (d *Database) Snapshot(ctx context.Context) (migrator.Snapshot, error) {
+	now := time.Now().UTC()
+	v, dirty, err := d.Version(ctx)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+	c := comment{Of: d.name, Taken: now, Version: v, Dirty: dirty}
+	if d.drv.Method != MethodDump {
+		s, err := d.snapshotTemplate(ctx, c)
+		if err == nil || d.drv.Method == MethodTemplate {
+			return s, err
+		}
+		if ctx.Err() != nil {
+			return migrator.Snapshot{}, err
+		}
+		// Fall through to pg_dump, and say why in case it fails too.
+		s, derr := d.snapshotDump(ctx, c)
+		if derr != nil {
+			return migrator.Snapshot{}, fmt.Errorf("%w; and pg_dump: %w", err, derr)
+		}
+		return s, nil
+	}
+	return d.snapshotDump(ctx, c)
+}
+
+func (d *Database) snapshotTemplate(ctx context.Context, c comment) (migrator.Snapshot, error) {
+	c.Method = MethodTemplate
+	id := d.snapPrefix() + c.Taken.Format(snapTimeFormat)
+	admin, err := d.adminConn(ctx)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+	defer admin.Close()
+	err = d.exclusive(ctx, admin, d.name, func() error {
+		_, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s STRATEGY %s`, quote(id), quote(d.name), d.drv.Strategy))
+		return err
+	})
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s with CREATE DATABASE TEMPLATE: %w", d.key, err)
+	}
+	b, _ := json.Marshal(c)
+	if _, err := admin.ExecContext(ctx, fmt.Sprintf(`COMMENT ON DATABASE %s IS '%s'`, quote(id), strings.ReplaceAll(string(b), "'", "''"))); err != nil {
+		d.dropDatabase(context.WithoutCancel(ctx), admin, id)
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: label copy %s: %w", d.key, id, err)
+	}
+	s, err := d.Inspect(ctx, id)
+	if err != nil {
+		d.dropDatabase(context.WithoutCancel(ctx), admin, id)
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: check copy: %w", d.key, err)
+	}
+	if s.Version != c.Version || s.Dirty != c.Dirty {
+		d.dropDatabase(context.WithoutCancel(ctx), admin, id)
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: copy %s holds version %d (dirty %v), the database %d (dirty %v): it changed during the copy; try again",
+			d.key, id, s.Version, s.Dirty, c.Version, c.Dirty)
+	}
+	return s, nil
+}
+
+// exclusive runs fn while database name accepts no connections and has no
+// other session; it restores the database's previous ALLOW_CONNECTIONS.
+func (d *Database) exclusive(ctx context.Context, admin *sql.DB, name string, fn func() error) error {
+	var allow bool
+	if err := admin.QueryRowContext(ctx, `SELECT datallowconn FROM pg_database WHERE datname = $1`, name).Scan(&allow); err != nil {
+		return fmt.Errorf("read database %s: %w", name, err)
+	}
+	if allow {
+		if _, err := admin.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS false`, quote(name))); err != nil {
+			return fmt.Errorf("refuse new connections to %s: %w", name, err)
+		}
+		defer func() {
+			// Must run even when ctx is done: a database left refusing
+			// connections is an outage.
+			if _, err := admin.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS true`, quote(name))); err != nil {
+				_ = err // reported by the next Open; nothing better to do here
+			}
+		}()
+	}
+	if err := d.drain(ctx, admin, name); err != nil {
+		return err
+	}
+	return fn()
+}
+
+// drain terminates the other sessions on database name and waits until they
+// are gone.
+func (d *Database) drain(ctx context.Context, admin *sql.DB, name string) error {
+	deadline := time.Now().Add(drainTimeout)
+	for {
+		var left int
+		err := admin.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) t`, name).Scan(&left)
+		if err != nil {
+			return fmt.Errorf("terminate sessions on %s: %w (the migrator's role needs pg_signal_backend or superuser)", name, err)
+		}
+		if left == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("terminate sessions on %s: %d still connected after %v", name, left, drainTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond): // sessions end asynchronously after the signal
+		}
+	}
+}
+
+func (d *Database) dropDatabase(ctx context.Context, admin *sql.DB, name string) error {
+	_, err := admin.ExecContext(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, quote(name)))
+	return err
+}
+
+// dumpDir is the directory of this server's dumps.
+func (d *Database) dumpDir() string {
+	base := d.drv.DumpDir
+	if base == "" {
+		base = filepath.Join(os.TempDir(), "cutover-pg-snapshots")
+	}
+	server := strings.NewReplacer(":", "_", "/", "_", "[", "", "]", "").Replace(strings.TrimPrefix(strings.TrimSuffix(d.key, "/"+d.name), "postgres://"))
+	return filepath.Join(base, server)
+}
+
+// tool returns the path of pg_dump or pg_restore.
+func (d *Database) tool(name string) string {
+	if d.drv.PGBin != "" {
+		return filepath.Join(d.drv.PGBin, name)
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return filepath.Join("/usr/lib/postgresql/15/bin", name)
+}
+
+// pgEnv passes the connection to pg_dump and pg_restore through the
+// environment, so the password is not on a command line.
+func pgEnv(cfg *pgx.ConnConfig) []string {
+	env := append(os.Environ(), "PGHOST="+cfg.Host, fmt.Sprintf("PGPORT=%d", cfg.Port), "PGUSER="+cfg.User, "PGDATABASE="+cfg.Database)
+	if cfg.Password != "" {
+		env = append(env, "PGPASSWORD="+cfg.Password)
+	}
+	if cfg.TLSConfig == nil {
+		env = append(env, "PGSSLMODE=disable")
+	}
+	return env
+}
+
+func (d *Database) runTool(ctx context.Context, cfg *pgx.ConnConfig, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, d.tool(name), args...)
+	cmd.Env = pgEnv(cfg)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if len(msg) > 2000 {
+			msg = msg[:2000] + "..."
+		}
+		return fmt.Errorf("%s: %w: %s", name, err, msg)
+	}
+	return nil
+}
+
+func (d *Database) snapshotDump(ctx context.Context, c comment) (migrator.Snapshot, error) {
+	c.Method = MethodDump
+	dir := d.dumpDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: create %s: %w", d.key, dir, err)
+	}
+	id := d.snapPrefix() + c.Taken.Format(snapTimeFormat) + dumpSuffix
+	final := filepath.Join(dir, id)
+	tmp := final + ".tmp"
+	if err := d.runTool(ctx, d.cfg, "pg_dump", "--format=custom", "--compress=0", "--file="+tmp); err != nil {
+		_ = os.Remove(tmp)
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s with pg_dump into %s: %w (check free space in %s)", d.key, tmp, err, dir)
+	}
+	if err := d.runTool(ctx, d.cfg, "pg_restore", "--list", tmp); err != nil {
+		_ = os.Remove(tmp)
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: check dump %s: %w", d.key, tmp, err)
+	}
+	b, _ := json.Marshal(c)
+	if err := os.WriteFile(final+".json", b, 0o600); err != nil {
+		_ = os.Remove(tmp)
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		_ = os.Remove(tmp)
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+	return migrator.Snapshot{ID: id, Time: c.Taken, Location: final, Version: c.Version, Dirty: c.Dirty}, nil
+}
+
+// Snapshots lists the database's snapshots, newest first: template copies
+// (databases whose COMMENT names this database) and dumps.
+func (d *Database) Snapshots(ctx context.Context) ([]migrator.Snapshot, error) {
+	admin, err := d.adminConn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots of %s: %w", d.key, err)
+	}
+	defer admin.Close()
+	rows, err := admin.QueryContext(ctx, `SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE starts_with(datname, $1)`, d.snapPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots of %s: %w", d.key, err)
+	}
+	defer rows.Close()
+	var out []migrator.Snapshot
+	for rows.Next() {
+		var name, desc string
+		if err := rows.Scan(&name, &desc); err != nil {
+			return nil, fmt.Errorf("list snapshots of %s: %w", d.key, err)
+		}
+		var c comment
+		if json.Unmarshal([]byte(desc), &c) != nil || c.Of != d.name {
+			continue
+		}
+		out = append(out, migrator.Snapshot{ID: name, Time: c.Taken, Location: "database " + name + " on " + strings.TrimSuffix(d.key, "/"+d.name)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list snapshots of %s: %w", d.key, err)
+	}
+	entries, err := os.ReadDir(d.dumpDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("list snapshots of %s: %w", d.key, err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), d.snapPrefix()) && strings.HasSuffix(e.Name(), dumpSuffix) {
+			if c, err := d.readSidecar(e.Name()); err == nil && c.Of == d.name {
+				out = append(out, migrator.Snapshot{ID: e.Name(), Time: c.Taken, Location: filepath.Join(d.dumpDir(), e.Name())})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
+	return out, nil
+}
+
+func (d *Database) readSidecar(id string) (comment, error) {
+	var c comment
+	b, err := os.ReadFile(filepath.Join(d.dumpDir(), id+".json"))
+	if err != nil {
+		return c, err
+	}
+	return c, json.Unmarshal(b, &c)
+}
+
+// valid refuses ids that are not snapshot names of this database.
+func (d *Database) valid(id string) error {
+	if !strings.HasPrefix(id, d.snapPrefix()) || strings.ContainsAny(id, `/\'"`) {
+		return fmt.Errorf("snapshot %q of %s: %w: snapshot ids of this database start with %s", id, d.key, migrator.ErrSnapshotNotFound, d.snapPrefix())
+	}
+	return nil
+}
+
+// Inspect checks snapshot id and returns it with its version: a template
+// copy is connected to and its version read; a dump is listed by pg_restore.
+func (d *Database) Inspect(ctx context.Context, id string) (migrator.Snapshot, error) {
+	if err := d.valid(id); err != nil {
+		return migrator.Snapshot{}, err
+	}
+	if strings.HasSuffix(id, dumpSuffix) {
+		c, err := d.readSidecar(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return migrator.Snapshot{}, fmt.Errorf("snapshot %s of %s: %w in %s", id, d.key, migrator.ErrSnapshotNotFound, d.dumpDir())
+		}
+		if err != nil || c.Of != d.name {
+			return migrator.Snapshot{}, fmt.Errorf("snapshot %s of %s: unreadable label %s.json (%v)", id, d.key, id, err)
+		}
+		p := filepath.Join(d.dumpDir(), id)
+		if err := d.runTool(ctx, d.cfg, "pg_restore", "--list", p); err != nil {
+			return migrator.Snapshot{}, fmt.Errorf("snapshot %s of %s: %w", id, d.key, err)
+		}
+		return migrator.Snapshot{ID: id, Time: c.Taken, Location: p, Version: c.Version, Dirty: c.Dirty}, nil
+	}
+	admin, err := d.adminConn(ctx)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("inspect snapshot %s: %w", id, err)
+	}
+	defer admin.Close()
+	var desc string
+	err = admin.QueryRowContext(ctx, `SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1`, id).Scan(&desc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s of %s: %w on the server", id, d.key, migrator.ErrSnapshotNotFound)
+	}
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("inspect snapshot %s of %s: %w", id, d.key, err)
+	}
+	var c comment
+	if json.Unmarshal([]byte(desc), &c) != nil || c.Of != d.name {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s of %s: %w (database %s is not labelled as one)", id, d.key, migrator.ErrSnapshotNotFound, id)
+	}
+	snap, err := open(ctx, d.dbConfig(id), "snapshot "+id)
+	if err != nil {
+		return migrator.Snapshot{}, err
+	}
+	defer snap.Close()
+	v, dirty, err := readVersion(ctx, snap)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("read migration version of snapshot %s: %w", id, err)
+	}
+	return migrator.Snapshot{ID: id, Time: c.Taken, Location: "database " + id + " on " + strings.TrimSuffix(d.key, "/"+d.name), Version: v, Dirty: dirty}, nil
+}
+
+// Restore replaces the database with snapshot id. The database is renamed
+// aside (after its sessions are terminated and new ones refused), a new one
+// with its name and owner is made from the snapshot (CREATE DATABASE
+// TEMPLATE of the snapshot, or pg_restore of the dump), and the renamed one
+// is dropped. If making the new one fails, the old one is renamed back. The
+// snapshot stays. Database-level settings (ALTER DATABASE ... SET) and
+// database GRANTs are not carried over by either method.
+func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, error) {
+	snap, err := d.Inspect(ctx, id)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("refuse to restore: %w", err)
+	}
+	admin, err := d.adminConn(ctx)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("restore %s: %w", d.key, err)
+	}
+	defer admin.Close()
+	var owner string
+	if err := admin.QueryRowContext(ctx, `SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1`, d.name).Scan(&owner); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("restore %s: read its owner: %w", d.key, err)
+	}
+	stamp := time.Now().UTC().Format(snapTimeFormat)
+	short := d.name
+	if len(short) > maxPrefix {
+		short = short[:maxPrefix]
+	}
+	aside := short + "_old_" + stamp
+
+	var build func() error
+	if strings.HasSuffix(id, dumpSuffix) {
+		// Restore into a scratch database first: the live one is only
+		// touched once the dump restored completely.
+		scratch := short + "_new_" + stamp
+		if _, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE template0 OWNER %s`, quote(scratch), quote(owner))); err != nil {
+			return migrator.Snapshot{}, fmt.Errorf("restore %s from %s: create %s: %w (the database is unchanged)", d.key, id, scratch, err)
+		}
+		if err := d.runTool(ctx, d.dbConfig(scratch), "pg_restore", "--exit-on-error", "--dbname="+scratch, snap.Location); err != nil {
+			_ = d.dropDatabase(context.WithoutCancel(ctx), admin, scratch)
+			return migrator.Snapshot{}, fmt.Errorf("restore %s from %s: %w (the database is unchanged)", d.key, id, err)
+		}
+		build = func() error {
+			_, err := admin.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %s RENAME TO %s`, quote(scratch), quote(d.name)))
+			return err
+		}
+	} else {
+		build = func() error {
+			// Inspect's own session on the snapshot may not have ended yet.
+			if err := d.drain(ctx, admin, id); err != nil {
+				return err
+			}
+			_, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s OWNER %s STRATEGY %s`, quote(d.name), quote(id), quote(owner), d.drv.Strategy))
+			return err
+		}
+	}
+
+	err = d.exclusive(ctx, admin, d.name, func() error {
+		if _, err := admin.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %s RENAME TO %s`, quote(d.name), quote(aside))); err != nil {
+			return fmt.Errorf("rename %s aside: %w (the database is unchanged)", d.name, err)
+		}
+		if err := build(); err != nil {
+			if _, rerr := admin.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`ALTER DATABASE %s RENAME TO %s`, quote(aside), quote(d.name))); rerr != nil {
+				return fmt.Errorf("make %s from snapshot %s: %w; and renaming the old database %s back failed: %v: rename it by hand", d.name, id, err, aside, rerr)
+			}
+			return fmt.Errorf("make %s from snapshot %s: %w (the database is unchanged)", d.name, id, err)
+		}
+		return nil
+	})
+	// exclusive turned connections back on for the name d.name, which now
+	// is the new database; the old one keeps refusing them until dropped.
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("restore %s: %w", d.key, err)
+	}
+	if err := d.dropDatabase(context.WithoutCancel(ctx), admin, aside); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("restore %s: restored, but dropping the replaced database %s failed: %w; drop it by hand", d.key, aside, err)
+	}
+	v, dirty, err := d.Version(ctx)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: %w", d.key, id, err)
+	}
+	if v != snap.Version || dirty != snap.Dirty {
+		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: version %d (dirty %v), want the snapshot's %d (dirty %v)",
+			d.key, id, v, dirty, snap.Version, snap.Dirty)
+	}
+	return snap, nil
+}
+
+// DropSnapshot deletes snapshot id: the copy database, or the dump and its label.
+func (d *Database) DropSnapshot(ctx context.Context, id string) error {
+	if _, err := d.Inspect(ctx, id); errors.Is(err, migrator.ErrSnapshotNotFound) {
+		return err
+	}
+	if strings.HasSuffix(id, dumpSuffix) {
+		p := filepath.Join(d.dumpDir(), id)
+		if err := errors.Join(os.Remove(p), os.Remove(p+".json")); err != nil {
+			return fmt.Errorf("drop snapshot %s of %s: %w", id, d.key, err)
+		}
+		return nil
+	}
+	admin, err := d.adminConn(ctx)
+	if err != nil {
+		return fmt.Errorf("drop snapshot %s: %w", id, err)
+	}
+	defer admin.Close()
+	if err := d.dropDatabase(ctx, admin, id); err != nil {
+		return fmt.Errorf("drop snapshot %s of %s: %w", id, d.key, err)
+	}
+	return nil
+}

@@ -1,0 +1,1 @@
+CREATE INDEX projects_owner ON projects (owner_id);

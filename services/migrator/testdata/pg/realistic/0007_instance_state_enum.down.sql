@@ -1,0 +1,1 @@
+DROP TYPE vm_state;

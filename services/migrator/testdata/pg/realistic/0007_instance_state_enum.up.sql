@@ -1,0 +1,1 @@
+CREATE TYPE vm_state AS ENUM ('building', 'active', 'stopped', 'error', 'deleted');

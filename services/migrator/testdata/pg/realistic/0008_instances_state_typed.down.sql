@@ -1,0 +1,3 @@
+ALTER TABLE instances ALTER COLUMN vm_state DROP DEFAULT;
+ALTER TABLE instances ALTER COLUMN vm_state TYPE TEXT USING vm_state::text;
+ALTER TABLE instances ALTER COLUMN vm_state SET DEFAULT 'building';

@@ -1,0 +1,3 @@
+ALTER TABLE instances ALTER COLUMN vm_state DROP DEFAULT;
+ALTER TABLE instances ALTER COLUMN vm_state TYPE vm_state USING vm_state::vm_state;
+ALTER TABLE instances ALTER COLUMN vm_state SET DEFAULT 'building';

@@ -1,0 +1,1 @@
+UPDATE users SET email = lower(replace(name, ' ', '.')) || '@example.com' WHERE email IS NULL;

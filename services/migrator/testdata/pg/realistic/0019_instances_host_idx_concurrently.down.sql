@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY instances_host;

@@ -1,0 +1,2 @@
+DROP TRIGGER instances_touch ON instances;
+ALTER TABLE instances DROP COLUMN updated_at;

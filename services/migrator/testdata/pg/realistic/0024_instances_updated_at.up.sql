@@ -1,0 +1,2 @@
+ALTER TABLE instances ADD COLUMN updated_at TIMESTAMPTZ NOT NULL DEFAULT now();
+CREATE TRIGGER instances_touch BEFORE UPDATE ON instances FOR EACH ROW EXECUTE FUNCTION touch_updated_at();

@@ -1,0 +1,1 @@
+CREATE INDEX instances_active ON instances (project_id) WHERE vm_state = 'active';
