@@ -1,0 +1,139 @@
+// Package loadgen sends HTTP requests at a constant rate and counts what
+// fails, to measure what an upgrade costs the clients of a service. It is
+// open-loop: requests start on a fixed schedule whether or not earlier ones
+// have finished, so a stall shows up as failures and latency instead of
+// silently slowing the generator down.
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Config describes a load.
+type Config struct {
+	// URL is requested with GET.
+	URL string
+	// Rate is requests per second.
+	Rate int
+	// Timeout bounds one request (default 2s); a slower answer is a failure.
+	Timeout time.Duration
+	// MaxInFlight bounds concurrent requests (default 4×Rate/10, at least 16);
+	// a request that cannot start because of it counts as a failure.
+	MaxInFlight int
+	// Client sends the requests (default: a client with keep-alives off, so
+	// every request is a new connection the load balancer must place).
+	Client *http.Client
+}
+
+// Result counts what happened.
+type Result struct {
+	Sent, OK, Failed int
+	// Errors counts failures by cause (status code or error text).
+	Errors map[string]int
+	// Latency percentiles of successful requests.
+	P50, P95, P99, Max time.Duration
+	Duration           time.Duration
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("%d requests in %.1fs (%.0f/s): %d ok, %d failed; latency p50 %v p95 %v p99 %v max %v",
+		r.Sent, r.Duration.Seconds(), float64(r.Sent)/r.Duration.Seconds(), r.OK, r.Failed, r.P50, r.P95, r.P99, r.Max)
+}
+
+// Run sends requests until ctx is done, then waits for those in flight.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Rate <= 0 {
+		return Result{}, errors.New("loadgen: rate must be positive")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = max(16, 4*cfg.Rate/10)
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	}
+	var (
+		mu        sync.Mutex
+		res       = Result{Errors: map[string]int{}}
+		latencies []time.Duration
+		wg        sync.WaitGroup
+		slots     = make(chan struct{}, cfg.MaxInFlight)
+	)
+	fail := func(cause string) {
+		mu.Lock()
+		res.Failed++
+		res.Errors[cause]++
+		mu.Unlock()
+	}
+	interval := time.Second / time.Duration(cfg.Rate)
+	start := time.Now()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-t.C:
+		}
+		res.Sent++
+		select {
+		case slots <- struct{}{}:
+		default:
+			fail("too many requests in flight")
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Timeout)
+			defer cancel()
+			begin := time.Now()
+			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, cfg.URL, nil)
+			resp, err := cfg.Client.Do(req)
+			if err != nil {
+				fail(errText(err))
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				fail(resp.Status)
+				return
+			}
+			d := time.Since(begin)
+			mu.Lock()
+			res.OK++
+			latencies = append(latencies, d)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.Duration = time.Since(start)
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	if n := len(latencies); n > 0 {
+		pct := func(p float64) time.Duration { return latencies[min(n-1, int(p*float64(n)))] }
+		res.P50, res.P95, res.P99, res.Max = pct(0.50), pct(0.95), pct(0.99), latencies[n-1]
+	}
+	return res, nil
+}
+
+// errText drops the method and URL a transport error repeats on every request.
+func errText(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
+}
