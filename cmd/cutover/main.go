@@ -23,6 +23,8 @@ Usage:
                    show an upgrade's state
   cutover watch    [ID] [--nats URL]
                    follow events live (one upgrade until it ends, or everything)
+  cutover snapshots list|prune --driver sqlite|postgres --database LOCATION [--keep N]
+                   the migrator's pre-migration snapshots of a database
   cutover demo     [--keep]
                    upgrade three real containers from v1 to v2 on the local Docker engine
 
@@ -43,6 +45,7 @@ func main() {
 	defer stop()
 	cmds := map[string]func(context.Context, []string) error{
 		"dev": runDev, "apply": runApply, "status": runStatus, "watch": runWatch, "demo": runDemo,
+		"snapshots": runSnapshots,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {
