@@ -14,7 +14,7 @@ all: build
 
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ ./cmd/cutover ./services/planner/cmd/planner ./services/migrator/cmd/migrator ./services/node-updater/cmd/node-updater ./services/auditor/cmd/auditor
+	$(GO) build -o bin/ ./cmd/cutover ./services/planner/cmd/planner ./services/migrator/cmd/migrator ./services/node-updater/cmd/node-updater ./services/auditor/cmd/auditor ./services/lb-agent/cmd/lb-agent
 
 demo: build
 	./bin/cutover demo

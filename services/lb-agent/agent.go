@@ -1,0 +1,162 @@
+package lbagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
+)
+
+// Server names a container's place in the load balancer.
+type Server struct {
+	Backend, Server string
+}
+
+// Config configures an Agent.
+type Config struct {
+	// Name identifies the agent in its durable consumer and its events (default "lb-agent").
+	Name string
+	// Servers maps a container name to its backend server. Events about
+	// other containers are ignored.
+	Servers map[string]Server
+	// DrainTimeout bounds the wait for a server's sessions to end (default 30s).
+	DrainTimeout time.Duration
+	// Logger receives lifecycle logs at Info and per-event logs at Debug.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Name == "" {
+		c.Name = "lb-agent"
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// balancer is what the agent needs of a load balancer; *haproxy.Client has it.
+type balancer interface {
+	Drain(ctx context.Context, backend, server string, timeout time.Duration) error
+	SetState(ctx context.Context, backend, server, state string) error
+}
+
+var _ balancer = (*haproxy.Client)(nil)
+
+// Agent follows node-updaters' events and drives the load balancer.
+type Agent struct {
+	cfg      Config
+	js       jetstream.JetStream
+	lb       balancer
+	pub      *events.Publisher
+	consumer *events.Consumer
+	log      *slog.Logger
+}
+
+// New returns an Agent; Start runs it.
+func New(cfg Config, js jetstream.JetStream, lb balancer) (*Agent, error) {
+	cfg.setDefaults()
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("lb-agent config: no servers; map each container name to its backend/server")
+	}
+	return &Agent{cfg: cfg, js: js, lb: lb, pub: events.NewPublisher(js), log: cfg.Logger.With("agent", cfg.Name)}, nil
+}
+
+// Start runs the agent's durable consumer on every node's status subject.
+func (a *Agent) Start(ctx context.Context) error {
+	c, err := events.Consume(ctx, a.js, events.ConsumerConfig{
+		Durable:        a.cfg.Name,
+		FilterSubjects: []string{events.SubjectNodeStatusAll},
+		Service:        "lb-agent",
+		Logger:         a.log,
+	}, a.handle)
+	if err != nil {
+		return err
+	}
+	a.consumer = c
+	return nil
+}
+
+// Close stops the consumer, letting a drain in progress finish until ctx is done.
+func (a *Agent) Close(ctx context.Context) error {
+	if a.consumer == nil {
+		return nil
+	}
+	return a.consumer.Close(ctx)
+}
+
+func (a *Agent) handle(ctx context.Context, e events.Event) error {
+	switch e.Type() {
+	case events.TypeContainerDraining:
+		d, err := events.DataAs[events.ContainerDraining](e)
+		if err != nil {
+			return err
+		}
+		return a.drain(ctx, e, d.Container)
+	case events.TypeContainerReplaced:
+		d, err := events.DataAs[events.ContainerReplaced](e)
+		if err != nil {
+			return err
+		}
+		return a.ready(ctx, d.Container)
+	case events.TypeContainerReverted:
+		d, err := events.DataAs[events.ContainerReverted](e)
+		if err != nil {
+			return err
+		}
+		return a.ready(ctx, d.Container)
+	case events.TypeNodeUpdateFailed:
+		// A failure before the stop (e.g. a drain that was never confirmed)
+		// leaves the old container serving: put it back.
+		d, err := events.DataAs[events.NodeUpdateFailed](e)
+		if err != nil {
+			return err
+		}
+		return a.ready(ctx, d.Container)
+	}
+	return nil
+}
+
+func (a *Agent) drain(ctx context.Context, cause events.Event, container string) error {
+	srv, ok := a.cfg.Servers[container]
+	if !ok {
+		return nil
+	}
+	start := time.Now()
+	err := a.lb.Drain(ctx, srv.Backend, srv.Server, a.cfg.DrainTimeout)
+	switch {
+	case errors.Is(err, haproxy.ErrSessionsRemain):
+		// The server is in maintenance: no new traffic. Sessions still open
+		// after the timeout are cut by the stop; say so and go on.
+		a.log.Warn("drain timed out with sessions open", "container", container, "server", srv.Backend+"/"+srv.Server, "err", err)
+	case err != nil:
+		return fmt.Errorf("drain %s (%s/%s): %w", container, srv.Backend, srv.Server, err)
+	}
+	a.log.Info("container drained", "container", container, "server", srv.Backend+"/"+srv.Server, "took", time.Since(start))
+	ack, err := events.New(events.Source("lb-agent", a.cfg.Name), events.ContainerDrained{Container: container, Agent: a.cfg.Name},
+		events.CausedBy(cause), events.WithNode(events.NodeID(cause)))
+	if err != nil {
+		return err
+	}
+	return a.pub.Publish(ctx, ack)
+}
+
+func (a *Agent) ready(ctx context.Context, container string) error {
+	srv, ok := a.cfg.Servers[container]
+	if !ok {
+		return nil
+	}
+	if err := a.lb.SetState(ctx, srv.Backend, srv.Server, haproxy.StateReady); err != nil {
+		return fmt.Errorf("put %s (%s/%s) back in rotation: %w", container, srv.Backend, srv.Server, err)
+	}
+	a.log.Info("container back in rotation", "container", container, "server", srv.Backend+"/"+srv.Server)
+	return nil
+}

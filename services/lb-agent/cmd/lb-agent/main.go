@@ -1,0 +1,75 @@
+// Command lb-agent keeps an HAProxy in step with cutover's node-updaters:
+// it drains a container's backend server before the container stops and
+// puts it back once the replacement is up.
+//
+//	lb-agent --nats nats://127.0.0.1:4222 --haproxy-socket /run/haproxy/admin.sock \
+//	    --server web-1=web/s1 --server web-2=web/s2
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cutover-dev/cutover/events"
+	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
+	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
+)
+
+// serverFlags collects --server container=backend/server.
+type serverFlags map[string]lbagent.Server
+
+func (s serverFlags) String() string { return fmt.Sprint(map[string]lbagent.Server(s)) }
+
+func (s serverFlags) Set(v string) error {
+	container, target, ok := strings.Cut(v, "=")
+	backend, server, ok2 := strings.Cut(target, "/")
+	if !ok || !ok2 || container == "" || backend == "" || server == "" {
+		return fmt.Errorf("%q: want container=backend/server, e.g. web-1=web/s1", v)
+	}
+	s[container] = lbagent.Server{Backend: backend, Server: server}
+	return nil
+}
+
+func main() {
+	servers := serverFlags{}
+	natsURL := flag.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
+	socket := flag.String("haproxy-socket", "/run/haproxy/admin.sock", "HAProxy runtime API socket (stats socket ... level admin)")
+	name := flag.String("name", "lb-agent", "agent name (its durable consumer; one per load balancer)")
+	drain := flag.Duration("drain-timeout", 30*time.Second, "how long to wait for a server's sessions to end")
+	flag.Var(servers, "server", "container=backend/server, repeated for each container behind this load balancer")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(*natsURL, *socket, *name, *drain, servers, log); err != nil {
+		fmt.Fprintln(os.Stderr, "lb-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(natsURL, socket, name string, drain time.Duration, servers serverFlags, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	nc, js, err := events.Connect(ctx, natsURL, "cutover-lb-agent")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	a, err := lbagent.New(lbagent.Config{Name: name, Servers: servers, DrainTimeout: drain, Logger: log}, js, &haproxy.Client{Socket: socket})
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("lb-agent running", "nats", natsURL, "haproxy", socket, "servers", len(servers))
+	<-ctx.Done()
+	shutdown, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return a.Close(shutdown)
+}
