@@ -27,6 +27,12 @@ Usage:
                    the migrator's pre-migration snapshots of a database
   cutover demo     [--keep]
                    upgrade three real containers from v1 to v2 on the local Docker engine
+  cutover plan     -f release.yaml --inventory inventory.yaml [-o text|json]
+                   dry run: every container's change and reason, phases and waves
+  cutover inventory import --kolla FILE [-o out.yaml] [--registry R] [--tag T]
+                   convert a kolla-ansible INI inventory into a cutover inventory
+  cutover inventory check FILE
+                   validate an inventory (file, line and field of every problem)
 
 Run 'cutover COMMAND -h' for a command's flags.
 `
@@ -46,6 +52,7 @@ func main() {
 	cmds := map[string]func(context.Context, []string) error{
 		"dev": runDev, "apply": runApply, "status": runStatus, "watch": runWatch, "demo": runDemo,
 		"snapshots": runSnapshots,
+		"plan":      runPlan, "inventory": runInventory,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {

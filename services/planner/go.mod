@@ -5,6 +5,7 @@ go 1.26.8
 replace github.com/cutover-dev/cutover/events => ../../events
 
 require (
+	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/cutover-dev/cutover/events v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 	go.yaml.in/yaml/v3 v3.0.4
@@ -12,7 +13,6 @@ require (
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
-	github.com/cloudevents/sdk-go/v2 v2.16.2 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect

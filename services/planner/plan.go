@@ -3,56 +3,47 @@ package planner
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/services/planner/plan"
 )
 
-// Plan is the result of planning: the event to publish and, per node, the
-// containers its node-updater must change.
+// Plan is the result of planning: the event to publish and, per step (a
+// node within a wave), the containers its node-updater must change.
 type Plan struct {
 	events.UpgradePlanned
-	// Targets holds each node's containers to update, in update order.
+	// Targets holds each step's containers to update, in update order,
+	// keyed by StepKey(node, wave).
 	Targets map[string][]events.ContainerTarget
+	// Drain lists the steps whose node must be drained first.
+	Drain map[string]bool
 }
+
+// StepKey names a node's part of one wave; a node appears in several waves
+// when it runs services at several levels of the dependency order.
+func StepKey(node string, wave int) string { return node + "@" + strconv.Itoa(wave) }
 
 // Compute plans a release against the fleet the node-updaters report. It is
 // deterministic: the same request and inventories give the same plan.
 //
-// A container changes when its service is in the release and its image
-// reference differs from the target. Nodes are updated one per wave in name
-// order, the conservative default for an unknown topology (issue 5 adds
-// per-service max_unavailable, canaries and dependency order).
-func Compute(req events.UpgradeRequested, fleet []events.NodeInventory) (Plan, error) {
-	p := Plan{UpgradePlanned: events.UpgradePlanned{Release: req.Release.Name, Changes: []events.ContainerChange{}, Waves: []events.PlannedWave{}}, Targets: map[string][]events.ContainerTarget{}}
-	sort.Slice(fleet, func(i, j int) bool { return fleet[i].Node < fleet[j].Node })
-	seen := map[string]int{}
-	for _, inv := range fleet {
-		containers := append([]events.ObservedContainer(nil), inv.Containers...)
-		sort.Slice(containers, func(i, j int) bool { return containers[i].Name < containers[j].Name })
-		for _, c := range containers {
-			target, ok := req.Release.Services[c.Service]
-			if !ok {
-				continue
-			}
-			seen[c.Service]++
-			if c.Image == target.Image {
-				p.Unchanged++
-				continue
-			}
-			p.Changes = append(p.Changes, events.ContainerChange{
-				Node: inv.Node, Container: c.Name, Service: c.Service,
-				FromImage: c.Image, ToImage: target.Image, Reason: "image differs",
-			})
-			p.Targets[inv.Node] = append(p.Targets[inv.Node], events.ContainerTarget{
-				Container: c.Name, Service: c.Service, Image: target.Image, Strategy: target.Strategy,
-				MinHealthyMs: target.MinHealthyMs, HealthTimeoutMs: target.HealthTimeoutMs,
-			})
+// Images come from the node-updaters (what really runs); rollout settings
+// (max_unavailable, role serial, dependencies) come from inv when the
+// planner has an inventory file, else every service rolls one instance at a
+// time. Waves follow package plan: dependency levels, a canary of one
+// instance per service, then doubling up to max_unavailable.
+func Compute(req events.UpgradeRequested, fleet []events.NodeInventory, inv *inventory.Inventory) (Plan, error) {
+	seen := map[string]bool{}
+	for _, n := range fleet {
+		for _, c := range n.Containers {
+			seen[c.Service] = true
 		}
 	}
 	var missing []string
 	for svc := range req.Release.Services {
-		if seen[svc] == 0 {
+		if !seen[svc] {
 			missing = append(missing, svc)
 		}
 	}
@@ -61,13 +52,35 @@ func Compute(req events.UpgradeRequested, fleet []events.NodeInventory) (Plan, e
 		return Plan{}, fmt.Errorf("plan release %q: no running node-updater reports a container labelled %s=%s; check the service names in the release and that the node-updaters are up (cutover-nodes KV)",
 			req.Release.Name, events.LabelService, strings.Join(missing, ","))
 	}
-	nodes := make([]string, 0, len(p.Targets))
-	for n := range p.Targets {
-		nodes = append(nodes, n)
+	in := plan.FromFleet(fleet)
+	if inv != nil {
+		in.Services = plan.FromInventory(inv).Services
 	}
-	sort.Strings(nodes)
-	for i, n := range nodes {
-		p.Waves = append(p.Waves, events.PlannedWave{Index: i, Nodes: []string{n}})
+	built, err := plan.Build(plan.FromRequest(req), in)
+	if err != nil {
+		return Plan{}, err
+	}
+	p := Plan{
+		UpgradePlanned: events.UpgradePlanned{Release: req.Release.Name, Changes: []events.ContainerChange{}, Waves: []events.PlannedWave{}, Unchanged: built.Unchanged},
+		Targets:        map[string][]events.ContainerTarget{}, Drain: map[string]bool{},
+	}
+	for _, n := range built.Nodes {
+		for _, c := range n.Containers {
+			if c.Change {
+				p.Changes = append(p.Changes, events.ContainerChange{Node: n.Node, Container: c.Container, Service: c.Service, FromImage: c.FromImage, ToImage: c.ToImage, Reason: c.Reason})
+			}
+		}
+	}
+	for _, w := range built.Rollout() {
+		pw := events.PlannedWave{Index: w.Index}
+		for _, n := range w.Nodes {
+			pw.Nodes = append(pw.Nodes, n.Node)
+			p.Targets[StepKey(n.Node, w.Index)] = n.Targets
+			if n.Drain {
+				p.Drain[StepKey(n.Node, w.Index)] = true
+			}
+		}
+		p.Waves = append(p.Waves, pw)
 	}
 	return p, nil
 }

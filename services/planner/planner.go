@@ -10,9 +10,11 @@ import (
 	"sort"
 	"time"
 
+	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // Config configures a Planner.
@@ -21,6 +23,13 @@ type Config struct {
 	Scope string
 	// Logger receives lifecycle logs.
 	Logger *slog.Logger
+	// Inventory, when set, gives rollout settings (max_unavailable, role
+	// serial, dependencies); images always come from the node-updaters.
+	Inventory *inventory.Inventory
+	// ProgressDeadline bounds how long a wave waits for its nodes' answers
+	// (default 10m). A node that never answers fails the wave with a reason
+	// naming it, and failure_action applies, instead of a silent hang.
+	ProgressDeadline time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -29,6 +38,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ProgressDeadline <= 0 {
+		c.ProgressDeadline = 10 * time.Minute
 	}
 }
 
@@ -42,6 +54,8 @@ type Planner struct {
 	locks    jetstream.KeyValue
 	consumer *events.Consumer
 	log      *slog.Logger
+	stop     context.CancelFunc
+	done     chan struct{}
 }
 
 // New returns a Planner on js. The stream and buckets must exist (events.Setup).
@@ -97,15 +111,86 @@ func (p *Planner) Start(ctx context.Context) error {
 		Processed: processed,
 		Logger:    p.log,
 	}, p.handle)
-	return err
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.stop, p.done = cancel, make(chan struct{})
+	go p.watchDeadlines(wctx)
+	return nil
 }
 
-// Close stops the consumer, letting the event in progress finish until ctx is done.
+// Close stops the deadline watcher and the consumer, letting the event in
+// progress finish until ctx is done.
 func (p *Planner) Close(ctx context.Context) error {
+	if p.stop != nil {
+		p.stop()
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return fmt.Errorf("stop planner deadline watcher: %w", ctx.Err())
+		}
+	}
 	if p.consumer == nil {
 		return nil
 	}
 	return p.consumer.Close(ctx)
+}
+
+// watchDeadlines fails the steps of a wave that outlived the progress
+// deadline. It checks a few times per deadline; a check that loses a
+// compare-and-swap race with the consumer simply tries again next tick.
+func (p *Planner) watchDeadlines(ctx context.Context) {
+	defer close(p.done)
+	t := time.NewTicker(max(p.cfg.ProgressDeadline/4, 50*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ids, err := p.store.ids(ctx)
+		if err != nil {
+			continue
+		}
+		for _, id := range ids {
+			if err := p.expire(ctx, id, time.Now()); err != nil && ctx.Err() == nil {
+				p.log.Warn("check progress deadline", "upgrade", id, "err", err)
+			}
+		}
+	}
+}
+
+// expire fails the sent steps of an upgrade's wave once its deadline passed.
+func (p *Planner) expire(ctx context.Context, id string, now time.Time) error {
+	u, rev, err := p.store.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if u.Phase != PhaseRunning || u.WaveStartedAt.IsZero() || now.Sub(u.WaveStartedAt) < p.cfg.ProgressDeadline || len(u.Outbox) > 0 {
+		return nil
+	}
+	var cause events.Event
+	expired := false
+	for _, key := range u.waveNodes(u.Wave) {
+		np := u.Nodes[key]
+		if np.Status != NodeSent {
+			continue
+		}
+		np.Status = NodeFailed
+		np.Error = fmt.Sprintf("%s: no answer to command %s within the progress deadline of %v; check that its node-updater runs (cutover-nodes KV)", np.Node, np.CommandID, p.cfg.ProgressDeadline)
+		// The expired command is the cause of what follows.
+		cause = cloudevent.New()
+		cause.SetID(np.CommandID)
+		cause.SetExtension(events.ExtUpgradeID, u.ID)
+		expired = true
+	}
+	if !expired {
+		return nil
+	}
+	p.log.Warn("wave missed its progress deadline", "upgrade", id, "wave", u.Wave)
+	return p.commit(ctx, u, rev, p.advance(cause, u)...)
 }
 
 func (p *Planner) handle(ctx context.Context, e events.Event) error {
@@ -156,7 +241,7 @@ func (p *Planner) onRequested(ctx context.Context, e events.Event) error {
 	if err != nil {
 		return err
 	}
-	plan, err := Compute(req, fleet)
+	plan, err := Compute(req, fleet, p.cfg.Inventory)
 	if err != nil {
 		p.unlock(ctx, id)
 		return refuse(err.Error())
@@ -164,7 +249,7 @@ func (p *Planner) onRequested(ctx context.Context, e events.Event) error {
 	u.Plan, u.Targets = plan.UpgradePlanned, plan.Targets
 	for _, w := range plan.Waves {
 		for _, n := range w.Nodes {
-			u.Nodes[n] = &NodeProgress{Wave: w.Index, Status: NodePending}
+			u.Nodes[StepKey(n, w.Index)] = &NodeProgress{Node: n, Wave: w.Index, Status: NodePending}
 		}
 	}
 	log.Info("upgrade planned", "release", req.Release.Name, "changes", len(plan.Changes), "waves", len(plan.Waves))
@@ -220,8 +305,8 @@ func (p *Planner) onNodeResult(ctx context.Context, e events.Event) error {
 			u.Rollback.Done = append(u.Rollback.Done, node)
 		}
 		u.Rollback.Current, u.Rollback.CommandID = "", ""
-	case u.Nodes[node] != nil && u.Nodes[node].Status == NodeSent && u.Nodes[node].CommandID == cause:
-		np := u.Nodes[node]
+	case u.step(node, cause) != nil:
+		np := u.step(node, cause)
 		np.Results = results
 		if failure != "" {
 			np.Status, np.Error = NodeFailed, failure
@@ -302,12 +387,16 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 			}
 		}
 		if pending == len(nodes) && u.Rollback == nil {
+			var names []string
 			for _, n := range nodes {
-				cmd := p.command(cause, u, n, u.Targets[n], false)
-				u.Nodes[n].Status, u.Nodes[n].CommandID = NodeSent, cmd.ID()
+				np := u.Nodes[n]
+				cmd := p.command(cause, u, np.Node, u.Targets[n], false)
+				np.Status, np.CommandID = NodeSent, cmd.ID()
+				names = append(names, np.Node)
 				out = append(out, cmd)
 			}
-			return append(out, p.event(cause, u, events.WaveStarted{Wave: u.Wave, Nodes: nodes}))
+			u.WaveStartedAt = time.Now().UTC()
+			return append(out, p.event(cause, u, events.WaveStarted{Wave: u.Wave, Nodes: names}))
 		}
 		if sent > 0 || pending > 0 && u.Rollback == nil {
 			return out // wait for the wave's nodes
@@ -336,7 +425,11 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 				}
 			}
 		}
-		out = append(out, p.event(cause, u, events.WaveCompleted{Wave: u.Wave, Nodes: nodes, Replaced: replaced, Unchanged: unchanged}))
+		var names []string
+		for _, n := range nodes {
+			names = append(names, u.Nodes[n].Node)
+		}
+		out = append(out, p.event(cause, u, events.WaveCompleted{Wave: u.Wave, Nodes: names, Replaced: replaced, Unchanged: unchanged}))
 		u.Wave++
 	}
 }
@@ -387,9 +480,10 @@ func (p *Planner) advanceRollback(cause events.Event, u *Upgrade) []events.Event
 			p.event(cause, u, events.UpgradeFailed{Reason: "rolled back: " + rb.Reason, Wave: u.Wave}),
 		}
 	}
-	node := rb.Queue[0]
+	key := rb.Queue[0]
 	rb.Queue = rb.Queue[1:]
-	cmd := p.command(cause, u, node, rollbackTargets(u.Nodes[node]), true)
+	node := u.Nodes[key].Node
+	cmd := p.command(cause, u, node, rollbackTargets(u.Nodes[key]), true)
 	rb.Current, rb.CommandID = node, cmd.ID()
 	return []events.Event{cmd}
 }
@@ -554,4 +648,14 @@ func (p *Planner) fleet(ctx context.Context) ([]events.NodeInventory, error) {
 		out = append(out, inv)
 	}
 	return out, nil
+}
+
+// step returns the sent step of node whose command id is cmd, or nil.
+func (u *Upgrade) step(node, cmd string) *NodeProgress {
+	for _, np := range u.Nodes {
+		if np.Node == node && np.Status == NodeSent && np.CommandID == cmd {
+			return np
+		}
+	}
+	return nil
 }

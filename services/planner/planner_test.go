@@ -198,7 +198,7 @@ func TestUpgradeRollsNodeByNodeToCompletion(t *testing.T) {
 	if done.Replaced != 2 || done.Unchanged != 1 {
 		t.Errorf("completed = %+v, want 2 replaced and 1 unchanged", done)
 	}
-	if u.Nodes["n1"].Status != planner.NodeCompleted || u.Nodes["n2"].Status != planner.NodeCompleted {
+	if u.Nodes[planner.StepKey("n1", 0)].Status != planner.NodeCompleted || u.Nodes[planner.StepKey("n2", 1)].Status != planner.NodeCompleted {
 		t.Errorf("nodes = %+v", u.Nodes)
 	}
 }

@@ -44,9 +44,13 @@ type Upgrade struct {
 	Plan          events.UpgradePlanned               `json:"plan"`
 	Targets       map[string][]events.ContainerTarget `json:"targets"`
 	Wave          int                                 `json:"wave"`
-	Nodes         map[string]*NodeProgress            `json:"nodes"`
-	Rollback      *RollbackProgress                   `json:"rollback,omitempty"`
-	Reason        string                              `json:"reason,omitempty"`
+	// WaveStartedAt is when the current wave's commands were decided; the
+	// progress deadline counts from it.
+	WaveStartedAt time.Time `json:"wave_started_at,omitzero"`
+	// Nodes holds each step's progress, keyed by StepKey(node, wave).
+	Nodes    map[string]*NodeProgress `json:"nodes"`
+	Rollback *RollbackProgress        `json:"rollback,omitempty"`
+	Reason   string                   `json:"reason,omitempty"`
 	// Outbox holds events decided but not yet confirmed published. They are
 	// saved with the state change that produced them and published after it,
 	// so a crash in between neither loses nor repeats a step: the next
@@ -57,6 +61,7 @@ type Upgrade struct {
 
 // NodeProgress is one node's part of an upgrade.
 type NodeProgress struct {
+	Node      string                   `json:"node"`
 	Wave      int                      `json:"wave"`
 	Status    string                   `json:"status"`
 	CommandID string                   `json:"command_id,omitempty"`

@@ -8,11 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
+	"strconv"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/planner/internal/yamlpos"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // File is a release manifest as written in YAML.
@@ -25,6 +29,11 @@ import (
 //	    strategy: stop-first     # or start-first
 //	    min_healthy: 2s
 //	    health_timeout: 60s
+//	    env: {LOG_LEVEL: info}   # config the new containers must have
+//	    migrations_version: 7    # highest migration the new image carries
+//	    max_unavailable: 25%     # overrides the inventory's
+//	    depends_on: [db]         # rolled after these services
+//	    images: {web_worker: registry.example/web-worker:2.0.1}  # per container
 type File struct {
 	Release       string             `yaml:"release"`
 	FailureAction string             `yaml:"failure_action"`
@@ -37,6 +46,38 @@ type Service struct {
 	Strategy      string `yaml:"strategy"`
 	MinHealthy    string `yaml:"min_healthy"`
 	HealthTimeout string `yaml:"health_timeout"`
+	// Env is the environment the new containers must have; a container
+	// whose env differs on one of these keys changes ("config changed").
+	Env map[string]string `yaml:"env"`
+	// MigrationsVersion is the highest migration version the new image
+	// carries; above the database's version the service is upgraded
+	// (migrations run) rather than updated.
+	MigrationsVersion int `yaml:"migrations_version"`
+	// MaxUnavailable overrides the inventory's max_unavailable: a count or a percent.
+	MaxUnavailable string `yaml:"max_unavailable"`
+	// DependsOn names services rolled before this one.
+	DependsOn []string `yaml:"depends_on"`
+	// Images overrides the image per container name, for services whose
+	// containers run different images (e.g. keystone and keystone_fernet).
+	Images map[string]string `yaml:"images"`
+}
+
+// Release is a parsed manifest: the upgrade request it describes and the
+// planning inputs that the request event does not carry.
+type Release struct {
+	// Request is the dev.cutover.upgrade.requested data.
+	Request events.UpgradeRequested
+	// Services holds each service's manifest entry as written.
+	Services map[string]Service
+}
+
+// LoadRelease reads and validates a manifest file with its planning inputs.
+func LoadRelease(path string) (Release, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Release{}, fmt.Errorf("read release manifest: %w", err)
+	}
+	return ParseRelease(path, raw)
 }
 
 // Load reads and validates a manifest file.
@@ -51,20 +92,27 @@ func Load(path string) (events.UpgradeRequested, error) {
 // Parse validates a manifest and returns the upgrade request it describes.
 // Every problem is reported at once, each naming the file, line and field.
 func Parse(name string, raw []byte) (events.UpgradeRequested, error) {
+	rel, err := ParseRelease(name, raw)
+	return rel.Request, err
+}
+
+// ParseRelease is Parse keeping the planning inputs (env, migrations
+// version, max_unavailable, depends_on).
+func ParseRelease(name string, raw []byte) (Release, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
-		return events.UpgradeRequested{}, fmt.Errorf("%s: not valid YAML: %w", name, err)
+		return Release{}, fmt.Errorf("%s: not valid YAML: %w", name, err)
 	}
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return events.UpgradeRequested{}, fmt.Errorf("%s: %w (known fields: release, failure_action, services.<name>.image|strategy|min_healthy|health_timeout)", name, err)
+		return Release{}, fmt.Errorf("%s: %w (known fields: release, failure_action, services.<name>.image|strategy|min_healthy|health_timeout|env|migrations_version|max_unavailable|depends_on|images)", name, err)
 	}
 	var errs []error
 	bad := func(path []string, format string, args ...any) {
-		line := lineOf(&root, path)
-		errs = append(errs, fmt.Errorf("%s:%d: %s: %s", name, line, joinPath(path), fmt.Sprintf(format, args...)))
+		line := yamlpos.Line(&root, path)
+		errs = append(errs, fmt.Errorf("%s:%d: %s: %s", name, line, yamlpos.Join(path), fmt.Sprintf(format, args...)))
 	}
 	if f.Release == "" {
 		bad([]string{"release"}, "is missing; name the release, e.g. release: 2025.1")
@@ -78,7 +126,8 @@ func Parse(name string, raw []byte) (events.UpgradeRequested, error) {
 		bad([]string{"services"}, "is empty; list at least one service and its image")
 	}
 	req := events.UpgradeRequested{FailureAction: f.FailureAction, Release: events.Release{Name: f.Release, Services: map[string]events.ServiceRelease{}}}
-	for svc, s := range f.Services {
+	for _, svc := range sortedKeys(f.Services) {
+		s := f.Services[svc]
 		p := []string{"services", svc}
 		if s.Image == "" {
 			bad(append(p, "image"), "is missing; give the target image, e.g. image: registry/web:2.0.1")
@@ -96,12 +145,25 @@ func Parse(name string, raw []byte) (events.UpgradeRequested, error) {
 		if err != nil {
 			bad(append(p, "health_timeout"), "%v", err)
 		}
+		if s.MigrationsVersion < 0 {
+			bad(append(p, "migrations_version"), "%d is negative", s.MigrationsVersion)
+		}
+		if s.MaxUnavailable != "" {
+			if _, err := inventory.ParseAmount(s.MaxUnavailable); err != nil {
+				bad(append(p, "max_unavailable"), "%v", err)
+			}
+		}
+		for i, d := range s.DependsOn {
+			if d == svc {
+				bad(append(p, "depends_on", strconv.Itoa(i)), "a service cannot depend on itself")
+			}
+		}
 		req.Release.Services[svc] = events.ServiceRelease{Image: s.Image, Strategy: s.Strategy, MinHealthyMs: minHealthy.Milliseconds(), HealthTimeoutMs: timeout.Milliseconds()}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return events.UpgradeRequested{}, err
+		return Release{}, err
 	}
-	return req, nil
+	return Release{Request: req, Services: f.Services}, nil
 }
 
 func duration(s string) (time.Duration, error) {
@@ -115,38 +177,11 @@ func duration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// lineOf returns the line of the deepest node of path that exists.
-func lineOf(root *yaml.Node, path []string) int {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	line := n.Line
-	for _, key := range path {
-		if n.Kind != yaml.MappingNode {
-			break
-		}
-		found := false
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				line, n, found = n.Content[i].Line, n.Content[i+1], true
-				break
-			}
-		}
-		if !found {
-			break
-		}
-	}
-	return line
-}
-
-func joinPath(p []string) string {
-	var b bytes.Buffer
-	for i, s := range p {
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(s)
-	}
-	return b.String()
+	sort.Strings(out)
+	return out
 }

@@ -14,25 +14,37 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/planner"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 func main() {
 	natsURL := flag.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
 	scope := flag.String("scope", "default", "lock scope: one active upgrade per scope")
 	debug := flag.Bool("debug", false, "log every event")
+	invFile := flag.String("inventory", "", "inventory YAML giving max_unavailable, role serial and dependencies (default: one instance at a time, no order)")
+	deadline := flag.Duration("progress-deadline", 10*time.Minute, "how long a wave waits for its nodes before failing")
 	flag.Parse()
 	level := slog.LevelInfo
 	if *debug {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(*natsURL, *scope, log); err != nil {
+	cfg := planner.Config{Scope: *scope, Logger: log, ProgressDeadline: *deadline}
+	if *invFile != "" {
+		inv, err := inventory.Load(*invFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "planner:", err)
+			os.Exit(1)
+		}
+		cfg.Inventory = inv
+	}
+	if err := run(*natsURL, cfg, log); err != nil {
 		fmt.Fprintln(os.Stderr, "planner:", err)
 		os.Exit(1)
 	}
 }
 
-func run(natsURL, scope string, log *slog.Logger) error {
+func run(natsURL string, cfg planner.Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	nc, js, err := events.Connect(ctx, natsURL, "cutover-planner")
@@ -40,7 +52,7 @@ func run(natsURL, scope string, log *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
-	p, err := planner.New(ctx, planner.Config{Scope: scope, Logger: log}, js)
+	p, err := planner.New(ctx, cfg, js)
 	if err != nil {
 		return err
 	}

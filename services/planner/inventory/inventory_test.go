@@ -1,0 +1,97 @@
+package inventory_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/cutover-dev/cutover/services/planner/inventory"
+)
+
+func TestLoadComposableRoles(t *testing.T) {
+	inv, err := inventory.Load("testdata/small.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(inv.ServicesOf("cmp01"), ","); got != "nova-compute,nova-libvirt" {
+		t.Errorf("services of cmp01 = %s", got)
+	}
+	if got := strings.Join(inv.ServicesOf("ctl02"), ","); got != "keystone,mariadb,nova-api" {
+		t.Errorf("services of ctl02 = %s", got)
+	}
+	if got := inv.Serial("compute").Of(8); got != 2 {
+		t.Errorf("compute serial of 8 = %d, want 2 (25%%)", got)
+	}
+	if got := inv.Serial("controller").Of(3); got != 1 {
+		t.Errorf("controller serial of 3 = %d, want 1", got)
+	}
+	if !inv.Services["nova-libvirt"].Containers[0].WorkloadHost {
+		t.Error("nova_libvirt is not a workload host")
+	}
+}
+
+func TestParseNamesFileLineAndField(t *testing.T) {
+	const base = "nodes:\n  n1: {roles: [r]}\nroles:\n  r: {services: [web]}\nservices:\n  web:\n    containers:\n      - {name: web, image: web:1}\n"
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"not yaml", "nodes: [", []string{"i.yaml", "not valid YAML"}},
+		{"unknown field", strings.Replace(base, "image: web:1", "imgae: web:1", 1), []string{"i.yaml", "line 8", "imgae"}},
+		{"undefined role", strings.Replace(base, "roles: [r]", "roles: [r, db]", 1), []string{`i.yaml:2: nodes.n1.roles[1]: role "db" is not defined`}},
+		{"undefined service", strings.Replace(base, "services: [web]", "services: [web, api]", 1), []string{`i.yaml:4: roles.r.services[1]: service "api" is not defined`}},
+		{"everything wrong at once",
+			"nodes:\n  n1: {roles: []}\nroles:\n  r: {services: [web], serial: lots}\nservices:\n  web:\n    max_unavailable: 0\n    max_interruption: soon\n    strategy: sideways\n    depends_on: [web, nope]\n    database: {driver: mysql, migrations: /m}\n    containers:\n      - {name: web}\n      - {name: web, image: x, volumes: [novolume], health: {interval: often}}\n",
+			[]string{
+				"i.yaml:2: nodes.n1.roles: is empty",
+				`i.yaml:4: roles.r.serial: "lots" is not`,
+				`i.yaml:7: services.web.max_unavailable: "0" is not a positive count`,
+				`i.yaml:8: services.web.max_interruption: "soon"`,
+				`i.yaml:9: services.web.strategy: "sideways"`,
+				"i.yaml:10: services.web.depends_on[0]: a service cannot depend on itself",
+				`i.yaml:10: services.web.depends_on[1]: service "nope"`,
+				`i.yaml:11: services.web.database.driver: "mysql"`,
+				"i.yaml:11: services.web.database.url: is missing",
+				"i.yaml:13: services.web.containers[0].image: is missing",
+				`i.yaml:14: services.web.containers[1].name: container "web" is already declared`,
+				`i.yaml:14: services.web.containers[1].volumes[0]: "novolume"`,
+				"i.yaml:14: services.web.containers[1].health.cmd: is missing",
+				`i.yaml:14: services.web.containers[1].health.interval: "often"`,
+			}},
+		{"no nodes", "roles: {}\n", []string{"i.yaml:1: nodes: is empty"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := inventory.Parse("i.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestParseAmount(t *testing.T) {
+	tests := []struct {
+		in    string
+		total int
+		want  int
+		bad   bool
+	}{
+		{"1", 10, 1, false}, {"3", 2, 3, false}, {"25%", 8, 2, false}, {"25%", 3, 1, false},
+		{"100%", 7, 7, false}, {"0", 1, 0, true}, {"101%", 1, 0, true}, {"x", 1, 0, true}, {"-2", 1, 0, true},
+	}
+	for _, tc := range tests {
+		a, err := inventory.ParseAmount(tc.in)
+		if (err != nil) != tc.bad {
+			t.Errorf("ParseAmount(%q) err = %v, want bad=%v", tc.in, err, tc.bad)
+			continue
+		}
+		if !tc.bad && a.Of(tc.total) != tc.want {
+			t.Errorf("%q of %d = %d, want %d", tc.in, tc.total, a.Of(tc.total), tc.want)
+		}
+	}
+}

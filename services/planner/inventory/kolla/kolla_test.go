@@ -1,0 +1,142 @@
+package kolla_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/services/planner/inventory/kolla"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func convertFile(t *testing.T, path string) (*inventory.Inventory, kolla.Report) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := kolla.Parse(path, bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, rep, err := kolla.Convert(f, kolla.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv, rep
+}
+
+// TestMultinodeGolden converts a multinode inventory of the kind
+// kolla-ansible ships and compares it with the reviewed golden file.
+func TestMultinodeGolden(t *testing.T) {
+	inv, rep := convertFile(t, "testdata/multinode")
+	got, err := inventory.Marshal(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := "testdata/multinode.golden.yaml"
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("conversion differs from %s (run go test -update and review the diff):\n%s", golden, got)
+	}
+	// The golden file must itself be a valid inventory.
+	if _, err := inventory.Parse(golden, want); err != nil {
+		t.Errorf("golden inventory does not validate: %v", err)
+	}
+	if !slices.Equal(rep.EmptyGroups, []string{"ironic-api"}) || !slices.Equal(rep.IdleHosts, []string{"localhost"}) {
+		t.Errorf("report = %+v, want ironic-api empty and localhost idle", rep)
+	}
+}
+
+func TestServiceGroupsResolveThroughChildren(t *testing.T) {
+	inv, _ := convertFile(t, "testdata/multinode")
+	nodesOf := func(svc string) []string {
+		var out []string
+		for _, n := range inv.NodeNames() {
+			if slices.Contains(inv.ServicesOf(n), svc) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		service string
+		want    []string
+	}{
+		{"nova-api", []string{"control01", "control02", "control03"}}, // nova-api → nova → control
+		{"neutron-l3-agent", []string{"network01", "network02"}},      // → neutron → network
+		{"openvswitch-vswitchd", []string{"compute01", "compute02", "compute03", "compute04", "compute05", "compute06", "compute07", "compute08", "network01", "network02"}},
+		{"cinder-volume", []string{"storagea", "storageb", "storagec"}}, // letter range
+		{"haproxy", []string{"network01", "network02"}},                 // → loadbalancer → network
+		{"grafana", []string{"monitoring01"}},
+	}
+	for _, tc := range tests {
+		if got := nodesOf(tc.service); !slices.Equal(got, tc.want) {
+			t.Errorf("%s runs on %v, want %v", tc.service, got, tc.want)
+		}
+	}
+	if inv.Nodes["network01"].Address != "10.0.0.21" || inv.Nodes["control02"].Vars["ansible_user"] != "kolla" {
+		t.Errorf("host vars lost: network01=%+v control02=%+v", inv.Nodes["network01"], inv.Nodes["control02"])
+	}
+	if !inv.Services["nova-libvirt"].Containers[0].WorkloadHost || inv.Services["nova-api"].Containers[0].Name != "nova_api" {
+		t.Errorf("containers: libvirt=%+v nova-api=%+v", inv.Services["nova-libvirt"], inv.Services["nova-api"])
+	}
+	if d := inv.Services["neutron-l3-agent"].DependsOn; !slices.Contains(d, "neutron-server") {
+		t.Errorf("neutron-l3-agent depends on %v, want neutron-server among them", d)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ name, ini, want string }{
+		{"host before section", "ctl01\n", "t:1: \"ctl01\" comes before any [group]"},
+		{"unknown child", "[a:children]\nb\n", "t:1: [a:children] names group \"b\", which is not defined"},
+		{"bad range", "[c]\nctl[03:01]\n", "t:2: host \"ctl[03:01]\""},
+		{"bad var", "[c]\nctl01 ansible_user\n", "t:2: host variable \"ansible_user\""},
+		{"bad section", "[c:hosts]\n", "t:1: section [c:hosts]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := kolla.Parse("t", strings.NewReader(tc.ini))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCycleIsNamed(t *testing.T) {
+	f, err := kolla.Parse("t", strings.NewReader("[h]\nn1\n[a:children]\nb\nh\n[b:children]\na\n[svc:children]\na\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := kolla.Convert(f, kolla.Options{}); err == nil || !strings.Contains(err.Error(), "a → b → a") {
+		t.Errorf("err = %v, want the cycle a → b → a named", err)
+	}
+}
+
+func TestHostRangesAndComments(t *testing.T) {
+	f, err := kolla.Parse("t", strings.NewReader("# header\n[c]\nctl[08:10] ansible_user=\"k olla\" # trailing\n; another\nx[1:5:2]\n[svc:children]\nc\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, _ := f.Hosts("svc")
+	if want := []string{"ctl08", "ctl09", "ctl10", "x1", "x3", "x5"}; !slices.Equal(hosts, want) {
+		t.Errorf("hosts = %v, want %v", hosts, want)
+	}
+	if f.HostVars["ctl09"]["ansible_user"] != "k olla" {
+		t.Errorf("vars = %v", f.HostVars["ctl09"])
+	}
+}

@@ -1,0 +1,545 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/services/planner/manifest"
+)
+
+// Operations on a service.
+const (
+	OpUpdate    = "update"    // new images, no schema change
+	OpUpgrade   = "upgrade"   // migrations run first (expand) and last (contract)
+	OpUnchanged = "unchanged" // every instance already runs the target
+)
+
+// Input is the fleet as the planner sees it, whatever its source.
+type Input struct {
+	// Nodes are the nodes and the containers each runs now.
+	Nodes []Node
+	// Services holds per-service settings; a service without an entry gets defaults.
+	Services map[string]ServiceSpec
+}
+
+// Node is one node and its containers.
+type Node struct {
+	Name       string
+	Containers []Container
+}
+
+// Container is one container as it runs now.
+type Container struct {
+	Name         string
+	Service      string
+	Image        string
+	Env          map[string]string
+	WorkloadHost bool
+}
+
+// ServiceSpec holds a service's rollout settings from the inventory.
+type ServiceSpec struct {
+	// MaxUnavailable is a count or percent; empty means Serial.
+	MaxUnavailable string
+	// Serial is the default from the roles that place the service (TripleO's: 1, computes 25%).
+	Serial inventory.Amount
+	// DependsOn names services rolled first.
+	DependsOn []string
+	// Database says the service has a database at DatabaseVersion.
+	Database        bool
+	DatabaseVersion int
+}
+
+// Release is the target: per service its image and planning inputs.
+type Release struct {
+	Name     string
+	Services map[string]Target
+}
+
+// Target is one service's target.
+type Target struct {
+	events.ServiceRelease
+	Env               map[string]string
+	MigrationsVersion int
+	MaxUnavailable    string
+	DependsOn         []string
+	// Images overrides Image per container name.
+	Images map[string]string
+}
+
+// imageFor returns the target image of one container of the service.
+func (t Target) imageFor(container string) string {
+	if img, ok := t.Images[container]; ok {
+		return img
+	}
+	return t.Image
+}
+
+// Plan is an explained rollout plan.
+type Plan struct {
+	Release   string        `json:"release"`
+	Services  []ServicePlan `json:"services"`
+	Nodes     []NodePlan    `json:"nodes"`
+	Phases    []Phase       `json:"phases"`
+	Changed   int           `json:"changed"`
+	Unchanged int           `json:"unchanged"`
+}
+
+// ServicePlan says what happens to one released service, in rollout order.
+type ServicePlan struct {
+	Name              string   `json:"name"`
+	Operation         string   `json:"operation"`
+	Reason            string   `json:"reason"`
+	Level             int      `json:"level"`
+	DependsOn         []string `json:"depends_on,omitempty"`
+	Instances         int      `json:"instances"`
+	Changing          int      `json:"changing"`
+	MaxUnavailable    int      `json:"max_unavailable"`
+	DatabaseVersion   int      `json:"database_version,omitempty"`
+	MigrationsVersion int      `json:"migrations_version,omitempty"`
+	Image             string   `json:"image"`
+}
+
+// NodePlan lists one node's containers of released services.
+type NodePlan struct {
+	Node       string          `json:"node"`
+	Containers []ContainerPlan `json:"containers"`
+}
+
+// ContainerPlan is one container's change and the reason for it.
+type ContainerPlan struct {
+	Container    string `json:"container"`
+	Service      string `json:"service"`
+	Change       bool   `json:"change"`
+	FromImage    string `json:"from_image"`
+	ToImage      string `json:"to_image"`
+	Reason       string `json:"reason"`
+	WorkloadHost bool   `json:"workload_host,omitempty"`
+}
+
+// Phase names.
+const (
+	PhasePreChecks = "pre-checks"
+	PhaseExpand    = "expand"
+	PhaseRollout   = "rollout"
+	PhaseContract  = "contract"
+	PhaseVerify    = "verify"
+)
+
+// Phase is one phase of the plan; rollout has waves, the others steps.
+type Phase struct {
+	Name  string `json:"name"`
+	Steps []Step `json:"steps,omitempty"`
+	Waves []Wave `json:"waves,omitempty"`
+}
+
+// Step is one action of a non-rollout phase.
+type Step struct {
+	Service string `json:"service,omitempty"`
+	Action  string `json:"action"`
+	Detail  string `json:"detail"`
+}
+
+// Wave is a set of nodes updated together; for each service it holds at
+// most that service's max_unavailable instances.
+type Wave struct {
+	Index    int        `json:"index"`
+	Level    int        `json:"level"`
+	Canary   bool       `json:"canary,omitempty"`
+	Services []string   `json:"services"`
+	Nodes    []WaveNode `json:"nodes"`
+}
+
+// WaveNode is one node's command within a wave.
+type WaveNode struct {
+	Node string `json:"node"`
+	// Drain says a workload host changes: the node is drained first.
+	Drain   bool                     `json:"drain,omitempty"`
+	Targets []events.ContainerTarget `json:"targets"`
+}
+
+// Rollout returns the rollout phase's waves.
+func (p *Plan) Rollout() []Wave {
+	for _, ph := range p.Phases {
+		if ph.Name == PhaseRollout {
+			return ph.Waves
+		}
+	}
+	return nil
+}
+
+// FromManifest converts a parsed release manifest.
+func FromManifest(m manifest.Release) Release {
+	r := Release{Name: m.Request.Release.Name, Services: map[string]Target{}}
+	for name, sr := range m.Request.Release.Services {
+		s := m.Services[name]
+		r.Services[name] = Target{ServiceRelease: sr, Env: s.Env, MigrationsVersion: s.MigrationsVersion, MaxUnavailable: s.MaxUnavailable, DependsOn: s.DependsOn, Images: s.Images}
+	}
+	return r
+}
+
+// FromRequest converts an upgrade request (no planning inputs beyond images).
+func FromRequest(req events.UpgradeRequested) Release {
+	r := Release{Name: req.Release.Name, Services: map[string]Target{}}
+	for name, sr := range req.Release.Services {
+		r.Services[name] = Target{ServiceRelease: sr}
+	}
+	return r
+}
+
+// FromInventory places each role's services' containers on its nodes.
+func FromInventory(inv *inventory.Inventory) Input {
+	in := Input{Services: map[string]ServiceSpec{}}
+	serial := map[string]inventory.Amount{}
+	for _, n := range inv.NodeNames() {
+		node := Node{Name: n}
+		ov := inv.Nodes[n].Images
+		for _, s := range inv.ServicesOf(n) {
+			for _, c := range inv.Services[s].Containers {
+				img := c.Image
+				if o, ok := ov[c.Name]; ok {
+					img = o
+				}
+				node.Containers = append(node.Containers, Container{Name: c.Name, Service: s, Image: img, Env: c.Env, WorkloadHost: c.WorkloadHost})
+			}
+		}
+		for _, r := range inv.Nodes[n].Roles {
+			a := inv.Serial(r)
+			for _, s := range inv.Roles[r].Services {
+				// The most careful role wins: a count beats a percentage
+				// only when smaller, which Of decides per service later.
+				if cur, ok := serial[s]; !ok || stricter(a, cur) {
+					serial[s] = a
+				}
+			}
+		}
+		in.Nodes = append(in.Nodes, node)
+	}
+	for name, s := range inv.Services {
+		spec := ServiceSpec{MaxUnavailable: s.MaxUnavailable, Serial: serial[name], DependsOn: s.DependsOn}
+		if spec.Serial.N == 0 {
+			spec.Serial = inventory.Amount{N: 1}
+		}
+		if s.Database != nil {
+			spec.Database, spec.DatabaseVersion = true, s.Database.Version
+		}
+		in.Services[name] = spec
+	}
+	return in
+}
+
+func stricter(a, b inventory.Amount) bool {
+	if a.Percent == b.Percent {
+		return a.N < b.N
+	}
+	return !a.Percent // a count is the more careful default
+}
+
+// FromFleet builds an input from what the node-updaters report in the
+// cutover-nodes bucket: no roles, so every service defaults to one
+// instance at a time.
+func FromFleet(fleet []events.NodeInventory) Input {
+	in := Input{Services: map[string]ServiceSpec{}}
+	for _, inv := range fleet {
+		n := Node{Name: inv.Node}
+		for _, c := range inv.Containers {
+			if c.Service == "" {
+				continue
+			}
+			n.Containers = append(n.Containers, Container{Name: c.Name, Service: c.Service, Image: c.Image, WorkloadHost: c.WorkloadHost})
+		}
+		in.Nodes = append(in.Nodes, n)
+	}
+	return in
+}
+
+// Build plans rel against in. It fails when a released service runs on no
+// node, or when dependencies form a cycle (the error names it).
+func Build(rel Release, in Input) (*Plan, error) {
+	p := &Plan{Release: rel.Name, Services: []ServicePlan{}, Nodes: []NodePlan{}}
+	nodes := slices.Clone(in.Nodes)
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+
+	type svcState struct {
+		instances, changing int
+		maxU                int
+		level               int
+	}
+	st := map[string]*svcState{}
+	for s := range rel.Services {
+		st[s] = &svcState{}
+	}
+	// changes[node index] = per service, the targets that change.
+	type nodeChange struct {
+		node    string
+		drain   map[string]bool // services with a changing workload host
+		targets map[string][]events.ContainerTarget
+	}
+	var changed []nodeChange
+	for _, n := range nodes {
+		np := NodePlan{Node: n.Name}
+		nc := nodeChange{node: n.Name}
+		cs := slices.Clone(n.Containers)
+		sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+		seen := map[string]bool{}
+		for _, c := range cs {
+			t, ok := rel.Services[c.Service]
+			if !ok {
+				continue // only released services placed on the node are touched
+			}
+			if !seen[c.Service] {
+				seen[c.Service] = true
+				st[c.Service].instances++
+			}
+			img := t.imageFor(c.Name)
+			cp := ContainerPlan{Container: c.Name, Service: c.Service, FromImage: c.Image, ToImage: img, WorkloadHost: c.WorkloadHost}
+			var why []string
+			if c.Image != img {
+				why = append(why, "image differs")
+			}
+			if keys := envDiff(c.Env, t.Env); len(keys) > 0 {
+				why = append(why, "config changed: env "+strings.Join(keys, ", "))
+			}
+			if len(why) == 0 {
+				cp.Reason = "unchanged"
+				p.Unchanged++
+			} else {
+				cp.Change = true
+				if c.WorkloadHost {
+					why = append(why, "workload host: node is drained first")
+					if nc.drain == nil {
+						nc.drain = map[string]bool{}
+					}
+					nc.drain[c.Service] = true
+				}
+				cp.Reason = strings.Join(why, "; ")
+				p.Changed++
+				if nc.targets == nil {
+					nc.targets = map[string][]events.ContainerTarget{}
+				}
+				nc.targets[c.Service] = append(nc.targets[c.Service], events.ContainerTarget{
+					Container: c.Name, Service: c.Service, Image: img, Strategy: t.Strategy,
+					MinHealthyMs: t.MinHealthyMs, HealthTimeoutMs: t.HealthTimeoutMs,
+				})
+			}
+			np.Containers = append(np.Containers, cp)
+		}
+		for s := range nc.targets {
+			st[s].changing++
+		}
+		if len(np.Containers) > 0 {
+			p.Nodes = append(p.Nodes, np)
+		}
+		if len(nc.targets) > 0 {
+			changed = append(changed, nc)
+		}
+	}
+	var missing []string
+	for s, x := range st {
+		if x.instances == 0 {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("plan release %q: no node runs service %s; check the service names in the release against the inventory", rel.Name, strings.Join(missing, ", "))
+	}
+
+	deps := map[string][]string{}
+	for s, t := range rel.Services {
+		var d []string
+		for _, x := range append(slices.Clone(in.Services[s].DependsOn), t.DependsOn...) {
+			if _, ok := rel.Services[x]; ok && !slices.Contains(d, x) {
+				d = append(d, x)
+			}
+		}
+		sort.Strings(d)
+		deps[s] = d
+	}
+	levels, err := levelsOf(deps)
+	if err != nil {
+		return nil, fmt.Errorf("plan release %q: %w; remove one of these depends_on entries", rel.Name, err)
+	}
+	names := slices.Sorted(maps.Keys(rel.Services))
+	sort.SliceStable(names, func(i, j int) bool { return levels[names[i]] < levels[names[j]] })
+	var upgrades []ServicePlan
+	for _, s := range names {
+		t, spec, x := rel.Services[s], in.Services[s], st[s]
+		amount := spec.Serial
+		if amount.N == 0 {
+			amount = inventory.Amount{N: 1}
+		}
+		for _, mu := range []string{spec.MaxUnavailable, t.MaxUnavailable} {
+			if a, err := inventory.ParseAmount(mu); err == nil {
+				amount = a
+			}
+		}
+		x.maxU, x.level = amount.Of(x.instances), levels[s]
+		sp := ServicePlan{Name: s, Level: x.level, DependsOn: deps[s], Instances: x.instances, Changing: x.changing, MaxUnavailable: x.maxU, Image: t.Image}
+		if spec.Database {
+			sp.DatabaseVersion = spec.DatabaseVersion
+		}
+		sp.MigrationsVersion = t.MigrationsVersion
+		switch {
+		case x.changing == 0:
+			sp.Operation, sp.Reason = OpUnchanged, fmt.Sprintf("all %d instances already run %s", x.instances, t.Image)
+		case spec.Database && t.MigrationsVersion > spec.DatabaseVersion:
+			sp.Operation = OpUpgrade
+			sp.Reason = fmt.Sprintf("new image carries migrations up to version %d, database is at %d", t.MigrationsVersion, spec.DatabaseVersion)
+			upgrades = append(upgrades, sp)
+		default:
+			sp.Operation = OpUpdate
+			sp.Reason = fmt.Sprintf("%d of %d instances change; no migrations beyond the database's version", x.changing, x.instances)
+		}
+		p.Services = append(p.Services, sp)
+	}
+
+	// Waves: level by level; within a level each service starts with a
+	// canary of one instance and doubles while below its max_unavailable.
+	var waves []Wave
+	maxLevel := 0
+	for _, l := range levels {
+		maxLevel = max(maxLevel, l)
+	}
+	for level := 0; level <= maxLevel; level++ {
+		type pending struct {
+			node     string
+			drain    bool
+			services []string
+			targets  []events.ContainerTarget
+		}
+		var rest []pending
+		for _, nc := range changed {
+			var pd pending
+			for _, s := range slices.Sorted(maps.Keys(nc.targets)) {
+				if levels[s] != level {
+					continue
+				}
+				pd.services = append(pd.services, s)
+				pd.targets = append(pd.targets, nc.targets[s]...)
+				pd.drain = pd.drain || nc.drain[s]
+			}
+			if len(pd.services) > 0 {
+				pd.node = nc.node
+				rest = append(rest, pd)
+			}
+		}
+		growth := map[string]int{}
+		first := true
+		for len(rest) > 0 {
+			w := Wave{Index: len(waves), Level: level, Canary: first}
+			count := map[string]int{}
+			left := rest[:0] // filtered in place: writes never pass reads
+			for _, pd := range rest {
+				fits := true
+				for _, s := range pd.services {
+					g := growth[s]
+					if g == 0 {
+						g = 1
+					}
+					if count[s] >= min(g, st[s].maxU) {
+						fits = false
+						break
+					}
+				}
+				if !fits {
+					left = append(left, pd)
+					continue
+				}
+				for _, s := range pd.services {
+					count[s]++
+				}
+				w.Nodes = append(w.Nodes, WaveNode{Node: pd.node, Drain: pd.drain, Targets: pd.targets})
+			}
+			for s := range count {
+				w.Services = append(w.Services, s)
+				// Double while health holds, never beyond max_unavailable
+				// (which also keeps the number from overflowing).
+				growth[s] = min(max(1, growth[s])*2, st[s].maxU)
+			}
+			if len(w.Nodes) == 0 {
+				return nil, fmt.Errorf("plan release %q: no node fits wave %d; this is a planner bug, please report it with the inventory", rel.Name, w.Index)
+			}
+			sort.Strings(w.Services)
+			waves = append(waves, w)
+			rest, first = left, false
+		}
+	}
+
+	var pre, expand, contract, verify []Step
+	pre = append(pre, Step{Action: "check", Detail: fmt.Sprintf("node-updaters of the %d nodes to change are alive and report the planned images", len(changed))})
+	pre = append(pre, Step{Action: "check", Detail: "no other upgrade holds the scope lock"})
+	for _, sp := range upgrades {
+		pre = append(pre, Step{Service: sp.Name, Action: "check", Detail: fmt.Sprintf("database is clean at version %d", sp.DatabaseVersion)})
+		expand = append(expand, Step{Service: sp.Name, Action: "migrate", Detail: fmt.Sprintf("snapshot, then expand migrations %d → %d (old and new code both work)", sp.DatabaseVersion, sp.MigrationsVersion)})
+		contract = append(contract,
+			Step{Service: sp.Name, Action: "barrier", Detail: fmt.Sprintf("wait until every instance of %s runs %s", sp.Name, sp.Image)},
+			Step{Service: sp.Name, Action: "migrate", Detail: fmt.Sprintf("contract migrations up to %d", sp.MigrationsVersion)})
+	}
+	for _, sp := range p.Services {
+		if sp.Operation != OpUnchanged {
+			verify = append(verify, Step{Service: sp.Name, Action: "verify", Detail: fmt.Sprintf("all %d instances run %s and are healthy", sp.Instances, sp.Image)})
+		}
+	}
+	p.Phases = []Phase{
+		{Name: PhasePreChecks, Steps: pre},
+		{Name: PhaseExpand, Steps: expand},
+		{Name: PhaseRollout, Waves: waves},
+		{Name: PhaseContract, Steps: contract},
+		{Name: PhaseVerify, Steps: verify},
+	}
+	return p, nil
+}
+
+// envDiff returns the release's env keys whose value the container lacks.
+func envDiff(have, want map[string]string) []string {
+	var out []string
+	for k, v := range want {
+		if cur, ok := have[k]; !ok || cur != v {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// levelsOf assigns each service its depth in the dependency DAG (0 for no
+// dependencies); a cycle is an error naming it.
+func levelsOf(deps map[string][]string) (map[string]int, error) {
+	level := map[string]int{}
+	state := map[string]int{} // 0 new, 1 visiting, 2 done
+	var stack []string
+	var visit func(s string) error
+	visit = func(s string) error {
+		switch state[s] {
+		case 2:
+			return nil
+		case 1:
+			i := slices.Index(stack, s)
+			return fmt.Errorf("dependency cycle: %s", strings.Join(append(slices.Clone(stack[i:]), s), " → "))
+		}
+		state[s] = 1
+		stack = append(stack, s)
+		l := 0
+		for _, d := range deps[s] {
+			if err := visit(d); err != nil {
+				return err
+			}
+			l = max(l, level[d]+1)
+		}
+		stack = stack[:len(stack)-1]
+		state[s], level[s] = 2, l
+		return nil
+	}
+	for _, s := range slices.Sorted(maps.Keys(deps)) {
+		if err := visit(s); err != nil {
+			return nil, err
+		}
+	}
+	return level, nil
+}
