@@ -40,6 +40,17 @@ type Config struct {
 	// Logger receives lifecycle logs at Info and per-event logs at Debug
 	// (default slog.Default()).
 	Logger *slog.Logger
+	// AckWait is how long JetStream waits for the ack of a command before
+	// redelivering it (default 30s); the updater sends InProgress every
+	// AckWait/3 while it works. After a crash the unacked command comes back
+	// once AckWait has passed, so a short AckWait resumes sooner.
+	AckWait time.Duration
+	// AfterStep, when set, is called after each step of a replacement has
+	// taken effect on the engine, with the step's name (StepPull,
+	// StepRename, StepStop, StepCreate, StepStart, StepHealth). It exists so
+	// tests can kill the process at a precise point (cmd/node-updater wires
+	// it to CUTOVER_CRASH_AFTER); it must not block.
+	AfterStep func(step string)
 }
 
 func (c *Config) setDefaults() {
@@ -65,6 +76,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("node name is empty; set it to this host's name in the inventory"))
 	case strings.ContainsAny(c.Node, ".*> \t\r\n"):
 		errs = append(errs, fmt.Errorf("node name %q contains one of . * > or whitespace; it must be one NATS subject token", c.Node))
+	}
+	if c.AckWait < 0 {
+		errs = append(errs, fmt.Errorf("ack wait %s is negative", c.AckWait))
 	}
 	if c.InventoryEvery < 0 {
 		errs = append(errs, fmt.Errorf("inventory period %s is negative", c.InventoryEvery))

@@ -48,9 +48,13 @@ type env struct {
 	v1, v2, v2Plain, never testkit.Image
 	net1, net2             string
 	subnet1                netip.Prefix
+
+	// push pushes one more image of the run's repository; call it from the
+	// test that created the env, not from a subtest.
+	push func(testkit.ImageSpec) testkit.Image
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	cli, err := testkit.DockerAvailable(t.Context())
 	if err != nil {
@@ -127,6 +131,7 @@ func newEnv(t *testing.T) *env {
 		images = append(images, img.ID)
 		return img
 	}
+	e.push = push
 	e.v1 = push(testkit.ImageSpec{Tag: "v1", Version: "v1", Healthcheck: true, Labels: map[string]string{"org.opencontainers.image.version": "v1"}})
 	e.v2 = push(testkit.ImageSpec{Tag: "v2", Version: "v2", Healthcheck: true, Labels: map[string]string{"org.opencontainers.image.version": "v2"}})
 	e.v2Plain = push(testkit.ImageSpec{Tag: "v2-plain", Version: "v2"})
@@ -152,7 +157,7 @@ func newEnv(t *testing.T) *env {
 
 // createNetwork creates a user bridge network on a random 10.x.y.0/24,
 // trying again when the subnet is taken.
-func createNetwork(t *testing.T, cli *client.Client, name string) netip.Prefix {
+func createNetwork(t testing.TB, cli *client.Client, name string) netip.Prefix {
 	t.Helper()
 	var errs []error
 	for range 5 {
@@ -176,7 +181,7 @@ func (e *env) ip(n byte) netip.Addr {
 
 // container creates and starts a container owned by node and waits until
 // it is healthy.
-func (e *env) container(t *testing.T, opts testkit.ContainerOpts) container.InspectResponse {
+func (e *env) container(t testing.TB, opts testkit.ContainerOpts) container.InspectResponse {
 	t.Helper()
 	labels := map[string]string{testkit.LabelTest: e.runID}
 	maps.Copy(labels, opts.Labels)
@@ -197,7 +202,7 @@ func (e *env) container(t *testing.T, opts testkit.ContainerOpts) container.Insp
 	return c
 }
 
-func (e *env) inspect(t *testing.T, nameOrID string) container.InspectResponse {
+func (e *env) inspect(t testing.TB, nameOrID string) container.InspectResponse {
 	t.Helper()
 	res, err := e.cli.ContainerInspect(t.Context(), nameOrID, client.ContainerInspectOptions{})
 	if err != nil {
@@ -206,7 +211,7 @@ func (e *env) inspect(t *testing.T, nameOrID string) container.InspectResponse {
 	return res.Container
 }
 
-func (e *env) gone(t *testing.T, nameOrID string) bool {
+func (e *env) gone(t testing.TB, nameOrID string) bool {
 	t.Helper()
 	_, err := e.cli.ContainerInspect(t.Context(), nameOrID, client.ContainerInspectOptions{})
 	if err != nil && !cerrdefs.IsNotFound(err) {
@@ -216,7 +221,7 @@ func (e *env) gone(t *testing.T, nameOrID string) bool {
 }
 
 // updater starts an updater for node and closes it at the end of the test.
-func (e *env) updater(t *testing.T, node string) *nodeupdater.Updater {
+func (e *env) updater(t testing.TB, node string) *nodeupdater.Updater {
 	t.Helper()
 	u, err := nodeupdater.New(nodeupdater.Config{
 		Node:         node,
@@ -240,7 +245,7 @@ func (e *env) updater(t *testing.T, node string) *nodeupdater.Updater {
 }
 
 // command publishes a node command as the planner would.
-func (e *env) command(t *testing.T, node string, cmd events.NodeUpdateRequested) events.Event {
+func (e *env) command(t testing.TB, node string, cmd events.NodeUpdateRequested) events.Event {
 	t.Helper()
 	ev := events.MustNew(events.Source("planner", ""), cmd, events.WithNode(node), events.WithUpgrade("up-"+e.runID))
 	if err := events.NewPublisher(e.nats.JS).Publish(t.Context(), ev); err != nil {
@@ -255,7 +260,7 @@ type watch struct {
 	evs []events.Event
 }
 
-func (e *env) watch(t *testing.T, subjects ...string) *watch {
+func (e *env) watch(t testing.TB, subjects ...string) *watch {
 	t.Helper()
 	cons, err := e.nats.JS.OrderedConsumer(t.Context(), events.StreamName, jetstream.OrderedConsumerConfig{
 		FilterSubjects: subjects,
@@ -295,7 +300,7 @@ func (w *watch) find(typ string, cause events.Event) (events.Event, bool) {
 }
 
 // await polls until an event of typ caused by cause arrives.
-func (w *watch) await(t *testing.T, typ string, cause events.Event, timeout time.Duration) events.Event {
+func (w *watch) await(t testing.TB, typ string, cause events.Event, timeout time.Duration) events.Event {
 	t.Helper()
 	var got events.Event
 	poll(t, timeout, "event "+typ, func() bool {
@@ -320,7 +325,7 @@ func (w *watch) types(cause events.Event) []string {
 }
 
 // poll calls cond every 50ms until it holds or timeout passes.
-func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func poll(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -337,7 +342,7 @@ func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	}
 }
 
-func dataAs[T any](t *testing.T, ev events.Event) T {
+func dataAs[T any](t testing.TB, ev events.Event) T {
 	t.Helper()
 	v, err := events.DataAs[T](ev)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/cutover-dev/cutover/events"
@@ -20,6 +21,19 @@ const (
 	StepCreate     = "create"
 	StepStart      = "start"
 	StepHealth     = "health"
+	// StepSwap is the start-first step where the new container takes the
+	// name over from the old one.
+	StepSwap = "swap"
+	// StepDrain is the wait for a load balancer's drain acknowledgement.
+	StepDrain = "drain"
+	// StepRollback is the resolution of a rollback's previous image.
+	StepRollback = "rollback"
+)
+
+// Strategies of a ContainerTarget.
+const (
+	StrategyStopFirst  = "stop-first"
+	StrategyStartFirst = "start-first"
 )
 
 // lastLogLines is how many log lines of a failed container a
@@ -85,7 +99,8 @@ type commandRun struct {
 func (r *commandRun) execute(ctx context.Context) (events.Data, error) {
 	// Check every container before touching any: an unknown container or a
 	// workload host on an undrained node refuses the whole command.
-	for _, t := range r.cmd.Containers {
+	targets := slices.Clone(r.cmd.Containers)
+	for i, t := range targets {
 		if err := r.u.settle(ctx, t.Container); err != nil {
 			if ctx.Err() != nil || errors.Is(err, ErrUnavailable) {
 				return nil, err
@@ -103,9 +118,12 @@ func (r *commandRun) execute(ctx context.Context) (events.Data, error) {
 			err := fmt.Errorf("container %s hosts workloads and node %s is not drained; drain the node first, then send the command with drained=true", t.Container, r.u.cfg.Node)
 			return r.failed(t.Container, StepDrainCheck, err), events.Permanent(err)
 		}
+		if err := r.resolveImage(&targets[i], c); err != nil {
+			return r.failed(t.Container, StepRollback, err), nil
+		}
 	}
 
-	for _, t := range r.cmd.Containers {
+	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -122,6 +140,34 @@ func (r *commandRun) execute(ctx context.Context) (events.Data, error) {
 	}
 	r.log.Info("node update completed", "results", len(r.results))
 	return events.NodeUpdateCompleted{Wave: r.cmd.Wave, Rollback: r.cmd.Rollback, Results: r.results}, nil
+}
+
+// resolveImage fills in the image of a rollback target that names none: the
+// image the container ran before its last replacement. It refuses when none
+// is recorded, and when that image is the one running (rolling back to it
+// would bounce between two images). A replacement recovery finished for the
+// container resolves to what runs, so a rollback command redelivered after a
+// crash completes instead of going back again.
+func (r *commandRun) resolveImage(t *events.ContainerTarget, c Container) error {
+	if t.Image != "" {
+		return nil
+	}
+	if !r.cmd.Rollback {
+		return fmt.Errorf("container %s: the target image is empty; name an image (only a rollback command may leave it empty)", t.Container)
+	}
+	if rec, ok := r.u.peekRecovered(t.Container); ok && rec.toImageID == c.ImageID {
+		t.Image = c.Image
+		return nil
+	}
+	prev := r.u.previousImage(t.Container)
+	switch {
+	case prev == "":
+		return fmt.Errorf("roll back container %s: node %s has no previous image recorded for it (it was never replaced by cutover, or its record was lost); send the rollback with the image to go back to", t.Container, r.u.cfg.Node)
+	case prev == c.Image:
+		return fmt.Errorf("roll back container %s: its previous image %s is the one it runs; refusing to replace it with itself (no revert ping-pong)", t.Container, prev)
+	}
+	t.Image = prev
+	return nil
 }
 
 // failure is a step that failed and stops the command.
@@ -173,6 +219,7 @@ func (r *commandRun) report(ctx context.Context, data events.Data) {
 // ends the command, or an error for the handler to return.
 func (r *commandRun) updateOne(ctx context.Context, t events.ContainerTarget) (events.ContainerResult, *failure, error) {
 	log := r.log.With("container", t.Container, "image", t.Image)
+	rec, recovered := r.u.takeRecovered(t.Container)
 
 	c, err := r.u.lookup(ctx, t.Container)
 	if err != nil {
@@ -184,11 +231,23 @@ func (r *commandRun) updateOne(ctx context.Context, t events.ContainerTarget) (e
 	if err != nil {
 		return r.transientOr(ctx, StepPull, fmt.Errorf("pull %s: %w", t.Image, err))
 	}
+	r.u.stepDone(StepPull)
 	r.report(ctx, events.ContainerPulled{
 		Container: t.Container, Image: t.Image, ImageID: imageID,
 		DurationMs: time.Since(pullStart).Milliseconds(),
 	})
 
+	if c.Running && c.ImageID == imageID && recovered && rec.toImageID == imageID {
+		// A crash interrupted this command after the new container started;
+		// recovery finished the replacement. Report what happened.
+		log.Info("recovery finished this replacement before the command came back")
+		r.u.setPrevious(t.Container, rec.fromImage)
+		r.report(ctx, events.ContainerReplaced{
+			Container: t.Container, Service: c.Service(), Result: events.ResultReplaced,
+			FromImage: rec.fromImage, ToImage: t.Image, FromImageID: rec.fromImageID, ToImageID: imageID,
+		})
+		return events.ContainerResult{Container: t.Container, Result: events.ResultReplaced, FromImage: rec.fromImage, ToImage: t.Image}, nil, nil
+	}
 	if c.Running && c.ImageID == imageID {
 		log.Info("container already runs the target image")
 		r.report(ctx, events.ContainerReplaced{
@@ -202,7 +261,12 @@ func (r *commandRun) updateOne(ctx context.Context, t events.ContainerTarget) (e
 		return events.ContainerResult{}, &failure{StepLookup, fmt.Errorf("container %s is created with auto-remove, so stopping it would delete it; recreate it without --rm to let cutover replace it", t.Container)}, nil
 	}
 
-	r.report(ctx, events.ContainerDraining{Container: t.Container, Service: c.Service()})
+	if err := r.drain(ctx, t, c); err != nil {
+		if ctx.Err() != nil {
+			return events.ContainerResult{}, nil, err
+		}
+		return events.ContainerResult{}, &failure{StepDrain, err}, nil
+	}
 	r.changed = true
 	rep := &replacement{u: r.u, log: log, target: t, old: c, imageID: imageID}
 	out := rep.run(ctx)
@@ -251,6 +315,16 @@ func (r *commandRun) transientOr(ctx context.Context, step string, err error) (e
 // finished (its renamed old container is still there), so a command starts
 // from a container that serves.
 func (u *Updater) settle(ctx context.Context, name string) error {
+	trial, err := u.rt.Inspect(ctx, newName(name))
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("look up %s: %w", newName(name), err)
+	default:
+		if err := u.dropTrial(ctx, name, trial); err != nil {
+			return fmt.Errorf("settle unfinished replacement of %s: %w", name, err)
+		}
+	}
 	old, err := u.rt.Inspect(ctx, oldName(name))
 	switch {
 	case errors.Is(err, ErrNotFound):

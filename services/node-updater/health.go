@@ -26,6 +26,10 @@ type healthGate struct {
 	// fresh marks a container that was just created: any automatic restart
 	// counts, even one before the first inspection.
 	fresh bool
+	// probe, when set, judges a container whose image has no Docker
+	// healthcheck: it counts as healthy once the probe passes and has kept
+	// passing for hold.
+	probe *events.Probe
 }
 
 // gateFor returns the gate of a command's target, with defaults.
@@ -44,6 +48,10 @@ func gateFor(t events.ContainerTarget, fresh bool) healthGate {
 	if t.HealthTimeoutMs > 0 {
 		g.timeout = time.Duration(t.HealthTimeoutMs) * time.Millisecond
 	}
+	if t.Probe != nil {
+		p := *t.Probe
+		g.probe = &p
+	}
 	return g
 }
 
@@ -53,12 +61,17 @@ func gateFor(t events.ContainerTarget, fresh bool) healthGate {
 func (u *Updater) waitHealthy(ctx context.Context, id string, g healthGate) error {
 	wctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	tick := time.NewTicker(healthPoll)
-	defer tick.Stop()
+	every := healthPoll
+	if g.probe != nil {
+		every = probeInterval(*g.probe)
+	}
+	timer := time.NewTimer(every)
+	defer timer.Stop()
 
 	begin := time.Now()
 	var first, last Container
 	var healthySince time.Time
+	var probeErr error
 	for i := 0; ; i++ {
 		c, err := u.rt.Inspect(wctx, id)
 		if err != nil {
@@ -76,18 +89,38 @@ func (u *Updater) waitHealthy(ctx context.Context, id string, g healthGate) erro
 				}
 			}
 			last = c
+			if g.probe != nil && !c.Healthcheck && c.Running && !c.Restarting {
+				// The probe stands in for the missing healthcheck.
+				probeErr = u.runProbe(wctx, c, *g.probe)
+				c.Healthcheck, c.Health = true, HealthHealthy
+				if probeErr != nil {
+					c.Health = HealthStarting
+				}
+			}
 			ok, err := g.judge(first, c, begin, &healthySince)
 			if err != nil || ok {
 				return err
 			}
 		}
+		// Without a healthcheck the verdict is due when minHealthy has
+		// passed: look then rather than up to a poll period later.
+		wait := every
+		if !last.Healthcheck && g.probe == nil {
+			if left := g.minHealthy - time.Since(runningSince(last, begin)); left > 0 && left < wait {
+				wait = left + time.Millisecond
+			}
+		}
+		timer.Reset(wait)
 		select {
 		case <-wctx.Done():
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if probeErr != nil {
+				return fmt.Errorf("health gate: not healthy after %s: %s probe: %w", g.timeout, g.probe.Type, probeErr)
+			}
 			return fmt.Errorf("health gate: not healthy after %s (state %s%s)", g.timeout, last.State, healthSuffix(last))
-		case <-tick.C:
+		case <-timer.C:
 		}
 	}
 }
@@ -111,8 +144,20 @@ func (g healthGate) judge(first, c Container, begin time.Time, healthySince *tim
 		*healthySince = time.Time{}
 		return false, nil
 	default:
-		return time.Since(begin) >= g.minHealthy, nil
+		return time.Since(runningSince(c, begin)) >= g.minHealthy, nil
 	}
+}
+
+// runningSince is when the container's current run began: the engine's
+// StartedAt, so the time the start call itself took counts; but never
+// before the gate began minus a second, nor after now, so a skewed engine
+// clock can neither shorten the rule much nor stall it.
+func runningSince(c Container, begin time.Time) time.Time {
+	t := c.StartedAt
+	if t.IsZero() || t.After(time.Now()) || t.Before(begin.Add(-time.Second)) {
+		return begin
+	}
+	return t
 }
 
 func healthSuffix(c Container) string {

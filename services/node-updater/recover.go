@@ -17,6 +17,20 @@ func (u *Updater) recoverAll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list containers of node %s for recovery: %w", u.cfg.Node, err)
 	}
+	// Start-first replacements on trial go first: a crash before the swap
+	// means the old container still has (or gets back) the name.
+	for _, c := range list {
+		name, ok := isNewName(c.Name)
+		if !ok {
+			continue
+		}
+		if err := u.dropTrial(ctx, name, c); err != nil {
+			if errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+				return fmt.Errorf("recover %s: %w", name, err)
+			}
+			u.log.Error("recovery could not remove an unfinished start-first replacement; the next command for it retries", "container", name, "err", err)
+		}
+	}
 	for _, c := range list {
 		name, ok := isOldName(c.Name)
 		if !ok {
@@ -60,6 +74,9 @@ func (u *Updater) recoverOne(ctx context.Context, name string, old Container) er
 				return fmt.Errorf("remove old %s: %w", old.Name, err)
 			}
 			u.setPrevious(name, old.Image)
+			u.prevMu.Lock()
+			u.recovered[name] = recoveredReplacement{fromImage: old.Image, fromImageID: old.ImageID, toImageID: cur.ImageID}
+			u.prevMu.Unlock()
 			log.Info("recovery finished an interrupted replacement: the new container is healthy, the old one is removed",
 				"new_id", shortID(cur.ID), "image", cur.Image)
 			return nil
@@ -72,15 +89,33 @@ func (u *Updater) recoverOne(ctx context.Context, name string, old Container) er
 			return fmt.Errorf("remove unfinished new %s: %w", name, err)
 		}
 	}
-	if err := u.rt.Rename(ctx, old.ID, name); err != nil {
-		return fmt.Errorf("rename %s back to %s: %w", old.Name, name, err)
-	}
+	// Start before taking the name back: a crash in between leaves the old
+	// container under its -cutover-old name, still findable.
 	if err := u.rt.Start(ctx, old.ID); err != nil {
 		return fmt.Errorf("start old %s: %w", name, err)
+	}
+	if err := u.rt.Rename(ctx, old.ID, name); err != nil {
+		return fmt.Errorf("rename %s back to %s: %w", old.Name, name, err)
 	}
 	if err := u.waitHealthy(ctx, old.ID, healthGate{minHealthy: DefaultMinHealthy, timeout: DefaultHealthTimeout}); err != nil {
 		return fmt.Errorf("old %s after restart: %w", name, err)
 	}
 	log.Info("recovery reverted an interrupted replacement: the old container serves again", "image", old.Image, "removed_new", exists)
+	return nil
+}
+
+// dropTrial removes trial, a start-first replacement of name that never
+// took the name over. The old container was not stopped before the swap, so
+// removing the trial is the whole revert.
+func (u *Updater) dropTrial(ctx context.Context, name string, trial Container) error {
+	if trial.Labels[events.LabelNode] != u.cfg.Node {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revertTimeout)
+	defer cancel()
+	if err := u.rt.Remove(ctx, trial.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("remove unfinished start-first replacement %s: %w", trial.Name, err)
+	}
+	u.log.Info("recovery removed an unfinished start-first replacement", "container", name, "new_id", shortID(trial.ID))
 	return nil
 }

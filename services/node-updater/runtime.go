@@ -44,6 +44,9 @@ type Runtime interface {
 	Remove(ctx context.Context, id string) error
 	// Logs returns up to the last n lines of a container's stdout and stderr.
 	Logs(ctx context.Context, id string, n int) ([]string, error)
+	// Exec runs cmd inside a running container and returns its exit code and
+	// the end of its combined output.
+	Exec(ctx context.Context, id string, cmd []string) (exitCode int, output string, err error)
 }
 
 // Sentinel errors of Runtime implementations.
@@ -91,6 +94,10 @@ type Container struct {
 	StopTimeout time.Duration
 	// AutoRemove is true when the engine removes the container on exit.
 	AutoRemove bool
+	// IPAddress is the container's IPv4 address on its first network (the
+	// one its network mode names, else the first by name), "" when it has
+	// none (not running, host or none networking).
+	IPAddress string
 }
 
 // Service returns the dev.cutover.service label.
@@ -111,8 +118,22 @@ const (
 // healthy.
 const OldSuffix = "-cutover-old"
 
+// NewSuffix is appended to the name of a start-first replacement while it
+// runs beside the old container, before it takes the name over.
+const NewSuffix = "-cutover-new"
+
 // oldName returns the name of a container while it is being replaced.
 func oldName(name string) string { return name + OldSuffix }
+
+// newName returns the temporary name of a start-first replacement.
+func newName(name string) string { return name + NewSuffix }
+
+// isNewName reports whether name is a start-first replacement on trial, and
+// whose.
+func isNewName(name string) (string, bool) {
+	base, ok := strings.CutSuffix(name, NewSuffix)
+	return base, ok && base != ""
+}
 
 // isOldName reports whether name is a renamed old container, and whose.
 func isOldName(name string) (string, bool) {

@@ -45,6 +45,22 @@ type Updater struct {
 	// last replacement, so the inventory can offer it for rollback. It is
 	// seeded from the node's KV entry on Start.
 	previous map[string]string
+	// recovered remembers, per container name, a replacement that recovery
+	// finished after a crash: the redelivered command then reports it as
+	// replaced rather than unchanged.
+	recovered map[string]recoveredReplacement
+}
+
+// recoveredReplacement is a replacement that recovery committed.
+type recoveredReplacement struct {
+	fromImage, fromImageID, toImageID string
+}
+
+// stepDone calls the AfterStep hook.
+func (u *Updater) stepDone(step string) {
+	if u.cfg.AfterStep != nil {
+		u.cfg.AfterStep(step)
+	}
 }
 
 // New returns an Updater for cfg.Node that reads commands and writes state
@@ -58,12 +74,13 @@ func New(cfg Config, js jetstream.JetStream, rt Runtime) (*Updater, error) {
 		return nil, errors.New("node-updater: JetStream and Runtime are required")
 	}
 	return &Updater{
-		cfg:      cfg,
-		js:       js,
-		rt:       rt,
-		pub:      events.NewPublisher(js),
-		log:      cfg.Logger.With("node", cfg.Node),
-		previous: map[string]string{},
+		cfg:       cfg,
+		js:        js,
+		rt:        rt,
+		pub:       events.NewPublisher(js),
+		log:       cfg.Logger.With("node", cfg.Node),
+		previous:  map[string]string{},
+		recovered: map[string]recoveredReplacement{},
 	}, nil
 }
 
@@ -102,6 +119,7 @@ func (u *Updater) Start(ctx context.Context) error {
 		Durable:        "node-updater-" + u.cfg.Node,
 		FilterSubjects: []string{events.NodeCmdSubject(u.cfg.Node)},
 		Service:        serviceName,
+		AckWait:        u.cfg.AckWait,
 		Processed:      processed,
 		Logger:         u.log,
 	}, u.handle)
@@ -192,6 +210,9 @@ func (u *Updater) Inventory(ctx context.Context) (events.NodeInventory, error) {
 		if _, ok := isOldName(c.Name); ok {
 			continue
 		}
+		if _, ok := isNewName(c.Name); ok {
+			continue
+		}
 		inv.Containers = append(inv.Containers, events.ObservedContainer{
 			Name:          c.Name,
 			ID:            c.ID,
@@ -208,10 +229,42 @@ func (u *Updater) Inventory(ctx context.Context) (events.NodeInventory, error) {
 	return inv, nil
 }
 
+// setPrevious records the image name ran before its last replacement; ""
+// forgets it.
 func (u *Updater) setPrevious(name, image string) {
 	u.prevMu.Lock()
 	defer u.prevMu.Unlock()
+	if image == "" {
+		delete(u.previous, name)
+		return
+	}
 	u.previous[name] = image
+}
+
+// previousImage returns the image name ran before its last replacement.
+func (u *Updater) previousImage(name string) string {
+	u.prevMu.Lock()
+	defer u.prevMu.Unlock()
+	return u.previous[name]
+}
+
+// peekRecovered returns the replacement recovery finished for name, when
+// there is one, and keeps it.
+func (u *Updater) peekRecovered(name string) (recoveredReplacement, bool) {
+	u.prevMu.Lock()
+	defer u.prevMu.Unlock()
+	r, ok := u.recovered[name]
+	return r, ok
+}
+
+// takeRecovered returns and forgets the replacement recovery finished for
+// name, when there is one.
+func (u *Updater) takeRecovered(name string) (recoveredReplacement, bool) {
+	u.prevMu.Lock()
+	defer u.prevMu.Unlock()
+	r, ok := u.recovered[name]
+	delete(u.recovered, name)
+	return r, ok
 }
 
 // seedPrevious reads the previous images of the last inventory this node
@@ -268,7 +321,9 @@ func (u *Updater) heartbeat(ctx context.Context) error {
 	}
 	n := 0
 	for _, c := range list {
-		if _, ok := isOldName(c.Name); !ok {
+		_, old := isOldName(c.Name)
+		_, trial := isNewName(c.Name)
+		if !old && !trial {
 			n++
 		}
 	}

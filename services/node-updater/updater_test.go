@@ -123,3 +123,49 @@ func TestOldName(t *testing.T) {
 		}
 	}
 }
+
+func TestNewName(t *testing.T) {
+	if base, ok := isNewName(newName("web")); !ok || base != "web" {
+		t.Errorf("isNewName(newName(web)) = %q, %v", base, ok)
+	}
+	for _, n := range []string{"web", NewSuffix, oldName("web")} {
+		if _, ok := isNewName(n); ok {
+			t.Errorf("isNewName(%q) = true", n)
+		}
+	}
+}
+
+func TestGateForProbe(t *testing.T) {
+	p := &events.Probe{Type: events.ProbeHTTP, Port: 8080, IntervalMs: 100}
+	g := gateFor(events.ContainerTarget{Probe: p}, true)
+	if g.probe == nil || g.probe.Type != p.Type || g.probe.Port != p.Port || g.probe == p {
+		t.Errorf("gate probe %+v, want a copy of %+v", g.probe, p)
+	}
+	if got := probeInterval(*g.probe); got != 100*time.Millisecond {
+		t.Errorf("probe interval %s", got)
+	}
+	if got := probeInterval(events.Probe{}); got != DefaultProbeInterval {
+		t.Errorf("default probe interval %s", got)
+	}
+}
+
+func TestRunningSince(t *testing.T) {
+	begin := time.Now()
+	tests := []struct {
+		name    string
+		started time.Time
+		want    time.Time
+	}{
+		{name: "unknown start", want: begin},
+		{name: "started during the start call", started: begin.Add(-200 * time.Millisecond), want: begin.Add(-200 * time.Millisecond)},
+		{name: "started long before the gate", started: begin.Add(-time.Hour), want: begin},
+		{name: "engine clock ahead", started: begin.Add(time.Hour), want: begin},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := runningSince(Container{StartedAt: tt.started}, begin); !got.Equal(tt.want) {
+				t.Errorf("runningSince = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

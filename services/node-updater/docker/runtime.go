@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -99,6 +101,7 @@ func fromInspect(c container.InspectResponse) nodeupdater.Container {
 	if c.HostConfig != nil {
 		out.AutoRemove = c.HostConfig.AutoRemove
 	}
+	out.IPAddress = firstAddress(c)
 	if s := c.State; s != nil {
 		out.State = string(s.Status)
 		out.Running = s.Running
@@ -116,6 +119,80 @@ func fromInspect(c container.InspectResponse) nodeupdater.Container {
 		}
 	}
 	return out
+}
+
+// firstAddress returns the container's IPv4 address on the network its
+// network mode names, else on the first network by name.
+func firstAddress(c container.InspectResponse) string {
+	if c.NetworkSettings == nil || len(c.NetworkSettings.Networks) == 0 {
+		return ""
+	}
+	nets := c.NetworkSettings.Networks
+	if c.HostConfig != nil {
+		mode := string(c.HostConfig.NetworkMode)
+		if mode == "default" {
+			mode = "bridge"
+		}
+		if ep := nets[mode]; ep != nil && ep.IPAddress.IsValid() {
+			return ep.IPAddress.String()
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(nets)) {
+		if ep := nets[n]; ep != nil && ep.IPAddress.IsValid() {
+			return ep.IPAddress.String()
+		}
+	}
+	return ""
+}
+
+// execOutputLimit caps the output an exec probe keeps for error reports.
+const execOutputLimit = 4096
+
+// Exec implements nodeupdater.Runtime: it creates an exec instance, reads
+// its output to the end and reads its exit code.
+func (r *Runtime) Exec(ctx context.Context, id string, cmd []string) (int, string, error) {
+	ctx, cancel := withDefaultTimeout(ctx, callTimeout)
+	defer cancel()
+	created, err := r.cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return 0, "", engineErr(fmt.Errorf("create exec %q in %s: %w", strings.Join(cmd, " "), shortID(id), err))
+	}
+	att, err := r.cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return 0, "", engineErr(fmt.Errorf("start exec %q in %s: %w", strings.Join(cmd, " "), shortID(id), err))
+	}
+	var buf bytes.Buffer
+	// The hijacked connection does not watch ctx: close it when ctx ends.
+	stop := context.AfterFunc(ctx, att.Close)
+	_, err = stdcopy.StdCopy(&buf, &buf, att.Reader)
+	stop()
+	att.Close()
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, "", ctx.Err()
+		}
+		return 0, "", fmt.Errorf("read output of exec %q in %s: %w", strings.Join(cmd, " "), shortID(id), err)
+	}
+	out := buf.String()
+	if len(out) > execOutputLimit {
+		out = out[len(out)-execOutputLimit:]
+	}
+	// The stream ends when the process exits; the engine records the exit
+	// code a moment later.
+	for {
+		ins, err := r.cli.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
+		if err != nil {
+			return 0, out, engineErr(fmt.Errorf("inspect exec in %s: %w", shortID(id), err))
+		}
+		if !ins.Running {
+			return ins.ExitCode, out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, out, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Pull implements nodeupdater.Runtime: it pulls ref, waits for the pull to

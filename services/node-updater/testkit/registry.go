@@ -79,9 +79,15 @@ func (r *Registry) Addr() string { return r.addr }
 // Close stops the registry, waiting for in-flight requests until ctx ends and
 // then dropping them.
 func (r *Registry) Close(ctx context.Context) error {
-	err := r.srv.Shutdown(ctx)
-	if err != nil {
-		err = errors.Join(fmt.Errorf("shut down registry: %w", err), r.srv.Close())
+	// Shutdown waits for connections to go idle; a client that opened a
+	// connection it never used (Go's transport dials ahead) keeps it "new"
+	// for seconds. When ctx ends first, the remaining connections are
+	// dropped, as documented, which is not a failure.
+	var err error
+	if serr := r.srv.Shutdown(ctx); serr != nil {
+		if cerr := r.srv.Close(); cerr != nil {
+			err = fmt.Errorf("shut down registry: %w", errors.Join(serr, cerr))
+		}
 	}
 	<-r.done
 	if r.err != nil {
@@ -110,6 +116,9 @@ type ImageSpec struct {
 	// Healthcheck adds a Docker HEALTHCHECK running `/app health` every
 	// second (timeout 2s, 3 retries, no start period).
 	Healthcheck bool
+	// Entrypoint replaces the image's entrypoint (default ["/app"]); a path
+	// that does not exist in the image makes a container that fails to start.
+	Entrypoint []string
 	// Extra adds files to the image: absolute path in the image -> content,
 	// e.g. "/migrations/0001_init.up.sql". Parent directories are created.
 	Extra map[string]string
@@ -191,13 +200,17 @@ func buildImage(binPath string, spec ImageSpec) (v1.Image, error) {
 		env = append(env, "DEMO_MODE="+spec.Mode)
 	}
 	env = append(env, spec.Env...)
+	entrypoint := []string{"/app"}
+	if len(spec.Entrypoint) > 0 {
+		entrypoint = slices.Clone(spec.Entrypoint)
+	}
 	cfg := &v1.ConfigFile{
 		Architecture: runtime.GOARCH,
 		OS:           "linux",
 		Created:      v1.Time{Time: layerTime},
 		RootFS:       v1.RootFS{Type: "layers"},
 		Config: v1.Config{
-			Entrypoint:   []string{"/app"},
+			Entrypoint:   entrypoint,
 			Env:          env,
 			Labels:       maps.Clone(spec.Labels),
 			ExposedPorts: map[string]struct{}{"8080/tcp": {}},

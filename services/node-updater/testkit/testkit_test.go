@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -99,6 +100,16 @@ func randomID(t *testing.T) string {
 // when the run is cleaned up.
 func (k *kit) push(t *testing.T, bin string, spec ImageSpec) Image {
 	t.Helper()
+	// Images are reproducible: equal specs give equal image IDs, and other
+	// packages' tests push similar specs at the same time. A per-run variable
+	// makes this run's IDs its own, so the force-removal by ID at the end
+	// cannot pull an image from under another package's container.
+	spec.Env = append(slices.Clone(spec.Env), "CUTOVER_TEST_RUN="+k.runID)
+	spec.Labels = maps.Clone(spec.Labels)
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	spec.Labels[LabelTest] = k.runID
 	img, err := k.reg.Push(t.Context(), bin, spec)
 	if err != nil {
 		t.Fatalf("push %s:%s: %v", spec.Repo, spec.Tag, err)

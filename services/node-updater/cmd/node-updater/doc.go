@@ -3,15 +3,23 @@
 //
 // Usage:
 //
-//	node-updater --node NAME [--nats URL] [--log-level LEVEL]
+//	node-updater --node NAME [--nats URL] [--log-level LEVEL] [--ack-wait D]
 //
-// Flags (the only configuration this binary reads; it reads no environment
-// of its own):
+// Flags (the only configuration this binary reads; of the environment it
+// reads only the test hook below):
 //
 //	--node NAME         required; the updater manages the containers labelled
 //	                    dev.cutover.node=NAME and reads cutover.node.NAME.cmd
 //	--nats URL          NATS server with JetStream (default nats://127.0.0.1:4222)
 //	--log-level LEVEL   debug, info (default), warn or error
+//	--ack-wait D        how long NATS waits for a command's ack before
+//	                    redelivering it (default 30s); after a crash the
+//	                    command in progress comes back once it has passed
+//
+// Test hook: CUTOVER_CRASH_AFTER=<step> (pull, rename, stop, create, start,
+// health, swap) makes the process kill itself with SIGKILL right after that
+// step of a replacement. Crash tests use it to prove recovery from a real
+// kill -9; never set it in production.
 //
 // What runs where: this process connects to NATS (creating the CUTOVER
 // stream and KV buckets if missing, as every service does), connects to the

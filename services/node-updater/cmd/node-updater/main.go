@@ -27,6 +27,7 @@ func main() {
 	natsURL := flag.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
 	node := flag.String("node", "", "node name (required): this updater manages the containers labelled dev.cutover.node=NAME")
 	level := flag.String("log-level", "info", "log level: debug, info, warn or error")
+	ackWait := flag.Duration("ack-wait", 30*time.Second, "how long NATS waits for a command's ack before redelivering it; after a crash the command in progress comes back once it has passed")
 	flag.Parse()
 
 	var lvl slog.Level
@@ -39,7 +40,18 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	cfg := nodeupdater.Config{Node: *node, AgentVersion: version()}
+	cfg := nodeupdater.Config{Node: *node, AgentVersion: version(), AckWait: *ackWait}
+	// CUTOVER_CRASH_AFTER=<step> is for crash tests only: the process kills
+	// itself with SIGKILL right after that step of a replacement, so tests
+	// can prove recovery from a real kill -9 at a precise point.
+	if step := os.Getenv("CUTOVER_CRASH_AFTER"); step != "" {
+		cfg.AfterStep = func(done string) {
+			if done == step {
+				fmt.Fprintf(os.Stderr, "node-updater: CUTOVER_CRASH_AFTER=%s: killing myself with SIGKILL\n", step)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "node-updater: --node: %v\n", err)
 		os.Exit(2)

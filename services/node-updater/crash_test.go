@@ -1,0 +1,230 @@
+package nodeupdater_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/cutover-dev/cutover/events"
+	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
+	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+)
+
+var (
+	binOnce sync.Once
+	binDir  string // removed by TestMain
+	binPath string
+	binErr  error
+)
+
+// TestMain removes the node-updater binary the crash tests and benchmarks
+// built, once every test of the package is done with it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildUpdater builds cmd/node-updater once per test process.
+func buildUpdater(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cutover-nu-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binDir = dir
+		binPath = filepath.Join(dir, "node-updater")
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, "./cmd/node-updater").CombinedOutput()
+		if err != nil {
+			binErr = errors.New("go build ./cmd/node-updater: " + err.Error() + ": " + string(out))
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// process is a node-updater running as its own OS process.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // Wait's result, readable after done
+}
+
+// startProcess runs the node-updater binary for node against the env's NATS
+// server. crashAfter sets CUTOVER_CRASH_AFTER. The process is stopped (or
+// reaped, when it killed itself) at the end of the test.
+func (e *env) startProcess(t testing.TB, node, crashAfter string) *process {
+	t.Helper()
+	cmd := exec.Command(buildUpdater(t), "--node", node, "--nats", e.nats.ClientURL(), "--ack-wait", "3s")
+	cmd.Env = append(os.Environ(), "CUTOVER_CRASH_AFTER="+crashAfter)
+	cmd.Stdout = t.Output()
+	cmd.Stderr = t.Output()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start node-updater: %v", err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.err = cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(45 * time.Second):
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// awaitKilled waits until the process has killed itself with SIGKILL.
+func (p *process) awaitKilled(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("node-updater still running after %s; the crash hook never fired", timeout)
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) {
+		t.Fatalf("node-updater exited with %v, want killed by SIGKILL", p.err)
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("node-updater ended with %v, want killed by SIGKILL", p.err)
+	}
+}
+
+// copies lists the node's containers answering to name, its old name or its
+// start-first trial name: name -> running.
+func (e *env) copies(t *testing.T, node, name string) map[string]bool {
+	t.Helper()
+	list, err := e.cli.ContainerList(t.Context(), client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", events.LabelNode+"="+node)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, c := range list.Items {
+		for _, cn := range c.Names {
+			cn = strings.TrimPrefix(cn, "/")
+			if cn == name || cn == name+nodeupdater.OldSuffix || cn == name+nodeupdater.NewSuffix {
+				out[cn] = c.State == "running"
+			}
+		}
+	}
+	return out
+}
+
+// TestCrashRecovery kills a real node-updater process with SIGKILL right
+// after each step of a replacement, starts it again, and checks that the
+// replacement is finished or reverted and redone: exactly one container
+// runs under the name at the end, the command completes and is acked.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash tests build and run the node-updater binary; skipped with -short")
+	}
+	e := newEnv(t)
+	buildUpdater(t)
+
+	cases := []struct {
+		strategy, step string
+	}{
+		{nodeupdater.StrategyStopFirst, nodeupdater.StepPull},
+		{nodeupdater.StrategyStopFirst, nodeupdater.StepRename},
+		{nodeupdater.StrategyStopFirst, nodeupdater.StepStop},
+		{nodeupdater.StrategyStopFirst, nodeupdater.StepCreate},
+		{nodeupdater.StrategyStopFirst, nodeupdater.StepStart},
+		{nodeupdater.StrategyStartFirst, nodeupdater.StepStart},
+		{nodeupdater.StrategyStartFirst, nodeupdater.StepRename},
+		{nodeupdater.StrategyStartFirst, nodeupdater.StepSwap},
+	}
+	for i, tc := range cases {
+		t.Run(tc.strategy+" after "+tc.step, func(t *testing.T) {
+			t.Parallel()
+			node := "crash" + string(rune('a'+i)) + "-" + e.runID
+			name := e.prefix + "-crash-" + string(rune('a'+i))
+			status := e.watch(t, events.NodeStatusSubject(node))
+			old := e.container(t, testkit.ContainerOpts{Name: name, Node: node, Service: "web", Network: e.net1})
+
+			p := e.startProcess(t, node, tc.step)
+			cmd := e.command(t, node, events.NodeUpdateRequested{Containers: []events.ContainerTarget{{
+				Container: name, Service: "web", Image: e.v2Plain.Ref, Strategy: tc.strategy,
+				MinHealthyMs: 500, HealthTimeoutMs: 60000,
+			}}})
+			p.awaitKilled(t, 90*time.Second)
+
+			// Right after the kill: never two running copies of a
+			// stop-first container, never none without the -cutover-old
+			// record that recovery acts on.
+			at := e.copies(t, node, name)
+			running := 0
+			for _, r := range at {
+				if r {
+					running++
+				}
+			}
+			_, hasOld := at[name+nodeupdater.OldSuffix]
+			if tc.strategy == nodeupdater.StrategyStopFirst && running > 1 {
+				t.Errorf("after the kill: %d running copies %v", running, at)
+			}
+			if !at[name] && !hasOld {
+				t.Errorf("after the kill: nothing runs under %s and no %s record is left: %v", name, nodeupdater.OldSuffix, at)
+			}
+			t.Logf("engine after the kill at %s: %v", tc.step, at)
+
+			e.startProcess(t, node, "")
+			done := dataAs[events.NodeUpdateCompleted](t, status.await(t, events.TypeNodeUpdateCompleted, cmd, 120*time.Second))
+			if len(done.Results) != 1 || done.Results[0].Result != events.ResultReplaced {
+				t.Errorf("completed results %+v, want one replaced", done.Results)
+			}
+			if _, ok := status.find(events.TypeNodeUpdateFailed, cmd); ok {
+				t.Error("the command also failed")
+			}
+
+			end := e.copies(t, node, name)
+			if len(end) != 1 || !end[name] {
+				t.Errorf("at the end: %v, want only %s running", end, name)
+			}
+			now := e.inspect(t, name)
+			if now.ID == old.ID || now.Image != e.v2Plain.ID || !now.State.Running {
+				t.Errorf("at the end %s runs image %s (id %s, old %s), want v2", name, now.Image, now.ID[:12], old.ID[:12])
+			}
+			if !e.gone(t, old.ID) {
+				t.Error("the old container is still there after the commit")
+			}
+
+			// Acked once done: nothing pending on the updater's consumer.
+			poll(t, 30*time.Second, "the command to be acked", func() bool {
+				c, err := e.nats.JS.Consumer(t.Context(), events.StreamName, "node-updater-"+node)
+				if err != nil {
+					return false
+				}
+				info, err := c.Info(t.Context())
+				return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+			})
+		})
+	}
+}

@@ -1,0 +1,95 @@
+package nodeupdater
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+// drain publishes the container's draining event and, when the target asks
+// for it, waits for a load balancer to acknowledge it with a
+// dev.cutover.container.drained event on cutover.node.<node>.ack whose
+// causationid is the draining event's id (or that names no cause).
+//
+// The acknowledgement is read through a short-lived ordered consumer created
+// before the draining event is published, so a fast agent cannot answer
+// before the updater listens. It is not read through the command consumer:
+// that one handles one message at a time and is busy with this very
+// command.
+//
+// When no acknowledgement comes within DrainAckTimeoutMs the replacement
+// goes on, unless DrainAckRequired, in which case drain returns an error and
+// nothing has been touched.
+func (r *commandRun) drain(ctx context.Context, t events.ContainerTarget, c Container) error {
+	data := events.ContainerDraining{Container: t.Container, Service: c.Service()}
+	if t.DrainAckTimeoutMs <= 0 {
+		r.report(ctx, data)
+		return nil
+	}
+	timeout := time.Duration(t.DrainAckTimeoutMs) * time.Millisecond
+	node := r.u.cfg.Node
+	cons, err := r.u.js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.NodeAckSubject(node)},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("listen for drain acknowledgements of %s on %s: %w", t.Container, events.NodeAckSubject(node), err)
+	}
+	acks := make(chan events.Event, 16)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		e, err := events.Decode(m.Headers(), m.Data())
+		if err != nil || e.Type() != events.TypeContainerDrained {
+			return
+		}
+		select {
+		case acks <- e:
+		default: // the waiter has what it needs or is gone
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("listen for drain acknowledgements of %s: %w", t.Container, err)
+	}
+	defer cc.Stop()
+
+	draining, err := events.New(events.Source(serviceName, node), data, events.CausedBy(r.cause), events.WithNode(node))
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	err = r.u.pub.Publish(pctx, draining)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("publish draining of %s: %w", t.Container, err)
+	}
+
+	begin := time.Now()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			if t.DrainAckRequired {
+				return fmt.Errorf("drain %s: no %s acknowledgement on %s within %s; the old container keeps serving (is the load-balancer agent running?)",
+					t.Container, events.TypeContainerDrained, events.NodeAckSubject(node), timeout)
+			}
+			r.log.Warn("no drain acknowledgement in time; replacing anyway", "container", t.Container, "timeout", timeout)
+			return nil
+		case e := <-acks:
+			ack, err := events.DataAs[events.ContainerDrained](e)
+			if err != nil || ack.Container != t.Container {
+				continue
+			}
+			if cause := events.CausationID(e); cause != "" && cause != draining.ID() {
+				continue // an acknowledgement of an earlier drain
+			}
+			r.log.Info("drain acknowledged", "container", t.Container, "agent", ack.Agent, "after", time.Since(begin).Round(time.Millisecond))
+			return nil
+		}
+	}
+}
