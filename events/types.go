@@ -75,6 +75,12 @@ type ServiceRelease struct {
 	MinHealthyMs int64 `json:"min_healthy_ms,omitempty" jsonschema:"minimum=0"`
 	// HealthTimeoutMs bounds the wait for a new container to become healthy.
 	HealthTimeoutMs int64 `json:"health_timeout_ms,omitempty" jsonschema:"minimum=0"`
+	// DrainAckTimeoutMs, when set, makes node-updaters wait up to this long for a load balancer's dev.cutover.container.drained before stopping a container.
+	DrainAckTimeoutMs int64 `json:"drain_ack_timeout_ms,omitempty" jsonschema:"minimum=0"`
+	// DrainAckRequired fails the replacement when no acknowledgement comes in time (default: go on).
+	DrainAckRequired bool `json:"drain_ack_required,omitempty"`
+	// Probe is the health check of new containers whose image has no Docker HEALTHCHECK.
+	Probe *Probe `json:"probe,omitempty"`
 }
 
 // Validate checks what the schema cannot: at least one service.

@@ -60,6 +60,28 @@ type Service struct {
 	// Images overrides the image per container name, for services whose
 	// containers run different images (e.g. keystone and keystone_fernet).
 	Images map[string]string `yaml:"images"`
+	// DrainAckTimeout makes node-updaters wait up to this long for a load
+	// balancer agent to take a container out before stopping it.
+	DrainAckTimeout string `yaml:"drain_ack_timeout"`
+	// DrainAckRequired fails the replacement when no acknowledgement comes.
+	DrainAckRequired bool `yaml:"drain_ack_required"`
+	// Probe checks new containers whose image has no Docker HEALTHCHECK.
+	Probe *Probe `yaml:"probe"`
+}
+
+// Probe is a health probe in a manifest.
+type Probe struct {
+	// Type is http, tcp or exec.
+	Type string `yaml:"type"`
+	// Port is the container port of an http or tcp probe.
+	Port int `yaml:"port"`
+	// Path is an http probe's path (default /).
+	Path string `yaml:"path"`
+	// Command is an exec probe's command.
+	Command []string `yaml:"command"`
+	// Timeout bounds one probe (default 2s); Interval is the pause between probes (default 500ms).
+	Timeout  string `yaml:"timeout"`
+	Interval string `yaml:"interval"`
 }
 
 // Release is a parsed manifest: the upgrade request it describes and the
@@ -107,7 +129,7 @@ func ParseRelease(name string, raw []byte) (Release, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return Release{}, fmt.Errorf("%s: %w (known fields: release, failure_action, services.<name>.image|strategy|min_healthy|health_timeout|env|migrations_version|max_unavailable|depends_on|images)", name, err)
+		return Release{}, fmt.Errorf("%s: %w (known fields: release, failure_action, services.<name>.image|strategy|min_healthy|health_timeout|env|migrations_version|max_unavailable|depends_on|images|drain_ack_timeout|drain_ack_required|probe)", name, err)
 	}
 	var errs []error
 	bad := func(path []string, format string, args ...any) {
@@ -158,7 +180,16 @@ func ParseRelease(name string, raw []byte) (Release, error) {
 				bad(append(p, "depends_on", strconv.Itoa(i)), "a service cannot depend on itself")
 			}
 		}
-		req.Release.Services[svc] = events.ServiceRelease{Image: s.Image, Strategy: s.Strategy, MinHealthyMs: minHealthy.Milliseconds(), HealthTimeoutMs: timeout.Milliseconds()}
+		drainAck, err := duration(s.DrainAckTimeout)
+		if err != nil {
+			bad(append(p, "drain_ack_timeout"), "%v", err)
+		}
+		probe, probeErr := s.Probe.event()
+		if probeErr != nil {
+			bad(append(p, "probe"), "%v", probeErr)
+		}
+		req.Release.Services[svc] = events.ServiceRelease{Image: s.Image, Strategy: s.Strategy, MinHealthyMs: minHealthy.Milliseconds(), HealthTimeoutMs: timeout.Milliseconds(),
+			DrainAckTimeoutMs: drainAck.Milliseconds(), DrainAckRequired: s.DrainAckRequired, Probe: probe}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Release{}, err
@@ -184,4 +215,32 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// event converts a manifest probe to the one node commands carry.
+func (p *Probe) event() (*events.Probe, error) {
+	if p == nil {
+		return nil, nil
+	}
+	switch p.Type {
+	case events.ProbeHTTP, events.ProbeTCP:
+		if p.Port <= 0 || p.Port > 65535 {
+			return nil, fmt.Errorf("an %s probe needs the container port to check (port: 8080)", p.Type)
+		}
+	case events.ProbeExec:
+		if len(p.Command) == 0 {
+			return nil, fmt.Errorf("an exec probe needs a command (command: [/app, health])")
+		}
+	default:
+		return nil, fmt.Errorf("type %q is not http, tcp or exec", p.Type)
+	}
+	timeout, err := duration(p.Timeout)
+	if err != nil {
+		return nil, fmt.Errorf("timeout: %w", err)
+	}
+	interval, err := duration(p.Interval)
+	if err != nil {
+		return nil, fmt.Errorf("interval: %w", err)
+	}
+	return &events.Probe{Type: p.Type, Port: p.Port, Path: p.Path, Command: p.Command, TimeoutMs: timeout.Milliseconds(), IntervalMs: interval.Milliseconds()}, nil
 }

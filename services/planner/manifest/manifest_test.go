@@ -43,3 +43,25 @@ func TestParseNamesFileLineAndField(t *testing.T) {
 		})
 	}
 }
+
+func TestDrainAckAndProbeReachTheRequest(t *testing.T) {
+	req, err := manifest.Parse("r.yaml", []byte(`release: v2
+services:
+  web:
+    image: reg/web:2
+    drain_ack_timeout: 15s
+    drain_ack_required: true
+    probe: {type: http, port: 8080, path: /healthz, timeout: 1s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := req.Release.Services["web"]
+	if web.DrainAckTimeoutMs != 15000 || !web.DrainAckRequired || web.Probe == nil || web.Probe.Port != 8080 || web.Probe.Path != "/healthz" || web.Probe.TimeoutMs != 1000 {
+		t.Errorf("service = %+v, probe %+v", web, web.Probe)
+	}
+	_, err = manifest.Parse("r.yaml", []byte("release: v2\nservices:\n  web:\n    image: x\n    probe: {type: http}\n"))
+	if err == nil || !strings.Contains(err.Error(), "r.yaml:5: services.web.probe: an http probe needs the container port") {
+		t.Errorf("err = %v", err)
+	}
+}

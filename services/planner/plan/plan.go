@@ -325,6 +325,7 @@ func Build(rel Release, in Input) (*Plan, error) {
 				nc.targets[c.Service] = append(nc.targets[c.Service], events.ContainerTarget{
 					Container: c.Name, Service: c.Service, Image: img, Strategy: t.Strategy,
 					MinHealthyMs: t.MinHealthyMs, HealthTimeoutMs: t.HealthTimeoutMs,
+					DrainAckTimeoutMs: t.DrainAckTimeoutMs, DrainAckRequired: t.DrainAckRequired, Probe: t.Probe,
 				})
 			}
 			np.Containers = append(np.Containers, cp)
