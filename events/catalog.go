@@ -101,6 +101,10 @@ var Catalog = []Spec{
 	spec(TypeRollbackCompleted, upgradeStatus, planner, toAuditor, "A rollback finished or failed.", func() Data { return &RollbackCompleted{} }),
 	spec(TypeEventRejected, SubjectRejected, "any service", toAuditor, "A message was refused (names the field or reason) and will not be redelivered.", func() Data { return &EventRejected{} }),
 	spec(TypeContainerDrained, "cutover.node.{node}.ack", "load-balancer agent", []string{nodeUpdater, auditor}, "A load balancer took a draining container out; the node-updater may stop it.", func() Data { return &ContainerDrained{} }),
+	spec(TypeContainerPulling, nodeStatus, nodeUpdater, toAuditor, "A pull in progress: layers and bytes done so far.", func() Data { return &ContainerPulling{} }),
+	spec(TypeUpgradeControlRequested, SubjectUpgradeControl, user, toPlanner, "Asks the planner to pause, resume or abort an upgrade.", func() Data { return &UpgradeControlRequested{} }),
+	spec(TypeNodeDrainRequested, "cutover.node.{node}.drain", planner, []string{"evacuator", auditor}, "Asks an external evacuator to move a node's workloads before its workload hosts are restarted.", func() Data { return &NodeDrainRequested{} }),
+	spec(TypeNodeDrained, "cutover.node.{node}.drain", "evacuator", toPlanner, "A node's workloads were evacuated; its workload hosts may restart.", func() Data { return &NodeDrained{} }),
 }
 
 var catalogByType = func() map[string]Spec {
@@ -159,3 +163,12 @@ func validToken(v string) error {
 
 // NodeAckSubject is the subject load-balancer agents acknowledge a node's drains on (dev.cutover.container.drained).
 func NodeAckSubject(node string) string { return "cutover.node." + node + ".ack" }
+
+// SubjectUpgradeControl is the subject of dev.cutover.upgrade.control.requested.
+const SubjectUpgradeControl = "cutover.upgrade.control"
+
+// SubjectNodeDrainAll matches every node's drain requests and answers.
+const SubjectNodeDrainAll = "cutover.node.*.drain"
+
+// NodeDrainSubject is the subject of a node's drain requests and answers.
+func NodeDrainSubject(node string) string { return "cutover.node." + node + ".drain" }

@@ -34,6 +34,10 @@ var samples = []events.Data{
 	events.RollbackCompleted{Result: "completed", Nodes: []string{"node1"}, Reason: "web failing"},
 	events.EventRejected{Consumer: "planner", Subject: "cutover.upgrade.requested", StreamSequence: 7, Reason: "not JSON"},
 	events.ContainerDrained{Container: "web-1", Agent: "haproxy"},
+	events.ContainerPulling{Container: "web-1", Image: "web:v2", LayersDone: 1, LayersTotal: 3, BytesDone: 100, BytesTotal: 900},
+	events.UpgradeControlRequested{Action: events.ControlPause, Reason: "maintenance window ends", RequestedBy: "alice"},
+	events.NodeDrainRequested{Wave: 2, Containers: []string{"nova_libvirt"}, TimeoutMs: 600000},
+	events.NodeDrained{Evacuator: "evacuate.sh", Message: "3 VMs live-migrated"},
 }
 
 // sampleEvent builds a sample event with every attribute a subject template may need.

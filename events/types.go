@@ -81,6 +81,8 @@ type ServiceRelease struct {
 	DrainAckRequired bool `json:"drain_ack_required,omitempty"`
 	// Probe is the health check of new containers whose image has no Docker HEALTHCHECK.
 	Probe *Probe `json:"probe,omitempty"`
+	// MigrationsVersion is the highest migration version the new image carries; above the database's version (inventory) the planner migrates the service's database (expand before the rolling waves, contract after).
+	MigrationsVersion uint `json:"migrations_version,omitempty"`
 }
 
 // Validate checks what the schema cannot: at least one service.
@@ -608,3 +610,77 @@ type ContainerDrained struct {
 
 // EventType implements Data.
 func (ContainerDrained) EventType() string { return TypeContainerDrained }
+
+// Event types added for pull progress (issue 3).
+const (
+	TypeContainerPulling = "dev.cutover.container.pulling"
+)
+
+// ContainerPulling reports a pull in progress, at most twice a second.
+type ContainerPulling struct {
+	// Container is the container being updated.
+	Container string `json:"container"`
+	// Image is the reference being pulled.
+	Image string `json:"image"`
+	// LayersDone counts layers downloaded and extracted, or already present.
+	LayersDone int `json:"layers_done"`
+	// LayersTotal counts the layers the engine announced so far.
+	LayersTotal int `json:"layers_total"`
+	// BytesDone and BytesTotal sum the download progress the engine reported per layer.
+	BytesDone  int64 `json:"bytes_done,omitempty"`
+	BytesTotal int64 `json:"bytes_total,omitempty"`
+}
+
+// EventType implements Data.
+func (ContainerPulling) EventType() string { return TypeContainerPulling }
+
+// Event types added for issue 5 (planner: operator control and node drains).
+const (
+	TypeUpgradeControlRequested = "dev.cutover.upgrade.control.requested"
+	TypeNodeDrainRequested      = "dev.cutover.node.drain.requested"
+	TypeNodeDrained             = "dev.cutover.node.drained"
+)
+
+// Control actions of UpgradeControlRequested.
+const (
+	ControlPause  = "pause"
+	ControlResume = "resume"
+	ControlAbort  = "abort"
+)
+
+// UpgradeControlRequested asks the planner to pause, resume or abort a running upgrade. The upgradeid extension (or the subject) names the upgrade.
+type UpgradeControlRequested struct {
+	// Action is pause (no new wave after the current one settles), resume (continue a paused upgrade) or abort (stop for good, nothing rolled back).
+	Action string `json:"action" jsonschema:"enum=pause,enum=resume,enum=abort"`
+	// Reason says why, for the history.
+	Reason string `json:"reason,omitempty"`
+	// RequestedBy names the person or system that asked.
+	RequestedBy string `json:"requested_by,omitempty"`
+}
+
+// EventType implements Data.
+func (UpgradeControlRequested) EventType() string { return TypeUpgradeControlRequested }
+
+// NodeDrainRequested asks an external evacuator to move a node's workloads (e.g. live-migrate its VMs) before the planner touches its workload-host containers.
+type NodeDrainRequested struct {
+	// Wave is the planner's wave index.
+	Wave int `json:"wave"`
+	// Containers are the workload-host containers that will be restarted once the node is drained.
+	Containers []string `json:"containers"`
+	// TimeoutMs is how long the planner waits for dev.cutover.node.drained before failure_action applies.
+	TimeoutMs int64 `json:"timeout_ms,omitempty" jsonschema:"minimum=0"`
+}
+
+// EventType implements Data.
+func (NodeDrainRequested) EventType() string { return TypeNodeDrainRequested }
+
+// NodeDrained says a node's workloads were evacuated; its causationid is the drain request's id.
+type NodeDrained struct {
+	// Evacuator names the tool that drained the node.
+	Evacuator string `json:"evacuator,omitempty"`
+	// Message is free text, e.g. how many VMs moved.
+	Message string `json:"message,omitempty"`
+}
+
+// EventType implements Data.
+func (NodeDrained) EventType() string { return TypeNodeDrained }

@@ -466,9 +466,15 @@ func testReplace(t *testing.T, e *env, node string, status *watch) {
 	if len(completed.Results) != 1 || completed.Results[0].Result != events.ResultReplaced || completed.Results[0].ToImage != e.v2.Ref {
 		t.Fatalf("completed results %+v", completed.Results)
 	}
-	wantTypes := []string{events.TypeContainerPulled, events.TypeContainerDraining, events.TypeContainerReplaced, events.TypeNodeUpdateCompleted}
+	// v2 is pulled for the first time here: its progress comes before the
+	// pulled event (its one layer finished), then the replacement's steps.
+	wantTypes := []string{events.TypeContainerPulling, events.TypeContainerPulled, events.TypeContainerDraining, events.TypeContainerReplaced, events.TypeNodeUpdateCompleted}
 	if got := status.types(cmd); !slices.Equal(got, wantTypes) {
 		t.Errorf("status events %v, want %v", got, wantTypes)
+	}
+	progress := dataAs[events.ContainerPulling](t, status.await(t, events.TypeContainerPulling, cmd, time.Second))
+	if progress.Container != name || progress.Image != e.v2.Ref || progress.LayersDone != 1 || progress.LayersTotal != 1 {
+		t.Errorf("pull progress %+v, want web's one layer of v2 done", progress)
 	}
 	replaced := dataAs[events.ContainerReplaced](t, status.await(t, events.TypeContainerReplaced, cmd, time.Second))
 	if replaced.Result != events.ResultReplaced || replaced.FromImage != e.v1.Ref || replaced.FromImageID != e.v1.ID ||

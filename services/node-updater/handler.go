@@ -214,6 +214,29 @@ func (r *commandRun) report(ctx context.Context, data events.Data) {
 	}
 }
 
+// pullProgressEvery throttles dev.cutover.container.pulling events.
+const pullProgressEvery = 500 * time.Millisecond
+
+// pull pulls a target's image, publishing its progress when the runtime
+// reports it: the first layer finished, then at most every pullProgressEvery.
+func (r *commandRun) pull(ctx context.Context, t events.ContainerTarget) (string, error) {
+	pp, ok := r.u.rt.(progressPuller)
+	if !ok {
+		return r.u.rt.Pull(ctx, t.Image)
+	}
+	var last time.Time
+	return pp.PullWithProgress(ctx, t.Image, func(p PullProgress) {
+		if p.LayersDone == 0 || time.Since(last) < pullProgressEvery {
+			return
+		}
+		last = time.Now()
+		r.report(ctx, events.ContainerPulling{
+			Container: t.Container, Image: t.Image, LayersDone: p.LayersDone, LayersTotal: p.LayersTotal,
+			BytesDone: p.BytesDone, BytesTotal: p.BytesTotal,
+		})
+	})
+}
+
 // updateOne brings one container to its target. It returns the container's
 // result (Container empty when there is none to report), a failure that
 // ends the command, or an error for the handler to return.
@@ -227,7 +250,7 @@ func (r *commandRun) updateOne(ctx context.Context, t events.ContainerTarget) (e
 	}
 
 	pullStart := time.Now()
-	imageID, err := r.u.rt.Pull(ctx, t.Image)
+	imageID, err := r.pull(ctx, t)
 	if err != nil {
 		return r.transientOr(ctx, StepPull, fmt.Errorf("pull %s: %w", t.Image, err))
 	}

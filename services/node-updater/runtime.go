@@ -140,3 +140,20 @@ func isOldName(name string) (string, bool) {
 	base, ok := strings.CutSuffix(name, OldSuffix)
 	return base, ok && base != ""
 }
+
+// PullProgress is a snapshot of a pull in progress.
+type PullProgress struct {
+	// LayersDone counts layers downloaded and extracted, or already present.
+	LayersDone int
+	// LayersTotal counts the layers announced so far.
+	LayersTotal int
+	// BytesDone and BytesTotal sum the download progress reported per layer.
+	BytesDone, BytesTotal int64
+}
+
+// progressPuller is a Runtime that can report a pull's progress. The
+// updater publishes dev.cutover.container.pulling events from it; runtimes
+// without it (the simulated one) only report the finished pull.
+type progressPuller interface {
+	PullWithProgress(ctx context.Context, ref string, progress func(PullProgress)) (imageID string, err error)
+}

@@ -9,6 +9,7 @@ import (
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -279,5 +280,32 @@ func TestHostNetworkHasNoEndpoints(t *testing.T) {
 	opts, extra := replacementConfig(old, oldImage(), "web", "img")
 	if opts.NetworkingConfig != nil || extra != nil {
 		t.Errorf("host network: endpoints %+v extra %+v", opts.NetworkingConfig, extra)
+	}
+}
+
+func TestLayerProgress(t *testing.T) {
+	var l layerProgress
+	steps := []struct {
+		id, status string
+		p          *jsonstream.Progress
+		counts     bool
+	}{
+		{"v2", "Pulling from repo", nil, false},
+		{"a", "Pulling fs layer", nil, true},
+		{"b", "Already exists", nil, true},
+		{"a", "Downloading", &jsonstream.Progress{Current: 50, Total: 200}, true},
+		{"", "Digest: sha256:x", nil, false},
+	}
+	for _, s := range steps {
+		if got := l.update(s.id, s.status, s.p); got != s.counts {
+			t.Errorf("update(%q, %q) = %v, want %v", s.id, s.status, got, s.counts)
+		}
+	}
+	if p := l.snapshot(); p.LayersTotal != 2 || p.LayersDone != 1 || p.BytesDone != 50 || p.BytesTotal != 200 {
+		t.Errorf("snapshot = %+v", p)
+	}
+	l.update("a", "Pull complete", nil)
+	if p := l.snapshot(); p.LayersDone != 2 {
+		t.Errorf("after pull complete: %+v", p)
 	}
 }

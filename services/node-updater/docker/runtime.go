@@ -17,6 +17,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/events"
@@ -198,6 +199,12 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string) (int, strin
 // Pull implements nodeupdater.Runtime: it pulls ref, waits for the pull to
 // finish and returns the image ID the engine now has under ref.
 func (r *Runtime) Pull(ctx context.Context, ref string) (string, error) {
+	return r.PullWithProgress(ctx, ref, nil)
+}
+
+// PullWithProgress pulls ref, calling progress (when not nil) after every
+// message of the engine's progress stream that changes a layer's state.
+func (r *Runtime) PullWithProgress(ctx context.Context, ref string, progress func(nodeupdater.PullProgress)) (string, error) {
 	ctx, cancel := withDefaultTimeout(ctx, pullTimeout)
 	defer cancel()
 	resp, err := r.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
@@ -205,8 +212,21 @@ func (r *Runtime) Pull(ctx context.Context, ref string) (string, error) {
 		return "", engineErr(err)
 	}
 	defer resp.Close()
-	if err := resp.Wait(ctx); err != nil {
-		return "", engineErr(err)
+	var layers layerProgress
+	for msg, err := range resp.JSONMessages(ctx) {
+		if err != nil {
+			return "", engineErr(err)
+		}
+		if msg.Error != nil {
+			err := fmt.Errorf("pull %s: %s", ref, msg.Error.Message)
+			if msg.Error.Code == 404 {
+				err = fmt.Errorf("%w: %w", cerrdefs.ErrNotFound, err)
+			}
+			return "", engineErr(err)
+		}
+		if layers.update(msg.ID, msg.Status, msg.Progress) && progress != nil {
+			progress(layers.snapshot())
+		}
 	}
 	img, err := r.cli.ImageInspect(ctx, ref)
 	if err != nil {
@@ -364,4 +384,45 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, d)
+}
+
+// layerProgress follows the per-layer messages of a pull.
+type layerProgress struct {
+	done          map[string]bool
+	current, size map[string]int64
+}
+
+// update records one progress message and reports whether it concerned a layer.
+func (l *layerProgress) update(id, status string, p *jsonstream.Progress) bool {
+	if id == "" || strings.HasPrefix(status, "Pulling from") || strings.HasPrefix(status, "Digest") || strings.HasPrefix(status, "Status") {
+		return false
+	}
+	if l.done == nil {
+		l.done, l.current, l.size = map[string]bool{}, map[string]int64{}, map[string]int64{}
+	}
+	if _, ok := l.done[id]; !ok {
+		l.done[id] = false
+	}
+	switch {
+	case status == "Pull complete" || status == "Already exists":
+		l.done[id] = true
+	case status == "Downloading" && p != nil:
+		l.current[id], l.size[id] = p.Current, p.Total
+	case status == "Download complete":
+		l.current[id] = l.size[id]
+	}
+	return true
+}
+
+func (l *layerProgress) snapshot() nodeupdater.PullProgress {
+	var p nodeupdater.PullProgress
+	for id, done := range l.done {
+		p.LayersTotal++
+		if done {
+			p.LayersDone++
+		}
+		p.BytesDone += l.current[id]
+		p.BytesTotal += l.size[id]
+	}
+	return p
 }
