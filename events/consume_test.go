@@ -17,17 +17,7 @@ import (
 	"github.com/cutover-dev/cutover/events/natstest"
 )
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = natstest.Eventually
 
 // rejections collects dev.cutover.event.rejected events.
 func rejections(t *testing.T, nc *nats.Conn) func() []events.EventRejected {

@@ -4,6 +4,7 @@ package natstest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -53,4 +54,17 @@ func StartIn(t testing.TB, dir string) *Server {
 		t.Fatal(err)
 	}
 	return &Server{Server: s, Conn: nc, JS: js, Dir: dir}
+}
+
+// Eventually polls cond every 10ms until it holds, and fails the test when it
+// still does not after d. Tests wait with it instead of sleeping.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
