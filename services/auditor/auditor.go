@@ -40,6 +40,9 @@ type Config struct {
 	// Logger receives lifecycle logs at Info and per-event logs at Debug
 	// (default slog.Default()).
 	Logger *slog.Logger
+	// Hub, when set, receives each record once it is stored for the first
+	// time (the dashboard's live view).
+	Hub *Hub
 }
 
 func (c *Config) setDefaults() {
@@ -52,6 +55,7 @@ func (c *Config) setDefaults() {
 type Auditor struct {
 	js    jetstream.JetStream
 	store Store
+	hub   *Hub
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -73,7 +77,7 @@ func New(cfg Config, js jetstream.JetStream, store Store) (*Auditor, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Auditor{js: js, store: store, log: cfg.Logger.With("service", "auditor"), now: time.Now}, nil
+	return &Auditor{js: js, store: store, hub: cfg.Hub, log: cfg.Logger.With("service", "auditor"), now: time.Now}, nil
 }
 
 // Start creates or resumes the durable consumer and stores events until
@@ -128,5 +132,8 @@ func (a *Auditor) handle(ctx context.Context, e events.Event) error {
 		return fmt.Errorf("store event %s (%s): %w", e.ID(), e.Type(), err)
 	}
 	a.log.Debug("stored event", "id", e.ID(), "type", e.Type(), "upgrade", r.UpgradeID, "inserted", inserted)
+	if inserted && a.hub != nil {
+		a.hub.Publish(r)
+	}
 	return nil
 }

@@ -9,8 +9,11 @@
 //
 // The package holds the domain types (Record, UpgradeSummary, State) and the
 // interfaces it needs from a store (Store for the consumer, History for the
-// HTTP API); the sqlite subpackage implements both. Later issues add health
-// verdicts over watch windows and a dashboard on top of the same history.
+// HTTP API); the sqlite subpackage implements both. A Hub fans stored
+// records out to live clients, and NewDashboard serves the pages
+// (html/template and a small script, embedded) with Server-Sent Events on
+// /api/stream. Health verdicts and rollback requests are the verdict
+// subpackage's.
 //
 // What runs where: one auditor process per deployment (cmd/auditor, or
 // `cutover dev`), with its history in a local SQLite file.

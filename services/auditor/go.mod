@@ -3,6 +3,7 @@ module github.com/cutover-dev/cutover/services/auditor
 go 1.26.8
 
 require (
+	github.com/chromedp/chromedp v0.16.0
 	github.com/cutover-dev/cutover/events v0.0.0
 	github.com/golang-migrate/migrate/v4 v4.20.1
 	github.com/nats-io/nats.go v1.55.0
@@ -10,11 +11,22 @@ require (
 )
 
 require (
+	github.com/chromedp/cdproto v0.0.0-20260714215040-dc233986426f // indirect
+	github.com/chromedp/sysutil v1.1.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260623181947-01eb4420fa68 // indirect
+	github.com/gobwas/httphead v0.1.0 // indirect
+	github.com/gobwas/pool v0.2.1 // indirect
+	github.com/gobwas/ws v1.4.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.4 // indirect
+)
+
+require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/cloudevents/sdk-go/v2 v2.16.2 // indirect
+	github.com/cutover-dev/cutover/services/planner v0.0.0
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
-	github.com/google/uuid v1.6.0 // indirect
+	github.com/google/uuid v1.6.0
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
@@ -38,3 +50,5 @@ require (
 )
 
 replace github.com/cutover-dev/cutover/events => ../../events
+
+replace github.com/cutover-dev/cutover/services/planner => ../planner

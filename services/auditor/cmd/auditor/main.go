@@ -19,6 +19,7 @@ import (
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/auditor"
 	"github.com/cutover-dev/cutover/services/auditor/sqlite"
+	"github.com/cutover-dev/cutover/services/auditor/verdict"
 )
 
 // shutdownTimeout bounds how long a stop waits for the event in hand and HTTP
@@ -40,7 +41,9 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("auditor", flag.ContinueOnError)
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server `URL`")
 	storePath := fs.String("store", "./cutover-audit.db", "SQLite history `file` (created when missing)")
-	httpAddr := fs.String("http", "", "serve the JSON API on this `address`, e.g. 127.0.0.1:8080 (default off)")
+	httpAddr := fs.String("http", "", "serve the dashboard and JSON API on this `address`, e.g. 127.0.0.1:8080 (default off)")
+	watch := fs.Duration("watch", 10*time.Second, "health watch window after each wave")
+	postWatch := fs.Duration("post-watch", 30*time.Second, "health watch window after the upgrade completed")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -74,11 +77,21 @@ func run(args []string) error {
 		}
 	}()
 
-	a, err := auditor.New(auditor.Config{Logger: log}, js, store)
+	hub := auditor.NewHub(0, 0)
+	a, err := auditor.New(auditor.Config{Logger: log, Hub: hub}, js, store)
 	if err != nil {
 		return err
 	}
 	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	judge, err := verdict.NewWatcher(verdict.WatcherConfig{Logger: log, Judge: verdict.Config{Watch: *watch, PostWatch: *postWatch}}, js)
+	if err != nil {
+		_ = a.Close(context.Background())
+		return err
+	}
+	if err := judge.Start(ctx); err != nil {
+		_ = a.Close(context.Background())
 		return err
 	}
 
@@ -87,10 +100,16 @@ func run(args []string) error {
 	if *httpAddr != "" {
 		ln, err := net.Listen("tcp", *httpAddr)
 		if err != nil {
+			_ = judge.Close(context.Background())
 			_ = a.Close(context.Background())
 			return fmt.Errorf("listen on %s for the HTTP API: %w (choose another --http address)", *httpAddr, err)
 		}
-		srv = &http.Server{Handler: auditor.NewAPI(store, log), ReadHeaderTimeout: 10 * time.Second}
+		// Live (SSE) requests end when their context does: cancel every
+		// request's context on Shutdown, or it would wait for the timeout.
+		baseCtx, cancelRequests := context.WithCancel(context.Background())
+		srv = &http.Server{Handler: auditor.NewDashboard(store, hub, log, nil), ReadHeaderTimeout: 10 * time.Second,
+			BaseContext: func(net.Listener) context.Context { return baseCtx }}
+		srv.RegisterOnShutdown(cancelRequests)
 		go func() { httpErr <- srv.Serve(ln) }()
 		log.Info("serving HTTP API", "addr", ln.Addr().String())
 	}
@@ -113,6 +132,9 @@ func run(args []string) error {
 		if err := <-httpErr; !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, fmt.Errorf("serve HTTP API on %s: %w", *httpAddr, err))
 		}
+	}
+	if err := judge.Close(sctx); err != nil {
+		errs = append(errs, err)
 	}
 	if err := a.Close(sctx); err != nil {
 		errs = append(errs, err)
