@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 12m
 # The PostgreSQL server scripts/postgres-up.sh starts (or finds) for the tests.
 PG_URL ?= postgres://cutover@127.0.0.1:5432/postgres?sslmode=disable
 
-.PHONY: all build demo test fmt-check vet test-modules docker-check deps postgres haproxy bench clean
+.PHONY: all build demo test fmt-check vet test-modules docker-check deps postgres haproxy chromium bench clean
 
 all: build
 
@@ -22,14 +22,17 @@ demo: build
 test: fmt-check vet docker-check deps test-modules
 
 # What the tests need that a fresh machine lacks: a running PostgreSQL
-# (installed, not started) and HAProxy (a Debian package).
-deps: postgres haproxy
+# (installed, not started), HAProxy and Chromium (Debian packages).
+deps: postgres haproxy chromium
 
 postgres:
 	@./scripts/postgres-up.sh
 
 haproxy:
 	@./scripts/install-haproxy.sh
+
+chromium:
+	@./scripts/install-chromium.sh || echo "chromium: NOT INSTALLED; the dashboard's browser test is SKIPPED (run scripts/install-chromium.sh as root)"
 
 fmt-check:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi; echo "gofmt: clean"

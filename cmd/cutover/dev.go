@@ -24,7 +24,7 @@ func runDev(ctx context.Context, args []string) error {
 	data := fs.String("data", ".cutover-data", "data directory (JetStream store, audit database); reuse it to carry on after a restart")
 	listen := fs.String("nats-listen", "127.0.0.1:4222", "address of the embedded NATS server, for any NATS client on this machine")
 	nodes := fs.String("nodes", "auto", "node-updaters to run on the local Docker engine: comma-separated names, auto (every dev.cutover.node label found), or none")
-	httpAddr := fs.String("http", "", "serve the auditor's HTTP API on this address, e.g. 127.0.0.1:8080")
+	httpAddr := fs.String("http", "", "serve the live dashboard and the history API on this address, e.g. 127.0.0.1:8080")
 	debug := fs.Bool("debug", false, "log every event")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}

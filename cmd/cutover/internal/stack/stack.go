@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/moby/moby/client"
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,6 +23,7 @@ import (
 	"github.com/cutover-dev/cutover/events/embednats"
 	"github.com/cutover-dev/cutover/services/auditor"
 	auditsqlite "github.com/cutover-dev/cutover/services/auditor/sqlite"
+	"github.com/cutover-dev/cutover/services/auditor/verdict"
 	"github.com/cutover-dev/cutover/services/migrator"
 	migimage "github.com/cutover-dev/cutover/services/migrator/image"
 	migpostgres "github.com/cutover-dev/cutover/services/migrator/postgres"
@@ -41,7 +43,7 @@ type Config struct {
 	Docker *client.Client
 	// Nodes are the node names to run a node-updater for, on Docker.
 	Nodes []string
-	// HTTP serves the auditor's API when set (host:port).
+	// HTTP serves the auditor's dashboard and API when set (host:port).
 	HTTP string
 	// AgentVersion is reported by the node-updaters.
 	AgentVersion string
@@ -87,11 +89,21 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	aud, err := auditor.New(auditor.Config{Logger: cfg.Logger.With("service", "auditor")}, s.js, s.store)
+	hub := auditor.NewHub(0, 0)
+	aud, err := auditor.New(auditor.Config{Logger: cfg.Logger.With("service", "auditor"), Hub: hub}, s.js, s.store)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.start(ctx, aud.Start, aud.Close); err != nil {
+		return nil, err
+	}
+	// The health watcher judges signals during each wave's watch window; it
+	// stops before the auditor (closers run in reverse).
+	watcher, err := verdict.NewWatcher(verdict.WatcherConfig{Logger: cfg.Logger.With("service", "auditor")}, s.js)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.start(ctx, watcher.Start, watcher.Close); err != nil {
 		return nil, err
 	}
 	mig, err := migrator.New(migrator.Config{
@@ -129,7 +141,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen for the auditor API on %s: %w", cfg.HTTP, err)
 		}
-		s.http = &http.Server{Handler: auditor.NewAPI(s.store, cfg.Logger.With("service", "auditor-api"))}
+		// Server-Sent Events requests end on Shutdown instead of holding it up.
+		baseCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+		s.http = &http.Server{
+			Handler:           auditor.NewDashboard(s.store, hub, cfg.Logger.With("service", "dashboard"), nil),
+			ReadHeaderTimeout: 10 * time.Second,
+			BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		}
+		s.http.RegisterOnShutdown(cancelRequests)
 		go func() {
 			if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("auditor API stopped", "err", err)
