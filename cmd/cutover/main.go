@@ -23,10 +23,17 @@ Usage:
                    show an upgrade's state
   cutover watch    [ID] [--nats URL]
                    follow events live (one upgrade until it ends, or everything)
+  cutover pause|resume|abort|rollback ID [--reason TEXT] [--nats URL]
+                   pause after the wave in flight, resume, stop for good (nothing
+                   rolled back), or roll back the nodes updated so far
   cutover snapshots list|prune --driver sqlite|postgres --database LOCATION [--keep N]
                    the migrator's pre-migration snapshots of a database
   cutover demo     [--keep]
                    upgrade three real containers from v1 to v2 on the local Docker engine
+  cutover release latest --registry R --repo X [--patch-only --current TAG] [-o text|json]
+                   the newest semver tag (or newest patch of TAG's major.minor) and its digest
+  cutover release pin -f release.yaml [-o pinned.yaml]
+                   pin every image of a manifest to the digest its tag has now
   cutover plan     -f release.yaml --inventory inventory.yaml [-o text|json]
                    dry run: every container's change and reason, phases and waves
   cutover inventory import --kolla FILE [-o out.yaml] [--registry R] [--tag T]
@@ -53,6 +60,8 @@ func main() {
 		"dev": runDev, "apply": runApply, "status": runStatus, "watch": runWatch, "demo": runDemo,
 		"snapshots": runSnapshots,
 		"plan":      runPlan, "inventory": runInventory,
+		"pause": runPause, "resume": runResume, "abort": runAbort, "rollback": runRollback,
+		"release": runRelease,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {

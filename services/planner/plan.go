@@ -20,6 +20,9 @@ type Plan struct {
 	Targets map[string][]events.ContainerTarget
 	// Drain lists the steps whose node must be drained first.
 	Drain map[string]bool
+	// Migrations are the databases to migrate: one per service whose
+	// operation is upgrade, in rollout order.
+	Migrations []MigrationProgress
 }
 
 // StepKey names a node's part of one wave; a node appears in several waves
@@ -81,6 +84,20 @@ func Compute(req events.UpgradeRequested, fleet []events.NodeInventory, inv *inv
 			}
 		}
 		p.Waves = append(p.Waves, pw)
+	}
+	for _, sp := range built.Services {
+		if sp.Operation != plan.OpUpgrade || inv == nil {
+			continue
+		}
+		db := inv.Services[sp.Name].Database
+		if db == nil {
+			continue
+		}
+		p.Migrations = append(p.Migrations, MigrationProgress{
+			Service: sp.Name, Driver: db.Driver, Database: db.URL, Source: db.Migrations,
+			FromVersion: uint(sp.DatabaseVersion), ToVersion: uint(sp.MigrationsVersion),
+			Expand: MigrationPending, Contract: MigrationPending,
+		})
 	}
 	return p, nil
 }

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/planner/inventory"
@@ -30,6 +33,25 @@ type Config struct {
 	// (default 10m). A node that never answers fails the wave with a reason
 	// naming it, and failure_action applies, instead of a silent hang.
 	ProgressDeadline time.Duration
+	// DrainTimeout bounds how long a step that restarts a workload host
+	// waits for dev.cutover.node.drained (default 30m, the time an
+	// evacuator may need to live-migrate a node's VMs). Past it the step
+	// fails without any command to the node and failure_action applies.
+	DrainTimeout time.Duration
+	// PollInterval is how often deadlines and version barriers are checked
+	// (default 1s). A barrier reads the cutover-nodes bucket, which no
+	// event announces, so it is polled rather than slept on.
+	PollInterval time.Duration
+	// InstanceID names this replica in the leader lease (default host-pid-random).
+	InstanceID string
+	// LeaseTTL is how long a leader lease that is not refreshed stays valid
+	// (default 5s); a standby takes over once it saw no refresh for that long.
+	LeaseTTL time.Duration
+	// LeaseRefresh is how often the leader refreshes its lease (default LeaseTTL/5).
+	LeaseRefresh time.Duration
+	// AckWait is how long an event delivered to a planner that died goes
+	// unacknowledged before the new leader gets it again (default 10s).
+	AckWait time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -41,6 +63,25 @@ func (c *Config) setDefaults() {
 	}
 	if c.ProgressDeadline <= 0 {
 		c.ProgressDeadline = 10 * time.Minute
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Minute
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.InstanceID == "" {
+		host, _ := os.Hostname()
+		c.InstanceID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), nuid.Next())
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 5 * time.Second
+	}
+	if c.LeaseRefresh <= 0 {
+		c.LeaseRefresh = c.LeaseTTL / 5
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 10 * time.Second
 	}
 }
 
@@ -56,6 +97,13 @@ type Planner struct {
 	log      *slog.Logger
 	stop     context.CancelFunc
 	done     chan struct{}
+
+	// leading says this instance holds the lease and runs the consumer.
+	leading atomic.Bool
+	lease   lease
+	// runStop and runDone own the lease goroutine.
+	runStop context.CancelFunc
+	runDone chan struct{}
 }
 
 // New returns a Planner on js. The stream and buckets must exist (events.Setup).
@@ -77,10 +125,10 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Planner, err
 	return p, nil
 }
 
-// Start publishes what earlier runs decided but did not publish, then starts
-// the durable consumer. Events that arrived while the planner was down wait
-// in the stream and are handled in order.
-func (p *Planner) Start(ctx context.Context) error {
+// lead publishes what earlier runs decided but did not publish, then starts
+// the durable consumer and the deadline watcher. Events that arrived while
+// no planner led wait in the stream and are handled in order.
+func (p *Planner) lead(ctx context.Context) error {
 	ids, err := p.store.ids(ctx)
 	if err != nil {
 		return err
@@ -106,9 +154,11 @@ func (p *Planner) Start(ctx context.Context) error {
 		FilterSubjects: []string{
 			events.SubjectUpgradeRequested, events.SubjectRollbackRequest,
 			events.SubjectNodeStatusAll, events.SubjectMigrationStatus, events.SubjectHealthVerdict,
+			events.SubjectUpgradeControl, events.SubjectNodeDrainAll,
 		},
 		Service:   "planner",
 		Processed: processed,
+		AckWait:   p.cfg.AckWait,
 		Logger:    p.log,
 	}, p.handle)
 	if err != nil {
@@ -117,24 +167,45 @@ func (p *Planner) Start(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.stop, p.done = cancel, make(chan struct{})
 	go p.watchDeadlines(wctx)
+	p.leading.Store(true)
 	return nil
 }
 
-// Close stops the deadline watcher and the consumer, letting the event in
-// progress finish until ctx is done.
-func (p *Planner) Close(ctx context.Context) error {
-	if p.stop != nil {
-		p.stop()
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-			return fmt.Errorf("stop planner deadline watcher: %w", ctx.Err())
-		}
-	}
-	if p.consumer == nil {
+// stepDown stops the consumer and the deadline watcher, letting the event
+// in progress finish until ctx is done.
+func (p *Planner) stepDown(ctx context.Context) error {
+	if !p.leading.Swap(false) {
 		return nil
 	}
-	return p.consumer.Close(ctx)
+	var errs []error
+	p.stop()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("stop planner deadline watcher: %w", ctx.Err()))
+	}
+	if err := p.consumer.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	p.consumer = nil
+	return errors.Join(errs...)
+}
+
+// Close stops the lease goroutine and, on the leader, the consumer (letting
+// the event in progress finish until ctx is done), then releases the lease
+// so a standby takes over at once.
+func (p *Planner) Close(ctx context.Context) error {
+	if p.runStop != nil {
+		p.runStop()
+		<-p.runDone
+		p.runStop = nil
+	}
+	leading := p.leading.Load()
+	err := p.stepDown(ctx)
+	if leading {
+		p.releaseLease(context.WithoutCancel(ctx))
+	}
+	return err
 }
 
 // watchDeadlines fails the steps of a wave that outlived the progress
@@ -142,7 +213,7 @@ func (p *Planner) Close(ctx context.Context) error {
 // compare-and-swap race with the consumer simply tries again next tick.
 func (p *Planner) watchDeadlines(ctx context.Context) {
 	defer close(p.done)
-	t := time.NewTicker(max(p.cfg.ProgressDeadline/4, 50*time.Millisecond))
+	t := time.NewTicker(max(min(p.cfg.PollInterval, p.cfg.ProgressDeadline/4, p.cfg.DrainTimeout/4), 20*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -155,42 +226,67 @@ func (p *Planner) watchDeadlines(ctx context.Context) {
 			continue
 		}
 		for _, id := range ids {
-			if err := p.expire(ctx, id, time.Now()); err != nil && ctx.Err() == nil {
+			u, rev, err := p.store.get(ctx, id)
+			if err != nil || u.Phase != PhaseRunning || len(u.Outbox) > 0 {
+				continue // gone, not running, or a handler is mid-commit
+			}
+			changed, err := p.expire(ctx, u, rev, time.Now())
+			if err != nil && ctx.Err() == nil {
 				p.log.Warn("check progress deadline", "upgrade", id, "err", err)
+			}
+			if changed || err != nil {
+				continue // the barrier is checked next tick, on fresh state
+			}
+			if err := p.checkBarrier(ctx, u, rev); err != nil && ctx.Err() == nil {
+				p.log.Warn("check version barrier", "upgrade", id, "err", err)
 			}
 		}
 	}
 }
 
-// expire fails the sent steps of an upgrade's wave once its deadline passed.
-func (p *Planner) expire(ctx context.Context, id string, now time.Time) error {
-	u, rev, err := p.store.get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if u.Phase != PhaseRunning || u.WaveStartedAt.IsZero() || now.Sub(u.WaveStartedAt) < p.cfg.ProgressDeadline || len(u.Outbox) > 0 {
-		return nil
-	}
+// expire fails the steps of an upgrade's wave that outlived their deadline:
+// a command without an answer within the progress deadline, a drain without
+// dev.cutover.node.drained within the drain timeout. An undrained node gets
+// no command at all, so its workload hosts are never touched.
+// It reports whether it changed the upgrade.
+func (p *Planner) expire(ctx context.Context, u *Upgrade, rev uint64, now time.Time) (bool, error) {
 	var cause events.Event
 	expired := false
 	for _, key := range u.waveNodes(u.Wave) {
 		np := u.Nodes[key]
-		if np.Status != NodeSent {
+		switch {
+		case np.Status == NodeSent && now.Sub(latest(np.SentAt, u.WaveStartedAt)) >= p.cfg.ProgressDeadline:
+			np.Error = fmt.Sprintf("%s: no answer to command %s within the progress deadline of %v; check that its node-updater runs (cutover-nodes KV)", np.Node, np.CommandID, p.cfg.ProgressDeadline)
+			cause = expiredCause(np.CommandID, u.ID)
+		case np.Status == NodeDraining && now.Sub(np.DrainRequestedAt) >= p.cfg.DrainTimeout:
+			np.Error = fmt.Sprintf("%s: not drained within %v (no dev.cutover.node.drained answering %s); its workload hosts were not touched; evacuate the node, then resume or request the upgrade again", np.Node, p.cfg.DrainTimeout, np.DrainID)
+			cause = expiredCause(np.DrainID, u.ID)
+		default:
 			continue
 		}
 		np.Status = NodeFailed
-		np.Error = fmt.Sprintf("%s: no answer to command %s within the progress deadline of %v; check that its node-updater runs (cutover-nodes KV)", np.Node, np.CommandID, p.cfg.ProgressDeadline)
-		// The expired command is the cause of what follows.
-		cause = cloudevent.New()
-		cause.SetID(np.CommandID)
-		cause.SetExtension(events.ExtUpgradeID, u.ID)
 		expired = true
 	}
 	if !expired {
-		return nil
+		return false, nil
 	}
-	p.log.Warn("wave missed its progress deadline", "upgrade", id, "wave", u.Wave)
-	return p.commit(ctx, u, rev, p.advance(cause, u)...)
+	p.log.Warn("wave missed its deadline", "upgrade", u.ID, "wave", u.Wave)
+	return true, p.commit(ctx, u, rev, p.advance(cause, u)...)
+}
+
+// expiredCause stands for a request that got no answer: the cause of what follows.
+func expiredCause(requestID, upgradeID string) events.Event {
+	cause := cloudevent.New()
+	cause.SetID(requestID)
+	cause.SetExtension(events.ExtUpgradeID, upgradeID)
+	return cause
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (p *Planner) handle(ctx context.Context, e events.Event) error {
@@ -201,6 +297,12 @@ func (p *Planner) handle(ctx context.Context, e events.Event) error {
 		return p.onNodeResult(ctx, e)
 	case events.TypeRollbackRequested:
 		return p.onRollbackRequested(ctx, e)
+	case events.TypeUpgradeControlRequested:
+		return p.onControl(ctx, e)
+	case events.TypeMigrationCompleted, events.TypeMigrationFailed, events.TypeMigrationRollbackCompleted:
+		return p.onMigrationResult(ctx, e)
+	case events.TypeNodeDrained:
+		return p.onDrained(ctx, e)
 	default:
 		// Progress, heartbeats and other status events are the auditor's.
 		return nil
@@ -249,8 +351,12 @@ func (p *Planner) onRequested(ctx context.Context, e events.Event) error {
 	u.Plan, u.Targets = plan.UpgradePlanned, plan.Targets
 	for _, w := range plan.Waves {
 		for _, n := range w.Nodes {
-			u.Nodes[StepKey(n, w.Index)] = &NodeProgress{Node: n, Wave: w.Index, Status: NodePending}
+			key := StepKey(n, w.Index)
+			u.Nodes[key] = &NodeProgress{Node: n, Wave: w.Index, Status: NodePending, Drain: plan.Drain[key]}
 		}
+	}
+	for _, m := range plan.Migrations {
+		u.Migrations = append(u.Migrations, &m)
 	}
 	log.Info("upgrade planned", "release", req.Release.Name, "changes", len(plan.Changes), "waves", len(plan.Waves))
 	out := []events.Event{
@@ -337,7 +443,7 @@ func (p *Planner) onRollbackRequested(ctx context.Context, e events.Event) error
 	if u, rev, err = p.store.get(ctx, id); err != nil {
 		return err
 	}
-	if u.Rollback != nil || (u.Phase != PhaseRunning && u.Phase != PhaseCompleted) {
+	if u.Rollback != nil || (u.Phase != PhaseRunning && u.Phase != PhaseCompleted && u.Phase != PhasePaused) {
 		return nil // already rolling back, or nothing to roll back
 	}
 	d, err := events.DataAs[events.RollbackRequested](e)
@@ -345,7 +451,7 @@ func (p *Planner) onRollbackRequested(ctx context.Context, e events.Event) error
 		return err
 	}
 	u.Rollback = &RollbackProgress{Reason: d.Reason, Queue: []string{}, Done: []string{}}
-	if u.Phase == PhaseCompleted {
+	if u.Phase == PhaseCompleted || u.Phase == PhasePaused {
 		u.Phase = PhaseRunning // re-enter the state machine to roll back
 	}
 	return p.commit(ctx, u, rev, p.advance(e, u)...)
@@ -353,6 +459,12 @@ func (p *Planner) onRollbackRequested(ctx context.Context, e events.Event) error
 
 // advance moves an upgrade as far as its state allows and returns the events
 // that say so. It only changes u; commit persists u and the events together.
+//
+// Order: expand migrations, then the waves (a drain first for steps that
+// restart a workload host), then contract migrations once the version
+// barrier holds (see checkBarrier), then completion. A requested pause takes
+// effect where a new step would start; a requested rollback waits for the
+// steps in flight, then undoes what changed.
 func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 	var out []events.Event
 	for {
@@ -362,10 +474,22 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 		case u.Phase != PhaseRunning:
 			return out
 		}
+		if done, evs := p.advanceExpand(cause, u); !done {
+			return append(out, evs...)
+		} else if u.Phase != PhaseRunning {
+			out = append(out, evs...)
+			continue
+		}
 		nodes := u.waveNodes(u.Wave)
 		if len(nodes) == 0 { // no waves left, or none at all
 			if u.Rollback != nil {
 				p.startRollback(u, u.Rollback.Reason)
+				continue
+			}
+			if done, evs := p.advanceContract(cause, u); !done {
+				return append(out, evs...)
+			} else if u.Phase != PhaseRunning {
+				out = append(out, evs...)
 				continue
 			}
 			u.Phase = PhaseCompleted
@@ -375,43 +499,70 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 				DurationMs: time.Since(u.RequestedAt).Milliseconds(),
 			}))
 		}
-		pending, sent, failed := 0, 0, []string{}
+		pending, busy, failed := 0, 0, []string{}
 		for _, n := range nodes {
+			if np := u.Nodes[n]; np.Status == NodeDraining && u.Rollback != nil {
+				// No command went out: a rollback need not wait for the
+				// evacuator, and its late answer changes nothing.
+				np.Status = NodePending
+			}
 			switch u.Nodes[n].Status {
 			case NodePending:
 				pending++
-			case NodeSent:
-				sent++
+			case NodeSent, NodeDraining:
+				busy++
 			case NodeFailed:
 				failed = append(failed, u.Nodes[n].Error)
 			}
 		}
-		if pending == len(nodes) && u.Rollback == nil {
+		if pending > 0 && u.Rollback == nil {
+			fresh := pending == len(nodes)
+			if fresh && u.PauseRequested {
+				return append(out, p.pause(cause, u, "paused by operator"))
+			}
+			now := time.Now().UTC()
 			var names []string
 			for _, n := range nodes {
 				np := u.Nodes[n]
-				cmd := p.command(cause, u, np.Node, u.Targets[n], false)
-				np.Status, np.CommandID = NodeSent, cmd.ID()
+				if np.Status != NodePending {
+					continue
+				}
 				names = append(names, np.Node)
+				if np.Drain && !np.Drained {
+					// A workload host only restarts on a drained node.
+					var hosts []string
+					for _, t := range u.Targets[n] {
+						hosts = append(hosts, t.Container)
+					}
+					req := events.MustNew(events.Source("planner", ""), events.NodeDrainRequested{Wave: u.Wave, Containers: hosts, TimeoutMs: p.cfg.DrainTimeout.Milliseconds()},
+						events.WithUpgrade(u.ID), events.WithNode(np.Node), events.CausedBy(cause))
+					np.Status, np.DrainID, np.DrainRequestedAt = NodeDraining, req.ID(), now
+					out = append(out, req)
+					continue
+				}
+				cmd := p.command(cause, u, np.Node, u.Targets[n], false, np.Drained)
+				np.Status, np.CommandID, np.SentAt = NodeSent, cmd.ID(), now
 				out = append(out, cmd)
 			}
-			u.WaveStartedAt = time.Now().UTC()
-			return append(out, p.event(cause, u, events.WaveStarted{Wave: u.Wave, Nodes: names}))
+			if fresh {
+				u.WaveStartedAt = now
+				out = append(out, p.event(cause, u, events.WaveStarted{Wave: u.Wave, Nodes: names}))
+			}
+			return out
 		}
-		if sent > 0 || pending > 0 && u.Rollback == nil {
+		if busy > 0 {
 			return out // wait for the wave's nodes
+		}
+		if u.Rollback != nil {
+			p.startRollback(u, u.Rollback.Reason)
+			continue
 		}
 		if len(failed) > 0 && u.FailureAction != "continue" {
 			reason := fmt.Sprintf("wave %d failed: %s", u.Wave, failed[0])
 			if u.FailureAction == "pause" {
-				u.Phase, u.Reason = PhasePaused, reason
-				return append(out, p.event(cause, u, events.UpgradePaused{Reason: reason, Wave: u.Wave}))
+				return append(out, p.pause(cause, u, reason))
 			}
 			p.startRollback(u, reason)
-			continue
-		}
-		if u.Rollback != nil {
-			p.startRollback(u, u.Rollback.Reason)
 			continue
 		}
 		replaced, unchanged := 0, 0
@@ -432,6 +583,12 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 		out = append(out, p.event(cause, u, events.WaveCompleted{Wave: u.Wave, Nodes: names, Replaced: replaced, Unchanged: unchanged}))
 		u.Wave++
 	}
+}
+
+// pause stops the upgrade where it stands; it keeps the scope lock.
+func (p *Planner) pause(cause events.Event, u *Upgrade, reason string) events.Event {
+	u.Phase, u.Reason, u.PauseRequested = PhasePaused, reason, false
+	return p.event(cause, u, events.UpgradePaused{Reason: reason, Wave: u.Wave})
 }
 
 // startRollback queues the nodes that changed, latest wave first.
@@ -474,6 +631,12 @@ func (p *Planner) advanceRollback(cause events.Event, u *Upgrade) []events.Event
 		}
 	}
 	if len(rb.Queue) == 0 {
+		if done, evs := p.advanceMigrationRollback(cause, u); !done {
+			return evs
+		}
+		if rb.Error != "" {
+			return p.advanceRollback(cause, u)
+		}
 		u.Phase, u.Reason = PhaseRolledBack, rb.Reason
 		return []events.Event{
 			p.event(cause, u, events.RollbackCompleted{Result: "completed", Nodes: rb.Done, Reason: rb.Reason}),
@@ -483,7 +646,7 @@ func (p *Planner) advanceRollback(cause events.Event, u *Upgrade) []events.Event
 	key := rb.Queue[0]
 	rb.Queue = rb.Queue[1:]
 	node := u.Nodes[key].Node
-	cmd := p.command(cause, u, node, rollbackTargets(u.Nodes[key]), true)
+	cmd := p.command(cause, u, node, rollbackTargets(u.Nodes[key]), true, u.Nodes[key].Drained)
 	rb.Current, rb.CommandID = node, cmd.ID()
 	return []events.Event{cmd}
 }
@@ -529,8 +692,8 @@ func (p *Planner) event(cause events.Event, u *Upgrade, d events.Data) events.Ev
 	return events.MustNew(events.Source("planner", ""), d, events.WithUpgrade(u.ID), events.CausedBy(cause))
 }
 
-func (p *Planner) command(cause events.Event, u *Upgrade, node string, targets []events.ContainerTarget, rollback bool) events.Event {
-	return events.MustNew(events.Source("planner", ""), events.NodeUpdateRequested{Wave: u.Wave, Containers: targets, Rollback: rollback},
+func (p *Planner) command(cause events.Event, u *Upgrade, node string, targets []events.ContainerTarget, rollback, drained bool) events.Event {
+	return events.MustNew(events.Source("planner", ""), events.NodeUpdateRequested{Wave: u.Wave, Containers: targets, Rollback: rollback, Drained: drained},
 		events.WithUpgrade(u.ID), events.WithNode(node), events.CausedBy(cause))
 }
 

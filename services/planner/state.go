@@ -12,8 +12,10 @@ import (
 	"github.com/cutover-dev/cutover/events"
 )
 
-// Phases of an upgrade. completed, failed, rolled-back and paused are final
-// for the planner: it sends nothing more for the upgrade.
+// Phases of an upgrade. completed, failed, rolled-back and aborted are final:
+// the planner sends nothing more for the upgrade and releases the scope
+// lock. paused waits for an operator (resume, rollback or abort) and keeps
+// the lock, so no other upgrade starts on a half-updated fleet.
 const (
 	PhaseRunning     = "running"
 	PhaseRollingBack = "rolling-back"
@@ -21,11 +23,13 @@ const (
 	PhaseFailed      = "failed"
 	PhaseRolledBack  = "rolled-back"
 	PhasePaused      = "paused"
+	PhaseAborted     = "aborted"
 )
 
 // Node statuses within an upgrade.
 const (
 	NodePending   = "pending"
+	NodeDraining  = "draining" // drain requested, waiting for dev.cutover.node.drained
 	NodeSent      = "sent"
 	NodeCompleted = "completed"
 	NodeFailed    = "failed"
@@ -51,6 +55,14 @@ type Upgrade struct {
 	Nodes    map[string]*NodeProgress `json:"nodes"`
 	Rollback *RollbackProgress        `json:"rollback,omitempty"`
 	Reason   string                   `json:"reason,omitempty"`
+	// PauseRequested asks the upgrade to pause before its next wave.
+	PauseRequested bool `json:"pause_requested,omitempty"`
+	// Migrations holds the database migrations of upgraded services, in
+	// plan order: expand before the first wave, contract after the version
+	// barrier (every instance on the new image).
+	Migrations []*MigrationProgress `json:"migrations,omitempty"`
+	// Barrier says what a version barrier waits for, while it waits.
+	Barrier string `json:"barrier,omitempty"`
 	// Outbox holds events decided but not yet confirmed published. They are
 	// saved with the state change that produced them and published after it,
 	// so a crash in between neither loses nor repeats a step: the next
@@ -67,6 +79,51 @@ type NodeProgress struct {
 	CommandID string                   `json:"command_id,omitempty"`
 	Results   []events.ContainerResult `json:"results,omitempty"`
 	Error     string                   `json:"error,omitempty"`
+	// SentAt is when the command was decided; the progress deadline counts
+	// from it (a drained node's command goes out after its wave started).
+	SentAt time.Time `json:"sent_at,omitzero"`
+	// Drain says the step restarts a workload host: its node is drained first.
+	Drain bool `json:"drain,omitempty"`
+	// DrainID is the id of the drain request; the evacuator's answer carries it as causationid.
+	DrainID string `json:"drain_id,omitempty"`
+	// DrainRequestedAt is when the drain was requested; the drain timeout counts from it.
+	DrainRequestedAt time.Time `json:"drain_requested_at,omitzero"`
+	// Drained says the evacuator reported the node drained.
+	Drained bool `json:"drained,omitempty"`
+}
+
+// Migration step statuses.
+const (
+	MigrationPending   = "pending"
+	MigrationSent      = "sent"
+	MigrationCompleted = "completed"
+	MigrationFailed    = "failed"
+)
+
+// MigrationProgress is one service's database migration within an upgrade.
+type MigrationProgress struct {
+	Service  string `json:"service"`
+	Driver   string `json:"driver"`
+	Database string `json:"database"`
+	Source   string `json:"source"`
+	// FromVersion is the database's version before the upgrade; a rollback returns to it.
+	FromVersion uint `json:"from_version"`
+	// ToVersion is the release's migrations_version.
+	ToVersion uint `json:"to_version"`
+	// Expand, Contract and Rollback are the statuses of each phase's request.
+	Expand   string `json:"expand"`
+	Contract string `json:"contract"`
+	Rollback string `json:"rollback,omitempty"`
+	// CommandID is the id of the request in flight; answers carry it as causationid.
+	CommandID string `json:"command_id,omitempty"`
+	// SnapshotID is the snapshot the migrator took before expanding.
+	SnapshotID string `json:"snapshot_id,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// ran reports whether the migration changed the database (so a rollback must take it back).
+func (m *MigrationProgress) ran() bool {
+	return m.Expand == MigrationCompleted || m.Expand == MigrationSent
 }
 
 // RollbackProgress tracks a rollback: nodes are returned to their previous
@@ -83,7 +140,7 @@ type RollbackProgress struct {
 // Final reports whether the planner will send nothing more for the upgrade.
 func (u *Upgrade) Final() bool {
 	switch u.Phase {
-	case PhaseCompleted, PhaseFailed, PhaseRolledBack, PhasePaused:
+	case PhaseCompleted, PhaseFailed, PhaseRolledBack, PhaseAborted:
 		return true
 	}
 	return false

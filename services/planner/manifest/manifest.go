@@ -188,7 +188,7 @@ func ParseRelease(name string, raw []byte) (Release, error) {
 		if probeErr != nil {
 			bad(append(p, "probe"), "%v", probeErr)
 		}
-		req.Release.Services[svc] = events.ServiceRelease{Image: s.Image, Strategy: s.Strategy, MinHealthyMs: minHealthy.Milliseconds(), HealthTimeoutMs: timeout.Milliseconds(),
+		req.Release.Services[svc] = events.ServiceRelease{Image: s.Image, MigrationsVersion: uint(s.MigrationsVersion), Strategy: s.Strategy, MinHealthyMs: minHealthy.Milliseconds(), HealthTimeoutMs: timeout.Milliseconds(),
 			DrainAckTimeoutMs: drainAck.Milliseconds(), DrainAckRequired: s.DrainAckRequired, Probe: probe}
 	}
 	if err := errors.Join(errs...); err != nil {

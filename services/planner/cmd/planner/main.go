@@ -23,13 +23,16 @@ func main() {
 	debug := flag.Bool("debug", false, "log every event")
 	invFile := flag.String("inventory", "", "inventory YAML giving max_unavailable, role serial and dependencies (default: one instance at a time, no order)")
 	deadline := flag.Duration("progress-deadline", 10*time.Minute, "how long a wave waits for its nodes before failing")
+	drainTimeout := flag.Duration("drain-timeout", 30*time.Minute, "how long a step that restarts a workload host waits for dev.cutover.node.drained")
+	instance := flag.String("instance", "", "this replica's name in the leader lease (default host-pid-random)")
+	leaseTTL := flag.Duration("lease-ttl", 5*time.Second, "a leader that has not refreshed its lease for this long is replaced by a standby")
 	flag.Parse()
 	level := slog.LevelInfo
 	if *debug {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := planner.Config{Scope: *scope, Logger: log, ProgressDeadline: *deadline}
+	cfg := planner.Config{Scope: *scope, Logger: log, ProgressDeadline: *deadline, DrainTimeout: *drainTimeout, InstanceID: *instance, LeaseTTL: *leaseTTL}
 	if *invFile != "" {
 		inv, err := inventory.Load(*invFile)
 		if err != nil {
@@ -59,7 +62,7 @@ func run(natsURL string, cfg planner.Config, log *slog.Logger) error {
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("planner running", "nats", natsURL)
+	log.Info("planner running", "nats", natsURL, "leading", p.Leading())
 	<-ctx.Done()
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

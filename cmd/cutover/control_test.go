@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/services/planner"
+)
+
+// TestControlCommandsReachThePlanner runs the CLI's controls against a real
+// planner over NATS: an unknown id is refused with the fix, pause and
+// abort change the upgrade's phase, rollback publishes the rollback request.
+func TestControlCommandsReachThePlanner(t *testing.T) {
+	s := natstest.Start(t)
+	kv, err := s.JS.KeyValue(t.Context(), events.BucketNodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(events.NodeInventory{Node: "n1", Containers: []events.ObservedContainer{{Name: "web-1", Service: "web", Image: "web:v1"}}})
+	if _, err := kv.Put(t.Context(), "n1", raw); err != nil {
+		t.Fatal(err)
+	}
+	p, err := planner.New(t.Context(), planner.Config{}, s.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	// No node-updater answers: the upgrade stays running with n1's command in flight.
+	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}})
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	id := req.ID()
+	phase := func(want string) {
+		t.Helper()
+		natstest.Eventually(t, 10*time.Second, "phase "+want, func() bool {
+			u, err := planner.LoadUpgrade(t.Context(), s.JS, id)
+			return err == nil && u.Phase == want && len(u.Outbox) == 0
+		})
+	}
+	phase(planner.PhaseRunning)
+	nats := []string{"--nats", s.ClientURL()}
+
+	if err := runControl(t.Context(), "pause", append([]string{"no-such-upgrade"}, nats...), io.Discard); err == nil || !strings.Contains(err.Error(), "check the id") {
+		t.Errorf("pause of an unknown upgrade = %v, want an error naming the fix", err)
+	}
+	var out strings.Builder
+	if err := runControl(t.Context(), "pause", append([]string{id}, nats...), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "cutover watch "+id) {
+		t.Errorf("output %q does not say how to follow", out.String())
+	}
+	natstest.Eventually(t, 10*time.Second, "the pause to be recorded", func() bool {
+		u, err := planner.LoadUpgrade(t.Context(), s.JS, id)
+		return err == nil && u.PauseRequested
+	})
+	if err := runControl(t.Context(), "rollback", append([]string{id, "--reason", "test"}, nats...), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.JS.Stream(t.Context(), events.StreamName)
+	msg, err := st.GetLastMsgForSubject(t.Context(), events.SubjectRollbackRequest)
+	if err != nil {
+		t.Fatalf("no rollback request in the stream: %v", err)
+	}
+	e, err := events.Decode(msg.Header, msg.Data)
+	if d, _ := events.DataAs[events.RollbackRequested](e); err != nil || events.UpgradeID(e) != id || d.Reason != "test" {
+		t.Errorf("rollback request = %+v for %s (%v)", d, events.UpgradeID(e), err)
+	}
+	if err := runControl(t.Context(), "abort", append([]string{id}, nats...), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	phase(planner.PhaseAborted)
+}

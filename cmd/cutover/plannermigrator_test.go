@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	_ "modernc.org/sqlite"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/services/migrator"
+	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
+	"github.com/cutover-dev/cutover/services/planner"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
+)
+
+// nodeThatReports answers a node's commands and, like a node-updater,
+// reports the containers' new images in cutover-nodes, which the planner's
+// version barrier reads.
+func nodeThatReports(t *testing.T, js jetstream.JetStream, node string, containers []events.ObservedContainer) {
+	t.Helper()
+	kv, err := js.KeyValue(t.Context(), events.BucketNodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(ctx context.Context) error {
+		raw, _ := json.Marshal(events.NodeInventory{Node: node, Runtime: "fake", Containers: containers})
+		_, err := kv.Put(ctx, node, raw)
+		return err
+	}
+	if err := report(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	pub := events.NewPublisher(js)
+	c, err := events.Consume(t.Context(), js, events.ConsumerConfig{Durable: "fake-" + node, FilterSubjects: []string{events.NodeCmdSubject(node)}},
+		func(ctx context.Context, cmd events.Event) error {
+			d, err := events.DataAs[events.NodeUpdateRequested](cmd)
+			if err != nil {
+				return err
+			}
+			var rs []events.ContainerResult
+			for _, target := range d.Containers {
+				for i := range containers {
+					if containers[i].Name == target.Container {
+						rs = append(rs, events.ContainerResult{Container: target.Container, Result: events.ResultReplaced, FromImage: containers[i].Image, ToImage: target.Image})
+						containers[i].Image = target.Image
+					}
+				}
+			}
+			if err := report(ctx); err != nil {
+				return err
+			}
+			return pub.Publish(ctx, events.MustNew(events.Source("node-updater", node), events.NodeUpdateCompleted{Wave: d.Wave, Results: rs}, events.CausedBy(cmd), events.WithNode(node)))
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+}
+
+// TestPlannerDrivesTheRealMigrator runs the planner with the real migrator
+// on SQLite: expand before the rolling waves, contract after every instance
+// reports the new image, and the database ends at the release's version.
+func TestPlannerDrivesTheRealMigrator(t *testing.T) {
+	s := natstest.Start(t)
+	dir := t.TempDir()
+	migrations := filepath.Join(dir, "migrations")
+	if err := os.MkdirAll(migrations, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"0001_orders.expand.up.sql":     "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);",
+		"0001_orders.expand.down.sql":   "DROP TABLE orders;",
+		"0002_legacy.contract.up.sql":   "DROP TABLE legacy;",
+		"0002_legacy.contract.down.sql": "CREATE TABLE legacy (id INTEGER);",
+	} {
+		if err := os.WriteFile(filepath.Join(migrations, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dbPath := filepath.Join(dir, "web.db")
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := db.Exec("CREATE TABLE legacy (id INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+
+	mig, err := migrator.New(migrator.Config{Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}}}, s.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mig.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mig.Close(context.Background()) })
+	inv := &inventory.Inventory{
+		Nodes: map[string]inventory.Node{"n1": {Roles: []string{"r"}}, "n2": {Roles: []string{"r"}}},
+		Roles: map[string]inventory.Role{"r": {Services: []string{"web"}}},
+		Services: map[string]inventory.Service{"web": {
+			Containers: []inventory.Container{{Name: "web", Image: "web:v1"}},
+			Database:   &inventory.Database{Driver: "sqlite", URL: dbPath, Migrations: migrations, Version: 0},
+		}},
+	}
+	for _, n := range []string{"n1", "n2"} {
+		nodeThatReports(t, s.JS, n, []events.ObservedContainer{{Name: "web", Service: "web", Image: "web:v1", State: "running"}})
+	}
+	p, err := planner.New(t.Context(), planner.Config{Inventory: inv, PollInterval: 50 * time.Millisecond}, s.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+
+	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{
+		"web": {Image: "web:v2", MigrationsVersion: 2}}}})
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	var u *planner.Upgrade
+	natstest.Eventually(t, 60*time.Second, "the upgrade to end", func() bool {
+		u, err = planner.LoadUpgrade(t.Context(), s.JS, req.ID())
+		return err == nil && u.Final() && len(u.Outbox) == 0
+	})
+	if u.Phase != planner.PhaseCompleted {
+		t.Fatalf("upgrade %s: %s (migrations %+v)", u.Phase, u.Reason, u.Migrations[0])
+	}
+	var version int
+	if err := db.QueryRow("SELECT version FROM schema_migrations").Scan(&version); err != nil || version != 2 {
+		t.Errorf("database version = %d, %v; want 2", version, err)
+	}
+	var legacy int
+	if err := db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE name = 'legacy'").Scan(&legacy); err != nil || legacy != 0 {
+		t.Errorf("legacy table still there (%d, %v): contract did not run", legacy, err)
+	}
+	if m := u.Migrations[0]; m.SnapshotID == "" || m.Expand != planner.MigrationCompleted || m.Contract != planner.MigrationCompleted {
+		t.Errorf("migration = %+v, want both phases completed with a snapshot", m)
+	}
+}

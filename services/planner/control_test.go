@@ -1,0 +1,192 @@
+package planner_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/services/planner"
+)
+
+// control publishes an operator's control request, as `cutover pause|resume|abort` does.
+func control(t *testing.T, js jetstream.JetStream, id, action string) events.Event {
+	t.Helper()
+	e := events.MustNew(events.Source("test", ""), events.UpgradeControlRequested{Action: action, RequestedBy: "test"}, events.WithUpgrade(id))
+	if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func rollbackRequest(t *testing.T, js jetstream.JetStream, id string) {
+	t.Helper()
+	e := events.MustNew(events.Source("test", ""), events.RollbackRequested{Reason: "operator", RequestedBy: "test"}, events.WithUpgrade(id))
+	if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// commandsTo counts the node commands each node received, from the history.
+func (h *history) commandsTo(upgrade string) map[string]int {
+	out := map[string]int{}
+	for _, c := range h.of(events.TypeNodeUpdateRequested) {
+		if events.UpgradeID(c) == upgrade {
+			out[events.NodeID(c)]++
+		}
+	}
+	return out
+}
+
+// gatedNode is a fake node-updater that answers its first command only once
+// open returns true, so a test can act while the command is in flight.
+func gatedNode(t *testing.T, js jetstream.JetStream, node string, open func() bool, fail func(events.NodeUpdateRequested) bool) {
+	t.Helper()
+	fakeNode(t, js, node, func(d events.NodeUpdateRequested) bool {
+		eventually(t, 15*time.Second, node+"'s gate", open)
+		return fail != nil && fail(d)
+	})
+}
+
+// threeNodes puts web on n1..n3 at v1; with no inventory every wave holds one node.
+func threeNodes(t *testing.T, s *natstest.Server) {
+	t.Helper()
+	for _, n := range []string{"n1", "n2", "n3"} {
+		putInventory(t, s.JS, n, web("web-"+n, "web:v1"))
+	}
+}
+
+func TestPauseWaitsForTheWaveThenResumeFinishes(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	threeNodes(t, s)
+	paused := func() bool { return len(h.of(events.TypeUpgradeControlRequested)) > 0 }
+	gatedNode(t, s.JS, "n1", paused, nil) // answers only after the pause was asked
+	fakeNode(t, s.JS, "n2", nil)
+	fakeNode(t, s.JS, "n3", nil)
+	startPlanner(t, s.JS)
+
+	id := request(t, s.JS, map[string]string{"web": "web:v2"})
+	eventually(t, 10*time.Second, "command to n1", func() bool { return h.commandsTo(id)["n1"] == 1 })
+	control(t, s.JS, id, events.ControlPause)
+	control(t, s.JS, id, events.ControlPause) // idempotent
+	u := waitPhase(t, s.JS, id, planner.PhasePaused)
+	if u.Nodes[planner.StepKey("n1", 0)].Status != planner.NodeCompleted {
+		t.Errorf("n1 = %+v; the wave in flight must settle before the pause", u.Nodes[planner.StepKey("n1", 0)])
+	}
+	if got := h.commandsTo(id); got["n2"] != 0 {
+		t.Fatalf("commands while paused: %v; no new wave may start", got)
+	}
+	// A paused upgrade keeps the scope lock: a second request is refused naming it.
+	second := request(t, s.JS, map[string]string{"web": "web:v3"})
+	if u := waitPhase(t, s.JS, second, planner.PhaseFailed); !strings.Contains(u.Reason, id) {
+		t.Errorf("second request refused with %q; want it to name %s", u.Reason, id)
+	}
+
+	control(t, s.JS, id, events.ControlResume)
+	waitPhase(t, s.JS, id, planner.PhaseCompleted)
+	control(t, s.JS, id, events.ControlResume) // a no-op now
+	eventually(t, 5*time.Second, "completion in the history", func() bool { return len(h.of(events.TypeUpgradeCompleted)) == 1 })
+	if got := h.commandsTo(id); got["n1"] != 1 || got["n2"] != 1 || got["n3"] != 1 {
+		t.Errorf("commands per node = %v, want exactly 1 each", got)
+	}
+	if n := len(h.of(events.TypeUpgradePaused)); n != 1 {
+		t.Errorf("%d upgrade.paused events, want 1 (pause is idempotent)", n)
+	}
+}
+
+func TestAbortStopsForGoodWithoutRollback(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	threeNodes(t, s)
+	aborted := func() bool { return len(h.of(events.TypeUpgradeAborted)) > 0 }
+	gatedNode(t, s.JS, "n1", aborted, nil)
+	fakeNode(t, s.JS, "n2", nil)
+	fakeNode(t, s.JS, "n3", nil)
+	startPlanner(t, s.JS)
+
+	id := request(t, s.JS, map[string]string{"web": "web:v2"})
+	eventually(t, 10*time.Second, "command to n1", func() bool { return h.commandsTo(id)["n1"] == 1 })
+	control(t, s.JS, id, events.ControlAbort)
+	control(t, s.JS, id, events.ControlAbort)
+	waitPhase(t, s.JS, id, planner.PhaseAborted)
+	// n1's late answer is recorded but starts nothing.
+	eventually(t, 10*time.Second, "n1's answer", func() bool {
+		u, _ := planner.LoadUpgrade(t.Context(), s.JS, id)
+		return u.Nodes[planner.StepKey("n1", 0)].Status == planner.NodeCompleted
+	})
+	// The lock is free: a new request runs to completion.
+	next := request(t, s.JS, map[string]string{"web": "web:v2"})
+	waitPhase(t, s.JS, next, planner.PhaseCompleted)
+
+	if got := h.commandsTo(id); got["n1"] != 1 || got["n2"] != 0 || got["n3"] != 0 {
+		t.Errorf("commands after abort = %v; want only the one in flight", got)
+	}
+	for _, c := range h.of(events.TypeNodeUpdateRequested) {
+		if d, _ := events.DataAs[events.NodeUpdateRequested](c); d.Rollback {
+			t.Errorf("rollback command to %s; abort rolls nothing back", events.NodeID(c))
+		}
+	}
+	if n := len(h.of(events.TypeUpgradeAborted)); n != 1 {
+		t.Errorf("%d upgrade.aborted events, want 1 (abort is idempotent)", n)
+	}
+}
+
+func TestRollbackOfAPausedUpgrade(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	threeNodes(t, s)
+	paused := func() bool { return len(h.of(events.TypeUpgradeControlRequested)) > 0 }
+	gatedNode(t, s.JS, "n1", paused, nil)
+	fakeNode(t, s.JS, "n2", nil)
+	startPlanner(t, s.JS)
+
+	id := request(t, s.JS, map[string]string{"web": "web:v2"})
+	eventually(t, 10*time.Second, "command to n1", func() bool { return h.commandsTo(id)["n1"] == 1 })
+	control(t, s.JS, id, events.ControlPause)
+	waitPhase(t, s.JS, id, planner.PhasePaused)
+	rollbackRequest(t, s.JS, id)
+	waitPhase(t, s.JS, id, planner.PhaseRolledBack)
+	eventually(t, 5*time.Second, "n1's rollback command", func() bool { return h.commandsTo(id)["n1"] == 2 })
+	if got := h.commandsTo(id); got["n2"] != 0 {
+		t.Errorf("commands = %v; n2 was never updated, so it is not rolled back", got)
+	}
+}
+
+func TestResumeAfterAFailedRollbackIsRefused(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
+	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
+	fakeNode(t, s.JS, "n1", func(d events.NodeUpdateRequested) bool { return d.Rollback }) // its rollback fails
+	fakeNode(t, s.JS, "n2", func(events.NodeUpdateRequested) bool { return true })
+	startPlanner(t, s.JS)
+
+	id := request(t, s.JS, map[string]string{"web": "web:v2"})
+	u := waitPhase(t, s.JS, id, planner.PhasePaused)
+	if !strings.HasPrefix(u.Reason, "rollback failed") {
+		t.Fatalf("paused with %q, want a failed rollback", u.Reason)
+	}
+	resume := control(t, s.JS, id, events.ControlResume)
+	eventually(t, 10*time.Second, "the resume to be rejected", func() bool {
+		for _, e := range h.of(events.TypeEventRejected) {
+			if d, _ := events.DataAs[events.EventRejected](e); d.EventID == resume.ID() && strings.Contains(d.Reason, "refused") && strings.Contains(d.Reason, "cutover abort") {
+				return true
+			}
+		}
+		return false
+	})
+	if u, _ := planner.LoadUpgrade(t.Context(), s.JS, id); u.Phase != planner.PhasePaused {
+		t.Errorf("phase = %s after a refused resume, want paused", u.Phase)
+	}
+	// It still holds the lock until the operator aborts it.
+	second := request(t, s.JS, map[string]string{"web": "web:v3"})
+	waitPhase(t, s.JS, second, planner.PhaseFailed)
+	control(t, s.JS, id, events.ControlAbort)
+	waitPhase(t, s.JS, id, planner.PhaseAborted)
+	// The lock is free: a request with nothing to change completes.
+	waitPhase(t, s.JS, request(t, s.JS, map[string]string{"web": "web:v1"}), planner.PhaseCompleted)
+}

@@ -1,0 +1,190 @@
+package planner_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/services/planner"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
+)
+
+// fakeMigrator answers migration requests the way the migrator does.
+// fail decides per request whether it reports a failure.
+func fakeMigrator(t *testing.T, js jetstream.JetStream, fail func(events.MigrationRequested) bool) {
+	t.Helper()
+	pub := events.NewPublisher(js)
+	c, err := events.Consume(t.Context(), js, events.ConsumerConfig{Durable: "fake-migrator", FilterSubjects: []string{events.SubjectMigrationCmd}},
+		func(ctx context.Context, req events.Event) error {
+			var reply events.Data
+			switch req.Type() {
+			case events.TypeMigrationRequested:
+				d, _ := events.DataAs[events.MigrationRequested](req)
+				if fail != nil && fail(d) {
+					reply = events.MigrationFailed{Database: d.Database, Error: "syntax error", Version: 3, State: "clean at version 3 (restored from snapshot)"}
+				} else {
+					reply = events.MigrationCompleted{Database: d.Database, FromVersion: 3, ToVersion: d.TargetVersion, SnapshotID: "snap-" + d.Phase}
+				}
+			case events.TypeMigrationRollbackRequested:
+				d, _ := events.DataAs[events.MigrationRollbackRequested](req)
+				reply = events.MigrationRollbackCompleted{Database: d.Database, Path: "down", FromVersion: 5, ToVersion: d.ToVersion}
+			default:
+				return nil
+			}
+			return pub.Publish(ctx, events.MustNew(events.Source("migrator", ""), reply, events.CausedBy(req)))
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+}
+
+// dbInventory gives web a database at version 3 on nodes n1 and n2.
+func dbInventory() *inventory.Inventory {
+	return &inventory.Inventory{
+		Nodes: map[string]inventory.Node{"n1": {Roles: []string{"r"}}, "n2": {Roles: []string{"r"}}},
+		Roles: map[string]inventory.Role{"r": {Services: []string{"web"}}},
+		Services: map[string]inventory.Service{"web": {
+			Containers: []inventory.Container{{Name: "web", Image: "web:v1"}},
+			Database:   &inventory.Database{Driver: "sqlite", URL: "/var/lib/web.db", Migrations: "/migrations", Version: 3},
+		}},
+	}
+}
+
+// requestMigrating asks for web:v2, whose image carries migrations up to 5.
+func requestMigrating(t *testing.T, js jetstream.JetStream) string {
+	t.Helper()
+	e := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{
+		"web": {Image: "web:v2", MigrationsVersion: 5}}}})
+	if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	return e.ID()
+}
+
+// index returns the position in the history of the first event that matches.
+func (h *history) index(match func(events.Event) bool) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, e := range h.all {
+		if match(e) {
+			return i
+		}
+	}
+	return -1
+}
+
+func migrationPhase(phase string) func(events.Event) bool {
+	return func(e events.Event) bool {
+		d, err := events.DataAs[events.MigrationRequested](e)
+		return e.Type() == events.TypeMigrationRequested && err == nil && d.Phase == phase
+	}
+}
+
+func TestUpgradeExpandsRollsThenContractsAtTheVersionBarrier(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
+	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
+	fakeNode(t, s.JS, "n1", nil)
+	fakeNode(t, s.JS, "n2", nil)
+	fakeMigrator(t, s.JS, nil)
+	startPlannerWith(t, s.JS, planner.Config{Inventory: dbInventory(), PollInterval: 20 * time.Millisecond})
+
+	id := requestMigrating(t, s.JS)
+	// Both waves complete, but the fake node-updaters do not refresh
+	// cutover-nodes: the barrier must hold, naming what it waits for.
+	var u *planner.Upgrade
+	eventually(t, 15*time.Second, "the barrier to wait for n2", func() bool {
+		u, _ = planner.LoadUpgrade(t.Context(), s.JS, id)
+		return u != nil && strings.Contains(u.Barrier, "n2/web-n2 runs web:v1")
+	})
+	if i := h.index(migrationPhase("contract")); i >= 0 {
+		t.Fatal("contract migration sent while instances still run the old image")
+	}
+	putInventory(t, s.JS, "n1", web("web-n1", "web:v2"))
+	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
+	eventually(t, 10*time.Second, "the barrier to name only n2", func() bool {
+		u, _ = planner.LoadUpgrade(t.Context(), s.JS, id)
+		return u != nil && !strings.Contains(u.Barrier, "n1/") && strings.Contains(u.Barrier, "n2/")
+	})
+	putInventory(t, s.JS, "n2", web("web-n2", "web:v2"))
+	u = waitPhase(t, s.JS, id, planner.PhaseCompleted)
+
+	expand := h.index(migrationPhase("expand"))
+	firstCmd := h.index(func(e events.Event) bool { return e.Type() == events.TypeNodeUpdateRequested })
+	contract := h.index(migrationPhase("contract"))
+	lastDone := -1
+	h.mu.Lock()
+	for i, e := range h.all {
+		if e.Type() == events.TypeNodeUpdateCompleted {
+			lastDone = i
+		}
+	}
+	h.mu.Unlock()
+	if expand < 0 || firstCmd < expand || contract < lastDone {
+		t.Errorf("order: expand at %d, first node command at %d, last node answer at %d, contract at %d; want expand < commands < contract", expand, firstCmd, lastDone, contract)
+	}
+	req, _ := events.DataAs[events.MigrationRequested](h.of(events.TypeMigrationRequested)[0])
+	if req.Driver != "sqlite" || req.Database != "/var/lib/web.db" || req.Source != "/migrations" || req.TargetVersion != 5 || req.Service != "web" {
+		t.Errorf("expand request = %+v; want the inventory's database and the release's migrations_version", req)
+	}
+	if m := u.Migrations[0]; m.Expand != planner.MigrationCompleted || m.Contract != planner.MigrationCompleted || m.SnapshotID != "snap-expand" {
+		t.Errorf("migration state = %+v", m)
+	}
+}
+
+func TestFailedExpandTouchesNoNode(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
+	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
+	fakeNode(t, s.JS, "n1", nil)
+	fakeNode(t, s.JS, "n2", nil)
+	fakeMigrator(t, s.JS, func(d events.MigrationRequested) bool { return d.Phase == "expand" })
+	startPlannerWith(t, s.JS, planner.Config{Inventory: dbInventory()})
+
+	id := requestMigrating(t, s.JS)
+	u := waitPhase(t, s.JS, id, planner.PhaseRolledBack)
+	if !strings.Contains(u.Reason, "expand migration of web failed: syntax error") {
+		t.Errorf("reason = %q", u.Reason)
+	}
+	if n := len(h.of(events.TypeNodeUpdateRequested)); n != 0 {
+		t.Errorf("%d node commands after a failed expand, want 0", n)
+	}
+	if n := len(h.of(events.TypeMigrationRollbackRequested)); n != 0 {
+		t.Errorf("%d database rollbacks; the migrator already restored a failed expand", n)
+	}
+}
+
+func TestRollbackTakesTheDatabaseBackAfterTheContainers(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
+	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
+	fakeNode(t, s.JS, "n1", nil)
+	fakeNode(t, s.JS, "n2", func(d events.NodeUpdateRequested) bool { return !d.Rollback })
+	fakeMigrator(t, s.JS, nil)
+	startPlannerWith(t, s.JS, planner.Config{Inventory: dbInventory()})
+
+	id := requestMigrating(t, s.JS)
+	waitPhase(t, s.JS, id, planner.PhaseRolledBack)
+	eventually(t, 5*time.Second, "rollback.completed", func() bool { return len(h.of(events.TypeRollbackCompleted)) == 1 })
+	rbCmd := h.index(func(e events.Event) bool {
+		d, _ := events.DataAs[events.NodeUpdateRequested](e)
+		return e.Type() == events.TypeNodeUpdateRequested && d.Rollback && events.NodeID(e) == "n1"
+	})
+	dbRb := h.index(func(e events.Event) bool { return e.Type() == events.TypeMigrationRollbackRequested })
+	if rbCmd < 0 || dbRb < rbCmd {
+		t.Fatalf("n1 rollback at %d, database rollback at %d; want the database after the containers", rbCmd, dbRb)
+	}
+	d, _ := events.DataAs[events.MigrationRollbackRequested](h.of(events.TypeMigrationRollbackRequested)[0])
+	if d.ToVersion != 3 || d.SnapshotID != "snap-expand" || d.Database != "/var/lib/web.db" {
+		t.Errorf("database rollback = %+v; want version 3 with the expand's snapshot", d)
+	}
+}
