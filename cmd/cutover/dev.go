@@ -14,6 +14,7 @@ import (
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -25,12 +26,20 @@ func runDev(ctx context.Context, args []string) error {
 	listen := fs.String("nats-listen", "127.0.0.1:4222", "address of the embedded NATS server, for any NATS client on this machine")
 	nodes := fs.String("nodes", "auto", "node-updaters to run on the local Docker engine: comma-separated names, auto (every dev.cutover.node label found), or none")
 	httpAddr := fs.String("http", "", "serve the live dashboard and the history API on this address, e.g. 127.0.0.1:8080")
+	invFile := fs.String("inventory", "", "inventory (YAML) giving the planner rollout settings, databases and drains")
 	debug := fs.Bool("debug", false, "log every event")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
 	log := newLogger(*debug)
 	cfg := stack.Config{DataDir: *data, NATSListen: *listen, HTTP: *httpAddr, AgentVersion: version, Logger: log}
+	if *invFile != "" {
+		inv, err := inventory.Load(*invFile)
+		if err != nil {
+			return err
+		}
+		cfg.Inventory = inv
+	}
 	if *nodes != "none" {
 		cli, err := testkit.DockerAvailable(ctx)
 		if err != nil {

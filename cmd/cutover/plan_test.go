@@ -24,7 +24,7 @@ func TestKollaImportThenPlan(t *testing.T) {
 		t.Errorf("stderr = %q, want the skipped groups and the summary", stderr.String())
 	}
 	var got bytes.Buffer
-	if err := writePlan(&got, filepath.Join(planner, "plan/testdata/kolla/release.yaml"), invPath, "text"); err != nil {
+	if err := writePlan(t.Context(), &got, filepath.Join(planner, "plan/testdata/kolla/release.yaml"), invPath, "text", false, false); err != nil {
 		t.Fatal(err)
 	}
 	want, err := os.ReadFile(filepath.Join(planner, "plan/testdata/kolla/plan.txt"))
@@ -44,7 +44,7 @@ func TestPlanFlagErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := writePlan(&bytes.Buffer{}, tc.f, tc.inv, tc.o)
+			err := writePlan(t.Context(), &bytes.Buffer{}, tc.f, tc.inv, tc.o, false, false)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}

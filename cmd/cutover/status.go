@@ -71,6 +71,22 @@ func printStatus(w io.Writer, u *planner.Upgrade) {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, m := range u.Migrations {
+		fmt.Fprintf(w, "database %s (%s): version %d -> %d; expand %s, contract %s", m.Service, m.Driver, m.FromVersion, m.ToVersion, m.Expand, m.Contract)
+		if m.Rollback != "" {
+			fmt.Fprintf(w, ", rollback %s", m.Rollback)
+		}
+		if m.SnapshotID != "" {
+			fmt.Fprintf(w, " (snapshot %s)", m.SnapshotID)
+		}
+		fmt.Fprintln(w)
+	}
+	if u.Barrier != "" {
+		fmt.Fprintf(w, "waiting  %s\n", u.Barrier)
+	}
+	if u.PauseRequested {
+		fmt.Fprintln(w, "pause    requested: no new wave starts after the one in flight")
+	}
 	if rb := u.Rollback; rb != nil {
 		fmt.Fprintf(w, "rollback %s; done %v, queued %v\n", rb.Reason, rb.Done, rb.Queue)
 	}

@@ -31,6 +31,7 @@ import (
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
 	"github.com/cutover-dev/cutover/services/planner"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // Config configures the all-in-one stack.
@@ -45,6 +46,9 @@ type Config struct {
 	Nodes []string
 	// HTTP serves the auditor's dashboard and API when set (host:port).
 	HTTP string
+	// Inventory, when set, gives the planner rollout settings, databases and
+	// drains (planner --inventory).
+	Inventory *inventory.Inventory
 	// AgentVersion is reported by the node-updaters.
 	AgentVersion string
 	// Logger receives every service's logs.
@@ -117,7 +121,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := s.start(ctx, mig.Start, mig.Close); err != nil {
 		return nil, err
 	}
-	plan, err := planner.New(ctx, planner.Config{Logger: cfg.Logger}, s.js)
+	// A fixed instance id: a dev stack restarted after a crash holds the
+	// planner's lease at once instead of waiting for its own to expire.
+	plan, err := planner.New(ctx, planner.Config{Logger: cfg.Logger, InstanceID: "cutover-dev", Inventory: cfg.Inventory}, s.js)
 	if err != nil {
 		return nil, err
 	}
