@@ -43,6 +43,19 @@ type Config struct {
 	// Hub, when set, receives each record once it is stored for the first
 	// time (the dashboard's live view).
 	Hub *Hub
+	// Observers, when set, are told of each record once it is stored for
+	// the first time, in stream order, on the consumer's goroutine: they
+	// must not block (metrics.Metrics counts, notify.Notifier enqueues).
+	Observers []Observer
+}
+
+// Observer is told of each record the auditor stores for the first time.
+// A redelivered or republished event that is already stored is not
+// observed again, so counters built on Observe count each event once.
+type Observer interface {
+	// Observe is called on the auditor's consumer goroutine and must not
+	// block or fail.
+	Observe(r Record)
 }
 
 func (c *Config) setDefaults() {
@@ -56,6 +69,7 @@ type Auditor struct {
 	js    jetstream.JetStream
 	store Store
 	hub   *Hub
+	obs   []Observer
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -77,7 +91,7 @@ func New(cfg Config, js jetstream.JetStream, store Store) (*Auditor, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Auditor{js: js, store: store, hub: cfg.Hub, log: cfg.Logger.With("service", "auditor"), now: time.Now}, nil
+	return &Auditor{js: js, store: store, hub: cfg.Hub, obs: cfg.Observers, log: cfg.Logger.With("service", "auditor"), now: time.Now}, nil
 }
 
 // Start creates or resumes the durable consumer and stores events until
@@ -132,8 +146,14 @@ func (a *Auditor) handle(ctx context.Context, e events.Event) error {
 		return fmt.Errorf("store event %s (%s): %w", e.ID(), e.Type(), err)
 	}
 	a.log.Debug("stored event", "id", e.ID(), "type", e.Type(), "upgrade", r.UpgradeID, "inserted", inserted)
-	if inserted && a.hub != nil {
+	if !inserted {
+		return nil
+	}
+	if a.hub != nil {
 		a.hub.Publish(r)
+	}
+	for _, o := range a.obs {
+		o.Observe(r)
 	}
 	return nil
 }

@@ -9,12 +9,16 @@
 //
 // The package holds the domain types (Record, UpgradeSummary, State) and the
 // interfaces it needs from a store (Store for the consumer, History for the
-// HTTP API); the sqlite subpackage implements both. A Hub fans stored
-// records out to live clients, and NewDashboard serves the pages
+// HTTP API); the sqlite and postgres subpackages implement both and pass the
+// same conformance suite (storetest). A Hub fans stored records out to live
+// clients, Observers (metrics, notify) are told of each record stored for
+// the first time, and NewDashboard serves the pages
 // (html/template and a small script, embedded) with Server-Sent Events on
 // /api/stream. Health verdicts and rollback requests are the verdict
-// subpackage's.
+// subpackage's; Prometheus metrics the metrics subpackage's; webhooks the
+// notify subpackage's.
 //
 // What runs where: one auditor process per deployment (cmd/auditor, or
-// `cutover dev`), with its history in a local SQLite file.
+// `cutover dev`), with its history in a local SQLite file or, distributed,
+// in PostgreSQL (--store postgres://…).
 package auditor

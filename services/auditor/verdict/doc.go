@@ -24,4 +24,9 @@
 // that a restarted auditor rebuilds the windows still open; one goroutine
 // owns the Judge and publishes its events with ids derived from the window,
 // so what a restarted auditor decides again is deduplicated by JetStream.
+//
+// Policies come from configuration through Policies: ParsePolicy reads the
+// flag syntax SERVICE:consecutive=3,ratio=0.5,min_signals=4,min_healthy=10s,
+// max_interruption=5s,action=rollback (Policies is a repeatable flag.Value),
+// ParsePoliciesYAML a file; both report every problem at once.
 package verdict

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +19,9 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/auditor"
+	"github.com/cutover-dev/cutover/services/auditor/metrics"
+	"github.com/cutover-dev/cutover/services/auditor/notify"
+	"github.com/cutover-dev/cutover/services/auditor/postgres"
 	"github.com/cutover-dev/cutover/services/auditor/sqlite"
 	"github.com/cutover-dev/cutover/services/auditor/verdict"
 )
@@ -27,7 +31,9 @@ import (
 const shutdownTimeout = 10 * time.Second
 
 func main() {
-	err := run(os.Args[1:])
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
 	if errors.Is(err, flag.ErrHelp) {
 		return
 	}
@@ -37,22 +43,38 @@ func main() {
 	}
 }
 
-func run(args []string) error {
+// run runs the auditor until ctx is done (main: SIGINT or SIGTERM).
+func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("auditor", flag.ContinueOnError)
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server `URL`")
-	storePath := fs.String("store", "./cutover-audit.db", "SQLite history `file` (created when missing)")
-	httpAddr := fs.String("http", "", "serve the dashboard and JSON API on this `address`, e.g. 127.0.0.1:8080 (default off)")
+	storePath := fs.String("store", "./cutover-audit.db", "history store: a SQLite `file` (created when missing) or a postgres:// URL")
+	httpAddr := fs.String("http", "", "serve the dashboard, JSON API and Prometheus /metrics on this `address`, e.g. 127.0.0.1:8080 (default off)")
 	watch := fs.Duration("watch", 10*time.Second, "health watch window after each wave")
 	postWatch := fs.Duration("post-watch", 30*time.Second, "health watch window after the upgrade completed")
+	var webhooks stringList
+	fs.Var(&webhooks, "webhook", "POST chosen events to this `URL` (repeatable)")
+	webhookTypes := fs.String("webhook-types", strings.Join(notify.DefaultTypes, ","),
+		"comma-separated event `types` to POST to webhooks; dev.cutover.health.verdict:failing posts only failing verdicts")
+	var policyFlags verdict.Policies
+	fs.Var(&policyFlags, "policy", "health policy of a `service` (repeatable): SERVICE:consecutive=3,ratio=0.5,min_signals=4,min_healthy=0s,max_interruption=5s,action=rollback|report; SERVICE \"default\" judges services without one")
+	policyFile := fs.String("policies", "", "read health policies from this YAML `file` (keys default and services); --policy flags override it per service")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	var policies verdict.Policies
+	if *policyFile != "" {
+		data, err := os.ReadFile(*policyFile)
+		if err != nil {
+			return fmt.Errorf("read --policies file: %w", err)
+		}
+		if policies, err = verdict.ParsePoliciesYAML(data); err != nil {
+			return fmt.Errorf("%s: %w", *policyFile, err)
+		}
+	}
+	policies.Merge(policyFlags)
 
 	nc, err := nats.Connect(*natsURL, nats.Name("cutover-auditor"), nats.MaxReconnects(-1))
 	if err != nil {
@@ -67,7 +89,7 @@ func run(args []string) error {
 		return err
 	}
 
-	store, err := sqlite.Open(ctx, *storePath)
+	store, err := openStore(ctx, *storePath)
 	if err != nil {
 		return err
 	}
@@ -77,17 +99,49 @@ func run(args []string) error {
 		}
 	}()
 
+	judgeCfg := verdict.Config{Watch: *watch, PostWatch: *postWatch}
+	policies.Apply(&judgeCfg)
+	judge, err := verdict.NewWatcher(verdict.WatcherConfig{Logger: log, Judge: judgeCfg}, js)
+	if err != nil {
+		return err
+	}
+	mcfg := metrics.Config{JetStream: js, Verdicts: judge.Stats, Logger: log}
+	observers := []auditor.Observer{}
+	var notifier *notify.Notifier
+	if len(webhooks) > 0 {
+		filter, err := notify.ParseTypes(splitList(*webhookTypes))
+		if err != nil {
+			return fmt.Errorf("parse --webhook-types: %w", err)
+		}
+		notifier, err = notify.New(notify.Config{URLs: webhooks, Filter: filter, Logger: log})
+		if err != nil {
+			return fmt.Errorf("configure --webhook: %w", err)
+		}
+		if err := notifier.Open(); err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			if err := notifier.Close(sctx); err != nil {
+				log.Error("stop webhooks", "err", err)
+			}
+		}()
+		mcfg.Webhooks = notifier.Stats
+		observers = append(observers, notifier)
+	}
+	m := metrics.New(mcfg)
+	if err := m.Seed(ctx, store); err != nil {
+		return err
+	}
+	observers = append(observers, m)
+
 	hub := auditor.NewHub(0, 0)
-	a, err := auditor.New(auditor.Config{Logger: log, Hub: hub}, js, store)
+	a, err := auditor.New(auditor.Config{Logger: log, Hub: hub, Observers: observers}, js, store)
 	if err != nil {
 		return err
 	}
 	if err := a.Start(ctx); err != nil {
-		return err
-	}
-	judge, err := verdict.NewWatcher(verdict.WatcherConfig{Logger: log, Judge: verdict.Config{Watch: *watch, PostWatch: *postWatch}}, js)
-	if err != nil {
-		_ = a.Close(context.Background())
 		return err
 	}
 	if err := judge.Start(ctx); err != nil {
@@ -107,7 +161,7 @@ func run(args []string) error {
 		// Live (SSE) requests end when their context does: cancel every
 		// request's context on Shutdown, or it would wait for the timeout.
 		baseCtx, cancelRequests := context.WithCancel(context.Background())
-		srv = &http.Server{Handler: auditor.NewDashboard(store, hub, log, nil), ReadHeaderTimeout: 10 * time.Second,
+		srv = &http.Server{Handler: auditor.NewDashboard(store, hub, log, map[string]http.Handler{"GET /metrics": m.Handler()}), ReadHeaderTimeout: 10 * time.Second,
 			BaseContext: func(net.Listener) context.Context { return baseCtx }}
 		srv.RegisterOnShutdown(cancelRequests)
 		go func() { httpErr <- srv.Serve(ln) }()
@@ -140,4 +194,49 @@ func run(args []string) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// splitList splits a comma-separated flag value, ignoring empty entries.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// historyStore is what the auditor needs from either store.
+type historyStore interface {
+	auditor.Store
+	auditor.History
+	Close() error
+}
+
+// openStore opens the PostgreSQL store for a postgres:// or postgresql://
+// URL, the SQLite store for anything else (a file path).
+func openStore(ctx context.Context, spec string) (historyStore, error) {
+	if strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://") {
+		s, err := postgres.Open(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	s, err := sqlite.Open(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
