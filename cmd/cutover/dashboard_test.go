@@ -25,6 +25,9 @@ func TestDevServesTheDashboard(t *testing.T) {
 	if api, err := httpDo(t.Context(), http.MethodGet, "http://"+addr+"/api/upgrades", ""); err != nil || !strings.HasPrefix(strings.TrimSpace(api), "[") {
 		t.Fatalf("history API: %v %q", err, api)
 	}
+	if m, err := httpDo(t.Context(), http.MethodGet, "http://"+addr+"/metrics", ""); err != nil || !strings.Contains(m, "cutover_consumer_pending_messages") {
+		t.Fatalf("metrics: %v %.300q", err, m)
+	}
 	// An open Server-Sent Events stream must not hold up Close.
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+"/api/stream", nil)
 	resp, err := http.DefaultClient.Do(req)

@@ -22,6 +22,7 @@ import (
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/embednats"
 	"github.com/cutover-dev/cutover/services/auditor"
+	"github.com/cutover-dev/cutover/services/auditor/metrics"
 	auditsqlite "github.com/cutover-dev/cutover/services/auditor/sqlite"
 	"github.com/cutover-dev/cutover/services/auditor/verdict"
 	"github.com/cutover-dev/cutover/services/migrator"
@@ -93,18 +94,23 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The health watcher judges signals during each wave's watch window.
+	// It is built first because the metrics read its counters, starts after
+	// the auditor and stops before it (closers run in reverse).
+	watcher, err := verdict.NewWatcher(verdict.WatcherConfig{Logger: cfg.Logger.With("service", "auditor")}, s.js)
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New(metrics.Config{JetStream: s.js, Verdicts: watcher.Stats, Logger: cfg.Logger.With("service", "auditor")})
+	if err := m.Seed(ctx, s.store); err != nil {
+		return nil, err
+	}
 	hub := auditor.NewHub(0, 0)
-	aud, err := auditor.New(auditor.Config{Logger: cfg.Logger.With("service", "auditor"), Hub: hub}, s.js, s.store)
+	aud, err := auditor.New(auditor.Config{Logger: cfg.Logger.With("service", "auditor"), Hub: hub, Observers: []auditor.Observer{m}}, s.js, s.store)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.start(ctx, aud.Start, aud.Close); err != nil {
-		return nil, err
-	}
-	// The health watcher judges signals during each wave's watch window; it
-	// stops before the auditor (closers run in reverse).
-	watcher, err := verdict.NewWatcher(verdict.WatcherConfig{Logger: cfg.Logger.With("service", "auditor")}, s.js)
-	if err != nil {
 		return nil, err
 	}
 	if err := s.start(ctx, watcher.Start, watcher.Close); err != nil {
@@ -150,7 +156,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		// Server-Sent Events requests end on Shutdown instead of holding it up.
 		baseCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 		s.http = &http.Server{
-			Handler:           auditor.NewDashboard(s.store, hub, cfg.Logger.With("service", "dashboard"), nil),
+			Handler:           auditor.NewDashboard(s.store, hub, cfg.Logger.With("service", "dashboard"), map[string]http.Handler{"GET /metrics": m.Handler()}),
 			ReadHeaderTimeout: 10 * time.Second,
 			BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		}
