@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/services/auditor/verdict"
+	"github.com/cutover-dev/cutover/services/migrator"
+	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
+	"github.com/cutover-dev/cutover/services/planner"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
+)
+
+// TestFailingHealthRollsBackContainersAndDatabase ties issue 6 together with
+// the real services: failing health signals during a wave's watch window make
+// the auditor's watcher publish a failing verdict and ask for a rollback; the
+// real planner returns the changed nodes to their previous images and then
+// the real migrator takes the database back below the expand migration.
+// Only the node-updaters are fakes (they report what a real one would).
+func TestFailingHealthRollsBackContainersAndDatabase(t *testing.T) {
+	s := natstest.Start(t)
+	dir := t.TempDir()
+	migrations := filepath.Join(dir, "migrations")
+	if err := os.MkdirAll(migrations, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"0001_orders.expand.up.sql":   "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);",
+		"0001_orders.expand.down.sql": "DROP TABLE orders;",
+	} {
+		if err := os.WriteFile(filepath.Join(migrations, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dbPath := filepath.Join(dir, "web.db")
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := db.Exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('ada'), ('grace')"); err != nil {
+		t.Fatal(err)
+	}
+
+	start := func(name string, startFn, closeFn func(context.Context) error) {
+		t.Helper()
+		if err := startFn(t.Context()); err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		t.Cleanup(func() { _ = closeFn(context.Background()) })
+	}
+	mig, err := migrator.New(migrator.Config{Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}}}, s.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start("migrator", mig.Start, mig.Close)
+	w, err := verdict.NewWatcher(verdict.WatcherConfig{Judge: verdict.Config{Watch: 20 * time.Second}}, s.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start("watcher", w.Start, w.Close)
+	inv := &inventory.Inventory{
+		Nodes: map[string]inventory.Node{"n1": {Roles: []string{"r"}}, "n2": {Roles: []string{"r"}}},
+		Roles: map[string]inventory.Role{"r": {Services: []string{"web"}}},
+		Services: map[string]inventory.Service{"web": {
+			Containers: []inventory.Container{{Name: "web", Image: "web:v1"}},
+			Database:   &inventory.Database{Driver: "sqlite", URL: dbPath, Migrations: migrations, Version: 0},
+		}},
+	}
+	for _, n := range []string{"n1", "n2"} {
+		nodeThatReports(t, s.JS, n, []events.ObservedContainer{{Name: "web", Service: "web", Image: "web:v1", State: "running"}})
+	}
+	p, err := planner.New(t.Context(), planner.Config{Inventory: inv, PollInterval: 50 * time.Millisecond}, s.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start("planner", p.Start, p.Close)
+
+	// As soon as the first wave completes, a monitor reports web failing on n1.
+	pub := events.NewPublisher(s.JS)
+	sub, err := s.Conn.Subscribe(events.SubjectUpgradeStatusAll, func(m *nats.Msg) {
+		e, err := events.Decode(m.Header, m.Data)
+		if err != nil || e.Type() != events.TypeWaveCompleted {
+			return
+		}
+		if d, _ := events.DataAs[events.WaveCompleted](e); d.Wave != 0 {
+			return
+		}
+		for range 3 {
+			sig := events.MustNew(events.Source("monitor", ""), events.HealthSignal{Service: "web", Node: "n1", Status: "fail", Message: "HTTP 503"},
+				events.WithSubject("web"), events.WithNode("n1"))
+			if err := pub.Publish(context.Background(), sig); err != nil {
+				t.Errorf("publish signal: %v", err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+
+	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{
+		"web": {Image: "web:v2", MigrationsVersion: 1}}}})
+	if err := pub.Publish(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	var u *planner.Upgrade
+	natstest.Eventually(t, 90*time.Second, "the upgrade to end", func() bool {
+		u, err = planner.LoadUpgrade(t.Context(), s.JS, req.ID())
+		return err == nil && u.Final() && len(u.Outbox) == 0
+	})
+	if u.Phase != planner.PhaseRolledBack || !strings.Contains(u.Reason, "web") {
+		t.Fatalf("upgrade ended %s (%q), want rolled back because of web's health", u.Phase, u.Reason)
+	}
+
+	// The decision trail is in the stream: a failing verdict, the auditor's
+	// rollback request, the database rollback.
+	types := map[string]int{}
+	var requestedBy string
+	cons, err := s.JS.OrderedConsumer(t.Context(), events.StreamName, jetstreamAll())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.JS.Stream(t.Context(), events.StreamName)
+	info, _ := st.Info(t.Context())
+	for range info.State.Msgs {
+		msg, err := cons.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := events.Decode(msg.Headers(), msg.Data())
+		if err != nil {
+			continue
+		}
+		types[e.Type()]++
+		switch e.Type() {
+		case events.TypeHealthVerdict:
+			if v, _ := events.DataAs[events.HealthVerdict](e); v.Verdict != "failing" {
+				types["non-failing verdict"]++
+			}
+		case events.TypeRollbackRequested:
+			r, _ := events.DataAs[events.RollbackRequested](e)
+			requestedBy = r.RequestedBy
+		}
+	}
+	if types[events.TypeHealthVerdict] == 0 || types["non-failing verdict"] > 0 || types[events.TypeRollbackRequested] != 1 || requestedBy != "auditor" {
+		t.Errorf("verdicts %d (non-failing %d), rollback requests %d by %q; want failing verdicts and one request by the auditor",
+			types[events.TypeHealthVerdict], types["non-failing verdict"], types[events.TypeRollbackRequested], requestedBy)
+	}
+	if types[events.TypeMigrationRollbackCompleted] != 1 {
+		t.Errorf("%d migration rollbacks completed, want 1", types[events.TypeMigrationRollbackCompleted])
+	}
+
+	// The database is back below the expand migration, with its data.
+	var orders, customers int
+	if err := db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE name = 'orders'").Scan(&orders); err != nil || orders != 0 {
+		t.Errorf("orders table still there (%d, %v): the database was not rolled back", orders, err)
+	}
+	if err := db.QueryRow("SELECT COUNT(*) FROM customers").Scan(&customers); err != nil || customers != 2 {
+		t.Errorf("customers = %d, %v; want the 2 rows written before the upgrade", customers, err)
+	}
+	// Every changed node is back on v1.
+	for _, np := range u.Nodes {
+		for _, r := range np.Results {
+			if r.Result == events.ResultReplaced && r.ToImage == "web:v2" && (u.Rollback == nil || !contains(u.Rollback.Done, np.Node)) {
+				t.Errorf("node %s was updated to v2 but not rolled back (rollback %+v)", np.Node, u.Rollback)
+			}
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func jetstreamAll() jetstream.OrderedConsumerConfig {
+	return jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectAll}}
+}
