@@ -30,6 +30,8 @@ Usage:
                    the migrator's pre-migration snapshots of a database
   cutover demo     [--keep]
                    upgrade three real containers from v1 to v2 on the local Docker engine
+  cutover demo-zero-downtime [--rate N] [--duration D] [--baseline=false] [--haproxy-retries]
+                   roll 3 replicas behind a real HAProxy under load, with drain and without
   cutover release latest --registry R --repo X [--patch-only --current TAG] [-o text|json]
                    the newest semver tag (or newest patch of TAG's major.minor) and its digest
   cutover release pin -f release.yaml [-o pinned.yaml]
@@ -60,7 +62,8 @@ func main() {
 		"dev": runDev, "apply": runApply, "status": runStatus, "watch": runWatch, "demo": runDemo,
 		"snapshots": runSnapshots,
 		"plan":      runPlan, "inventory": runInventory,
-		"pause": runPause, "resume": runResume, "abort": runAbort, "rollback": runRollback,
+		"demo-zero-downtime": runDemoZeroDowntime,
+		"pause":              runPause, "resume": runResume, "abort": runAbort, "rollback": runRollback,
 		"release": runRelease,
 	}
 	cmd, ok := cmds[os.Args[1]]

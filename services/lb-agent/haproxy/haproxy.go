@@ -1,7 +1,3 @@
-// Package haproxy drives a real HAProxy through its runtime API (the stats
-// socket): take a backend server out of rotation gracefully (drain, wait
-// for its sessions to end, maintenance) and put it back (ready). It also
-// runs an HAProxy process for tests and the zero-downtime demo.
 package haproxy
 
 import (

@@ -91,6 +91,13 @@ func TestDrainTakesServerOutOnlyAfterItsSessionsEnd(t *testing.T) {
 	}
 	drained := make(chan error, 1)
 	go func() { drained <- p.Drain(ctx, "web", "a", 10*time.Second) }()
+	// b leaves maintenance through its health check, and Drain sets a's
+	// state in its own goroutine: wait for both before sending requests.
+	eventually(t, "a draining and b up", func() bool {
+		sa, _ := p.Stat(ctx, "web", "a")
+		sb, _ := p.Stat(ctx, "web", "b")
+		return sa.Status == "DRAIN" && sb.Status == "UP"
+	})
 	// While a drains, new requests all go to b and the open one is not cut.
 	for range 5 {
 		if got := get(t, url+"/"); got != "b" {
@@ -163,5 +170,50 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRetryRedispatchesAwayFromADeadServer sends requests to a backend with
+// one live server and one whose port refuses connections, without health
+// checks so HAProxy keeps choosing both: by default the refused requests are
+// retried on the live server; with NoRetry they fail.
+func TestRetryRedispatchesAwayFromADeadServer(t *testing.T) {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		t.Skip("haproxy not installed: run scripts/install-haproxy.sh (make test does)")
+	}
+	live, _ := backend(t, "live")
+	dead := freeAddr(t) // nothing listens there
+	for _, tc := range []struct {
+		name       string
+		noRetry    bool
+		wantFailed bool
+	}{
+		{"retries and redispatch (default)", false, false},
+		{"no retry", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			front := freeAddr(t)
+			p, err := haproxy.Run(t.Context(), t.TempDir(), haproxy.Backend{Name: "web", Listen: front, NoRetry: tc.noRetry,
+				Servers: map[string]string{"live": live, "dead": dead}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			failed := 0
+			for range 10 {
+				resp, err := http.Get("http://" + front + "/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed++
+				}
+			}
+			if (failed > 0) != tc.wantFailed {
+				t.Errorf("%d of 10 requests failed; want failures: %v", failed, tc.wantFailed)
+			}
+		})
 	}
 }

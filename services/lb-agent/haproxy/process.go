@@ -23,6 +23,10 @@ type Backend struct {
 	Servers map[string]string
 	// HealthPath, when set, is checked with HTTP GET every 500ms.
 	HealthPath string
+	// NoRetry turns off the defaults' retries and redispatch for this
+	// backend, so a request sent to a server that is gone fails instead of
+	// being retried on another: how a load balancer without them behaves.
+	NoRetry bool
 }
 
 // Process is an HAProxy started by Run.
@@ -53,6 +57,10 @@ frontend {{.Name}}
 
 backend {{.Name}}
     balance roundrobin
+{{- if .NoRetry}}
+    retries 0
+    no option redispatch
+{{- end}}
 {{- if .HealthPath}}
     option httpchk GET {{.HealthPath}}
 {{- end}}

@@ -1,8 +1,3 @@
-// Package loadgen sends HTTP requests at a constant rate and counts what
-// fails, to measure what an upgrade costs the clients of a service. It is
-// open-loop: requests start on a fixed schedule whether or not earlier ones
-// have finished, so a stall shows up as failures and latency instead of
-// silently slowing the generator down.
 package loadgen
 
 import (
@@ -14,6 +9,7 @@ import (
 	"net/url"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +27,26 @@ type Config struct {
 	// Client sends the requests (default: a client with keep-alives off, so
 	// every request is a new connection the load balancer must place).
 	Client *http.Client
+	// Live, when set, is updated as requests start and finish, so a caller
+	// can show progress while Run is still going.
+	Live *Live
+}
+
+// Live holds running totals of a load that is still going; the zero value
+// is ready to use and safe for concurrent reads.
+type Live struct {
+	sent, ok, failed atomic.Int64
+}
+
+// Counts is a snapshot of a Live.
+type Counts struct {
+	Sent, OK, Failed int64
+}
+
+// Load returns the totals so far. Sent counts requests started; those still
+// in flight are neither OK nor Failed yet.
+func (l *Live) Load() Counts {
+	return Counts{Sent: l.sent.Load(), OK: l.ok.Load(), Failed: l.failed.Load()}
 }
 
 // Result counts what happened.
@@ -62,6 +78,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	}
+	live := cfg.Live
+	if live == nil {
+		live = &Live{}
+	}
 	var (
 		mu        sync.Mutex
 		res       = Result{Errors: map[string]int{}}
@@ -74,11 +94,43 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.Failed++
 		res.Errors[cause]++
 		mu.Unlock()
+		live.failed.Add(1)
+	}
+	// send makes one request; it holds an in-flight slot.
+	send := func() {
+		defer func() { <-slots }()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Timeout)
+		defer cancel()
+		begin := time.Now()
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, cfg.URL, nil)
+		resp, err := cfg.Client.Do(req)
+		if err != nil {
+			fail(errText(err))
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			fail(resp.Status)
+			return
+		}
+		d := time.Since(begin)
+		mu.Lock()
+		res.OK++
+		latencies = append(latencies, d)
+		mu.Unlock()
+		live.ok.Add(1)
 	}
 	interval := time.Second / time.Duration(cfg.Rate)
 	start := time.Now()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	// A ticker drops ticks when the loop falls behind (a busy CPU), which
+	// would quietly lower the rate. Each tick therefore starts every
+	// request that is due by the schedule, up to maxBurst at once so a
+	// stall is caught up over a few ticks instead of in one burst that
+	// only the in-flight limit would see.
+	const maxBurst = 4
 loop:
 	for {
 		select {
@@ -86,38 +138,18 @@ loop:
 			break loop
 		case <-t.C:
 		}
-		res.Sent++
-		select {
-		case slots <- struct{}{}:
-		default:
-			fail("too many requests in flight")
-			continue
+		due := int(time.Since(start)*time.Duration(cfg.Rate)/time.Second) - res.Sent
+		for range min(due, maxBurst) {
+			res.Sent++
+			live.sent.Add(1)
+			select {
+			case slots <- struct{}{}:
+			default:
+				fail("too many requests in flight")
+				continue
+			}
+			wg.Go(send)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Timeout)
-			defer cancel()
-			begin := time.Now()
-			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, cfg.URL, nil)
-			resp, err := cfg.Client.Do(req)
-			if err != nil {
-				fail(errText(err))
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				fail(resp.Status)
-				return
-			}
-			d := time.Since(begin)
-			mu.Lock()
-			res.OK++
-			latencies = append(latencies, d)
-			mu.Unlock()
-		}()
 	}
 	wg.Wait()
 	res.Duration = time.Since(start)

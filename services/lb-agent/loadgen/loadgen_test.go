@@ -49,3 +49,38 @@ func TestARefusedConnectionIsAFailure(t *testing.T) {
 		t.Errorf("result %v: every request to a closed port must fail", res)
 	}
 }
+
+// TestLiveTotalsMatchTheResult checks that the running totals a caller
+// polls during the load end equal to the final result.
+func TestLiveTotalsMatchTheResult(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%4 == 0 {
+			http.Error(w, "boom", http.StatusInternalServerError)
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	var live loadgen.Live
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan loadgen.Result, 1)
+	go func() {
+		res, _ := loadgen.Run(ctx, loadgen.Config{URL: srv.URL, Rate: 200, Live: &live})
+		done <- res
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for live.Load().OK < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("live totals did not move: %+v", live.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	res := <-done
+	got := live.Load()
+	if got.Sent != int64(res.Sent) || got.OK != int64(res.OK) || got.Failed != int64(res.Failed) || got.Failed == 0 {
+		t.Errorf("live %+v, result %v: want equal totals with some failures", got, res)
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+)
+
+// runDemoZeroDowntime rolls three replicas behind a real HAProxy from v1 to
+// v2 under a constant load, first with cutover's drain, then with a plain
+// stop-first replacement without drain, and prints both results. It exits 0
+// only if cutover lost no request and the upgrade completed.
+func runDemoZeroDowntime(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo-zero-downtime", flag.ContinueOnError)
+	rate := fs.Int("rate", 250, "requests per second sent through HAProxy")
+	minLoad := fs.Duration("duration", 25*time.Second, "least time the load runs in each run (it also runs until the upgrade ends)")
+	baseline := fs.Bool("baseline", true, "also measure the no-drain stop-first baseline")
+	retries := fs.Bool("haproxy-retries", false, "turn on HAProxy's retries and redispatch in both runs (off by default, so HAProxy does not hide\nrequests sent to a stopped replica by retrying them elsewhere after a stall)")
+	debug := fs.Bool("debug", false, "show the services' logs")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if *rate <= 0 || *minLoad <= 0 {
+		fmt.Fprintln(os.Stderr, "cutover demo-zero-downtime: --rate and --duration must be positive")
+		return exitError{2}
+	}
+	out := os.Stdout
+	cli, err := testkit.DockerAvailable(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cutover demo-zero-downtime: no Docker engine is reachable (%v).\n"+
+			"Start Docker (e.g. 'sudo systemctl start docker'), or point DOCKER_HOST at an engine, then run 'make demo-zero-downtime' again.\n", err)
+		return exitError{3}
+	}
+	defer cli.Close()
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		fmt.Fprintf(os.Stderr, "cutover demo-zero-downtime: %v.\nInstall it with 'sudo scripts/install-haproxy.sh', then run 'make demo-zero-downtime' again.\n", err)
+		return exitError{3}
+	}
+	run := fmt.Sprintf("cutover-zd%d", time.Now().UnixNano()%1_000_000)
+	label := testkit.LabelTest + "=" + run
+
+	work, err := os.MkdirTemp("", "cutover-demo-zd-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	fmt.Fprintf(out, "cutover demo-zero-downtime: roll 3 replicas of 'web' behind HAProxy from v1 to v2 under %d requests/s\n", *rate)
+	bin, err := testkit.BuildDemoApp(ctx, filepath.Join(work, "bin"))
+	if err != nil {
+		return err
+	}
+	reg, err := testkit.StartRegistry(ctx)
+	if err != nil {
+		return err
+	}
+	defer reg.Close(context.WithoutCancel(ctx))
+	images := map[string]testkit.Image{}
+	for _, v := range []string{"v1", "v2"} {
+		img, err := reg.Push(ctx, bin, testkit.ImageSpec{Repo: run + "/web", Tag: v, Version: v, Healthcheck: true, Labels: map[string]string{testkit.LabelTest: run}})
+		if err != nil {
+			return err
+		}
+		images[v] = img
+		fmt.Fprintf(out, "  built image %s (%s)\n", img.Ref, short(img.ID))
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		_ = testkit.Cleanup(cctx, cli, label)
+		for _, img := range images {
+			if _, err := cli.ImageRemove(cctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
+				fmt.Fprintf(os.Stderr, "cutover demo-zero-downtime: remove image %s: %v\n", short(img.ID), err)
+			}
+		}
+	}()
+
+	type variant struct {
+		name  string
+		drain bool
+	}
+	variants := []variant{{"cutover: drain through the lb-agent before each stop", true}}
+	if *baseline {
+		variants = append(variants, variant{"baseline: stop-first without drain (what Watchtower and kolla-ansible do)", false})
+	}
+	var results []zdResult
+	for i, v := range variants {
+		fmt.Fprintf(out, "\n[%d/%d] %s\n", i+1, len(variants), v.name)
+		dir := filepath.Join(work, fmt.Sprintf("run%d", i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		res, err := runZeroDowntime(ctx, cli, zdConfig{
+			Run: fmt.Sprintf("%s-%d", run, i), V1: images["v1"], V2: images["v2"], Drain: v.drain, NoRetry: !*retries,
+			Rate: *rate, MinLoad: *minLoad, WorkDir: dir,
+			Events: indent{out}, Progress: out, Logger: demoLogger(*debug),
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", v.name, err)
+		}
+		results = append(results, res)
+		fmt.Fprintf(out, "  result: %s\n", res.Load)
+	}
+
+	fmt.Fprintln(out, "\nsummary:")
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  run\trequests\tok\tfailed\tp50\tp99\tmax\tupgrade\tcontainers")
+	for _, r := range results {
+		up := "completed"
+		if r.UpgradeErr != nil {
+			up = "FAILED"
+		}
+		v2 := 0
+		for _, v := range r.Images {
+			if v == "v2" {
+				v2++
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%v\t%v\t%v\t%s\t%d/%d on v2\n", r.mode(), r.Load.Sent, r.Load.OK, r.Load.Failed,
+			r.Load.P50.Round(10*time.Microsecond), r.Load.P99.Round(10*time.Microsecond), r.Load.Max.Round(time.Millisecond), up, v2, zdReplicas)
+	}
+	tw.Flush()
+	for _, r := range results {
+		if len(r.Load.Errors) > 0 {
+			fmt.Fprintf(out, "  %s failures by cause: %v\n", r.mode(), r.Load.Errors)
+		}
+	}
+	cut := results[0]
+	onV2 := 0
+	for _, v := range cut.Images {
+		if v == "v2" {
+			onV2++
+		}
+	}
+	if cut.UpgradeErr != nil || cut.Load.Failed != 0 || cut.Load.Sent == 0 || onV2 != zdReplicas {
+		fmt.Fprintf(out, "\ndemo FAILED: cutover lost %d of %d requests (upgrade: %v)\n", cut.Load.Failed, cut.Load.Sent, cut.UpgradeErr)
+		return exitError{1}
+	}
+	fmt.Fprintf(out, "\ndemo passed: cutover replaced every replica and lost none of %d requests\n", cut.Load.Sent)
+	return nil
+}
+
+// indent prefixes each write (one event line) with two spaces.
+type indent struct{ w io.Writer }
+
+func (i indent) Write(p []byte) (int, error) {
+	if _, err := i.w.Write(append([]byte("  "), p...)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -1,0 +1,466 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
+	"github.com/cutover-dev/cutover/events"
+	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
+	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
+	"github.com/cutover-dev/cutover/services/lb-agent/loadgen"
+	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+)
+
+// The zero-downtime scenario: three replicas of the test kit's demo app,
+// each on its own node with a static IP on a user network, behind a real
+// HAProxy, rolled from v1 to v2 by the in-process stack while a constant
+// load runs through HAProxy. With drain, cutover's lb-agent takes each
+// replica out of HAProxy before the node-updater stops it (the updater
+// waits for the acknowledgement); without drain, the replacement is the
+// plain stop-first one Watchtower and kolla-ansible do, and HAProxy only
+// notices through its health check. The demo, the test and the benchmark
+// all run it through runZeroDowntime.
+
+const (
+	zdReplicas = 3
+	zdService  = "web"
+	zdPort     = 8080
+	// zdDrainAckTimeout is how long a node-updater waits for the lb-agent's
+	// acknowledgement; the agent answers in milliseconds when no request is
+	// open, so this only bounds a lost agent.
+	zdDrainAckTimeout = 10 * time.Second
+	// zdWarmUp is how long the load runs before the upgrade is requested,
+	// so the upgrade is measured against a steady load.
+	zdWarmUp = 2 * time.Second
+)
+
+// zdConfig describes one run of the scenario.
+type zdConfig struct {
+	// Run prefixes every name the run creates and is the value of the
+	// dev.cutover.test label on its containers, so cleanup finds them.
+	Run string
+	// V1 and V2 are the images rolled from and to, already in a registry.
+	V1, V2 testkit.Image
+	// Drain runs the lb-agent and sets drain_ack_timeout on the release;
+	// false is the no-drain, stop-first baseline.
+	Drain bool
+	// NoRetry turns off HAProxy's retries and redispatch, so a request sent
+	// to a replica that is gone fails instead of being retried elsewhere.
+	NoRetry bool
+	// DrainDelay makes the load balancer take this much longer to drain
+	// each replica, as it does when a long request is still open; a test
+	// uses it to show that the node-updater waits for the drain.
+	DrainDelay time.Duration
+	// Rate is the load in requests per second.
+	Rate int
+	// MinLoad is the least time the load runs; it also runs until the
+	// upgrade has ended, whichever is later.
+	MinLoad time.Duration
+	// WorkDir holds HAProxy's configuration and the stack's data.
+	WorkDir string
+	// Events receives one line per upgrade event; nil discards them.
+	Events io.Writer
+	// Progress receives a load line once per second; nil discards them.
+	Progress io.Writer
+	// Logger receives the services' logs.
+	Logger *slog.Logger
+}
+
+// zdResult is what one run measured.
+type zdResult struct {
+	Drain     bool
+	NoRetry   bool
+	Load      loadgen.Result
+	UpgradeID string
+	// UpgradeErr is set when the upgrade did not complete.
+	UpgradeErr error
+	// Timeline has, per container, when it was announced draining, when the
+	// load balancer acknowledged, when Docker was told to stop the old
+	// container, and when the replacement was reported.
+	Timeline map[string]*zdTimeline
+	// Images maps each container to the image version it runs afterwards.
+	Images map[string]string
+}
+
+// zdTimeline is one container's replacement as seen from the event stream
+// (event times) and from the Docker engine (its kill event).
+type zdTimeline struct {
+	Draining, Drained, Stopped, Replaced time.Time
+}
+
+// label is the dev.cutover.test label of a run's containers.
+func (c zdConfig) label() string { return testkit.LabelTest + "=" + c.Run }
+
+// runZeroDowntime runs the scenario once and removes everything it created
+// except the images. The error is about the scenario itself (Docker,
+// HAProxy, NATS); how the upgrade and the load went is in the result.
+func runZeroDowntime(ctx context.Context, cli *client.Client, cfg zdConfig) (res zdResult, err error) {
+	if cfg.Events == nil {
+		cfg.Events = io.Discard
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	res = zdResult{Drain: cfg.Drain, NoRetry: cfg.NoRetry, Timeline: map[string]*zdTimeline{}, Images: map[string]string{}}
+	network := cfg.Run + "-net"
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		err = errors.Join(err, zdCleanup(cctx, cli, cfg.label(), network))
+	}()
+
+	subnet, err := zdNetwork(ctx, cli, network)
+	if err != nil {
+		return res, err
+	}
+	if err := testkit.PullImage(ctx, cli, cfg.V1.Ref); err != nil {
+		return res, err
+	}
+	servers := map[string]string{}         // HAProxy server -> address
+	mapping := map[string]lbagent.Server{} // container -> HAProxy server
+	names := make([]string, 0, zdReplicas) // container names
+	nodes := make([]string, 0, zdReplicas) // node names
+	ids := make([]string, 0, zdReplicas)   // v1 container IDs
+	for i := 1; i <= zdReplicas; i++ {
+		name, node, srv := fmt.Sprintf("%s-web-%d", cfg.Run, i), fmt.Sprintf("%s-node%d", cfg.Run, i), fmt.Sprintf("s%d", i)
+		ip := zdAddr(subnet, 10+i)
+		id, err := testkit.CreateContainer(ctx, cli, testkit.ContainerOpts{
+			Name: name, Image: cfg.V1.Ref, Node: node, Service: zdService,
+			Labels:  map[string]string{testkit.LabelTest: cfg.Run},
+			Env:     []string{"DEMO_GREETING=hello from " + node},
+			Network: network, IPv4: ip.String(),
+		})
+		if err != nil {
+			return res, err
+		}
+		servers[srv] = net.JoinHostPort(ip.String(), fmt.Sprint(zdPort))
+		mapping[name] = lbagent.Server{Backend: zdService, Server: srv}
+		names, nodes, ids = append(names, name), append(nodes, node), append(ids, id)
+	}
+	for i, id := range ids {
+		if _, err := testkit.WaitHealth(ctx, cli, id, "healthy"); err != nil {
+			return res, fmt.Errorf("wait for v1 container %s to be healthy: %w", names[i], err)
+		}
+	}
+
+	front, err := zdFreeAddr()
+	if err != nil {
+		return res, err
+	}
+	hp, err := haproxy.Run(ctx, cfg.WorkDir, haproxy.Backend{Name: zdService, Listen: front, Servers: servers, HealthPath: "/healthz", NoRetry: cfg.NoRetry})
+	if err != nil {
+		return res, err
+	}
+	defer hp.Close()
+	if err := zdWaitUp(ctx, hp, len(servers)); err != nil {
+		return res, fmt.Errorf("%w\nhaproxy log:\n%s", err, hp.Log())
+	}
+
+	s, err := stack.Start(ctx, stack.Config{
+		DataDir: filepath.Join(cfg.WorkDir, "data"), NATSListen: "127.0.0.1:0", Docker: cli, Nodes: nodes,
+		AgentVersion: version, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return res, err
+	}
+	defer s.Close(context.WithoutCancel(ctx))
+	if err := waitNodes(ctx, s, nodes); err != nil {
+		return res, err
+	}
+	if cfg.Drain {
+		agent, err := lbagent.New(lbagent.Config{Servers: mapping, DrainTimeout: zdDrainAckTimeout, Logger: cfg.Logger.With("service", "lb-agent")},
+			s.JetStream(), slowDrain{hp.Client, cfg.DrainDelay})
+		if err != nil {
+			return res, err
+		}
+		if err := agent.Start(ctx); err != nil {
+			return res, err
+		}
+		defer agent.Close(context.WithoutCancel(ctx))
+	}
+
+	// The load runs on its own context: it is stopped only once the upgrade
+	// has ended and MinLoad has passed, or when ctx ends.
+	var live loadgen.Live
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	loadStart := time.Now()
+	loadDone := make(chan loadgen.Result, 1) // buffered: the load never waits for a reader
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		r, _ := loadgen.Run(loadCtx, loadgen.Config{URL: "http://" + front + "/", Rate: cfg.Rate, Live: &live})
+		loadDone <- r
+	})
+	if cfg.Progress != nil {
+		bg.Go(func() { zdProgress(loadCtx, cfg.Progress, &live, loadStart) })
+	}
+	defer func() { stopLoad(); bg.Wait() }()
+
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(zdWarmUp):
+	}
+	// The engine keeps only its latest events, which other users of a
+	// shared engine push out: watch the kills live from before the upgrade.
+	kw := zdWatchKills(ctx, cli, cfg.label())
+	defer kw.stop()
+	target := events.ServiceRelease{Image: cfg.V2.Ref, MinHealthyMs: 1000}
+	if cfg.Drain {
+		target.DrainAckTimeoutMs = zdDrainAckTimeout.Milliseconds()
+	}
+	req, err := events.New(events.Source("cli", ""), events.UpgradeRequested{
+		RequestedBy: "cutover demo-zero-downtime",
+		Release:     events.Release{Name: zdService + "-v2", Services: map[string]events.ServiceRelease{zdService: target}},
+	})
+	if err != nil {
+		return res, err
+	}
+	res.UpgradeID = req.ID()
+	if err := events.NewPublisher(s.JetStream()).Publish(ctx, req); err != nil {
+		return res, err
+	}
+	// follow calls back on this goroutine: the timeline needs no lock.
+	tl := func(container string) *zdTimeline {
+		if res.Timeline[container] == nil {
+			res.Timeline[container] = &zdTimeline{}
+		}
+		return res.Timeline[container]
+	}
+	res.UpgradeErr = follow(ctx, s.JetStream(), req.ID(), cfg.Events, func(e events.Event) {
+		switch e.Type() {
+		case events.TypeContainerDraining:
+			if d, err := events.DataAs[events.ContainerDraining](e); err == nil {
+				tl(d.Container).Draining = e.Time()
+			}
+		case events.TypeContainerDrained:
+			if d, err := events.DataAs[events.ContainerDrained](e); err == nil {
+				tl(d.Container).Drained = e.Time()
+			}
+		case events.TypeContainerReplaced:
+			if d, err := events.DataAs[events.ContainerReplaced](e); err == nil {
+				tl(d.Container).Replaced = e.Time()
+			}
+		}
+	})
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	if res.UpgradeErr != nil {
+		res.UpgradeErr = fmt.Errorf("upgrade %s did not complete: %w", req.ID(), res.UpgradeErr)
+	}
+	if rest := cfg.MinLoad - time.Since(loadStart); rest > 0 {
+		fmt.Fprintf(cfg.Events, "upgrade over; load goes on for %s more (at least %s in all)\n", rest.Round(time.Second), cfg.MinLoad)
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(rest):
+		}
+	}
+	stopLoad()
+	res.Load = <-loadDone
+
+	// When Docker was told to stop each old container: its kill event. The
+	// old container carries the -cutover-old name by then.
+	kills, err := kw.stop()
+	if err != nil {
+		return res, err
+	}
+	for name, at := range kills {
+		tl(strings.TrimSuffix(name, "-cutover-old")).Stopped = at
+	}
+	for _, name := range names {
+		insp, err := cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+		if err != nil {
+			return res, fmt.Errorf("inspect %s after the upgrade: %w", name, err)
+		}
+		v := map[string]string{cfg.V1.ID: "v1", cfg.V2.ID: "v2"}[insp.Container.Image]
+		if v == "" {
+			v = short(insp.Container.Image)
+		}
+		if !insp.Container.State.Running {
+			v += " (not running)"
+		}
+		res.Images[name] = v
+	}
+	return res, nil
+}
+
+// zdNetwork creates a user network with a free /24 for static addresses.
+// The subnet is picked at random in 10.128.0.0/9 and another is tried when
+// it overlaps a network that exists.
+func zdNetwork(ctx context.Context, cli *client.Client, name string) (netip.Prefix, error) {
+	var errs []error
+	for range 8 {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(128 + rand.IntN(127)), byte(rand.IntN(256)), 0}), 24)
+		err := testkit.EnsureNetwork(ctx, cli, name, p.String())
+		if err == nil {
+			return p, nil
+		}
+		errs = append(errs, err)
+		if !strings.Contains(err.Error(), "overlap") {
+			break
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("create network %s with a free subnet: %w", name, errors.Join(errs...))
+}
+
+// zdAddr returns host number n of a /24.
+func zdAddr(p netip.Prefix, n int) netip.Addr {
+	b := p.Addr().As4()
+	b[3] = byte(n)
+	return netip.AddrFrom4(b)
+}
+
+func zdFreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port for HAProxy: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// zdWaitUp waits until HAProxy's health checks see every server UP.
+func zdWaitUp(ctx context.Context, hp *haproxy.Process, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		st, err := hp.Stats(ctx, zdService)
+		up := 0
+		for _, s := range st {
+			if s.Status == "UP" {
+				up++
+			}
+		}
+		if err == nil && up == n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for HAProxy to see %d servers UP (stats %+v, err %v): %w", n, st, err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// zdProgress prints the load's running totals once per second until ctx ends.
+func zdProgress(ctx context.Context, w io.Writer, live *loadgen.Live, start time.Time) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c := live.Load()
+			fmt.Fprintf(w, "  load %4.0fs: sent %6d  ok %6d  failed %4d\n", time.Since(start).Seconds(), c.Sent, c.OK, c.Failed)
+		}
+	}
+}
+
+// killWatch records, for each container carrying a label, when the engine
+// first sent it a signal: the kill event that starts a stop.
+type killWatch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	kills  map[string]time.Time
+	err    error
+}
+
+// zdWatchKills starts following the engine's kill events for containers
+// carrying label; stop ends it and returns what it saw.
+func zdWatchKills(ctx context.Context, cli *client.Client, label string) *killWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &killWatch{cancel: cancel, done: make(chan struct{}), kills: map[string]time.Time{}}
+	r := cli.Events(ctx, client.EventsListOptions{
+		Filters: client.Filters{}.Add("type", "container").Add("event", "kill").Add("label", label),
+	})
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case m := <-r.Messages:
+				name, at := m.Actor.Attributes["name"], time.Unix(0, m.TimeNano)
+				if prev, ok := w.kills[name]; !ok || at.Before(prev) {
+					w.kills[name] = at
+				}
+			case err := <-r.Err:
+				if ctx.Err() == nil {
+					w.err = fmt.Errorf("follow the engine's kill events for %s: %w", label, err)
+				}
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and returns the kills seen, by container name. It
+// may be called more than once.
+func (w *killWatch) stop() (map[string]time.Time, error) {
+	w.cancel()
+	<-w.done
+	return w.kills, w.err
+}
+
+// slowDrain is a load balancer that takes delay longer to drain a server.
+type slowDrain struct {
+	*haproxy.Client
+	delay time.Duration
+}
+
+// Drain waits delay, then drains the server.
+func (s slowDrain) Drain(ctx context.Context, backend, server string, timeout time.Duration) error {
+	if s.delay > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.delay):
+		}
+	}
+	return s.Client.Drain(ctx, backend, server, timeout)
+}
+
+// zdCleanup removes a run's containers, then its network.
+func zdCleanup(ctx context.Context, cli *client.Client, label, network string) error {
+	err := testkit.Cleanup(ctx, cli, label)
+	if _, nerr := cli.NetworkRemove(ctx, network, client.NetworkRemoveOptions{}); nerr != nil && !strings.Contains(nerr.Error(), "not found") {
+		err = errors.Join(err, fmt.Errorf("remove network %s: %w", network, nerr))
+	}
+	return err
+}
+
+// mode names a run's variant.
+func (r zdResult) mode() string {
+	mode := "cutover (drain via lb-agent)"
+	if !r.Drain {
+		mode = "no drain (stop-first)"
+	}
+	if r.NoRetry {
+		mode += ", HAProxy retries off"
+	}
+	return mode
+}
+
+// summary is one line for a run: the load's result and the upgrade's.
+func (r zdResult) summary() string {
+	mode := r.mode()
+	up := "upgrade completed"
+	if r.UpgradeErr != nil {
+		up = r.UpgradeErr.Error()
+	}
+	return fmt.Sprintf("%-50s %s; %s", mode+":", r.Load, up)
+}
