@@ -1,6 +1,7 @@
 # cutover: two commands for a new user.
 #   make demo   upgrade three real containers v1 -> v2 on the local Docker engine
 #   make test   every module's tests, gofmt and go vet, the Docker end-to-end tests
+#   make demo-zero-downtime   3 replicas behind a real HAProxy rolled v1 -> v2 under load, with and without drain
 SHELL := /bin/bash
 MODULES := events services/planner services/migrator services/node-updater services/auditor services/lb-agent cmd/cutover
 GO ?= go
@@ -8,7 +9,7 @@ TEST_TIMEOUT ?= 12m
 # The PostgreSQL server scripts/postgres-up.sh starts (or finds) for the tests.
 PG_URL ?= postgres://cutover@127.0.0.1:5432/postgres?sslmode=disable
 
-.PHONY: all build demo test fmt-check vet test-modules docker-check deps postgres haproxy chromium bench clean
+.PHONY: all build demo demo-zero-downtime test fmt-check vet test-modules docker-check deps postgres haproxy chromium bench clean
 
 all: build
 
@@ -18,6 +19,9 @@ build:
 
 demo: build
 	./bin/cutover demo
+
+demo-zero-downtime: build haproxy
+	./bin/cutover demo-zero-downtime
 
 test: fmt-check vet docker-check deps test-modules
 

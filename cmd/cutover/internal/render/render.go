@@ -72,6 +72,10 @@ func detail(e events.Event) string {
 		return fmt.Sprintf("%s: %s in %dms", v.Container, v.Image, v.DurationMs)
 	case *events.ContainerDraining:
 		return v.Container
+	case *events.ContainerDrained:
+		return v.Container + ": out of the load balancer (" + v.Agent + ")"
+	case *events.ContainerPulling:
+		return fmt.Sprintf("%s: %s, %d of %d layers", v.Container, v.Image, v.LayersDone, v.LayersTotal)
 	case *events.ContainerReplaced:
 		if v.Result == events.ResultUnchanged {
 			return v.Container + ": already runs " + v.ToImage
