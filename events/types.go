@@ -486,6 +486,12 @@ type MigrationRollbackCompleted struct {
 	ToVersion uint `json:"to_version"`
 	// SnapshotTime is when the restored snapshot was taken (snapshot path only).
 	SnapshotTime *time.Time `json:"snapshot_time,omitempty"`
+	// RowsWrittenAfterSnapshot (snapshot path only) counts the rows the restore took out that were written after the snapshot, where they can be counted without a log of the writes: in each table of CountedTables, the rows whose integer key is above the snapshot's largest key of that table (inserted after it; SQLite rowids, PostgreSQL single-column smallint/integer/bigint primary keys) plus, on PostgreSQL, the rows whose updated_at timestamp column is later than SnapshotTime. Deletes, updates in tables without updated_at, and tables of UncountedTables are not seen. Absent when nothing could be counted. The replaced state itself is kept as a snapshot of its own when it can be.
+	RowsWrittenAfterSnapshot *int64 `json:"rows_written_after_snapshot,omitempty"`
+	// CountedTables (snapshot path only) lists the tables RowsWrittenAfterSnapshot covers (schema.table on PostgreSQL).
+	CountedTables []string `json:"counted_tables,omitempty"`
+	// UncountedTables (snapshot path only) lists the other tables of the replaced database, migration bookkeeping aside: no integer key to count by, or absent from the snapshot (created after it, e.g. by a migration; all their rows are lost).
+	UncountedTables []string `json:"uncounted_tables,omitempty"`
 }
 
 // EventType implements Data.

@@ -8,12 +8,24 @@
 //     cutover-locks), refuse a dirty database unless the request says recover,
 //     snapshot it and verify the snapshot, publish migration.started, migrate
 //     up to the target and publish migration.completed. When a migration fails
-//     midway, restore the snapshot, check the version is back, and publish
-//     migration.failed naming the file, the database error and the state the
-//     database is left in.
-//   - dev.cutover.migration.rollback.requested: go down through the down
-//     migrations when every step has one, otherwise restore the named snapshot;
-//     publish migration.rollback.completed (or migration.failed).
+//     midway, undo the run: when the failed file rolled back (StepError.
+//     RolledBack: PostgreSQL and SQLite run each file in one transaction,
+//     unless it controls transactions itself or runs CREATE INDEX
+//     CONCURRENTLY, see Transactional) and every version applied in this run
+//     has a down file, mark the version before it clean (Database.Force) and
+//     migrate down to the pre-upgrade version: state "clean at version N
+//     (down migrations)"; otherwise, or when that fails, restore the
+//     snapshot: "clean at version N (restored from snapshot <id>)". Then
+//     publish migration.failed naming the file, the database error and that
+//     state.
+//   - dev.cutover.migration.rollback.requested: refuse a source that fails
+//     CheckSource's checks (gap, applied file missing or changed, file below
+//     the current version never applied) before anything runs; go down
+//     through the down migrations when every step has one, otherwise restore
+//     the named snapshot, after counting what was written since it
+//     (Database.WrittenAfter: rows_written_after_snapshot, counted_tables,
+//     uncounted_tables); publish migration.rollback.completed (or
+//     migration.failed).
 //
 // Each request is handled once: the consume helper records handled event ids
 // in the cutover-processed bucket, and the outcome of a request is kept there

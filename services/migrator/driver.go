@@ -35,6 +35,11 @@ type Database interface {
 	// time, until target (0: before the first migration). A failed migration
 	// returns a *StepError and leaves the database dirty.
 	Down(ctx context.Context, target uint) error
+	// Force records version (0: none) as the database's clean version
+	// without running anything, like golang-migrate's force. The migrator
+	// calls it only after a failed file that the database rolled back
+	// (StepError.RolledBack), whose schema is that of the version before.
+	Force(ctx context.Context, version uint) error
 	// Applied returns the database's ledger by ascending version: the up
 	// files applied through Up, with their checksums. Up keeps it: it records
 	// each applied file, and on a database with a version but no ledger yet
@@ -54,6 +59,10 @@ type Database interface {
 	// Restore replaces the database with the snapshot id, after checking it,
 	// and returns the snapshot.
 	Restore(ctx context.Context, id string) (Snapshot, error)
+	// WrittenAfter counts what the database holds that was written after
+	// snapshot id, as far as it can be counted (see Loss): what a restore of
+	// id takes out. The migrator calls it just before such a restore.
+	WrittenAfter(ctx context.Context, id string) (Loss, error)
 	// DropSnapshot deletes the snapshot id. It returns an error wrapping
 	// ErrSnapshotNotFound when there is none.
 	DropSnapshot(ctx context.Context, id string) error
@@ -108,6 +117,26 @@ type Snapshot struct {
 	Dirty bool
 }
 
+// Loss is what a database holds that was written after one of its
+// snapshots, as far as it can be counted without a log of the writes.
+type Loss struct {
+	// Rows counts, in the Counted tables, the rows whose integer key is
+	// above the largest key of the same table in the snapshot (inserted
+	// after it: SQLite rowids, PostgreSQL single-column smallint, integer or
+	// bigint primary keys) plus, on PostgreSQL, the other rows whose
+	// updated_at column (timestamp or timestamptz) is later than the
+	// snapshot's time. Deletes, and updates in tables without updated_at,
+	// are not seen.
+	Rows int64
+	// Counted lists the tables counted (schema.table on PostgreSQL): those
+	// in both the database and the snapshot, with such a key.
+	Counted []string
+	// Uncounted lists the other tables of the database (migration
+	// bookkeeping tables aside): without such a key, or not in the snapshot
+	// (created after it, e.g. by a migration).
+	Uncounted []string
+}
+
 // ErrSnapshotNotFound is wrapped by Database.Inspect and Database.Restore when
 // the named snapshot does not exist.
 var ErrSnapshotNotFound = errors.New("snapshot not found")
@@ -121,6 +150,11 @@ type StepError struct {
 	File string
 	// Err is the database's error.
 	Err error
+	// RolledBack reports that the database undid the failed file entirely
+	// (it ran in one transaction and controlled none itself; see
+	// Transactional), so the schema and data are those of the version before
+	// it, although the version table says dirty at Version.
+	RolledBack bool
 }
 
 // Error says which file failed and the database's error.

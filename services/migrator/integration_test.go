@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -244,30 +245,71 @@ func TestBigDatabaseUpgradeAndRollback(t *testing.T) {
 }
 
 // A migration failing in the middle of a set ends with the database clean at
-// the pre-upgrade version and a failed event naming the file and the error.
+// the pre-upgrade version and a failed event naming the file, the error and
+// the path taken: down migrations when the failed file rolled back and every
+// version applied before it has a down file, else the snapshot. Either way
+// every row written before the run is there, and no index is left behind.
 func TestFailingMigrationInTheMiddle(t *testing.T) {
-	wantErr := map[string]string{"sqlite": "no such table: missing_table", "postgres": `relation "missing_table" does not exist`}
+	type tcase struct {
+		name, source, file, err string
+		snapshot                bool // the snapshot path, not the down files
+	}
+	cases := map[string][]tcase{
+		"sqlite": {
+			{name: "down files", source: "testdata/failing", file: "0003_broken.up.sql", err: "no such table: missing_table"},
+			{name: "no down file for 0002", source: "testdata/failing_nodown", file: "0003_broken.up.sql", err: "no such table: missing_table", snapshot: true},
+			{name: "file commits itself", source: "testdata/failing_notx", file: "0003_broken.up.sql", err: "no such table: missing_table", snapshot: true},
+		},
+		"postgres": {
+			{name: "down files", source: "testdata/pg/failing", file: "0003_broken.up.sql", err: `relation "missing_table" does not exist`},
+			{name: "no down file for 0002", source: "testdata/pg/failing_nodown", file: "0003_broken.up.sql", err: `relation "missing_table" does not exist`, snapshot: true},
+			{name: "create index concurrently", source: "testdata/pg/failing_concurrently", file: "0003_users_name_unique.up.sql", err: "could not create unique index", snapshot: true},
+		},
+	}
 	for _, tg := range targets() {
 		t.Run(tg.driver, func(t *testing.T) {
 			drivers := tg.drivers(t)
 			h := start(t, migrator.Config{Drivers: drivers})
-			loc := tg.prepare(t, drivers[tg.driver], 5000)
-			before := tg.contents(t, loc)
-			fin, all := h.final(h.request(events.MigrationRequested{Driver: tg.driver, Database: loc, Source: tg.failing}))
-			if fin.Type() != events.TypeMigrationFailed {
-				t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
-			}
-			failed := as[events.MigrationFailed](t, fin)
-			started := as[events.MigrationStarted](t, all[0])
-			if failed.File != "0003_broken.up.sql" || !strings.Contains(failed.Error, wantErr[tg.driver]) || failed.Version != 1 ||
-				failed.State != "clean at version 1 (restored from snapshot "+started.SnapshotID+")" {
-				t.Errorf("failed = %+v", failed)
-			}
-			if d := diff(before, tg.contents(t, loc)); d != "" {
-				t.Errorf("after the failed migration the database differs from before:\n%s", d)
+			for _, tc := range cases[tg.driver] {
+				t.Run(tc.name, func(t *testing.T) {
+					loc := tg.prepare(t, drivers[tg.driver], 5000)
+					before := tg.contents(t, loc)
+					beforeIdx := tg.indexes(t, loc)
+					fin, all := h.final(h.request(events.MigrationRequested{Driver: tg.driver, Database: loc, Source: tc.source}))
+					if fin.Type() != events.TypeMigrationFailed {
+						t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
+					}
+					failed := as[events.MigrationFailed](t, fin)
+					started := as[events.MigrationStarted](t, all[0])
+					want := "clean at version 1 (down migrations)"
+					if tc.snapshot {
+						want = "clean at version 1 (restored from snapshot " + started.SnapshotID + ")"
+					}
+					if failed.File != tc.file || !strings.Contains(failed.Error, tc.err) || failed.Version != 1 || failed.State != want {
+						t.Errorf("failed = %+v, want file %s, error containing %q, version 1, state %q", failed, tc.file, tc.err, want)
+					}
+					if d := diff(before, tg.contents(t, loc)); d != "" {
+						t.Errorf("after the failed migration the database differs from before:\n%s", d)
+					}
+					if after := tg.indexes(t, loc); !slices.Equal(after, beforeIdx) {
+						t.Errorf("indexes after the failed migration %v, want %v", after, beforeIdx)
+					}
+				})
 			}
 		})
 	}
+}
+
+// indexes lists the database's index names.
+func (tg target) indexes(t *testing.T, loc string) []string {
+	t.Helper()
+	q := `SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name`
+	if tg.driver == "postgres" {
+		q = `SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1`
+	}
+	db := tg.open(t, loc)
+	defer db.Close()
+	return queryStrings(t, db, q)
 }
 
 // Each bad source of issue 4 item 6 is refused before anything runs: no
@@ -335,6 +377,65 @@ func TestBadSourcesRefusedBeforeAnythingRuns(t *testing.T) {
 			after, _ := os.ReadDir(filepath.Join(filepath.Dir(path), sqlite.SnapshotDir))
 			if len(after) != len(snaps) {
 				t.Errorf("a snapshot was taken for a refused source (%d -> %d)", len(snaps), len(after))
+			}
+		})
+	}
+}
+
+// The same checks guard the down files of a rollback: a source that does not
+// match what the database holds is refused before anything runs, even when
+// the request names a snapshot to fall back on.
+func TestBadRollbackSourcesRefusedBeforeAnythingRuns(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(dir string) error
+		want string
+	}{
+		{"applied file changed", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, "0002_users_email.up.sql"), []byte("ALTER TABLE users ADD COLUMN email TEXT;\n"), 0o644)
+		}, "applied migration 0002_users_email.up.sql (version 2) changed since it was applied at "},
+		{"applied file missing", func(dir string) error {
+			return errors.Join(os.Remove(filepath.Join(dir, "0001_users.up.sql")), os.Remove(filepath.Join(dir, "0001_users.down.sql")))
+		}, "applied migration 0001_users.up.sql (version 1) is missing from the source; put the file back (a source must keep every applied migration)"},
+		{"gap in versions", func(dir string) error {
+			return errors.Join(os.WriteFile(filepath.Join(dir, "0007_far.up.sql"), []byte("SELECT 1;\n"), 0o644),
+				os.WriteFile(filepath.Join(dir, "0007_far.down.sql"), []byte("SELECT 1;\n"), 0o644))
+		}, "gap in migration versions: no migration 5, 6 between 1 and 7; number migrations without gaps (golang-migrate would step over the hole)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := start(t, migrator.Config{})
+			path := seed(t)
+			fin, _ := h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok"}))
+			if fin.Type() != events.TypeMigrationCompleted {
+				t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
+			}
+			done := as[events.MigrationCompleted](t, fin)
+			src := t.TempDir()
+			if err := os.CopyFS(src, os.DirFS("testdata/ok")); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.edit(src); err != nil {
+				t.Fatal(err)
+			}
+			snaps, _ := os.ReadDir(filepath.Join(filepath.Dir(path), sqlite.SnapshotDir))
+			fin, all := h.final(h.request(events.MigrationRollbackRequested{Driver: "sqlite", Database: path, Source: src, ToVersion: 1, SnapshotID: done.SnapshotID}))
+			if fin.Type() != events.TypeMigrationFailed || len(all) != 1 {
+				t.Fatalf("answers %v, want one migration.failed", all)
+			}
+			failed := as[events.MigrationFailed](t, fin)
+			if want := "refused source " + src + ": " + c.want; !strings.HasPrefix(failed.Error, want) ||
+				!strings.HasSuffix(failed.Error, "; fix the source, or send the rollback without a source to restore the snapshot named by snapshot_id") {
+				t.Errorf("error =\n  %q\nwant prefix\n  %q", failed.Error, want)
+			}
+			if failed.State != "clean at version 4, unchanged (nothing ran)" || failed.Version != 4 {
+				t.Errorf("state %q version %d", failed.State, failed.Version)
+			}
+			if v, dirty, _, _ := state(t, path); v != 4 || dirty {
+				t.Errorf("database at version %d dirty %v, want clean 4", v, dirty)
+			}
+			if after, _ := os.ReadDir(filepath.Join(filepath.Dir(path), sqlite.SnapshotDir)); len(after) != len(snaps) {
+				t.Errorf("a snapshot was taken for a refused rollback (%d -> %d)", len(snaps), len(after))
 			}
 		})
 	}
@@ -524,5 +625,81 @@ func TestSnapshotRetention(t *testing.T) {
 	}
 	if _, err := migrator.PruneSnapshots(t.Context(), sqlite.Driver{}, path, 0); err == nil || !strings.Contains(err.Error(), "keep 0 must be at least 1") {
 		t.Errorf("PruneSnapshots(keep 0) err = %v", err)
+	}
+}
+
+// A rollback through the snapshot reports what it took out: the rows
+// inserted after the snapshot into tables the snapshot has (integer keys),
+// plus on PostgreSQL the rows updated after it (updated_at); tables the
+// snapshot lacks (orders, made by 0003) are listed as uncounted. On SQLite
+// updates are not counted: its updated_at columns have no one type.
+func TestSnapshotRollbackCountsRowsWrittenAfter(t *testing.T) {
+	type tcase struct {
+		name     string
+		tg       target
+		drv      func(t *testing.T) migrator.Driver
+		wantRows int64
+		counted  []string
+	}
+	tgs := targets()
+	var cases []tcase
+	cases = append(cases, tcase{name: "sqlite", tg: tgs[0], drv: func(t *testing.T) migrator.Driver { return sqlite.Driver{} },
+		wantRows: 7 + 2, counted: []string{"audit_trail", "profiles", "users"}})
+	for _, method := range []string{postgres.MethodTemplate, postgres.MethodDump} {
+		cases = append(cases, tcase{name: "postgres " + method, tg: tgs[1],
+			drv: func(t *testing.T) migrator.Driver {
+				pgtest.Server(t)
+				return postgres.Driver{Method: method, DumpDir: t.TempDir()}
+			},
+			wantRows: 7 + 2 + 3, counted: []string{"public.audit_trail", "public.profiles", "public.users"}})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			drv := tc.drv(t)
+			h := start(t, migrator.Config{Drivers: map[string]migrator.Driver{tc.tg.driver: drv}})
+			loc := tc.tg.prepare(t, drv, 1000)
+			db := tc.tg.open(t, loc)
+			ts := "TIMESTAMPTZ"
+			if tc.tg.driver == "sqlite" {
+				ts = "TEXT"
+			}
+			mustExec(t, db, `CREATE TABLE profiles (id BIGINT PRIMARY KEY, bio TEXT NOT NULL, updated_at `+ts+` NOT NULL)`)
+			for i := 1; i <= 10; i++ {
+				mustExec(t, db, `INSERT INTO profiles (id, bio, updated_at) VALUES ($1, 'old', $2)`, i, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano))
+			}
+			db.Close()
+
+			fin, _ := h.final(h.request(events.MigrationRequested{Driver: tc.tg.driver, Database: loc, Source: tc.tg.ok}))
+			if fin.Type() != events.TypeMigrationCompleted {
+				t.Fatalf("upgrade answer %s: %s", fin.Type(), fin.Data())
+			}
+			done := as[events.MigrationCompleted](t, fin)
+			// The service writes after the snapshot: 7 + 2 inserts, 3 updates.
+			db = tc.tg.open(t, loc)
+			for i := 0; i < 7; i++ {
+				mustExec(t, db, `INSERT INTO audit_trail (body) VALUES ('after the snapshot')`)
+			}
+			now := time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
+			mustExec(t, db, `INSERT INTO profiles (id, bio, updated_at) VALUES (11, 'new', $1), (12, 'new', $1)`, now)
+			mustExec(t, db, `UPDATE profiles SET bio = 'edited', updated_at = $1 WHERE id <= 3`, now)
+			mustExec(t, db, `INSERT INTO orders (user_id, total) VALUES (1, 10)`)
+			db.Close()
+
+			fin, _ = h.final(h.request(events.MigrationRollbackRequested{Driver: tc.tg.driver, Database: loc, ToVersion: 1, SnapshotID: done.SnapshotID}))
+			if fin.Type() != events.TypeMigrationRollbackCompleted {
+				t.Fatalf("rollback answer %s: %s", fin.Type(), fin.Data())
+			}
+			rb := as[events.MigrationRollbackCompleted](t, fin)
+			if rb.Path != migrator.PathSnapshot || rb.RowsWrittenAfterSnapshot == nil || *rb.RowsWrittenAfterSnapshot != tc.wantRows {
+				t.Errorf("rollback = %s, want path snapshot and %d rows written after it", fin.Data(), tc.wantRows)
+			}
+			wantUncounted := []string{"orders"}
+			if tc.tg.driver == "postgres" {
+				wantUncounted = []string{"public.orders"}
+			}
+			if !slices.Equal(rb.CountedTables, tc.counted) || !slices.Equal(rb.UncountedTables, wantUncounted) {
+				t.Errorf("counted %v uncounted %v, want %v and %v", rb.CountedTables, rb.UncountedTables, tc.counted, wantUncounted)
+			}
+		})
 	}
 }

@@ -115,7 +115,7 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 	// Shutdown does not stop a migration midway: that would leave it dirty.
 	runCtx := context.WithoutCancel(ctx)
 	if err := db.Up(runCtx, target); err != nil {
-		return failed(m.restoreAfter(runCtx, db, snap, err, log))
+		return failed(m.undoAfter(runCtx, db, migs, from, snap, err, log))
 	}
 	to, dirty, err := db.Version(runCtx)
 	if err != nil || dirty || to != target {
@@ -153,6 +153,52 @@ func upTarget(migs []Migration, from, requested uint) (uint, error) {
 		return 0, fmt.Errorf("has no migration %d, the database's version: this source does not belong to this database", from)
 	}
 	return target, nil
+}
+
+// undoAfter takes the database back to version from after a failed up
+// migration. When the failed file rolled back and every version applied in
+// this run has a down file, it marks the version before the failed file
+// clean and migrates down to from: cheaper than a restore, and what the
+// service wrote meanwhile stays (except in what the down files drop).
+// Otherwise, or when that fails, it restores the snapshot.
+// It describes the result as a migration.failed event.
+func (m *Migrator) undoAfter(ctx context.Context, db Database, migs []Migration, from uint, snap Snapshot, cause error, log *slog.Logger) events.MigrationFailed {
+	var step *StepError
+	if !errors.As(cause, &step) || !step.RolledBack {
+		return m.restoreAfter(ctx, db, snap, cause, log)
+	}
+	reached := from // the version whose schema the database holds now
+	for _, mg := range migs {
+		if mg.Version > from && mg.Version < step.Version {
+			if mg.Down == "" {
+				log.Info("a migration applied in this run has no down file; restoring the snapshot", "migration", mg.Up)
+				return m.restoreAfter(ctx, db, snap, cause, log)
+			}
+			reached = mg.Version
+		}
+	}
+	f := events.MigrationFailed{File: step.File, Error: step.Err.Error()}
+	log.Info("the failed file rolled back; migrating down", "file", step.File, "from", reached, "to", from)
+	err := db.Force(ctx, reached)
+	if err == nil {
+		err = db.Down(ctx, from)
+	}
+	if err == nil {
+		v, dirty, verr := db.Version(ctx)
+		if verr == nil && !dirty && v == from {
+			f.Version = v
+			f.State = fmt.Sprintf("clean at version %d (down migrations)", v)
+			if reached == from {
+				f.State = fmt.Sprintf("clean at version %d (the failed file rolled back; no other migration ran)", v)
+			}
+			return f
+		}
+		err = errors.Join(verr, fmt.Errorf("after migrating down, the database is %s, want clean at version %d", describe(v, dirty, verr), from))
+	}
+	log.Warn("migrating down failed; restoring the snapshot", "err", err)
+	f = m.restoreAfter(ctx, db, snap, cause, log)
+	f.State += fmt.Sprintf(" after migrating down failed: %v", err)
+	return f
 }
 
 // restoreAfter puts the database back to its snapshot after a failed step
@@ -209,10 +255,21 @@ func (m *Migrator) recoverDirty(ctx context.Context, db Database, log *slog.Logg
 	return Snapshot{}, errors.New("recover dirty database: no clean snapshot of it exists; repair it by hand and force its version")
 }
 
+// replacedKeeper is implemented by databases whose Restore keeps the state
+// it replaces as a snapshot of its own (PostgreSQL renames the replaced
+// database instead of dropping it): keepCurrent then copies nothing.
+type replacedKeeper interface {
+	KeepsReplaced() bool
+}
+
 // keepCurrent snapshots the database before a restore replaces it, so the
 // data written since the restored snapshot stays available. It is best
 // effort: a database too broken to copy must still be restorable.
 func (m *Migrator) keepCurrent(ctx context.Context, db Database, why string, log *slog.Logger) {
+	if k, ok := db.(replacedKeeper); ok && k.KeepsReplaced() {
+		log.Info("the restore keeps the current state as a snapshot of its own before the " + why)
+		return
+	}
 	s, err := db.Snapshot(ctx)
 	if err != nil {
 		log.Warn("could not keep the current state before the "+why+"; restoring anyway", "err", err)

@@ -257,7 +257,7 @@ func TestMigrateUpWithSnapshot(t *testing.T) {
 	}
 }
 
-func TestFailingMigrationRestoresSnapshot(t *testing.T) {
+func TestFailingMigrationGoesBackDown(t *testing.T) {
 	h := start(t, migrator.Config{})
 	path := seed(t)
 	req := h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/failing"})
@@ -270,7 +270,10 @@ func TestFailingMigrationRestoresSnapshot(t *testing.T) {
 	if failed.File != "0003_broken.up.sql" || !strings.Contains(failed.Error, "no such table: missing_table") || failed.Version != 1 {
 		t.Errorf("failed = %+v, want file 0003_broken.up.sql, the SQL error, version 1", failed)
 	}
-	if want := "clean at version 1 (restored from snapshot " + started.SnapshotID + ")"; failed.State != want {
+	if started.SnapshotID == "" {
+		t.Errorf("started = %+v, want a snapshot", started)
+	}
+	if want := "clean at version 1 (down migrations)"; failed.State != want {
 		t.Errorf("state = %q, want %q", failed.State, want)
 	}
 	// Back at the pre-upgrade version: 0002's column is gone, 0003's table too, every row is there.
@@ -279,6 +282,25 @@ func TestFailingMigrationRestoresSnapshot(t *testing.T) {
 	}
 	if cols := columns(t, path, "users"); cols != "id,name" {
 		t.Errorf("users columns %s, want id,name (0002 undone)", cols)
+	}
+}
+
+// When the first file of the run fails and rolls back, there is nothing to
+// migrate down: the version is only marked clean again.
+func TestFailingFirstMigrationOnlyClearsDirty(t *testing.T) {
+	h := start(t, migrator.Config{})
+	path := seed(t)
+	if fin, _ := h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/failing", TargetVersion: 2})); fin.Type() != events.TypeMigrationCompleted {
+		t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
+	}
+	fin, _ := h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/failing"}))
+	failed := as[events.MigrationFailed](t, fin)
+	if fin.Type() != events.TypeMigrationFailed || failed.File != "0003_broken.up.sql" || failed.Version != 2 ||
+		failed.State != "clean at version 2 (the failed file rolled back; no other migration ran)" {
+		t.Errorf("answer %s: %+v", fin.Type(), failed)
+	}
+	if v, dirty, users, tables := state(t, path); v != 2 || dirty || users != rows || tables != "cutover_migrations,schema_migrations,users" {
+		t.Errorf("database: version %d dirty %v users %d tables %s, want clean 2 with %d users", v, dirty, users, tables, rows)
 	}
 }
 

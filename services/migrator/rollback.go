@@ -67,6 +67,9 @@ func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.Migr
 		return fail(events.MigrationFailed{Error: fmt.Sprintf("database is at version %d, below the rollback target %d: nothing to roll back", from, req.ToVersion), Version: from, State: unchanged})
 	}
 
+	if err := m.checkRollbackSource(ctx, db, req, from, dirty); err != nil {
+		return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: unchanged + " (nothing ran)"})
+	}
 	why := m.downBlocked(ctx, db, req, from, dirty)
 	if why == "" {
 		return m.rollbackDown(ctx, e, db, database, from, req.ToVersion, fail, failed)
@@ -84,6 +87,10 @@ func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.Migr
 			snap.ID, snap.Version, snap.Dirty, req.ToVersion, req.ToVersion), Version: from, State: unchanged})
 	}
 	runCtx := context.WithoutCancel(ctx)
+	loss, lerr := db.WrittenAfter(runCtx, snap.ID)
+	if lerr != nil {
+		log.Warn("could not count what was written after the snapshot; restoring anyway", "snapshot", snap.ID, "err", lerr)
+	}
 	m.keepCurrent(runCtx, db, "rollback", log)
 	if _, err := db.Restore(runCtx, snap.ID); err != nil {
 		v, d, verr := db.Version(runCtx)
@@ -96,8 +103,41 @@ func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.Migr
 			Version: to, State: describe(to, d, err)})
 	}
 	t := snap.Time.UTC()
-	log.Info("rolled back through the snapshot; data written after it is not in the database", "snapshot", snap.ID, "taken", t)
-	return m.finish(ctx, e, events.MigrationRollbackCompleted{Database: database, Path: PathSnapshot, FromVersion: from, ToVersion: to, SnapshotTime: &t}, log)
+	done := events.MigrationRollbackCompleted{Database: database, Path: PathSnapshot, FromVersion: from, ToVersion: to, SnapshotTime: &t}
+	if lerr == nil {
+		done.CountedTables, done.UncountedTables = loss.Counted, loss.Uncounted
+		if len(loss.Counted) > 0 {
+			done.RowsWrittenAfterSnapshot = &loss.Rows
+		}
+	}
+	log.Info("rolled back through the snapshot; data written after it is not in the database", "snapshot", snap.ID, "taken", t,
+		"rows_written_after", loss.Rows, "counted_tables", len(loss.Counted), "uncounted_tables", loss.Uncounted)
+	return m.finish(ctx, e, done, log)
+}
+
+// checkRollbackSource runs CheckSource's checks on the source of a rollback
+// request before anything runs: a gap, an applied file missing or changed
+// since it was applied, or a file at or below the current version that was
+// never applied all mean the down files may not undo what the database
+// holds. A missing down file is not refused here: the rollback goes through
+// the snapshot instead (downBlocked). A dirty database, or a request without
+// a source, does not use the down files, and is not checked.
+func (m *Migrator) checkRollbackSource(ctx context.Context, db Database, req events.MigrationRollbackRequested, from uint, dirty bool) error {
+	if dirty || req.Source == "" {
+		return nil
+	}
+	migs, err := db.Migrations(ctx)
+	if err != nil {
+		return nil // downBlocked reports it
+	}
+	applied, err := db.Applied(ctx)
+	if err != nil {
+		return fmt.Errorf("read the applied migrations: %w", err)
+	}
+	if err := CheckSource(migs, from, from, applied, false); err != nil {
+		return fmt.Errorf("refused source %s: %w; fix the source, or send the rollback without a source to restore the snapshot named by snapshot_id", req.Source, err)
+	}
+	return nil
 }
 
 // downBlocked says why the down migrations cannot take the database from

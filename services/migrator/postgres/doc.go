@@ -16,9 +16,12 @@
 //     so the driver sets ALLOW_CONNECTIONS false on <db>, terminates its
 //     sessions (pg_terminate_backend), copies, and allows connections again:
 //     the service's connections drop for the length of the copy. The copy
-//     is labelled with a COMMENT (JSON: which database, when, version).
+//     is labelled with a COMMENT (JSON: which database, when, version, and
+//     the largest key of each table with a single-column integer primary
+//     key, read from the copy, for WrittenAfter).
 //   - dump: pg_dump --format=custom into Driver.DumpDir, with a .json label
-//     next to it. No exclusive access needed; slower (rows are serialised
+//     next to it (largest keys read in the transaction snapshot pg_dump
+//     uses: pg_export_snapshot, pg_dump --snapshot). No exclusive access needed; slower (rows are serialised
 //     and indexes rebuilt on restore), and the only choice when the
 //     sessions cannot be terminated or the copy must leave the server.
 //   - auto (default): template, falling back to dump when the template copy
@@ -28,10 +31,13 @@
 // runs near the speed of copying the database's files, several times faster
 // than pg_dump/pg_restore, which is why it is the default.
 //
-// A restore renames the database aside (<db>_old_<time>), makes a new one
-// under its name and owner from the snapshot (CREATE DATABASE TEMPLATE the
-// copy, or pg_restore of the dump into a scratch database then renamed),
-// drops the old one, and checks the version. The snapshot stays. If making
+// A restore renames the database aside, under a snapshot name
+// (<db>_snap_<time>), makes a new one under its name and owner from the
+// snapshot (CREATE DATABASE TEMPLATE the copy, or pg_restore of the dump
+// into a scratch database then renamed), labels the old one as a snapshot of
+// the state it replaced (KeepsReplaced: dropping it would cost about a third
+// of the copy, and the migrator would otherwise copy it beforehand), and
+// checks the version. The snapshot stays. If making
 // the new database fails, the old one is renamed back. Database-level
 // settings (ALTER DATABASE SET) and database GRANTs are not carried over.
 //

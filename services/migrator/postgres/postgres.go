@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 
@@ -317,7 +318,7 @@ func (d *Database) run(ctx context.Context, target uint, up bool) error {
 			return fmt.Errorf("migrate %s: stopped before %s, clean at the version before it: %w", d.key, name, err)
 		}
 		if err := m.Steps(n); err != nil {
-			return &migrator.StepError{Version: step.Version, File: name, Err: sqlError(err)}
+			return d.stepError(step, name, err)
 		}
 		if up {
 			err = ledger.Record(context.WithoutCancel(ctx), led, step)
@@ -339,4 +340,45 @@ func sqlError(err error) error {
 		return dbErr.OrigErr
 	}
 	return err
+}
+
+// stepError describes a failed migration file, and whether PostgreSQL undid
+// it: a file runs as one statement string, in one implicit transaction,
+// unless it controls transactions itself or runs a CONCURRENTLY statement,
+// which runs outside any transaction and can leave an invalid index behind.
+func (d *Database) stepError(step migrator.Migration, name string, err error) *migrator.StepError {
+	se := &migrator.StepError{Version: step.Version, File: name, Err: sqlError(err)}
+	body, rerr := os.ReadFile(filepath.Join(d.source, name))
+	se.RolledBack = rerr == nil && migrator.Transactional(string(body), "CONCURRENTLY")
+	return se
+}
+
+// Force records version as the clean current version, without running
+// anything.
+func (d *Database) Force(ctx context.Context, version uint) error {
+	db, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	err = func() error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+migratepgx.DefaultMigrationsTable); err != nil {
+			return err
+		}
+		if version > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO `+migratepgx.DefaultMigrationsTable+` (version, dirty) VALUES ($1, false)`, int64(version)); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		return fmt.Errorf("force version %d on %s: %w", version, d.key, err)
+	}
+	return nil
 }

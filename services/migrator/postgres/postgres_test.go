@@ -178,12 +178,24 @@ func TestSnapshotAndRestore(t *testing.T) {
 				t.Errorf("%d aside databases left after restore", n)
 			}
 
+			// The replaced state is kept as a snapshot of its own, newest.
 			list, err := db.Snapshots(t.Context())
-			if err != nil || len(list) != 1 || list[0].ID != snap.ID {
-				t.Fatalf("Snapshots() = %+v, %v; want [%s]", list, err, snap.ID)
+			if err != nil || len(list) != 2 || list[1].ID != snap.ID {
+				t.Fatalf("Snapshots() = %+v, %v; want the replaced state then %s", list, err, snap.ID)
 			}
-			if err := db.DropSnapshot(t.Context(), snap.ID); err != nil {
-				t.Fatal(err)
+			kept, err := db.Inspect(t.Context(), list[0].ID)
+			if err != nil || kept.Version != 4 || kept.Dirty {
+				t.Errorf("kept replaced state = %+v, %v; want clean version 4", kept, err)
+			}
+			keptDB := reopen(t, strings.Replace(url, "/"+dbName(url)+"?", "/"+kept.ID+"?", 1))
+			if n := count(t, keptDB, `SELECT count(*) FROM orders`); n != 1 {
+				t.Errorf("orders in the kept replaced state = %d, want the 1 written after the snapshot", n)
+			}
+			keptDB.Close()
+			for _, s := range list {
+				if err := db.DropSnapshot(t.Context(), s.ID); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if _, err := db.Inspect(t.Context(), snap.ID); !errors.Is(err, migrator.ErrSnapshotNotFound) {
 				t.Errorf("Inspect after DropSnapshot: err = %v, want ErrSnapshotNotFound", err)
@@ -257,4 +269,11 @@ func reopen(t *testing.T, url string) *sql.DB {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// dbName returns the database name of a postgres URL.
+func dbName(url string) string {
+	rest := url[strings.LastIndex(url, "/")+1:]
+	name, _, _ := strings.Cut(rest, "?")
+	return name
 }

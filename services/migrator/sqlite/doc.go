@@ -3,10 +3,19 @@
 // and migrations read from a directory (source/file) named
 // NNNN_title.up.sql and NNNN_title.down.sql.
 //
-// Snapshots are made with VACUUM INTO, a consistent copy even while the
-// service writes, into a .cutover-snapshots directory next to the database:
-// <dir>/.cutover-snapshots/<base>.snap-<UTC timestamp>. Each one is checked
-// (it opens, PRAGMA quick_check is ok) before it counts. The migrator
+// Snapshots go into a .cutover-snapshots directory next to the database:
+// <dir>/.cutover-snapshots/<base>.snap-<UTC timestamp>. The fast path copies
+// the file in the kernel while holding the database's write lock (BEGIN
+// IMMEDIATE), in WAL mode once a passive checkpoint moved every WAL frame
+// into the file; the service's writers wait for the copy, its readers do
+// not. When a reader keeps frames in the WAL, the copy goes through SQLite's
+// online backup API instead (one read transaction, WAL frames included).
+// Each copy is checked (it opens, PRAGMA quick_check is ok, read through
+// mmap) while it is synced, before it counts; a restore checks the snapshot
+// before copying it, and keeps the file it replaces as a snapshot (a hard
+// link, after a checkpoint of its WAL). WrittenAfter counts the rows
+// inserted after a snapshot (rowids above the snapshot's largest, by
+// ATTACHing it). The migrator
 // deletes snapshots only through retention (migrator Config.KeepSnapshots)
 // or PruneSnapshots. Migrations also keep the ledger table
 // cutover_migrations (package ledger).

@@ -264,7 +264,7 @@ func (d *Database) run(ctx context.Context, target uint, up bool) error {
 			return fmt.Errorf("migrate %s: stopped before %s, clean at the version before it: %w", d.path, name, err)
 		}
 		if err := m.Steps(n); err != nil {
-			return &migrator.StepError{Version: step.Version, File: name, Err: sqlError(err)}
+			return d.stepError(step, name, err)
 		}
 		// The step committed: a failure to record it leaves the ledger one
 		// step behind, which the next run reports rather than hides.
@@ -288,4 +288,49 @@ func sqlError(err error) error {
 		return dbErr.OrigErr
 	}
 	return err
+}
+
+// stepError describes a failed migration file, and whether SQLite undid it:
+// golang-migrate runs each file in one transaction, so it did unless the
+// file controls transactions itself or the rollback failed.
+func (d *Database) stepError(step migrator.Migration, name string, err error) *migrator.StepError {
+	se := &migrator.StepError{Version: step.Version, File: name, Err: sqlError(err)}
+	body, rerr := os.ReadFile(filepath.Join(d.source, name))
+	var joined interface{ Unwrap() []error }
+	rollbackFailed := errors.As(se.Err, &joined) && len(joined.Unwrap()) > 1
+	se.RolledBack = rerr == nil && !rollbackFailed && migrator.Transactional(string(body))
+	return se
+}
+
+// Force records version as the clean current version, without running
+// anything.
+func (d *Database) Force(ctx context.Context, version uint) error {
+	db, err := conn(ctx, d.path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := force(ctx, db, version, `INSERT INTO `+migratesqlite.DefaultMigrationsTable+` (version, dirty) VALUES (?, false)`); err != nil {
+		return fmt.Errorf("force version %d on %s: %w", version, d.path, err)
+	}
+	return nil
+}
+
+// force rewrites golang-migrate's version table as golang-migrate does:
+// one row, none for version 0.
+func force(ctx context.Context, db *sql.DB, version uint, insert string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+migratesqlite.DefaultMigrationsTable); err != nil {
+		return err
+	}
+	if version > 0 {
+		if _, err := tx.ExecContext(ctx, insert, int64(version)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }

@@ -196,14 +196,18 @@ func TestSnapshotAndRestore(t *testing.T) {
 			t.Errorf("%s%s left after restore", path, suffix)
 		}
 	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 || entries[0].Name() != snap.ID {
-		t.Errorf("snapshot dir holds %v, want only %s (no temp or side files)", entries, snap.ID)
-	}
-
+	// The replaced state is kept as a snapshot of its own, newest.
 	list, err := db.Snapshots(t.Context())
-	if err != nil || len(list) != 1 || list[0].ID != snap.ID || !list[0].Time.Equal(snap.Time) {
-		t.Errorf("Snapshots() = %+v, %v; want [%s]", list, err, snap.ID)
+	if err != nil || len(list) != 2 || list[1].ID != snap.ID || !list[1].Time.Equal(snap.Time) {
+		t.Fatalf("Snapshots() = %+v, %v; want the replaced state, then %s", list, err, snap.ID)
+	}
+	kept, err := db.Inspect(t.Context(), list[0].ID)
+	if err != nil || kept.Version != 4 || kept.Dirty || count(t, kept.Location, "orders") != 1 {
+		t.Errorf("kept replaced state = %+v, %v; want clean version 4 with its order", kept, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("snapshot dir holds %v, want only the two snapshots (no temp or side files)", entries)
 	}
 	for _, id := range []string{"app.db.snap-20000101T000000.000000000Z", "../app.db", "other.db.snap-20250101T000000.000000000Z"} {
 		if _, err := db.Restore(t.Context(), id); !errors.Is(err, migrator.ErrSnapshotNotFound) {
@@ -286,8 +290,64 @@ func TestSnapshotOfLiveWALDatabase(t *testing.T) {
 	if n := count(t, path, "users"); n != rows+1 {
 		t.Fatalf("users after restore: %d, want %d", n, rows+1)
 	}
+	// The snapshot, and the replaced state (its WAL checkpointed into it).
 	entries, _ := os.ReadDir(filepath.Dir(snap.Location))
-	if len(entries) != 1 {
-		t.Errorf("snapshot dir holds %d entries, want only the snapshot (no -wal/-shm from checking it)", len(entries))
+	if len(entries) != 2 {
+		t.Errorf("snapshot dir holds %d entries, want the two snapshots only (no -wal/-shm from checking them)", len(entries))
+	}
+	list, err := db.Snapshots(t.Context())
+	if err != nil || len(list) != 2 {
+		t.Fatalf("Snapshots() = %+v, %v", list, err)
+	}
+	if n := count(t, list[0].Location, "users"); n != rows+2 {
+		t.Errorf("kept replaced state holds %d users, want %d (its WAL's rows included)", n, rows+2)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(snap.Location)); len(entries) != 2 {
+		t.Errorf("snapshot dir holds %d entries after reading the kept state, want 2 (a plain file, not WAL)", len(entries))
+	}
+}
+
+// A reader that started before the WAL's last commits keeps the checkpoint
+// from moving them into the file: the snapshot then goes through the backup
+// API, and still holds those commits; the reader and the writer keep going.
+func TestSnapshotWhileAReaderHoldsTheWAL(t *testing.T) {
+	path := seed(t)
+	app := sqlDB(t, path)
+	app.SetMaxOpenConns(1)
+	for _, q := range []string{`PRAGMA journal_mode = WAL`, `PRAGMA wal_autocheckpoint = 0`, `INSERT INTO users (name) VALUES ('before-reader')`} {
+		if _, err := app.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reader := sqlDB(t, path)
+	rtx, err := reader.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtx.Rollback()
+	var seen int
+	if err := rtx.QueryRow(`SELECT COUNT(*) FROM users`).Scan(&seen); err != nil || seen != rows+1 {
+		t.Fatalf("reader sees %d users (%v), want %d", seen, err, rows+1)
+	}
+	if _, err := app.Exec(`INSERT INTO users (name) VALUES ('after-reader')`); err != nil {
+		t.Fatal(err)
+	}
+
+	db := open(t, path, "../testdata/ok")
+	snap, err := db.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, snap.Location, "users"); n != rows+2 {
+		t.Errorf("snapshot holds %d users, want %d (both WAL commits)", n, rows+2)
+	}
+	if err := rtx.QueryRow(`SELECT COUNT(*) FROM users`).Scan(&seen); err != nil || seen != rows+1 {
+		t.Errorf("reader sees %d users (%v) after the snapshot, want its own %d", seen, err, rows+1)
+	}
+	if _, err := app.Exec(`INSERT INTO users (name) VALUES ('after-snapshot')`); err != nil {
+		t.Errorf("write after the snapshot: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(snap.Location)); len(entries) != 1 {
+		t.Errorf("snapshot dir holds %d entries, want only the snapshot", len(entries))
 	}
 }

@@ -1,0 +1,2 @@
+ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';
+UPDATE users SET email = name || '@example.com';
