@@ -2,6 +2,7 @@
 #   make demo   upgrade three real containers v1 -> v2 on the local Docker engine
 #   make test   every module's tests, gofmt and go vet, the Docker end-to-end tests
 #   make demo-zero-downtime   3 replicas behind a real HAProxy rolled v1 -> v2 under load, with and without drain
+#   make demo-expand-contract v1 and v2 share one SQLite database through expand -> roll -> contract under load
 SHELL := /bin/bash
 MODULES := events services/planner services/migrator services/node-updater services/auditor services/lb-agent cmd/cutover
 GO ?= go
@@ -9,7 +10,7 @@ TEST_TIMEOUT ?= 12m
 # The PostgreSQL server scripts/postgres-up.sh starts (or finds) for the tests.
 PG_URL ?= postgres://cutover@127.0.0.1:5432/postgres?sslmode=disable
 
-.PHONY: all build demo demo-zero-downtime test fmt-check vet test-modules docker-check deps postgres haproxy chromium bench clean
+.PHONY: all build demo demo-zero-downtime demo-expand-contract test fmt-check vet test-modules docker-check deps postgres haproxy chromium bench clean
 
 all: build
 
@@ -22,6 +23,9 @@ demo: build
 
 demo-zero-downtime: build haproxy
 	./bin/cutover demo-zero-downtime
+
+demo-expand-contract: build haproxy
+	./bin/cutover demo-expand-contract
 
 test: fmt-check vet docker-check deps test-modules
 

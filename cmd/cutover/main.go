@@ -30,6 +30,8 @@ Usage:
                    the migrator's pre-migration snapshots of a database
   cutover demo     [--keep]
                    upgrade three real containers from v1 to v2 on the local Docker engine
+  cutover demo-expand-contract [--rate N] [--duration D]
+                   v1 and v2 share one SQLite database through expand -> roll -> contract under load
   cutover demo-zero-downtime [--rate N] [--duration D] [--baseline=false] [--haproxy-retries]
                    roll 3 replicas behind a real HAProxy under load, with drain and without
   cutover release latest --registry R --repo X [--patch-only --current TAG] [-o text|json]
@@ -62,8 +64,9 @@ func main() {
 		"dev": runDev, "apply": runApply, "status": runStatus, "watch": runWatch, "demo": runDemo,
 		"snapshots": runSnapshots,
 		"plan":      runPlan, "inventory": runInventory,
-		"demo-zero-downtime": runDemoZeroDowntime,
-		"pause":              runPause, "resume": runResume, "abort": runAbort, "rollback": runRollback,
+		"demo-zero-downtime":   runDemoZeroDowntime,
+		"demo-expand-contract": runDemoExpandContract,
+		"pause":                runPause, "resume": runResume, "abort": runAbort, "rollback": runRollback,
 		"release": runRelease,
 	}
 	cmd, ok := cmds[os.Args[1]]

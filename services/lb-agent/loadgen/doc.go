@@ -9,4 +9,9 @@
 // the running totals meanwhile (the zero-downtime demo prints them once a
 // second). A request that fails to connect, times out, or answers anything
 // but 200 is a failure.
+//
+// With Config.Items the load writes instead: each request inserts a new
+// item through the service's items API and reads it back, and fails unless
+// both answer and the read gives what was written; Result.Acked lists every
+// acknowledged write so a caller can check afterwards that none was lost.
 package loadgen

@@ -2,8 +2,11 @@ package loadgen_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,5 +85,102 @@ func TestLiveTotalsMatchTheResult(t *testing.T) {
 	got := live.Load()
 	if got.Sent != int64(res.Sent) || got.OK != int64(res.OK) || got.Failed != int64(res.Failed) || got.Failed == 0 {
 		t.Errorf("live %+v, result %v: want equal totals with some failures", got, res)
+	}
+}
+
+// itemServer is an items API in memory; lose and rename break a share of
+// the writes the way a wrong schema would.
+type itemServer struct {
+	mu           sync.Mutex
+	items        map[string]string
+	n            int
+	lose, rename int // every n-th write is acknowledged but lost, or renamed
+}
+
+func (s *itemServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/items":
+		var it struct{ ID, Name string }
+		if err := json.NewDecoder(r.Body).Decode(&it); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.n++
+		switch {
+		case s.lose > 0 && s.n%s.lose == 0:
+		case s.rename > 0 && s.n%s.rename == 0:
+			s.items[it.ID] = "renamed"
+		default:
+			s.items[it.ID] = it.Name
+		}
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(map[string]string{"id": it.ID, "name": it.Name, "written_by": "v9"})
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/items/"):
+		id := strings.TrimPrefix(r.URL.Path, "/items/")
+		name, ok := s.items[id]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"id": id, "name": name, "written_by": "v9", "read_by": "v8"})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestItemsLoadVerifiesEveryWrite runs the write-and-verify load against
+// an items API that keeps every write, loses some, or changes some: lost or
+// changed writes are failures, and every acknowledged write is listed.
+func TestItemsLoadVerifiesEveryWrite(t *testing.T) {
+	tests := []struct {
+		name         string
+		lose, rename int
+		cause        string
+	}{
+		{"keeps every write", 0, 0, ""},
+		{"loses every 5th write", 5, 0, "404 Not Found"},
+		{"renames every 7th write", 0, 7, "wrong name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(&itemServer{items: map[string]string{}, lose: tt.lose, rename: tt.rename})
+			defer srv.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+			defer cancel()
+			res, err := loadgen.Run(ctx, loadgen.Config{URL: srv.URL + "/", Rate: 200, Items: &loadgen.Items{IDPrefix: "t-"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Sent < 20 || len(res.Acked) != res.Sent {
+				t.Fatalf("result %v with %d acked: want every one of a substantial load acknowledged", res, len(res.Acked))
+			}
+			seen := map[string]bool{}
+			for _, a := range res.Acked {
+				if seen[a.ID] || !strings.HasPrefix(a.ID, "t-") || a.WrittenBy != "v9" {
+					t.Fatalf("ack %+v: want unique ids with the prefix, written by v9", a)
+				}
+				seen[a.ID] = true
+			}
+			if tt.cause == "" {
+				// Each OK request read its own write and, but for those
+				// that started before any write was acknowledged, an
+				// earlier one.
+				if r := res.Reads["v9->v8"]; res.Failed != 0 || res.OK != res.Sent || r <= res.OK || r > 2*res.OK {
+					t.Errorf("result %v (causes %v, reads %v): want no failure and two reads per request", res, res.Errors, res.Reads)
+				}
+				return
+			}
+			want := map[string]bool{"read back: " + tt.cause: true, "re-read: " + tt.cause: true}
+			for cause := range res.Errors {
+				if !want[cause] {
+					t.Errorf("failure cause %q; want only %v", cause, want)
+				}
+			}
+			if res.Failed == 0 || res.Errors["read back: "+tt.cause] == 0 {
+				t.Errorf("result %v (causes %v): want read-back failures %q", res, res.Errors, tt.cause)
+			}
+		})
 	}
 }

@@ -43,15 +43,28 @@ type config struct {
 	dataDir string
 	mode    string
 	slow    time.Duration
+	// db is the SQLite file of the items API (DEMO_DB); empty turns it off.
+	db string
+	// dbSchema is the schema generation the items API speaks (DEMO_DB_SCHEMA).
+	dbSchema int
 }
 
 func loadConfig() (config, error) {
 	cfg := config{
-		version: envOr("DEMO_VERSION", "dev"),
-		listen:  envOr("DEMO_LISTEN", ":8080"),
-		dataDir: envOr("DEMO_DATA", "/data"),
-		mode:    envOr("DEMO_MODE", modeHealthy),
-		slow:    5 * time.Second,
+		version:  envOr("DEMO_VERSION", "dev"),
+		listen:   envOr("DEMO_LISTEN", ":8080"),
+		dataDir:  envOr("DEMO_DATA", "/data"),
+		mode:     envOr("DEMO_MODE", modeHealthy),
+		slow:     5 * time.Second,
+		db:       os.Getenv("DEMO_DB"),
+		dbSchema: schemaV1,
+	}
+	if s := os.Getenv("DEMO_DB_SCHEMA"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || (n != schemaV1 && n != schemaV2) {
+			return cfg, fmt.Errorf("parse DEMO_DB_SCHEMA %q: want 1 or 2", s)
+		}
+		cfg.dbSchema = n
 	}
 	if s := os.Getenv("DEMO_SLOW"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -132,6 +145,14 @@ func run(ctx context.Context, logger *slog.Logger, cfg config) error {
 
 	app := &app{cfg: cfg, started: time.Now()}
 	app.hostname, _ = os.Hostname()
+	if cfg.db != "" {
+		items, err := openItems(ctx, cfg.db, cfg.dbSchema, cfg.version)
+		if err != nil {
+			return err
+		}
+		defer items.Close()
+		app.items = items
+	}
 	switch cfg.mode {
 	case modeHealthy:
 		app.record(logger, "started "+cfg.version)
@@ -172,6 +193,7 @@ type app struct {
 	hostname string
 	started  time.Time
 	mu       sync.Mutex // serialises appends to records.log
+	items    *itemStore // nil unless DEMO_DB is set
 }
 
 func (a *app) routes() http.Handler {
@@ -180,6 +202,10 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", a.handleHealth)
 	mux.HandleFunc("GET /data", a.handleReadData)
 	mux.HandleFunc("POST /data", a.handleAppendData)
+	if a.items != nil {
+		mux.HandleFunc("POST /items", a.handlePostItem)
+		mux.HandleFunc("GET /items/{id}", a.handleGetItem)
+	}
 	return mux
 }
 

@@ -1,0 +1,508 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
+	"github.com/cutover-dev/cutover/events"
+	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
+	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
+	"github.com/cutover-dev/cutover/services/lb-agent/loadgen"
+	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
+	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
+)
+
+// The expand/contract scenario: the zero-downtime scenario's three replicas
+// of the demo app behind HAProxy, in their database mode, all reading and
+// writing one SQLite file in a host directory bind-mounted into each
+// container (one kernel, so SQLite's locks hold across them). The release
+// moves the service from v1 to v2 and its schema from version 1 to 3: the
+// planner has the in-process migrator run the expand migration (0002, a
+// nullable display_name v1 ignores) before the first wave, rolls the
+// replicas one at a time with drain while v1 and v2 serve side by side,
+// and has it run the contract migration (0003, a backfill of display_name
+// for v1's rows) only once every replica runs v2. A write-and-verify load
+// runs through HAProxy the whole time: each request inserts an item and
+// reads it back, usually from another replica, so v1 reads what v2 wrote
+// and the other way round.
+
+const (
+	// ecDBDir is where the database directory is mounted in the containers.
+	ecDBDir = "/db"
+	// ecDBFile is the database's file name.
+	ecDBFile = "app.db"
+	// ecFromVersion is the schema the v1 replicas start on; ecToVersion
+	// the release's.
+	ecFromVersion, ecToVersion = 1, 3
+)
+
+// ecMigrations are the service's migrations: the initial table (applied
+// before the replicas start), the expand and the contract.
+var ecMigrations = map[string]string{
+	"0001_items.expand.up.sql":   "CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT NOT NULL, written_by TEXT NOT NULL);",
+	"0001_items.expand.down.sql": "DROP TABLE items;",
+	// Expand: a nullable column v1's inserts leave empty.
+	"0002_display_name.expand.up.sql":   "ALTER TABLE items ADD COLUMN display_name TEXT;",
+	"0002_display_name.expand.down.sql": "ALTER TABLE items DROP COLUMN display_name;",
+	// Contract: once no v1 writes any more, fill in what v1 left empty.
+	"0003_backfill_display_name.contract.up.sql":   "UPDATE items SET display_name = name WHERE display_name IS NULL;\nCREATE INDEX items_written_by ON items (written_by);",
+	"0003_backfill_display_name.contract.down.sql": "DROP INDEX items_written_by;",
+}
+
+// ecConfig describes one run of the expand/contract scenario.
+type ecConfig struct {
+	// Run prefixes every name the run creates and labels its containers.
+	Run string
+	// V1 and V2 are the demo app's images: V1 speaks schema generation 1,
+	// V2 generation 2 (DEMO_DB_SCHEMA in the image).
+	V1, V2 testkit.Image
+	// Rate is the load in writes per second; each is two HTTP requests.
+	Rate int
+	// MinLoad is the least time the load runs; it also runs until the
+	// upgrade has ended, whichever is later.
+	MinLoad time.Duration
+	// WorkDir holds the database, the migrations, HAProxy's configuration
+	// and the stack's data.
+	WorkDir string
+	// Events receives one line per upgrade event; nil discards them.
+	Events io.Writer
+	// Progress receives a load line once per second; nil discards them.
+	Progress io.Writer
+	// Logger receives the services' logs.
+	Logger *slog.Logger
+}
+
+// ecResult is what one run measured.
+type ecResult struct {
+	Load       loadgen.Result
+	UpgradeID  string
+	UpgradeErr error
+	// Order is the upgrade's events of interest in stream order: one
+	// ecStep per migration request and completion and per container
+	// drained or replaced.
+	Order []ecStep
+	// Rows are the items table's rows after the run, by id.
+	Rows map[string]ecRow
+	// Version and Dirty are the schema version golang-migrate recorded
+	// after the run.
+	Version int
+	Dirty   bool
+	// Images maps each container to the image version it runs afterwards.
+	Images map[string]string
+}
+
+// ecStep is one event of interest.
+type ecStep struct {
+	Type string
+	// Phase is the migration phase of a migration request; Version the
+	// version a migration reached; Container the container of a container
+	// event.
+	Phase     string
+	Version   uint
+	Container string
+	At        time.Time
+}
+
+// ecRow is one row of the items table.
+type ecRow struct {
+	Name, WrittenBy string
+	DisplayName     sql.NullString
+}
+
+// ecPrepare writes the migrations into dir/migrations and creates the
+// database in dir/db at version ecFromVersion, in WAL mode. It returns the
+// database file and the migrations directory.
+func ecPrepare(ctx context.Context, dir string) (dbPath, migDir string, err error) {
+	migDir, dbDir := filepath.Join(dir, "migrations"), filepath.Join(dir, "db")
+	for _, d := range []string{migDir, dbDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", "", fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	for name, body := range ecMigrations {
+		if err := os.WriteFile(filepath.Join(migDir, name), []byte(body), 0o644); err != nil {
+			return "", "", fmt.Errorf("write migration %s: %w", name, err)
+		}
+	}
+	dbPath = filepath.Join(dbDir, ecDBFile)
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: dbPath}).String())
+	if err != nil {
+		return "", "", fmt.Errorf("create database %s: %w", dbPath, err)
+	}
+	defer db.Close()
+	// WAL is a property of the file: every replica and the migrator get it.
+	if _, err := db.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
+		return "", "", fmt.Errorf("set WAL mode on %s: %w", dbPath, err)
+	}
+	h, err := migsqlite.Driver{}.Open(ctx, dbPath, migDir)
+	if err != nil {
+		return "", "", err
+	}
+	defer h.Close()
+	if err := h.Up(ctx, ecFromVersion); err != nil {
+		return "", "", fmt.Errorf("migrate %s to version %d before the replicas start: %w", dbPath, ecFromVersion, err)
+	}
+	return dbPath, migDir, nil
+}
+
+// ecReadBack reads the items table and the schema version from the file.
+func ecReadBack(ctx context.Context, dbPath string) (map[string]ecRow, int, bool, error) {
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: dbPath, RawQuery: "_pragma=busy_timeout(10000)"}).String())
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("open %s to read it back: %w", dbPath, err)
+	}
+	defer db.Close()
+	var version int
+	var dirty bool
+	if err := db.QueryRowContext(ctx, "SELECT version, dirty FROM schema_migrations").Scan(&version, &dirty); err != nil {
+		return nil, 0, false, fmt.Errorf("read the schema version of %s: %w", dbPath, err)
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id, name, written_by, display_name FROM items")
+	if err != nil {
+		return nil, version, dirty, fmt.Errorf("read the items of %s: %w", dbPath, err)
+	}
+	defer rows.Close()
+	out := map[string]ecRow{}
+	for rows.Next() {
+		var id string
+		var r ecRow
+		if err := rows.Scan(&id, &r.Name, &r.WrittenBy, &r.DisplayName); err != nil {
+			return nil, version, dirty, fmt.Errorf("read the items of %s: %w", dbPath, err)
+		}
+		out[id] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, version, dirty, fmt.Errorf("read the items of %s: %w", dbPath, err)
+	}
+	return out, version, dirty, nil
+}
+
+// runExpandContract runs the scenario once and removes everything it
+// created except the images and WorkDir. The error is about the scenario
+// itself; how the upgrade, the load and the data went is in the result.
+func runExpandContract(ctx context.Context, cli *client.Client, cfg ecConfig) (res ecResult, err error) {
+	if cfg.Events == nil {
+		cfg.Events = io.Discard
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	res = ecResult{Images: map[string]string{}}
+	label := testkit.LabelTest + "=" + cfg.Run
+	network := cfg.Run + "-net"
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		err = errors.Join(err, zdCleanup(cctx, cli, label, network))
+	}()
+
+	dbPath, migDir, err := ecPrepare(ctx, cfg.WorkDir)
+	if err != nil {
+		return res, err
+	}
+	subnet, err := zdNetwork(ctx, cli, network)
+	if err != nil {
+		return res, err
+	}
+	if err := testkit.PullImage(ctx, cli, cfg.V1.Ref); err != nil {
+		return res, err
+	}
+	servers := map[string]string{}
+	mapping := map[string]lbagent.Server{}
+	var names, nodes, ids []string
+	for i := 1; i <= zdReplicas; i++ {
+		name, node, srv := fmt.Sprintf("%s-web-%d", cfg.Run, i), fmt.Sprintf("%s-node%d", cfg.Run, i), fmt.Sprintf("s%d", i)
+		ip := zdAddr(subnet, 10+i)
+		id, err := testkit.CreateContainer(ctx, cli, testkit.ContainerOpts{
+			Name: name, Image: cfg.V1.Ref, Node: node, Service: zdService,
+			Labels:  map[string]string{testkit.LabelTest: cfg.Run},
+			Env:     []string{"DEMO_DB=" + ecDBDir + "/" + ecDBFile},
+			Binds:   []string{filepath.Dir(dbPath) + ":" + ecDBDir},
+			Network: network, IPv4: ip.String(),
+		})
+		if err != nil {
+			return res, err
+		}
+		servers[srv] = net.JoinHostPort(ip.String(), fmt.Sprint(zdPort))
+		mapping[name] = lbagent.Server{Backend: zdService, Server: srv}
+		names, nodes, ids = append(names, name), append(nodes, node), append(ids, id)
+	}
+	for i, id := range ids {
+		if _, err := testkit.WaitHealth(ctx, cli, id, "healthy"); err != nil {
+			return res, fmt.Errorf("wait for v1 container %s to be healthy: %w", names[i], err)
+		}
+	}
+
+	front, err := zdFreeAddr()
+	if err != nil {
+		return res, err
+	}
+	// Retries off: a request HAProxy sends to a replica that is gone fails,
+	// so zero failures is owed to the drain, not hidden by a retry.
+	hpDir := filepath.Join(cfg.WorkDir, "haproxy")
+	if err := os.MkdirAll(hpDir, 0o755); err != nil {
+		return res, fmt.Errorf("create %s: %w", hpDir, err)
+	}
+	hp, err := haproxy.Run(ctx, hpDir, haproxy.Backend{Name: zdService, Listen: front, Servers: servers, HealthPath: "/healthz", NoRetry: true})
+	if err != nil {
+		return res, err
+	}
+	defer hp.Close()
+	if err := zdWaitUp(ctx, hp, len(servers)); err != nil {
+		return res, fmt.Errorf("%w\nhaproxy log:\n%s", err, hp.Log())
+	}
+
+	// The inventory gives the planner the service's database: at version
+	// ecFromVersion, migrations in migDir. A release whose
+	// migrations_version is above it is an expand/contract upgrade.
+	inv := &inventory.Inventory{
+		Nodes: map[string]inventory.Node{},
+		Roles: map[string]inventory.Role{zdService: {Services: []string{zdService}}},
+		Services: map[string]inventory.Service{zdService: {
+			Containers: []inventory.Container{{Name: zdService, Image: cfg.V1.Ref}},
+			Database:   &inventory.Database{Driver: "sqlite", URL: dbPath, Migrations: migDir, Version: ecFromVersion},
+		}},
+	}
+	for _, n := range nodes {
+		inv.Nodes[n] = inventory.Node{Roles: []string{zdService}}
+	}
+	s, err := stack.Start(ctx, stack.Config{
+		DataDir: filepath.Join(cfg.WorkDir, "data"), NATSListen: "127.0.0.1:0", Docker: cli, Nodes: nodes,
+		Inventory: inv, AgentVersion: version, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return res, err
+	}
+	defer s.Close(context.WithoutCancel(ctx))
+	if err := waitNodes(ctx, s, nodes); err != nil {
+		return res, err
+	}
+	agent, err := lbagent.New(lbagent.Config{Servers: mapping, DrainTimeout: zdDrainAckTimeout, Logger: cfg.Logger.With("service", "lb-agent")}, s.JetStream(), hp.Client)
+	if err != nil {
+		return res, err
+	}
+	if err := agent.Start(ctx); err != nil {
+		return res, err
+	}
+	defer agent.Close(context.WithoutCancel(ctx))
+
+	var live loadgen.Live
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	loadStart := time.Now()
+	loadDone := make(chan loadgen.Result, 1) // buffered: the load never waits for a reader
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		r, _ := loadgen.Run(loadCtx, loadgen.Config{URL: "http://" + front + "/", Rate: cfg.Rate, Live: &live, Items: &loadgen.Items{IDPrefix: cfg.Run + "-"}})
+		loadDone <- r
+	})
+	if cfg.Progress != nil {
+		bg.Go(func() { zdProgress(loadCtx, cfg.Progress, &live, loadStart) })
+	}
+	defer func() { stopLoad(); bg.Wait() }()
+
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(zdWarmUp):
+	}
+	req, err := events.New(events.Source("cli", ""), events.UpgradeRequested{
+		RequestedBy: "cutover expand/contract scenario",
+		Release: events.Release{Name: zdService + "-v2", Services: map[string]events.ServiceRelease{zdService: {
+			Image: cfg.V2.Ref, MinHealthyMs: 1000, DrainAckTimeoutMs: zdDrainAckTimeout.Milliseconds(), MigrationsVersion: ecToVersion,
+		}}},
+	})
+	if err != nil {
+		return res, err
+	}
+	res.UpgradeID = req.ID()
+	if err := events.NewPublisher(s.JetStream()).Publish(ctx, req); err != nil {
+		return res, err
+	}
+	res.UpgradeErr = follow(ctx, s.JetStream(), req.ID(), cfg.Events, func(e events.Event) {
+		st := ecStep{Type: e.Type(), At: e.Time()}
+		switch e.Type() {
+		case events.TypeMigrationRequested:
+			if d, err := events.DataAs[events.MigrationRequested](e); err == nil {
+				st.Phase = d.Phase
+			}
+		case events.TypeMigrationCompleted:
+			if d, err := events.DataAs[events.MigrationCompleted](e); err == nil {
+				st.Version = d.ToVersion
+			}
+		case events.TypeContainerDraining:
+			if d, err := events.DataAs[events.ContainerDraining](e); err == nil {
+				st.Container = d.Container
+			}
+		case events.TypeContainerReplaced:
+			if d, err := events.DataAs[events.ContainerReplaced](e); err == nil {
+				st.Container = d.Container
+			}
+		default:
+			return
+		}
+		res.Order = append(res.Order, st)
+	})
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	if res.UpgradeErr != nil {
+		res.UpgradeErr = fmt.Errorf("upgrade %s did not complete: %w", req.ID(), res.UpgradeErr)
+	}
+	if rest := cfg.MinLoad - time.Since(loadStart); rest > 0 {
+		fmt.Fprintf(cfg.Events, "upgrade over; load goes on for %s more (at least %s in all)\n", rest.Round(time.Second), cfg.MinLoad)
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(rest):
+		}
+	}
+	stopLoad()
+	res.Load = <-loadDone
+
+	for _, name := range names {
+		insp, err := cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+		if err != nil {
+			return res, fmt.Errorf("inspect %s after the upgrade: %w", name, err)
+		}
+		v := map[string]string{cfg.V1.ID: "v1", cfg.V2.ID: "v2"}[insp.Container.Image]
+		if v == "" {
+			v = short(insp.Container.Image)
+		}
+		if !insp.Container.State.Running {
+			v += " (not running)"
+		}
+		res.Images[name] = v
+	}
+	res.Rows, res.Version, res.Dirty, err = ecReadBack(ctx, dbPath)
+	return res, err
+}
+
+// byVersion counts the acknowledged writes by the version that made them.
+func (r ecResult) byVersion() map[string]int {
+	n := map[string]int{}
+	for _, a := range r.Load.Acked {
+		n[a.WrittenBy]++
+	}
+	return n
+}
+
+// dataSummary is one line on the writes and reads of a run.
+func (r ecResult) dataSummary() string {
+	return fmt.Sprintf("acknowledged writes by version %v; correct reads (writer->reader) %v; %d rows; schema version %d", r.byVersion(), r.Load.Reads, len(r.Rows), r.Version)
+}
+
+// ecMaxRowProblems bounds how many wrong rows problems lists one by one.
+const ecMaxRowProblems = 20
+
+// problems lists what went wrong in a run, empty when the upgrade
+// completed with no failed request, every acknowledged write is in the
+// database as written (display_name filled by v2 or by the contract), both
+// versions wrote and each read the other's writes, the schema is at
+// ecToVersion, every replica runs v2, and the migrations ran in order
+// around the roll.
+func (r ecResult) problems() []string {
+	var out []string
+	if r.UpgradeErr != nil {
+		out = append(out, r.UpgradeErr.Error())
+	}
+	if r.Load.Sent == 0 || r.Load.Failed != 0 || r.Load.OK != r.Load.Sent {
+		out = append(out, fmt.Sprintf("%d of %d write-and-read-back requests failed (causes %v); want none", r.Load.Failed, r.Load.Sent, r.Load.Errors))
+	}
+	if len(r.Load.Acked) < r.Load.OK {
+		out = append(out, fmt.Sprintf("%d writes acknowledged, %d requests ok; want every ok request acknowledged", len(r.Load.Acked), r.Load.OK))
+	}
+	bad := 0
+	for _, a := range r.Load.Acked {
+		row, ok := r.Rows[a.ID]
+		var p string
+		switch {
+		case !ok:
+			p = fmt.Sprintf("acknowledged write %s (by %s) is missing from the database", a.ID, a.WrittenBy)
+		case row.Name != a.Name || row.WrittenBy != a.WrittenBy:
+			p = fmt.Sprintf("row %s = %+v; want name %q written by %s", a.ID, row, a.Name, a.WrittenBy)
+		case !row.DisplayName.Valid || row.DisplayName.String != a.Name:
+			p = fmt.Sprintf("row %s display_name = %+v; want %q (written by v2 or backfilled by the contract)", a.ID, row.DisplayName, a.Name)
+		default:
+			continue
+		}
+		if bad++; bad <= ecMaxRowProblems {
+			out = append(out, p)
+		}
+	}
+	if bad > ecMaxRowProblems {
+		out = append(out, fmt.Sprintf("... %d wrong or missing rows in all", bad))
+	}
+	if n := r.byVersion(); n["v1"] == 0 || n["v2"] == 0 {
+		out = append(out, fmt.Sprintf("writes by version %v; want writes by both v1 and v2", n))
+	}
+	if r.Load.Reads["v1->v2"] == 0 || r.Load.Reads["v2->v1"] == 0 {
+		out = append(out, fmt.Sprintf("correct reads (writer->reader) %v; want v2 reading v1's writes and v1 reading v2's during the mixed window", r.Load.Reads))
+	}
+	if r.Version != ecToVersion || r.Dirty {
+		out = append(out, fmt.Sprintf("schema at version %d (dirty %v); want %d, clean", r.Version, r.Dirty, ecToVersion))
+	}
+	onV2 := 0
+	for name, v := range r.Images {
+		if v == "v2" {
+			onV2++
+		} else {
+			out = append(out, fmt.Sprintf("%s runs %s after the upgrade, want v2", name, v))
+		}
+	}
+	if onV2 != zdReplicas {
+		out = append(out, fmt.Sprintf("%d containers on v2, want %d", onV2, zdReplicas))
+	}
+	if err := ecCheckOrder(r.Order); err != nil {
+		out = append(out, err.Error())
+	}
+	return out
+}
+
+// ecCheckOrder checks, on the upgrade's events in stream order, that the
+// expand completed before the first drain and that the contract was
+// requested only after every replica was reported replaced.
+func ecCheckOrder(order []ecStep) error {
+	expandDone, firstDrain, contractAsked, lastReplaced, contractDone := -1, -1, -1, -1, -1
+	replaced := map[string]bool{}
+	for i, st := range order {
+		switch {
+		case st.Type == events.TypeMigrationCompleted && st.Version == 2 && expandDone < 0:
+			expandDone = i
+		case st.Type == events.TypeMigrationCompleted && st.Version == ecToVersion:
+			contractDone = i
+		case st.Type == events.TypeContainerDraining && firstDrain < 0:
+			firstDrain = i
+		case st.Type == events.TypeMigrationRequested && st.Phase == "contract" && contractAsked < 0:
+			contractAsked = i
+		case st.Type == events.TypeContainerReplaced:
+			replaced[st.Container], lastReplaced = true, i
+		}
+	}
+	var steps string
+	for _, st := range order {
+		steps += fmt.Sprintf("\n  %s %s phase=%q version=%d container=%q", st.At.Format(time.StampMilli), st.Type, st.Phase, st.Version, st.Container)
+	}
+	switch {
+	case expandDone < 0 || firstDrain < 0 || contractAsked < 0 || contractDone < 0 || len(replaced) != zdReplicas:
+		return fmt.Errorf("incomplete upgrade: want the expand to version 2, %d replicas drained and replaced, then the contract to %d; got:%s", zdReplicas, ecToVersion, steps)
+	case expandDone > firstDrain:
+		return fmt.Errorf("the first replica was drained before the expand completed:%s", steps)
+	case contractAsked < lastReplaced:
+		return fmt.Errorf("the contract was requested before every replica ran v2:%s", steps)
+	}
+	return nil
+}
