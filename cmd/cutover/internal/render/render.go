@@ -89,6 +89,26 @@ func detail(e events.Event) string {
 		return fmt.Sprintf("%s failed at %s: %s", v.Container, v.Step, v.Error)
 	case *events.NodeHeartbeat:
 		return fmt.Sprintf("%d containers (%s)", v.Containers, v.Runtime)
+	case *events.MigrationRequested:
+		phase := v.Phase
+		if phase == "" {
+			phase = "all"
+		}
+		return fmt.Sprintf("%s: %s migrations from %s", v.Service, phase, v.Source)
+	case *events.MigrationRollbackRequested:
+		return fmt.Sprintf("%s: back to version %d", v.Database, v.ToVersion)
+	case *events.MigrationStarted:
+		return fmt.Sprintf("%s: from version %d, snapshot %s", v.Database, v.FromVersion, v.SnapshotID)
+	case *events.MigrationRollbackCompleted:
+		return fmt.Sprintf("%s: version %d -> %d through %s", v.Database, v.FromVersion, v.ToVersion, v.Path)
+	case *events.HealthSignal:
+		return fmt.Sprintf("%s on %s: %s %s", v.Service, v.Node, v.Status, v.Message)
+	case *events.UpgradeControlRequested:
+		return fmt.Sprintf("%s requested by %s: %s", v.Action, v.RequestedBy, v.Reason)
+	case *events.NodeDrainRequested:
+		return fmt.Sprintf("wave %d: evacuate before %s restart", v.Wave, strings.Join(v.Containers, ", "))
+	case *events.NodeDrained:
+		return fmt.Sprintf("drained by %s %s", v.Evacuator, v.Message)
 	case *events.MigrationCompleted:
 		return fmt.Sprintf("%s: version %d -> %d (snapshot %s)", v.Database, v.FromVersion, v.ToVersion, v.SnapshotID)
 	case *events.MigrationFailed:

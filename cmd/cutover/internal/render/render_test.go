@@ -1,0 +1,42 @@
+package render
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+// fill sets every string field of a data struct to "x" and every integer to
+// 1, so a detail that prints fields is never empty.
+func fill(v reflect.Value) {
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("x")
+		case reflect.Int, reflect.Int64:
+			f.SetInt(1)
+		case reflect.Uint, reflect.Uint64:
+			f.SetUint(1)
+		case reflect.Struct:
+			fill(f)
+		}
+	}
+}
+
+// TestEveryTypeHasADetail keeps watch output useful when types are added.
+func TestEveryTypeHasADetail(t *testing.T) {
+	for _, s := range events.Catalog {
+		d := s.New()
+		fill(reflect.ValueOf(d).Elem())
+		e, err := events.New(events.Source("test", ""), d, events.WithNode("n1"), events.WithUpgrade("u1"), events.WithSubject("web"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if detail(e) == "" && !strings.HasSuffix(s.Type, ".heartbeat") {
+			t.Errorf("%s: watch prints no detail; add a case to render.detail", s.Type)
+		}
+	}
+}
