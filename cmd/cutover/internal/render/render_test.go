@@ -8,8 +8,9 @@ import (
 	"github.com/cutover-dev/cutover/events"
 )
 
-// fill sets every string field of a data struct to "x" and every integer to
-// 1, so a detail that prints fields is never empty.
+// fill sets every string field of a data struct to "x", every integer to 1
+// and every list to one such element, so a detail that prints fields is
+// never empty.
 func fill(v reflect.Value) {
 	for i := range v.NumField() {
 		f := v.Field(i)
@@ -22,6 +23,15 @@ func fill(v reflect.Value) {
 			f.SetUint(1)
 		case reflect.Struct:
 			fill(f)
+		case reflect.Slice:
+			elem := reflect.New(f.Type().Elem()).Elem()
+			switch elem.Kind() {
+			case reflect.String:
+				elem.SetString("x")
+			case reflect.Struct:
+				fill(elem)
+			}
+			f.Set(reflect.Append(f, elem))
 		}
 	}
 }
