@@ -43,9 +43,7 @@ func runDemo(ctx context.Context, args []string) error {
 	out := os.Stdout
 	cli, err := testkit.DockerAvailable(ctx)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "cutover demo: no Docker engine is reachable (%v).\n"+
-			"Start Docker (e.g. 'sudo systemctl start docker'), or point DOCKER_HOST at an engine, then run 'make demo' again.\n", err)
-		return exitError{3}
+		return runDemoSim(ctx, out, err, *listen, *debug)
 	}
 	defer cli.Close()
 	cleanup := func() {

@@ -44,6 +44,10 @@ Usage:
                    convert a kolla-ansible INI inventory into a cutover inventory
   cutover inventory check FILE
                    validate an inventory (file, line and field of every problem)
+  cutover rehearse -f release.yaml --inventory inventory.yaml | --nodes N [--services M]
+                   [--failure-rate P] [--seed S] [--latency pull=2s-10s,health=1s]
+                   run the upgrade on a SIMULATED fleet (real planner and node-updaters,
+                   in memory containers): duration, events/s, most instances down at once
 
 Run 'cutover COMMAND -h' for a command's flags.
 `
@@ -64,6 +68,7 @@ func main() {
 		"dev": runDev, "apply": runApply, "status": runStatus, "watch": runWatch, "demo": runDemo,
 		"snapshots": runSnapshots,
 		"plan":      runPlan, "inventory": runInventory,
+		"rehearse":             runRehearse,
 		"demo-zero-downtime":   runDemoZeroDowntime,
 		"demo-expand-contract": runDemoExpandContract,
 		"pause":                runPause, "resume": runResume, "abort": runAbort, "rollback": runRollback,

@@ -1,9 +1,11 @@
 package main
 
 import (
-	"errors"
 	"flag"
+	"io"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -28,11 +30,38 @@ func TestParseArgsAcceptsFlagsAfterPositionals(t *testing.T) {
 	}
 }
 
-func TestDemoWithoutDockerExitsWithItsOwnCode(t *testing.T) {
+func TestDemoWithoutDockerFallsBackToSim(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-	err := runDemo(t.Context(), nil)
-	var ee exitError
-	if !errors.As(err, &ee) || ee.code != 3 {
-		t.Fatalf("runDemo without an engine = %v, want exit code 3", err)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	t.Cleanup(func() { os.Stdout = stdout })
+	got := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		got <- string(b)
+	}()
+	runErr := runDemo(t.Context(), nil)
+	w.Close()
+	os.Stdout = stdout
+	out := <-got
+	if runErr != nil {
+		t.Fatalf("runDemo without an engine = %v, want success on the simulated runtime; output:\n%s", runErr, out)
+	}
+	for _, want := range []string{
+		"NOTICE: no Docker engine reachable",
+		"running the demo on the SIMULATED runtime; start Docker to upgrade real containers",
+		"upgrade.completed",
+		"demo passed on the SIMULATED runtime",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "cutover-demo/web:v2  yes"); n != demoNodes {
+		t.Errorf("%d containers run v2 and serve in the summary, want %d:\n%s", n, demoNodes, out)
 	}
 }
