@@ -34,6 +34,10 @@ type SetupConfig struct {
 	NodeTTL time.Duration
 	// ProcessedTTL is how long a consumer remembers a handled event id (default 24h).
 	ProcessedTTL time.Duration
+	// MaxConsumers bounds the stream's consumers (default 1,048,576). Every
+	// node-updater has its own durable consumer, and nats-server's default
+	// when a stream sets none is 1,000: a fleet of a thousand nodes would hit it.
+	MaxConsumers int
 }
 
 // keep fills zero fields from an existing stream's config.
@@ -49,6 +53,9 @@ func (c *SetupConfig) keep(existing *jetstream.StreamConfig) {
 	}
 	if c.Duplicates == 0 {
 		c.Duplicates = existing.Duplicates
+	}
+	if c.MaxConsumers == 0 && existing.MaxConsumers > 0 {
+		c.MaxConsumers = existing.MaxConsumers
 	}
 }
 
@@ -68,6 +75,9 @@ func (c *SetupConfig) setDefaults() {
 	if c.ProcessedTTL == 0 {
 		c.ProcessedTTL = 24 * time.Hour
 	}
+	if c.MaxConsumers == 0 {
+		c.MaxConsumers = 1 << 20
+	}
 }
 
 // Setup creates or updates the CUTOVER stream and the KV buckets. It is
@@ -80,14 +90,15 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 	cfg.keep(existing)
 	cfg.setDefaults()
 	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
-		Description: "cutover events (CloudEvents 1.0, structured JSON)",
-		Subjects:    []string{SubjectAll},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      cfg.MaxAge,
-		Duplicates:  cfg.Duplicates,
-		Replicas:    cfg.Replicas,
+		Name:         StreamName,
+		Description:  "cutover events (CloudEvents 1.0, structured JSON)",
+		Subjects:     []string{SubjectAll},
+		Storage:      jetstream.FileStorage,
+		Retention:    jetstream.LimitsPolicy,
+		MaxAge:       cfg.MaxAge,
+		Duplicates:   cfg.Duplicates,
+		Replicas:     cfg.Replicas,
+		MaxConsumers: cfg.MaxConsumers,
 	})
 	if err != nil {
 		return fmt.Errorf("set up stream %s: %w", StreamName, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -277,5 +278,21 @@ func TestConsumeSendsInProgressDuringLongWork(t *testing.T) {
 	})
 	if calls.Load() != 1 {
 		t.Errorf("handler ran %d times, want 1", calls.Load())
+	}
+}
+
+// TestStreamAllowsMoreConsumersThanTheServerDefault: one durable consumer
+// per node-updater must not stop at nats-server's default of 1,000 per stream.
+func TestStreamAllowsMoreConsumersThanTheServerDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 1,050 consumers")
+	}
+	s := natstest.Start(t)
+	for i := range 1050 {
+		if _, err := s.JS.CreateOrUpdateConsumer(t.Context(), events.StreamName, jetstream.ConsumerConfig{
+			Durable: fmt.Sprintf("node-updater-n%d", i), FilterSubjects: []string{events.NodeCmdSubject(fmt.Sprintf("n%d", i))}, AckPolicy: jetstream.AckExplicitPolicy,
+		}); err != nil {
+			t.Fatalf("consumer %d: %v", i, err)
+		}
 	}
 }
