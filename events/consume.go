@@ -54,6 +54,12 @@ type ConsumerConfig struct {
 	// Processed, when set, records each handled event id so a redelivered or
 	// republished event is acked without running the handler again.
 	Processed jetstream.KeyValue
+	// Types, when set, are the event types the handler acts on. Others that
+	// arrive on the filter subjects are acked as soon as they decode, without
+	// the handler or the handled-id memory: a consumer that needs a few types
+	// from a busy subject (the planner on node status) does not pay a KV round
+	// trip for each of the others.
+	Types []string
 	// Logger receives lifecycle logs at Info and per-message logs at Debug.
 	Logger *slog.Logger
 }
@@ -97,6 +103,7 @@ func (c *ConsumerConfig) Validate() error {
 // Consumer is a running durable consumer. Close stops it.
 type Consumer struct {
 	cfg     ConsumerConfig
+	types   map[string]bool // nil: every type
 	pub     *Publisher
 	it      jetstream.MessagesContext
 	handler Handler
@@ -131,7 +138,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 	}
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Consumer{
-		cfg: cfg, pub: NewPublisher(js), it: it, handler: h,
+		cfg: cfg, pub: NewPublisher(js), it: it, handler: h, types: typeSet(cfg.Types),
 		log:    cfg.Logger.With("consumer", cfg.Durable),
 		cancel: cancel, done: make(chan struct{}),
 	}
@@ -186,6 +193,10 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log = log.With("type", e.Type(), "id", e.ID())
+	if c.types != nil && !c.types[e.Type()] {
+		_ = msg.Ack()
+		return
+	}
 	key := c.cfg.Durable + "." + e.ID()
 	if c.cfg.Processed != nil {
 		if _, err := c.cfg.Processed.Get(ctx, key); err == nil {
@@ -286,6 +297,17 @@ func (c *Consumer) reject(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 	if err := msg.Term(); err != nil {
 		log.Warn("terminate message", "err", err)
 	}
+}
+
+func typeSet(types []string) map[string]bool {
+	if len(types) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(types))
+	for _, t := range types {
+		m[t] = true
+	}
+	return m
 }
 
 var rejectionNamespace = uuid.MustParse("6f1b7d1e-6c1f-4f4a-9a52-6375746f7665")

@@ -296,3 +296,45 @@ func TestStreamAllowsMoreConsumersThanTheServerDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestConsumeSkipsTypesTheHandlerDoesNotWant(t *testing.T) {
+	s := natstest.Start(t)
+	kv, err := s.JS.KeyValue(t.Context(), events.BucketProcessed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled atomic.Int32
+	consume(t, s.JS, events.ConsumerConfig{Durable: "picky", FilterSubjects: []string{events.NodeStatusSubject("n1")}, Processed: kv,
+		Types: []string{events.TypeNodeUpdateCompleted}},
+		func(ctx context.Context, e events.Event) error { handled.Add(1); return nil })
+	pub := events.NewPublisher(s.JS)
+	for _, d := range []events.Data{
+		events.NodeHeartbeat{AgentVersion: "x", Runtime: "sim"},
+		events.ContainerDraining{Container: "web"},
+		events.NodeUpdateCompleted{Results: []events.ContainerResult{}},
+	} {
+		if err := pub.Publish(t.Context(), events.MustNew(events.Source("node-updater", "n1"), d, events.WithNode("n1"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "picky")
+	eventually(t, 5*time.Second, "all three acked", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.AckFloor.Stream == 3
+	})
+	if handled.Load() != 1 {
+		t.Errorf("handler ran %d times, want 1 (only the completion)", handled.Load())
+	}
+	// Only the handled event is remembered: the others cost no KV write.
+	keys, err := kv.ListKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range keys.Keys() {
+		n++
+	}
+	if n != 1 {
+		t.Errorf("%d handled ids recorded, want 1", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -88,6 +89,7 @@ func (c *Config) setDefaults() {
 // Planner turns upgrade requests into plans and drives them wave by wave.
 type Planner struct {
 	cfg      Config
+	byType   map[string]events.Handler // handlers(), built once
 	js       jetstream.JetStream
 	pub      *events.Publisher
 	store    *store
@@ -149,6 +151,7 @@ func (p *Planner) lead(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open bucket %s: %w", events.BucketProcessed, err)
 	}
+	p.byType = p.handlers()
 	p.consumer, err = events.Consume(ctx, p.js, events.ConsumerConfig{
 		Durable: "planner",
 		FilterSubjects: []string{
@@ -158,8 +161,11 @@ func (p *Planner) lead(ctx context.Context) error {
 		},
 		Service:   "planner",
 		Processed: processed,
-		AckWait:   p.cfg.AckWait,
-		Logger:    p.log,
+		// The node status subject also carries every pulled, draining,
+		// replaced and heartbeat event: ack those without a KV round trip.
+		Types:   slices.Collect(maps.Keys(p.byType)),
+		AckWait: p.cfg.AckWait,
+		Logger:  p.log,
 	}, p.handle)
 	if err != nil {
 		return err
@@ -289,24 +295,28 @@ func latest(a, b time.Time) time.Time {
 	return b
 }
 
-func (p *Planner) handle(ctx context.Context, e events.Event) error {
-	switch e.Type() {
-	case events.TypeUpgradeRequested:
-		return p.onRequested(ctx, e)
-	case events.TypeNodeUpdateCompleted, events.TypeNodeUpdateFailed:
-		return p.onNodeResult(ctx, e)
-	case events.TypeRollbackRequested:
-		return p.onRollbackRequested(ctx, e)
-	case events.TypeUpgradeControlRequested:
-		return p.onControl(ctx, e)
-	case events.TypeMigrationCompleted, events.TypeMigrationFailed, events.TypeMigrationRollbackCompleted:
-		return p.onMigrationResult(ctx, e)
-	case events.TypeNodeDrained:
-		return p.onDrained(ctx, e)
-	default:
-		// Progress, heartbeats and other status events are the auditor's.
-		return nil
+// handlers maps each event type the planner acts on to its handler. The
+// consumer takes these types only; the others on its subjects (progress,
+// heartbeats: the auditor's) are acked without a handler.
+func (p *Planner) handlers() map[string]events.Handler {
+	return map[string]events.Handler{
+		events.TypeUpgradeRequested:           p.onRequested,
+		events.TypeNodeUpdateCompleted:        p.onNodeResult,
+		events.TypeNodeUpdateFailed:           p.onNodeResult,
+		events.TypeRollbackRequested:          p.onRollbackRequested,
+		events.TypeUpgradeControlRequested:    p.onControl,
+		events.TypeMigrationCompleted:         p.onMigrationResult,
+		events.TypeMigrationFailed:            p.onMigrationResult,
+		events.TypeMigrationRollbackCompleted: p.onMigrationResult,
+		events.TypeNodeDrained:                p.onDrained,
 	}
+}
+
+func (p *Planner) handle(ctx context.Context, e events.Event) error {
+	if h, ok := p.byType[e.Type()]; ok {
+		return h(ctx, e)
+	}
+	return nil
 }
 
 // onRequested plans a new upgrade. The request's event id is the upgrade id.
