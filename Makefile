@@ -57,5 +57,10 @@ docker-check:
 test-modules:
 	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && CUTOVER_TEST_POSTGRES="$(PG_URL)" $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...); done
 
+# Every benchmark with its baseline, one BENCH line per result
+# (scripts/bench.sh; BENCH_FLEET=100 for a quick run without the big fleets).
+bench: postgres haproxy
+	CUTOVER_TEST_POSTGRES="$(PG_URL)" ./scripts/bench.sh
+
 clean:
-	rm -rf bin .cutover-data
+	rm -rf bin .cutover-data .bench
