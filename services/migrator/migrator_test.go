@@ -24,17 +24,7 @@ import (
 
 const rows = 3000
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = natstest.Eventually
 
 // countingDriver counts the databases the migrator opens: one per request it
 // really handles.

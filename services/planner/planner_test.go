@@ -16,16 +16,7 @@ import (
 	"github.com/cutover-dev/cutover/services/planner"
 )
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = natstest.Eventually
 
 // history records every event on the bus, in stream order.
 type history struct {
