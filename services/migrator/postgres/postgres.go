@@ -12,7 +12,6 @@ import (
 	"strconv"
 
 	"github.com/golang-migrate/migrate/v4"
-	"github.com/golang-migrate/migrate/v4/database"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/file"
 	"github.com/jackc/pgx/v5"
@@ -20,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
 
@@ -305,41 +305,7 @@ func (d *Database) run(ctx context.Context, target uint, up bool) error {
 		_ = db.Close()
 	}()
 
-	n := 1
-	if !up {
-		n = -1
-	}
-	for _, step := range steps {
-		name := step.Up
-		if !up {
-			name = step.Down
-		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("migrate %s: stopped before %s, clean at the version before it: %w", d.key, name, err)
-		}
-		if err := m.Steps(n); err != nil {
-			return d.stepError(step, name, err)
-		}
-		if up {
-			err = ledger.Record(context.WithoutCancel(ctx), led, step)
-		} else {
-			err = ledger.Remove(context.WithoutCancel(ctx), led, step.Version)
-		}
-		if err != nil {
-			return fmt.Errorf("migrate %s: %s applied, but: %w", d.key, name, err)
-		}
-	}
-	return nil
-}
-
-// sqlError returns the database's own error out of golang-migrate's wrapper,
-// which also carries the whole migration text.
-func sqlError(err error) error {
-	var dbErr *database.Error
-	if errors.As(err, &dbErr) && dbErr.OrigErr != nil {
-		return dbErr.OrigErr
-	}
-	return err
+	return apply.Steps(ctx, m, led, steps, up, d.key, d.stepError)
 }
 
 // stepError describes a failed migration file, and whether PostgreSQL undid
@@ -347,7 +313,7 @@ func sqlError(err error) error {
 // unless it controls transactions itself or runs a CONCURRENTLY statement,
 // which runs outside any transaction and can leave an invalid index behind.
 func (d *Database) stepError(step migrator.Migration, name string, err error) *migrator.StepError {
-	se := &migrator.StepError{Version: step.Version, File: name, Err: sqlError(err)}
+	se := &migrator.StepError{Version: step.Version, File: name, Err: apply.SQLError(err)}
 	body, rerr := os.ReadFile(filepath.Join(d.source, name))
 	se.RolledBack = rerr == nil && migrator.Transactional(string(body), "CONCURRENTLY")
 	return se

@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
-	"github.com/golang-migrate/migrate/v4/database"
 	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
 	"github.com/golang-migrate/migrate/v4/source/file"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
 
@@ -251,50 +251,14 @@ func (d *Database) run(ctx context.Context, target uint, up bool) error {
 	}
 	defer m.Close()
 
-	n := 1
-	if !up {
-		n = -1
-	}
-	for _, step := range steps {
-		name := step.Up
-		if !up {
-			name = step.Down
-		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("migrate %s: stopped before %s, clean at the version before it: %w", d.path, name, err)
-		}
-		if err := m.Steps(n); err != nil {
-			return d.stepError(step, name, err)
-		}
-		// The step committed: a failure to record it leaves the ledger one
-		// step behind, which the next run reports rather than hides.
-		if up {
-			err = ledger.Record(context.WithoutCancel(ctx), led, step)
-		} else {
-			err = ledger.Remove(context.WithoutCancel(ctx), led, step.Version)
-		}
-		if err != nil {
-			return fmt.Errorf("migrate %s: %s applied, but: %w", d.path, name, err)
-		}
-	}
-	return nil
-}
-
-// sqlError returns the database's own error out of golang-migrate's wrapper,
-// which also carries the whole migration text.
-func sqlError(err error) error {
-	var dbErr *database.Error
-	if errors.As(err, &dbErr) && dbErr.OrigErr != nil {
-		return dbErr.OrigErr
-	}
-	return err
+	return apply.Steps(ctx, m, led, steps, up, d.path, d.stepError)
 }
 
 // stepError describes a failed migration file, and whether SQLite undid it:
 // golang-migrate runs each file in one transaction, so it did unless the
 // file controls transactions itself or the rollback failed.
 func (d *Database) stepError(step migrator.Migration, name string, err error) *migrator.StepError {
-	se := &migrator.StepError{Version: step.Version, File: name, Err: sqlError(err)}
+	se := &migrator.StepError{Version: step.Version, File: name, Err: apply.SQLError(err)}
 	body, rerr := os.ReadFile(filepath.Join(d.source, name))
 	var joined interface{ Unwrap() []error }
 	rollbackFailed := errors.As(se.Err, &joined) && len(joined.Unwrap()) > 1
