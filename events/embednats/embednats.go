@@ -12,6 +12,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
+// MaxPayload is the largest message the embedded server accepts (8 MiB).
+const MaxPayload = 8 << 20
+
 // Config configures an embedded server.
 type Config struct {
 	// Listen is the client address, host:port (port 0 picks a free one; -1 disables it).
@@ -46,6 +49,10 @@ func Start(cfg Config) (*server.Server, error) {
 		StoreDir:   cfg.DataDir,
 		NoSigs:     true,
 		NoLog:      true,
+		// The planner keeps an upgrade's state in one KV value, which passes
+		// NATS's default 1 MB from about 200 nodes x 20 containers. A stopgap
+		// until that state is split per node (see docs/benchmarks.md).
+		MaxPayload: MaxPayload,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
