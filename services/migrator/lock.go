@@ -143,3 +143,35 @@ func (l *dbLock) release(ctx context.Context) {
 	}
 	l.log.Debug("unlocked database", "lock", l.key)
 }
+
+// prepare opens a request's database with its migration source and takes
+// the database's lock. refused says why the request cannot be served (no
+// such driver, an unreadable source, a database that does not open): the
+// caller answers migration.failed with the database untouched. err is the
+// lock's error, for a redelivery. done releases everything, in reverse.
+func (m *Migrator) prepare(ctx context.Context, driver, source, location, database, requestID string, log *slog.Logger) (db Database, done func(), refused, err error) {
+	drv, err := m.driver(driver)
+	if err != nil {
+		return nil, nil, err, nil
+	}
+	dir, cleanup, err := m.fetchSource(ctx, source)
+	if err != nil {
+		return nil, nil, err, nil
+	}
+	db, err = drv.Open(ctx, location, dir)
+	if err != nil {
+		cleanup()
+		return nil, nil, err, nil
+	}
+	lock, err := m.lock(ctx, db, database, requestID, log)
+	if err != nil {
+		_ = db.Close()
+		cleanup()
+		return nil, nil, nil, err
+	}
+	return db, func() {
+		lock.release(context.WithoutCancel(ctx))
+		_ = db.Close()
+		cleanup()
+	}, nil, nil
+}

@@ -36,25 +36,14 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 	default:
 		return fail(events.MigrationFailed{Error: fmt.Sprintf("phase %q is unknown; send expand, contract or all", req.Phase), State: untouched})
 	}
-	drv, err := m.driver(req.Driver)
-	if err != nil {
-		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
+	db, release, refused, err := m.prepare(ctx, req.Driver, req.Source, req.Database, database, e.ID(), log)
+	if refused != nil {
+		return fail(events.MigrationFailed{Error: refused.Error(), State: untouched})
 	}
-	dir, cleanup, err := m.fetchSource(ctx, req.Source)
-	if err != nil {
-		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
-	}
-	defer cleanup()
-	db, err := drv.Open(ctx, req.Database, dir)
-	if err != nil {
-		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
-	}
-	defer db.Close()
-	lock, err := m.lock(ctx, db, database, e.ID(), log)
 	if err != nil {
 		return err
 	}
-	defer lock.release(context.WithoutCancel(ctx))
+	defer release()
 
 	started := time.Now()
 	from, dirty, err := db.Version(ctx)

@@ -34,25 +34,14 @@ func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.Migr
 	}
 	untouched := "unchanged: the migrator did not touch the database"
 
-	drv, err := m.driver(req.Driver)
-	if err != nil {
-		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
+	db, release, refused, err := m.prepare(ctx, req.Driver, req.Source, req.Database, database, e.ID(), log)
+	if refused != nil {
+		return fail(events.MigrationFailed{Error: refused.Error(), State: untouched})
 	}
-	dir, cleanup, err := m.fetchSource(ctx, req.Source)
-	if err != nil {
-		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
-	}
-	defer cleanup()
-	db, err := drv.Open(ctx, req.Database, dir)
-	if err != nil {
-		return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
-	}
-	defer db.Close()
-	lock, err := m.lock(ctx, db, database, e.ID(), log)
 	if err != nil {
 		return err
 	}
-	defer lock.release(context.WithoutCancel(ctx))
+	defer release()
 
 	from, dirty, err := db.Version(ctx)
 	if err != nil {
