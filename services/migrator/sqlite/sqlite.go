@@ -127,19 +127,7 @@ func readVersion(ctx context.Context, db *sql.DB) (uint, bool, error) {
 	if n == 0 {
 		return 0, false, nil
 	}
-	var v int64
-	var dirty bool
-	err := db.QueryRowContext(ctx, `SELECT version, dirty FROM `+migratesqlite.DefaultMigrationsTable+` LIMIT 1`).Scan(&v, &dirty)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	if v < 0 {
-		return 0, dirty, nil
-	}
-	return uint(v), dirty, nil
+	return apply.Version(ctx, db, migratesqlite.DefaultMigrationsTable)
 }
 
 // Migrations lists the source directory's migrations by ascending version

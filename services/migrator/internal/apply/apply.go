@@ -5,6 +5,7 @@ package apply
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -62,4 +63,23 @@ func SQLError(err error) error {
 		return dbErr.OrigErr
 	}
 	return err
+}
+
+// Version reads golang-migrate's version row from table, which the caller
+// has found to exist. No row, or version -1 (golang-migrate's "none"), is
+// version 0.
+func Version(ctx context.Context, db *sql.DB, table string) (uint, bool, error) {
+	var v int64
+	var dirty bool
+	err := db.QueryRowContext(ctx, `SELECT version, dirty FROM `+table+` LIMIT 1`).Scan(&v, &dirty)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if v < 0 {
+		return 0, dirty, nil
+	}
+	return uint(v), dirty, nil
 }
