@@ -69,30 +69,12 @@ func nodeThatReports(t *testing.T, js jetstream.JetStream, node string, containe
 // reports the new image, and the database ends at the release's version.
 func TestPlannerDrivesTheRealMigrator(t *testing.T) {
 	s := natstest.Start(t)
-	dir := t.TempDir()
-	migrations := filepath.Join(dir, "migrations")
-	if err := os.MkdirAll(migrations, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, body := range map[string]string{
+	migrations, dbPath, db := sqliteWithMigrations(t, map[string]string{
 		"0001_orders.expand.up.sql":     "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);",
 		"0001_orders.expand.down.sql":   "DROP TABLE orders;",
 		"0002_legacy.contract.up.sql":   "DROP TABLE legacy;",
 		"0002_legacy.contract.down.sql": "CREATE TABLE legacy (id INTEGER);",
-	} {
-		if err := os.WriteFile(filepath.Join(migrations, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dbPath := filepath.Join(dir, "web.db")
-	db, err := sql.Open("sqlite", dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Exec("CREATE TABLE legacy (id INTEGER)"); err != nil {
-		t.Fatal(err)
-	}
+	}, "CREATE TABLE legacy (id INTEGER)")
 
 	mig, err := migrator.New(migrator.Config{Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}}}, s.JS)
 	if err != nil {
@@ -146,4 +128,30 @@ func TestPlannerDrivesTheRealMigrator(t *testing.T) {
 	if m := u.Migrations[0]; m.SnapshotID == "" || m.Expand != planner.MigrationCompleted || m.Contract != planner.MigrationCompleted {
 		t.Errorf("migration = %+v, want both phases completed with a snapshot", m)
 	}
+}
+
+// sqliteWithMigrations writes a migrations directory and creates a SQLite
+// database with schema, for tests that run the real migrator.
+func sqliteWithMigrations(t *testing.T, files map[string]string, schema string) (migrations, dbPath string, db *sql.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	migrations = filepath.Join(dir, "migrations")
+	if err := os.MkdirAll(migrations, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(migrations, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dbPath = filepath.Join(dir, "web.db")
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := db.Exec(schema); err != nil {
+		t.Fatal(err)
+	}
+	return migrations, dbPath, db
 }

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,28 +26,10 @@ import (
 // Only the node-updaters are fakes (they report what a real one would).
 func TestFailingHealthRollsBackContainersAndDatabase(t *testing.T) {
 	s := natstest.Start(t)
-	dir := t.TempDir()
-	migrations := filepath.Join(dir, "migrations")
-	if err := os.MkdirAll(migrations, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, body := range map[string]string{
+	migrations, dbPath, db := sqliteWithMigrations(t, map[string]string{
 		"0001_orders.expand.up.sql":   "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);",
 		"0001_orders.expand.down.sql": "DROP TABLE orders;",
-	} {
-		if err := os.WriteFile(filepath.Join(migrations, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dbPath := filepath.Join(dir, "web.db")
-	db, err := sql.Open("sqlite", dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('ada'), ('grace')"); err != nil {
-		t.Fatal(err)
-	}
+	}, "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('ada'), ('grace')")
 
 	start := func(name string, startFn, closeFn func(context.Context) error) {
 		t.Helper()
