@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -19,7 +17,6 @@ import (
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
 	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
-	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
 	"github.com/cutover-dev/cutover/services/lb-agent/loadgen"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
@@ -221,50 +218,25 @@ func runExpandContract(ctx context.Context, cli *client.Client, cfg ecConfig) (r
 	if err := testkit.PullImage(ctx, cli, cfg.V1.Ref); err != nil {
 		return res, err
 	}
-	servers := map[string]string{}
-	mapping := map[string]lbagent.Server{}
-	var names, nodes, ids []string
-	for i := 1; i <= zdReplicas; i++ {
-		name, node, srv := fmt.Sprintf("%s-web-%d", cfg.Run, i), fmt.Sprintf("%s-node%d", cfg.Run, i), fmt.Sprintf("s%d", i)
-		ip := zdAddr(subnet, 10+i)
-		id, err := testkit.CreateContainer(ctx, cli, testkit.ContainerOpts{
-			Name: name, Image: cfg.V1.Ref, Node: node, Service: zdService,
-			Labels:  map[string]string{testkit.LabelTest: cfg.Run},
-			Env:     []string{"DEMO_DB=" + ecDBDir + "/" + ecDBFile},
-			Binds:   []string{filepath.Dir(dbPath) + ":" + ecDBDir},
-			Network: network, IPv4: ip.String(),
-		})
-		if err != nil {
-			return res, err
-		}
-		servers[srv] = net.JoinHostPort(ip.String(), fmt.Sprint(zdPort))
-		mapping[name] = lbagent.Server{Backend: zdService, Server: srv}
-		names, nodes, ids = append(names, name), append(nodes, node), append(ids, id)
-	}
-	for i, id := range ids {
-		if _, err := testkit.WaitHealth(ctx, cli, id, "healthy"); err != nil {
-			return res, fmt.Errorf("wait for v1 container %s to be healthy: %w", names[i], err)
-		}
-	}
-
-	front, err := zdFreeAddr()
+	reps, err := zdStartReplicas(ctx, cli, cfg.Run, cfg.V1.Ref, network, subnet, func(o *testkit.ContainerOpts) {
+		o.Env = []string{"DEMO_DB=" + ecDBDir + "/" + ecDBFile}
+		o.Binds = []string{filepath.Dir(dbPath) + ":" + ecDBDir}
+	})
 	if err != nil {
 		return res, err
 	}
+	names, nodes, mapping := reps.names, reps.nodes, reps.mapping
 	// Retries off: a request HAProxy sends to a replica that is gone fails,
 	// so zero failures is owed to the drain, not hidden by a retry.
 	hpDir := filepath.Join(cfg.WorkDir, "haproxy")
 	if err := os.MkdirAll(hpDir, 0o755); err != nil {
 		return res, fmt.Errorf("create %s: %w", hpDir, err)
 	}
-	hp, err := haproxy.Run(ctx, hpDir, haproxy.Backend{Name: zdService, Listen: front, Servers: servers, HealthPath: "/healthz", NoRetry: true})
+	hp, front, err := zdStartHAProxy(ctx, hpDir, reps.servers, true)
 	if err != nil {
 		return res, err
 	}
 	defer hp.Close()
-	if err := zdWaitUp(ctx, hp, len(servers)); err != nil {
-		return res, fmt.Errorf("%w\nhaproxy log:\n%s", err, hp.Log())
-	}
 
 	// The inventory gives the planner the service's database: at version
 	// ecFromVersion, migrations in migDir. A release whose
@@ -300,24 +272,10 @@ func runExpandContract(ctx context.Context, cli *client.Client, cfg ecConfig) (r
 	}
 	defer agent.Close(context.WithoutCancel(ctx))
 
-	var live loadgen.Live
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	loadStart := time.Now()
-	loadDone := make(chan loadgen.Result, 1) // buffered: the load never waits for a reader
-	var bg sync.WaitGroup
-	bg.Go(func() {
-		r, _ := loadgen.Run(loadCtx, loadgen.Config{URL: "http://" + front + "/", Rate: cfg.Rate, Live: &live, Items: &loadgen.Items{IDPrefix: cfg.Run + "-"}})
-		loadDone <- r
-	})
-	if cfg.Progress != nil {
-		bg.Go(func() { zdProgress(loadCtx, cfg.Progress, &live, loadStart) })
-	}
-	defer func() { stopLoad(); bg.Wait() }()
-
-	select {
-	case <-ctx.Done():
-		return res, ctx.Err()
-	case <-time.After(zdWarmUp):
+	load := zdStartLoad(ctx, loadgen.Config{URL: "http://" + front + "/", Rate: cfg.Rate, Items: &loadgen.Items{IDPrefix: cfg.Run + "-"}}, cfg.Progress)
+	defer load.stop()
+	if err := load.warmUp(ctx); err != nil {
+		return res, err
 	}
 	req, err := events.New(events.Source("cli", ""), events.UpgradeRequested{
 		RequestedBy: "cutover expand/contract scenario",
@@ -362,30 +320,11 @@ func runExpandContract(ctx context.Context, cli *client.Client, cfg ecConfig) (r
 	if res.UpgradeErr != nil {
 		res.UpgradeErr = fmt.Errorf("upgrade %s did not complete: %w", req.ID(), res.UpgradeErr)
 	}
-	if rest := cfg.MinLoad - time.Since(loadStart); rest > 0 {
-		fmt.Fprintf(cfg.Events, "upgrade over; load goes on for %s more (at least %s in all)\n", rest.Round(time.Second), cfg.MinLoad)
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(rest):
-		}
+	if res.Load, err = load.finish(ctx, cfg.MinLoad, cfg.Events); err != nil {
+		return res, err
 	}
-	stopLoad()
-	res.Load = <-loadDone
-
-	for _, name := range names {
-		insp, err := cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
-		if err != nil {
-			return res, fmt.Errorf("inspect %s after the upgrade: %w", name, err)
-		}
-		v := map[string]string{cfg.V1.ID: "v1", cfg.V2.ID: "v2"}[insp.Container.Image]
-		if v == "" {
-			v = short(insp.Container.Image)
-		}
-		if !insp.Container.State.Running {
-			v += " (not running)"
-		}
-		res.Images[name] = v
+	if res.Images, err = zdVersions(ctx, cli, names, cfg.V1, cfg.V2); err != nil {
+		return res, err
 	}
 	res.Rows, res.Version, res.Dirty, err = ecReadBack(ctx, dbPath)
 	return res, err

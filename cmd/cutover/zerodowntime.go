@@ -129,45 +129,18 @@ func runZeroDowntime(ctx context.Context, cli *client.Client, cfg zdConfig) (res
 	if err := testkit.PullImage(ctx, cli, cfg.V1.Ref); err != nil {
 		return res, err
 	}
-	servers := map[string]string{}         // HAProxy server -> address
-	mapping := map[string]lbagent.Server{} // container -> HAProxy server
-	names := make([]string, 0, zdReplicas) // container names
-	nodes := make([]string, 0, zdReplicas) // node names
-	ids := make([]string, 0, zdReplicas)   // v1 container IDs
-	for i := 1; i <= zdReplicas; i++ {
-		name, node, srv := fmt.Sprintf("%s-web-%d", cfg.Run, i), fmt.Sprintf("%s-node%d", cfg.Run, i), fmt.Sprintf("s%d", i)
-		ip := zdAddr(subnet, 10+i)
-		id, err := testkit.CreateContainer(ctx, cli, testkit.ContainerOpts{
-			Name: name, Image: cfg.V1.Ref, Node: node, Service: zdService,
-			Labels:  map[string]string{testkit.LabelTest: cfg.Run},
-			Env:     []string{"DEMO_GREETING=hello from " + node},
-			Network: network, IPv4: ip.String(),
-		})
-		if err != nil {
-			return res, err
-		}
-		servers[srv] = net.JoinHostPort(ip.String(), fmt.Sprint(zdPort))
-		mapping[name] = lbagent.Server{Backend: zdService, Server: srv}
-		names, nodes, ids = append(names, name), append(nodes, node), append(ids, id)
-	}
-	for i, id := range ids {
-		if _, err := testkit.WaitHealth(ctx, cli, id, "healthy"); err != nil {
-			return res, fmt.Errorf("wait for v1 container %s to be healthy: %w", names[i], err)
-		}
-	}
-
-	front, err := zdFreeAddr()
+	reps, err := zdStartReplicas(ctx, cli, cfg.Run, cfg.V1.Ref, network, subnet, func(o *testkit.ContainerOpts) {
+		o.Env = []string{"DEMO_GREETING=hello from " + o.Node}
+	})
 	if err != nil {
 		return res, err
 	}
-	hp, err := haproxy.Run(ctx, cfg.WorkDir, haproxy.Backend{Name: zdService, Listen: front, Servers: servers, HealthPath: "/healthz", NoRetry: cfg.NoRetry})
+	names, nodes, mapping := reps.names, reps.nodes, reps.mapping
+	hp, front, err := zdStartHAProxy(ctx, cfg.WorkDir, reps.servers, cfg.NoRetry)
 	if err != nil {
 		return res, err
 	}
 	defer hp.Close()
-	if err := zdWaitUp(ctx, hp, len(servers)); err != nil {
-		return res, fmt.Errorf("%w\nhaproxy log:\n%s", err, hp.Log())
-	}
 
 	s, err := stack.Start(ctx, stack.Config{
 		DataDir: filepath.Join(cfg.WorkDir, "data"), NATSListen: "127.0.0.1:0", Docker: cli, Nodes: nodes,
@@ -194,24 +167,10 @@ func runZeroDowntime(ctx context.Context, cli *client.Client, cfg zdConfig) (res
 
 	// The load runs on its own context: it is stopped only once the upgrade
 	// has ended and MinLoad has passed, or when ctx ends.
-	var live loadgen.Live
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	loadStart := time.Now()
-	loadDone := make(chan loadgen.Result, 1) // buffered: the load never waits for a reader
-	var bg sync.WaitGroup
-	bg.Go(func() {
-		r, _ := loadgen.Run(loadCtx, loadgen.Config{URL: "http://" + front + "/", Rate: cfg.Rate, Live: &live})
-		loadDone <- r
-	})
-	if cfg.Progress != nil {
-		bg.Go(func() { zdProgress(loadCtx, cfg.Progress, &live, loadStart) })
-	}
-	defer func() { stopLoad(); bg.Wait() }()
-
-	select {
-	case <-ctx.Done():
-		return res, ctx.Err()
-	case <-time.After(zdWarmUp):
+	load := zdStartLoad(ctx, loadgen.Config{URL: "http://" + front + "/", Rate: cfg.Rate}, cfg.Progress)
+	defer load.stop()
+	if err := load.warmUp(ctx); err != nil {
+		return res, err
 	}
 	// The engine keeps only its latest events, which other users of a
 	// shared engine push out: watch the kills live from before the upgrade.
@@ -261,16 +220,9 @@ func runZeroDowntime(ctx context.Context, cli *client.Client, cfg zdConfig) (res
 	if res.UpgradeErr != nil {
 		res.UpgradeErr = fmt.Errorf("upgrade %s did not complete: %w", req.ID(), res.UpgradeErr)
 	}
-	if rest := cfg.MinLoad - time.Since(loadStart); rest > 0 {
-		fmt.Fprintf(cfg.Events, "upgrade over; load goes on for %s more (at least %s in all)\n", rest.Round(time.Second), cfg.MinLoad)
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(rest):
-		}
+	if res.Load, err = load.finish(ctx, cfg.MinLoad, cfg.Events); err != nil {
+		return res, err
 	}
-	stopLoad()
-	res.Load = <-loadDone
 
 	// When Docker was told to stop each old container: its kill event. The
 	// old container carries the -cutover-old name by then.
@@ -281,21 +233,145 @@ func runZeroDowntime(ctx context.Context, cli *client.Client, cfg zdConfig) (res
 	for name, at := range kills {
 		tl(strings.TrimSuffix(name, "-cutover-old")).Stopped = at
 	}
+	res.Images, err = zdVersions(ctx, cli, names, cfg.V1, cfg.V2)
+	return res, err
+}
+
+// zdReplicaSet is the v1 replicas of a scenario and their HAProxy servers.
+type zdReplicaSet struct {
+	names, nodes []string                  // container and node names
+	servers      map[string]string         // HAProxy server -> address
+	mapping      map[string]lbagent.Server // container -> HAProxy server
+}
+
+// zdStartReplicas creates zdReplicas healthy v1 containers of the web
+// service, one per node, each on a static address of subnet (so HAProxy's
+// server addresses survive a replacement). opts adds to each container's
+// options.
+func zdStartReplicas(ctx context.Context, cli *client.Client, run, image, network string, subnet netip.Prefix, opts func(*testkit.ContainerOpts)) (zdReplicaSet, error) {
+	rs := zdReplicaSet{servers: map[string]string{}, mapping: map[string]lbagent.Server{}}
+	var ids []string
+	for i := 1; i <= zdReplicas; i++ {
+		name, node, srv := fmt.Sprintf("%s-web-%d", run, i), fmt.Sprintf("%s-node%d", run, i), fmt.Sprintf("s%d", i)
+		ip := zdAddr(subnet, 10+i)
+		o := testkit.ContainerOpts{
+			Name: name, Image: image, Node: node, Service: zdService,
+			Labels:  map[string]string{testkit.LabelTest: run},
+			Network: network, IPv4: ip.String(),
+		}
+		opts(&o)
+		id, err := testkit.CreateContainer(ctx, cli, o)
+		if err != nil {
+			return rs, err
+		}
+		rs.servers[srv] = net.JoinHostPort(ip.String(), fmt.Sprint(zdPort))
+		rs.mapping[name] = lbagent.Server{Backend: zdService, Server: srv}
+		rs.names, rs.nodes, ids = append(rs.names, name), append(rs.nodes, node), append(ids, id)
+	}
+	for i, id := range ids {
+		if _, err := testkit.WaitHealth(ctx, cli, id, "healthy"); err != nil {
+			return rs, fmt.Errorf("wait for v1 container %s to be healthy: %w", rs.names[i], err)
+		}
+	}
+	return rs, nil
+}
+
+// zdStartHAProxy runs HAProxy in dir in front of servers, with an HTTP
+// health check, and waits until every server is up. It returns the
+// frontend's address.
+func zdStartHAProxy(ctx context.Context, dir string, servers map[string]string, noRetry bool) (*haproxy.Process, string, error) {
+	front, err := zdFreeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	hp, err := haproxy.Run(ctx, dir, haproxy.Backend{Name: zdService, Listen: front, Servers: servers, HealthPath: "/healthz", NoRetry: noRetry})
+	if err != nil {
+		return nil, "", err
+	}
+	if err := zdWaitUp(ctx, hp, len(servers)); err != nil {
+		_ = hp.Close()
+		return nil, "", fmt.Errorf("%w\nhaproxy log:\n%s", err, hp.Log())
+	}
+	return hp, front, nil
+}
+
+// zdLoad is a load running across an upgrade, on its own context: it is
+// stopped only once the upgrade has ended and the minimum time has passed,
+// or when the scenario's context ends.
+type zdLoad struct {
+	cancel context.CancelFunc
+	start  time.Time
+	done   chan loadgen.Result // buffered: the load never waits for a reader
+	bg     sync.WaitGroup
+}
+
+// zdStartLoad starts the load, and a once-a-second progress line when
+// progress is set.
+func zdStartLoad(ctx context.Context, cfg loadgen.Config, progress io.Writer) *zdLoad {
+	l := &zdLoad{start: time.Now(), done: make(chan loadgen.Result, 1)}
+	var live loadgen.Live
+	cfg.Live = &live
+	loadCtx, cancel := context.WithCancel(ctx)
+	l.cancel = cancel
+	l.bg.Go(func() {
+		r, _ := loadgen.Run(loadCtx, cfg)
+		l.done <- r
+	})
+	if progress != nil {
+		l.bg.Go(func() { zdProgress(loadCtx, progress, &live, l.start) })
+	}
+	return l
+}
+
+// warmUp lets the load run alone for zdWarmUp before the upgrade starts.
+func (l *zdLoad) warmUp(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(zdWarmUp):
+		return nil
+	}
+}
+
+// finish keeps the load going until minLoad has passed since its start, then
+// stops it and returns its result.
+func (l *zdLoad) finish(ctx context.Context, minLoad time.Duration, w io.Writer) (loadgen.Result, error) {
+	if rest := minLoad - time.Since(l.start); rest > 0 {
+		fmt.Fprintf(w, "upgrade over; load goes on for %s more (at least %s in all)\n", rest.Round(time.Second), minLoad)
+		select {
+		case <-ctx.Done():
+			return loadgen.Result{}, ctx.Err()
+		case <-time.After(rest):
+		}
+	}
+	l.cancel()
+	return <-l.done, nil
+}
+
+// stop ends the load and its progress line and waits for them.
+func (l *zdLoad) stop() {
+	l.cancel()
+	l.bg.Wait()
+}
+
+// zdVersions says which version each container runs now, read from the engine.
+func zdVersions(ctx context.Context, cli *client.Client, names []string, v1, v2 testkit.Image) (map[string]string, error) {
+	out := map[string]string{}
 	for _, name := range names {
 		insp, err := cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 		if err != nil {
-			return res, fmt.Errorf("inspect %s after the upgrade: %w", name, err)
+			return out, fmt.Errorf("inspect %s after the upgrade: %w", name, err)
 		}
-		v := map[string]string{cfg.V1.ID: "v1", cfg.V2.ID: "v2"}[insp.Container.Image]
+		v := map[string]string{v1.ID: "v1", v2.ID: "v2"}[insp.Container.Image]
 		if v == "" {
 			v = short(insp.Container.Image)
 		}
 		if !insp.Container.State.Running {
 			v += " (not running)"
 		}
-		res.Images[name] = v
+		out[name] = v
 	}
-	return res, nil
+	return out, nil
 }
 
 // zdNetwork creates a user network with a free /24 for static addresses.
