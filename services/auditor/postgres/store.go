@@ -18,6 +18,7 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/auditor"
+	sqlrows "github.com/cutover-dev/cutover/services/auditor/internal/rows"
 )
 
 //go:embed migrations/*.sql
@@ -148,19 +149,8 @@ func (s *Store) Events(ctx context.Context, upgradeID string) ([]auditor.Record,
 	if err != nil {
 		return nil, fmt.Errorf("read events of upgrade %s from %s: %w", upgradeID, s.name, err)
 	}
-	defer rows.Close()
-	var out []auditor.Record
-	for rows.Next() {
-		var r auditor.Record
-		var t, stored int64
-		var raw string
-		if err := rows.Scan(&r.ID, &r.Type, &r.Source, &r.Subject, &r.UpgradeID, &r.NodeID, &r.CausationID, &t, &stored, &raw); err != nil {
-			return nil, fmt.Errorf("read events of upgrade %s from %s: %w", upgradeID, s.name, err)
-		}
-		r.Time, r.StoredAt, r.Event = fromNanos(t), fromNanos(stored), []byte(raw)
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := sqlrows.Records(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read events of upgrade %s from %s: %w", upgradeID, s.name, err)
 	}
 	return out, nil
@@ -235,21 +225,5 @@ func (s *Store) summaries(ctx context.Context, id string) ([]auditor.UpgradeSumm
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []auditor.UpgradeSummary
-	for rows.Next() {
-		var u auditor.UpgradeSummary
-		var first, last int64
-		var release, typ, data sql.NullString
-		if err := rows.Scan(&u.ID, &u.Events, &first, &last, &release, &typ, &data); err != nil {
-			return nil, err
-		}
-		u.FirstTime, u.LastTime = fromNanos(first), fromNanos(last)
-		u.Release = release.String
-		u.State = auditor.StateOf(typ.String, []byte(data.String))
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return sqlrows.Summaries(rows)
 }
-
-func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
