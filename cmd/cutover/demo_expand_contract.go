@@ -5,11 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
-	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
@@ -32,17 +30,11 @@ func runDemoExpandContract(ctx context.Context, args []string) error {
 		return exitError{2}
 	}
 	out := os.Stdout
-	cli, err := testkit.DockerAvailable(ctx)
+	cli, err := haproxyDemoEngine(ctx, "demo-expand-contract")
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "cutover demo-expand-contract: no Docker engine is reachable (%v).\n"+
-			"Start Docker (e.g. 'sudo systemctl start docker'), or point DOCKER_HOST at an engine, then run it again.\n", err)
-		return exitError{3}
+		return err
 	}
 	defer cli.Close()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		fmt.Fprintf(os.Stderr, "cutover demo-expand-contract: %v.\nInstall it with 'sudo scripts/install-haproxy.sh', then run it again.\n", err)
-		return exitError{3}
-	}
 	run := fmt.Sprintf("cutover-ec%d", time.Now().UnixNano()%1_000_000)
 	label := testkit.LabelTest + "=" + run
 	work, err := os.MkdirTemp("", "cutover-demo-ec-")
@@ -62,16 +54,7 @@ func runDemoExpandContract(ctx context.Context, args []string) error {
 	}
 	defer reg.Close(context.WithoutCancel(ctx))
 	images := map[string]testkit.Image{}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		_ = testkit.Cleanup(cctx, cli, label)
-		for _, img := range images {
-			if _, err := cli.ImageRemove(cctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
-				fmt.Fprintf(os.Stderr, "cutover demo-expand-contract: remove image %s: %v\n", short(img.ID), err)
-			}
-		}
-	}()
+	defer removeDemo(ctx, cli, "demo-expand-contract", label, images)
 	for _, v := range []struct{ tag, schema string }{{"v1", "1"}, {"v2", "2"}} {
 		img, err := reg.Push(ctx, bin, testkit.ImageSpec{
 			Repo: run + "/web", Tag: v.tag, Version: v.tag, Healthcheck: true,

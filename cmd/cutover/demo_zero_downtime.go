@@ -35,17 +35,11 @@ func runDemoZeroDowntime(ctx context.Context, args []string) error {
 		return exitError{2}
 	}
 	out := os.Stdout
-	cli, err := testkit.DockerAvailable(ctx)
+	cli, err := haproxyDemoEngine(ctx, "demo-zero-downtime")
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "cutover demo-zero-downtime: no Docker engine is reachable (%v).\n"+
-			"Start Docker (e.g. 'sudo systemctl start docker'), or point DOCKER_HOST at an engine, then run 'make demo-zero-downtime' again.\n", err)
-		return exitError{3}
+		return err
 	}
 	defer cli.Close()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		fmt.Fprintf(os.Stderr, "cutover demo-zero-downtime: %v.\nInstall it with 'sudo scripts/install-haproxy.sh', then run 'make demo-zero-downtime' again.\n", err)
-		return exitError{3}
-	}
 	run := fmt.Sprintf("cutover-zd%d", time.Now().UnixNano()%1_000_000)
 	label := testkit.LabelTest + "=" + run
 
@@ -73,16 +67,7 @@ func runDemoZeroDowntime(ctx context.Context, args []string) error {
 		images[v] = img
 		fmt.Fprintf(out, "  built image %s (%s)\n", img.Ref, short(img.ID))
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		_ = testkit.Cleanup(cctx, cli, label)
-		for _, img := range images {
-			if _, err := cli.ImageRemove(cctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
-				fmt.Fprintf(os.Stderr, "cutover demo-zero-downtime: remove image %s: %v\n", short(img.ID), err)
-			}
-		}
-	}()
+	defer removeDemo(ctx, cli, "demo-zero-downtime", label, images)
 
 	type variant struct {
 		name  string
@@ -157,4 +142,33 @@ func (i indent) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// haproxyDemoEngine checks what the HAProxy demos need: a Docker engine and
+// haproxy on PATH. It says what is missing and how to get it, as exit code 3.
+func haproxyDemoEngine(ctx context.Context, cmd string) (*client.Client, error) {
+	cli, err := testkit.DockerAvailable(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cutover %s: no Docker engine is reachable (%v).\n"+
+			"Start Docker (e.g. 'sudo systemctl start docker'), or point DOCKER_HOST at an engine, then run 'make %s' again.\n", cmd, err, cmd)
+		return nil, exitError{3}
+	}
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		cli.Close()
+		fmt.Fprintf(os.Stderr, "cutover %s: %v.\nInstall it with 'sudo scripts/install-haproxy.sh', then run 'make %s' again.\n", cmd, err, cmd)
+		return nil, exitError{3}
+	}
+	return cli, nil
+}
+
+// removeDemo removes what a demo run labelled with label left, and its images.
+func removeDemo(ctx context.Context, cli *client.Client, cmd, label string, images map[string]testkit.Image) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	_ = testkit.Cleanup(cctx, cli, label)
+	for _, img := range images {
+		if _, err := cli.ImageRemove(cctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			fmt.Fprintf(os.Stderr, "cutover %s: remove image %s: %v\n", cmd, short(img.ID), err)
+		}
+	}
 }
