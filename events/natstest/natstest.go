@@ -3,6 +3,7 @@
 package natstest
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -67,4 +68,46 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Recorder keeps every valid event published on cutover.>, in arrival order.
+type Recorder struct {
+	mu  sync.Mutex
+	all []events.Event
+}
+
+// Record starts recording every event the server carries, until the test ends.
+func (s *Server) Record(t testing.TB) *Recorder {
+	t.Helper()
+	r := &Recorder{}
+	sub, err := s.Conn.Subscribe(events.SubjectAll, func(m *nats.Msg) {
+		if e, err := events.Decode(m.Header, m.Data); err == nil {
+			r.mu.Lock()
+			r.all = append(r.all, e)
+			r.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return r
+}
+
+// All returns a copy of the events recorded so far.
+func (r *Recorder) All() []events.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]events.Event(nil), r.all...)
+}
+
+// Of returns the events of one type recorded so far.
+func (r *Recorder) Of(typ string) []events.Event {
+	var out []events.Event
+	for _, e := range r.All() {
+		if e.Type() == typ {
+			out = append(out, e)
+		}
+	}
+	return out
 }

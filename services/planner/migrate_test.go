@@ -69,9 +69,7 @@ func requestMigrating(t *testing.T, js jetstream.JetStream) string {
 
 // index returns the position in the history of the first event that matches.
 func (h *history) index(match func(events.Event) bool) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for i, e := range h.all {
+	for i, e := range h.All() {
 		if match(e) {
 			return i
 		}
@@ -120,13 +118,11 @@ func TestUpgradeExpandsRollsThenContractsAtTheVersionBarrier(t *testing.T) {
 	firstCmd := h.index(func(e events.Event) bool { return e.Type() == events.TypeNodeUpdateRequested })
 	contract := h.index(migrationPhase("contract"))
 	lastDone := -1
-	h.mu.Lock()
-	for i, e := range h.all {
+	for i, e := range h.All() {
 		if e.Type() == events.TypeNodeUpdateCompleted {
 			lastDone = i
 		}
 	}
-	h.mu.Unlock()
 	if expand < 0 || firstCmd < expand || contract < lastDone {
 		t.Errorf("order: expand at %d, first node command at %d, last node answer at %d, contract at %d; want expand < commands < contract", expand, firstCmd, lastDone, contract)
 	}

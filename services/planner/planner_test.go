@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,48 +17,16 @@ import (
 
 var eventually = natstest.Eventually
 
-// history records every event on the bus, in stream order.
-type history struct {
-	mu  sync.Mutex
-	all []events.Event
-}
+// history is the bus's events as the planner tests read them.
+type history struct{ *natstest.Recorder }
 
-func record(t *testing.T, s *natstest.Server) *history {
-	t.Helper()
-	h := &history{}
-	sub, err := s.Conn.Subscribe(events.SubjectAll, func(m *nats.Msg) {
-		e, err := events.Decode(m.Header, m.Data)
-		if err != nil {
-			return
-		}
-		h.mu.Lock()
-		h.all = append(h.all, e)
-		h.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	return h
-}
+func record(t *testing.T, s *natstest.Server) *history { return &history{s.Record(t)} }
 
-func (h *history) of(typ string) []events.Event {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []events.Event
-	for _, e := range h.all {
-		if e.Type() == typ {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func (h *history) of(typ string) []events.Event { return h.Of(typ) }
 
 func (h *history) types(upgrade string) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	var out []string
-	for _, e := range h.all {
+	for _, e := range h.All() {
 		if events.UpgradeID(e) == upgrade && e.Source() == "/cutover/planner" {
 			t := strings.TrimPrefix(e.Type(), "dev.cutover.")
 			if n := events.NodeID(e); n != "" {

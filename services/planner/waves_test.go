@@ -31,11 +31,9 @@ func startPlannerWith(t *testing.T, js jetstream.JetStream, cfg planner.Config) 
 // maxDown replays the history: an instance of a service is down from the
 // command that targets it until the node's answer to that command.
 func maxDown(h *history, upgrade string) map[string]int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	down, peak := map[string]int{}, map[string]int{}
 	open := map[string][]string{} // command id -> services it took down
-	for _, e := range h.all {
+	for _, e := range h.All() {
 		if events.UpgradeID(e) != upgrade {
 			continue
 		}
@@ -113,9 +111,8 @@ func TestWavesRespectMaxUnavailableAndDependencies(t *testing.T) {
 		t.Errorf("peak instances down = %v, want web 2 (its max_unavailable, reached) and db 1", peak)
 	}
 	// Dependency order: every db command answered before the first web command.
-	h.mu.Lock()
 	dbOpen, webStarted := 0, false
-	for _, e := range h.all {
+	for _, e := range h.All() {
 		if events.UpgradeID(e) != id {
 			continue
 		}
@@ -141,7 +138,6 @@ func TestWavesRespectMaxUnavailableAndDependencies(t *testing.T) {
 			}
 		}
 	}
-	h.mu.Unlock()
 }
 
 // TestSilentNodeFailsTheWaveAtTheDeadline: a node that never answers does

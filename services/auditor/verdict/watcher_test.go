@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,40 +25,12 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// bus records every event on the stream's subjects, in arrival order.
-type bus struct {
-	mu  sync.Mutex
-	all []events.Event
-}
+// bus is the stream's events as the watcher tests read them.
+type bus struct{ *natstest.Recorder }
 
-func record(t testing.TB, s *natstest.Server) *bus {
-	t.Helper()
-	b := &bus{}
-	sub, err := s.Conn.Subscribe(events.SubjectAll, func(m *nats.Msg) {
-		if e, err := events.Decode(m.Header, m.Data); err == nil {
-			b.mu.Lock()
-			b.all = append(b.all, e)
-			b.mu.Unlock()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	return b
-}
+func record(t testing.TB, s *natstest.Server) *bus { return &bus{s.Record(t)} }
 
-func (b *bus) of(typ string) []events.Event {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []events.Event
-	for _, e := range b.all {
-		if e.Type() == typ {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func (b *bus) of(typ string) []events.Event { return b.Of(typ) }
 
 func startWatcher(t testing.TB, js jetstream.JetStream, cfg verdict.WatcherConfig) *verdict.Watcher {
 	t.Helper()
