@@ -221,6 +221,10 @@ func (p *Planner) watchDeadlines(ctx context.Context) {
 	defer close(p.done)
 	t := time.NewTicker(max(min(p.cfg.PollInterval, p.cfg.ProgressDeadline/4, p.cfg.DrainTimeout/4), 20*time.Millisecond))
 	defer t.Stop()
+	// Upgrades that can never change again are not read again: every tick
+	// would otherwise decode the whole history of upgrades. A completed
+	// upgrade stays checked, since a rollback request can reopen it.
+	ended := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -232,7 +236,13 @@ func (p *Planner) watchDeadlines(ctx context.Context) {
 			continue
 		}
 		for _, id := range ids {
+			if ended[id] {
+				continue
+			}
 			u, rev, err := p.store.get(ctx, id)
+			if err == nil && len(u.Outbox) == 0 && (u.Phase == PhaseFailed || u.Phase == PhaseRolledBack || u.Phase == PhaseAborted) {
+				ended[id] = true
+			}
 			if err != nil || u.Phase != PhaseRunning || len(u.Outbox) > 0 {
 				continue // gone, not running, or a handler is mid-commit
 			}
