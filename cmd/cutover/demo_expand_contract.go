@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
 
