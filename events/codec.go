@@ -81,6 +81,25 @@ func Decode(h nats.Header, body []byte) (Event, error) {
 	return e, nil
 }
 
+// peekType reads an encoded event's type without decoding or validating the
+// rest; "" when it has none that can be read.
+func peekType(h nats.Header, body []byte) string {
+	if headerValue(h, "ce-specversion") != "" {
+		v, err := url.PathUnescape(headerValue(h, "ce-type"))
+		if err != nil {
+			return ""
+		}
+		return v
+	}
+	var probe struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(body, &probe) != nil {
+		return ""
+	}
+	return probe.Type
+}
+
 func decodeStructured(body []byte) (Event, error) {
 	var e Event
 	if err := json.Unmarshal(body, &e); err == nil && e.Validate() == nil {

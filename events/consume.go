@@ -55,10 +55,13 @@ type ConsumerConfig struct {
 	// republished event is acked without running the handler again.
 	Processed jetstream.KeyValue
 	// Types, when set, are the event types the handler acts on. Others that
-	// arrive on the filter subjects are acked as soon as they decode, without
-	// the handler or the handled-id memory: a consumer that needs a few types
-	// from a busy subject (the planner on node status) does not pay a KV round
-	// trip for each of the others.
+	// arrive on the filter subjects are acked as soon as their type is read,
+	// without decoding the rest, the handler or the handled-id memory: a
+	// consumer that needs a few types from a busy stream (the planner) pays
+	// neither a full decode nor a KV round trip for each of the others.
+	// Their validation is left to the consumers that take them (the auditor
+	// takes every type); a message whose type cannot be read is decoded and
+	// rejected as usual.
 	Types []string
 	// Logger receives lifecycle logs at Info and per-message logs at Debug.
 	Logger *slog.Logger
@@ -187,6 +190,12 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := c.log.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "delivery", meta.NumDelivered)
 
+	if c.types != nil {
+		if typ := peekType(msg.Headers(), msg.Data()); typ != "" && !c.types[typ] {
+			_ = msg.Ack()
+			return
+		}
+	}
 	e, err := Decode(msg.Headers(), msg.Data())
 	if err != nil {
 		c.reject(ctx, msg, meta, Event{}, err, log)
@@ -237,27 +246,30 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// runHandler calls the handler with panic recovery, sending InProgress while it runs.
+// runHandler calls the handler with panic recovery, sending InProgress while
+// it runs. The InProgress timer costs nothing for the usual handler that
+// ends before AckWait/3: no goroutine runs until it fires.
 func (c *Consumer) runHandler(ctx context.Context, msg jetstream.Msg, e Event) (err error) {
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(c.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+	every := c.cfg.AckWait / 3
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
+		_ = msg.InProgress()
+		t.Reset(every)
+	})
+	mu.Unlock()
 	defer func() {
-		close(stop)
-		wg.Wait()
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
 		if r := recover(); r != nil {
 			c.log.Error("handler panicked", "type", e.Type(), "id", e.ID(), "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("handler panicked: %v", r)

@@ -303,6 +303,7 @@ func TestConsumeSkipsTypesTheHandlerDoesNotWant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rejected := rejections(t, s.Conn)
 	var handled atomic.Int32
 	consume(t, s.JS, events.ConsumerConfig{Durable: "picky", FilterSubjects: []string{events.NodeStatusSubject("n1")}, Processed: kv,
 		Types: []string{events.TypeNodeUpdateCompleted}},
@@ -317,13 +318,36 @@ func TestConsumeSkipsTypesTheHandlerDoesNotWant(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Two messages it would not act on, in either mode, whose data is not
+	// valid: acked on their type alone, never decoded. And one without a
+	// type: decoded, and rejected.
+	subject := events.NodeStatusSubject("n1")
+	structured := nats.NewMsg(subject)
+	structured.Data = []byte(`{"specversion":"1.0","id":"x1","source":"/n1","type":"` + events.TypeContainerDraining + `","data":{"container":7}}`)
+	binary := nats.NewMsg(subject)
+	binary.Header.Set("ce-specversion", "1.0")
+	binary.Header.Set("ce-id", "x2")
+	binary.Header.Set("ce-source", "/n1")
+	binary.Header.Set("ce-type", "dev.cutover.container%2Edraining")
+	binary.Data = []byte(`{"container":7}`)
+	untyped := nats.NewMsg(subject)
+	untyped.Data = []byte(`{"specversion":"1.0","id":"x3","source":"/n1"}`)
+	for _, m := range []*nats.Msg{structured, binary, untyped} {
+		if _, err := s.JS.PublishMsg(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "picky")
-	eventually(t, 5*time.Second, "all three acked", func() bool {
+	eventually(t, 5*time.Second, "all six settled", func() bool {
 		info, err := cons.Info(t.Context())
-		return err == nil && info.AckFloor.Stream == 3
+		return err == nil && info.AckFloor.Stream == 6
 	})
 	if handled.Load() != 1 {
 		t.Errorf("handler ran %d times, want 1 (only the completion)", handled.Load())
+	}
+	eventually(t, 5*time.Second, "the untyped message rejected", func() bool { return len(rejected()) == 1 })
+	if r := rejected()[0]; r.Field != "type" {
+		t.Errorf("rejection names field %q, want type; the typed ones must be acked unread (%+v)", r.Field, rejected())
 	}
 	// Only the handled event is remembered: the others cost no KV write.
 	keys, err := kv.ListKeys(t.Context())

@@ -128,8 +128,14 @@ type UpgradePlanned struct {
 	Changes []ContainerChange `json:"changes"`
 	// Unchanged counts the containers of released services that already run the target.
 	Unchanged int `json:"unchanged"`
-	// Waves is the order of execution.
+	// Waves is the order of execution. A plan in parts has them in part 1.
 	Waves []PlannedWave `json:"waves"`
+	// Part numbers this event among the parts of a plan too large for one
+	// event, from 1; 0 (absent) for a plan sent whole. Every part carries
+	// a share of Changes; a consumer that needs them all gathers the parts.
+	Part int `json:"part,omitempty" jsonschema:"minimum=0"`
+	// Parts is how many parts the plan has; 0 (absent) for a plan sent whole.
+	Parts int `json:"parts,omitempty" jsonschema:"minimum=0"`
 }
 
 // EventType implements Data.
