@@ -217,9 +217,9 @@ type rehearsalReport struct {
 	// until replaced or reverted); MaxUnavailable is its limit.
 	MaxDown        map[string]int
 	MaxUnavailable map[string]int
-	// PlannerStateBytes is the size of the upgrade's key in
-	// cutover-upgrades at the end: the planner rewrites it on every node
-	// result.
+	// PlannerStateBytes is the size of the upgrade's record in
+	// cutover-upgrades at the end, which the planner rewrites on every
+	// node result (each step has a key of its own).
 	PlannerStateBytes int
 	// Violations lists every invariant that did not hold.
 	Violations []string
@@ -234,7 +234,7 @@ func (r rehearsalReport) Text(w io.Writer) {
 		fmt.Fprintf(w, " (%s)", r.Reason)
 	}
 	fmt.Fprintf(w, "\n  duration %s (fleet start-up %s, not counted); %d events, %.0f events/s\n", r.Duration.Round(time.Millisecond), r.StartupDuration.Round(time.Millisecond), r.Events, r.EventsPerSec)
-	fmt.Fprintf(w, "  planner state: %d bytes in %s (rewritten on every node result)\n", r.PlannerStateBytes, events.BucketUpgrades)
+	fmt.Fprintf(w, "  planner state: %d bytes in %s (the upgrade's record, rewritten on every node result; steps have keys of their own)\n", r.PlannerStateBytes, events.BucketUpgrades)
 	fmt.Fprintf(w, "  waves: %d planned, %d started, %d completed\n", r.WavesPlanned, r.WavesStarted, r.WavesDone)
 	fmt.Fprintf(w, "  containers: %d replaced, %d unchanged, %d reverted\n", r.Replaced, r.Unchanged, r.Reverted)
 	if r.RollbackResult != "" {
@@ -520,8 +520,8 @@ func (h *history) add(seq uint64, e events.Event) {
 	key := events.NodeID(e) + "/"
 	switch e.Type() {
 	case events.TypeUpgradePlanned:
-		if d, err := events.DataAs[events.UpgradePlanned](e); err == nil {
-			h.planned = len(d.Waves)
+		if d, err := events.DataAs[events.UpgradePlanned](e); err == nil && d.Part <= 1 {
+			h.planned = len(d.Waves) // a plan in parts has its waves in part 1
 		}
 	case events.TypeWaveStarted:
 		h.wavesStarted++
@@ -586,7 +586,7 @@ func (h *history) fill(rep *rehearsalReport) {
 		rep.Reason = h.rejected
 		v := "the upgrade never ran: " + h.rejected
 		if strings.Contains(h.rejected, "maximum payload") || strings.Contains(h.rejected, "message too large") {
-			v += " (the planner keeps an upgrade's whole state in one KV value, which outgrew the NATS message size limit; --max-payload 67108864 lifts it up to NATS's 64 MB maximum)"
+			v += " (an event or KV value outgrew the NATS message size limit; --max-payload raises it, up to NATS's 64 MB maximum)"
 		}
 		rep.Violations = append(rep.Violations, v)
 	}

@@ -145,11 +145,6 @@ func TestParseLatencies(t *testing.T) {
 	}
 }
 
-// benchMaxPayload lifts NATS's 1 MB max_payload for the fleet benchmarks:
-// the planner keeps a whole upgrade in one KV value, which passes 1 MB
-// near 200 nodes × 20 containers (see the report's planner state size).
-const benchMaxPayload = 64 << 20
-
 // BenchmarkFleet runs a whole upgrade of N nodes × 20 containers on the
 // simulated runtime with zero latencies (the real planner, N real
 // node-updaters, embedded NATS) and, in the same run, the bus floor: raw
@@ -170,7 +165,7 @@ func BenchmarkFleet(b *testing.B) {
 				stopPeak := watchHeap(&peak)
 				ctx, cancel := context.WithTimeout(b.Context(), benchFleetTimeout(n))
 				var err error
-				rep, err = rehearse(ctx, rehearsalConfig{Inventory: inv, Request: req, Seed: 1, MaxPayload: benchMaxPayload})
+				rep, err = rehearse(ctx, rehearsalConfig{Inventory: inv, Request: req, Seed: 1})
 				cancel()
 				stopPeak()
 				if err != nil && rep.Outcome != "did not finish" {

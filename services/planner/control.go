@@ -15,13 +15,10 @@ func (p *Planner) load(ctx context.Context, id string) (*Upgrade, uint64, error)
 	if err != nil {
 		return nil, 0, err
 	}
-	if len(u.Outbox) == 0 {
-		return u, rev, nil
-	}
-	if err := p.flush(ctx, u, rev); err != nil {
+	if rev, err = p.flush(ctx, u, rev); err != nil {
 		return nil, 0, err
 	}
-	return p.store.get(ctx, id)
+	return u, rev, nil
 }
 
 // onControl pauses, resumes or aborts an upgrade. Each action is
@@ -68,7 +65,8 @@ func (p *Planner) onControl(ctx context.Context, e events.Event) error {
 		default:
 			// Resuming retries what failed in the current step.
 			for _, key := range u.waveNodes(u.Wave) {
-				if np := u.Nodes[key]; np.Status == NodeFailed {
+				if u.Nodes[key].Status == NodeFailed {
+					np := u.edit(key)
 					np.Status, np.Error, np.CommandID = NodePending, "", ""
 				}
 			}
@@ -121,8 +119,9 @@ func (p *Planner) onDrained(ctx context.Context, e events.Event) error {
 		return err
 	}
 	cause, node := events.CausationID(e), events.NodeID(e)
-	for _, np := range u.Nodes {
+	for key, np := range u.Nodes {
 		if np.Node == node && np.Status == NodeDraining && np.DrainID == cause {
+			np = u.edit(key)
 			np.Status, np.Drained = NodePending, true
 			p.log.Info("node drained", "upgrade", id, "node", node)
 			return p.commit(ctx, u, rev, p.advance(e, u)...)

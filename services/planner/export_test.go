@@ -13,3 +13,6 @@ func (p *Planner) Crash() {
 	}
 	_ = p.stepDown(context.Background())
 }
+
+// Every planner test checks that steps change only through Upgrade.edit.
+func init() { verifySteps = true }

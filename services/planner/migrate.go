@@ -182,12 +182,8 @@ func (p *Planner) checkBarrier(ctx context.Context, u *Upgrade, rev uint64) erro
 	// did not touch must already run the release's image.
 	want := u.Release.Services[m.Service].Image
 	planned := map[string]string{}
-	for key, targets := range u.Targets {
-		np := u.Nodes[key]
-		if np == nil {
-			continue
-		}
-		for _, t := range targets {
+	for _, np := range u.Nodes {
+		for _, t := range np.Targets {
 			planned[np.Node+"/"+t.Container] = t.Image
 		}
 	}

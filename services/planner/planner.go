@@ -86,6 +86,10 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// verifySteps makes the store check every save for steps changed in place
+// (see Upgrade.edit); the package's tests set it.
+var verifySteps bool
+
 // Planner turns upgrade requests into plans and drives them wave by wave.
 type Planner struct {
 	cfg      Config
@@ -123,7 +127,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Planner, err
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", events.BucketUpgrades, err)
 	}
-	p.store = &store{kv: kv}
+	p.store = &store{kv: kv, verify: verifySteps}
 	return p, nil
 }
 
@@ -131,6 +135,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Planner, err
 // the durable consumer and the deadline watcher. Events that arrived while
 // no planner led wait in the stream and are handled in order.
 func (p *Planner) lead(ctx context.Context) error {
+	p.store.reset() // another leader may have written since this one last led
 	ids, err := p.store.ids(ctx)
 	if err != nil {
 		return err
@@ -140,11 +145,14 @@ func (p *Planner) lead(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if len(u.Outbox) > 0 {
-			p.log.Info("resuming upgrade: publishing pending events", "upgrade", id, "events", len(u.Outbox))
-			if err := p.flush(ctx, u, rev); err != nil {
+		if len(u.Outbox) > 0 || len(u.pending) > 0 {
+			p.log.Info("resuming upgrade: publishing pending events", "upgrade", id, "events", len(u.Outbox), "steps", len(u.pending))
+			if _, err := p.flush(ctx, u, rev); err != nil {
 				return err
 			}
+		}
+		if u.Final() {
+			p.store.forget(id, 0)
 		}
 	}
 	processed, err := p.js.KeyValue(ctx, events.BucketProcessed)
@@ -154,18 +162,18 @@ func (p *Planner) lead(ctx context.Context) error {
 	p.byType = p.handlers()
 	p.consumer, err = events.Consume(ctx, p.js, events.ConsumerConfig{
 		Durable: "planner",
-		FilterSubjects: []string{
-			events.SubjectUpgradeRequested, events.SubjectRollbackRequest,
-			events.SubjectNodeStatusAll, events.SubjectMigrationStatus, events.SubjectHealthVerdict,
-			events.SubjectUpgradeControl, events.SubjectNodeDrainAll,
-		},
-		Service:   "planner",
-		Processed: processed,
-		// The node status subject also carries every pulled, draining,
-		// replaced and heartbeat event: ack those without a KV round trip.
-		Types:   slices.Collect(maps.Keys(p.byType)),
-		AckWait: p.cfg.AckWait,
-		Logger:  p.log,
+		// One filter for the whole stream, not one per subject the planner
+		// reads: the server serves a consumer with several filters by
+		// intersecting them with every subject in the stream, which at
+		// thousands of nodes (three subjects each) cost more than the
+		// planner's own work. Types drops the rest (commands, progress,
+		// heartbeats) before any KV round trip.
+		FilterSubjects: []string{events.SubjectAll},
+		Service:        "planner",
+		Processed:      processed,
+		Types:          slices.Collect(maps.Keys(p.byType)),
+		AckWait:        p.cfg.AckWait,
+		Logger:         p.log,
 	}, p.handle)
 	if err != nil {
 		return err
@@ -243,7 +251,7 @@ func (p *Planner) watchDeadlines(ctx context.Context) {
 			if err == nil && len(u.Outbox) == 0 && (u.Phase == PhaseFailed || u.Phase == PhaseRolledBack || u.Phase == PhaseAborted) {
 				ended[id] = true
 			}
-			if err != nil || u.Phase != PhaseRunning || len(u.Outbox) > 0 {
+			if err != nil || u.Phase != PhaseRunning || len(u.Outbox) > 0 || len(u.pending) > 0 {
 				continue // gone, not running, or a handler is mid-commit
 			}
 			changed, err := p.expire(ctx, u, rev, time.Now())
@@ -270,17 +278,19 @@ func (p *Planner) expire(ctx context.Context, u *Upgrade, rev uint64, now time.T
 	expired := false
 	for _, key := range u.waveNodes(u.Wave) {
 		np := u.Nodes[key]
+		var reason string
 		switch {
 		case np.Status == NodeSent && now.Sub(latest(np.SentAt, u.WaveStartedAt)) >= p.cfg.ProgressDeadline:
-			np.Error = fmt.Sprintf("%s: no answer to command %s within the progress deadline of %v; check that its node-updater runs (cutover-nodes KV)", np.Node, np.CommandID, p.cfg.ProgressDeadline)
+			reason = fmt.Sprintf("%s: no answer to command %s within the progress deadline of %v; check that its node-updater runs (cutover-nodes KV)", np.Node, np.CommandID, p.cfg.ProgressDeadline)
 			cause = expiredCause(np.CommandID, u.ID)
 		case np.Status == NodeDraining && now.Sub(np.DrainRequestedAt) >= p.cfg.DrainTimeout:
-			np.Error = fmt.Sprintf("%s: not drained within %v (no dev.cutover.node.drained answering %s); its workload hosts were not touched; evacuate the node, then resume or request the upgrade again", np.Node, p.cfg.DrainTimeout, np.DrainID)
+			reason = fmt.Sprintf("%s: not drained within %v (no dev.cutover.node.drained answering %s); its workload hosts were not touched; evacuate the node, then resume or request the upgrade again", np.Node, p.cfg.DrainTimeout, np.DrainID)
 			cause = expiredCause(np.DrainID, u.ID)
 		default:
 			continue
 		}
-		np.Status = NodeFailed
+		np = u.edit(key)
+		np.Status, np.Error = NodeFailed, reason
 		expired = true
 	}
 	if !expired {
@@ -333,10 +343,13 @@ func (p *Planner) handle(ctx context.Context, e events.Event) error {
 func (p *Planner) onRequested(ctx context.Context, e events.Event) error {
 	id := e.ID()
 	log := p.log.With("upgrade", id)
-	if u, rev, err := p.store.get(ctx, id); err == nil {
-		return p.flush(ctx, u, rev) // a redelivered request: finish what was decided
+	if _, _, err := p.load(ctx, id); err == nil {
+		return nil // a redelivered request: load finished what was decided
 	} else if !errors.Is(err, errNoUpgrade) {
 		return err
+	}
+	if !validID(id) {
+		return events.Permanent(&events.FieldError{Field: "id", Reason: fmt.Sprintf("%q is not usable as an upgrade id: use letters, digits, '-', '_' or '=' (cutover apply uses a UUID)", id)})
 	}
 	req, err := events.DataAs[events.UpgradeRequested](e)
 	if err != nil {
@@ -368,21 +381,19 @@ func (p *Planner) onRequested(ctx context.Context, e events.Event) error {
 		p.unlock(ctx, id)
 		return refuse(err.Error())
 	}
-	u.Plan, u.Targets = plan.UpgradePlanned, plan.Targets
+	u.Plan = plan.UpgradePlanned
 	for _, w := range plan.Waves {
 		for _, n := range w.Nodes {
 			key := StepKey(n, w.Index)
-			u.Nodes[key] = &NodeProgress{Node: n, Wave: w.Index, Status: NodePending, Drain: plan.Drain[key]}
+			u.Nodes[key] = &NodeProgress{Node: n, Wave: w.Index, Status: NodePending, Targets: plan.Targets[key], Drain: plan.Drain[key]}
 		}
 	}
 	for _, m := range plan.Migrations {
 		u.Migrations = append(u.Migrations, &m)
 	}
 	log.Info("upgrade planned", "release", req.Release.Name, "changes", len(plan.Changes), "waves", len(plan.Waves))
-	out := []events.Event{
-		p.event(e, u, plan.UpgradePlanned),
-		p.event(e, u, events.UpgradeStarted{Waves: len(plan.Waves)}),
-	}
+	out := p.planned(e, u, plan.UpgradePlanned)
+	out = append(out, p.event(e, u, events.UpgradeStarted{Waves: len(plan.Waves)}))
 	out = append(out, p.advance(e, u)...)
 	return p.commit(ctx, u, 0, out...)
 }
@@ -392,17 +403,11 @@ func (p *Planner) onNodeResult(ctx context.Context, e events.Event) error {
 	if id == "" {
 		return nil // a command not sent by a planner (e.g. by hand)
 	}
-	u, rev, err := p.store.get(ctx, id)
+	u, rev, err := p.load(ctx, id)
 	if errors.Is(err, errNoUpgrade) {
 		return nil
 	}
 	if err != nil {
-		return err
-	}
-	if err := p.flush(ctx, u, rev); err != nil {
-		return err
-	}
-	if u, rev, err = p.store.get(ctx, id); err != nil {
 		return err
 	}
 	node := events.NodeID(e)
@@ -431,8 +436,8 @@ func (p *Planner) onNodeResult(ctx context.Context, e events.Event) error {
 			u.Rollback.Done = append(u.Rollback.Done, node)
 		}
 		u.Rollback.Current, u.Rollback.CommandID = "", ""
-	case u.step(node, cause) != nil:
-		np := u.step(node, cause)
+	case u.step(node, cause) != "":
+		np := u.edit(u.step(node, cause))
 		np.Results = results
 		if failure != "" {
 			np.Status, np.Error = NodeFailed, failure
@@ -450,17 +455,11 @@ func (p *Planner) onRollbackRequested(ctx context.Context, e events.Event) error
 	if id == "" {
 		id = e.Subject()
 	}
-	u, rev, err := p.store.get(ctx, id)
+	u, rev, err := p.load(ctx, id)
 	if errors.Is(err, errNoUpgrade) {
 		return events.Permanent(fmt.Errorf("rollback requested for upgrade %q, which the planner does not know; set the upgradeid extension (or subject) to an upgrade id from cutover status", id))
 	}
 	if err != nil {
-		return err
-	}
-	if err := p.flush(ctx, u, rev); err != nil {
-		return err
-	}
-	if u, rev, err = p.store.get(ctx, id); err != nil {
 		return err
 	}
 	if u.Rollback != nil || (u.Phase != PhaseRunning && u.Phase != PhaseCompleted && u.Phase != PhasePaused) {
@@ -524,7 +523,7 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 			if np := u.Nodes[n]; np.Status == NodeDraining && u.Rollback != nil {
 				// No command went out: a rollback need not wait for the
 				// evacuator, and its late answer changes nothing.
-				np.Status = NodePending
+				u.edit(n).Status = NodePending
 			}
 			switch u.Nodes[n].Status {
 			case NodePending:
@@ -543,15 +542,15 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 			now := time.Now().UTC()
 			var names []string
 			for _, n := range nodes {
-				np := u.Nodes[n]
-				if np.Status != NodePending {
+				if u.Nodes[n].Status != NodePending {
 					continue
 				}
+				np := u.edit(n)
 				names = append(names, np.Node)
 				if np.Drain && !np.Drained {
 					// A workload host only restarts on a drained node.
 					var hosts []string
-					for _, t := range u.Targets[n] {
+					for _, t := range np.Targets {
 						hosts = append(hosts, t.Container)
 					}
 					req := events.MustNew(events.Source("planner", ""), events.NodeDrainRequested{Wave: u.Wave, Containers: hosts, TimeoutMs: p.cfg.DrainTimeout.Milliseconds()},
@@ -560,7 +559,7 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 					out = append(out, req)
 					continue
 				}
-				cmd := p.command(cause, u, np.Node, u.Targets[n], false, np.Drained)
+				cmd := p.command(cause, u, np.Node, np.Targets, false, np.Drained)
 				np.Status, np.CommandID, np.SentAt = NodeSent, cmd.ID(), now
 				out = append(out, cmd)
 			}
@@ -731,31 +730,75 @@ func (p *Planner) commit(ctx context.Context, u *Upgrade, rev uint64, out ...eve
 	if err != nil {
 		return err
 	}
-	return p.flush(ctx, u, rev)
+	_, err = p.flush(ctx, u, rev)
+	return err
 }
 
-// flush publishes an upgrade's outbox in order, then clears it.
-func (p *Planner) flush(ctx context.Context, u *Upgrade, rev uint64) error {
-	if len(u.Outbox) == 0 {
-		return nil
+// flush writes an upgrade's pending steps to their keys and publishes its
+// outbox in order, then saves it without them and returns its revision.
+func (p *Planner) flush(ctx context.Context, u *Upgrade, rev uint64) (uint64, error) {
+	if len(u.Outbox) == 0 && len(u.pending) == 0 {
+		return rev, nil
+	}
+	if err := p.store.writeSteps(ctx, u); err != nil {
+		return 0, err
 	}
 	for _, raw := range u.Outbox {
 		var e events.Event
 		if err := json.Unmarshal(raw, &e); err != nil {
-			return fmt.Errorf("decode outbox of upgrade %s: %w", u.ID, err)
+			return 0, fmt.Errorf("decode outbox of upgrade %s: %w", u.ID, err)
 		}
 		if err := p.pub.Publish(ctx, e); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	u.Outbox = nil
-	if _, err := p.store.put(ctx, u, rev); err != nil {
-		return err
+	journal := u.journal
+	u.Outbox, u.pending, u.journal = nil, nil, nil
+	rev, err := p.store.put(ctx, u, rev)
+	if err != nil {
+		return 0, err
 	}
+	p.store.purge(ctx, journal)
 	if u.Final() {
 		p.unlock(ctx, u.ID)
+		p.store.forget(u.ID, 0) // a rollback request reopening it reads it again
 	}
-	return nil
+	return rev, nil
+}
+
+// planParts bounds the changes one upgrade.planned event carries; a larger
+// plan goes out in parts, so no event outgrows NATS's max_payload.
+const planParts = 1000
+
+// planned returns the events that carry a plan: one, or for a large plan
+// several parts numbered from 1, the first with the waves.
+func (p *Planner) planned(cause events.Event, u *Upgrade, plan events.UpgradePlanned) []events.Event {
+	if len(plan.Changes) <= planParts {
+		return []events.Event{p.event(cause, u, plan)}
+	}
+	var out []events.Event
+	parts := (len(plan.Changes) + planParts - 1) / planParts
+	for i := range parts {
+		part := events.UpgradePlanned{Release: plan.Release, Changes: plan.Changes[i*planParts : min((i+1)*planParts, len(plan.Changes))], Unchanged: plan.Unchanged, Waves: []events.PlannedWave{}, Part: i + 1, Parts: parts}
+		if i == 0 {
+			part.Waves = plan.Waves
+		}
+		out = append(out, p.event(cause, u, part))
+	}
+	return out
+}
+
+// validID reports whether id can name an upgrade's keys: one KV key token.
+func validID(id string) bool {
+	if id == "" {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '=') {
+			return false
+		}
+	}
+	return true
 }
 
 // lock takes the scope's upgrade lock for id. It returns the id of another
@@ -833,12 +876,12 @@ func (p *Planner) fleet(ctx context.Context) ([]events.NodeInventory, error) {
 	return out, nil
 }
 
-// step returns the sent step of node whose command id is cmd, or nil.
-func (u *Upgrade) step(node, cmd string) *NodeProgress {
-	for _, np := range u.Nodes {
+// step returns the key of node's sent step whose command id is cmd, or "".
+func (u *Upgrade) step(node, cmd string) string {
+	for key, np := range u.Nodes {
 		if np.Node == node && np.Status == NodeSent && np.CommandID == cmd {
-			return np
+			return key
 		}
 	}
-	return nil
+	return ""
 }

@@ -253,34 +253,59 @@ func TestRestartedPlannerResumesWithoutRepeating(t *testing.T) {
 }
 
 func TestPendingOutboxIsPublishedOnStartOnce(t *testing.T) {
-	s := natstest.Start(t)
-	putInventory(t, s.JS, "n1", web("web-1", "web:v1"))
 	// A planner that saved its decision but died before publishing: the
-	// state holds the command in its outbox.
-	cmd := events.MustNew(events.Source("planner", ""), events.NodeUpdateRequested{Containers: []events.ContainerTarget{{Container: "web-1", Image: "web:v2"}}},
-		events.WithUpgrade("u-crashed"), events.WithNode("n1"))
-	raw, _ := json.Marshal(cmd)
-	state, _ := json.Marshal(planner.Upgrade{ID: "u-crashed", Phase: planner.PhaseRunning, Nodes: map[string]*planner.NodeProgress{
-		"n1": {Status: planner.NodeSent, CommandID: cmd.ID()}}, Outbox: []json.RawMessage{raw}})
-	kv, _ := s.JS.KeyValue(t.Context(), events.BucketUpgrades)
-	if _, err := kv.Put(t.Context(), "u-crashed", state); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		p := startPlanner(t, s.JS)
-		_ = p.Close(t.Context())
-	}
-	st, _ := s.JS.Stream(t.Context(), events.StreamName)
-	msgs, err := st.GetLastMsgForSubject(t.Context(), events.NodeCmdSubject("n1"))
-	if err != nil {
-		t.Fatalf("command never published: %v", err)
-	}
-	info, _ := st.Info(t.Context(), jetstream.WithSubjectFilter(events.NodeCmdSubject("n1")))
-	if info.State.Msgs != 1 || msgs.Header.Get(nats.MsgIdHdr) != cmd.ID() {
-		t.Errorf("stream holds %d commands for n1 (want 1 with id %s)", info.State.Msgs, cmd.ID())
-	}
-	u, _ := planner.LoadUpgrade(t.Context(), s.JS, "u-crashed")
-	if len(u.Outbox) != 0 {
-		t.Error("outbox not cleared after publishing")
+	// record holds the command in its outbox and, in today's layout, the
+	// step it changed as pending. A record from before steps had their own
+	// keys holds every step inline.
+	for _, layout := range []string{"steps pending in the record", "steps inline (older records)"} {
+		t.Run(layout, func(t *testing.T) {
+			s := natstest.Start(t)
+			putInventory(t, s.JS, "n1", web("web-1", "web:v1"))
+			target := []events.ContainerTarget{{Container: "web-1", Image: "web:v2"}}
+			cmd := events.MustNew(events.Source("planner", ""), events.NodeUpdateRequested{Containers: target},
+				events.WithUpgrade("u-crashed"), events.WithNode("n1"))
+			raw, _ := json.Marshal(cmd)
+			step := map[string]any{"node": "n1", "wave": 0, "status": planner.NodeSent, "command_id": cmd.ID()}
+			rec := map[string]any{"id": "u-crashed", "phase": planner.PhaseRunning, "outbox": []json.RawMessage{raw}}
+			if layout == "steps pending in the record" {
+				step["targets"], step["seq"] = target, 1
+				rec["seq"], rec["steps"], rec["pending"] = 1, 1, []any{step}
+			} else {
+				rec["nodes"] = map[string]any{planner.StepKey("n1", 0): step}
+				rec["targets"] = map[string]any{planner.StepKey("n1", 0): target}
+			}
+			state, _ := json.Marshal(rec)
+			kv, _ := s.JS.KeyValue(t.Context(), events.BucketUpgrades)
+			if _, err := kv.Put(t.Context(), "u-crashed", state); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				p := startPlanner(t, s.JS)
+				_ = p.Close(t.Context())
+			}
+			st, _ := s.JS.Stream(t.Context(), events.StreamName)
+			msgs, err := st.GetLastMsgForSubject(t.Context(), events.NodeCmdSubject("n1"))
+			if err != nil {
+				t.Fatalf("command never published: %v", err)
+			}
+			info, _ := st.Info(t.Context(), jetstream.WithSubjectFilter(events.NodeCmdSubject("n1")))
+			if info.State.Msgs != 1 || msgs.Header.Get(nats.MsgIdHdr) != cmd.ID() {
+				t.Errorf("stream holds %d commands for n1 (want 1 with id %s)", info.State.Msgs, cmd.ID())
+			}
+			u, err := planner.LoadUpgrade(t.Context(), s.JS, "u-crashed")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(u.Outbox) != 0 {
+				t.Error("outbox not cleared after publishing")
+			}
+			np := u.Nodes[planner.StepKey("n1", 0)]
+			if np == nil || np.Status != planner.NodeSent || np.CommandID != cmd.ID() || len(np.Targets) != 1 {
+				t.Errorf("step read back = %+v; want it sent with command %s and its target", np, cmd.ID())
+			}
+			if _, err := kv.Get(t.Context(), "u-crashed.step.0.n1"); err != nil {
+				t.Errorf("step not written to its own key: %v", err)
+			}
+		})
 	}
 }

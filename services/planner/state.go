@@ -3,7 +3,6 @@ package planner
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -39,20 +38,23 @@ const (
 // cutover-upgrades bucket. Every change is written with compare-and-swap on
 // the key's revision, so two planners can never both advance it.
 type Upgrade struct {
-	ID            string                              `json:"id"`
-	Release       events.Release                      `json:"release"`
-	FailureAction string                              `json:"failure_action"`
-	Phase         string                              `json:"phase"`
-	RequestedAt   time.Time                           `json:"requested_at"`
-	UpdatedAt     time.Time                           `json:"updated_at"`
-	Plan          events.UpgradePlanned               `json:"plan"`
-	Targets       map[string][]events.ContainerTarget `json:"targets"`
-	Wave          int                                 `json:"wave"`
+	ID            string         `json:"id"`
+	Release       events.Release `json:"release"`
+	FailureAction string         `json:"failure_action"`
+	Phase         string         `json:"phase"`
+	RequestedAt   time.Time      `json:"requested_at"`
+	UpdatedAt     time.Time      `json:"updated_at"`
+	// Plan is the plan without its changes, which the upgrade.planned
+	// events carry; its waves are rebuilt from Nodes when read back.
+	Plan events.UpgradePlanned `json:"plan"`
+	Wave int                   `json:"wave"`
 	// WaveStartedAt is when the current wave's commands were decided; the
 	// progress deadline counts from it.
 	WaveStartedAt time.Time `json:"wave_started_at,omitzero"`
-	// Nodes holds each step's progress, keyed by StepKey(node, wave).
-	Nodes    map[string]*NodeProgress `json:"nodes"`
+	// Nodes holds each step's progress, keyed by StepKey(node, wave). Each
+	// step is stored under its own key (see store), so a node's answer
+	// rewrites that step and the small upgrade record, not the whole fleet.
+	Nodes    map[string]*NodeProgress `json:"nodes,omitempty"`
 	Rollback *RollbackProgress        `json:"rollback,omitempty"`
 	Reason   string                   `json:"reason,omitempty"`
 	// PauseRequested asks the upgrade to pause before its next wave.
@@ -69,13 +71,44 @@ type Upgrade struct {
 	// handler or start-up publishes them again with the same ids, which
 	// JetStream deduplicates.
 	Outbox []json.RawMessage `json:"outbox,omitempty"`
+
+	// seq counts the upgrade's saves; each step records the save that last
+	// changed it, so a late write from a deposed leader never overwrites a
+	// newer step.
+	seq uint64
+	// pending holds steps changed by the last save and not yet written to
+	// their own keys; the save carries them, flush writes them.
+	pending map[string]*NodeProgress
+	// journal names the keys holding an outbox or pending steps too large
+	// to travel inside the upgrade's record; flush deletes them.
+	journal []string
+	// dirty names the steps changed since the upgrade was read. Steps are
+	// shared with the store's cache and never changed in place: edit
+	// copies one before it changes.
+	dirty map[string]bool
+}
+
+// edit returns step key for changing: a copy of its own the next save writes.
+func (u *Upgrade) edit(key string) *NodeProgress {
+	if u.dirty[key] {
+		return u.Nodes[key]
+	}
+	c := *u.Nodes[key]
+	u.Nodes[key] = &c
+	if u.dirty == nil {
+		u.dirty = map[string]bool{}
+	}
+	u.dirty[key] = true
+	return &c
 }
 
 // NodeProgress is one node's part of an upgrade.
 type NodeProgress struct {
-	Node      string                   `json:"node"`
-	Wave      int                      `json:"wave"`
-	Status    string                   `json:"status"`
+	Node   string `json:"node"`
+	Wave   int    `json:"wave"`
+	Status string `json:"status"`
+	// Targets are the containers the step updates and their images.
+	Targets   []events.ContainerTarget `json:"targets"`
 	CommandID string                   `json:"command_id,omitempty"`
 	Results   []events.ContainerResult `json:"results,omitempty"`
 	Error     string                   `json:"error,omitempty"`
@@ -90,6 +123,8 @@ type NodeProgress struct {
 	DrainRequestedAt time.Time `json:"drain_requested_at,omitzero"`
 	// Drained says the evacuator reported the node drained.
 	Drained bool `json:"drained,omitempty"`
+	// Seq is the save of the upgrade that last changed the step.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Migration step statuses.
@@ -146,58 +181,6 @@ func (u *Upgrade) Final() bool {
 	return false
 }
 
-// store keeps Upgrades in the cutover-upgrades bucket.
-type store struct {
-	kv jetstream.KeyValue
-}
-
-var errNoUpgrade = errors.New("no such upgrade")
-
-func (s *store) get(ctx context.Context, id string) (*Upgrade, uint64, error) {
-	entry, err := s.kv.Get(ctx, id)
-	if events.IsNotFound(err) {
-		return nil, 0, fmt.Errorf("get upgrade %s: %w", id, errNoUpgrade)
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("get upgrade %s: %w", id, err)
-	}
-	var u Upgrade
-	if err := json.Unmarshal(entry.Value(), &u); err != nil {
-		return nil, 0, fmt.Errorf("decode upgrade %s: %w", id, err)
-	}
-	return &u, entry.Revision(), nil
-}
-
-// put creates the key when rev is 0, else updates it if its revision is still rev.
-func (s *store) put(ctx context.Context, u *Upgrade, rev uint64) (uint64, error) {
-	u.UpdatedAt = time.Now().UTC()
-	raw, err := json.Marshal(u)
-	if err != nil {
-		return 0, fmt.Errorf("encode upgrade %s: %w", u.ID, err)
-	}
-	if rev == 0 {
-		rev, err = s.kv.Create(ctx, u.ID, raw)
-	} else {
-		rev, err = s.kv.Update(ctx, u.ID, raw, rev)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("save upgrade %s: %w", u.ID, err)
-	}
-	return rev, nil
-}
-
-func (s *store) ids(ctx context.Context) ([]string, error) {
-	lister, err := s.kv.ListKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list upgrades: %w", err)
-	}
-	var out []string
-	for k := range lister.Keys() {
-		out = append(out, k)
-	}
-	return out, nil
-}
-
 // LoadUpgrade reads an upgrade's state, for the CLI's status command.
 func LoadUpgrade(ctx context.Context, js jetstream.JetStream, id string) (*Upgrade, error) {
 	kv, err := js.KeyValue(ctx, events.BucketUpgrades)
@@ -205,5 +188,9 @@ func LoadUpgrade(ctx context.Context, js jetstream.JetStream, id string) (*Upgra
 		return nil, fmt.Errorf("open bucket %s: %w", events.BucketUpgrades, err)
 	}
 	u, _, err := (&store{kv: kv}).get(ctx, id)
-	return u, err
+	if err != nil {
+		return nil, err
+	}
+	u.Plan.Waves = wavesOf(u.Nodes)
+	return u, nil
 }

@@ -43,6 +43,12 @@ func detail(e events.Event) string {
 	case *events.UpgradeRequested:
 		return fmt.Sprintf("release %s (%d services)", v.Release.Name, len(v.Release.Services))
 	case *events.UpgradePlanned:
+		if v.Part > 1 {
+			return fmt.Sprintf("plan part %d of %d: %d more containers change", v.Part, v.Parts, len(v.Changes))
+		}
+		if v.Parts > 1 {
+			return fmt.Sprintf("plan part 1 of %d: %d containers change (more follow), %d unchanged, %d waves", v.Parts, len(v.Changes), v.Unchanged, len(v.Waves))
+		}
 		return fmt.Sprintf("%d containers change, %d unchanged, %d waves", len(v.Changes), v.Unchanged, len(v.Waves))
 	case *events.UpgradeStarted:
 		return fmt.Sprintf("%d waves", v.Waves)
