@@ -33,7 +33,9 @@ func Encode(e Event) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s: %w", e.Type(), e.ID(), err)
 	}
-	body, err := json.Marshal(e)
+	// The SDK's own marshaller writes compact JSON; json.Marshal would
+	// only scan and copy its output once more.
+	body, err := e.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s: %w", e.Type(), e.ID(), err)
 	}

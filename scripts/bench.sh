@@ -10,7 +10,7 @@
 #
 # Knobs (environment):
 #   BENCH_FLEET    fleet sizes to run, a regexp on nodes= (default 100|1000|5000)
-#   BENCH_BUS_N    messages per BenchmarkBus run (default 3000)
+#   BENCH_BUS_N    messages per BenchmarkBus run (default 20000)
 #   BENCH_REPLACE_N replacements per BenchmarkReplace run (default 10)
 #   CUTOVER_BENCH_SIZE_MB   migrator database size (default: the benchmark's 16 MB)
 #   CUTOVER_TEST_POSTGRES   PostgreSQL URL for the migrator's PostgreSQL benchmark
@@ -59,7 +59,7 @@ line() {
 }
 
 # Event bus: cutover's codec and consume helper vs raw nats.go (the floor).
-run bus events . 'BenchmarkBus' "${BENCH_BUS_N:-3000}x"
+run bus events . 'BenchmarkBus' "${BENCH_BUS_N:-20000}x"
 f=$OUT/bus.txt
 line bus-msgs/s "$(metric "$f" BenchmarkBus/cutover msgs/s)" msgs/s "$(metric "$f" BenchmarkBus/raw msgs/s)"
 
@@ -92,9 +92,11 @@ line migrator-postgres-restore-ms "$(metric "$f" BenchmarkSnapshotRestore templa
 
 # Fleet: whole upgrades of N nodes × 20 containers on the simulated runtime,
 # zero latencies; events/s against the bus floor measured in the same run;
-# time against the 100-node time scaled linearly (ratio 1 = linear growth).
+# time against the 100-node time scaled linearly (ratio 1 = linear growth);
+# the planner's peak RSS (it runs in a process of its own) against its peak
+# at 100 nodes.
 # A size that does not finish in its budget (CUTOVER_BENCH_FLEET_TIMEOUT,
-# default 2m/10m/3m for 100/1000/5000 nodes) reports the time it ran and
+# default 2m/10m/6m for 100/1000/5000 nodes) reports the time it ran and
 # waves-done below its waves.
 run fleet cmd/cutover . "BenchmarkFleet/nodes=($FLEET)\$" 1x 40m
 f=$OUT/fleet.txt
@@ -109,6 +111,7 @@ for n in 100 1000 5000; do
 	line "fleet-$n-peak-heap-MB" "$(metric "$f" "$b" peak-heap-MB)" MB "$(awk -v h="$h100" -v n="$n" 'BEGIN{ if (h != "") printf "%.1f", h*n/100 }')"
 	line "fleet-$n-waves-done" "$(metric "$f" "$b" waves-done)" waves "$(metric "$f" "$b" waves)"
 	line "fleet-$n-planner-state-MB" "$(metric "$f" "$b" planner-state-MB)" MB 1
+	line "fleet-$n-planner-peak-RSS-MB" "$(metric "$f" "$b" planner-peak-RSS-MB)" MB "$(metric "$f" BenchmarkFleet/nodes=100 planner-peak-RSS-MB)"
 done
 
 # Auditor: failing health signal to rollback request (issue 6) against a

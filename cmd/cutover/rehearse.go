@@ -183,6 +183,10 @@ type rehearsalConfig struct {
 	// container's) as they happen.
 	Progress io.Writer
 	Logger   *slog.Logger
+	// StartPlanner, when set, runs the planner elsewhere (another process,
+	// so its memory can be measured apart) against the rehearsal's NATS
+	// URL instead of in this process; the returned function stops it.
+	StartPlanner func(ctx context.Context, natsURL string) (stop func(context.Context) error, err error)
 }
 
 // rehearsalReport is what a rehearsal measured, from the event history and
@@ -329,14 +333,22 @@ func rehearse(ctx context.Context, cfg rehearsalConfig) (rehearsalReport, error)
 	}
 	defer oconn.Close()
 
-	p, err := planner.New(ctx, planner.Config{Inventory: cfg.Inventory, Logger: cfg.Logger.With("service", "planner")}, pjs)
-	if err != nil {
-		return rep, err
+	if cfg.StartPlanner != nil {
+		stopPlanner, err := cfg.StartPlanner(ctx, srv.ClientURL())
+		if err != nil {
+			return rep, err
+		}
+		defer func() { _ = stopPlanner(context.WithoutCancel(ctx)) }()
+	} else {
+		p, err := planner.New(ctx, planner.Config{Inventory: cfg.Inventory, Logger: cfg.Logger.With("service", "planner")}, pjs)
+		if err != nil {
+			return rep, err
+		}
+		if err := p.Start(ctx); err != nil {
+			return rep, err
+		}
+		defer p.Close(context.WithoutCancel(ctx))
 	}
-	if err := p.Start(ctx); err != nil {
-		return rep, err
-	}
-	defer p.Close(context.WithoutCancel(ctx))
 
 	begin := time.Now()
 	fleet, err := sim.StartFleet(ctx, jss, sim.FleetConfig{

@@ -42,9 +42,11 @@
 // dev.cutover.event.rejected naming the fix) after a failed rollback; abort
 // stops for good and rolls nothing back. Every action is idempotent.
 //
-// State per upgrade lives in the cutover-upgrades bucket, written with
-// compare-and-swap together with an outbox of the events the change implies,
-// so a planner killed at any point resumes without repeating a step. One
+// State per upgrade lives in the cutover-upgrades bucket: a small record
+// written with compare-and-swap together with an outbox of the events the
+// change implies and the steps it changed, and a key per step (see
+// store.go), so a planner killed at any point resumes without repeating a
+// step and a node's answer does not rewrite the whole fleet's state. One
 // upgrade runs per scope (a lock in cutover-locks); a paused upgrade keeps
 // the lock, and a second request is refused with an event naming the
 // running one.
