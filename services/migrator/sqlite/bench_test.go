@@ -13,9 +13,10 @@ import (
 )
 
 // BenchmarkSnapshotRestore measures a snapshot (file copy under the write
-// lock, then quick_check of the copy while it is synced) and a restore
-// (copy of the snapshot, checked meanwhile, renamed into place, the replaced
-// file kept as a snapshot by a hard link) of a SQLite
+// lock, then quick_check of the copy while it is synced and hashed) and a
+// restore (copy of the snapshot, hashed on its way and compared with the
+// snapshot's checksum, renamed into place, the replaced file kept as a
+// snapshot by a hard link) of a SQLite
 // database of CUTOVER_BENCH_SIZE_MB (default 16) against the floor: a plain
 // copy of the file with an fsync.
 func BenchmarkSnapshotRestore(b *testing.B) {

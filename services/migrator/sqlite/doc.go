@@ -11,8 +11,11 @@
 // not. When a reader keeps frames in the WAL, the copy goes through SQLite's
 // online backup API instead (one read transaction, WAL frames included).
 // Each copy is checked (it opens, PRAGMA quick_check is ok, read through
-// mmap) while it is synced, before it counts; a restore checks the snapshot
-// before copying it, and keeps the file it replaces as a snapshot (a hard
+// mmap) while it is synced and hashed, before it counts; its CRC32C and size
+// go into a side file, <snapshot>.crc32c. A restore hashes the snapshot while
+// copying it and puts the copy in place only if it matches (a snapshot
+// without a side file, taken before checksums, is checked with PRAGMA
+// quick_check first), and keeps the file it replaces as a snapshot (a hard
 // link, after a checkpoint of its WAL). WrittenAfter counts the rows
 // inserted after a snapshot (rowids above the snapshot's largest, by
 // ATTACHing it). The migrator

@@ -1,10 +1,15 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"database/sql"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -205,15 +210,168 @@ func TestSnapshotAndRestore(t *testing.T) {
 	if err != nil || kept.Version != 4 || kept.Dirty || count(t, kept.Location, "orders") != 1 {
 		t.Errorf("kept replaced state = %+v, %v; want clean version 4 with its order", kept, err)
 	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 2 {
-		t.Errorf("snapshot dir holds %v, want only the two snapshots (no temp or side files)", entries)
+	// The kept state is a hard link: nobody read it to record a checksum.
+	if got, want := dirNames(t, dir), []string{snap.ID, snap.ID + ".crc32c", list[0].ID}; !slices.Equal(got, want) {
+		t.Errorf("snapshot dir holds %v, want %v (the snapshots and the first one's checksum; no temp files)", got, want)
 	}
-	for _, id := range []string{"app.db.snap-20000101T000000.000000000Z", "../app.db", "other.db.snap-20250101T000000.000000000Z"} {
+	for _, id := range []string{"app.db.snap-20000101T000000.000000000Z", "../app.db", "other.db.snap-20250101T000000.000000000Z", snap.ID + ".crc32c"} {
 		if _, err := db.Restore(t.Context(), id); !errors.Is(err, migrator.ErrSnapshotNotFound) {
 			t.Errorf("Restore(%q) err = %v, want ErrSnapshotNotFound", id, err)
 		}
 	}
+	if err := db.DropSnapshot(t.Context(), snap.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dirNames(t, dir), []string{list[0].ID}; !slices.Equal(got, want) {
+		t.Errorf("after DropSnapshot(%s) the snapshot dir holds %v, want %v (its checksum dropped too)", snap.ID, got, want)
+	}
+}
+
+// dirNames lists the names in dir, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// A snapshot's bytes are checked against the checksum recorded when it was
+// taken; a snapshot without one (taken before checksums) with PRAGMA
+// quick_check. A restore refused leaves the database as it was.
+func TestRestoreChecksTheSnapshot(t *testing.T) {
+	cases := []struct {
+		name string
+		// damage changes the snapshot at path after it was taken; it returns
+		// what the refusal must say, or nothing for a restore that succeeds.
+		damage func(t *testing.T, path string) []string
+	}{
+		{"intact", func(t *testing.T, path string) []string { return nil }},
+		{"one byte of a row changed", func(t *testing.T, path string) []string {
+			want := recordedSum(t, path)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A byte of a name, not of the b-tree: PRAGMA quick_check
+			// cannot see this one.
+			i := len(b)/2 + bytes.Index(b[len(b)/2:], []byte("user"))
+			b[i] ^= 0x20 // user -> User
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got := fmt.Sprintf("%08x", crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+			return []string{"snapshot " + path + " changed since it was taken", "CRC32C " + got, "CRC32C " + want, "restore another snapshot", "the database is unchanged"}
+		}},
+		{"truncated", func(t *testing.T, path string) []string {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path, fi.Size()-4096); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"snapshot " + path + " changed since it was taken: it holds " + strconv.FormatInt(fi.Size()-4096, 10) + " bytes"}
+		}},
+		{"checksum file damaged", func(t *testing.T, path string) []string {
+			if err := os.WriteFile(path+".crc32c", []byte("crc32c zz\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"checksum file " + path + ".crc32c is damaged", "remove it to check the snapshot with PRAGMA quick_check instead"}
+		}},
+		{"no checksum (an older snapshot)", func(t *testing.T, path string) []string {
+			if err := os.Remove(path + ".crc32c"); err != nil {
+				t.Fatalf("the snapshot has no checksum file: %v", err)
+			}
+			return nil
+		}},
+		{"no checksum, pages overwritten", func(t *testing.T, path string) []string {
+			if err := os.Remove(path + ".crc32c"); err != nil {
+				t.Fatalf("the snapshot has no checksum file: %v", err)
+			}
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fi, _ := f.Stat()
+			if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(fi.Size())-4096), 4096); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"refuse to restore", "check integrity of " + path}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := seed(t)
+			db := open(t, path, "../testdata/ok")
+			snap, err := db.Snapshot(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Up(t.Context(), 4); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sqlDB(t, path).Exec(`INSERT INTO orders (user_id, total) VALUES (1, 10)`); err != nil {
+				t.Fatal(err)
+			}
+			want := c.damage(t, snap.Location)
+
+			inspected, ierr := db.Inspect(t.Context(), snap.ID)
+			restored, err := db.Restore(t.Context(), snap.ID)
+			if want == nil {
+				if ierr != nil || inspected.Version != 1 {
+					t.Errorf("Inspect() = %+v, %v; want version 1", inspected, ierr)
+				}
+				if err != nil || restored.Version != 1 || restored.Dirty {
+					t.Fatalf("Restore() = %+v, %v; want clean version 1", restored, err)
+				}
+				if v, dirty := version(t, db); v != 1 || dirty || count(t, path, "users") != rows {
+					t.Errorf("after restore: version %d dirty %v, want clean 1 with %d users", v, dirty, rows)
+				}
+				return
+			}
+			if ierr == nil {
+				t.Errorf("Inspect() of the damaged snapshot = %+v, want an error", inspected)
+			}
+			if err == nil {
+				t.Fatalf("Restore() of the damaged snapshot = %+v, want it refused", restored)
+			}
+			for _, w := range want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Restore() err = %q, want it to say %q", err, w)
+				}
+			}
+			if v, dirty := version(t, db); v != 4 || dirty || count(t, path, "orders") != 1 {
+				t.Errorf("after a refused restore: version %d dirty %v, want the database unchanged (clean 4 with its order)", v, dirty)
+			}
+			if _, err := os.Stat(path + ".cutover-restore"); err == nil {
+				t.Errorf("%s.cutover-restore left after a refused restore", path)
+			}
+			if list, err := db.Snapshots(t.Context()); err != nil || len(list) != 1 {
+				t.Errorf("Snapshots() = %+v, %v; want the damaged one only (a refused restore keeps nothing)", list, err)
+			}
+		})
+	}
+}
+
+// recordedSum returns the CRC32C, in hex, recorded for the snapshot at path.
+func recordedSum(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path + ".crc32c")
+	if err != nil {
+		t.Fatalf("the snapshot has no checksum file: %v", err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 3 || f[0] != "crc32c" {
+		t.Fatalf("%s.crc32c holds %q, want \"crc32c <hex> <size>\"", path, b)
+	}
+	return f[1]
 }
 
 func TestSnapshotRefusesCorruptCopy(t *testing.T) {
@@ -291,19 +449,20 @@ func TestSnapshotOfLiveWALDatabase(t *testing.T) {
 		t.Fatalf("users after restore: %d, want %d", n, rows+1)
 	}
 	// The snapshot, and the replaced state (its WAL checkpointed into it).
-	entries, _ := os.ReadDir(filepath.Dir(snap.Location))
-	if len(entries) != 2 {
-		t.Errorf("snapshot dir holds %d entries, want the two snapshots only (no -wal/-shm from checking them)", len(entries))
-	}
 	list, err := db.Snapshots(t.Context())
 	if err != nil || len(list) != 2 {
 		t.Fatalf("Snapshots() = %+v, %v", list, err)
 	}
+	dir := filepath.Dir(snap.Location)
+	want := []string{snap.ID, snap.ID + ".crc32c", list[0].ID}
+	if got := dirNames(t, dir); !slices.Equal(got, want) {
+		t.Errorf("snapshot dir holds %v, want %v (no -wal/-shm from checking them)", got, want)
+	}
 	if n := count(t, list[0].Location, "users"); n != rows+2 {
 		t.Errorf("kept replaced state holds %d users, want %d (its WAL's rows included)", n, rows+2)
 	}
-	if entries, _ := os.ReadDir(filepath.Dir(snap.Location)); len(entries) != 2 {
-		t.Errorf("snapshot dir holds %d entries after reading the kept state, want 2 (a plain file, not WAL)", len(entries))
+	if got := dirNames(t, dir); !slices.Equal(got, want) {
+		t.Errorf("snapshot dir holds %v after reading the kept state, want %v (a plain file, not WAL)", got, want)
 	}
 }
 
@@ -347,7 +506,11 @@ func TestSnapshotWhileAReaderHoldsTheWAL(t *testing.T) {
 	if _, err := app.Exec(`INSERT INTO users (name) VALUES ('after-snapshot')`); err != nil {
 		t.Errorf("write after the snapshot: %v", err)
 	}
-	if entries, _ := os.ReadDir(filepath.Dir(snap.Location)); len(entries) != 1 {
-		t.Errorf("snapshot dir holds %d entries, want only the snapshot", len(entries))
+	if got, want := dirNames(t, filepath.Dir(snap.Location)), []string{snap.ID, snap.ID + ".crc32c"}; !slices.Equal(got, want) {
+		t.Errorf("snapshot dir holds %v, want %v (the snapshot and its checksum)", got, want)
+	}
+	// The backup API wrote the copy: its checksum must match it all the same.
+	if _, err := db.Inspect(t.Context(), snap.ID); err != nil {
+		t.Errorf("Inspect() of a snapshot taken through the backup API: %v", err)
 	}
 }
