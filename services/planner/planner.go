@@ -247,12 +247,18 @@ func (p *Planner) watchDeadlines(ctx context.Context) {
 			if ended[id] {
 				continue
 			}
-			u, rev, err := p.store.get(ctx, id)
-			if err == nil && len(u.Outbox) == 0 && (u.Phase == PhaseFailed || u.Phase == PhaseRolledBack || u.Phase == PhaseAborted) {
+			// The record alone says whether to look further: reading a
+			// finished upgrade's steps every tick would cost one read per step.
+			phase, busy, err := p.store.phase(ctx, id)
+			if err == nil && !busy && (phase == PhaseFailed || phase == PhaseRolledBack || phase == PhaseAborted) {
 				ended[id] = true
 			}
-			if err != nil || u.Phase != PhaseRunning || len(u.Outbox) > 0 || len(u.pending) > 0 {
+			if err != nil || phase != PhaseRunning || busy {
 				continue // gone, not running, or a handler is mid-commit
+			}
+			u, rev, err := p.store.get(ctx, id)
+			if err != nil || u.Phase != PhaseRunning || len(u.Outbox) > 0 || len(u.pending) > 0 {
+				continue
 			}
 			changed, err := p.expire(ctx, u, rev, time.Now())
 			if err != nil && ctx.Err() == nil {

@@ -143,6 +143,25 @@ func (s *store) get(ctx context.Context, id string) (*Upgrade, uint64, error) {
 	return u, rev, nil
 }
 
+// phase reads an upgrade's phase from its record alone, and whether a save
+// is still being applied (an outbox or steps pending), without its steps.
+func (s *store) phase(ctx context.Context, id string) (string, bool, error) {
+	entry, err := s.kv.Get(ctx, id)
+	if err != nil {
+		return "", false, fmt.Errorf("get upgrade %s: %w", id, err)
+	}
+	var r struct {
+		Phase   string            `json:"phase"`
+		Outbox  []json.RawMessage `json:"outbox"`
+		Pending []json.RawMessage `json:"pending"`
+		Journal []string          `json:"journal"`
+	}
+	if err := json.Unmarshal(entry.Value(), &r); err != nil {
+		return "", false, fmt.Errorf("decode upgrade %s: %w", id, err)
+	}
+	return r.Phase, len(r.Outbox)+len(r.Pending)+len(r.Journal) > 0, nil
+}
+
 // put saves u's record if its revision is still rev (creating it when rev
 // is 0), with the steps changed since u was read as pending.
 func (s *store) put(ctx context.Context, u *Upgrade, rev uint64) (uint64, error) {
