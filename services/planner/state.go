@@ -45,7 +45,7 @@ type Upgrade struct {
 	RequestedAt   time.Time      `json:"requested_at"`
 	UpdatedAt     time.Time      `json:"updated_at"`
 	// Plan is the plan without its changes, which the upgrade.planned
-	// events carry; its waves are rebuilt from Nodes when read back.
+	// events carry, and without its waves, which LoadUpgrade rebuilds from Nodes.
 	Plan events.UpgradePlanned `json:"plan"`
 	Wave int                   `json:"wave"`
 	// WaveStartedAt is when the current wave's commands were decided; the
