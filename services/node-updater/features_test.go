@@ -190,12 +190,16 @@ func (f *features) testProbes(t *testing.T) {
 		restart string
 		probe   *events.Probe
 		wantErr string // "" for replaced
+		// timeoutMs, when set, replaces the gate's 4 s: a failing exec
+		// probe must answer at least once before the gate gives up, and
+		// docker exec can take seconds on a loaded machine.
+		timeoutMs int64
 	}{
 		{name: "http passes", image: f.v2Plain, probe: &events.Probe{Type: events.ProbeHTTP, Port: 8080, Path: "/healthz"}},
 		{name: "tcp passes", image: f.v2Plain, probe: &events.Probe{Type: events.ProbeTCP, Port: 8080}},
 		{name: "exec passes", image: f.v2Plain, probe: &events.Probe{Type: events.ProbeExec, Command: []string{"/app", "health"}}},
 		{name: "http fails", image: f.neverPlain, probe: &events.Probe{Type: events.ProbeHTTP, Port: 8080, Path: "/healthz", IntervalMs: 200}, wantErr: "status 503"},
-		{name: "exec fails", image: f.neverPlain, probe: &events.Probe{Type: events.ProbeExec, Command: []string{"/app", "health"}}, wantErr: "exited with 1"},
+		{name: "exec fails", image: f.neverPlain, probe: &events.Probe{Type: events.ProbeExec, Command: []string{"/app", "health"}, TimeoutMs: 6000}, wantErr: "exited with 1", timeoutMs: 8000},
 		{name: "restart loop", image: f.crashPlain, restart: "always", wantErr: "restart"},
 	}
 	for i, tc := range tests {
@@ -204,8 +208,12 @@ func (f *features) testProbes(t *testing.T) {
 			node, status := f.setup(t, fmt.Sprintf("pr%d", i))
 			name := fmt.Sprintf("%s-probe-%d", f.prefix, i)
 			old := f.container(t, testkit.ContainerOpts{Name: name, Node: node, Service: "web", Network: f.net1, RestartPolicy: tc.restart})
+			timeoutMs := int64(4000)
+			if tc.timeoutMs > 0 {
+				timeoutMs = tc.timeoutMs
+			}
 			cmd := f.command(t, node, events.NodeUpdateRequested{Containers: []events.ContainerTarget{{
-				Container: name, Image: tc.image.Ref, MinHealthyMs: 500, HealthTimeoutMs: 4000, Probe: tc.probe,
+				Container: name, Image: tc.image.Ref, MinHealthyMs: 500, HealthTimeoutMs: timeoutMs, Probe: tc.probe,
 			}}})
 			if tc.wantErr == "" {
 				done := dataAs[events.NodeUpdateCompleted](t, status.await(t, events.TypeNodeUpdateCompleted, cmd, 60*time.Second))

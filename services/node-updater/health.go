@@ -91,7 +91,13 @@ func (u *Updater) waitHealthy(ctx context.Context, id string, g healthGate) erro
 			last = c
 			if g.probe != nil && !c.Healthcheck && c.Running && !c.Restarting {
 				// The probe stands in for the missing healthcheck.
-				probeErr = u.runProbe(wctx, c, *g.probe)
+				err := u.runProbe(wctx, c, *g.probe)
+				if err != nil && wctx.Err() != nil && probeErr != nil {
+					// The gate's deadline cut this probe short: the last
+					// probe that answered says more about why it failed.
+					err = probeErr
+				}
+				probeErr = err
 				c.Healthcheck, c.Health = true, HealthHealthy
 				if probeErr != nil {
 					c.Health = HealthStarting

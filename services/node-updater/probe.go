@@ -44,6 +44,7 @@ func (u *Updater) runProbe(ctx context.Context, c Container, p events.Probe) err
 	if p.TimeoutMs > 0 {
 		timeout = time.Duration(p.TimeoutMs) * time.Millisecond
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	switch p.Type {
@@ -59,7 +60,7 @@ func (u *Updater) runProbe(ctx context.Context, c Container, p events.Probe) err
 			var d net.Dialer
 			conn, err := d.DialContext(ctx, "tcp", addr)
 			if err != nil {
-				return fmt.Errorf("connect %s: %w", addr, err)
+				return fmt.Errorf("connect %s: %w", addr, timedOut(ctx, parent, timeout, err))
 			}
 			return conn.Close()
 		}
@@ -74,7 +75,7 @@ func (u *Updater) runProbe(ctx context.Context, c Container, p events.Probe) err
 		}
 		resp, err := probeClient.Do(req)
 		if err != nil {
-			return fmt.Errorf("GET %s: %w", url, err)
+			return fmt.Errorf("GET %s: %w", url, timedOut(ctx, parent, timeout, err))
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64*1024))
 		_ = resp.Body.Close()
@@ -88,7 +89,7 @@ func (u *Updater) runProbe(ctx context.Context, c Container, p events.Probe) err
 		}
 		code, out, err := u.rt.Exec(ctx, c.ID, p.Command)
 		if err != nil {
-			return fmt.Errorf("exec %q: %w", strings.Join(p.Command, " "), err)
+			return fmt.Errorf("exec %q: %w", strings.Join(p.Command, " "), timedOut(ctx, parent, timeout, err))
 		}
 		if code != 0 {
 			return fmt.Errorf("exec %q exited with %d%s", strings.Join(p.Command, " "), code, outputSuffix(strings.TrimSpace(out)))
@@ -97,4 +98,14 @@ func (u *Updater) runProbe(ctx context.Context, c Container, p events.Probe) err
 	default:
 		return fmt.Errorf("unknown probe type %q; use http, tcp or exec", p.Type)
 	}
+}
+
+// timedOut says so when err came from the probe's own timeout (ctx ended,
+// parent did not): "context deadline exceeded" alone does not tell the
+// probe's timeout from the health gate's.
+func timedOut(ctx, parent context.Context, timeout time.Duration, err error) error {
+	if ctx.Err() != nil && parent.Err() == nil {
+		return fmt.Errorf("no answer within the probe's timeout of %s (raise the probe's timeoutMs if the check is slow): %w", timeout, err)
+	}
+	return err
 }
