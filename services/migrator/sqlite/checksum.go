@@ -124,9 +124,15 @@ func checkSize(snapshot string, want fileSum) error {
 	return nil
 }
 
+// writeBehindEvery is how many bytes a copy writes before it starts their
+// writeback (see writeBehind).
+const writeBehindEvery = 8 << 20
+
 // copyHashed copies src to a new file dst through copyBuffer, hashing the
-// bytes on their way, and syncs dst.
-func copyHashed(src, dst string) (s fileSum, err error) {
+// bytes it writes and starting their writeback as it goes, and syncs dst
+// when sync is set. patch, when set, may change each chunk (read at offset
+// off of src) before it is hashed and written.
+func copyHashed(src, dst string, sync bool, patch func(off int64, b []byte)) (s fileSum, err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return fileSum{}, err
@@ -141,10 +147,35 @@ func copyHashed(src, dst string) (s fileSum, err error) {
 			err = cerr
 		}
 	}()
-	h := crc32.New(castagnoli)
-	n, err := io.CopyBuffer(io.MultiWriter(out, h), struct{ io.Reader }{in}, make([]byte, copyBuffer))
-	if err != nil {
-		return fileSum{}, err
+	buf := make([]byte, copyBuffer)
+	var crc uint32
+	var off, started int64
+	for {
+		n, rerr := in.Read(buf)
+		if n > 0 {
+			b := buf[:n]
+			if patch != nil {
+				patch(off, b)
+			}
+			crc = crc32.Update(crc, castagnoli, b)
+			if _, err := out.Write(b); err != nil {
+				return fileSum{}, err
+			}
+			off += int64(n)
+			if off-started >= writeBehindEvery {
+				writeBehind(out, started, off-started)
+				started = off
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fileSum{}, rerr
+		}
 	}
-	return fileSum{crc: h.Sum32(), size: n}, out.Sync()
+	if sync {
+		err = out.Sync()
+	}
+	return fileSum{crc: crc, size: off}, err
 }

@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -27,20 +26,22 @@ const snapTimeFormat = "20060102T150405.000000000Z"
 
 func (d *Database) snapPrefix() string { return filepath.Base(d.path) + ".snap-" }
 
-// Snapshot copies the database into a temporary file, checks the copy
-// (PRAGMA quick_check and its version) while syncing and hashing it, records
-// its checksum in a side file (see sumSuffix) and moves it into place under
-// its final name.
+// Snapshot copies the database into a temporary file, checks it (PRAGMA
+// quick_check and its version), syncs it, records its checksum in a side
+// file (see sumSuffix) and moves it into place under its final name.
 //
-// The fast path copies the file itself, in the kernel, while this process
-// holds the database's write lock (BEGIN IMMEDIATE) and, in WAL mode, once a
+// The fast path copies the file itself while this process holds the
+// database's write lock (BEGIN IMMEDIATE) and, in WAL mode, once a
 // checkpoint moved every WAL frame into the file: the file then holds every
-// commit and nobody can change it until the copy ends. The service's writers
-// wait for the copy (their busy timeout); readers go on. When some frames
-// cannot be moved (a reader still needs the older pages) the copy goes
-// through SQLite's online backup API instead, which copies every page in one
-// read transaction, WAL frames included, without blocking writers in WAL
-// mode, at a higher CPU cost.
+// commit and nobody can change it until the copy ends. Since nothing can
+// change, the database is checked during the copy, on another core, and the
+// bytes are hashed on their way into the copy: the checked bytes are the
+// copied bytes. The service's writers wait for the copy and the check (their
+// busy timeout); readers go on. When some frames cannot be moved (a reader
+// still needs the older pages) the copy goes through SQLite's online backup
+// API instead, which copies every page in one read transaction, WAL frames
+// included, without blocking writers in WAL mode, at a higher CPU cost; the
+// copy is then checked and hashed once it is made.
 func (d *Database) Snapshot(ctx context.Context) (migrator.Snapshot, error) {
 	if err := os.MkdirAll(d.snapDir, 0o700); err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: create %s: %w", d.path, d.snapDir, err)
@@ -50,31 +51,20 @@ func (d *Database) Snapshot(ctx context.Context) (migrator.Snapshot, error) {
 	final := filepath.Join(d.snapDir, id)
 	tmp := final + ".tmp"
 
-	if err := copyDatabase(ctx, d.path, tmp); err != nil {
+	c, err := copyDatabase(ctx, d.path, tmp)
+	if err != nil {
 		_ = os.Remove(tmp)
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s into %s: %w (check free space in %s)", d.path, tmp, err, d.snapDir)
 	}
-	// The check is CPU, the sync is I/O, the checksum reads what the copy
-	// left in the page cache: run them side by side. The checksum is taken
-	// here, not during the copy, so that the write lock is held no longer.
-	synced := make(chan error, 1)
-	go func() { synced <- syncFile(tmp) }()
-	type summed struct {
-		sum fileSum
-		err error
+	if c.checked {
+		err = syncFile(tmp)
+	} else {
+		c, err = checkCopy(ctx, tmp)
 	}
-	sums := make(chan summed, 1)
-	go func() {
-		s, err := sumFile(tmp)
-		sums <- summed{s, err}
-	}()
-	v, dirty, err := check(ctx, tmp)
-	sum := <-sums
-	err = errors.Join(err, <-synced, sum.err)
 	// The side file comes first: a crash before the rename leaves a side file
 	// that names no snapshot, never a snapshot with a half-written checksum.
 	if err == nil {
-		err = writeSum(final, sum.sum)
+		err = writeSum(final, c.sum)
 	}
 	if err == nil {
 		err = os.Rename(tmp, final)
@@ -87,7 +77,37 @@ func (d *Database) Snapshot(ctx context.Context) (migrator.Snapshot, error) {
 		_ = os.Remove(sumPath(final))
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.path, err)
 	}
-	return migrator.Snapshot{ID: id, Time: now, Location: final, Version: v, Dirty: dirty}, nil
+	return migrator.Snapshot{ID: id, Time: now, Location: final, Version: c.version, Dirty: c.dirty}, nil
+}
+
+// copied describes a database copy: its checksum, and the migration version
+// its check read.
+type copied struct {
+	sum     fileSum
+	version uint
+	dirty   bool
+	checked bool // the copied bytes passed PRAGMA quick_check
+}
+
+// checkCopy checks the copy at path, syncs it and hashes it. The check is
+// CPU, the sync is I/O, the checksum reads what the copy left in the page
+// cache: they run side by side.
+func checkCopy(ctx context.Context, path string) (copied, error) {
+	synced := make(chan error, 1)
+	go func() { synced <- syncFile(path) }()
+	type summed struct {
+		sum fileSum
+		err error
+	}
+	sums := make(chan summed, 1)
+	go func() {
+		s, err := sumFile(path)
+		sums <- summed{s, err}
+	}()
+	v, dirty, err := check(ctx, path)
+	sum := <-sums
+	err = errors.Join(err, <-synced, sum.err)
+	return copied{sum: sum.sum, version: v, dirty: dirty, checked: err == nil}, err
 }
 
 // Snapshots lists the database's snapshots, newest first.
@@ -202,7 +222,7 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 	if linked {
 		// The link is the replaced file itself, no longer the database:
 		// make it a plain file, like every snapshot.
-		if err := errors.Join(legacyHeader(kept), syncFile(kept)); err != nil {
+		if err := errors.Join(legacyHeaderFile(kept), syncFile(kept)); err != nil {
 			_ = os.Remove(kept)
 		}
 	}
@@ -248,7 +268,7 @@ func (d *Database) stage(ctx context.Context, id, tmp string) (migrator.Snapshot
 		// The copy is hashed on its way: bytes that match the checksum are
 		// those checked when the snapshot was taken, which spares a second
 		// full check.
-		got, err := copyHashed(p, tmp)
+		got, err := copyHashed(p, tmp, true, nil)
 		if err != nil {
 			return fail(err)
 		}
@@ -264,7 +284,7 @@ func (d *Database) stage(ctx context.Context, id, tmp string) (migrator.Snapshot
 		if snap.Version, snap.Dirty, err = check(ctx, p); err != nil {
 			return refuse(err)
 		}
-		if err := copyFile(p, tmp, true); err != nil {
+		if _, err := copyHashed(p, tmp, true, nil); err != nil {
 			return fail(err)
 		}
 	}
@@ -396,44 +416,46 @@ func fileVersion(ctx context.Context, path string) (uint, bool, error) {
 }
 
 // copyDatabase copies the database at src into the new file dst: a file
-// copy under the write lock when the file alone holds the database, else the
-// online backup API (see Snapshot).
-func copyDatabase(ctx context.Context, src, dst string) error {
+// copy under the write lock, checked and hashed as it goes, when the file
+// alone holds the database, else the online backup API, unchecked and
+// unsynced (see Snapshot).
+func copyDatabase(ctx context.Context, src, dst string) (copied, error) {
 	db, err := conn(ctx, src)
 	if err != nil {
-		return err
+		return copied{}, err
 	}
 	defer db.Close()
 	c, err := db.Conn(ctx)
 	if err != nil {
-		return err
+		return copied{}, err
 	}
 	defer c.Close()
-	copied, err := copyLocked(ctx, c, src, dst)
-	if err != nil || copied {
-		return err
+	cp, ok, err := copyLocked(ctx, c, src, dst)
+	if err != nil || ok {
+		return cp, err
 	}
-	return backup(ctx, c, dst)
+	return copied{}, backup(ctx, c, dst)
 }
 
 // copyLocked copies the file src to dst under the write lock, once no WAL
-// frame is left outside the file. It returns false, and no error, when some
-// frames could not be moved into the file (a reader still needs the older
-// pages): the caller then uses the backup API.
-func copyLocked(ctx context.Context, c *sql.Conn, src, dst string) (bool, error) {
+// frame is left outside the file, and checks the database meanwhile. It
+// returns false, and no error, when some frames could not be moved into the
+// file (a reader still needs the older pages): the caller then uses the
+// backup API. The copy is not synced.
+func copyLocked(ctx context.Context, c *sql.Conn, src, dst string) (copied, bool, error) {
 	var mode string
 	if err := c.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
-		return false, fmt.Errorf("read journal mode: %w", err)
+		return copied{}, false, fmt.Errorf("read journal mode: %w", err)
 	}
 	wal := strings.EqualFold(mode, "wal")
 	if _, err := c.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-		return false, fmt.Errorf("lock for the copy: %w", err)
+		return copied{}, false, fmt.Errorf("lock for the copy: %w", err)
 	}
 	defer func() { _, _ = c.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`) }()
 	// A read makes SQLite roll back a hot journal left by a crash first.
 	var n int
 	if err := c.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master`).Scan(&n); err != nil {
-		return false, fmt.Errorf("read schema: %w", err)
+		return copied{}, false, fmt.Errorf("read schema: %w", err)
 	}
 	if wal {
 		// No commit can come while we hold the write lock: a checkpoint that
@@ -442,37 +464,67 @@ func copyLocked(ctx context.Context, c *sql.Conn, src, dst string) (bool, error)
 		// never waits, for readers or anyone.
 		cp, err := conn(ctx, src)
 		if err != nil {
-			return false, err
+			return copied{}, false, err
 		}
 		var busy, frames, moved int
 		err = cp.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &moved)
 		_ = cp.Close()
 		if err != nil || busy != 0 || frames != moved {
-			return false, nil
+			return copied{}, false, nil
 		}
 	}
-	if err := copyFile(src, dst, false); err != nil {
-		return false, err
-	}
+	// Nothing changes the database before ROLLBACK: the check reads the
+	// state that is being copied. It is CPU, the copy mostly memory and I/O.
+	checkCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	checked := make(chan copied, 1)
+	checkErr := make(chan error, 1)
+	go func() {
+		v, dirty, err := check(checkCtx, src)
+		checked <- copied{version: v, dirty: dirty, checked: err == nil}
+		checkErr <- err
+	}()
+	var patch func(int64, []byte)
 	if wal {
 		// The copy says WAL in its header; make it a plain file, so that
 		// checking or restoring it leaves no -wal or -shm behind.
-		if err := legacyHeader(dst); err != nil {
-			return false, err
-		}
+		patch = legacyHeader
 	}
-	return true, nil
+	sum, err := copyHashed(src, dst, false, patch)
+	if err != nil {
+		cancel()
+	}
+	cp := <-checked
+	if err := errors.Join(err, <-checkErr); err != nil {
+		return copied{}, false, err
+	}
+	cp.sum = sum
+	return cp, true, nil
 }
 
-// legacyHeader sets the file format bytes 18 and 19 of a database file's
-// header to 1 (rollback journal), which is what PRAGMA journal_mode=DELETE
-// writes when it leaves WAL mode.
-func legacyHeader(path string) error {
+// headerFormat is the offset in a database file's header of the file format
+// bytes (18 and 19): 2 for WAL, 1 for a rollback journal.
+const headerFormat = 18
+
+// legacyHeader sets, in the chunk b of a database file read at offset off,
+// the file format bytes to 1 (rollback journal), which is what PRAGMA
+// journal_mode=DELETE writes when it leaves WAL mode.
+func legacyHeader(off int64, b []byte) {
+	for i := int64(headerFormat); i < headerFormat+2; i++ {
+		if i >= off && i < off+int64(len(b)) {
+			b[i-off] = 1
+		}
+	}
+}
+
+// legacyHeaderFile sets the file format bytes of the database file at path
+// to 1 (see legacyHeader).
+func legacyHeaderFile(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteAt([]byte{1, 1}, 18)
+	_, err = f.WriteAt([]byte{1, 1}, headerFormat)
 	return errors.Join(err, f.Close())
 }
 
@@ -512,32 +564,6 @@ func backup(ctx context.Context, c *sql.Conn, dst string) error {
 // backuper is the online backup of modernc.org/sqlite's connections.
 type backuper interface {
 	NewBackup(dstURI string) (*msqlite.Backup, error)
-}
-
-// copyFile copies src to a new file dst (in the kernel where it can:
-// copy_file_range), and syncs it when sync is set.
-func copyFile(src, dst string, sync bool) (err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	if _, err := io.Copy(out, in); err != nil {
-		return err
-	}
-	if !sync {
-		return nil
-	}
-	return out.Sync()
 }
 
 func syncFile(path string) error {

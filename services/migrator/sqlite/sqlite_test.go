@@ -514,3 +514,53 @@ func TestSnapshotWhileAReaderHoldsTheWAL(t *testing.T) {
 		t.Errorf("Inspect() of a snapshot taken through the backup API: %v", err)
 	}
 }
+
+// A database with a damaged page is not snapshotted: the check that runs
+// during the copy refuses it, names the problem, and leaves neither a
+// snapshot nor a checksum behind. The database file is left as it was.
+func TestSnapshotRefusesDamagedDatabase(t *testing.T) {
+	for _, mode := range []string{"DELETE", "WAL"} {
+		t.Run(mode, func(t *testing.T) {
+			path := seed(t)
+			app := sqlDB(t, path)
+			if _, err := app.Exec(`PRAGMA journal_mode = ` + mode); err != nil {
+				t.Fatal(err)
+			}
+			app.Close()
+			// Overwrite a page in the middle of the users table with junk.
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, _ := f.Stat()
+			pages := fi.Size() / 4096
+			if pages < 4 {
+				t.Fatalf("seeded database has %d pages, want a few more to damage one", pages)
+			}
+			if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 4096), pages/2*4096); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			db := open(t, path, "")
+			_, err = db.Snapshot(t.Context())
+			if err == nil || !strings.Contains(err.Error(), "check integrity of "+path) {
+				t.Fatalf("Snapshot of a damaged database: %v, want an error naming the integrity check of %s", err, path)
+			}
+			if got := dirNames(t, filepath.Join(filepath.Dir(path), sqlite.SnapshotDir)); len(got) != 0 {
+				t.Errorf("snapshot dir holds %v after a refused snapshot, want nothing", got)
+			}
+			after, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(before, after) {
+				t.Error("the database file changed during a refused snapshot")
+			}
+		})
+	}
+}
