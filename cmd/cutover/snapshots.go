@@ -52,6 +52,13 @@ func runSnapshots(ctx context.Context, args []string) error {
 	}
 	if verb == "prune" {
 		fmt.Printf("removed %d snapshots, kept the newest %d\n", len(snaps), *keep)
+		swept, err := migrator.SweepLeftovers(ctx, drv, *database)
+		for _, p := range swept {
+			fmt.Printf("removed %s, left by an interrupted snapshot or restore\n", p)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "snapshot\ttaken\tversion\tlocation")

@@ -58,8 +58,9 @@
 // and, with Config.RequireDown, a migration without a down file.
 //
 // Snapshots are managed: Config.KeepSnapshots keeps the N newest per
-// database after each successful migration; ListSnapshots and
-// PruneSnapshots serve `cutover snapshots list|prune`.
+// database after each successful migration, and removes the partial files
+// an interrupted snapshot or restore left (SweepLeftovers); ListSnapshots,
+// PruneSnapshots and SweepLeftovers serve `cutover snapshots list|prune`.
 //
 // What runs where: the migrator runs where it can reach the databases (for
 // SQLite, on the host that holds the file). Several migrators may run: the

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -604,6 +605,16 @@ func TestMigrationsFromImage(t *testing.T) {
 func TestSnapshotRetention(t *testing.T) {
 	h := start(t, migrator.Config{KeepSnapshots: 2})
 	path := seed(t)
+	// What a snapshot cut short by a crash left: the migrator removes it
+	// after its next migration.
+	snapDir := filepath.Join(filepath.Dir(path), sqlite.SnapshotDir)
+	leftover := filepath.Join(snapDir, filepath.Base(path)+".snap-20260101T000000.000000000Z.tmp")
+	if err := os.MkdirAll(snapDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(leftover, []byte("half a copy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var ids []string
 	for _, v := range []uint{2, 3, 4} {
 		fin, _ := h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok", TargetVersion: v}))
@@ -611,6 +622,9 @@ func TestSnapshotRetention(t *testing.T) {
 			t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
 		}
 		ids = append(ids, as[events.MigrationCompleted](t, fin).SnapshotID)
+	}
+	if _, err := os.Stat(leftover); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s still there after three migrations (stat: %v), want it removed", leftover, err)
 	}
 	list, err := migrator.ListSnapshots(t.Context(), sqlite.Driver{}, path)
 	if err != nil {

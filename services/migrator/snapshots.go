@@ -116,9 +116,45 @@ func prune(ctx context.Context, db Database, keep int) ([]Snapshot, error) {
 	return dropped, nil
 }
 
-// prune applies Config.KeepSnapshots after a migration; a failure only logs:
+// leftoverSweeper is a Database whose snapshots and restores can leave
+// partial files behind when the process dies midway (a temporary copy, or a
+// checksum whose snapshot never got its name).
+type leftoverSweeper interface {
+	// SweepLeftovers removes those files and returns their paths. Nothing
+	// else may snapshot or restore the database meanwhile.
+	SweepLeftovers(ctx context.Context) ([]string, error)
+}
+
+// SweepLeftovers removes the partial files that a snapshot or restore of
+// the database at location left when its process died midway, and returns
+// their paths; nil for a driver that leaves none. It is what `cutover
+// snapshots prune` runs after pruning; run it when no migration of that
+// database is in progress.
+func SweepLeftovers(ctx context.Context, drv Driver, location string) ([]string, error) {
+	db, err := drv.Open(ctx, location, "")
+	if err != nil {
+		return nil, fmt.Errorf("sweep snapshot leftovers: %w", err)
+	}
+	defer db.Close()
+	if s, ok := db.(leftoverSweeper); ok {
+		return s.SweepLeftovers(ctx)
+	}
+	return nil, nil
+}
+
+// prune applies Config.KeepSnapshots after a migration, and removes what an
+// earlier snapshot or restore cut short left behind; a failure only logs:
 // the migration itself succeeded.
 func (m *Migrator) prune(ctx context.Context, db Database, log *slog.Logger) {
+	if s, ok := db.(leftoverSweeper); ok {
+		swept, err := s.SweepLeftovers(ctx)
+		if err != nil {
+			log.Warn("remove files left by an interrupted snapshot or restore", "err", err)
+		}
+		for _, p := range swept {
+			log.Info("removed a file left by an interrupted snapshot or restore", "path", p)
+		}
+	}
 	if m.cfg.KeepSnapshots == 0 {
 		return
 	}

@@ -21,6 +21,10 @@ import (
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
 
+// restoreSuffix names, after the database's path, the temporary copy a
+// restore renames over the database.
+const restoreSuffix = ".cutover-restore"
+
 // snapTimeFormat orders snapshot names by time and keeps them unique.
 const snapTimeFormat = "20060102T150405.000000000Z"
 
@@ -202,7 +206,7 @@ func inspect(ctx context.Context, p string) (uint, bool, error) {
 // restored file's version is read back. The service must not use the
 // database during a restore.
 func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, error) {
-	tmp := d.path + ".cutover-restore"
+	tmp := d.path + restoreSuffix
 	snap, err := d.stage(ctx, id, tmp)
 	if err != nil {
 		_ = os.Remove(tmp)
@@ -359,6 +363,49 @@ func (d *Database) DropSnapshot(ctx context.Context, id string) error {
 		return fmt.Errorf("drop snapshot %s of %s: %w", id, d.path, err)
 	}
 	return nil
+}
+
+// SweepLeftovers removes what a snapshot or restore of the database left
+// when its process died midway: a snapshot's temporary copy, a checksum
+// whose snapshot never got its name, a restore's temporary copy. The
+// migrator runs it under the database's lock, after a migration.
+func (d *Database) SweepLeftovers(ctx context.Context) ([]string, error) {
+	var leftovers []string
+	if _, err := os.Stat(d.path + restoreSuffix); err == nil {
+		leftovers = append(leftovers, d.path+restoreSuffix)
+	}
+	entries, err := os.ReadDir(d.snapDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("sweep leftovers of %s: %w", d.path, err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if id, ok := strings.CutSuffix(name, ".tmp"); ok {
+			if _, isSnap := d.snapTime(id); isSnap {
+				leftovers = append(leftovers, filepath.Join(d.snapDir, name))
+			}
+		} else if id, ok := strings.CutSuffix(name, sumSuffix); ok {
+			if _, isSnap := d.snapTime(id); !isSnap {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(d.snapDir, id)); errors.Is(err, fs.ErrNotExist) {
+				leftovers = append(leftovers, filepath.Join(d.snapDir, name))
+			}
+		}
+	}
+	var removed []string
+	var errs []error
+	for _, p := range leftovers {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("sweep leftovers of %s: %w", d.path, err)
+	}
+	return removed, nil
 }
 
 // check opens a database file read-only, runs PRAGMA quick_check (the

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -562,5 +563,55 @@ func TestSnapshotRefusesDamagedDatabase(t *testing.T) {
 				t.Error("the database file changed during a refused snapshot")
 			}
 		})
+	}
+}
+
+// A snapshot or restore cut short by a crash leaves partial files; the
+// sweep removes those and nothing else.
+func TestSweepLeftovers(t *testing.T) {
+	path := seed(t)
+	db := open(t, path, "")
+	snap, err := db.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(snap.Location)
+	base := filepath.Base(path)
+	leftovers := []string{
+		filepath.Join(dir, base+".snap-20260101T000000.000000000Z.tmp"),    // a copy never renamed
+		filepath.Join(dir, base+".snap-20260101T000001.000000000Z.crc32c"), // its checksum
+		path + ".cutover-restore", // a restore's copy never renamed
+	}
+	kept := []string{
+		filepath.Join(dir, "notes.txt"),                                    // not ours
+		filepath.Join(dir, "other.db.snap-20260101T000000.000000000Z.tmp"), // another database's
+	}
+	for _, p := range append(slices.Clone(leftovers), kept...) {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweeper, ok := db.(interface {
+		SweepLeftovers(context.Context) ([]string, error)
+	})
+	if !ok {
+		t.Fatal("the SQLite database has no SweepLeftovers")
+	}
+	removed, err := sweeper.SweepLeftovers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(removed)
+	want := slices.Sorted(slices.Values(leftovers))
+	if !slices.Equal(removed, want) {
+		t.Errorf("SweepLeftovers removed %v, want %v", removed, want)
+	}
+	for _, p := range append(kept, snap.Location, snap.Location+".crc32c", path) {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v, want it kept", p, err)
+		}
+	}
+	if _, err := db.Inspect(t.Context(), snap.ID); err != nil {
+		t.Errorf("the snapshot after the sweep: %v", err)
 	}
 }
