@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cutover-dev/cutover/events"
 )
@@ -205,13 +206,21 @@ func (p *Planner) checkBarrier(ctx context.Context, u *Upgrade, rev uint64) erro
 	}
 	if len(behind) > 0 || instances == 0 {
 		waiting := fmt.Sprintf("contract migration of %s waits for every instance on %s (cutover-nodes reports %d instances; behind: %s)", m.Service, want, instances, strings.Join(behind, ", "))
-		if waiting == u.Barrier {
+		now := time.Now()
+		if u.BarrierSince.IsZero() {
+			u.BarrierSince = now
+		} else if waited := now.Sub(u.BarrierSince); waited >= p.cfg.BarrierTimeout {
+			u.Barrier, u.BarrierSince = "", time.Time{}
+			reason := fmt.Sprintf("version barrier not reached within %v: %s; bring those instances to %s (or remove them from the node), then resume", p.cfg.BarrierTimeout, waiting, want)
+			p.log.Warn("version barrier timed out; pausing", "upgrade", id, "service", m.Service, "waited", waited.Round(time.Second))
+			return p.commit(ctx, u, rev, p.pause(expiredCause(id, id), u, reason))
+		} else if waiting == u.Barrier {
 			return nil
 		}
 		u.Barrier = waiting
 		return p.commit(ctx, u, rev)
 	}
-	u.Barrier = ""
+	u.Barrier, u.BarrierSince = "", time.Time{}
 	if u.PauseRequested {
 		return p.commit(ctx, u, rev, p.pause(expiredCause(id, id), u, "paused by operator"))
 	}

@@ -135,6 +135,53 @@ func TestUpgradeExpandsRollsThenContractsAtTheVersionBarrier(t *testing.T) {
 	}
 }
 
+// An instance that never reaches the new image does not keep the upgrade
+// waiting in silence: past the barrier timeout it pauses, naming the
+// instance, and a resume once the instance caught up finishes the upgrade.
+func TestVersionBarrierTimesOutIntoAPause(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
+	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
+	fakeNode(t, s.JS, "n1", nil)
+	fakeNode(t, s.JS, "n2", nil)
+	fakeMigrator(t, s.JS, nil)
+	startPlannerWith(t, s.JS, planner.Config{Inventory: dbInventory(), PollInterval: 20 * time.Millisecond, BarrierTimeout: 300 * time.Millisecond})
+
+	id := requestMigrating(t, s.JS)
+	eventually(t, 15*time.Second, "the barrier to wait for n2", func() bool {
+		u, _ := planner.LoadUpgrade(t.Context(), s.JS, id)
+		return u != nil && strings.Contains(u.Barrier, "n2/web-n2 runs web:v1")
+	})
+	putInventory(t, s.JS, "n1", web("web-n1", "web:v2")) // n2 stays behind
+	u := waitPhase(t, s.JS, id, planner.PhasePaused)
+	for _, want := range []string{"version barrier not reached within 300ms", "n2/web-n2 runs web:v1", "then resume"} {
+		if !strings.Contains(u.Reason, want) {
+			t.Errorf("paused reason %q lacks %q", u.Reason, want)
+		}
+	}
+	if u.Barrier != "" || !u.BarrierSince.IsZero() {
+		t.Errorf("paused upgrade still waits at the barrier: %q since %v", u.Barrier, u.BarrierSince)
+	}
+	paused := h.of(events.TypeUpgradePaused)
+	if len(paused) != 1 {
+		t.Fatalf("%d upgrade.paused events, want 1", len(paused))
+	}
+	if d, _ := events.DataAs[events.UpgradePaused](paused[0]); d.Reason != u.Reason {
+		t.Errorf("upgrade.paused reason %q, want the upgrade's %q", d.Reason, u.Reason)
+	}
+	if h.index(migrationPhase("contract")) >= 0 {
+		t.Fatal("contract migration sent although n2 still runs the old image")
+	}
+
+	putInventory(t, s.JS, "n2", web("web-n2", "web:v2"))
+	control(t, s.JS, id, events.ControlResume)
+	u = waitPhase(t, s.JS, id, planner.PhaseCompleted)
+	if m := u.Migrations[0]; m.Contract != planner.MigrationCompleted {
+		t.Errorf("contract after resume: %+v", m)
+	}
+}
+
 func TestFailedExpandTouchesNoNode(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)

@@ -39,6 +39,12 @@ type Config struct {
 	// evacuator may need to live-migrate a node's VMs). Past it the step
 	// fails without any command to the node and failure_action applies.
 	DrainTimeout time.Duration
+	// BarrierTimeout bounds how long a contract migration waits at its
+	// version barrier for every instance of its service to run the new image
+	// (default 30m). Past it the upgrade pauses with a reason naming the
+	// instances behind, instead of waiting in silence; resume retries the
+	// barrier with a fresh timeout.
+	BarrierTimeout time.Duration
 	// PollInterval is how often deadlines and version barriers are checked
 	// (default 1s). A barrier reads the cutover-nodes bucket, which no
 	// event announces, so it is polled rather than slept on.
@@ -67,6 +73,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Minute
+	}
+	if c.BarrierTimeout <= 0 {
+		c.BarrierTimeout = 30 * time.Minute
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second

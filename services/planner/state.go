@@ -65,6 +65,9 @@ type Upgrade struct {
 	Migrations []*MigrationProgress `json:"migrations,omitempty"`
 	// Barrier says what a version barrier waits for, while it waits.
 	Barrier string `json:"barrier,omitempty"`
+	// BarrierSince is when the version barrier began to wait; the barrier
+	// timeout counts from it.
+	BarrierSince time.Time `json:"barrier_since,omitzero"`
 	// Outbox holds events decided but not yet confirmed published. They are
 	// saved with the state change that produced them and published after it,
 	// so a crash in between neither loses nor repeats a step: the next
