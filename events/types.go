@@ -55,6 +55,10 @@ type UpgradeRequested struct {
 	FailureAction string `json:"failure_action,omitempty" jsonschema:"enum=rollback,enum=pause,enum=continue"`
 	// RequestedBy names the person or system that asked, for the history.
 	RequestedBy string `json:"requested_by,omitempty"`
+	// WaitForVerdicts makes each wave wait, before it starts, for the auditor's healthy verdict on every service the wave before it changed; a failing or inconclusive verdict, or none within the verdict timeout, pauses the upgrade.
+	WaitForVerdicts bool `json:"wait_for_verdicts,omitempty"`
+	// VerdictTimeoutMs bounds that wait (default: the planner's, 5 minutes).
+	VerdictTimeoutMs int64 `json:"verdict_timeout_ms,omitempty" jsonschema:"minimum=0"`
 }
 
 // Release names a target image per service.

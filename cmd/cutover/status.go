@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/planner"
@@ -83,6 +85,10 @@ func printStatus(w io.Writer, u *planner.Upgrade) {
 	}
 	if u.Barrier != "" {
 		fmt.Fprintf(w, "waiting  %s\n", u.Barrier)
+	}
+	if g := u.Gate; g != nil {
+		fmt.Fprintf(w, "waiting  wave %d waits for the auditor's healthy verdicts on wave %d: %s (since %s, timeout %v)\n",
+			g.Wave+1, g.Wave, strings.Join(g.Waiting, ", "), g.Since.Format(time.RFC3339), u.VerdictTimeout)
 	}
 	if u.PauseRequested {
 		fmt.Fprintln(w, "pause    requested: no new wave starts after the one in flight")

@@ -106,21 +106,7 @@ func TestFailingHealthRollsBackContainersAndDatabase(t *testing.T) {
 	// rollback request, the database rollback.
 	types := map[string]int{}
 	var requestedBy string
-	cons, err := s.JS.OrderedConsumer(t.Context(), events.StreamName, jetstreamAll())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := s.JS.Stream(t.Context(), events.StreamName)
-	info, _ := st.Info(t.Context())
-	for range info.State.Msgs {
-		msg, err := cons.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := events.Decode(msg.Headers(), msg.Data())
-		if err != nil {
-			continue
-		}
+	for _, e := range streamEvents(t, s.JS) {
 		types[e.Type()]++
 		switch e.Type() {
 		case events.TypeHealthVerdict:
@@ -169,4 +155,33 @@ func contains(list []string, s string) bool {
 
 func jetstreamAll() jetstream.OrderedConsumerConfig {
 	return jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectAll}}
+}
+
+// streamEvents returns every event in the stream now, in stream order;
+// messages that are not events are left out.
+func streamEvents(t *testing.T, js jetstream.JetStream) []events.Event {
+	t.Helper()
+	cons, err := js.OrderedConsumer(t.Context(), events.StreamName, jetstreamAll())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.Event
+	for range info.State.Msgs {
+		msg, err := cons.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err := events.Decode(msg.Headers(), msg.Data()); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out
 }

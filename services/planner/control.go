@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cutover-dev/cutover/events"
 )
@@ -78,6 +79,10 @@ func (p *Planner) onControl(ctx context.Context, e events.Event) error {
 					m.Contract, m.Error = MigrationPending, ""
 				}
 			}
+			if u.Gate != nil {
+				// The verdict timeout counts again from the resume.
+				u.Gate.Since = time.Now().UTC()
+			}
 			u.Phase, u.Reason = PhaseRunning, ""
 			log.Info("resumed")
 			out = p.advance(e, u)
@@ -102,22 +107,32 @@ func (p *Planner) onControl(ctx context.Context, e events.Event) error {
 	return p.commit(ctx, u, rev, out...)
 }
 
+// loadAnswered loads the upgrade an answer or verdict names in its upgradeid
+// extension, with the outbox flushed. It returns a nil upgrade, and no
+// error, when the event names none or one the planner does not know: such
+// an event is no answer to anything the planner sent.
+func (p *Planner) loadAnswered(ctx context.Context, e events.Event) (*Upgrade, uint64, error) {
+	id := events.UpgradeID(e)
+	if id == "" {
+		return nil, 0, nil
+	}
+	u, rev, err := p.load(ctx, id)
+	if errors.Is(err, errNoUpgrade) {
+		return nil, 0, nil
+	}
+	return u, rev, err
+}
+
 // onDrained lets a drained node's command go out.
 func (p *Planner) onDrained(ctx context.Context, e events.Event) error {
 	if e.Type() != events.TypeNodeDrained {
 		return nil
 	}
-	id := events.UpgradeID(e)
-	if id == "" {
-		return nil
-	}
-	u, rev, err := p.load(ctx, id)
-	if errors.Is(err, errNoUpgrade) {
-		return nil
-	}
-	if err != nil {
+	u, rev, err := p.loadAnswered(ctx, e)
+	if u == nil || err != nil {
 		return err
 	}
+	id := u.ID
 	cause, node := events.CausationID(e), events.NodeID(e)
 	for key, np := range u.Nodes {
 		if np.Node == node && np.Status == NodeDraining && np.DrainID == cause {

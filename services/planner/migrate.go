@@ -2,7 +2,6 @@ package planner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -98,17 +97,11 @@ func (p *Planner) migration(cause events.Event, u *Upgrade, m *MigrationProgress
 
 // onMigrationResult records the migrator's answer to the request in flight.
 func (p *Planner) onMigrationResult(ctx context.Context, e events.Event) error {
-	id := events.UpgradeID(e)
-	if id == "" {
-		return nil
-	}
-	u, rev, err := p.load(ctx, id)
-	if errors.Is(err, errNoUpgrade) {
-		return nil
-	}
-	if err != nil {
+	u, rev, err := p.loadAnswered(ctx, e)
+	if u == nil || err != nil {
 		return err
 	}
+	id := u.ID
 	cause := events.CausationID(e)
 	var m *MigrationProgress
 	for _, c := range u.Migrations {

@@ -45,6 +45,10 @@ type Config struct {
 	// instances behind, instead of waiting in silence; resume retries the
 	// barrier with a fresh timeout.
 	BarrierTimeout time.Duration
+	// VerdictTimeout is how long a wave waits for the auditor's verdicts on
+	// the wave before it, when the request asks to wait for verdicts and
+	// sets no timeout of its own (default 5m). Past it the upgrade pauses.
+	VerdictTimeout time.Duration
 	// PollInterval is how often deadlines and version barriers are checked
 	// (default 1s). A barrier reads the cutover-nodes bucket, which no
 	// event announces, so it is polled rather than slept on.
@@ -76,6 +80,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BarrierTimeout <= 0 {
 		c.BarrierTimeout = 30 * time.Minute
+	}
+	if c.VerdictTimeout <= 0 {
+		c.VerdictTimeout = 5 * time.Minute
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
@@ -269,6 +276,12 @@ func (p *Planner) watchDeadlines(ctx context.Context) {
 			if err != nil || u.Phase != PhaseRunning || len(u.Outbox) > 0 || len(u.pending) > 0 {
 				continue
 			}
+			if u.Gate != nil && u.Rollback == nil {
+				if err := p.expireGate(ctx, u, rev, time.Now()); err != nil && ctx.Err() == nil {
+					p.log.Warn("check verdict timeout", "upgrade", id, "err", err)
+				}
+				continue // a wave waiting for verdicts has nothing in flight
+			}
 			changed, err := p.expire(ctx, u, rev, time.Now())
 			if err != nil && ctx.Err() == nil {
 				p.log.Warn("check progress deadline", "upgrade", id, "err", err)
@@ -344,6 +357,7 @@ func (p *Planner) handlers() map[string]events.Handler {
 		events.TypeMigrationFailed:            p.onMigrationResult,
 		events.TypeMigrationRollbackCompleted: p.onMigrationResult,
 		events.TypeNodeDrained:                p.onDrained,
+		events.TypeHealthVerdict:              p.onVerdict,
 	}
 }
 
@@ -375,7 +389,13 @@ func (p *Planner) onRequested(ctx context.Context, e events.Event) error {
 	}
 	u := &Upgrade{
 		ID: id, Release: req.Release, FailureAction: req.FailureAction, Phase: PhaseRunning,
-		RequestedAt: e.Time(), Nodes: map[string]*NodeProgress{},
+		RequestedAt: e.Time(), Nodes: map[string]*NodeProgress{}, WaitForVerdicts: req.WaitForVerdicts,
+	}
+	if req.WaitForVerdicts {
+		u.VerdictTimeout = p.cfg.VerdictTimeout
+		if req.VerdictTimeoutMs > 0 {
+			u.VerdictTimeout = time.Duration(req.VerdictTimeoutMs) * time.Millisecond
+		}
 	}
 	refuse := func(reason string) error {
 		log.Warn("upgrade refused", "reason", reason)
@@ -414,15 +434,9 @@ func (p *Planner) onRequested(ctx context.Context, e events.Event) error {
 }
 
 func (p *Planner) onNodeResult(ctx context.Context, e events.Event) error {
-	id := events.UpgradeID(e)
-	if id == "" {
-		return nil // a command not sent by a planner (e.g. by hand)
-	}
-	u, rev, err := p.load(ctx, id)
-	if errors.Is(err, errNoUpgrade) {
-		return nil
-	}
-	if err != nil {
+	// An answer to a command not sent by a planner (e.g. by hand) is no one's.
+	u, rev, err := p.loadAnswered(ctx, e)
+	if u == nil || err != nil {
 		return err
 	}
 	node := events.NodeID(e)
@@ -554,6 +568,9 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 			if fresh && u.PauseRequested {
 				return append(out, p.pause(cause, u, "paused by operator"))
 			}
+			if fresh && u.Gate != nil {
+				return out // wait for the verdicts on the wave before (onVerdict)
+			}
 			now := time.Now().UTC()
 			var names []string
 			for _, n := range nodes {
@@ -615,6 +632,7 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 			names = append(names, u.Nodes[n].Node)
 		}
 		out = append(out, p.event(cause, u, events.WaveCompleted{Wave: u.Wave, Nodes: names, Replaced: replaced, Unchanged: unchanged}))
+		u.Gate = u.gateAfter(u.Wave)
 		u.Wave++
 	}
 }
@@ -633,6 +651,7 @@ func (p *Planner) startRollback(u *Upgrade, reason string) {
 		u.Rollback = rb
 	}
 	rb.Reason = reason
+	u.Gate = nil // no wave starts again
 	var queue []string
 	for n, np := range u.Nodes {
 		if len(rollbackTargets(np)) > 0 {

@@ -63,6 +63,12 @@ type Upgrade struct {
 	// plan order: expand before the first wave, contract after the version
 	// barrier (every instance on the new image).
 	Migrations []*MigrationProgress `json:"migrations,omitempty"`
+	// WaitForVerdicts and VerdictTimeout come from the request: each wave
+	// waits for the auditor's healthy verdicts on the wave before it.
+	WaitForVerdicts bool          `json:"wait_for_verdicts,omitempty"`
+	VerdictTimeout  time.Duration `json:"verdict_timeout,omitempty"`
+	// Gate holds the verdicts the next wave waits for, while it waits.
+	Gate *VerdictGate `json:"gate,omitempty"`
 	// Barrier says what a version barrier waits for, while it waits.
 	Barrier string `json:"barrier,omitempty"`
 	// BarrierSince is when the version barrier began to wait; the barrier
@@ -128,6 +134,19 @@ type NodeProgress struct {
 	Drained bool `json:"drained,omitempty"`
 	// Seq is the save of the upgrade that last changed the step.
 	Seq uint64 `json:"seq,omitempty"`
+}
+
+// VerdictGate is the wait of a wave for the auditor's verdicts on the wave
+// before it.
+type VerdictGate struct {
+	// Wave is the wave whose verdicts are awaited.
+	Wave int `json:"wave"`
+	// Since is when that wave completed (or the upgrade resumed); the
+	// verdict timeout counts from it.
+	Since time.Time `json:"since"`
+	// Waiting lists the services the wave changed that have no healthy
+	// verdict yet.
+	Waiting []string `json:"waiting"`
 }
 
 // Migration step statuses.

@@ -23,6 +23,8 @@ import (
 //
 //	release: demo-v2
 //	failure_action: rollback   # rollback (default), pause or continue
+//	wait_for_verdicts: true    # each wave waits for the auditor's healthy verdicts on the last
+//	verdict_timeout: 5m        # ... for this long at most, then the upgrade pauses
 //	services:
 //	  web:
 //	    image: registry.example/web:2.0.1
@@ -35,9 +37,14 @@ import (
 //	    depends_on: [db]         # rolled after these services
 //	    images: {web_worker: registry.example/web-worker:2.0.1}  # per container
 type File struct {
-	Release       string             `yaml:"release"`
-	FailureAction string             `yaml:"failure_action"`
-	Services      map[string]Service `yaml:"services"`
+	Release       string `yaml:"release"`
+	FailureAction string `yaml:"failure_action"`
+	// WaitForVerdicts makes each wave wait for the auditor's healthy
+	// verdicts on the services the wave before it changed.
+	WaitForVerdicts bool `yaml:"wait_for_verdicts"`
+	// VerdictTimeout bounds that wait (default: the planner's, 5m).
+	VerdictTimeout string             `yaml:"verdict_timeout"`
+	Services       map[string]Service `yaml:"services"`
 }
 
 // Service is one service's target in a manifest.
@@ -129,7 +136,7 @@ func ParseRelease(name string, raw []byte) (Release, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return Release{}, fmt.Errorf("%s: %w (known fields: release, failure_action, services.<name>.image|strategy|min_healthy|health_timeout|env|migrations_version|max_unavailable|depends_on|images|drain_ack_timeout|drain_ack_required|probe)", name, err)
+		return Release{}, fmt.Errorf("%s: %w (known fields: release, failure_action, wait_for_verdicts, verdict_timeout, services.<name>.image|strategy|min_healthy|health_timeout|env|migrations_version|max_unavailable|depends_on|images|drain_ack_timeout|drain_ack_required|probe)", name, err)
 	}
 	var errs []error
 	bad := func(path []string, format string, args ...any) {
@@ -147,7 +154,14 @@ func ParseRelease(name string, raw []byte) (Release, error) {
 	if len(f.Services) == 0 {
 		bad([]string{"services"}, "is empty; list at least one service and its image")
 	}
-	req := events.UpgradeRequested{FailureAction: f.FailureAction, Release: events.Release{Name: f.Release, Services: map[string]events.ServiceRelease{}}}
+	verdictTimeout, err := duration(f.VerdictTimeout)
+	if err != nil {
+		bad([]string{"verdict_timeout"}, "%v", err)
+	} else if verdictTimeout > 0 && !f.WaitForVerdicts {
+		bad([]string{"verdict_timeout"}, "is set but wait_for_verdicts is not; add wait_for_verdicts: true or remove verdict_timeout")
+	}
+	req := events.UpgradeRequested{FailureAction: f.FailureAction, WaitForVerdicts: f.WaitForVerdicts, VerdictTimeoutMs: verdictTimeout.Milliseconds(),
+		Release: events.Release{Name: f.Release, Services: map[string]events.ServiceRelease{}}}
 	for _, svc := range sortedKeys(f.Services) {
 		s := f.Services[svc]
 		p := []string{"services", svc}

@@ -28,6 +28,10 @@ func TestParseNamesFileLineAndField(t *testing.T) {
 		{"everything wrong at once", "failure_action: explode\nservices:\n  web:\n    image: x\n    strategy: sideways\n    min_healthy: soon\n",
 			[]string{"r.yaml:1: release: is missing", "r.yaml:1: failure_action: \"explode\"", "r.yaml:5: services.web.strategy", "r.yaml:6: services.web.min_healthy: \"soon\""}},
 		{"no services", "release: v2\n", []string{"r.yaml:1: services: is empty"}},
+		{"verdict timeout not a duration", "release: v2\nwait_for_verdicts: true\nverdict_timeout: later\nservices:\n  web:\n    image: x\n",
+			[]string{"r.yaml:3: verdict_timeout: \"later\" is not a duration"}},
+		{"verdict timeout without the wait", "release: v2\nverdict_timeout: 5m\nservices:\n  web:\n    image: x\n",
+			[]string{"r.yaml:2: verdict_timeout: is set but wait_for_verdicts is not"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,5 +67,15 @@ services:
 	_, err = manifest.Parse("r.yaml", []byte("release: v2\nservices:\n  web:\n    image: x\n    probe: {type: http}\n"))
 	if err == nil || !strings.Contains(err.Error(), "r.yaml:5: services.web.probe: an http probe needs the container port") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestWaitForVerdictsReachesTheRequest(t *testing.T) {
+	req, err := manifest.Parse("r.yaml", []byte("release: v2\nwait_for_verdicts: true\nverdict_timeout: 2m\nservices:\n  web:\n    image: x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !req.WaitForVerdicts || req.VerdictTimeoutMs != 120_000 {
+		t.Errorf("wait_for_verdicts %v, verdict timeout %d ms; want true, 120000", req.WaitForVerdicts, req.VerdictTimeoutMs)
 	}
 }

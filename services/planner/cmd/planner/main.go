@@ -24,6 +24,7 @@ func main() {
 	invFile := flag.String("inventory", "", "inventory YAML giving max_unavailable, role serial and dependencies (default: one instance at a time, no order)")
 	deadline := flag.Duration("progress-deadline", 10*time.Minute, "how long a wave waits for its nodes before failing")
 	drainTimeout := flag.Duration("drain-timeout", 30*time.Minute, "how long a step that restarts a workload host waits for dev.cutover.node.drained")
+	verdictTimeout := flag.Duration("verdict-timeout", 5*time.Minute, "how long a wave of an upgrade with wait_for_verdicts waits for the auditor's verdicts before the upgrade pauses (a release's verdict_timeout overrides it)")
 	barrierTimeout := flag.Duration("barrier-timeout", 30*time.Minute, "how long a contract migration waits for every instance on the new image before the upgrade pauses")
 	instance := flag.String("instance", "", "this replica's name in the leader lease (default host-pid-random)")
 	leaseTTL := flag.Duration("lease-ttl", 5*time.Second, "a leader that has not refreshed its lease for this long is replaced by a standby")
@@ -33,7 +34,7 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := planner.Config{Scope: *scope, Logger: log, ProgressDeadline: *deadline, DrainTimeout: *drainTimeout, BarrierTimeout: *barrierTimeout, InstanceID: *instance, LeaseTTL: *leaseTTL}
+	cfg := planner.Config{Scope: *scope, Logger: log, ProgressDeadline: *deadline, DrainTimeout: *drainTimeout, BarrierTimeout: *barrierTimeout, VerdictTimeout: *verdictTimeout, InstanceID: *instance, LeaseTTL: *leaseTTL}
 	if *invFile != "" {
 		inv, err := inventory.Load(*invFile)
 		if err != nil {
