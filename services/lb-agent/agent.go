@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,9 +23,16 @@ type Server struct {
 type Config struct {
 	// Name identifies the agent in its durable consumer and its events (default "lb-agent").
 	Name string
-	// Servers maps a container name to its backend server. Events about
-	// other containers are ignored.
+	// Servers maps a container to its backend server. A key is
+	// "node/container", or a bare container name that stands for that name
+	// on any node (fine when names are unique across nodes; Kolla's are not:
+	// every controller runs a nova_api).
 	Servers map[string]Server
+	// Backends maps a container name to a backend whose servers are named
+	// after the nodes, as Kolla's HAProxy configuration names them: the
+	// container on node N is server N of the backend. Servers entries take
+	// precedence. Events about containers neither map names are ignored.
+	Backends map[string]string
 	// DrainTimeout bounds the wait for a server's sessions to end (default 30s).
 	DrainTimeout time.Duration
 	// Logger receives lifecycle logs at Info and per-event logs at Debug.
@@ -64,8 +72,26 @@ type Agent struct {
 // New returns an Agent; Start runs it.
 func New(cfg Config, js jetstream.JetStream, lb balancer) (*Agent, error) {
 	cfg.setDefaults()
-	if len(cfg.Servers) == 0 {
-		return nil, errors.New("lb-agent config: no servers; map each container name to its backend/server")
+	if len(cfg.Servers) == 0 && len(cfg.Backends) == 0 {
+		return nil, errors.New("lb-agent config: no servers; map each container to its backend/server, or each container name to a backend whose servers are named after the nodes")
+	}
+	for key, srv := range cfg.Servers {
+		container := key
+		if node, c, hasNode := strings.Cut(key, "/"); hasNode {
+			if node == "" {
+				container = ""
+			} else {
+				container = c
+			}
+		}
+		if container == "" || strings.Contains(container, "/") || srv.Backend == "" || srv.Server == "" {
+			return nil, fmt.Errorf("lb-agent config: server %q=%q: want [node/]container=backend/server, e.g. controller1/nova_api=nova_api_back/controller1", key, srv.Backend+"/"+srv.Server)
+		}
+	}
+	for container, backend := range cfg.Backends {
+		if container == "" || backend == "" || strings.Contains(container, "/") {
+			return nil, fmt.Errorf("lb-agent config: backend %q=%q: want container=backend, e.g. nova_api=nova_api_back", container, backend)
+		}
 	}
 	return &Agent{cfg: cfg, js: js, lb: lb, pub: events.NewPublisher(js), log: cfg.Logger.With("agent", cfg.Name)}, nil
 }
@@ -100,19 +126,19 @@ func (a *Agent) handle(ctx context.Context, e events.Event) error {
 		if err != nil {
 			return err
 		}
-		return a.drain(ctx, e, d.Container)
+		return a.drain(ctx, e, events.NodeID(e), d.Container)
 	case events.TypeContainerReplaced:
 		d, err := events.DataAs[events.ContainerReplaced](e)
 		if err != nil {
 			return err
 		}
-		return a.ready(ctx, d.Container)
+		return a.ready(ctx, events.NodeID(e), d.Container)
 	case events.TypeContainerReverted:
 		d, err := events.DataAs[events.ContainerReverted](e)
 		if err != nil {
 			return err
 		}
-		return a.ready(ctx, d.Container)
+		return a.ready(ctx, events.NodeID(e), d.Container)
 	case events.TypeNodeUpdateFailed:
 		// A failure before the stop (e.g. a drain that was never confirmed)
 		// leaves the old container serving: put it back.
@@ -120,13 +146,30 @@ func (a *Agent) handle(ctx context.Context, e events.Event) error {
 		if err != nil {
 			return err
 		}
-		return a.ready(ctx, d.Container)
+		return a.ready(ctx, events.NodeID(e), d.Container)
 	}
 	return nil
 }
 
-func (a *Agent) drain(ctx context.Context, cause events.Event, container string) error {
-	srv, ok := a.cfg.Servers[container]
+// server returns where the container called container on node sits in the
+// load balancer, if this agent knows.
+func (a *Agent) server(node, container string) (Server, bool) {
+	if node != "" {
+		if srv, ok := a.cfg.Servers[node+"/"+container]; ok {
+			return srv, true
+		}
+	}
+	if srv, ok := a.cfg.Servers[container]; ok {
+		return srv, true
+	}
+	if backend, ok := a.cfg.Backends[container]; ok && node != "" {
+		return Server{Backend: backend, Server: node}, true
+	}
+	return Server{}, false
+}
+
+func (a *Agent) drain(ctx context.Context, cause events.Event, node, container string) error {
+	srv, ok := a.server(node, container)
 	if !ok {
 		return nil
 	}
@@ -136,11 +179,11 @@ func (a *Agent) drain(ctx context.Context, cause events.Event, container string)
 	case errors.Is(err, haproxy.ErrSessionsRemain):
 		// The server is in maintenance: no new traffic. Sessions still open
 		// after the timeout are cut by the stop; say so and go on.
-		a.log.Warn("drain timed out with sessions open", "container", container, "server", srv.Backend+"/"+srv.Server, "err", err)
+		a.log.Warn("drain timed out with sessions open", "node", node, "container", container, "server", srv.Backend+"/"+srv.Server, "err", err)
 	case err != nil:
 		return fmt.Errorf("drain %s (%s/%s): %w", container, srv.Backend, srv.Server, err)
 	}
-	a.log.Info("container drained", "container", container, "server", srv.Backend+"/"+srv.Server, "took", time.Since(start))
+	a.log.Info("container drained", "node", node, "container", container, "server", srv.Backend+"/"+srv.Server, "took", time.Since(start))
 	ack, err := events.New(events.Source("lb-agent", a.cfg.Name), events.ContainerDrained{Container: container, Agent: a.cfg.Name},
 		events.CausedBy(cause), events.WithNode(events.NodeID(cause)))
 	if err != nil {
@@ -149,14 +192,14 @@ func (a *Agent) drain(ctx context.Context, cause events.Event, container string)
 	return a.pub.Publish(ctx, ack)
 }
 
-func (a *Agent) ready(ctx context.Context, container string) error {
-	srv, ok := a.cfg.Servers[container]
+func (a *Agent) ready(ctx context.Context, node, container string) error {
+	srv, ok := a.server(node, container)
 	if !ok {
 		return nil
 	}
 	if err := a.lb.SetState(ctx, srv.Backend, srv.Server, haproxy.StateReady); err != nil {
 		return fmt.Errorf("put %s (%s/%s) back in rotation: %w", container, srv.Backend, srv.Server, err)
 	}
-	a.log.Info("container back in rotation", "container", container, "server", srv.Backend+"/"+srv.Server)
+	a.log.Info("container back in rotation", "node", node, "container", container, "server", srv.Backend+"/"+srv.Server)
 	return nil
 }

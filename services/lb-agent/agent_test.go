@@ -150,3 +150,81 @@ func TestAgentRefusesAnEmptyServerMap(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestAgentDrainsTheNodesServerOfASharedContainerName follows Kolla's
+// layout with a real HAProxy: every controller runs a container called
+// nova_api, and the backend nova_api_back names its servers after the
+// nodes. Draining nova_api on controller2 must take controller2 out of
+// rotation and leave controller1 serving.
+func TestAgentDrainsTheNodesServerOfASharedContainerName(t *testing.T) {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		t.Skip("haproxy not installed: run scripts/install-haproxy.sh (make test does)")
+	}
+	s := natstest.Start(t)
+	addrs := map[string]string{}
+	for _, node := range []string{"controller1", "controller2"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, node) }))
+		t.Cleanup(srv.Close)
+		addrs[node] = strings.TrimPrefix(srv.URL, "http://")
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	front := l.Addr().String()
+	l.Close()
+	hp, err := haproxy.Run(t.Context(), t.TempDir(), haproxy.Backend{Name: "nova_api_back", Listen: front, Servers: addrs, HealthPath: "/healthz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hp.Close() })
+	status := func(server string) string {
+		st, err := hp.Stat(t.Context(), "nova_api_back", server)
+		if err != nil {
+			return err.Error()
+		}
+		return st.Status
+	}
+	eventually(t, "servers up", func() bool { return status("controller1") == "UP" && status("controller2") == "UP" })
+
+	agent, err := lbagent.New(lbagent.Config{Backends: map[string]string{"nova_api": "nova_api_back"}, DrainTimeout: 5 * time.Second}, s.JS, hp.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = agent.Close(context.Background()) })
+	acks := make(chan events.Event, 4)
+	sub, err := s.Conn.Subscribe(events.NodeAckSubject("controller2"), func(m *nats.Msg) {
+		if e, err := events.Decode(m.Header, m.Data); err == nil {
+			acks <- e
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+
+	pub := events.NewPublisher(s.JS)
+	draining := events.MustNew(events.Source("node-updater", "controller2"), events.ContainerDraining{Container: "nova_api", Service: "nova-api"}, events.WithNode("controller2"))
+	if err := pub.Publish(t.Context(), draining); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ack := <-acks:
+		if events.CausationID(ack) != draining.ID() {
+			t.Errorf("ack answers %s, want %s", events.CausationID(ack), draining.ID())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no acknowledgement of the drain")
+	}
+	if got := status("controller2"); got != "MAINT" {
+		t.Errorf("controller2 is %s after the drain, want MAINT", got)
+	}
+	if got := status("controller1"); got != "UP" {
+		t.Errorf("controller1 is %s after controller2's drain, want UP (only the draining node's server leaves)", got)
+	}
+	replaced := events.MustNew(events.Source("node-updater", "controller2"), events.ContainerReplaced{Container: "nova_api", Result: events.ResultReplaced, FromImage: "v1", ToImage: "v2"}, events.WithNode("controller2"))
+	if err := pub.Publish(t.Context(), replaced); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "controller2 back in rotation", func() bool { return status("controller2") == "UP" })
+}

@@ -4,6 +4,11 @@
 //
 //	lb-agent --nats nats://127.0.0.1:4222 --haproxy-socket /run/haproxy/admin.sock \
 //	    --server web-1=web/s1 --server web-2=web/s2
+//
+// With Kolla, where every controller runs a container of the same name and
+// HAProxy names a backend's servers after the nodes, one flag per service:
+//
+//	lb-agent --backend nova_api=nova_api_back --backend keystone=keystone_internal_back
 package main
 
 import (
@@ -22,7 +27,21 @@ import (
 	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
 )
 
-// serverFlags collects --server container=backend/server.
+// backendFlags collects --backend container=backend.
+type backendFlags map[string]string
+
+func (b backendFlags) String() string { return fmt.Sprint(map[string]string(b)) }
+
+func (b backendFlags) Set(v string) error {
+	container, backend, ok := strings.Cut(v, "=")
+	if !ok || container == "" || backend == "" {
+		return fmt.Errorf("%q: want container=backend, e.g. nova_api=nova_api_back (the backend's servers are named after the nodes)", v)
+	}
+	b[container] = backend
+	return nil
+}
+
+// serverFlags collects --server [node/]container=backend/server.
 type serverFlags map[string]lbagent.Server
 
 func (s serverFlags) String() string { return fmt.Sprint(map[string]lbagent.Server(s)) }
@@ -31,7 +50,7 @@ func (s serverFlags) Set(v string) error {
 	container, target, ok := strings.Cut(v, "=")
 	backend, server, ok2 := strings.Cut(target, "/")
 	if !ok || !ok2 || container == "" || backend == "" || server == "" {
-		return fmt.Errorf("%q: want container=backend/server, e.g. web-1=web/s1", v)
+		return fmt.Errorf("%q: want [node/]container=backend/server, e.g. web-1=web/s1 or controller1/nova_api=nova_api_back/controller1", v)
 	}
 	s[container] = lbagent.Server{Backend: backend, Server: server}
 	return nil
@@ -43,16 +62,18 @@ func main() {
 	socket := flag.String("haproxy-socket", "/run/haproxy/admin.sock", "HAProxy runtime API socket (stats socket ... level admin)")
 	name := flag.String("name", "lb-agent", "agent name (its durable consumer; one per load balancer)")
 	drain := flag.Duration("drain-timeout", 30*time.Second, "how long to wait for a server's sessions to end")
-	flag.Var(servers, "server", "container=backend/server, repeated for each container behind this load balancer")
+	flag.Var(servers, "server", "[node/]container=backend/server, repeated for each container behind this load balancer")
+	backends := backendFlags{}
+	flag.Var(backends, "backend", "container=backend: the container on node N is the backend's server N (Kolla's naming), repeated per service")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*natsURL, *socket, *name, *drain, servers, log); err != nil {
+	if err := run(*natsURL, *socket, *name, *drain, servers, backends, log); err != nil {
 		fmt.Fprintln(os.Stderr, "lb-agent:", err)
 		os.Exit(1)
 	}
 }
 
-func run(natsURL, socket, name string, drain time.Duration, servers serverFlags, log *slog.Logger) error {
+func run(natsURL, socket, name string, drain time.Duration, servers serverFlags, backends backendFlags, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	nc, js, err := events.Connect(ctx, natsURL, "cutover-lb-agent")
@@ -60,14 +81,14 @@ func run(natsURL, socket, name string, drain time.Duration, servers serverFlags,
 		return err
 	}
 	defer nc.Close()
-	a, err := lbagent.New(lbagent.Config{Name: name, Servers: servers, DrainTimeout: drain, Logger: log}, js, &haproxy.Client{Socket: socket})
+	a, err := lbagent.New(lbagent.Config{Name: name, Servers: servers, Backends: backends, DrainTimeout: drain, Logger: log}, js, &haproxy.Client{Socket: socket})
 	if err != nil {
 		return err
 	}
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("lb-agent running", "nats", natsURL, "haproxy", socket, "servers", len(servers))
+	log.Info("lb-agent running", "nats", natsURL, "haproxy", socket, "servers", len(servers), "backends", len(backends))
 	<-ctx.Done()
 	shutdown, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
