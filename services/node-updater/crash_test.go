@@ -228,3 +228,49 @@ func TestCrashRecovery(t *testing.T) {
 		})
 	}
 }
+
+// TestCrashRecoveryKeepsTheCommandsHealthGate kills the node-updater right
+// after it started a new container whose image runs but fails the command's
+// exec probe. The restarted node-updater must judge that container by the
+// command's gate, recorded on the container, and revert it: judged by the
+// default gate (running long enough), it would be kept and the old one
+// removed. The redelivered command then fails its health gate again.
+func TestCrashRecoveryKeepsTheCommandsHealthGate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash tests build and run the node-updater binary; skipped with -short")
+	}
+	e := newEnv(t)
+	neverPlain := e.push(testkit.ImageSpec{Tag: "never-plain", Version: "v3", Mode: "never-healthy"})
+	buildUpdater(t)
+
+	node := "crashgate-" + e.runID
+	name := e.prefix + "-crash-gate"
+	status := e.watch(t, events.NodeStatusSubject(node))
+	old := e.container(t, testkit.ContainerOpts{Name: name, Node: node, Service: "web", Network: e.net1})
+
+	p := e.startProcess(t, node, nodeupdater.StepStart)
+	cmd := e.command(t, node, events.NodeUpdateRequested{Containers: []events.ContainerTarget{{
+		Container: name, Service: "web", Image: neverPlain.Ref, MinHealthyMs: 500, HealthTimeoutMs: 6000,
+		Probe: &events.Probe{Type: events.ProbeExec, Command: []string{"/app", "health"}, TimeoutMs: 4000},
+	}}})
+	p.awaitKilled(t, 90*time.Second)
+	if at := e.copies(t, node, name); !at[name] {
+		t.Fatalf("after the kill at start: %v, want the new %s running", at, name)
+	}
+
+	e.startProcess(t, node, "")
+	failed := dataAs[events.NodeUpdateFailed](t, status.await(t, events.TypeNodeUpdateFailed, cmd, 120*time.Second))
+	if failed.Step != nodeupdater.StepHealth || !strings.Contains(failed.Error, "exited with 1") {
+		t.Errorf("failed at %s: %q; want the health step and the probe's exit code", failed.Step, failed.Error)
+	}
+	if _, ok := status.find(events.TypeNodeUpdateCompleted, cmd); ok {
+		t.Error("the command completed: recovery kept a container that fails the command's probe")
+	}
+	end := e.copies(t, node, name)
+	if len(end) != 1 || !end[name] {
+		t.Errorf("at the end: %v, want only %s running", end, name)
+	}
+	if now := e.inspect(t, name); now.ID != old.ID || now.Image != e.v1.ID || !now.State.Running {
+		t.Errorf("at the end %s is %s running %v on image %s; want the old container %s on v1", name, now.ID[:12], now.State.Running, now.Image, old.ID[:12])
+	}
+}

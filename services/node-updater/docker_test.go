@@ -502,6 +502,8 @@ func testReplace(t *testing.T, e *env, node string, status *watch) {
 	}
 	wantLabels := maps.Clone(old.Config.Labels)
 	wantLabels["org.opencontainers.image.version"] = "v2"
+	// The command's health gate (defaults here), for a recovery after a crash.
+	wantLabels[nodeupdater.LabelHealthGate] = fmt.Sprintf(`{"min_healthy_ms":%d,"timeout_ms":%d}`, nodeupdater.DefaultMinHealthy.Milliseconds(), nodeupdater.DefaultHealthTimeout.Milliseconds())
 	if !maps.Equal(now.Config.Labels, wantLabels) {
 		t.Errorf("labels %v, want %v", now.Config.Labels, wantLabels)
 	}

@@ -410,7 +410,7 @@ type badCreate struct {
 	cli *client.Client
 }
 
-func (b badCreate) CreateReplacement(ctx context.Context, _, name, image string) (string, error) {
+func (b badCreate) CreateReplacement(ctx context.Context, _, name, image string, _ map[string]string) (string, error) {
 	res, err := b.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:       name,
 		Config:     &container.Config{Image: image},

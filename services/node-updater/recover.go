@@ -48,8 +48,9 @@ func (u *Updater) recoverAll(ctx context.Context) error {
 
 // recoverOne settles an unfinished replacement of name whose old container
 // is old (renamed to <name>-cutover-old). When a container called name runs,
-// the replacement got as far as its start: finish it (health gate, then
-// remove the old one), or revert when the gate fails. Otherwise revert:
+// the replacement got as far as its start: finish it (the health gate the
+// command set, recorded on the new container, then remove the old one), or
+// revert when the gate fails. Otherwise revert:
 // remove what stands under the name, rename the old one back and start it.
 // It works on a context detached from ctx's cancellation, so it never stops
 // between the removal of the new container and the restart of the old one.
@@ -68,7 +69,11 @@ func (u *Updater) recoverOne(ctx context.Context, name string, old Container) er
 	}
 
 	if exists && cur.Running {
-		err := u.waitHealthy(ctx, cur.ID, healthGate{minHealthy: DefaultMinHealthy, timeout: DefaultHealthTimeout})
+		gate, err := recordedGate(cur.Labels)
+		if err != nil {
+			log.Warn("recovery judges the new container by the default health gate", "err", err)
+		}
+		err = u.waitHealthy(ctx, cur.ID, gate)
 		if err == nil {
 			if err := u.rt.Remove(ctx, old.ID); err != nil && !errors.Is(err, ErrNotFound) {
 				return fmt.Errorf("remove old %s: %w", old.Name, err)

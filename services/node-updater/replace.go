@@ -79,7 +79,7 @@ func (r *replacement) run(ctx context.Context) outcome {
 	stoppedAt := time.Now()
 	r.u.stepDone(StepStop)
 
-	id, err := r.u.rt.CreateReplacement(ctx, r.old.ID, name, r.target.Image)
+	id, err := r.u.rt.CreateReplacement(ctx, r.old.ID, name, r.target.Image, gateLabels(r.target))
 	if err != nil {
 		return r.abort(ctx, StepCreate, fmt.Errorf("create %s from %s: %w", name, r.target.Image, err))
 	}
@@ -107,7 +107,7 @@ func (r *replacement) runStartFirst(ctx context.Context) outcome {
 	name := r.target.Container
 	r.log.Info("replacing container start-first", "from", r.old.Image, "old_id", shortID(r.old.ID))
 
-	id, err := r.u.rt.CreateReplacement(ctx, r.old.ID, newName(name), r.target.Image)
+	id, err := r.u.rt.CreateReplacement(ctx, r.old.ID, newName(name), r.target.Image, gateLabels(r.target))
 	if err != nil {
 		return r.abort(ctx, StepCreate, fmt.Errorf("create %s from %s: %w", newName(name), r.target.Image, err))
 	}

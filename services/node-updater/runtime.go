@@ -35,8 +35,9 @@ type Runtime interface {
 	// CreateReplacement creates (does not start) a container called name
 	// from image with the user-set configuration of the container oldID:
 	// everything but the image and the old image's defaults, with the same
-	// networks, aliases, static addresses, mounts and volumes.
-	CreateReplacement(ctx context.Context, oldID, name, image string) (id string, err error)
+	// networks, aliases, static addresses, mounts and volumes. labels are
+	// set on it over those it keeps.
+	CreateReplacement(ctx context.Context, oldID, name, image string, labels map[string]string) (id string, err error)
 	// Start starts a created or stopped container.
 	Start(ctx context.Context, id string) error
 	// Remove removes a container, stopping it first if needed. It never

@@ -39,7 +39,8 @@ type attachment struct {
 //     static addresses, links and driver options; the primary network (the
 //     one NetworkMode names) goes in EndpointsConfig, the others are returned
 //     to be connected before the start.
-func replacementConfig(old container.InspectResponse, oldImage *dockerspec.DockerOCIImageConfig, name, image string) (client.ContainerCreateOptions, []attachment) {
+//   - labels are set over the labels kept.
+func replacementConfig(old container.InspectResponse, oldImage *dockerspec.DockerOCIImageConfig, name, image string, labels map[string]string) (client.ContainerCreateOptions, []attachment) {
 	var cfg container.Config
 	if old.Config != nil {
 		cfg = *old.Config
@@ -63,6 +64,10 @@ func replacementConfig(old container.InspectResponse, oldImage *dockerspec.Docke
 	if oldImage != nil {
 		dropImageDefaults(&cfg, oldImage)
 	}
+	if len(labels) > 0 && cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
+	}
+	maps.Copy(cfg.Labels, labels)
 
 	host.Links = rewriteLinks(host.Links)
 	host.Mounts = append(slices.Clone(host.Mounts), anonymousVolumes(old)...)

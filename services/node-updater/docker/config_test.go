@@ -108,7 +108,7 @@ func inspected() container.InspectResponse {
 }
 
 func TestReplacementConfig(t *testing.T) {
-	opts, extra := replacementConfig(inspected(), oldImage(), "web", "reg/web:v2")
+	opts, extra := replacementConfig(inspected(), oldImage(), "web", "reg/web:v2", nil)
 	cfg, host := opts.Config, opts.HostConfig
 
 	if opts.Name != "web" || cfg.Image != "reg/web:v2" {
@@ -249,7 +249,7 @@ func TestReplacementConfigUserOverrides(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			old := inspected()
 			tt.mutate(&old)
-			opts, _ := replacementConfig(old, oldImage(), "web", "reg/web:v2")
+			opts, _ := replacementConfig(old, oldImage(), "web", "reg/web:v2", nil)
 			tt.check(t, opts.Config)
 		})
 	}
@@ -257,7 +257,7 @@ func TestReplacementConfigUserOverrides(t *testing.T) {
 
 func TestReplacementConfigWithoutOldImage(t *testing.T) {
 	old := inspected()
-	opts, _ := replacementConfig(old, nil, "web", "reg/web:v2")
+	opts, _ := replacementConfig(old, nil, "web", "reg/web:v2", nil)
 	if !slices.Equal(opts.Config.Env, old.Config.Env) || !reflect.DeepEqual(opts.Config.Labels, old.Config.Labels) {
 		t.Errorf("without the old image everything is kept: env %v labels %v", opts.Config.Env, opts.Config.Labels)
 	}
@@ -268,7 +268,7 @@ func TestReplacementConfigWithoutOldImage(t *testing.T) {
 
 func TestReplacementConfigDoesNotMutateInput(t *testing.T) {
 	old := inspected()
-	replacementConfig(old, oldImage(), "web", "reg/web:v2")
+	replacementConfig(old, oldImage(), "web", "reg/web:v2", nil)
 	if !reflect.DeepEqual(old, inspected()) {
 		t.Error("replacementConfig changed the inspection it was given")
 	}
@@ -277,7 +277,7 @@ func TestReplacementConfigDoesNotMutateInput(t *testing.T) {
 func TestHostNetworkHasNoEndpoints(t *testing.T) {
 	old := inspected()
 	old.HostConfig.NetworkMode = "host"
-	opts, extra := replacementConfig(old, oldImage(), "web", "img")
+	opts, extra := replacementConfig(old, oldImage(), "web", "img", nil)
 	if opts.NetworkingConfig != nil || extra != nil {
 		t.Errorf("host network: endpoints %+v extra %+v", opts.NetworkingConfig, extra)
 	}
@@ -307,5 +307,20 @@ func TestLayerProgress(t *testing.T) {
 	l.update("a", "Pull complete", nil)
 	if p := l.snapshot(); p.LayersDone != 2 {
 		t.Errorf("after pull complete: %+v", p)
+	}
+}
+
+// Labels given to the replacement are set over those it keeps, without
+// changing the old container's.
+func TestReplacementConfigSetsLabels(t *testing.T) {
+	old := inspected()
+	old.Config.Labels["dev.cutover.health-gate"] = `{"timeout_ms":1}` // an earlier replacement's
+	opts, _ := replacementConfig(old, oldImage(), "web", "reg/web:v2", map[string]string{"dev.cutover.health-gate": `{"timeout_ms":60000}`})
+	want := map[string]string{"dev.cutover.node": "node-a", "dev.cutover.service": "web", "dev.cutover.health-gate": `{"timeout_ms":60000}`}
+	if !reflect.DeepEqual(opts.Config.Labels, want) {
+		t.Errorf("labels %v, want %v", opts.Config.Labels, want)
+	}
+	if got := old.Config.Labels["dev.cutover.health-gate"]; got != `{"timeout_ms":1}` {
+		t.Errorf("the old container's label changed to %q", got)
 	}
 }

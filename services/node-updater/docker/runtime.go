@@ -317,7 +317,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, n int) ([]string, error) 
 // container and its image, derives the new container's configuration with
 // replacementConfig, creates it on its primary network and connects the
 // others. A container left half-connected is removed again.
-func (r *Runtime) CreateReplacement(ctx context.Context, oldID, name, image string) (string, error) {
+func (r *Runtime) CreateReplacement(ctx context.Context, oldID, name, image string, labels map[string]string) (string, error) {
 	ctx, cancel := withDefaultTimeout(ctx, callTimeout)
 	defer cancel()
 	old, err := r.cli.ContainerInspect(ctx, oldID, client.ContainerInspectOptions{})
@@ -333,7 +333,7 @@ func (r *Runtime) CreateReplacement(ctx context.Context, oldID, name, image stri
 	case err != nil:
 		return "", engineErr(fmt.Errorf("inspect old image %s: %w", old.Container.Image, err))
 	}
-	opts, extra := replacementConfig(old.Container, img.Config, name, image)
+	opts, extra := replacementConfig(old.Container, img.Config, name, image, labels)
 	created, err := r.cli.ContainerCreate(ctx, opts)
 	if err != nil {
 		return "", engineErr(err)

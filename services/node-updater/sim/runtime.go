@@ -313,8 +313,8 @@ func (r *Runtime) Rename(ctx context.Context, id, newName string) error {
 }
 
 // CreateReplacement implements nodeupdater.Runtime: the new container keeps
-// the old one's labels.
-func (r *Runtime) CreateReplacement(ctx context.Context, oldID, name, image string) (string, error) {
+// the old one's labels, with labels set over them.
+func (r *Runtime) CreateReplacement(ctx context.Context, oldID, name, image string, labels map[string]string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -330,7 +330,12 @@ func (r *Runtime) CreateReplacement(ctx context.Context, oldID, name, image stri
 	if _, taken := r.byName[name]; taken {
 		return "", fmt.Errorf("create %s on node %s: the name is in use (conflict)", name, r.cfg.Node)
 	}
-	c := &container{id: r.newID(), name: name, image: image, labels: maps.Clone(old.labels), created: true}
+	kept := maps.Clone(old.labels)
+	if kept == nil {
+		kept = map[string]string{}
+	}
+	maps.Copy(kept, labels)
+	c := &container{id: r.newID(), name: name, image: image, labels: kept, created: true}
 	r.byID[c.id], r.byName[name] = c, c.id
 	r.stats.Creates++
 	return c.id, nil

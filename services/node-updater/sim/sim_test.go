@@ -82,7 +82,7 @@ func outcome(t *testing.T, seed int64, n int) []bool {
 	}
 	var out []bool
 	for i := range n {
-		id, err := rt.CreateReplacement(ctx, "web", fmt.Sprintf("web-%d", i), "web:2")
+		id, err := rt.CreateReplacement(ctx, "web", fmt.Sprintf("web-%d", i), "web:2", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func TestTrustedImagesNeverFail(t *testing.T) {
 	if err := rt.Start(ctx, "web"); err != nil {
 		t.Fatalf("restart of a container the node ran = %v, want success", err)
 	}
-	id, err := rt.CreateReplacement(ctx, "web", "web-again", "web:1")
+	id, err := rt.CreateReplacement(ctx, "web", "web-again", "web:1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
