@@ -9,7 +9,7 @@ func TestServerLookup(t *testing.T) {
 	a, err := New(Config{
 		Servers: map[string]Server{
 			"controller1/nova_api": {Backend: "nova_api_back", Server: "ctl-1"}, // one node's own entry
-			"web-1":                {Backend: "web", Server: "s1"},               // a name unique across nodes
+			"web-1":                {Backend: "web", Server: "s1"},              // a name unique across nodes
 		},
 		Backends: map[string]string{"nova_api": "nova_api_back", "web-1": "other"},
 	}, nil, nil)
