@@ -1,8 +1,12 @@
 package postgres_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -276,4 +280,63 @@ func dbName(url string) string {
 	rest := url[strings.LastIndex(url, "/")+1:]
 	name, _, _ := strings.Cut(rest, "?")
 	return name
+}
+
+// A pg_dump snapshot cut short by a crash leaves a temporary dump, or a
+// label without its dump; the sweep removes those, and keeps whole dumps,
+// other databases' files and unrelated files.
+func TestSweepLeftovers(t *testing.T) {
+	url, _ := seed(t)
+	drv := postgres.Driver{Method: postgres.MethodDump, DumpDir: t.TempDir()}
+	db := open(t, drv, url, "")
+	snap, err := db.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(snap.Location)
+	prefix := snap.ID[:strings.Index(snap.ID, "_snap_")+len("_snap_")]
+	label, err := os.ReadFile(snap.Location + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leftovers := []string{
+		filepath.Join(dir, prefix+"20260101T000000_000000.pgdump.tmp"),  // a dump never renamed
+		filepath.Join(dir, prefix+"20260101T000001_000000.pgdump.json"), // a label without its dump
+	}
+	kept := []string{
+		filepath.Join(dir, "notes.txt"),
+		filepath.Join(dir, prefix+"x_snap_20260101T000000_000000.pgdump.tmp"), // a database named <db>_snap_x
+	}
+	for _, p := range leftovers[:1] {
+		if err := os.WriteFile(p, []byte("half a dump"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(leftovers[1], label, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range kept {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweeper, ok := db.(interface {
+		SweepLeftovers(context.Context) ([]string, error)
+	})
+	if !ok {
+		t.Fatal("the PostgreSQL database has no SweepLeftovers")
+	}
+	removed, err := sweeper.SweepLeftovers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(removed)
+	if !slices.Equal(removed, leftovers) {
+		t.Errorf("SweepLeftovers removed %v, want %v", removed, leftovers)
+	}
+	for _, p := range append(kept, snap.Location, snap.Location+".json") {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v, want it kept", p, err)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -508,6 +509,61 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 			d.key, id, v, dirty, snap.Version, snap.Dirty)
 	}
 	return snap, nil
+}
+
+// SweepLeftovers removes what a pg_dump snapshot of the database left when
+// its process died midway: a dump never renamed from its temporary name,
+// and a label (.json) whose dump does not exist. The migrator runs it
+// under the database's lock, after a migration. A template copy needs no
+// sweep: PostgreSQL removes a database whose CREATE DATABASE failed.
+func (d *Database) SweepLeftovers(ctx context.Context) ([]string, error) {
+	dir := d.dumpDir()
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sweep leftovers of %s: %w", d.key, err)
+	}
+	var removed []string
+	var errs []error
+	// ours tells this database's dump names from another's: the prefix, then
+	// nothing but the time. A name cut to maxPrefix may be another
+	// database's too, whose dump may be running: its temporary dumps are
+	// left alone.
+	ours := func(dump string) bool {
+		stamp, ok := strings.CutPrefix(dump, d.snapPrefix())
+		if !ok {
+			return false
+		}
+		stamp, ok = strings.CutSuffix(stamp, dumpSuffix)
+		_, err := time.Parse(snapTimeFormat, strings.Replace(stamp, "_", ".", 1)) // see stamp
+		return ok && err == nil
+	}
+	for _, e := range entries {
+		name := e.Name()
+		p := filepath.Join(dir, name)
+		leftover := false
+		if dump, ok := strings.CutSuffix(name, ".tmp"); ok && ours(dump) && len(d.name) <= maxPrefix {
+			leftover = true
+		} else if dump, ok := strings.CutSuffix(name, ".json"); ok && ours(dump) {
+			c, err := d.readSidecar(dump)
+			_, statErr := os.Stat(filepath.Join(dir, dump))
+			leftover = err == nil && c.Of == d.name && errors.Is(statErr, fs.ErrNotExist)
+		}
+		if !leftover {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("sweep leftovers of %s: %w", d.key, err)
+	}
+	return removed, nil
 }
 
 // DropSnapshot deletes snapshot id: the copy database, or the dump and its label.
