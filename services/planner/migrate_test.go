@@ -84,7 +84,12 @@ func migrationPhase(phase string) func(events.Event) bool {
 	}
 }
 
-func TestUpgradeExpandsRollsThenContractsAtTheVersionBarrier(t *testing.T) {
+// barrierUpgrade starts a planner with web's database on n1 and n2 (both on
+// web:v1 in cutover-nodes, which the fake node-updaters never refresh), a
+// fake migrator, and an upgrade that migrates web; barrierTimeout 0 keeps
+// the planner's default.
+func barrierUpgrade(t *testing.T, barrierTimeout time.Duration) (*natstest.Server, *history, string) {
+	t.Helper()
 	s := natstest.Start(t)
 	h := record(t, s)
 	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
@@ -92,9 +97,12 @@ func TestUpgradeExpandsRollsThenContractsAtTheVersionBarrier(t *testing.T) {
 	fakeNode(t, s.JS, "n1", nil)
 	fakeNode(t, s.JS, "n2", nil)
 	fakeMigrator(t, s.JS, nil)
-	startPlannerWith(t, s.JS, planner.Config{Inventory: dbInventory(), PollInterval: 20 * time.Millisecond})
+	startPlannerWith(t, s.JS, planner.Config{Inventory: dbInventory(), PollInterval: 20 * time.Millisecond, BarrierTimeout: barrierTimeout})
+	return s, h, requestMigrating(t, s.JS)
+}
 
-	id := requestMigrating(t, s.JS)
+func TestUpgradeExpandsRollsThenContractsAtTheVersionBarrier(t *testing.T) {
+	s, h, id := barrierUpgrade(t, 0)
 	// Both waves complete, but the fake node-updaters do not refresh
 	// cutover-nodes: the barrier must hold, naming what it waits for.
 	var u *planner.Upgrade
@@ -139,16 +147,7 @@ func TestUpgradeExpandsRollsThenContractsAtTheVersionBarrier(t *testing.T) {
 // waiting in silence: past the barrier timeout it pauses, naming the
 // instance, and a resume once the instance caught up finishes the upgrade.
 func TestVersionBarrierTimesOutIntoAPause(t *testing.T) {
-	s := natstest.Start(t)
-	h := record(t, s)
-	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
-	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
-	fakeNode(t, s.JS, "n1", nil)
-	fakeNode(t, s.JS, "n2", nil)
-	fakeMigrator(t, s.JS, nil)
-	startPlannerWith(t, s.JS, planner.Config{Inventory: dbInventory(), PollInterval: 20 * time.Millisecond, BarrierTimeout: 300 * time.Millisecond})
-
-	id := requestMigrating(t, s.JS)
+	s, h, id := barrierUpgrade(t, 300*time.Millisecond)
 	eventually(t, 15*time.Second, "the barrier to wait for n2", func() bool {
 		u, _ := planner.LoadUpgrade(t.Context(), s.JS, id)
 		return u != nil && strings.Contains(u.Barrier, "n2/web-n2 runs web:v1")

@@ -524,12 +524,14 @@ func copyLocked(ctx context.Context, c *sql.Conn, src, dst string) (copied, bool
 	// state that is being copied. It is CPU, the copy mostly memory and I/O.
 	checkCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	checked := make(chan copied, 1)
-	checkErr := make(chan error, 1)
+	type result struct {
+		c   copied
+		err error
+	}
+	checked := make(chan result, 1)
 	go func() {
 		v, dirty, err := check(checkCtx, src)
-		checked <- copied{version: v, dirty: dirty, checked: err == nil}
-		checkErr <- err
+		checked <- result{copied{version: v, dirty: dirty, checked: true}, err}
 	}()
 	var patch func(int64, []byte)
 	if wal {
@@ -541,12 +543,12 @@ func copyLocked(ctx context.Context, c *sql.Conn, src, dst string) (copied, bool
 	if err != nil {
 		cancel()
 	}
-	cp := <-checked
-	if err := errors.Join(err, <-checkErr); err != nil {
+	r := <-checked
+	if err := errors.Join(err, r.err); err != nil {
 		return copied{}, false, err
 	}
-	cp.sum = sum
-	return cp, true, nil
+	r.c.sum = sum
+	return r.c, true, nil
 }
 
 // headerFormat is the offset in a database file's header of the file format
