@@ -55,7 +55,8 @@ func (u *Updater) recoverAll(ctx context.Context) error {
 // It works on a context detached from ctx's cancellation, so it never stops
 // between the removal of the new container and the restart of the old one.
 func (u *Updater) recoverOne(ctx context.Context, name string, old Container) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revertTimeout)
+	detached := context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(detached, revertTimeout)
 	defer cancel()
 	log := u.log.With("container", name, "old_id", shortID(old.ID))
 
@@ -73,7 +74,11 @@ func (u *Updater) recoverOne(ctx context.Context, name string, old Container) er
 		if err != nil {
 			log.Warn("recovery judges the new container by the default health gate", "err", err)
 		}
-		err = u.waitHealthy(ctx, cur.ID, gate)
+		// The gate bounds its own wait, which may be longer than the
+		// revert's budget; the steps after it get that budget afresh.
+		err = u.waitHealthy(detached, cur.ID, gate)
+		ctx, cancel = context.WithTimeout(detached, revertTimeout)
+		defer cancel()
 		if err == nil {
 			if err := u.rt.Remove(ctx, old.ID); err != nil && !errors.Is(err, ErrNotFound) {
 				return fmt.Errorf("remove old %s: %w", old.Name, err)
