@@ -89,10 +89,14 @@ type ServiceRelease struct {
 	MigrationsVersion uint `json:"migrations_version,omitempty"`
 }
 
-// Validate checks what the schema cannot: at least one service.
+// Validate checks what the schema cannot: at least one service, and a
+// verdict timeout only with the wait it bounds.
 func (r UpgradeRequested) Validate() error {
 	if len(r.Release.Services) == 0 {
 		return &FieldError{Field: "data.release.services", Reason: "is empty; name at least one service and its target image"}
+	}
+	if r.VerdictTimeoutMs > 0 && !r.WaitForVerdicts {
+		return &FieldError{Field: "data.verdict_timeout_ms", Reason: "is set but wait_for_verdicts is not, so nothing would wait; set wait_for_verdicts: true or drop verdict_timeout_ms"}
 	}
 	return nil
 }
