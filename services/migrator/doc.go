@@ -19,7 +19,7 @@
 //     publish migration.failed naming the file, the database error and that
 //     state.
 //   - dev.cutover.migration.rollback.requested: refuse a source that fails
-//     CheckSource's checks (gap, applied file missing or changed, file below
+//     CheckSource's checks (applied file missing or changed, file below
 //     the current version never applied) before anything runs; go down
 //     through the down migrations when every step has one, otherwise restore
 //     the named snapshot, after counting what was written since it
@@ -51,14 +51,16 @@
 // rest up to the target; phase all (default) applies everything.
 //
 // Before anything runs (no lock is left, no snapshot taken), CheckSource
-// refuses what golang-migrate would silently get wrong: a gap in sequential
-// version numbers, an applied file missing or changed since it was applied
-// (SHA-256 kept in the database's own table cutover_migrations, see package
-// ledger), a file at or below the current version that was never applied,
-// and, with Config.RequireDown, a migration without a down file.
+// refuses what golang-migrate would silently get wrong: an applied file
+// missing or changed since it was applied (SHA-256 kept in the database's own
+// table cutover_migrations, see package ledger), a file at or below the
+// current version that was never applied, and, with Config.RequireDown, a
+// migration without a down file; ReadSource refuses two files with one
+// version. Versions are golang-migrate's: gaps are normal (a migration steps
+// to the next existing version) and version 0 is a version.
 //
 // Snapshots are managed: Config.KeepSnapshots keeps the N newest per
-// database after each successful migration, and removes the partial files
+// database (default 3) after each successful migration, and removes the partial files
 // an interrupted snapshot or restore left (SweepLeftovers); ListSnapshots,
 // PruneSnapshots and SweepLeftovers serve `cutover snapshots list|prune`.
 //

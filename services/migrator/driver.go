@@ -35,7 +35,7 @@ type Database interface {
 	// time, until target (0: before the first migration). A failed migration
 	// returns a *StepError and leaves the database dirty.
 	Down(ctx context.Context, target uint) error
-	// Force records version (0: none) as the database's clean version
+	// Force records version (0: none, or version 0 when the ledger lists it as applied) as the database's clean version
 	// without running anything, like golang-migrate's force. The migrator
 	// calls it only after a failed file that the database rolled back
 	// (StepError.RolledBack), whose schema is that of the version before.
@@ -72,7 +72,7 @@ type Database interface {
 
 // Migration is one version of a migration source.
 type Migration struct {
-	// Version is the migration's number, from 1.
+	// Version is the migration's number (0 is one too; gaps are normal).
 	Version uint
 	// Name is the title part of its file names.
 	Name string

@@ -346,10 +346,14 @@ func TestBadSourcesRefusedBeforeAnythingRuns(t *testing.T) {
 		{"applied file changed", false, func(dir string) {
 			write(dir, "0002_users_email.up.sql", "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT 'x';\n")
 		}, "applied migration 0002_users_email.up.sql (version 2) changed since it was applied at "},
-		{"gap in versions", false, func(dir string) {
-			write(dir, "0007_far.up.sql", "SELECT 1;\n")
-			write(dir, "0007_far.down.sql", "SELECT 1;\n")
-		}, "gap in migration versions: no migration 5, 6 between 1 and 7; number migrations without gaps (golang-migrate would step over the hole)"},
+		{"latest applied file removed", false, func(dir string) {
+			for _, f := range []string{"0003_orders.up.sql", "0003_orders.down.sql", "0004_users_name.up.sql", "0004_users_name.down.sql"} {
+				_ = os.Remove(filepath.Join(dir, f))
+			}
+		}, "applied migration 0003_orders.up.sql (version 3) is missing from the source; put the file back (a source must keep every applied migration)"},
+		{"duplicate version", false, func(dir string) {
+			write(dir, "0004_other.up.sql", "SELECT 1;\n")
+		}, "list migrations in "}, // ... 0004_other.up.sql and 0004_users_name.up.sql are both up migrations of version 4; keep one
 		{"missing down file where required", true, func(dir string) {
 			write(dir, "0005_audit.up.sql", "CREATE TABLE audit (id INTEGER PRIMARY KEY);\n")
 		}, "down migrations are required and 0005_audit.down.sql is missing; add them or turn off Config.RequireDown"},
@@ -398,10 +402,6 @@ func TestBadRollbackSourcesRefusedBeforeAnythingRuns(t *testing.T) {
 		{"applied file missing", func(dir string) error {
 			return errors.Join(os.Remove(filepath.Join(dir, "0001_users.up.sql")), os.Remove(filepath.Join(dir, "0001_users.down.sql")))
 		}, "applied migration 0001_users.up.sql (version 1) is missing from the source; put the file back (a source must keep every applied migration)"},
-		{"gap in versions", func(dir string) error {
-			return errors.Join(os.WriteFile(filepath.Join(dir, "0007_far.up.sql"), []byte("SELECT 1;\n"), 0o644),
-				os.WriteFile(filepath.Join(dir, "0007_far.down.sql"), []byte("SELECT 1;\n"), 0o644))
-		}, "gap in migration versions: no migration 5, 6 between 1 and 7; number migrations without gaps (golang-migrate would step over the hole)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -600,10 +600,11 @@ func TestMigrationsFromImage(t *testing.T) {
 	}
 }
 
-// Retention keeps the N newest snapshots; ListSnapshots and PruneSnapshots
-// are what `cutover snapshots list|prune` call.
+// Retention keeps the 3 newest snapshots by default; ListSnapshots and
+// PruneSnapshots are what `cutover snapshots list|prune` call, and name each
+// snapshot by the version it holds.
 func TestSnapshotRetention(t *testing.T) {
-	h := start(t, migrator.Config{KeepSnapshots: 2})
+	h := start(t, migrator.Config{})
 	path := seed(t)
 	// What a snapshot cut short by a crash left: the migrator removes it
 	// after its next migration.
@@ -615,27 +616,40 @@ func TestSnapshotRetention(t *testing.T) {
 	if err := os.WriteFile(leftover, []byte("half a copy"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, v := range []uint{2, 3, 4} {
-		fin, _ := h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok", TargetVersion: v}))
-		if fin.Type() != events.TypeMigrationCompleted {
+	var ids []string // snapshots at versions 1, 2, 3, 4, 1
+	for _, req := range []events.Data{
+		events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok", TargetVersion: 2},
+		events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok", TargetVersion: 3},
+		events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok", TargetVersion: 4},
+		events.MigrationRollbackRequested{Driver: "sqlite", Database: path, Source: "testdata/ok", ToVersion: 1},
+		events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok", TargetVersion: 2},
+	} {
+		fin, _ := h.final(h.request(req))
+		switch fin.Type() {
+		case events.TypeMigrationCompleted:
+			ids = append(ids, as[events.MigrationCompleted](t, fin).SnapshotID)
+		case events.TypeMigrationRollbackCompleted:
+		default:
 			t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
 		}
-		ids = append(ids, as[events.MigrationCompleted](t, fin).SnapshotID)
 	}
 	if _, err := os.Stat(leftover); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("%s still there after three migrations (stat: %v), want it removed", leftover, err)
+		t.Errorf("%s still there after the migrations (stat: %v), want it removed", leftover, err)
 	}
 	list, err := migrator.ListSnapshots(t.Context(), sqlite.Driver{}, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || list[0].ID != ids[2] || list[1].ID != ids[1] || list[0].Version != 3 || list[1].Version != 2 {
-		t.Fatalf("ListSnapshots() = %+v, want %s (v3) then %s (v2)", list, ids[2], ids[1])
+	var got []string
+	for _, s := range list {
+		got = append(got, fmt.Sprintf("v%d", s.Version))
+	}
+	if len(list) != 3 || list[0].ID != ids[3] || strings.Join(got, ",") != "v1,v4,v3" {
+		t.Fatalf("ListSnapshots() = %v (%+v), want the default 3 kept: v1 (%s), v4 (the rollback's), v3", got, list, ids[3])
 	}
 	dropped, err := migrator.PruneSnapshots(t.Context(), sqlite.Driver{}, path, 1)
-	if err != nil || len(dropped) != 1 || dropped[0].ID != ids[1] {
-		t.Fatalf("PruneSnapshots(keep 1) = %+v, %v; want %s dropped", dropped, err, ids[1])
+	if err != nil || len(dropped) != 2 || dropped[0].Version != 4 || dropped[1].Version != 3 || dropped[1].ID != ids[2] {
+		t.Fatalf("PruneSnapshots(keep 1) = %+v, %v; want the v4 and v3 (%s) snapshots dropped, named by their versions", dropped, err, ids[2])
 	}
 	if _, err := migrator.PruneSnapshots(t.Context(), sqlite.Driver{}, path, 0); err == nil || !strings.Contains(err.Error(), "keep 0 must be at least 1") {
 		t.Errorf("PruneSnapshots(keep 0) err = %v", err)

@@ -73,17 +73,22 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 
 	migs, err := db.Migrations(ctx)
 	if err != nil {
-		return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: clean})
+		return fail(events.MigrationFailed{Error: fmt.Sprintf("refused source %s: %v", req.Source, err), Version: from, State: clean + " (nothing ran)"})
 	}
-	target, err := upTarget(migs, from, req.TargetVersion)
-	if err != nil {
-		return fail(events.MigrationFailed{Error: fmt.Sprintf("source %s: %v", req.Source, err), Version: from, State: clean})
-	}
-	target = phaseTarget(migs, from, target, req.Phase)
 	applied, err := db.Applied(ctx)
 	if err != nil {
 		return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: clean})
 	}
+	target, err := upTarget(migs, from, req.TargetVersion)
+	if err != nil {
+		// A source that lost applied files says so, rather than that the
+		// database is beyond its last file.
+		if cerr := CheckSource(migs, from, from, applied, false); cerr != nil {
+			return fail(events.MigrationFailed{Error: fmt.Sprintf("refused source %s: %v", req.Source, cerr), Version: from, State: clean + " (nothing ran)"})
+		}
+		return fail(events.MigrationFailed{Error: fmt.Sprintf("source %s: %v", req.Source, err), Version: from, State: clean})
+	}
+	target = phaseTarget(migs, from, target, req.Phase)
 	if err := CheckSource(migs, from, target, applied, m.cfg.RequireDown); err != nil {
 		return fail(events.MigrationFailed{Error: fmt.Sprintf("refused source %s: %v", req.Source, err), Version: from, State: clean + " (nothing ran)"})
 	}

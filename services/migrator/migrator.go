@@ -44,8 +44,9 @@ type Config struct {
 	// through the snapshot instead).
 	RequireDown bool
 	// KeepSnapshots is how many snapshots of each database are kept: after
-	// a successful migration the older ones are dropped (default 0: keep
-	// all). The snapshot a migration just took always stays.
+	// a successful migration the older ones are dropped (default
+	// DefaultKeepSnapshots; KeepAllSnapshots keeps every one). The snapshot
+	// a migration just took always stays.
 	KeepSnapshots int
 	// Images copies migration sources named "image:<ref>[#/dir]" out of
 	// images (the image subpackage, through the registry). Nil refuses such
@@ -66,7 +67,18 @@ func (c *Config) setDefaults() {
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 30
 	}
+	if c.KeepSnapshots == 0 {
+		c.KeepSnapshots = DefaultKeepSnapshots
+	}
 }
+
+// DefaultKeepSnapshots is how many snapshots of each database the migrator
+// keeps when Config.KeepSnapshots is 0.
+const DefaultKeepSnapshots = 3
+
+// KeepAllSnapshots, as Config.KeepSnapshots, turns retention off: every
+// snapshot stays until `cutover snapshots prune`.
+const KeepAllSnapshots = -1
 
 // Validate returns every problem with the config at once.
 func (c *Config) Validate() error {
@@ -82,8 +94,8 @@ func (c *Config) Validate() error {
 	if c.LockStaleAfter < 0 || c.LockRefresh <= 0 || c.LockRefresh*2 > c.LockStaleAfter {
 		errs = append(errs, fmt.Errorf("migrator config: lock refresh %v must be positive and at most half of lock stale-after %v", c.LockRefresh, c.LockStaleAfter))
 	}
-	if c.KeepSnapshots < 0 {
-		errs = append(errs, fmt.Errorf("migrator config: keep snapshots %d must be 0 (keep all) or more", c.KeepSnapshots))
+	if c.KeepSnapshots < KeepAllSnapshots {
+		errs = append(errs, fmt.Errorf("migrator config: keep snapshots %d must be -1 (keep all), 0 (default %d) or more", c.KeepSnapshots, DefaultKeepSnapshots))
 	}
 	if c.MaxDeliver < 1 {
 		errs = append(errs, fmt.Errorf("migrator config: max deliver %d must be at least 1", c.MaxDeliver))

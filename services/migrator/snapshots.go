@@ -108,10 +108,16 @@ func prune(ctx context.Context, db Database, keep int) ([]Snapshot, error) {
 	}
 	var dropped []Snapshot
 	for i := keep; i < len(listed); i++ {
-		if err := db.DropSnapshot(ctx, listed[i].ID); err != nil && !errors.Is(err, ErrSnapshotNotFound) {
+		s := listed[i]
+		// Snapshots lists ids and times only: read the version, so that what
+		// was removed is named by what it held.
+		if full, err := db.Inspect(ctx, s.ID); err == nil {
+			s = full
+		}
+		if err := db.DropSnapshot(ctx, s.ID); err != nil && !errors.Is(err, ErrSnapshotNotFound) {
 			return dropped, fmt.Errorf("prune snapshots: %w", err)
 		}
-		dropped = append(dropped, listed[i])
+		dropped = append(dropped, s)
 	}
 	return dropped, nil
 }
@@ -155,7 +161,7 @@ func (m *Migrator) prune(ctx context.Context, db Database, log *slog.Logger) {
 			log.Info("removed a file left by an interrupted snapshot or restore", "path", p)
 		}
 	}
-	if m.cfg.KeepSnapshots == 0 {
+	if m.cfg.KeepSnapshots == KeepAllSnapshots {
 		return
 	}
 	dropped, err := prune(ctx, db, m.cfg.KeepSnapshots)
@@ -163,6 +169,6 @@ func (m *Migrator) prune(ctx context.Context, db Database, log *slog.Logger) {
 		log.Warn("drop old snapshots; they stay until the next migration or `cutover snapshots prune`", "err", err)
 	}
 	for _, s := range dropped {
-		log.Info("dropped old snapshot", "snapshot", s.ID, "taken", s.Time)
+		log.Info("dropped old snapshot", "snapshot", s.ID, "version", s.Version, "dirty", s.Dirty, "taken", s.Time)
 	}
 }

@@ -44,9 +44,6 @@ func ReadSource(dir string) ([]Migration, error) {
 		if err != nil {
 			continue
 		}
-		if p.Version == 0 {
-			return nil, fmt.Errorf("list migrations in %s: %s has version 0; number migrations from 1", dir, e.Name())
-		}
 		name, phase := p.Identifier, ""
 		for _, ph := range []string{PhaseExpand, PhaseContract} {
 			if base, ok := strings.CutSuffix(name, "."+ph); ok {
@@ -88,20 +85,17 @@ func ReadSource(dir string) ([]Migration, error) {
 	return out, nil
 }
 
-// sequentialLimit separates sequential version numbers (0001, 0002, ...),
-// where a missing number is a gap, from timestamp versions (20250101120000),
-// where numbers are sparse by nature and gaps are not checked.
-const sequentialLimit = 1_000_000
-
 // CheckSource refuses a source that golang-migrate would apply wrongly or
 // silently skip, before anything runs on a database at version current with
-// the ledger applied (Database.Applied). It checks, in this order, and
-// returns every problem found, joined:
+// the ledger applied (Database.Applied). Gaps between versions are not
+// problems: golang-migrate steps from one existing version to the next, and
+// real projects leave holes (a version 0 is a version like any other). It
+// checks, in this order, and returns every problem found, joined:
 //
-//   - a gap: with sequential numbering (versions below 1,000,000), a number
-//     missing between the first and the last migration;
 //   - an applied file missing: a version in the ledger (or the current
 //     version) that the source does not have;
+//   - the database's own version missing from the source (when the ledger
+//     does not already name its file);
 //   - an applied file changed: an up file whose SHA-256 differs from the one
 //     recorded when it was applied;
 //   - a file never applied below the current version: a version at or below
@@ -115,18 +109,6 @@ func CheckSource(migs []Migration, current, target uint, applied []Applied, requ
 	for _, mg := range migs {
 		known[mg.Version] = mg
 	}
-	if len(migs) > 0 && migs[len(migs)-1].Version < sequentialLimit {
-		var missing []string
-		for v := migs[0].Version + 1; v < migs[len(migs)-1].Version; v++ {
-			if _, ok := known[v]; !ok {
-				missing = append(missing, fmt.Sprint(v))
-			}
-		}
-		if len(missing) > 0 {
-			errs = append(errs, fmt.Errorf("gap in migration versions: no migration %s between %d and %d; number migrations without gaps (golang-migrate would step over the hole)",
-				strings.Join(missing, ", "), migs[0].Version, migs[len(migs)-1].Version))
-		}
-	}
 	ledger := map[uint]Applied{}
 	for _, a := range applied {
 		ledger[a.Version] = a
@@ -137,6 +119,11 @@ func CheckSource(migs []Migration, current, target uint, applied []Applied, requ
 		case mg.SHA256 != a.SHA256:
 			errs = append(errs, fmt.Errorf("applied migration %s (version %d) changed since it was applied at %s (sha256 %.12s then, %.12s now); restore the original file and put the change in a new migration",
 				mg.Up, mg.Version, a.AppliedAt.UTC().Format("2006-01-02T15:04:05Z"), a.SHA256, mg.SHA256))
+		}
+	}
+	if _, ok := known[current]; !ok && current != 0 {
+		if _, listed := ledger[current]; !listed {
+			errs = append(errs, fmt.Errorf("applied migration version %d (the database's version) is missing from the source; put the file back (a source must keep every applied migration)", current))
 		}
 	}
 	if len(applied) > 0 {

@@ -108,3 +108,16 @@ func Adopt(ctx context.Context, db Execer, migs []migrator.Migration, current ui
 	}
 	return nil
 }
+
+// Has reports whether the ledger lists version; a database without the table
+// lists none. Force uses it for version 0: golang-migrate's "version 0
+// applied" (a set numbered from 0) differs from "nothing applied", and the
+// ledger tells which.
+func Has(ctx context.Context, db Execer, version uint) bool {
+	rows, err := db.QueryContext(ctx, `SELECT 1 FROM `+Table+` WHERE version = $1`, int64(version))
+	if err != nil {
+		return false
+	}
+	defer rows.Close()
+	return rows.Next()
+}

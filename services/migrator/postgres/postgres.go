@@ -173,6 +173,31 @@ func (d *Database) Version(ctx context.Context) (uint, bool, error) {
 	return v, dirty, nil
 }
 
+// state reads the version as golang-migrate sees it: none reports that
+// nothing was applied (version 0 then), which a set numbered from 0 needs.
+func (d *Database) state(ctx context.Context) (v uint, dirty, none bool, err error) {
+	db, err := d.conn(ctx)
+	if err != nil {
+		return 0, false, false, err
+	}
+	defer db.Close()
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, migratepgx.DefaultMigrationsTable).Scan(&exists); err != nil {
+		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
+	}
+	if !exists {
+		return 0, false, true, nil
+	}
+	sv, dirty, err := apply.State(ctx, db, migratepgx.DefaultMigrationsTable)
+	if err != nil {
+		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
+	}
+	if sv < 0 {
+		return 0, dirty, true, nil
+	}
+	return uint(sv), dirty, false, nil
+}
+
 // readVersion reads golang-migrate's schema_migrations table in the current
 // schema. A missing table or row, or version -1, is version 0.
 func readVersion(ctx context.Context, db *sql.DB) (uint, bool, error) {
@@ -232,24 +257,16 @@ func (d *Database) run(ctx context.Context, target uint, up bool) error {
 	if err != nil {
 		return err
 	}
-	from, dirty, err := d.Version(ctx)
+	from, dirty, none, err := d.state(ctx)
 	if err != nil {
 		return err
 	}
 	if dirty {
 		return fmt.Errorf("migrate %s %s: the database is dirty at version %d", d.key, dir, from)
 	}
-	var steps []migrator.Migration
-	for _, mg := range migs {
-		if up && mg.Version > from && mg.Version <= target {
-			steps = append(steps, mg)
-		}
-		if !up && mg.Version > target && mg.Version <= from {
-			if mg.Down == "" {
-				return fmt.Errorf("migrate %s down to %d: migration %s has no down file", d.key, target, mg.Up)
-			}
-			steps = append([]migrator.Migration{mg}, steps...)
-		}
+	steps, err := apply.Plan(migs, from, none, target, up)
+	if err != nil {
+		return fmt.Errorf("migrate %s %w", d.key, err)
 	}
 	if len(steps) == 0 {
 		return nil
@@ -315,6 +332,7 @@ func (d *Database) Force(ctx context.Context, version uint) error {
 		return err
 	}
 	defer db.Close()
+	zero := version == 0 && ledger.Has(ctx, db, 0) // outside the transaction: a failed query aborts it
 	err = func() error {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
@@ -324,7 +342,7 @@ func (d *Database) Force(ctx context.Context, version uint) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+migratepgx.DefaultMigrationsTable); err != nil {
 			return err
 		}
-		if version > 0 {
+		if version > 0 || zero {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO `+migratepgx.DefaultMigrationsTable+` (version, dirty) VALUES ($1, false)`, int64(version)); err != nil {
 				return err
 			}

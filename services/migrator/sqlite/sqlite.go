@@ -117,6 +117,31 @@ func (d *Database) Version(ctx context.Context) (uint, bool, error) {
 	return v, dirty, nil
 }
 
+// state reads the version as golang-migrate sees it: none reports that
+// nothing was applied (version 0 then), which a set numbered from 0 needs.
+func (d *Database) state(ctx context.Context) (v uint, dirty, none bool, err error) {
+	db, err := conn(ctx, d.path)
+	if err != nil {
+		return 0, false, false, err
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, migratesqlite.DefaultMigrationsTable).Scan(&n); err != nil {
+		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.path, err)
+	}
+	if n == 0 {
+		return 0, false, true, nil
+	}
+	sv, dirty, err := apply.State(ctx, db, migratesqlite.DefaultMigrationsTable)
+	if err != nil {
+		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.path, err)
+	}
+	if sv < 0 {
+		return 0, dirty, true, nil
+	}
+	return uint(sv), dirty, false, nil
+}
+
 // readVersion reads golang-migrate's schema_migrations table. A missing table
 // or row, or version -1 (golang-migrate's "none"), is version 0.
 func readVersion(ctx context.Context, db *sql.DB) (uint, bool, error) {
@@ -178,24 +203,16 @@ func (d *Database) run(ctx context.Context, target uint, up bool) error {
 	if err != nil {
 		return err
 	}
-	from, dirty, err := d.Version(ctx)
+	from, dirty, none, err := d.state(ctx)
 	if err != nil {
 		return err
 	}
 	if dirty {
 		return fmt.Errorf("migrate %s %s: the database is dirty at version %d", d.path, dir, from)
 	}
-	var steps []migrator.Migration
-	for _, mg := range migs {
-		if up && mg.Version > from && mg.Version <= target {
-			steps = append(steps, mg)
-		}
-		if !up && mg.Version > target && mg.Version <= from {
-			if mg.Down == "" {
-				return fmt.Errorf("migrate %s down to %d: migration %s has no down file", d.path, target, mg.Up)
-			}
-			steps = append([]migrator.Migration{mg}, steps...) // newest first
-		}
+	steps, err := apply.Plan(migs, from, none, target, up)
+	if err != nil {
+		return fmt.Errorf("migrate %s %w", d.path, err)
 	}
 	if len(steps) == 0 {
 		return nil
@@ -279,7 +296,7 @@ func force(ctx context.Context, db *sql.DB, version uint, insert string) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM `+migratesqlite.DefaultMigrationsTable); err != nil {
 		return err
 	}
-	if version > 0 {
+	if version > 0 || ledger.Has(ctx, tx, 0) {
 		if _, err := tx.ExecContext(ctx, insert, int64(version)); err != nil {
 			return err
 		}

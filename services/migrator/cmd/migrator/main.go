@@ -41,7 +41,7 @@ func run(args []string) error {
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server `URL`")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
-	keep := fs.Int("keep-snapshots", 0, "snapshots kept per database after a successful migration (0: keep all)")
+	keep := fs.Int("keep-snapshots", migrator.DefaultKeepSnapshots, "snapshots kept per database after a successful migration (-1: keep all)")
 	requireDown := fs.Bool("require-down", false, "refuse migrations without a down file")
 	pgMethod := fs.String("pg-snapshot-method", postgres.MethodAuto, "PostgreSQL snapshot `method`: auto (template, else pg_dump), template or dump")
 	pgDumpDir := fs.String("pg-dump-dir", "", "`directory` of pg_dump snapshots (default $TMPDIR/cutover-pg-snapshots)")

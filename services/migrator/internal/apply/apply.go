@@ -69,17 +69,50 @@ func SQLError(err error) error {
 // has found to exist. No row, or version -1 (golang-migrate's "none"), is
 // version 0.
 func Version(ctx context.Context, db *sql.DB, table string) (uint, bool, error) {
+	v, dirty, err := State(ctx, db, table)
+	if v < 0 {
+		return 0, dirty, err
+	}
+	return uint(v), dirty, err
+}
+
+// State reads golang-migrate's version row from table, which the caller has
+// found to exist, as golang-migrate sees it: -1 when nothing was applied (no
+// row, or version -1), so that a set numbered from 0 tells "version 0
+// applied" from "nothing applied".
+func State(ctx context.Context, db *sql.DB, table string) (int64, bool, error) {
 	var v int64
 	var dirty bool
 	err := db.QueryRowContext(ctx, `SELECT version, dirty FROM `+table+` LIMIT 1`).Scan(&v, &dirty)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
+		return -1, false, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return -1, false, err
 	}
 	if v < 0 {
-		return 0, dirty, nil
+		return -1, dirty, nil
 	}
-	return uint(v), dirty, nil
+	return v, dirty, nil
+}
+
+// Plan lists the steps that take a database from version from (none: nothing
+// applied yet, which a set numbered from 0 needs to tell from version 0) to
+// target, in the order they run: up, every migration after from up to
+// target, as golang-migrate steps over the gaps between versions; down, the
+// migrations above target down to from, newest first, each with a down file.
+func Plan(migs []migrator.Migration, from uint, none bool, target uint, up bool) ([]migrator.Migration, error) {
+	var steps []migrator.Migration
+	for _, mg := range migs {
+		if up && (mg.Version > from || (none && mg.Version == from)) && mg.Version <= target {
+			steps = append(steps, mg)
+		}
+		if !up && mg.Version > target && mg.Version <= from && !none {
+			if mg.Down == "" {
+				return nil, fmt.Errorf("down to %d: migration %s has no down file", target, mg.Up)
+			}
+			steps = append([]migrator.Migration{mg}, steps...) // newest first
+		}
+	}
+	return steps, nil
 }

@@ -1,0 +1,1 @@
+CREATE TABLE tags (id INTEGER PRIMARY KEY, artifact_id INTEGER NOT NULL REFERENCES artifacts (id), name TEXT NOT NULL);
