@@ -9,8 +9,10 @@ GO ?= go
 TEST_TIMEOUT ?= 12m
 # The PostgreSQL server scripts/postgres-up.sh starts (or finds) for the tests.
 PG_URL ?= postgres://cutover@127.0.0.1:5432/postgres?sslmode=disable
+# The MariaDB server scripts/mariadb-up.sh starts (or finds) for the tests.
+MARIADB_URL ?= mysql://cutover:cutover@127.0.0.1:3306/cutover
 
-.PHONY: all build demo demo-zero-downtime demo-expand-contract test fmt-check vet test-modules docker-check deps postgres haproxy chromium bench clean
+.PHONY: all build demo demo-zero-downtime demo-expand-contract test fmt-check vet test-modules docker-check deps postgres mariadb haproxy chromium bench clean
 
 all: build
 
@@ -29,12 +31,15 @@ demo-expand-contract: build haproxy
 
 test: fmt-check vet docker-check deps test-modules
 
-# What the tests need that a fresh machine lacks: a running PostgreSQL
-# (installed, not started), HAProxy and Chromium (Debian packages).
-deps: postgres haproxy chromium
+# What the tests need that a fresh machine lacks: a running PostgreSQL and
+# MariaDB (installed, not started), HAProxy and Chromium (Debian packages).
+deps: postgres mariadb haproxy chromium
 
 postgres:
 	@./scripts/postgres-up.sh
+
+mariadb:
+	@./scripts/mariadb-up.sh
 
 haproxy:
 	@./scripts/install-haproxy.sh
@@ -55,12 +60,12 @@ docker-check:
 	else echo "docker: NO ENGINE REACHABLE; the Docker end-to-end tests are SKIPPED (start Docker to run them)"; fi
 
 test-modules:
-	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && CUTOVER_TEST_POSTGRES="$(PG_URL)" $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...); done
+	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && CUTOVER_TEST_POSTGRES="$(PG_URL)" CUTOVER_TEST_MARIADB="$(MARIADB_URL)" $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...); done
 
 # Every benchmark with its baseline, one BENCH line per result
 # (scripts/bench.sh; BENCH_FLEET=100 for a quick run without the big fleets).
-bench: postgres haproxy
-	CUTOVER_TEST_POSTGRES="$(PG_URL)" ./scripts/bench.sh
+bench: postgres mariadb haproxy
+	CUTOVER_TEST_POSTGRES="$(PG_URL)" CUTOVER_TEST_MARIADB="$(MARIADB_URL)" ./scripts/bench.sh
 
 clean:
 	rm -rf bin .cutover-data .bench
