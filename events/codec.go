@@ -16,6 +16,16 @@ import (
 // ContentTypeStructured is the Content-Type of a structured-mode CloudEvent.
 const ContentTypeStructured = "application/cloudevents+json"
 
+// MaxEventSize is the largest encoded event, body and headers, that cutover
+// publishes or accepts: 1 MiB, NATS's default max_payload. Encode refuses a
+// larger event and Decode rejects one, so nothing depends on a server
+// configured for bigger messages (the embedded server allows 8 MiB for the
+// planner's KV state). The CUTOVER stream's MaxMsgSize is set to it.
+const MaxEventSize = 1 << 20
+
+// SpecVersion is the only CloudEvents version cutover reads and writes.
+const SpecVersion = "1.0"
+
 // Subject returns the NATS subject an event is published on, from its type's
 // subject template and its nodeid, upgradeid and subject attributes.
 func Subject(e Event) (string, error) {
@@ -43,6 +53,9 @@ func Encode(e Event) (*nats.Msg, error) {
 	m.Header.Set("Content-Type", ContentTypeStructured)
 	m.Header.Set(nats.MsgIdHdr, e.ID())
 	m.Data = body
+	if n := msgSize(m.Header, body); n > MaxEventSize {
+		return nil, fmt.Errorf("encode %s %s: %w", e.Type(), e.ID(), tooLarge(n))
+	}
 	return m, nil
 }
 
@@ -52,9 +65,17 @@ func Encode(e Event) (*nats.Msg, error) {
 // type is in the catalog, and the data against its type's JSON Schema. Every
 // error is a *FieldError naming what is wrong.
 func Decode(h nats.Header, body []byte) (Event, error) {
+	if n := msgSize(h, body); n > MaxEventSize {
+		return Event{}, tooLarge(n)
+	}
 	var e Event
 	var err error
-	if headerValue(h, "ce-specversion") != "" {
+	if sv, ok := headerLookup(h, "ce-specversion"); ok {
+		// The spec version comes first: the SDK builds a nil context for
+		// a version it does not know, and every setter then panics.
+		if sv != SpecVersion {
+			return Event{}, badSpecVersion(sv, "set the header ce-specversion: 1.0")
+		}
 		e, err = decodeBinary(h, body)
 	} else {
 		e, err = decodeStructured(body)
@@ -62,8 +83,14 @@ func Decode(h nats.Header, body []byte) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
+	if e.SpecVersion() != SpecVersion {
+		return Event{}, badSpecVersion(e.SpecVersion(), `set "specversion": "1.0"`)
+	}
 	if err := e.Validate(); err != nil {
 		return Event{}, attributeError(err)
+	}
+	if err := checkLengths(e); err != nil {
+		return Event{}, err
 	}
 	if _, ok := Lookup(e.Type()); !ok {
 		return Event{}, unknownType(e.Type())
@@ -86,49 +113,165 @@ func Decode(h nats.Header, body []byte) (Event, error) {
 // peekType reads an encoded event's type without decoding or validating the
 // rest; "" when it has none that can be read.
 func peekType(h nats.Header, body []byte) string {
-	if headerValue(h, "ce-specversion") != "" {
-		v, err := url.PathUnescape(headerValue(h, "ce-type"))
-		if err != nil {
-			return ""
-		}
-		return v
+	_, typ := peek(h, body)
+	return typ
+}
+
+// peek reads an encoded event's id and type without decoding or validating
+// the rest, for a rejection to name them; "" for what cannot be read.
+func peek(h nats.Header, body []byte) (id, typ string) {
+	if _, ok := headerLookup(h, "ce-specversion"); ok {
+		id, _ = url.PathUnescape(headerValue(h, "ce-id"))
+		typ, _ = url.PathUnescape(headerValue(h, "ce-type"))
+		return id, typ
 	}
 	var probe struct {
-		Type string `json:"type"`
+		ID   any `json:"id"`
+		Type any `json:"type"`
 	}
 	if json.Unmarshal(body, &probe) != nil {
-		return ""
+		return "", ""
 	}
-	return probe.Type
+	id, _ = probe.ID.(string)
+	typ, _ = probe.Type.(string)
+	return id, typ
 }
 
 func decodeStructured(body []byte) (Event, error) {
-	var e Event
-	if err := json.Unmarshal(body, &e); err == nil && e.Validate() == nil {
-		return e, nil
-	}
-	// Only a bad message pays for a second parse, to say what is wrong.
+	// The attributes are checked on their raw JSON first: the SDK lower-cases
+	// extension names, accepts any spec version it knows (0.3) and says
+	// little about a bad time.
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(body, &probe); err != nil {
 		return Event{}, &FieldError{Reason: fmt.Sprintf("message is not a JSON object (%v); publish a CloudEvents 1.0 JSON event, or use binary mode with ce-* headers", err)}
 	}
-	for _, attr := range []string{"specversion", "id", "source", "type"} {
+	raw, ok := probe["specversion"]
+	if !ok {
+		return Event{}, &FieldError{Field: "specversion", Reason: `is required by CloudEvents 1.0; add "specversion": "1.0" to the event`}
+	}
+	var sv string
+	if err := json.Unmarshal(raw, &sv); err != nil || sv != SpecVersion {
+		return Event{}, badSpecVersion(string(raw), `set "specversion": "1.0"`)
+	}
+	for _, attr := range []string{"id", "source", "type"} {
 		if _, ok := probe[attr]; !ok {
 			return Event{}, &FieldError{Field: attr, Reason: "is required by CloudEvents 1.0; add it to the event"}
 		}
 	}
+	for name, v := range probe {
+		if contextAttributes[name] {
+			if name != "data" && name != "data_base64" && !jsonString(v) {
+				return Event{}, &FieldError{Field: name, Reason: "must be a JSON string"}
+			}
+			continue
+		}
+		if err := validExtensionName(name); err != nil {
+			return Event{}, err
+		}
+	}
+	if raw, ok := probe["time"]; ok {
+		var ts string
+		_ = json.Unmarshal(raw, &ts)
+		if err := checkTime(ts); err != nil {
+			return Event{}, err
+		}
+	}
+	var e Event
 	if err := json.Unmarshal(body, &e); err != nil {
-		return Event{}, &FieldError{Reason: fmt.Sprintf("not a CloudEvents 1.0 JSON event: %v", err)}
+		return Event{}, &FieldError{Reason: fmt.Sprintf("not a CloudEvents 1.0 JSON event: %s", Clip(err.Error(), 200))}
 	}
 	return e, nil // Decode reports the attribute that fails validation
 }
 
+// contextAttributes are the CloudEvents 1.0 attribute names of a structured
+// event that are not extensions.
+var contextAttributes = map[string]bool{
+	"specversion": true, "id": true, "source": true, "type": true, "datacontenttype": true,
+	"dataschema": true, "subject": true, "time": true, "data": true, "data_base64": true,
+}
+
+func jsonString(raw json.RawMessage) bool {
+	var s string
+	return json.Unmarshal(raw, &s) == nil
+}
+
+// maxExtensionName is CloudEvents 1.0's limit on an attribute name's length.
+const maxExtensionName = 20
+
+// validExtensionName checks an extension attribute name against CloudEvents
+// 1.0: lower-case ASCII letters and digits, 1 to 20 of them.
+func validExtensionName(name string) error {
+	if name == "" || len(name) > maxExtensionName {
+		return &FieldError{Field: "extension", Reason: fmt.Sprintf("attribute name %q is not 1 to %d characters; CloudEvents 1.0 names are [a-z0-9]{1,20}", Clip(name, 64), maxExtensionName)}
+	}
+	for _, c := range []byte(name) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return &FieldError{Field: Clip(name, 64), Reason: "is not a valid attribute name: CloudEvents 1.0 names are lower-case letters and digits, [a-z0-9]{1,20}"}
+		}
+	}
+	return nil
+}
+
+// checkTime checks a time attribute: RFC 3339, as CloudEvents 1.0 requires.
+func checkTime(v string) error {
+	if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+		return &FieldError{Field: "time", Reason: fmt.Sprintf("%q is not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z); leave time out rather than guess it", Clip(v, 64))}
+	}
+	return nil
+}
+
+// MaxAttributeLen bounds the string attributes of an event (id, source,
+// subject, extensions): they become subject tokens, KV keys and log fields,
+// and are copied into every answer.
+const MaxAttributeLen = 256
+
+func checkLengths(e Event) error {
+	for _, a := range []struct{ name, v string }{
+		{"id", e.ID()}, {"source", e.Source()}, {"subject", e.Subject()}, {"dataschema", e.DataSchema()},
+	} {
+		if len(a.v) > MaxAttributeLen {
+			return &FieldError{Field: a.name, Reason: fmt.Sprintf("is %d bytes, over the %d-byte limit of an attribute", len(a.v), MaxAttributeLen)}
+		}
+	}
+	for name, v := range e.Extensions() {
+		if s, ok := v.(string); ok && len(s) > MaxAttributeLen {
+			return &FieldError{Field: name, Reason: fmt.Sprintf("is %d bytes, over the %d-byte limit of an attribute", len(s), MaxAttributeLen)}
+		}
+	}
+	return nil
+}
+
+func badSpecVersion(got, fix string) error {
+	return &FieldError{Field: "specversion", Reason: fmt.Sprintf("%s is not supported: cutover reads CloudEvents 1.0 only; %s", Clip(got, 64), fix)}
+}
+
+func tooLarge(n int) error {
+	return &FieldError{Reason: fmt.Sprintf("message is %d bytes, over the %d-byte limit of a cutover event (MaxEventSize, NATS's default max_payload); send less, e.g. fewer services per request", n, MaxEventSize)}
+}
+
+// msgSize counts a message's body and headers as NATS does.
+func msgSize(h nats.Header, body []byte) int {
+	n := len(body)
+	for k, vals := range h {
+		for _, v := range vals {
+			n += len(k) + len(v) + 4 // "k: v\r\n"
+		}
+	}
+	return n
+}
+
 func decodeBinary(h nats.Header, body []byte) (Event, error) {
-	e := event.New(headerValue(h, "ce-specversion"))
+	e := event.New(SpecVersion) // Decode checked ce-specversion
 	for key, vals := range h {
+		// Header names are case-insensitive (as in HTTP, whose binding
+		// this follows), so a client that canonicalises Ce-Upgradeid is
+		// understood; the name itself must still be [a-z0-9]{1,20}.
 		name, ok := strings.CutPrefix(strings.ToLower(key), "ce-")
 		if !ok || len(vals) == 0 || name == "specversion" {
 			continue
+		}
+		if err := validExtensionName(name); err != nil {
+			return Event{}, err
 		}
 		v, err := url.PathUnescape(vals[0])
 		if err != nil {
@@ -148,11 +291,15 @@ func decodeBinary(h nats.Header, body []byte) (Event, error) {
 		case "time":
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
-				return Event{}, &FieldError{Field: "time", Reason: fmt.Sprintf("%q is not an RFC 3339 time", v)}
+				return Event{}, checkTime(v)
 			}
 			e.SetTime(t)
+		case "datacontenttype":
+			return Event{}, &FieldError{Field: "datacontenttype", Reason: "is carried by the Content-Type header in binary mode; drop the ce-datacontenttype header"}
 		default:
-			e.SetExtension(name, v)
+			if err := e.Context.SetExtension(name, v); err != nil {
+				return Event{}, &FieldError{Field: name, Reason: Clip(err.Error(), 200)}
+			}
 		}
 	}
 	for _, attr := range []string{"id", "source", "type"} {
@@ -171,15 +318,22 @@ func decodeBinary(h nats.Header, body []byte) (Event, error) {
 
 // headerValue returns a header's first value, matching the name without case.
 func headerValue(h nats.Header, name string) string {
-	if v := h.Get(name); v != "" {
-		return v
+	v, _ := headerLookup(h, name)
+	return v
+}
+
+// headerLookup returns a header's first value, matching the name without
+// case, and whether the header is present at all (even empty).
+func headerLookup(h nats.Header, name string) (string, bool) {
+	if vals, ok := h[name]; ok && len(vals) > 0 {
+		return vals[0], true
 	}
 	for k, vals := range h {
 		if strings.EqualFold(k, name) && len(vals) > 0 {
-			return vals[0]
+			return vals[0], true
 		}
 	}
-	return ""
+	return "", false
 }
 
 // attributeError turns the CloudEvents SDK's validation error into a FieldError

@@ -107,6 +107,17 @@ func TestDecodeBinaryMode(t *testing.T) {
 	}
 }
 
+// binaryWith is a valid binary-mode health signal's headers with one header set.
+func binaryWith(name, value string) nats.Header {
+	h := nats.Header{}
+	h.Set("ce-specversion", "1.0")
+	h.Set("ce-id", "b1")
+	h.Set("ce-source", "/x")
+	h.Set("ce-type", events.TypeHealthSignal)
+	h.Set(name, value)
+	return h
+}
+
 func TestDecodeRejectsMalformed(t *testing.T) {
 	valid := sampleEvent(samples[0])
 	structured := func(mutate func(map[string]any)) []byte {
@@ -135,7 +146,23 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		{"no type", nil, structured(func(m map[string]any) { delete(m, "type") }), "type", "required"},
 		{"no id", nil, structured(func(m map[string]any) { delete(m, "id") }), "id", "required"},
 		{"unknown type", nil, structured(func(m map[string]any) { m["type"] = "dev.cutover.nope" }), "type", "not a cutover event type"},
-		{"bad specversion", nil, structured(func(m map[string]any) { m["specversion"] = "0.1" }), "", "specversion"},
+		{"bad specversion", nil, structured(func(m map[string]any) { m["specversion"] = "0.1" }), "specversion", "1.0 only"},
+		{"specversion 0.3", nil, structured(func(m map[string]any) { m["specversion"] = "0.3" }), "specversion", "1.0 only"},
+		{"specversion missing", nil, structured(func(m map[string]any) { delete(m, "specversion") }), "specversion", "required"},
+		{"specversion not a string", nil, structured(func(m map[string]any) { m["specversion"] = 1.0 }), "specversion", "1.0 only"},
+		{"upper-case extension", nil, structured(func(m map[string]any) { m["UpgradeID"] = "u1" }), "UpgradeID", "lower-case"},
+		{"long extension name", nil, structured(func(m map[string]any) { m["abcdefghijklmnopqrstuvwxy"] = "x" }), "extension", "[a-z0-9]{1,20}"},
+		{"extension with a dash", nil, structured(func(m map[string]any) { m["trace-id"] = "x" }), "trace-id", "lower-case"},
+		{"time not RFC 3339", nil, structured(func(m map[string]any) { m["time"] = "yesterday" }), "time", "RFC 3339"},
+		{"time not a string", nil, structured(func(m map[string]any) { m["time"] = 1700000000 }), "time", "string"},
+		{"huge id", nil, structured(func(m map[string]any) { m["id"] = strings.Repeat("i", 300) }), "id", "limit"},
+		{"too large", nil, structured(func(m map[string]any) {
+			m["data"].(map[string]any)["requested_by"] = strings.Repeat("x", events.MaxEventSize)
+		}), "", "MaxEventSize"},
+		{"binary specversion 0", binaryWith("ce-specversion", "0"), []byte(`{"service":"web","status":"pass"}`), "specversion", "1.0 only"},
+		{"binary specversion empty", binaryWith("ce-specversion", ""), []byte(`{"service":"web","status":"pass"}`), "specversion", "1.0 only"},
+		{"binary long extension", binaryWith("ce-abcdefghijklmnopqrstuvwxy", "1"), []byte(`{"service":"web","status":"pass"}`), "extension", "[a-z0-9]{1,20}"},
+		{"binary bad time", binaryWith("ce-time", "2026-13-01"), []byte(`{"service":"web","status":"pass"}`), "time", "RFC 3339"},
 		{"missing required data field", nil, structured(func(m map[string]any) { delete(m["data"].(map[string]any)["release"].(map[string]any), "name") }), "data.release.name", "required"},
 		{"wrong data type", nil, structured(func(m map[string]any) { m["data"].(map[string]any)["release"] = "v2" }), "data.release", "object"},
 		{"bad enum", nil, structured(func(m map[string]any) { m["data"].(map[string]any)["failure_action"] = "explode" }), "data.failure_action", ""},
@@ -201,5 +228,32 @@ func TestUpgradeOf(t *testing.T) {
 	hb := events.MustNew(events.Source("node-updater", "n1"), events.NodeHeartbeat{}, events.WithNode("n1"))
 	if events.UpgradeOf(hb) != "" {
 		t.Error("a heartbeat belongs to no upgrade")
+	}
+}
+
+// TestEncodeRefusesAnEventOverMaxEventSize: nothing cutover publishes may
+// exceed NATS's default max_payload, whatever the server allows.
+func TestEncodeRefusesAnEventOverMaxEventSize(t *testing.T) {
+	big := events.MustNew(events.Source("cli", ""), events.UpgradeRequested{
+		Release:     events.Release{Name: "r", Services: map[string]events.ServiceRelease{"web": {Image: "web:2"}}},
+		RequestedBy: strings.Repeat("x", events.MaxEventSize),
+	})
+	if _, err := events.Encode(big); err == nil || !strings.Contains(err.Error(), "MaxEventSize") {
+		t.Fatalf("err = %v, want one naming MaxEventSize", err)
+	}
+	if _, err := events.Encode(sampleEvent(samples[0])); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClip(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"short", "short"},
+		{"0123456789", "01234…[5 bytes cut]"},
+		{"ééééé", "éé…[6 bytes cut]"}, // never cuts inside a rune
+	} {
+		if got := events.Clip(tc.in, 5); got != tc.want {
+			t.Errorf("Clip(%q, 5) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

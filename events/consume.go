@@ -110,7 +110,12 @@ type Consumer struct {
 	pub     *Publisher
 	it      jetstream.MessagesContext
 	handler Handler
-	log     *slog.Logger
+	// rejected remembers which stream sequences some consumer has already
+	// rejected (keys rejected.<stream>.<seq> in the processed-id bucket),
+	// so a bad message read by several consumers is reported once even
+	// after the stream's deduplication window; nil when the bucket is missing.
+	rejected jetstream.KeyValue
+	log      *slog.Logger
 
 	cancel context.CancelFunc // cancels the handler context
 	done   chan struct{}
@@ -139,9 +144,17 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 	if err != nil {
 		return nil, fmt.Errorf("start consumer %s: %w", cfg.Durable, err)
 	}
+	rejected := cfg.Processed
+	if rejected == nil {
+		if kv, err := js.KeyValue(ctx, BucketProcessed); err == nil {
+			rejected = kv
+		} else {
+			cfg.Logger.Warn("no processed-id bucket; a bad message is reported by each consumer that reads it (within the stream's dedup window, once)", "bucket", BucketProcessed, "err", err)
+		}
+	}
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Consumer{
-		cfg: cfg, pub: NewPublisher(js), it: it, handler: h, types: typeSet(cfg.Types),
+		cfg: cfg, pub: NewPublisher(js), it: it, handler: h, types: typeSet(cfg.Types), rejected: rejected,
 		log:    cfg.Logger.With("consumer", cfg.Durable),
 		cancel: cancel, done: make(chan struct{}),
 	}
@@ -180,7 +193,9 @@ func (c *Consumer) run(ctx context.Context) {
 	}
 }
 
-// handle runs the handler on one message and settles it.
+// handle runs the handler on one message and settles it. No panic leaves
+// it: one in decoding, the handler or settling terminates the message and
+// rejects it, naming the type and the panic, and the loop goes on.
 func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -189,6 +204,25 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := c.log.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "delivery", meta.NumDelivered)
+	defer func() {
+		if r := recover(); r != nil {
+			_, typ := peek(msg.Headers(), msg.Data())
+			log.Error("panic while handling a message", "type", Clip(typ, 256), "panic", r, "stack", string(debug.Stack()))
+			c.reject(ctx, msg, meta, Event{}, Permanent(fmt.Errorf("panic while handling %s: %v", orUnknown(typ), r)), log)
+		}
+	}()
+	c.process(ctx, msg, meta, log)
+}
+
+func orUnknown(typ string) string {
+	if typ == "" {
+		return "a message of unknown type"
+	}
+	return Clip(typ, 256)
+}
+
+// process decodes one message, runs the handler and settles the message.
+func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, log *slog.Logger) {
 
 	if c.types != nil {
 		if typ := peekType(msg.Headers(), msg.Data()); typ != "" && !c.types[typ] {
@@ -271,43 +305,75 @@ func (c *Consumer) runHandler(ctx context.Context, msg jetstream.Msg, e Event) (
 		t.Stop()
 		mu.Unlock()
 		if r := recover(); r != nil {
+			// A panic is a bug that a redelivery would hit again: terminate.
 			c.log.Error("handler panicked", "type", e.Type(), "id", e.ID(), "panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("handler panicked: %v", r)
+			err = Permanent(fmt.Errorf("panic while handling %s: %v", e.Type(), r))
 		}
 	}()
 	return c.handler(ctx, e)
 }
 
-// reject terminates a message and publishes a dev.cutover.event.rejected event.
-// Its id derives from the stream sequence, so consumers that reject the same
-// message publish one rejection (JetStream drops the duplicates).
+// reject terminates a message and publishes a dev.cutover.event.rejected
+// event, once per message however many consumers reject it: its id derives
+// from the stream sequence (JetStream drops a duplicate inside the dedup
+// window) and the sequence is recorded in the processed-id bucket (a
+// consumer that comes later, after the window, sees it and stays silent).
+// It never panics: a failure to report is logged and the message is still
+// terminated, so a restart never reads it again.
 func (c *Consumer) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, e Event, cause error, log *slog.Logger) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("panic while rejecting a message", "panic", r)
+		}
+		if err := msg.Term(); err != nil {
+			log.Warn("terminate message", "err", err)
+		}
+	}()
 	data := EventRejected{
 		Consumer:       c.cfg.Durable,
-		Subject:        msg.Subject(),
+		Subject:        Clip(msg.Subject(), 256),
 		StreamSequence: meta.Sequence.Stream,
-		EventID:        e.ID(),
-		RejectedType:   e.Type(),
+		EventID:        Clip(e.ID(), MaxAttributeLen),
+		RejectedType:   Clip(e.Type(), MaxAttributeLen),
 		Reason:         cause.Error(),
 		Payload:        truncate(msg.Data(), 1024),
 	}
+	if data.EventID == "" && data.RejectedType == "" {
+		id, typ := peek(msg.Headers(), msg.Data())
+		data.EventID, data.RejectedType = Clip(id, MaxAttributeLen), Clip(typ, MaxAttributeLen)
+	}
 	var fe *FieldError
 	if errors.As(cause, &fe) {
-		data.Field, data.Reason = fe.Field, fe.Reason
+		data.Field, data.Reason = Clip(fe.Field, 256), fe.Reason
+	}
+	data.Reason = Clip(data.Reason, MaxEchoLen)
+	log.Warn("rejected message", "field", data.Field, "reason", data.Reason)
+
+	key := fmt.Sprintf("rejected.%s.%d", meta.Stream, meta.Sequence.Stream)
+	if c.rejected != nil {
+		if _, err := c.rejected.Get(ctx, key); err == nil {
+			log.Debug("already rejected by another consumer")
+			return
+		}
 	}
 	id := uuid.NewSHA1(rejectionNamespace, fmt.Appendf(nil, "%s/%d", meta.Stream, meta.Sequence.Stream)).String()
 	opts := []Option{WithID(id)}
-	if e.ID() != "" {
+	if e.ID() != "" && checkLengths(e) == nil {
 		opts = append(opts, CausedBy(e))
 	}
-	log.Warn("rejected message", "field", data.Field, "reason", data.Reason)
-	if rej, err := New(Source(c.cfg.Service, ""), data, opts...); err != nil {
+	rej, err := New(Source(c.cfg.Service, ""), data, opts...)
+	if err != nil {
 		log.Error("build rejection", "err", err)
-	} else if err := c.pub.Publish(ctx, rej); err != nil {
-		log.Error("publish rejection", "err", err)
+		return
 	}
-	if err := msg.Term(); err != nil {
-		log.Warn("terminate message", "err", err)
+	if err := c.pub.Publish(ctx, rej); err != nil {
+		log.Error("publish rejection", "err", err)
+		return
+	}
+	if c.rejected != nil {
+		if _, err := c.rejected.Put(ctx, key, []byte(c.cfg.Durable)); err != nil {
+			log.Warn("record rejection", "err", err)
+		}
 	}
 }
 

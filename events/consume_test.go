@@ -202,20 +202,43 @@ func TestConsumeRetriesTransientErrorsThenGivesUp(t *testing.T) {
 	}
 }
 
-func TestConsumeRecoversPanicAndRetries(t *testing.T) {
+// TestConsumeTerminatesAPanickingMessage: a handler panic is a bug a
+// redelivery would hit again, so the message is terminated and rejected
+// once, naming the type and the panic, and the next message is handled.
+func TestConsumeTerminatesAPanickingMessage(t *testing.T) {
 	s := natstest.Start(t)
+	got := rejections(t, s.Conn)
 	var calls atomic.Int32
 	consume(t, s.JS, events.ConsumerConfig{Durable: "planner", FilterSubjects: []string{events.SubjectUpgradeRequested}, BackoffBase: 10 * time.Millisecond},
 		func(ctx context.Context, e events.Event) error {
 			if calls.Add(1) == 1 {
-				panic("boom")
+				var m map[string]int
+				m["boom"]++ // a nil-map write: a real runtime panic
 			}
 			return nil
 		})
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
+	pub := events.NewPublisher(s.JS)
+	first := upgradeRequest(t)
+	if err := pub.Publish(t.Context(), first); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "second delivery after panic", func() bool { return calls.Load() == 2 })
+	if err := pub.Publish(t.Context(), sampleEvent(samples[0])); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the next message handled after the panic", func() bool { return calls.Load() == 2 })
+	eventually(t, 5*time.Second, "one rejection", func() bool { return len(got()) == 1 })
+	r := got()[0]
+	if r.EventID != first.ID() || r.RejectedType != events.TypeUpgradeRequested || !strings.Contains(r.Reason, "panic while handling dev.cutover.upgrade.requested: assignment to entry in nil map") {
+		t.Errorf("rejection = %+v", r)
+	}
+	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "planner")
+	eventually(t, 5*time.Second, "both settled, none redelivered", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.AckFloor.Stream == 2 && info.NumRedelivered == 0
+	})
+	if n := calls.Load(); n != 2 {
+		t.Errorf("handler ran %d times, want 2 (the panicking message is not redelivered)", n)
+	}
 }
 
 func TestConsumePermanentErrorIsRejectedAtOnce(t *testing.T) {
@@ -355,10 +378,101 @@ func TestConsumeSkipsTypesTheHandlerDoesNotWant(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	for range keys.Keys() {
-		n++
+	for k := range keys.Keys() {
+		if !strings.HasPrefix(k, "rejected.") {
+			n++
+		}
 	}
 	if n != 1 {
 		t.Errorf("%d handled ids recorded, want 1", n)
+	}
+}
+
+// TestPoisonMessageRejectedOnceAcrossConsumers: the ce-specversion: 0
+// message of issue 13 crashed every consumer that read it. Two consumers
+// (a planner and an auditor) read it: both keep running, handle a valid event
+// after it, and one rejection names the field, the id and the type.
+func TestPoisonMessageRejectedOnceAcrossConsumers(t *testing.T) {
+	s := natstest.Start(t)
+	got := rejections(t, s.Conn)
+	var planned, audited atomic.Int32
+	consume(t, s.JS, events.ConsumerConfig{Durable: "planner", FilterSubjects: []string{events.SubjectUpgradeRequested}, Types: []string{events.TypeUpgradeRequested}},
+		func(ctx context.Context, e events.Event) error { planned.Add(1); return nil })
+	consume(t, s.JS, events.ConsumerConfig{Durable: "auditor", FilterSubjects: []string{events.SubjectAll}},
+		func(ctx context.Context, e events.Event) error {
+			if e.Type() == events.TypeUpgradeRequested {
+				audited.Add(1)
+			}
+			return nil
+		})
+	poison := nats.NewMsg(events.SubjectUpgradeRequested)
+	poison.Header.Set("ce-specversion", "0")
+	poison.Header.Set("ce-id", "poison-1")
+	poison.Header.Set("ce-source", "/nats-cli")
+	poison.Header.Set("ce-type", events.TypeUpgradeRequested)
+	poison.Data = []byte(`{"release":{"name":"x","services":{"web":{"image":"web:2"}}}}`)
+	if _, err := s.JS.PublishMsg(t.Context(), poison); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the valid request handled by both", func() bool { return planned.Load() == 1 && audited.Load() == 1 })
+	// Both consumers have settled the poison message before the valid one;
+	// give the second rejection, if any, its chance to arrive.
+	for _, name := range []string{"planner", "auditor"} {
+		cons, _ := s.JS.Consumer(t.Context(), events.StreamName, name)
+		eventually(t, 5*time.Second, name+" settled everything", func() bool {
+			info, err := cons.Info(t.Context())
+			return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+		})
+	}
+	eventually(t, 5*time.Second, "a rejection", func() bool { return len(got()) >= 1 })
+	st, _ := s.JS.Stream(t.Context(), events.StreamName)
+	info, _ := st.Info(t.Context(), jetstream.WithSubjectFilter(events.SubjectRejected))
+	if n := info.State.Subjects[events.SubjectRejected]; n != 1 {
+		t.Errorf("%d rejections stored for one bad message, want 1", n)
+	}
+	r := got()[0]
+	if r.Field != "specversion" || r.EventID != "poison-1" || r.RejectedType != events.TypeUpgradeRequested || r.Subject != events.SubjectUpgradeRequested {
+		t.Errorf("rejection = %+v, want field specversion, event_id poison-1, its type and subject", r)
+	}
+}
+
+// TestRejectionReportedOnceAfterTheDedupWindow: a consumer that reads a bad
+// message after the stream's deduplication window (a node-updater started
+// later) does not report it again.
+func TestRejectionReportedOnceAfterTheDedupWindow(t *testing.T) {
+	s := natstest.Start(t)
+	if err := events.Setup(t.Context(), s.JS, events.SetupConfig{Duplicates: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	got := rejections(t, s.Conn)
+	if _, err := s.JS.Publish(t.Context(), events.SubjectUpgradeRequested, []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	consume(t, s.JS, events.ConsumerConfig{Durable: "first", FilterSubjects: []string{events.SubjectUpgradeRequested}},
+		func(ctx context.Context, e events.Event) error { return nil })
+	eventually(t, 5*time.Second, "the first rejection", func() bool { return len(got()) == 1 })
+	// Past the window: a republished id is no longer dropped by the server.
+	probe := upgradeRequest(t)
+	eventually(t, 5*time.Second, "the dedup window to pass", func() bool {
+		m, _ := events.Encode(probe)
+		ack, err := s.JS.PublishMsg(t.Context(), m)
+		return err == nil && !ack.Duplicate && ack.Sequence > 3
+	})
+	var later atomic.Int32
+	consume(t, s.JS, events.ConsumerConfig{Durable: "later", FilterSubjects: []string{events.SubjectUpgradeRequested}},
+		func(ctx context.Context, e events.Event) error { later.Add(1); return nil })
+	eventually(t, 5*time.Second, "the later consumer past the bad message", func() bool { return later.Load() >= 1 })
+	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "later")
+	eventually(t, 5*time.Second, "later settled everything", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	st, _ := s.JS.Stream(t.Context(), events.StreamName)
+	info, _ := st.Info(t.Context(), jetstream.WithSubjectFilter(events.SubjectRejected))
+	if n := info.State.Subjects[events.SubjectRejected]; n != 1 {
+		t.Errorf("%d rejections stored for one bad message read by two consumers, want 1", n)
 	}
 }
