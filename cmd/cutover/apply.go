@@ -1,56 +1,54 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/planner/manifest"
 )
 
-const defaultNATS = "nats://127.0.0.1:4222"
-
-func runApply(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
-	file := fs.String("f", "", "release manifest (YAML)")
-	natsURL := fs.String("nats", envOr("CUTOVER_NATS", defaultNATS), "NATS server URL (env CUTOVER_NATS)")
-	watch := fs.Bool("watch", false, "follow the upgrade until it ends; exit 0 only if it completed")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+func newApplyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "apply -f release.yaml [--watch]",
+		Short: "request an upgrade; prints the upgrade id",
+		Long: `Request an upgrade to the release in a manifest. The planner plans it against
+the live fleet and runs it wave by wave; apply prints the upgrade id, or with
+--watch follows the upgrade until it ends.`,
+		Example: "  cutover apply -f release.yaml\n  cutover apply -f release.yaml --watch",
+		Args:    noArgs,
 	}
-	if *file == "" {
-		return errors.New("-f is required: the release manifest to apply, e.g. cutover apply -f release.yaml")
+	file := fileFlag(cmd, "release manifest (YAML)")
+	watch := cmd.Flags().Bool("watch", false, "follow the upgrade until it ends; exit 0 only if it completed")
+	nopts := natsFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *file == "" {
+			return usageErrorf("-f is required: the release manifest to apply, e.g. cutover apply -f release.yaml")
+		}
+		ctx := cmd.Context()
+		req, err := manifest.Load(*file)
+		if err != nil {
+			return err
+		}
+		req.RequestedBy = "cutover apply"
+		nc, js, err := nopts.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		e, err := events.New(events.Source("cli", ""), req)
+		if err != nil {
+			return err
+		}
+		if err := events.NewPublisher(js).Publish(ctx, e); err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), e.ID())
+		if !*watch {
+			return nil
+		}
+		return follow(ctx, js, e.ID(), cmd.OutOrStdout(), nil)
 	}
-	req, err := manifest.Load(*file)
-	if err != nil {
-		return err
-	}
-	req.RequestedBy = "cutover apply"
-	nc, js, err := events.Connect(ctx, *natsURL, "cutover-cli")
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	e, err := events.New(events.Source("cli", ""), req)
-	if err != nil {
-		return err
-	}
-	if err := events.NewPublisher(js).Publish(ctx, e); err != nil {
-		return err
-	}
-	fmt.Println(e.ID())
-	if !*watch {
-		return nil
-	}
-	return follow(ctx, js, e.ID(), os.Stdout, nil)
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
+	return cmd
 }

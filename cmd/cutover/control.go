@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/planner"
@@ -20,54 +20,48 @@ var controlUsage = map[string]string{
 	"rollback":           "return the nodes updated so far to their previous images, latest first, then the database",
 }
 
-func runPause(ctx context.Context, args []string) error {
-	return runControl(ctx, events.ControlPause, args, os.Stdout)
+// newControlCmds makes pause, resume, abort and rollback.
+func newControlCmds() []*cobra.Command {
+	var cmds []*cobra.Command
+	for _, action := range []string{events.ControlPause, events.ControlResume, events.ControlAbort, "rollback"} {
+		cmds = append(cmds, newControlCmd(action))
+	}
+	return cmds
 }
 
-func runResume(ctx context.Context, args []string) error {
-	return runControl(ctx, events.ControlResume, args, os.Stdout)
-}
-
-func runAbort(ctx context.Context, args []string) error {
-	return runControl(ctx, events.ControlAbort, args, os.Stdout)
-}
-
-func runRollback(ctx context.Context, args []string) error {
-	return runControl(ctx, "rollback", args, os.Stdout)
-}
-
-// runControl publishes an operator's pause, resume, abort or rollback of
+// newControlCmd publishes an operator's pause, resume, abort or rollback of
 // one upgrade. The planner answers on the upgrade's status subject
 // (cutover watch ID), or with dev.cutover.event.rejected when it refuses.
-func runControl(ctx context.Context, action string, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet(action, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: cutover %s ID [--reason TEXT] [--nats URL]\n  %s\n", action, controlUsage[action])
-		fs.PrintDefaults()
+func newControlCmd(action string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     action + " ID [--reason TEXT]",
+		Short:   controlUsage[action],
+		Example: fmt.Sprintf("  cutover %s 019a7c3e --reason \"INC-123\"", action),
+		Args:    exactArgs(1, "one upgrade id (printed by cutover apply), e.g. cutover "+action+" 019a…"),
 	}
-	natsURL := fs.String("nats", envOr("CUTOVER_NATS", defaultNATS), "NATS server URL (env CUTOVER_NATS)")
-	reason := fs.String("reason", "", "why, for the history (default: \"<action> by <user>\")")
-	ids, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+	nopts := natsFlags(cmd)
+	reason := cmd.Flags().String("reason", "", "why, for the history (default: \"<action> by <user>\")")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return runControl(cmd.Context(), action, args[0], *reason, nopts, cmd.OutOrStdout())
 	}
-	if len(ids) != 1 {
-		return fmt.Errorf("give one upgrade id (printed by cutover apply), e.g. cutover %s 019a…", action)
-	}
+	return cmd
+}
+
+func runControl(ctx context.Context, action, id, reason string, nopts *natsOptions, w io.Writer) error {
 	by := envOr("USER", "operator")
-	if *reason == "" {
-		*reason = action + " by " + by
+	if reason == "" {
+		reason = action + " by " + by
 	}
-	nc, js, err := events.Connect(ctx, *natsURL, "cutover-cli")
+	nc, js, err := nopts.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	u, err := planner.LoadUpgrade(ctx, js, ids[0])
+	u, err := planner.LoadUpgrade(ctx, js, id)
 	if err != nil {
-		return fmt.Errorf("%s upgrade %s: %w (check the id with cutover watch, or the --nats URL)", action, ids[0], err)
+		return fmt.Errorf("%s upgrade %s: %w (check the id with cutover watch, or the --nats URL)", action, id, err)
 	}
-	e, err := controlEvent(u.ID, action, *reason, by)
+	e, err := controlEvent(u.ID, action, reason, by)
 	if err != nil {
 		return err
 	}

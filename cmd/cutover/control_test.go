@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -50,22 +49,22 @@ func TestControlCommandsReachThePlanner(t *testing.T) {
 	phase(planner.PhaseRunning)
 	nats := []string{"--nats", s.ClientURL()}
 
-	if err := runControl(t.Context(), "pause", append([]string{"no-such-upgrade"}, nats...), io.Discard); err == nil || !strings.Contains(err.Error(), "check the id") {
-		t.Errorf("pause of an unknown upgrade = %v, want an error naming the fix", err)
+	if r := runCLI(t.Context(), append([]string{"pause", "no-such-upgrade"}, nats...)...); r.code != 1 || !strings.Contains(r.stderr, "check the id") {
+		t.Errorf("pause of an unknown upgrade = %+v, want exit 1 and an error naming the fix", r)
 	}
-	var out strings.Builder
-	if err := runControl(t.Context(), "pause", append([]string{id}, nats...), &out); err != nil {
-		t.Fatal(err)
+	r := runCLI(t.Context(), append([]string{"pause", id}, nats...)...)
+	if r.code != 0 {
+		t.Fatalf("pause: %+v", r)
 	}
-	if !strings.Contains(out.String(), "cutover watch "+id) {
-		t.Errorf("output %q does not say how to follow", out.String())
+	if !strings.Contains(r.stdout, "cutover watch "+id) {
+		t.Errorf("output %q does not say how to follow", r.stdout)
 	}
 	natstest.Eventually(t, 10*time.Second, "the pause to be recorded", func() bool {
 		u, err := planner.LoadUpgrade(t.Context(), s.JS, id)
 		return err == nil && u.PauseRequested
 	})
-	if err := runControl(t.Context(), "rollback", append([]string{id, "--reason", "test"}, nats...), io.Discard); err != nil {
-		t.Fatal(err)
+	if r := runCLI(t.Context(), append([]string{"rollback", id, "--reason", "test"}, nats...)...); r.code != 0 {
+		t.Fatalf("rollback: %+v", r)
 	}
 	st, _ := s.JS.Stream(t.Context(), events.StreamName)
 	msg, err := st.GetLastMsgForSubject(t.Context(), events.SubjectRollbackRequest)
@@ -76,8 +75,8 @@ func TestControlCommandsReachThePlanner(t *testing.T) {
 	if d, _ := events.DataAs[events.RollbackRequested](e); err != nil || events.UpgradeID(e) != id || d.Reason != "test" {
 		t.Errorf("rollback request = %+v for %s (%v)", d, events.UpgradeID(e), err)
 	}
-	if err := runControl(t.Context(), "abort", append([]string{id}, nats...), io.Discard); err != nil {
-		t.Fatal(err)
+	if r := runCLI(t.Context(), append([]string{"abort", id}, nats...)...); r.code != 0 {
+		t.Fatalf("abort: %+v", r)
 	}
 	phase(planner.PhaseAborted)
 }

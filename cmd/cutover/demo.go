@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
@@ -29,21 +29,37 @@ const (
 	demoRecord  = "written by v1 before the upgrade"
 )
 
+// demoOptions holds the flags of cutover demo.
+type demoOptions struct {
+	keep   bool
+	listen string
+	debug  bool
+}
+
+func newDemoCmd() *cobra.Command {
+	var o demoOptions
+	cmd := &cobra.Command{
+		Use:     "demo [--keep]",
+		Short:   "upgrade three real containers from v1 to v2 on the local Docker engine (simulated without Docker)",
+		Example: "  cutover demo",
+		Args:    noArgs,
+	}
+	cmd.Flags().BoolVar(&o.keep, "keep", false, "leave the demo containers, volumes and images in place")
+	cmd.Flags().StringVar(&o.listen, "nats-listen", "127.0.0.1:0", "address of the demo's embedded NATS server (port 0: any free port)")
+	cmd.Flags().BoolVar(&o.debug, "debug", false, "show the services' logs")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runDemo(cmd.Context(), cmd.OutOrStdout(), o)
+	}
+	return cmd
+}
+
 // runDemo upgrades three real containers from v1 to v2 on the local Docker
 // engine and checks the result. It exits 0 only if every container runs v2
 // and its data volume kept what v1 wrote.
-func runDemo(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	keep := fs.Bool("keep", false, "leave the demo containers, volumes and images in place")
-	listen := fs.String("nats-listen", "127.0.0.1:0", "address of the demo's embedded NATS server (port 0: any free port)")
-	debug := fs.Bool("debug", false, "show the services' logs")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
-	}
-	out := os.Stdout
+func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	cli, err := testkit.DockerAvailable(ctx)
 	if err != nil {
-		return runDemoSim(ctx, out, err, *listen, *debug)
+		return runDemoSim(ctx, out, err, o.listen, o.debug)
 	}
 	defer cli.Close()
 	cleanup := func() {
@@ -54,7 +70,7 @@ func runDemo(ctx context.Context, args []string) error {
 		}
 	}
 	cleanup() // leftovers of an interrupted run
-	if !*keep {
+	if !o.keep {
 		defer cleanup()
 	}
 
@@ -117,8 +133,8 @@ func runDemo(ctx context.Context, args []string) error {
 		nodes[i] = c.node
 	}
 	s, err := stack.Start(ctx, stack.Config{
-		DataDir: filepath.Join(work, "data"), NATSListen: *listen, Docker: cli, Nodes: nodes,
-		AgentVersion: version, Logger: demoLogger(*debug),
+		DataDir: filepath.Join(work, "data"), NATSListen: o.listen, Docker: cli, Nodes: nodes,
+		AgentVersion: version, Logger: demoLogger(o.debug),
 	})
 	if err != nil {
 		return err

@@ -2,33 +2,50 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
+
+// demoExpandContractOptions holds the flags of cutover demo-expand-contract.
+type demoExpandContractOptions struct {
+	rate    int
+	minLoad time.Duration
+	debug   bool
+}
+
+func newDemoExpandContractCmd() *cobra.Command {
+	var o demoExpandContractOptions
+	cmd := &cobra.Command{
+		Use:     "demo-expand-contract [--rate N] [--duration D]",
+		Short:   "v1 and v2 share one SQLite database through expand -> roll -> contract under load",
+		Example: "  cutover demo-expand-contract --rate 100 --duration 25s",
+		Args:    noArgs,
+	}
+	cmd.Flags().IntVar(&o.rate, "rate", 100, "writes per second sent through HAProxy (each read back and an earlier one re-read: 3 requests)")
+	cmd.Flags().DurationVar(&o.minLoad, "duration", 25*time.Second, "least time the load runs (it also runs until the upgrade ends)")
+	cmd.Flags().BoolVar(&o.debug, "debug", false, "show the services' logs")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runDemoExpandContract(cmd.Context(), cmd.OutOrStdout(), o)
+	}
+	return cmd
+}
 
 // runDemoExpandContract rolls three replicas of the demo app that share one
 // SQLite database from v1 to v2 behind a real HAProxy, with an expand
 // migration before the roll and a contract after it, under a
 // write-and-verify load, and prints what it checked. It exits 0 only if no
 // request failed and every acknowledged write is in the database.
-func runDemoExpandContract(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("demo-expand-contract", flag.ContinueOnError)
-	rate := fs.Int("rate", 100, "writes per second sent through HAProxy (each read back and an earlier one re-read: 3 requests)")
-	minLoad := fs.Duration("duration", 25*time.Second, "least time the load runs (it also runs until the upgrade ends)")
-	debug := fs.Bool("debug", false, "show the services' logs")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+func runDemoExpandContract(ctx context.Context, out io.Writer, o demoExpandContractOptions) error {
+	if o.rate <= 0 || o.minLoad <= 0 {
+		return usageErrorf("--rate and --duration must be positive")
 	}
-	if *rate <= 0 || *minLoad <= 0 {
-		fmt.Fprintln(os.Stderr, "cutover demo-expand-contract: --rate and --duration must be positive")
-		return exitError{2}
-	}
-	out := os.Stdout
 	cli, err := haproxyDemoEngine(ctx, "demo-expand-contract")
 	if err != nil {
 		return err
@@ -42,7 +59,7 @@ func runDemoExpandContract(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(work)
 	fmt.Fprintf(out, "cutover demo-expand-contract: roll 3 replicas of 'web' sharing one SQLite database from v1 to v2 behind HAProxy,\n"+
-		"schema 1 -> 2 (expand, before the roll) -> 3 (contract, after it), under %d writes/s\n", *rate)
+		"schema 1 -> 2 (expand, before the roll) -> 3 (contract, after it), under %d writes/s\n", o.rate)
 	bin, err := testkit.BuildDemoApp(ctx, filepath.Join(work, "bin"))
 	if err != nil {
 		return err
@@ -67,8 +84,8 @@ func runDemoExpandContract(ctx context.Context, args []string) error {
 	}
 
 	res, err := runExpandContract(ctx, cli, ecConfig{
-		Run: run, V1: images["v1"], V2: images["v2"], Rate: *rate, MinLoad: *minLoad, WorkDir: work,
-		Events: indent{out}, Progress: out, Logger: demoLogger(*debug),
+		Run: run, V1: images["v1"], V2: images["v2"], Rate: o.rate, MinLoad: o.minLoad, WorkDir: work,
+		Events: indent{out}, Progress: out, Logger: demoLogger(o.debug),
 	})
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,29 +11,47 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
+
+// demoZeroDowntimeOptions holds the flags of cutover demo-zero-downtime.
+type demoZeroDowntimeOptions struct {
+	rate     int
+	minLoad  time.Duration
+	baseline bool
+	retries  bool
+	debug    bool
+}
+
+func newDemoZeroDowntimeCmd() *cobra.Command {
+	var o demoZeroDowntimeOptions
+	cmd := &cobra.Command{
+		Use:     "demo-zero-downtime [--rate N] [--duration D]",
+		Short:   "roll 3 replicas behind a real HAProxy under load, with drain and without",
+		Example: "  cutover demo-zero-downtime --rate 250 --haproxy-retries",
+		Args:    noArgs,
+	}
+	cmd.Flags().IntVar(&o.rate, "rate", 250, "requests per second sent through HAProxy")
+	cmd.Flags().DurationVar(&o.minLoad, "duration", 25*time.Second, "least time the load runs in each run (it also runs until the upgrade ends)")
+	cmd.Flags().BoolVar(&o.baseline, "baseline", true, "also measure the no-drain stop-first baseline")
+	cmd.Flags().BoolVar(&o.retries, "haproxy-retries", false, "turn on HAProxy's retries and redispatch in both runs (off by default, so HAProxy does not hide\nrequests sent to a stopped replica by retrying them elsewhere after a stall)")
+	cmd.Flags().BoolVar(&o.debug, "debug", false, "show the services' logs")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runDemoZeroDowntime(cmd.Context(), cmd.OutOrStdout(), o)
+	}
+	return cmd
+}
 
 // runDemoZeroDowntime rolls three replicas behind a real HAProxy from v1 to
 // v2 under a constant load, first with cutover's drain, then with a plain
 // stop-first replacement without drain, and prints both results. It exits 0
 // only if cutover lost no request and the upgrade completed.
-func runDemoZeroDowntime(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("demo-zero-downtime", flag.ContinueOnError)
-	rate := fs.Int("rate", 250, "requests per second sent through HAProxy")
-	minLoad := fs.Duration("duration", 25*time.Second, "least time the load runs in each run (it also runs until the upgrade ends)")
-	baseline := fs.Bool("baseline", true, "also measure the no-drain stop-first baseline")
-	retries := fs.Bool("haproxy-retries", false, "turn on HAProxy's retries and redispatch in both runs (off by default, so HAProxy does not hide\nrequests sent to a stopped replica by retrying them elsewhere after a stall)")
-	debug := fs.Bool("debug", false, "show the services' logs")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+func runDemoZeroDowntime(ctx context.Context, out io.Writer, o demoZeroDowntimeOptions) error {
+	if o.rate <= 0 || o.minLoad <= 0 {
+		return usageErrorf("--rate and --duration must be positive")
 	}
-	if *rate <= 0 || *minLoad <= 0 {
-		fmt.Fprintln(os.Stderr, "cutover demo-zero-downtime: --rate and --duration must be positive")
-		return exitError{2}
-	}
-	out := os.Stdout
 	cli, err := haproxyDemoEngine(ctx, "demo-zero-downtime")
 	if err != nil {
 		return err
@@ -48,7 +65,7 @@ func runDemoZeroDowntime(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	fmt.Fprintf(out, "cutover demo-zero-downtime: roll 3 replicas of 'web' behind HAProxy from v1 to v2 under %d requests/s\n", *rate)
+	fmt.Fprintf(out, "cutover demo-zero-downtime: roll 3 replicas of 'web' behind HAProxy from v1 to v2 under %d requests/s\n", o.rate)
 	bin, err := testkit.BuildDemoApp(ctx, filepath.Join(work, "bin"))
 	if err != nil {
 		return err
@@ -74,7 +91,7 @@ func runDemoZeroDowntime(ctx context.Context, args []string) error {
 		drain bool
 	}
 	variants := []variant{{"cutover: drain through the lb-agent before each stop", true}}
-	if *baseline {
+	if o.baseline {
 		variants = append(variants, variant{"baseline: stop-first without drain (what Watchtower and kolla-ansible do)", false})
 	}
 	var results []zdResult
@@ -85,9 +102,9 @@ func runDemoZeroDowntime(ctx context.Context, args []string) error {
 			return err
 		}
 		res, err := runZeroDowntime(ctx, cli, zdConfig{
-			Run: fmt.Sprintf("%s-%d", run, i), V1: images["v1"], V2: images["v2"], Drain: v.drain, NoRetry: !*retries,
-			Rate: *rate, MinLoad: *minLoad, WorkDir: dir,
-			Events: indent{out}, Progress: out, Logger: demoLogger(*debug),
+			Run: fmt.Sprintf("%s-%d", run, i), V1: images["v1"], V2: images["v2"], Drain: v.drain, NoRetry: !o.retries,
+			Rate: o.rate, MinLoad: o.minLoad, WorkDir: dir,
+			Events: indent{out}, Progress: out, Logger: demoLogger(o.debug),
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", v.name, err)

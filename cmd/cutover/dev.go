@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
+	"io"
 	"log/slog"
 	"os"
 	"sort"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
@@ -17,37 +18,55 @@ import (
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// devOptions holds the flags of cutover dev.
+type devOptions struct {
+	data     string
+	listen   string
+	nodes    string
+	httpAddr string
+	invFile  string
+	debug    bool
+}
 
-func runDev(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	data := fs.String("data", ".cutover-data", "data directory (JetStream store, audit database); reuse it to carry on after a restart")
-	listen := fs.String("nats-listen", "127.0.0.1:4222", "address of the embedded NATS server, for any NATS client on this machine")
-	nodes := fs.String("nodes", "auto", "node-updaters to run on the local Docker engine: comma-separated names, auto (every dev.cutover.node label found), or none")
-	httpAddr := fs.String("http", "", "serve the live dashboard and the history API on this address, e.g. 127.0.0.1:8080")
-	invFile := fs.String("inventory", "", "inventory (YAML) giving the planner rollout settings, databases and drains")
-	debug := fs.Bool("debug", false, "log every event")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+func newDevCmd() *cobra.Command {
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:     "dev [--nodes a,b|auto|none] [--http ADDR]",
+		Short:   "run NATS, planner, migrator, auditor and node-updaters in one process",
+		Example: "  cutover dev --http 127.0.0.1:8080\n  cutover dev --inventory inventory.yaml --nodes auto",
+		Args:    noArgs,
 	}
-	log := newLogger(*debug)
-	cfg := stack.Config{DataDir: *data, NATSListen: *listen, HTTP: *httpAddr, AgentVersion: version, Logger: log}
-	if *invFile != "" {
-		inv, err := inventory.Load(*invFile)
+	cmd.Flags().StringVar(&o.data, "data", ".cutover-data", "data directory (JetStream store, audit database); reuse it to carry on after a restart")
+	cmd.Flags().StringVar(&o.listen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server, for any NATS client on this machine")
+	cmd.Flags().StringVar(&o.nodes, "nodes", "auto", "node-updaters to run on the local Docker engine: comma-separated names, auto (every dev.cutover.node label found), or none")
+	cmd.Flags().StringVar(&o.httpAddr, "http", "", "serve the live dashboard and the history API on this address, e.g. 127.0.0.1:8080")
+	cmd.Flags().StringVar(&o.invFile, "inventory", "", "inventory (YAML) giving the planner rollout settings, databases and drains")
+	cmd.Flags().BoolVar(&o.debug, "debug", false, "log every event")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runDev(cmd.Context(), cmd.OutOrStdout(), o)
+	}
+	return cmd
+}
+
+// runDev runs cutover dev until ctx ends.
+func runDev(ctx context.Context, out io.Writer, o devOptions) error {
+	log := newLogger(o.debug)
+	cfg := stack.Config{DataDir: o.data, NATSListen: o.listen, HTTP: o.httpAddr, AgentVersion: version, Logger: log}
+	if o.invFile != "" {
+		inv, err := inventory.Load(o.invFile)
 		if err != nil {
 			return err
 		}
 		cfg.Inventory = inv
 	}
-	if *nodes != "none" {
+	if o.nodes != "none" {
 		cli, err := testkit.DockerAvailable(ctx)
 		if err != nil {
 			log.Warn("no Docker engine reachable: running without node-updaters", "err", err)
 		} else {
 			defer cli.Close()
 			cfg.Docker = cli
-			if cfg.Nodes, err = nodeNames(ctx, cli, *nodes); err != nil {
+			if cfg.Nodes, err = nodeNames(ctx, cli, o.nodes); err != nil {
 				return err
 			}
 		}
@@ -56,7 +75,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("cutover dev running", "nats", s.ClientURL(), "data", *data, "nodes", cfg.Nodes)
+	log.Info("cutover dev running", "nats", s.ClientURL(), "data", o.data, "nodes", cfg.Nodes)
 	<-ctx.Done()
 	log.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 60*time.Second)

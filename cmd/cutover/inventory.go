@@ -1,49 +1,59 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 	"github.com/cutover-dev/cutover/services/planner/inventory/kolla"
 )
 
-// runInventory dispatches `cutover inventory import|check`.
-func runInventory(_ context.Context, args []string) error {
-	if len(args) == 0 {
-		return errors.New("inventory needs a subcommand: import --kolla FILE [-o out.yaml], or check FILE")
+// newInventoryCmd is cutover inventory import|check.
+func newInventoryCmd() *cobra.Command {
+	return newGroupCmd("inventory", "import a kolla-ansible inventory, or check an inventory file",
+		newInventoryImportCmd(), newInventoryCheckCmd())
+}
+
+func newInventoryImportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "import --kolla FILE [--out inventory.yaml]",
+		Short:   "convert a kolla-ansible INI inventory into a cutover inventory",
+		Example: "  cutover inventory import --kolla multinode --out inventory.yaml",
+		Args:    noArgs,
 	}
-	switch args[0] {
-	case "import":
-		fs := flag.NewFlagSet("inventory import", flag.ContinueOnError)
-		kollaFile := fs.String("kolla", "", "kolla-ansible INI inventory (e.g. multinode)")
-		out := fs.String("o", "", "write the cutover inventory here (default: stdout)")
-		registry := fs.String("registry", "", "image registry/namespace (default quay.io/openstack.kolla)")
-		tag := fs.String("tag", "", "image tag the fleet runs now (default 2024.1-ubuntu-jammy)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return exitError{2}
-		}
+	kollaFile := cmd.Flags().String("kolla", "", "kolla-ansible INI inventory (e.g. multinode)")
+	_ = cmd.MarkFlagFilename("kolla")
+	out := cmd.Flags().String("out", "", "write the cutover inventory to this file (default: standard output)")
+	_ = cmd.MarkFlagFilename("out", "yaml", "yml")
+	registry := cmd.Flags().String("registry", "", "image registry/namespace (default quay.io/openstack.kolla)")
+	tag := cmd.Flags().String("tag", "", "image tag the fleet runs now (default 2024.1-ubuntu-jammy)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *kollaFile == "" {
-			return errors.New("--kolla is required: the kolla-ansible inventory to import")
+			return usageErrorf("--kolla is required: the kolla-ansible inventory to import")
 		}
-		return importKolla(*kollaFile, *out, kolla.Options{Registry: *registry, Tag: *tag}, os.Stdout, os.Stderr)
-	case "check":
-		if len(args) != 2 {
-			return errors.New("usage: cutover inventory check FILE")
-		}
-		inv, err := inventory.Load(args[1])
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s: %d nodes, %d roles, %d services: valid\n", args[1], len(inv.Nodes), len(inv.Roles), len(inv.Services))
-		return nil
-	default:
-		return fmt.Errorf("inventory: unknown subcommand %q; use import or check", args[0])
+		return importKolla(*kollaFile, *out, kolla.Options{Registry: *registry, Tag: *tag}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+	}
+	return cmd
+}
+
+func newInventoryCheckCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "check FILE",
+		Short:   "validate an inventory (file, line and field of every problem)",
+		Example: "  cutover inventory check inventory.yaml",
+		Args:    exactArgs(1, "one inventory file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			inv, err := inventory.Load(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d nodes, %d roles, %d services: valid\n", args[0], len(inv.Nodes), len(inv.Roles), len(inv.Services))
+			return nil
+		},
 	}
 }
 

@@ -1,55 +1,16 @@
 package main
 
 import (
-	"flag"
-	"io"
-	"os"
-	"slices"
 	"strings"
 	"testing"
 )
 
-func TestParseArgsAcceptsFlagsAfterPositionals(t *testing.T) {
-	tests := []struct {
-		args       []string
-		wantPos    []string
-		wantOutput string
-	}{
-		{[]string{"ID", "-o", "json"}, []string{"ID"}, "json"},
-		{[]string{"-o", "json", "ID"}, []string{"ID"}, "json"},
-		{[]string{"ID"}, []string{"ID"}, "text"},
-		{[]string{"A", "-o", "json", "B"}, []string{"A", "B"}, "json"},
-	}
-	for _, tc := range tests {
-		fs := flag.NewFlagSet("status", flag.ContinueOnError)
-		out := fs.String("o", "text", "")
-		pos, err := parseArgs(fs, tc.args)
-		if err != nil || !slices.Equal(pos, tc.wantPos) || *out != tc.wantOutput {
-			t.Errorf("parseArgs(%q) = %q, -o %q, %v; want %q, -o %q", tc.args, pos, *out, err, tc.wantPos, tc.wantOutput)
-		}
-	}
-}
-
 func TestDemoWithoutDockerFallsBackToSim(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout := os.Stdout
-	os.Stdout = w
-	t.Cleanup(func() { os.Stdout = stdout })
-	got := make(chan string)
-	go func() {
-		b, _ := io.ReadAll(r)
-		got <- string(b)
-	}()
-	runErr := runDemo(t.Context(), nil)
-	w.Close()
-	os.Stdout = stdout
-	out := <-got
-	if runErr != nil {
-		t.Fatalf("runDemo without an engine = %v, want success on the simulated runtime; output:\n%s", runErr, out)
+	r := runCLI(t.Context(), "demo")
+	out := r.stdout
+	if r.code != 0 {
+		t.Fatalf("cutover demo without an engine: exit %d, want success on the simulated runtime; output:\n%s\n%s", r.code, out, r.stderr)
 	}
 	for _, want := range []string{
 		"NOTICE: no Docker engine reachable",

@@ -3,28 +3,35 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 	"github.com/cutover-dev/cutover/services/planner/plan"
 )
 
-// runPlan prints the plan for a release against an inventory file: a dry
-// run that changes nothing and needs no NATS.
-func runPlan(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	file := fs.String("f", "", "release manifest (YAML)")
-	invFile := fs.String("inventory", "", "inventory (YAML; see cutover inventory import for kolla)")
-	output := fs.String("o", "text", "output format: text or json")
-	pin := fs.Bool("pin", false, "pin images to the digests their tags have now, through the registry, before planning")
-	insecure := fs.Bool("insecure", false, "with --pin: plain HTTP to the registry")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+// newPlanCmd prints the plan for a release against an inventory file: a
+// dry run that changes nothing and needs no NATS.
+func newPlanCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plan -f release.yaml --inventory inventory.yaml",
+		Short: "dry run: every container's change and reason, phases and waves",
+		Example: "  cutover plan -f release.yaml --inventory inventory.yaml\n" +
+			"  cutover plan -f release.yaml --inventory inventory.yaml --pin -o json",
+		Args: noArgs,
 	}
-	return writePlan(ctx, os.Stdout, *file, *invFile, *output, *pin, *insecure)
+	file := fileFlag(cmd, "release manifest (YAML)")
+	invFile := cmd.Flags().String("inventory", "", "inventory (YAML; see cutover inventory import for kolla)")
+	_ = cmd.MarkFlagFilename("inventory", "yaml", "yml")
+	output := outputFlag(cmd, "text", "json")
+	pin := cmd.Flags().Bool("pin", false, "pin images to the digests their tags have now, through the registry, before planning")
+	insecure := cmd.Flags().Bool("insecure", false, "with --pin: plain HTTP to the registry")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return writePlan(cmd.Context(), cmd.OutOrStdout(), *file, *invFile, output.value, *pin, *insecure)
+	}
+	return cmd
 }
 
 func writePlan(ctx context.Context, w io.Writer, file, invFile, output string, pin, insecure bool) error {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/events"
@@ -28,70 +28,98 @@ import (
 	"github.com/cutover-dev/cutover/services/planner/plan"
 )
 
+// rehearseOptions holds the flags of cutover rehearse.
+type rehearseOptions struct {
+	file       string
+	invFile    string
+	nodes      int
+	services   int
+	maxUnavail string
+	failure    float64
+	seed       int64
+	latency    string
+	action     string
+	timeout    time.Duration
+	conns      int
+	maxPayload int
+	quiet      bool
+	debug      bool
+}
+
+func newRehearseCmd() *cobra.Command {
+	var o rehearseOptions
+	cmd := &cobra.Command{
+		Use:     "rehearse (-f release.yaml --inventory inventory.yaml | --nodes N)",
+		Short:   "run an upgrade on a SIMULATED fleet: duration, events/s, most instances down at once",
+		Example: "  cutover rehearse --nodes 200 --services 10 --failure-rate 0.01\n  cutover rehearse -f release.yaml --inventory inventory.yaml --latency pull=2s-10s,health=1s",
+		Args:    noArgs,
+	}
+	cmd.Flags().StringVarP(&o.file, "file", "f", "", "release manifest (YAML); with --inventory")
+	cmd.Flags().StringVar(&o.invFile, "inventory", "", "inventory (YAML): the simulated fleet and its rollout settings")
+	cmd.Flags().IntVar(&o.nodes, "nodes", 0, "generate a fleet of this many nodes (instead of -f/--inventory)")
+	cmd.Flags().IntVar(&o.services, "services", 20, "with --nodes: services per node, one container each")
+	cmd.Flags().StringVar(&o.maxUnavail, "max-unavailable", "10%", "with --nodes: every service's max_unavailable (a count or a percent)")
+	cmd.Flags().Float64Var(&o.failure, "failure-rate", 0, "probability (0-1) that one container replacement fails, split across pull, start and health")
+	cmd.Flags().Int64Var(&o.seed, "seed", 1, "random seed: the same seed gives the same latencies and failures")
+	cmd.Flags().StringVar(&o.latency, "latency", "", "step latencies, e.g. pull=2s-10s,stop=normal:1s,200ms,start=100ms,health=1s-3s (default: none)")
+	cmd.Flags().StringVar(&o.action, "failure-action", "rollback", "what the planner does when a wave fails: rollback, pause or continue")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	cmd.Flags().IntVar(&o.conns, "conns", 0, "NATS connections the simulated node-updaters share (default: one per 250 nodes, at most 8)")
+	cmd.Flags().IntVar(&o.maxPayload, "max-payload", 0, "NATS max_payload in bytes (default: the server's 1 MB, as in production)")
+	cmd.Flags().BoolVar(&o.quiet, "quiet", false, "print the report only, not the upgrade's progress events")
+	cmd.Flags().BoolVar(&o.debug, "debug", false, "show the services' logs")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runRehearse(cmd.Context(), cmd.OutOrStdout(), o)
+	}
+	return cmd
+}
+
 // runRehearse runs an upgrade against a simulated fleet: embedded NATS, the
 // real planner and one real node-updater per node on the sim runtime. It
 // exits 0 when the safety invariants held (whether the upgrade completed or
 // rolled back), 1 when one was violated or the rehearsal could not run.
-func runRehearse(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("rehearse", flag.ContinueOnError)
-	file := fs.String("f", "", "release manifest (YAML); with --inventory")
-	invFile := fs.String("inventory", "", "inventory (YAML): the simulated fleet and its rollout settings")
-	nodes := fs.Int("nodes", 0, "generate a fleet of this many nodes (instead of -f/--inventory)")
-	services := fs.Int("services", 20, "with --nodes: services per node, one container each")
-	maxUnavail := fs.String("max-unavailable", "10%", "with --nodes: every service's max_unavailable (a count or a percent)")
-	failure := fs.Float64("failure-rate", 0, "probability (0-1) that one container replacement fails, split across pull, start and health")
-	seed := fs.Int64("seed", 1, "random seed: the same seed gives the same latencies and failures")
-	latency := fs.String("latency", "", "step latencies, e.g. pull=2s-10s,stop=normal:1s,200ms,start=100ms,health=1s-3s (default: none)")
-	action := fs.String("failure-action", "rollback", "what the planner does when a wave fails: rollback, pause or continue")
-	timeout := fs.Duration("timeout", 30*time.Minute, "give up after this long")
-	conns := fs.Int("conns", 0, "NATS connections the simulated node-updaters share (default: one per 250 nodes, at most 8)")
-	maxPayload := fs.Int("max-payload", 0, "NATS max_payload in bytes (default: the server's 1 MB, as in production)")
-	quiet := fs.Bool("quiet", false, "print the report only, not the upgrade's progress events")
-	debug := fs.Bool("debug", false, "show the services' logs")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
-	}
-	lat, err := parseLatencies(*latency)
+func runRehearse(ctx context.Context, out io.Writer, o rehearseOptions) error {
+	lat, err := parseLatencies(o.latency)
 	if err != nil {
 		return err
 	}
-	if *failure < 0 || *failure > 1 {
-		return fmt.Errorf("--failure-rate %v: give a probability between 0 and 1, e.g. 0.05", *failure)
+	if o.failure < 0 || o.failure > 1 {
+		return fmt.Errorf("--failure-rate %v: give a probability between 0 and 1, e.g. 0.05", o.failure)
 	}
 	cfg := rehearsalConfig{
-		Seed: *seed, Latency: lat, Failures: sim.Spread(*failure), FailureRate: *failure,
-		Conns: *conns, MaxPayload: int32(*maxPayload), Logger: rehearseLogger(*debug),
+		Seed: o.seed, Latency: lat, Failures: sim.Spread(o.failure), FailureRate: o.failure,
+		Conns: o.conns, MaxPayload: int32(o.maxPayload), Logger: rehearseLogger(o.debug),
 	}
-	if !*quiet {
-		cfg.Progress = os.Stdout
+	if !o.quiet {
+		cfg.Progress = out
 	}
 	switch {
-	case *nodes > 0 && (*file != "" || *invFile != ""):
-		return errors.New("give either --nodes (a generated fleet) or -f and --inventory, not both")
-	case *nodes > 0:
-		cfg.Inventory, cfg.Request = generatedFleet(*nodes, *services, *maxUnavail)
-	case *file != "" && *invFile != "":
-		req, err := manifest.Load(*file)
+	case o.nodes > 0 && (o.file != "" || o.invFile != ""):
+		return usageErrorf("give either --nodes (a generated fleet) or -f and --inventory, not both")
+	case o.nodes > 0:
+		cfg.Inventory, cfg.Request = generatedFleet(o.nodes, o.services, o.maxUnavail)
+	case o.file != "" && o.invFile != "":
+		req, err := manifest.Load(o.file)
 		if err != nil {
 			return err
 		}
-		inv, err := inventory.Load(*invFile)
+		inv, err := inventory.Load(o.invFile)
 		if err != nil {
 			return err
 		}
 		cfg.Inventory, cfg.Request = inv, req
 	default:
-		return errors.New("give -f release.yaml --inventory inventory.yaml, or --nodes N [--services M] for a generated fleet")
+		return usageErrorf("give -f release.yaml --inventory inventory.yaml, or --nodes N [--services M] for a generated fleet")
 	}
 	cfg.Request.RequestedBy = "cutover rehearse"
-	cfg.Request.FailureAction = *action
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	cfg.Request.FailureAction = o.action
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	rep, err := rehearse(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	rep.Text(os.Stdout)
+	rep.Text(out)
 	if len(rep.Violations) > 0 {
 		return exitError{1}
 	}

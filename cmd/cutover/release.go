@@ -3,102 +3,94 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/services/planner/manifest"
 	"github.com/cutover-dev/cutover/services/planner/release"
 )
 
-const releaseUsage = `usage:
-  cutover release latest --registry R --repo X [--patch-only --current TAG] [-o text|json] [--insecure]
-      the newest semver tag of R/X (or the newest patch of TAG's major.minor) and its digest
-  cutover release pin -f release.yaml [-o pinned.yaml] [--insecure]
-      the manifest with every image pinned to the digest its tag has now
-`
-
-func runRelease(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, releaseUsage)
-		return exitError{2}
-	}
-	switch args[0] {
-	case "latest":
-		return runReleaseLatest(ctx, args[1:], os.Stdout)
-	case "pin":
-		return runReleasePin(ctx, args[1:], os.Stdout)
-	default:
-		fmt.Fprintf(os.Stderr, "cutover release: unknown subcommand %q\n%s", args[0], releaseUsage)
-		return exitError{2}
-	}
+// newReleaseCmd is cutover release latest|pin.
+func newReleaseCmd() *cobra.Command {
+	return newGroupCmd("release", "find the newest tag of an image, or pin a manifest's images to digests",
+		newReleaseLatestCmd(), newReleasePinCmd())
 }
 
-func runReleaseLatest(ctx context.Context, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("release latest", flag.ContinueOnError)
-	reg := fs.String("registry", "", "registry host[:port], e.g. quay.io or 127.0.0.1:5000")
-	repo := fs.String("repo", "", "repository in the registry, e.g. openstack.kolla/nova-api")
-	patchOnly := fs.Bool("patch-only", false, "only the newest patch of --current's major.minor (a minor update)")
-	current := fs.String("current", "", "the tag running now (with --patch-only)")
-	output := fs.String("o", "text", "output format: text (TAG DIGEST) or json")
-	insecure := fs.Bool("insecure", false, "allow plain HTTP (localhost and private addresses use HTTP anyway)")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+func newReleaseLatestCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "latest --registry R --repo X [--patch-only --current TAG]",
+		Short: "the newest semver tag (or newest patch of TAG's major.minor) and its digest",
+		Example: "  cutover release latest --registry quay.io --repo openstack.kolla/nova-api\n" +
+			"  cutover release latest --registry quay.io --repo openstack.kolla/nova-api --patch-only --current 2024.1.3 -o json",
+		Args: noArgs,
 	}
-	if *reg == "" || *repo == "" {
-		return errors.New("--registry and --repo are required, e.g. cutover release latest --registry quay.io --repo openstack.kolla/nova-api")
-	}
-	if *patchOnly && *current == "" {
-		return errors.New("--patch-only needs --current TAG: the tag running now, whose major.minor the patch must keep")
-	}
-	if *output != "text" && *output != "json" {
-		return fmt.Errorf("-o %q: use text or json", *output)
-	}
-	img, err := release.Latest(ctx, *reg, *repo, release.Options{PatchOnly: *patchOnly, Current: *current, Insecure: *insecure})
-	if err != nil {
+	reg := cmd.Flags().String("registry", "", "registry host[:port], e.g. quay.io or 127.0.0.1:5000")
+	repo := cmd.Flags().String("repo", "", "repository in the registry, e.g. openstack.kolla/nova-api")
+	patchOnly := cmd.Flags().Bool("patch-only", false, "only the newest patch of --current's major.minor (a minor update)")
+	current := cmd.Flags().String("current", "", "the tag running now (with --patch-only)")
+	output := outputFlag(cmd, "text", "json")
+	insecure := cmd.Flags().Bool("insecure", false, "allow plain HTTP (localhost and private addresses use HTTP anyway)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *reg == "" || *repo == "" {
+			return usageErrorf("--registry and --repo are required, e.g. cutover release latest --registry quay.io --repo openstack.kolla/nova-api")
+		}
+		if *patchOnly && *current == "" {
+			return usageErrorf("--patch-only needs --current TAG: the tag running now, whose major.minor the patch must keep")
+		}
+		img, err := release.Latest(cmd.Context(), *reg, *repo, release.Options{PatchOnly: *patchOnly, Current: *current, Insecure: *insecure})
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		if output.value == "json" {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(img)
+		}
+		_, err = fmt.Fprintf(w, "%s %s\n", img.Tag, img.Digest)
 		return err
 	}
-	if *output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(img)
-	}
-	_, err = fmt.Fprintf(w, "%s %s\n", img.Tag, img.Digest)
-	return err
+	return cmd
 }
 
-func runReleasePin(ctx context.Context, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("release pin", flag.ContinueOnError)
-	file := fs.String("f", "", "release manifest (YAML)")
-	out := fs.String("o", "", "write the pinned manifest here (default: standard output)")
-	insecure := fs.Bool("insecure", false, "allow plain HTTP (localhost and private addresses use HTTP anyway)")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+func newReleasePinCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "pin -f release.yaml [--out pinned.yaml]",
+		Short:   "pin every image of a manifest to the digest its tag has now",
+		Example: "  cutover release pin -f release.yaml --out pinned.yaml",
+		Args:    noArgs,
 	}
-	if *file == "" {
-		return errors.New("-f is required: the release manifest to pin, e.g. cutover release pin -f release.yaml -o pinned.yaml")
+	file := fileFlag(cmd, "release manifest (YAML)")
+	out := cmd.Flags().String("out", "", "write the pinned manifest to this file (default: standard output)")
+	_ = cmd.MarkFlagFilename("out", "yaml", "yml")
+	insecure := cmd.Flags().Bool("insecure", false, "allow plain HTTP (localhost and private addresses use HTTP anyway)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *file == "" {
+			return usageErrorf("-f is required: the release manifest to pin, e.g. cutover release pin -f release.yaml --out pinned.yaml")
+		}
+		raw, err := os.ReadFile(*file)
+		if err != nil {
+			return fmt.Errorf("read release manifest: %w", err)
+		}
+		pinned, err := release.PinManifest(cmd.Context(), raw, *insecure)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *file, err)
+		}
+		if _, err := manifest.ParseRelease(*file, pinned); err != nil {
+			return fmt.Errorf("pinned manifest no longer validates: %w", err)
+		}
+		if *out == "" {
+			_, err = cmd.OutOrStdout().Write(pinned)
+			return err
+		}
+		if err := os.WriteFile(*out, pinned, 0o644); err != nil {
+			return fmt.Errorf("write pinned manifest %s: %w", *out, err)
+		}
+		return nil
 	}
-	raw, err := os.ReadFile(*file)
-	if err != nil {
-		return fmt.Errorf("read release manifest: %w", err)
-	}
-	pinned, err := release.PinManifest(ctx, raw, *insecure)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *file, err)
-	}
-	if _, err := manifest.ParseRelease(*file, pinned); err != nil {
-		return fmt.Errorf("pinned manifest no longer validates: %w", err)
-	}
-	if *out == "" {
-		_, err = w.Write(pinned)
-		return err
-	}
-	if err := os.WriteFile(*out, pinned, 0o644); err != nil {
-		return fmt.Errorf("write pinned manifest %s: %w", *out, err)
-	}
-	return nil
+	return cmd
 }
 
 // loadRelease reads a release manifest, pinning its images to digests

@@ -41,29 +41,36 @@ func TestReleaseLatestAndPinWithARegistry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out strings.Builder
-			if err := runReleaseLatest(t.Context(), tc.args, &out); err != nil {
-				t.Fatal(err)
+			r := runCLI(t.Context(), append([]string{"release", "latest"}, tc.args...)...)
+			if r.code != 0 {
+				t.Fatalf("release latest: %+v", r)
 			}
-			if out.String() != tc.want {
-				t.Errorf("output %q, want %q", out.String(), tc.want)
+			if r.stdout != tc.want {
+				t.Errorf("output %q, want %q", r.stdout, tc.want)
 			}
 		})
 	}
-	if err := runReleaseLatest(t.Context(), []string{"--registry", reg.Addr(), "--repo", "kolla/nova-api", "--patch-only"}, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "--current") {
-		t.Errorf("--patch-only without --current = %v", err)
+	if r := runCLI(t.Context(), "release", "latest", "--registry", reg.Addr(), "--repo", "kolla/nova-api", "--patch-only"); r.code != 2 || !strings.Contains(r.stderr, "--current") {
+		t.Errorf("--patch-only without --current = %+v, want exit 2 naming --current", r)
 	}
 
 	file := filepath.Join(t.TempDir(), "release.yaml")
 	if err := os.WriteFile(file, []byte("release: r2\nservices:\n  nova-api:\n    image: "+reg.Addr()+"/kolla/nova-api:2.4.9\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out strings.Builder
-	if err := runReleasePin(t.Context(), []string{"-f", file}, &out); err != nil {
-		t.Fatal(err)
+	r := runCLI(t.Context(), "release", "pin", "-f", file)
+	if r.code != 0 {
+		t.Fatalf("release pin: %+v", r)
 	}
-	if want := "image: " + reg.Addr() + "/kolla/nova-api@" + digest["2.4.9"]; !strings.Contains(out.String(), want) {
-		t.Errorf("pinned manifest:\n%s\nwant %q", out.String(), want)
+	if want := "image: " + reg.Addr() + "/kolla/nova-api@" + digest["2.4.9"]; !strings.Contains(r.stdout, want) {
+		t.Errorf("pinned manifest:\n%s\nwant %q", r.stdout, want)
+	}
+	pinnedFile := filepath.Join(t.TempDir(), "pinned.yaml")
+	if r := runCLI(t.Context(), "release", "pin", "-f", file, "--out", pinnedFile); r.code != 0 || r.stdout != "" {
+		t.Fatalf("release pin --out: %+v", r)
+	}
+	if raw, err := os.ReadFile(pinnedFile); err != nil || string(raw) != r.stdout {
+		t.Errorf("--out wrote %q (%v), want what standard output showed", raw, err)
 	}
 	rel, err := loadRelease(t.Context(), file, true, false)
 	if err != nil || rel.Request.Release.Services["nova-api"].Image != reg.Addr()+"/kolla/nova-api@"+digest["2.4.9"] {

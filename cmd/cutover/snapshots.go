@@ -2,65 +2,81 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"os"
+	"io"
 	"text/tabwriter"
+
+	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/services/migrator"
 	migpostgres "github.com/cutover-dev/cutover/services/migrator/postgres"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
 )
 
-// runSnapshots lists or prunes the pre-migration snapshots of one database.
-// It works on the database directly, like the migrator, not through NATS.
-func runSnapshots(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "prune") {
-		return errors.New("usage: cutover snapshots list|prune --driver sqlite|postgres --database LOCATION [--keep N]")
+// newSnapshotsCmd lists or prunes the pre-migration snapshots of one
+// database. It works on the database directly, like the migrator, not
+// through NATS.
+func newSnapshotsCmd() *cobra.Command {
+	return newGroupCmd("snapshots", "list or prune the migrator's pre-migration snapshots of a database",
+		newSnapshotsVerbCmd("list", "list a database's snapshots, newest first"),
+		newSnapshotsVerbCmd("prune", "remove all but the newest --keep snapshots, and what interrupted snapshots left"))
+}
+
+func newSnapshotsVerbCmd(verb, short string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     verb + " --driver sqlite|postgres --database LOCATION",
+		Short:   short,
+		Example: "  cutover snapshots " + verb + " --driver sqlite --database /var/lib/app/app.db",
+		Args:    noArgs,
 	}
-	verb := args[0]
-	fs := flag.NewFlagSet("snapshots "+verb, flag.ContinueOnError)
-	driver := fs.String("driver", "sqlite", "database driver: sqlite or postgres")
-	database := fs.String("database", "", "the database: a file path (sqlite) or a postgres:// URL")
-	keep := fs.Int("keep", 3, "prune: how many of the newest snapshots to keep")
-	dumpDir := fs.String("pg-dump-dir", "", "postgres: where pg_dump snapshots are kept (the migrator's --pg-dump-dir)")
-	if _, err := parseArgs(fs, args[1:]); err != nil {
-		return err
+	driver := cmd.Flags().String("driver", "sqlite", "database driver: sqlite or postgres")
+	_ = cmd.RegisterFlagCompletionFunc("driver", cobra.FixedCompletions([]string{"sqlite", "postgres"}, cobra.ShellCompDirectiveNoFileComp))
+	database := cmd.Flags().String("database", "", "the database: a file path (sqlite) or a postgres:// URL")
+	dumpDir := cmd.Flags().String("pg-dump-dir", "", "postgres: where pg_dump snapshots are kept (the migrator's --pg-dump-dir)")
+	keep := new(int)
+	if verb == "prune" {
+		cmd.Flags().IntVar(keep, "keep", 3, "how many of the newest snapshots to keep")
 	}
-	if *database == "" {
-		return errors.New("--database is required: the file path (sqlite) or postgres:// URL the migrator migrates")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runSnapshots(cmd.Context(), cmd.OutOrStdout(), verb, *driver, *database, *dumpDir, *keep)
+	}
+	return cmd
+}
+
+func runSnapshots(ctx context.Context, w io.Writer, verb, driver, database, dumpDir string, keep int) error {
+	if database == "" {
+		return usageErrorf("--database is required: the file path (sqlite) or postgres:// URL the migrator migrates")
 	}
 	var drv migrator.Driver
-	switch *driver {
+	switch driver {
 	case "sqlite":
 		drv = migsqlite.Driver{}
 	case "postgres":
-		drv = migpostgres.Driver{DumpDir: *dumpDir}
+		drv = migpostgres.Driver{DumpDir: dumpDir}
 	default:
-		return fmt.Errorf("--driver %q: use sqlite or postgres", *driver)
+		return usageErrorf("--driver %q: use sqlite or postgres", driver)
 	}
 	var snaps []migrator.Snapshot
 	var err error
 	if verb == "list" {
-		snaps, err = migrator.ListSnapshots(ctx, drv, *database)
+		snaps, err = migrator.ListSnapshots(ctx, drv, database)
 	} else {
-		snaps, err = migrator.PruneSnapshots(ctx, drv, *database, *keep)
+		snaps, err = migrator.PruneSnapshots(ctx, drv, database, keep)
 	}
 	if err != nil {
 		return err
 	}
 	if verb == "prune" {
-		fmt.Printf("removed %d snapshots, kept the newest %d\n", len(snaps), *keep)
-		swept, err := migrator.SweepLeftovers(ctx, drv, *database)
+		fmt.Fprintf(w, "removed %d snapshots, kept the newest %d\n", len(snaps), keep)
+		swept, err := migrator.SweepLeftovers(ctx, drv, database)
 		for _, p := range swept {
-			fmt.Printf("removed %s, left by an interrupted snapshot or restore\n", p)
+			fmt.Fprintf(w, "removed %s, left by an interrupted snapshot or restore\n", p)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "snapshot\ttaken\tversion\tlocation")
 	for _, s := range snaps {
 		dirty := ""

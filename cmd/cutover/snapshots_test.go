@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cutover-dev/cutover/services/migrator"
@@ -38,11 +39,11 @@ func TestSnapshotsListAndPrune(t *testing.T) {
 	if err := os.WriteFile(leftover, []byte("half a copy"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := runSnapshots(t.Context(), []string{"list", "--database", path}); err != nil {
-		t.Fatal(err)
+	if r := runCLI(t.Context(), "snapshots", "list", "--database", path); r.code != 0 || strings.Count(r.stdout, "\n") != 4 {
+		t.Fatalf("snapshots list: %+v, want a header and 3 snapshots", r)
 	}
-	if err := runSnapshots(t.Context(), []string{"prune", "--database", path, "--keep", "1"}); err != nil {
-		t.Fatal(err)
+	if r := runCLI(t.Context(), "snapshots", "prune", "--database", path, "--keep", "1"); r.code != 0 {
+		t.Fatalf("snapshots prune: %+v", r)
 	}
 	left, err := migrator.ListSnapshots(t.Context(), migsqlite.Driver{}, path)
 	if err != nil || len(left) != 1 {
@@ -51,7 +52,7 @@ func TestSnapshotsListAndPrune(t *testing.T) {
 	if _, err := os.Stat(leftover); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s after prune: %v, want it removed", leftover, err)
 	}
-	if err := runSnapshots(t.Context(), []string{"list"}); err == nil {
-		t.Error("list without --database must say what is missing")
+	if r := runCLI(t.Context(), "snapshots", "list"); r.code != 2 || !strings.Contains(r.stderr, "--database is required") {
+		t.Errorf("list without --database = %+v, want exit 2 saying what is missing", r)
 	}
 }

@@ -1,51 +1,47 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/cutover-dev/cutover/events"
+	"github.com/spf13/cobra"
+
 	"github.com/cutover-dev/cutover/services/planner"
 )
 
-func runStatus(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	natsURL := fs.String("nats", envOr("CUTOVER_NATS", defaultNATS), "NATS server URL (env CUTOVER_NATS)")
-	output := fs.String("o", "text", "output format: text or json")
-	ids, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func newStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "status ID",
+		Short:   "show an upgrade's state",
+		Example: "  cutover status 019a7c3e\n  cutover status 019a7c3e -o json",
+		Args:    exactArgs(1, "one upgrade id (printed by cutover apply)"),
 	}
-	if len(ids) != 1 {
-		return errors.New("give one upgrade id (printed by cutover apply)")
+	output := outputFlag(cmd, "text", "json")
+	nopts := natsFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		nc, js, err := nopts.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		u, err := planner.LoadUpgrade(ctx, js, args[0])
+		if err != nil {
+			return err
+		}
+		if output.value == "json" {
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(u)
+		}
+		printStatus(cmd.OutOrStdout(), u)
+		return nil
 	}
-	if *output != "text" && *output != "json" {
-		return fmt.Errorf("-o %q: use text or json", *output)
-	}
-	nc, js, err := events.Connect(ctx, *natsURL, "cutover-cli")
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	u, err := planner.LoadUpgrade(ctx, js, ids[0])
-	if err != nil {
-		return err
-	}
-	if *output == "json" {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(u)
-	}
-	printStatus(os.Stdout, u)
-	return nil
+	return cmd
 }
 
 func printStatus(w io.Writer, u *planner.Upgrade) {

@@ -3,33 +3,37 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/events"
 )
 
-func runWatch(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
-	natsURL := fs.String("nats", envOr("CUTOVER_NATS", defaultNATS), "NATS server URL (env CUTOVER_NATS)")
-	ids, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func newWatchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "watch [ID]",
+		Short: "follow events live (one upgrade until it ends, or everything)",
+		Long: `Follow the event stream. With an upgrade id, replay that upgrade from its
+start and return when it ends: exit 0 if it completed, 1 otherwise. Without,
+print every new event until interrupted.`,
+		Example: "  cutover watch 019a7c3e\n  cutover watch",
+		Args:    maxArgs(1, "one upgrade id"),
 	}
-	if len(ids) > 1 {
-		return errors.New("give at most one upgrade id")
+	nopts := natsFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		nc, js, err := nopts.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		return follow(ctx, js, append(args, "")[0], cmd.OutOrStdout(), nil)
 	}
-	nc, js, err := events.Connect(ctx, *natsURL, "cutover-cli")
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	return follow(ctx, js, append(ids, "")[0], os.Stdout, nil)
+	return cmd
 }
 
 // follow prints events from the stream as they arrive. With an upgrade id it
