@@ -407,9 +407,9 @@ func (NodeHeartbeat) EventType() string { return TypeNodeHeartbeat }
 type MigrationRequested struct {
 	// Service owns the database.
 	Service string `json:"service,omitempty"`
-	// Driver is sqlite or postgres.
-	Driver string `json:"driver" jsonschema:"enum=sqlite,enum=postgres"`
-	// Database is the database location: a file path for sqlite, a URL for postgres.
+	// Driver is sqlite, postgres, or mysql (MariaDB or MySQL; mariadb is the same driver).
+	Driver string `json:"driver" jsonschema:"enum=sqlite,enum=postgres,enum=mysql,enum=mariadb"`
+	// Database is the database location: a file path for sqlite, a URL for postgres or mysql.
 	Database string `json:"database" jsonschema:"minLength=1"`
 	// Source is the migrations directory.
 	Source string `json:"source" jsonschema:"minLength=1"`
@@ -473,8 +473,8 @@ func (MigrationFailed) EventType() string { return TypeMigrationFailed }
 
 // MigrationRollbackRequested asks the migrator to take a database back down.
 type MigrationRollbackRequested struct {
-	// Driver is sqlite or postgres.
-	Driver string `json:"driver" jsonschema:"enum=sqlite,enum=postgres"`
+	// Driver is sqlite, postgres, or mysql (MariaDB or MySQL; mariadb is the same driver).
+	Driver string `json:"driver" jsonschema:"enum=sqlite,enum=postgres,enum=mysql,enum=mariadb"`
 	// Database is the database location.
 	Database string `json:"database" jsonschema:"minLength=1"`
 	// Source is the migrations directory with the down files.

@@ -115,9 +115,11 @@ type Probe struct {
 
 // Database is a service's database and its migrations.
 type Database struct {
-	// Driver is sqlite or postgres.
+	// Driver is sqlite, postgres, or mysql (MariaDB or MySQL; mariadb is
+	// the same driver).
 	Driver string `yaml:"driver" json:"driver"`
-	// URL locates the database: a file for sqlite, a URL for postgres.
+	// URL locates the database: a file for sqlite, a URL for postgres
+	// (postgres://user@host:port/db) or mysql (mysql://user@host:port/db).
 	URL string `yaml:"url" json:"url"`
 	// Migrations is the migrations path inside the service's image.
 	Migrations string `yaml:"migrations" json:"migrations"`
@@ -249,11 +251,13 @@ func (inv *Inventory) validate(where func([]string) string) error {
 			}
 		}
 		if db := svc.Database; db != nil {
-			if db.Driver != "sqlite" && db.Driver != "postgres" {
-				bad(append(p, "database", "driver"), "%q is not sqlite or postgres", db.Driver)
+			switch db.Driver {
+			case "sqlite", "postgres", "mysql", "mariadb":
+			default:
+				bad(append(p, "database", "driver"), "%q is not sqlite, postgres, mysql or mariadb", db.Driver)
 			}
 			if db.URL == "" {
-				bad(append(p, "database", "url"), "is missing; give a file path (sqlite) or URL (postgres)")
+				bad(append(p, "database", "url"), "is missing; give a file path (sqlite) or URL (postgres://..., mysql://...)")
 			}
 			if db.Migrations == "" {
 				bad(append(p, "database", "migrations"), "is missing; give the migrations path inside the image")

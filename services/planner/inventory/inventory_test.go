@@ -40,7 +40,7 @@ func TestParseNamesFileLineAndField(t *testing.T) {
 		{"undefined role", strings.Replace(base, "roles: [r]", "roles: [r, db]", 1), []string{`i.yaml:2: nodes.n1.roles[1]: role "db" is not defined`}},
 		{"undefined service", strings.Replace(base, "services: [web]", "services: [web, api]", 1), []string{`i.yaml:4: roles.r.services[1]: service "api" is not defined`}},
 		{"everything wrong at once",
-			"nodes:\n  n1: {roles: []}\nroles:\n  r: {services: [web], serial: lots}\nservices:\n  web:\n    max_unavailable: 0\n    max_interruption: soon\n    strategy: sideways\n    depends_on: [web, nope]\n    database: {driver: mysql, migrations: /m}\n    containers:\n      - {name: web}\n      - {name: web, image: x, volumes: [novolume], health: {interval: often}}\n",
+			"nodes:\n  n1: {roles: []}\nroles:\n  r: {services: [web], serial: lots}\nservices:\n  web:\n    max_unavailable: 0\n    max_interruption: soon\n    strategy: sideways\n    depends_on: [web, nope]\n    database: {driver: oracle, migrations: /m}\n    containers:\n      - {name: web}\n      - {name: web, image: x, volumes: [novolume], health: {interval: often}}\n",
 			[]string{
 				"i.yaml:2: nodes.n1.roles: is empty",
 				`i.yaml:4: roles.r.serial: "lots" is not`,
@@ -49,7 +49,7 @@ func TestParseNamesFileLineAndField(t *testing.T) {
 				`i.yaml:9: services.web.strategy: "sideways"`,
 				"i.yaml:10: services.web.depends_on[0]: a service cannot depend on itself",
 				`i.yaml:10: services.web.depends_on[1]: service "nope"`,
-				`i.yaml:11: services.web.database.driver: "mysql"`,
+				`i.yaml:11: services.web.database.driver: "oracle"`,
 				"i.yaml:11: services.web.database.url: is missing",
 				"i.yaml:13: services.web.containers[0].image: is missing",
 				`i.yaml:14: services.web.containers[1].name: container "web" is already declared`,
@@ -93,5 +93,26 @@ func TestParseAmount(t *testing.T) {
 		if !tc.bad && a.Of(tc.total) != tc.want {
 			t.Errorf("%q of %d = %d, want %d", tc.in, tc.total, a.Of(tc.total), tc.want)
 		}
+	}
+}
+
+func TestParseAcceptsEveryMigratorDriver(t *testing.T) {
+	const base = "nodes:\n  n1: {roles: [r]}\nroles:\n  r: {services: [web]}\nservices:\n  web:\n    database: {driver: DRIVER, url: URL, migrations: /m}\n    containers:\n      - {name: web, image: web:1}\n"
+	for _, tc := range []struct{ driver, url string }{
+		{"sqlite", "/var/lib/web.db"},
+		{"postgres", "postgres://web@db:5432/web"},
+		{"mysql", "mysql://web@db:3306/web"},
+		{"mariadb", "mysql://web@db:3306/web"},
+	} {
+		t.Run(tc.driver, func(t *testing.T) {
+			y := strings.NewReplacer("DRIVER", tc.driver, "URL", tc.url).Replace(base)
+			inv, err := inventory.Parse("i.yaml", []byte(y))
+			if err != nil {
+				t.Fatalf("driver %s refused: %v", tc.driver, err)
+			}
+			if got := inv.Services["web"].Database.Driver; got != tc.driver {
+				t.Errorf("driver = %q, want %q", got, tc.driver)
+			}
+		})
 	}
 }
