@@ -23,6 +23,40 @@ type Spec struct {
 	Doc string
 	// New returns a zero value of the data struct.
 	New func() Data
+	// MaxSize is the largest encoded event of this type, body and headers,
+	// that Encode writes and Decode accepts; 0 means MaxEventSize. Types
+	// that clients outside cutover publish (health signals, control
+	// requests) have a smaller one.
+	MaxSize int
+}
+
+// SmallEventSize is the MaxSize of the types that clients outside cutover
+// publish and whose data is a few fields: 64 KiB.
+const SmallEventSize = 64 << 10
+
+// MaxBytes returns the largest encoded event of the type.
+func (s Spec) MaxBytes() int {
+	if s.MaxSize > 0 {
+		return s.MaxSize
+	}
+	return MaxEventSize
+}
+
+// SubjectPattern returns the subjects an event of the type may arrive on:
+// its subject template with each {placeholder} as the wildcard *.
+func (s Spec) SubjectPattern() string {
+	toks := strings.Split(s.Subject, ".")
+	for i, t := range toks {
+		if strings.HasPrefix(t, "{") {
+			toks[i] = "*"
+		}
+	}
+	return strings.Join(toks, ".")
+}
+
+func (s Spec) withMax(n int) Spec {
+	s.MaxSize = n
+	return s
 }
 
 // Subjects of the CUTOVER stream.
@@ -95,16 +129,16 @@ var Catalog = []Spec{
 	spec(TypeMigrationFailed, SubjectMigrationStatus, migrator, toPlanner, "A migration failed; says what state the database is in now.", func() Data { return &MigrationFailed{} }),
 	spec(TypeMigrationRollbackRequested, SubjectMigrationCmd, planner, []string{migrator, auditor}, "Asks for a database to be taken back down.", func() Data { return &MigrationRollbackRequested{} }),
 	spec(TypeMigrationRollbackCompleted, SubjectMigrationStatus, migrator, toPlanner, "The database is back at its earlier version.", func() Data { return &MigrationRollbackCompleted{} }),
-	spec(TypeHealthSignal, "cutover.health.{service}.{node}", monitor, toAuditor, "One observation of a service's health.", func() Data { return &HealthSignal{} }),
+	spec(TypeHealthSignal, "cutover.health.{service}.{node}", monitor, toAuditor, "One observation of a service's health.", func() Data { return &HealthSignal{} }).withMax(SmallEventSize),
 	spec(TypeHealthVerdict, SubjectHealthVerdict, auditor, toPlanner, "The auditor's judgement of a service over a watch window.", func() Data { return &HealthVerdict{} }),
-	spec(TypeRollbackRequested, SubjectRollbackRequest, "auditor, user", toPlanner, "Asks for an upgrade to be rolled back.", func() Data { return &RollbackRequested{} }),
+	spec(TypeRollbackRequested, SubjectRollbackRequest, "auditor, user", toPlanner, "Asks for an upgrade to be rolled back.", func() Data { return &RollbackRequested{} }).withMax(SmallEventSize),
 	spec(TypeRollbackCompleted, upgradeStatus, planner, toAuditor, "A rollback finished or failed.", func() Data { return &RollbackCompleted{} }),
 	spec(TypeEventRejected, SubjectRejected, "any service", toAuditor, "A message was refused (names the field or reason) and will not be redelivered.", func() Data { return &EventRejected{} }),
-	spec(TypeContainerDrained, "cutover.node.{node}.ack", "load-balancer agent", []string{nodeUpdater, auditor}, "A load balancer took a draining container out; the node-updater may stop it.", func() Data { return &ContainerDrained{} }),
+	spec(TypeContainerDrained, "cutover.node.{node}.ack", "load-balancer agent", []string{nodeUpdater, auditor}, "A load balancer took a draining container out; the node-updater may stop it.", func() Data { return &ContainerDrained{} }).withMax(SmallEventSize),
 	spec(TypeContainerPulling, nodeStatus, nodeUpdater, toAuditor, "A pull in progress: layers and bytes done so far.", func() Data { return &ContainerPulling{} }),
-	spec(TypeUpgradeControlRequested, SubjectUpgradeControl, user, toPlanner, "Asks the planner to pause, resume or abort an upgrade.", func() Data { return &UpgradeControlRequested{} }),
+	spec(TypeUpgradeControlRequested, SubjectUpgradeControl, user, toPlanner, "Asks the planner to pause, resume or abort an upgrade.", func() Data { return &UpgradeControlRequested{} }).withMax(SmallEventSize),
 	spec(TypeNodeDrainRequested, "cutover.node.{node}.drain", planner, []string{"evacuator", auditor}, "Asks an external evacuator to move a node's workloads before its workload hosts are restarted.", func() Data { return &NodeDrainRequested{} }),
-	spec(TypeNodeDrained, "cutover.node.{node}.drain", "evacuator", toPlanner, "A node's workloads were evacuated; its workload hosts may restart.", func() Data { return &NodeDrained{} }),
+	spec(TypeNodeDrained, "cutover.node.{node}.drain", "evacuator", toPlanner, "A node's workloads were evacuated; its workload hosts may restart.", func() Data { return &NodeDrained{} }).withMax(SmallEventSize),
 }
 
 var catalogByType = func() map[string]Spec {
@@ -148,6 +182,46 @@ func subjectFor(s Spec, node, upgrade, service string) (string, error) {
 		subj = strings.ReplaceAll(subj, tok.name, tok.value)
 	}
 	return subj, nil
+}
+
+// CheckSubject checks that an event may arrive on the NATS subject it came
+// on: the subject matches its type's pattern, and each token that stands for
+// an attribute (node, upgrade, service) equals that attribute when the
+// event carries it. Without it, anyone allowed to publish health signals
+// could start an upgrade by publishing a request on a health subject.
+func CheckSubject(e Event, subject string) error {
+	s, ok := Lookup(e.Type())
+	if !ok {
+		return unknownType(e.Type())
+	}
+	tmpl := strings.Split(s.Subject, ".")
+	got := strings.Split(subject, ".")
+	wrong := func() error {
+		return &FieldError{Field: "type", Reason: fmt.Sprintf("%s events arrive on %s, not on %s; publish it on its own subject (docs/events.md)", e.Type(), s.SubjectPattern(), Clip(subject, MaxAttributeLen))}
+	}
+	if len(got) != len(tmpl) {
+		return wrong()
+	}
+	for i, t := range tmpl {
+		var attr, field string
+		switch t {
+		case "{node}":
+			attr, field = NodeID(e), ExtNodeID
+		case "{upgrade}":
+			attr, field = UpgradeID(e), ExtUpgradeID
+		case "{service}":
+			attr, field = e.Subject(), "subject"
+		default:
+			if got[i] != t {
+				return wrong()
+			}
+			continue
+		}
+		if attr != "" && attr != got[i] {
+			return &FieldError{Field: field, Reason: fmt.Sprintf("is %q but the event came on %s; %s events carry it in their subject (%s)", attr, Clip(subject, MaxAttributeLen), e.Type(), s.Subject)}
+		}
+	}
+	return nil
 }
 
 // validToken checks that a value can be one token of a NATS subject.

@@ -55,6 +55,8 @@ func Encode(e Event) (*nats.Msg, error) {
 	m.Data = body
 	if n := msgSize(m.Header, body); n > MaxEventSize {
 		return nil, fmt.Errorf("encode %s %s: %w", e.Type(), e.ID(), tooLarge(n))
+	} else if s, _ := Lookup(e.Type()); n > s.MaxBytes() {
+		return nil, fmt.Errorf("encode %s %s: %d bytes, over the %d-byte limit of the type", e.Type(), e.ID(), n, s.MaxBytes())
 	}
 	return m, nil
 }
@@ -92,8 +94,12 @@ func Decode(h nats.Header, body []byte) (Event, error) {
 	if err := checkLengths(e); err != nil {
 		return Event{}, err
 	}
-	if _, ok := Lookup(e.Type()); !ok {
+	spec, ok := Lookup(e.Type())
+	if !ok {
 		return Event{}, unknownType(e.Type())
+	}
+	if n := msgSize(h, body); n > spec.MaxBytes() {
+		return Event{}, &FieldError{Reason: fmt.Sprintf("message is %d bytes, over the %d-byte limit of a %s event (docs/events.md)", n, spec.MaxBytes(), e.Type())}
 	}
 	if ds := e.DataSchema(); ds != "" && ds != SchemaURI(e.Type()) {
 		return Event{}, &FieldError{Field: "dataschema", Reason: fmt.Sprintf("%q is not the schema of %s; use %s or leave it out", ds, e.Type(), SchemaURI(e.Type()))}
@@ -105,6 +111,19 @@ func Decode(h nats.Header, body []byte) (Event, error) {
 		return Event{}, err
 	}
 	if err := validateSemantics(e); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// DecodeMsg is Decode for a message read from NATS: it also checks that the
+// event's type may arrive on the subject it came on (CheckSubject).
+func DecodeMsg(subject string, h nats.Header, body []byte) (Event, error) {
+	e, err := Decode(h, body)
+	if err != nil {
+		return Event{}, err
+	}
+	if err := CheckSubject(e, subject); err != nil {
 		return Event{}, err
 	}
 	return e, nil

@@ -257,3 +257,55 @@ func TestClip(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckSubject(t *testing.T) {
+	req := sampleEvent(samples[0]) // upgrade.requested
+	sig := events.MustNew("/monitor", events.HealthSignal{Service: "web", Node: "n1", Status: "pass"}, events.WithSubject("web"), events.WithNode("n1"))
+	bare := events.MustNew("/monitor", events.HealthSignal{Service: "web", Status: "pass"})
+	cmd := events.MustNew("/planner", events.NodeUpdateRequested{Containers: []events.ContainerTarget{{Container: "a", Image: "b"}}}, events.WithNode("n1"))
+	tests := []struct {
+		name      string
+		e         events.Event
+		subject   string
+		wantField string // "" for accepted
+	}{
+		{"request on its subject", req, events.SubjectUpgradeRequested, ""},
+		{"request on a health subject", req, "cutover.health.web.n1", "type"},
+		{"request on a longer subject", req, events.SubjectUpgradeRequested + ".x", "type"},
+		{"signal on its subject", sig, "cutover.health.web.n1", ""},
+		{"signal without attributes on any health subject", bare, "cutover.health.db.n7", ""},
+		{"signal whose nodeid differs from the subject", sig, "cutover.health.web.n2", "nodeid"},
+		{"signal whose service differs from the subject", sig, "cutover.health.db.n1", "subject"},
+		{"command on another node's subject", cmd, events.NodeCmdSubject("n2"), "nodeid"},
+		{"command on its node's status subject", cmd, events.NodeStatusSubject("n1"), "type"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := events.CheckSubject(tc.e, tc.subject)
+			var fe *events.FieldError
+			switch {
+			case tc.wantField == "" && err != nil:
+				t.Fatalf("rejected: %v", err)
+			case tc.wantField != "" && !errors.As(err, &fe):
+				t.Fatalf("err = %v, want a *FieldError on %s", err, tc.wantField)
+			case tc.wantField != "" && fe.Field != tc.wantField:
+				t.Fatalf("field = %q, want %q (%v)", fe.Field, tc.wantField, err)
+			}
+		})
+	}
+}
+
+func TestSmallTypesHaveTheirOwnLimit(t *testing.T) {
+	sig := events.MustNew("/monitor", events.HealthSignal{Service: "web", Status: "fail", Message: strings.Repeat("x", events.SmallEventSize)}, events.WithSubject("web"), events.WithNode("n1"))
+	if _, err := events.Encode(sig); err == nil || !strings.Contains(err.Error(), "limit of the type") {
+		t.Fatalf("err = %v: a health signal over its 64 KiB limit was encoded", err)
+	}
+	m, err := events.Encode(events.MustNew("/monitor", events.HealthSignal{Service: "web", Status: "fail"}, events.WithSubject("web"), events.WithNode("n1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Data = []byte(strings.Replace(string(m.Data), `"status":"fail"`, `"status":"fail","message":"`+strings.Repeat("x", events.SmallEventSize)+`"`, 1))
+	if _, err := events.Decode(m.Header, m.Data); err == nil || !strings.Contains(err.Error(), "limit of a dev.cutover.health.signal event") {
+		t.Fatalf("err = %v, want the type's limit", err)
+	}
+}

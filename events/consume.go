@@ -230,7 +230,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, meta *jetstre
 			return
 		}
 	}
-	e, err := Decode(msg.Headers(), msg.Data())
+	e, err := DecodeMsg(msg.Subject(), msg.Headers(), msg.Data())
 	if err != nil {
 		c.reject(ctx, msg, meta, Event{}, err, log)
 		return

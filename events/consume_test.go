@@ -476,3 +476,35 @@ func TestRejectionReportedOnceAfterTheDedupWindow(t *testing.T) {
 		t.Errorf("%d rejections stored for one bad message read by two consumers, want 1", n)
 	}
 }
+
+// TestConsumeRejectsATypeOnAForeignSubject: an upgrade request published on
+// a health subject was planned and completed; subject permissions meant
+// nothing. Now the consumer rejects it, once.
+func TestConsumeRejectsATypeOnAForeignSubject(t *testing.T) {
+	s := natstest.Start(t)
+	got := rejections(t, s.Conn)
+	var handled atomic.Int32
+	consume(t, s.JS, events.ConsumerConfig{Durable: "auditor", FilterSubjects: []string{events.SubjectAll}},
+		func(ctx context.Context, e events.Event) error {
+			if e.Type() == events.TypeUpgradeRequested {
+				handled.Add(1)
+			}
+			return nil
+		})
+	req := upgradeRequest(t)
+	m, err := events.Encode(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Subject = "cutover.health.web.n1"
+	if _, err := s.JS.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "a rejection", func() bool { return len(got()) == 1 })
+	if r := got()[0]; r.Field != "type" || r.EventID != req.ID() || !strings.Contains(r.Reason, "arrive on cutover.upgrade.requested, not on cutover.health.web.n1") {
+		t.Errorf("rejection = %+v", r)
+	}
+	if handled.Load() != 0 {
+		t.Error("the request on a health subject reached the handler")
+	}
+}

@@ -41,7 +41,7 @@ func (r *commandRun) drain(ctx context.Context, t events.ContainerTarget, c Cont
 	}
 	acks := make(chan events.Event, 16)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		e, err := events.Decode(m.Headers(), m.Data())
+		e, err := events.DecodeMsg(m.Subject(), m.Headers(), m.Data())
 		if err != nil || e.Type() != events.TypeContainerDrained {
 			return
 		}

@@ -62,21 +62,37 @@ and the extensions ` + "`upgradeid`" + `, ` + "`nodeid`" + `, ` + "`causationid`
 ` + "`traceparent`" + `. Unknown data fields are tolerated; a missing required field, an unknown type
 or data that fails its schema is refused with a ` + "`dev.cutover.event.rejected`" + ` event naming the field.
 
+Strict CloudEvents 1.0: ` + "`specversion`" + ` must be ` + "`1.0`" + ` (checked before anything else), extension
+names are ` + "`[a-z0-9]{1,20}`" + ` (binary-mode header names are read without case, as in HTTP),
+` + "`time`" + `, when present, is RFC 3339, and string attributes are at most ` + fmt.Sprint(events.MaxAttributeLen) + ` bytes. ` + "`time`" + ` is
+information only: cutover never uses it for durations, ordering or state (durations come from
+the service's own clock, history order from the stream sequence).
+
+Each type arrives only on its subject pattern: an event on another subject, or whose ` + "`nodeid`" + `,
+` + "`upgradeid`" + ` or ` + "`subject`" + ` differs from the subject's token, is rejected (so a client allowed to
+publish health signals cannot start an upgrade). An event, body and headers, is at most its
+type's maximum size (` + "`events.MaxEventSize`" + `, ` + fmt.Sprint(events.MaxEventSize) + ` bytes, NATS's default ` + "`max_payload`" + `, unless
+smaller below); cutover refuses to publish a larger one and rejects one it reads. Strings cutover
+copies from its input into what it publishes are cut to ` + fmt.Sprint(events.MaxEchoLen) + ` bytes with a ` + "`…[N bytes cut]`" + ` marker.
+
+A bad message is terminated (never redelivered, so a restart never reads it again) and reported
+by exactly one ` + "`dev.cutover.event.rejected`" + `, whichever and however many consumers read it.
+
 ## Summary
 
-| type | subject | producer | consumers |
-| --- | --- | --- | --- |
+| type | subject pattern | max size | producer | consumers |
+| --- | --- | --- | --- | --- |
 `)
 	for _, s := range events.Catalog {
-		fmt.Fprintf(&b, "| [`%s`](#%s) | `%s` | %s | %s |\n", s.Type, anchor(s.Type), s.Subject, s.Producer, strings.Join(s.Consumers, ", "))
+		fmt.Fprintf(&b, "| [`%s`](#%s) | `%s` | %s | %s | %s |\n", s.Type, anchor(s.Type), s.SubjectPattern(), size(s.MaxBytes()), s.Producer, strings.Join(s.Consumers, ", "))
 	}
 	for _, s := range events.Catalog {
 		var sch jsonschema.Schema
 		if err := json.Unmarshal(schemas[s.Type+".json"], &sch); err != nil {
 			return nil, fmt.Errorf("decode schema of %s: %w", s.Type, err)
 		}
-		fmt.Fprintf(&b, "\n## %s\n\n%s\n\n- subject: `%s`\n- producer: %s\n- consumers: %s\n- schema: [`events/schemas/%s.json`](../events/schemas/%s.json)\n\n",
-			s.Type, s.Doc, s.Subject, s.Producer, strings.Join(s.Consumers, ", "), s.Type, s.Type)
+		fmt.Fprintf(&b, "\n## %s\n\n%s\n\n- subject: `%s` (pattern `%s`)\n- maximum size: %s\n- producer: %s\n- consumers: %s\n- schema: [`events/schemas/%s.json`](../events/schemas/%s.json)\n\n",
+			s.Type, s.Doc, s.Subject, s.SubjectPattern(), size(s.MaxBytes()), s.Producer, strings.Join(s.Consumers, ", "), s.Type, s.Type)
 		writeFields(&b, &sch)
 		names := make([]string, 0, len(sch.Definitions))
 		for n := range sch.Definitions {
@@ -128,6 +144,14 @@ func typeName(s *jsonschema.Schema) string {
 	default:
 		return s.Type
 	}
+}
+
+// size prints a byte count in KiB or MiB.
+func size(n int) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
 }
 
 func anchor(typ string) string { return strings.ReplaceAll(typ, ".", "") }

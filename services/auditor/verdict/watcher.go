@@ -209,7 +209,7 @@ func (w *Watcher) observe(ctx context.Context, msg jetstream.Msg) {
 	if meta, err := msg.Metadata(); err == nil {
 		at, lag = meta.Timestamp, meta.NumPending
 	}
-	e, err := events.Decode(msg.Headers(), msg.Data())
+	e, err := events.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data())
 	w.mu.Lock()
 	w.lag = lag
 	var out []events.Event
