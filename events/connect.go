@@ -2,29 +2,241 @@ package events
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// DefaultNATSURL is where every binary looks for NATS without --nats.
+const DefaultNATSURL = "nats://127.0.0.1:4222"
+
+// ClientConfig is how a binary reaches NATS: the server URL and how it
+// proves who it is. main fills it from flags and environment (AddClientFlags);
+// nothing else reads either. Secrets are given as files (or, for a password or
+// token, through the environment), never on the command line.
+type ClientConfig struct {
+	// URL lists the servers, comma-separated (nats://host:4222 or tls://).
+	URL string
+	// CredsFile is a .creds file (user JWT and nkey seed) for a JWT-based
+	// (operator mode) server.
+	CredsFile string
+	// NKeyFile holds a user nkey seed (SU...); `cutover nats-config` writes one
+	// per identity.
+	NKeyFile string
+	// User and a password (PasswordFile, else Password) authenticate with a
+	// user/password pair.
+	User         string
+	PasswordFile string
+	Password     string
+	// TokenFile, else Token, authenticates with a server token.
+	TokenFile string
+	Token     string
+	// CAFile verifies the server's certificate (TLS); CertFile and KeyFile
+	// present a client certificate (mutual TLS).
+	CAFile, CertFile, KeyFile string
+}
+
+// AddClientFlags registers the NATS connection flags on fs, each defaulting to
+// its environment variable read through getenv (main passes os.Getenv):
+//
+//	--nats URL                 CUTOVER_NATS
+//	--nats-creds FILE          CUTOVER_NATS_CREDS
+//	--nats-nkey FILE           CUTOVER_NATS_NKEY
+//	--nats-user NAME           CUTOVER_NATS_USER
+//	--nats-password-file FILE  CUTOVER_NATS_PASSWORD_FILE (or the value in CUTOVER_NATS_PASSWORD)
+//	--nats-token-file FILE     CUTOVER_NATS_TOKEN_FILE (or the value in CUTOVER_NATS_TOKEN)
+//	--nats-ca FILE             CUTOVER_NATS_CA
+//	--nats-cert FILE           CUTOVER_NATS_CERT
+//	--nats-key FILE            CUTOVER_NATS_KEY
+//
+// The flags fill the returned config once fs is parsed.
+func AddClientFlags(fs *flag.FlagSet, getenv func(string) string) *ClientConfig {
+	c := &ClientConfig{Password: getenv("CUTOVER_NATS_PASSWORD"), Token: getenv("CUTOVER_NATS_TOKEN")}
+	str := func(p *string, name, env, def, usage string) {
+		v := getenv(env)
+		if v == "" {
+			v = def
+		}
+		fs.StringVar(p, name, v, usage+" (env "+env+")")
+	}
+	str(&c.URL, "nats", "CUTOVER_NATS", DefaultNATSURL, "NATS server `URL`s, comma-separated; tls:// for TLS")
+	str(&c.CredsFile, "nats-creds", "CUTOVER_NATS_CREDS", "", "NATS user credentials `FILE` (.creds: JWT and nkey seed)")
+	str(&c.NKeyFile, "nats-nkey", "CUTOVER_NATS_NKEY", "", "`FILE` holding this identity's NATS nkey seed (cutover nats-config writes them)")
+	str(&c.User, "nats-user", "CUTOVER_NATS_USER", "", "NATS user `NAME` (with --nats-password-file)")
+	str(&c.PasswordFile, "nats-password-file", "CUTOVER_NATS_PASSWORD_FILE", "", "`FILE` holding the NATS user's password (or its value in CUTOVER_NATS_PASSWORD)")
+	str(&c.TokenFile, "nats-token-file", "CUTOVER_NATS_TOKEN_FILE", "", "`FILE` holding a NATS token (or its value in CUTOVER_NATS_TOKEN)")
+	str(&c.CAFile, "nats-ca", "CUTOVER_NATS_CA", "", "PEM `FILE` of the CA that signed the NATS server's certificate")
+	str(&c.CertFile, "nats-cert", "CUTOVER_NATS_CERT", "", "PEM client certificate `FILE` for mutual TLS (with --nats-key)")
+	str(&c.KeyFile, "nats-key", "CUTOVER_NATS_KEY", "", "PEM private key `FILE` of --nats-cert")
+	return c
+}
+
+// Validate reports every problem of the config at once.
+func (c ClientConfig) Validate() error {
+	var errs []error
+	if strings.TrimSpace(c.URL) == "" {
+		errs = append(errs, errors.New("--nats: no server URL; give one, e.g. nats://127.0.0.1:4222"))
+	}
+	for _, raw := range strings.Split(c.URL, ",") {
+		if raw = strings.TrimSpace(raw); raw == "" {
+			continue
+		}
+		if _, err := url.Parse(raw); err != nil {
+			errs = append(errs, fmt.Errorf("--nats: %s is not a URL; want nats://host:4222 or tls://host:4222", RedactURL(raw)))
+		}
+	}
+	methods := 0
+	for _, set := range []bool{c.CredsFile != "", c.NKeyFile != "", c.User != "", c.TokenFile != "" || c.Token != ""} {
+		if set {
+			methods++
+		}
+	}
+	if methods > 1 {
+		errs = append(errs, errors.New("--nats-creds, --nats-nkey, --nats-user and --nats-token-file (CUTOVER_NATS_TOKEN) are alternatives: give one"))
+	}
+	if c.User == "" && (c.PasswordFile != "" || c.Password != "") {
+		errs = append(errs, errors.New("--nats-password-file (or CUTOVER_NATS_PASSWORD) needs --nats-user"))
+	}
+	if c.User != "" && c.PasswordFile == "" && c.Password == "" {
+		errs = append(errs, errors.New("--nats-user needs --nats-password-file (or CUTOVER_NATS_PASSWORD)"))
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		errs = append(errs, errors.New("--nats-cert and --nats-key go together: give both for mutual TLS, or neither"))
+	}
+	return errors.Join(errs...)
+}
+
+// Options turns the config into nats.go options, reading the secret files.
+// name is the client's name in the server's monitoring; the client's reply
+// inbox is _INBOX.<name>, so that an authorization can give every identity
+// its own inbox and nobody else's replies (see `cutover nats-config`).
+func (c ClientConfig) Options(name string) ([]nats.Option, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := validToken(name); err != nil {
+		return nil, fmt.Errorf("NATS client name %s", err)
+	}
+	opts := []nats.Option{nats.Name(name), nats.CustomInboxPrefix("_INBOX." + name)}
+	switch {
+	case c.CredsFile != "":
+		if _, err := os.Stat(c.CredsFile); err != nil {
+			return nil, fmt.Errorf("--nats-creds: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.NKeyFile != "":
+		opt, err := nats.NkeyOptionFromSeed(c.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-nkey %s: %w (want a file holding a user seed, SU...)", c.NKeyFile, err)
+		}
+		opts = append(opts, opt)
+	case c.User != "":
+		pw := c.Password
+		if c.PasswordFile != "" {
+			b, err := readSecret(c.PasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("--nats-password-file: %w", err)
+			}
+			pw = b
+		}
+		opts = append(opts, nats.UserInfo(c.User, pw))
+	case c.TokenFile != "" || c.Token != "":
+		tok := c.Token
+		if c.TokenFile != "" {
+			b, err := readSecret(c.TokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("--nats-token-file: %w", err)
+			}
+			tok = b
+		}
+		opts = append(opts, nats.Token(tok))
+	}
+	if c.CAFile != "" {
+		opts = append(opts, nats.RootCAs(c.CAFile))
+	}
+	if c.CertFile != "" {
+		opts = append(opts, nats.ClientCert(c.CertFile, c.KeyFile))
+	}
+	return opts, nil
+}
+
+// readSecret reads a one-line secret file, without its trailing newline.
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// RedactURL hides the password or token a URL (or a comma-separated list of
+// them) carries, for logs, events and errors: nats://alice:secret@host
+// becomes nats://alice:REDACTED@host and nats://tok@host nats://REDACTED@host.
+func RedactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		parts[i] = redactOne(p)
+	}
+	return strings.Join(parts, ",")
+}
+
+func redactOne(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		// Unparsable: hide whatever sits before an @, which may be a secret.
+		if at := strings.LastIndex(raw, "@"); at >= 0 {
+			if scheme := strings.Index(raw, "://"); scheme >= 0 && scheme < at {
+				return raw[:scheme+3] + "REDACTED" + raw[at:]
+			}
+			return "REDACTED" + raw[at:]
+		}
+		return raw
+	}
+	if u.User == nil {
+		return u.String()
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	} else {
+		u.User = url.User("REDACTED") // a lone user part is a token to NATS
+	}
+	return u.String()
+}
+
 // Connect dials NATS with reconnects that never give up (a service outlives a
 // server restart), opens JetStream and runs Setup. name identifies the client
-// in the server's monitoring.
-func Connect(ctx context.Context, url, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+// in the server's monitoring and names its reply inbox (_INBOX.<name>).
+// Errors and logs show the URL redacted.
+func Connect(ctx context.Context, cfg ClientConfig, name string) (*nats.Conn, jetstream.JetStream, error) {
+	opts, err := cfg.Options(name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w (is the server running? cutover dev starts one on 127.0.0.1:4222)", url, err)
+		return nil, nil, err
+	}
+	opts = append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	where := RedactURL(cfg.URL)
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w (is the server running, and are the credentials right? cutover dev starts one on 127.0.0.1:4222)", where, err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("open JetStream at %s: %w", url, err)
+		return nil, nil, fmt.Errorf("open JetStream at %s: %w", where, err)
 	}
 	if err := Setup(ctx, js, SetupConfig{}); err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("%w (is JetStream enabled on %s?)", err, url)
+		return nil, nil, fmt.Errorf("%w (is JetStream enabled on %s, and may this identity use it?)", err, where)
 	}
 	return nc, js, nil
 }

@@ -36,7 +36,7 @@ func newDevCmd() *cobra.Command {
 		Example: "  cutover dev --http 127.0.0.1:8080\n  cutover dev --inventory inventory.yaml --nodes auto",
 		Args:    noArgs,
 	}
-	cmd.Flags().StringVar(&o.data, "data", ".cutover-data", "data directory (JetStream store, audit database); reuse it to carry on after a restart")
+	cmd.Flags().StringVar(&o.data, "data", defaultDataDir, "data directory (JetStream store, audit database); reuse it to carry on after a restart")
 	cmd.Flags().StringVar(&o.listen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server, for any NATS client on this machine")
 	cmd.Flags().StringVar(&o.nodes, "nodes", "auto", "node-updaters to run on the local Docker engine: comma-separated names, auto (every dev.cutover.node label found), or none")
 	cmd.Flags().StringVar(&o.httpAddr, "http", "", "serve the live dashboard and the history API on this address, e.g. 127.0.0.1:8080")

@@ -38,18 +38,12 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-
-	"github.com/cutover-dev/cutover/events"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-const defaultNATS = "nats://127.0.0.1:4222"
 
 // exitError carries a process exit code through a command's RunE; execute
 // prints nothing more for it (the command already said why).
@@ -235,23 +229,6 @@ func outputFlag(cmd *cobra.Command, formats ...string) *formatValue {
 	cmd.Flags().VarP(f, "output", "o", "output format: "+strings.Join(formats, " or "))
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
 	return f
-}
-
-// natsOptions are the flags of every command that talks to NATS.
-type natsOptions struct {
-	url string
-}
-
-// natsFlags adds the NATS connection flags to cmd.
-func natsFlags(cmd *cobra.Command) *natsOptions {
-	o := &natsOptions{}
-	cmd.Flags().StringVar(&o.url, "nats", envOr("CUTOVER_NATS", defaultNATS), "NATS server URL (env CUTOVER_NATS)")
-	return o
-}
-
-// connect opens the CLI's NATS connection.
-func (o *natsOptions) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
-	return events.Connect(ctx, o.url, "cutover-cli")
 }
 
 // fileFlag adds -f/--file, a file the command reads.

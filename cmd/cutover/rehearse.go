@@ -333,7 +333,7 @@ func rehearse(ctx context.Context, cfg rehearsalConfig) (rehearsalReport, error)
 
 	// The planner, the observer and the fleet each get their own
 	// connections, as separate hosts would.
-	pconn, pjs, err := events.Connect(ctx, srv.ClientURL(), "cutover-rehearse-planner")
+	pconn, pjs, err := events.Connect(ctx, events.ClientConfig{URL: srv.ClientURL()}, "cutover-rehearse-planner")
 	if err != nil {
 		return rep, err
 	}
@@ -355,7 +355,7 @@ func rehearse(ctx context.Context, cfg rehearsalConfig) (rehearsalReport, error)
 		}
 		jss = append(jss, js)
 	}
-	oconn, ojs, err := events.Connect(ctx, srv.ClientURL(), "cutover-rehearse-observer")
+	oconn, ojs, err := events.Connect(ctx, events.ClientConfig{URL: srv.ClientURL()}, "cutover-rehearse-observer")
 	if err != nil {
 		return rep, err
 	}

@@ -249,7 +249,7 @@ func busFloor(b *testing.B, n int) float64 {
 		b.Fatal(err)
 	}
 	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	nc, js, err := events.Connect(b.Context(), srv.ClientURL(), "bench-floor")
+	nc, js, err := events.Connect(b.Context(), events.ClientConfig{URL: srv.ClientURL()}, "bench-floor")
 	if err != nil {
 		b.Fatal(err)
 	}

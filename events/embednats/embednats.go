@@ -23,6 +23,11 @@ type Config struct {
 	DataDir string
 	// Name is the server name (default "cutover-dev").
 	Name string
+	// ConfigFile, when set, is a nats-server configuration file read first
+	// (authorization, tls, ...); Listen, DataDir and Name above override its
+	// address, store and name. `cutover dev` writes one with the
+	// authorization `cutover nats-config` generates.
+	ConfigFile string
 }
 
 // Start runs a server and waits until it accepts connections.
@@ -41,19 +46,23 @@ func Start(cfg Config) (*server.Server, error) {
 	if cfg.Name == "" {
 		cfg.Name = "cutover-dev"
 	}
-	opts := &server.Options{
-		ServerName: cfg.Name,
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.DataDir,
-		NoSigs:     true,
-		NoLog:      true,
-		// The planner keeps an upgrade's state in one KV value, which passes
-		// NATS's default 1 MB from about 200 nodes x 20 containers. A stopgap
-		// until that state is split per node (see docs/benchmarks.md).
-		MaxPayload: MaxPayload,
+	opts := &server.Options{}
+	if cfg.ConfigFile != "" {
+		if opts, err = server.ProcessConfigFile(cfg.ConfigFile); err != nil {
+			return nil, fmt.Errorf("read nats-server config %s: %w", cfg.ConfigFile, err)
+		}
 	}
+	opts.ServerName = cfg.Name
+	opts.Host = host
+	opts.Port = port
+	opts.JetStream = true
+	opts.StoreDir = cfg.DataDir
+	opts.NoSigs = true
+	opts.NoLog = true
+	// The planner keeps an upgrade's state in one KV value, which passes
+	// NATS's default 1 MB from about 200 nodes x 20 containers. A stopgap
+	// until that state is split per node (see docs/benchmarks.md).
+	opts.MaxPayload = MaxPayload
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("create nats server: %w", err)

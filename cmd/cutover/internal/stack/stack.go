@@ -85,7 +85,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.conn, s.js, err = events.Connect(ctx, s.server.ClientURL(), "cutover-dev")
+	s.conn, s.js, err = events.Connect(ctx, events.ClientConfig{URL: s.server.ClientURL()}, "cutover-dev")
 	if err != nil {
 		return nil, err
 	}

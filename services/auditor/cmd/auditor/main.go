@@ -14,9 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/auditor"
 	"github.com/cutover-dev/cutover/services/auditor/metrics"
@@ -46,7 +43,7 @@ func main() {
 // run runs the auditor until ctx is done (main: SIGINT or SIGTERM).
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("auditor", flag.ContinueOnError)
-	natsURL := fs.String("nats", nats.DefaultURL, "NATS server `URL`")
+	natsCfg := events.AddClientFlags(fs, os.Getenv)
 	storePath := fs.String("store", "./cutover-audit.db", "history store: a SQLite `file` (created when missing) or a postgres:// URL")
 	httpAddr := fs.String("http", "", "serve the dashboard, JSON API and Prometheus /metrics on this `address`, e.g. 127.0.0.1:8080 (default off)")
 	watch := fs.Duration("watch", 10*time.Second, "health watch window after each wave")
@@ -76,18 +73,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	policies.Merge(policyFlags)
 
-	nc, err := nats.Connect(*natsURL, nats.Name("cutover-auditor"), nats.MaxReconnects(-1))
+	nc, js, err := events.Connect(ctx, *natsCfg, "cutover-auditor")
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w (is the server running? set --nats)", *natsURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("open JetStream on %s: %w", *natsURL, err)
-	}
-	if err := events.Setup(ctx, js, events.SetupConfig{}); err != nil {
 		return err
 	}
+	defer nc.Close()
 
 	store, err := openStore(ctx, *storePath)
 	if err != nil {

@@ -58,7 +58,7 @@ func (s serverFlags) Set(v string) error {
 
 func main() {
 	servers := serverFlags{}
-	natsURL := flag.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
+	natsCfg := events.AddClientFlags(flag.CommandLine, os.Getenv)
 	socket := flag.String("haproxy-socket", "/run/haproxy/admin.sock", "HAProxy runtime API socket (stats socket ... level admin)")
 	name := flag.String("name", "lb-agent", "agent name (its durable consumer; one per load balancer)")
 	drain := flag.Duration("drain-timeout", 30*time.Second, "how long to wait for a server's sessions to end")
@@ -67,16 +67,16 @@ func main() {
 	flag.Var(backends, "backend", "container=backend: the container on node N is the backend's server N (Kolla's naming), repeated per service")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*natsURL, *socket, *name, *drain, servers, backends, log); err != nil {
+	if err := run(*natsCfg, *socket, *name, *drain, servers, backends, log); err != nil {
 		fmt.Fprintln(os.Stderr, "lb-agent:", err)
 		os.Exit(1)
 	}
 }
 
-func run(natsURL, socket, name string, drain time.Duration, servers serverFlags, backends backendFlags, log *slog.Logger) error {
+func run(natsCfg events.ClientConfig, socket, name string, drain time.Duration, servers serverFlags, backends backendFlags, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nc, js, err := events.Connect(ctx, natsURL, "cutover-lb-agent")
+	nc, js, err := events.Connect(ctx, natsCfg, "cutover-"+name)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func run(natsURL, socket, name string, drain time.Duration, servers serverFlags,
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("lb-agent running", "nats", natsURL, "haproxy", socket, "servers", len(servers), "backends", len(backends))
+	log.Info("lb-agent running", "nats", events.RedactURL(natsCfg.URL), "haproxy", socket, "servers", len(servers), "backends", len(backends))
 	<-ctx.Done()
 	shutdown, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -11,9 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/image"
@@ -38,7 +35,7 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("migrator", flag.ContinueOnError)
-	natsURL := fs.String("nats", nats.DefaultURL, "NATS server `URL`")
+	natsCfg := events.AddClientFlags(fs, os.Getenv)
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	keep := fs.Int("keep-snapshots", migrator.DefaultKeepSnapshots, "snapshots kept per database after a successful migration (-1: keep all)")
@@ -53,18 +50,11 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	nc, err := nats.Connect(*natsURL, nats.Name("cutover-migrator"), nats.MaxReconnects(-1))
+	nc, js, err := events.Connect(ctx, *natsCfg, "cutover-migrator")
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w (is the server running? set --nats)", *natsURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("open JetStream on %s: %w", *natsURL, err)
-	}
-	if err := events.Setup(ctx, js, events.SetupConfig{}); err != nil {
 		return err
 	}
+	defer nc.Close()
 
 	m, err := migrator.New(migrator.Config{
 		Logger: log,

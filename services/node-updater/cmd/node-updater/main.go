@@ -24,7 +24,7 @@ import (
 const shutdownTimeout = 30 * time.Second
 
 func main() {
-	natsURL := flag.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
+	natsCfg := events.AddClientFlags(flag.CommandLine, os.Getenv)
 	node := flag.String("node", "", "node name (required): this updater manages the containers labelled dev.cutover.node=NAME")
 	level := flag.String("log-level", "info", "log level: debug, info, warn or error")
 	ackWait := flag.Duration("ack-wait", 30*time.Second, "how long NATS waits for a command's ack before redelivering it; after a crash the command in progress comes back once it has passed")
@@ -57,18 +57,18 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	if err := run(*natsURL, cfg); err != nil {
+	if err := run(*natsCfg, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "node-updater:", err)
 		os.Exit(1)
 	}
 }
 
-func run(natsURL string, cfg nodeupdater.Config) (err error) {
+func run(natsCfg events.ClientConfig, cfg nodeupdater.Config) (err error) {
 	log, node := cfg.Logger, cfg.Node
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	nc, js, err := events.Connect(ctx, natsURL, "cutover-node-updater-"+node)
+	nc, js, err := events.Connect(ctx, natsCfg, "cutover-node-updater-"+node)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func run(natsURL string, cfg nodeupdater.Config) (err error) {
 	if err := u.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("node-updater running", "node", node, "nats", natsURL, "docker", cli.DaemonHost())
+	log.Info("node-updater running", "node", node, "nats", events.RedactURL(natsCfg.URL), "docker", cli.DaemonHost())
 	<-ctx.Done()
 	log.Info("stopping: the replacement in progress gets a grace period", "grace", shutdownTimeout)
 	shutdown, cancelShutdown := context.WithTimeout(context.Background(), shutdownTimeout)

@@ -18,7 +18,7 @@ import (
 )
 
 func main() {
-	natsURL := flag.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
+	natsCfg := events.AddClientFlags(flag.CommandLine, os.Getenv)
 	scope := flag.String("scope", "default", "lock scope: one active upgrade per scope")
 	debug := flag.Bool("debug", false, "log every event")
 	invFile := flag.String("inventory", "", "inventory YAML giving max_unavailable, role serial and dependencies (default: one instance at a time, no order)")
@@ -43,16 +43,16 @@ func main() {
 		}
 		cfg.Inventory = inv
 	}
-	if err := run(*natsURL, cfg, log); err != nil {
+	if err := run(*natsCfg, cfg, log); err != nil {
 		fmt.Fprintln(os.Stderr, "planner:", err)
 		os.Exit(1)
 	}
 }
 
-func run(natsURL string, cfg planner.Config, log *slog.Logger) error {
+func run(natsCfg events.ClientConfig, cfg planner.Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nc, js, err := events.Connect(ctx, natsURL, "cutover-planner")
+	nc, js, err := events.Connect(ctx, natsCfg, "cutover-planner")
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func run(natsURL string, cfg planner.Config, log *slog.Logger) error {
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("planner running", "nats", natsURL, "leading", p.Leading())
+	log.Info("planner running", "nats", events.RedactURL(natsCfg.URL), "leading", p.Leading())
 	<-ctx.Done()
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/cutover-dev/cutover/events"
+)
+
+// cliIdentity is the CLI's identity in a generated authorization: operators
+// request, control and roll back upgrades and read every event.
+const cliIdentity = "cli"
+
+// defaultDataDir is where cutover dev keeps its state, and where the CLI
+// finds the credentials it generated.
+const defaultDataDir = ".cutover-data"
+
+// devCredsDir is the directory under the data directory holding the
+// authorization and nkey seeds cutover dev generated.
+const devCredsDir = "nats"
+
+// natsOptions are the flags of every command that talks to NATS.
+type natsOptions struct {
+	cfg *events.ClientConfig
+}
+
+// natsFlags adds the NATS connection flags to cmd: --nats, --nats-creds,
+// --nats-nkey, --nats-user, --nats-password-file, --nats-token-file,
+// --nats-ca, --nats-cert, --nats-key (CUTOVER_NATS_* in the environment),
+// the same set every service binary takes.
+func natsFlags(cmd *cobra.Command) *natsOptions {
+	gofs := flag.NewFlagSet(cmd.Name(), flag.ContinueOnError)
+	o := &natsOptions{cfg: events.AddClientFlags(gofs, os.Getenv)}
+	cmd.Flags().AddGoFlagSet(gofs)
+	return o
+}
+
+// connect opens the CLI's NATS connection. Without credentials given it uses
+// the CLI identity `cutover dev` generated in its data directory
+// ($CUTOVER_DATA, default .cutover-data), when that file exists.
+func (o *natsOptions) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
+	c := *o.cfg
+	if c.CredsFile == "" && c.NKeyFile == "" && c.User == "" && c.TokenFile == "" && c.Token == "" {
+		c.NKeyFile = devSeedFile(os.Getenv("CUTOVER_DATA"), cliIdentity)
+	}
+	return events.Connect(ctx, c, "cutover-"+cliIdentity)
+}
+
+// devSeedFile returns the seed file cutover dev wrote for identity in its
+// data directory (default .cutover-data), or "" when there is none.
+func devSeedFile(dataDir, identity string) string {
+	if dataDir == "" {
+		dataDir = defaultDataDir
+	}
+	p := filepath.Join(dataDir, devCredsDir, identity+".nk")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
