@@ -28,6 +28,11 @@ type Spec struct {
 	// that clients outside cutover publish (health signals, control
 	// requests) have a smaller one.
 	MaxSize int
+	// Strict refuses data fields the struct does not have, naming the
+	// nearest known one. Requests are strict, so a typo cannot fall back
+	// to a default; status events are not, so a newer cutover may add
+	// fields that this one ignores.
+	Strict bool
 }
 
 // SmallEventSize is the MaxSize of the types that clients outside cutover
@@ -52,6 +57,11 @@ func (s Spec) SubjectPattern() string {
 		}
 	}
 	return strings.Join(toks, ".")
+}
+
+func (s Spec) strict() Spec {
+	s.Strict = true
+	return s
 }
 
 func (s Spec) withMax(n int) Spec {
@@ -106,7 +116,7 @@ var (
 // Catalog lists every event type of the contract. docs/events.md and
 // events/schemas/ are generated from it (go generate ./events).
 var Catalog = []Spec{
-	spec(TypeUpgradeRequested, SubjectUpgradeRequested, user, toPlanner, "Asks for a fleet to be brought to a release.", func() Data { return &UpgradeRequested{} }),
+	spec(TypeUpgradeRequested, SubjectUpgradeRequested, user, toPlanner, "Asks for a fleet to be brought to a release.", func() Data { return &UpgradeRequested{} }).strict(),
 	spec(TypeUpgradePlanned, upgradeStatus, planner, toAuditor, "The plan: every container that changes, why, and the waves.", func() Data { return &UpgradePlanned{} }),
 	spec(TypeUpgradeStarted, upgradeStatus, planner, toAuditor, "Execution of the plan began.", func() Data { return &UpgradeStarted{} }),
 	spec(TypeWaveStarted, upgradeStatus, planner, toAuditor, "The node commands of a wave were sent.", func() Data { return &WaveStarted{} }),
@@ -123,20 +133,20 @@ var Catalog = []Spec{
 	spec(TypeNodeUpdateCompleted, nodeStatus, nodeUpdater, toPlanner, "Every container of a node command reached its target.", func() Data { return &NodeUpdateCompleted{} }),
 	spec(TypeNodeUpdateFailed, nodeStatus, nodeUpdater, toPlanner, "A node command stopped on a container it could not update.", func() Data { return &NodeUpdateFailed{} }),
 	spec(TypeNodeHeartbeat, nodeStatus, nodeUpdater, toAuditor, "A node-updater is alive.", func() Data { return &NodeHeartbeat{} }),
-	spec(TypeMigrationRequested, SubjectMigrationCmd, planner, []string{migrator, auditor}, "Asks for a database to be migrated, after a snapshot.", func() Data { return &MigrationRequested{} }),
+	spec(TypeMigrationRequested, SubjectMigrationCmd, planner, []string{migrator, auditor}, "Asks for a database to be migrated, after a snapshot.", func() Data { return &MigrationRequested{} }).strict(),
 	spec(TypeMigrationStarted, SubjectMigrationStatus, migrator, toAuditor, "A snapshot exists and migrations begin.", func() Data { return &MigrationStarted{} }),
 	spec(TypeMigrationCompleted, SubjectMigrationStatus, migrator, toPlanner, "The database reached its target version.", func() Data { return &MigrationCompleted{} }),
 	spec(TypeMigrationFailed, SubjectMigrationStatus, migrator, toPlanner, "A migration failed; says what state the database is in now.", func() Data { return &MigrationFailed{} }),
-	spec(TypeMigrationRollbackRequested, SubjectMigrationCmd, planner, []string{migrator, auditor}, "Asks for a database to be taken back down.", func() Data { return &MigrationRollbackRequested{} }),
+	spec(TypeMigrationRollbackRequested, SubjectMigrationCmd, planner, []string{migrator, auditor}, "Asks for a database to be taken back down.", func() Data { return &MigrationRollbackRequested{} }).strict(),
 	spec(TypeMigrationRollbackCompleted, SubjectMigrationStatus, migrator, toPlanner, "The database is back at its earlier version.", func() Data { return &MigrationRollbackCompleted{} }),
 	spec(TypeHealthSignal, "cutover.health.{service}.{node}", monitor, toAuditor, "One observation of a service's health.", func() Data { return &HealthSignal{} }).withMax(SmallEventSize),
 	spec(TypeHealthVerdict, SubjectHealthVerdict, auditor, toPlanner, "The auditor's judgement of a service over a watch window.", func() Data { return &HealthVerdict{} }),
-	spec(TypeRollbackRequested, SubjectRollbackRequest, "auditor, user", toPlanner, "Asks for an upgrade to be rolled back.", func() Data { return &RollbackRequested{} }).withMax(SmallEventSize),
+	spec(TypeRollbackRequested, SubjectRollbackRequest, "auditor, user", toPlanner, "Asks for an upgrade to be rolled back.", func() Data { return &RollbackRequested{} }).withMax(SmallEventSize).strict(),
 	spec(TypeRollbackCompleted, upgradeStatus, planner, toAuditor, "A rollback finished or failed.", func() Data { return &RollbackCompleted{} }),
 	spec(TypeEventRejected, SubjectRejected, "any service", toAuditor, "A message was refused (names the field or reason) and will not be redelivered.", func() Data { return &EventRejected{} }),
 	spec(TypeContainerDrained, "cutover.node.{node}.ack", "load-balancer agent", []string{nodeUpdater, auditor}, "A load balancer took a draining container out; the node-updater may stop it.", func() Data { return &ContainerDrained{} }).withMax(SmallEventSize),
 	spec(TypeContainerPulling, nodeStatus, nodeUpdater, toAuditor, "A pull in progress: layers and bytes done so far.", func() Data { return &ContainerPulling{} }),
-	spec(TypeUpgradeControlRequested, SubjectUpgradeControl, user, toPlanner, "Asks the planner to pause, resume or abort an upgrade.", func() Data { return &UpgradeControlRequested{} }).withMax(SmallEventSize),
+	spec(TypeUpgradeControlRequested, SubjectUpgradeControl, user, toPlanner, "Asks the planner to pause, resume or abort an upgrade.", func() Data { return &UpgradeControlRequested{} }).withMax(SmallEventSize).strict(),
 	spec(TypeNodeDrainRequested, "cutover.node.{node}.drain", planner, []string{"evacuator", auditor}, "Asks an external evacuator to move a node's workloads before its workload hosts are restarted.", func() Data { return &NodeDrainRequested{} }),
 	spec(TypeNodeDrained, "cutover.node.{node}.drain", "evacuator", toPlanner, "A node's workloads were evacuated; its workload hosts may restart.", func() Data { return &NodeDrained{} }).withMax(SmallEventSize),
 }

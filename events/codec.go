@@ -107,6 +107,9 @@ func Decode(h nats.Header, body []byte) (Event, error) {
 	if ct := e.DataContentType(); ct != "" && !strings.Contains(ct, "json") {
 		return Event{}, &FieldError{Field: "datacontenttype", Reason: fmt.Sprintf("%q is not JSON; cutover events carry application/json data", ct)}
 	}
+	if err := checkKnownFields(spec, e.Data()); err != nil {
+		return Event{}, err
+	}
 	if err := validateData(e.Type(), e.Data()); err != nil {
 		return Event{}, err
 	}

@@ -309,3 +309,53 @@ func TestSmallTypesHaveTheirOwnLimit(t *testing.T) {
 		t.Fatalf("err = %v, want the type's limit", err)
 	}
 }
+
+// TestRequestsRefuseUnknownFields: "failure_acton" or "min_helthy" fell back
+// to defaults without a word; requests now name the path and the nearest
+// known field, status events still tolerate what a newer cutover adds.
+func TestRequestsRefuseUnknownFields(t *testing.T) {
+	withData := func(d events.Data, mutate func(map[string]any)) []byte {
+		raw, _ := json.Marshal(sampleEvent(d))
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		mutate(m["data"].(map[string]any))
+		out, _ := json.Marshal(m)
+		return out
+	}
+	req := samples[0]
+	tests := []struct {
+		name      string
+		body      []byte
+		wantField string
+		wantIn    string
+	}{
+		{"top-level typo", withData(req, func(d map[string]any) { d["failure_acton"] = "pause" }), "data.failure_acton", `did you mean "failure_action"`},
+		{"nested in a map", withData(req, func(d map[string]any) {
+			d["release"].(map[string]any)["services"] = map[string]any{"web": map[string]any{"image": "web:2", "min_helthy": 5000}}
+		}), "data.release.services.web.min_helthy", `did you mean "min_healthy_ms"`},
+		{"nothing close", withData(req, func(d map[string]any) { d["zzzzzzzzzzzz"] = 1 }), "data.zzzzzzzzzzzz", "the fields here are"},
+		{"control request", withData(events.UpgradeControlRequested{Action: "pause"}, func(d map[string]any) { d["reson"] = "x" }), "data.reson", `did you mean "reason"`},
+		{"migration request", withData(events.MigrationRequested{Driver: "sqlite", Database: "/d.db", Source: "/m"}, func(d map[string]any) { d["recovr"] = true }), "data.recovr", `did you mean "recover"`},
+		{"migration rollback request", withData(events.MigrationRollbackRequested{Driver: "sqlite", Database: "/d.db", Source: "/m"}, func(d map[string]any) { d["databse"] = "x" }), "data.databse", `did you mean "database"`},
+		{"rollback request", withData(events.RollbackRequested{Reason: "x"}, func(d map[string]any) { d["resaon"] = "y" }), "data.resaon", `did you mean "reason"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := events.Decode(nil, tc.body)
+			var fe *events.FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.wantField || !strings.Contains(fe.Reason, tc.wantIn) {
+				t.Fatalf("err = %v, want field %s and %q", err, tc.wantField, tc.wantIn)
+			}
+		})
+	}
+	// A status event keeps tolerating them (TestUnknownDataFieldsTolerated),
+	// and every strict type's valid sample still decodes.
+	for _, d := range samples {
+		if s, _ := events.Lookup(d.EventType()); s.Strict {
+			m, _ := events.Encode(sampleEvent(d))
+			if _, err := events.Decode(m.Header, m.Data); err != nil {
+				t.Errorf("valid %s refused: %v", d.EventType(), err)
+			}
+		}
+	}
+}

@@ -126,6 +126,10 @@ func TestConsumeRejectsMalformedAndKeepsRunning(t *testing.T) {
 		{"no type", "type", "required", bad(func(m map[string]any) { delete(m, "type") })},
 		{"unknown type", "type", "not a cutover event type", bad(func(m map[string]any) { m["type"] = "dev.cutover.bogus" })},
 		{"schema", "data.release.name", "required", bad(func(m map[string]any) { delete(m["data"].(map[string]any)["release"].(map[string]any), "name") })},
+		{"typo", "data.failure_acton", `did you mean "failure_action"`, bad(func(m map[string]any) { m["data"].(map[string]any)["failure_acton"] = "pause" })},
+		{"specversion 0.3", "specversion", "1.0 only", bad(func(m map[string]any) { m["specversion"] = "0.3" })},
+		{"upper-case extension", "UpgradeID", "lower-case", bad(func(m map[string]any) { m["UpgradeID"] = "u1" })},
+		{"bad time", "time", "RFC 3339", bad(func(m map[string]any) { m["time"] = "now" })},
 	}
 	for _, c := range cases {
 		if _, err := s.JS.Publish(t.Context(), events.SubjectUpgradeRequested, c.body); err != nil {
@@ -136,7 +140,7 @@ func TestConsumeRejectsMalformedAndKeepsRunning(t *testing.T) {
 	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "4 rejections and 1 handled event", func() bool { return len(got()) == 4 && handled.Load() == 1 })
+	eventually(t, 10*time.Second, "a rejection each and 1 handled event", func() bool { return len(got()) == len(cases) && handled.Load() == 1 })
 	for i, c := range cases {
 		r := got()[i]
 		if r.Field != c.field || !strings.Contains(r.Reason, c.reason) || r.Consumer != "planner" || r.StreamSequence == 0 {

@@ -20,16 +20,21 @@ import (
 // Schemas returns the JSON Schema of every event type, keyed by file name.
 // eventsDir is the events module's directory, read for field doc comments.
 func Schemas(eventsDir string) (map[string][]byte, error) {
-	r := &jsonschema.Reflector{
-		// Unknown fields are tolerated so producers can add fields first.
-		AllowAdditionalProperties: true,
-		ExpandedStruct:            true,
-	}
-	if err := r.AddGoComments("github.com/cutover-dev/cutover/events", eventsDir); err != nil {
-		return nil, fmt.Errorf("read doc comments in %s: %w", eventsDir, err)
+	// Unknown fields are tolerated in status events so producers can add
+	// fields first; requests (Spec.Strict) refuse them.
+	tolerant := &jsonschema.Reflector{AllowAdditionalProperties: true, ExpandedStruct: true}
+	strict := &jsonschema.Reflector{ExpandedStruct: true}
+	for _, r := range []*jsonschema.Reflector{tolerant, strict} {
+		if err := r.AddGoComments("github.com/cutover-dev/cutover/events", eventsDir); err != nil {
+			return nil, fmt.Errorf("read doc comments in %s: %w", eventsDir, err)
+		}
 	}
 	out := make(map[string][]byte, len(events.Catalog))
 	for _, spec := range events.Catalog {
+		r := tolerant
+		if spec.Strict {
+			r = strict
+		}
 		s := r.Reflect(spec.New())
 		s.ID = jsonschema.ID(events.SchemaURI(spec.Type))
 		s.Title = spec.Type
@@ -59,8 +64,14 @@ Common attributes: ` + "`id`" + ` (UUIDv7, time-ordered), ` + "`source`" + ` (` 
 ` + "`type`" + `, ` + "`time`" + `, ` + "`subject`" + ` (the upgrade id, or the service for health signals),
 ` + "`dataschema`" + ` (` + "`" + events.SchemaBase + "<type>.json`" + `, the file ` + "`events/schemas/<type>.json`" + `),
 and the extensions ` + "`upgradeid`" + `, ` + "`nodeid`" + `, ` + "`causationid`" + ` (the event this one answers) and
-` + "`traceparent`" + `. Unknown data fields are tolerated; a missing required field, an unknown type
-or data that fails its schema is refused with a ` + "`dev.cutover.event.rejected`" + ` event naming the field.
+` + "`traceparent`" + `. A missing required field, an unknown type or data that fails its schema is
+refused with a ` + "`dev.cutover.event.rejected`" + ` event naming the field.
+
+Unknown data fields: requests (the types marked *strict* below: upgrade, control, migration and
+rollback requests) refuse a field they do not have, naming its path and the nearest known name
+(` + "`data.failure_acton: is not a known field; did you mean \"failure_action\"?`" + `), so a typo cannot
+fall back to a default. Every other (status) event tolerates unknown fields: a newer cutover
+may add fields that an older consumer ignores.
 
 Strict CloudEvents 1.0: ` + "`specversion`" + ` must be ` + "`1.0`" + ` (checked before anything else), extension
 names are ` + "`[a-z0-9]{1,20}`" + ` (binary-mode header names are read without case, as in HTTP),
@@ -91,8 +102,8 @@ by exactly one ` + "`dev.cutover.event.rejected`" + `, whichever and however man
 		if err := json.Unmarshal(schemas[s.Type+".json"], &sch); err != nil {
 			return nil, fmt.Errorf("decode schema of %s: %w", s.Type, err)
 		}
-		fmt.Fprintf(&b, "\n## %s\n\n%s\n\n- subject: `%s` (pattern `%s`)\n- maximum size: %s\n- producer: %s\n- consumers: %s\n- schema: [`events/schemas/%s.json`](../events/schemas/%s.json)\n\n",
-			s.Type, s.Doc, s.Subject, s.SubjectPattern(), size(s.MaxBytes()), s.Producer, strings.Join(s.Consumers, ", "), s.Type, s.Type)
+		fmt.Fprintf(&b, "\n## %s\n\n%s\n\n- subject: `%s` (pattern `%s`)\n- maximum size: %s\n- unknown data fields: %s\n- producer: %s\n- consumers: %s\n- schema: [`events/schemas/%s.json`](../events/schemas/%s.json)\n\n",
+			s.Type, s.Doc, s.Subject, s.SubjectPattern(), size(s.MaxBytes()), unknownFields(s.Strict), s.Producer, strings.Join(s.Consumers, ", "), s.Type, s.Type)
 		writeFields(&b, &sch)
 		names := make([]string, 0, len(sch.Definitions))
 		for n := range sch.Definitions {
@@ -144,6 +155,13 @@ func typeName(s *jsonschema.Schema) string {
 	default:
 		return s.Type
 	}
+}
+
+func unknownFields(strict bool) string {
+	if strict {
+		return "refused (*strict*)"
+	}
+	return "tolerated"
 }
 
 // size prints a byte count in KiB or MiB.
