@@ -1,11 +1,16 @@
 package events
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -240,9 +245,22 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, meta *jetstre
 		_ = msg.Ack()
 		return
 	}
-	key := c.cfg.Durable + "." + e.ID()
+	key := c.cfg.Durable + "." + kvToken(e.ID())
+	var sum []byte
 	if c.cfg.Processed != nil {
-		if _, err := c.cfg.Processed.Get(ctx, key); err == nil {
+		sum = contentHash(e)
+		if entry, err := c.cfg.Processed.Get(ctx, key); err == nil {
+			if prev := entry.Value(); len(prev) > 0 && !bytes.Equal(prev, sum) {
+				// The same id with other content: a client reused an id
+				// (copied an example). A request is refused loudly;
+				// anything else is a producer's re-derived event, and the
+				// first one stands.
+				if s, _ := Lookup(e.Type()); s.Strict {
+					c.reject(ctx, msg, meta, e, &FieldError{Field: "id", Reason: fmt.Sprintf("%q was already used by a different %s event, which %s handled; an id names one event: choose a new id and publish again", Clip(e.ID(), MaxAttributeLen), e.Type(), c.cfg.Durable)}, log)
+					return
+				}
+				log.Warn("a handled id came again with other content; the first one stands")
+			}
 			log.Debug("already handled; acking redelivery")
 			_ = msg.Ack()
 			return
@@ -255,7 +273,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	switch {
 	case err == nil:
 		if c.cfg.Processed != nil {
-			if _, perr := c.cfg.Processed.Put(ctx, key, nil); perr != nil {
+			if _, perr := c.cfg.Processed.Put(ctx, key, sum); perr != nil {
 				log.Warn("record handled event", "err", perr)
 			}
 		}
@@ -375,6 +393,39 @@ func (c *Consumer) reject(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 			log.Warn("record rejection", "err", err)
 		}
 	}
+}
+
+// contentHash identifies what an event says, apart from its id, time and
+// source: its type, subject, upgrade and node, and its data with
+// insignificant white space removed. It is kept as the value of a handled
+// id, so a reused id with other content is told apart from a redelivery.
+func contentHash(e Event) []byte {
+	h := sha256.New()
+	for _, s := range []string{e.Type(), e.Subject(), UpgradeID(e), NodeID(e)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	var data bytes.Buffer
+	if json.Compact(&data, e.Data()) == nil {
+		h.Write(data.Bytes())
+	} else {
+		h.Write(e.Data())
+	}
+	return []byte("sha256:" + hex.EncodeToString(h.Sum(nil)))
+}
+
+// kvToken returns s when it can be part of a KV key, else a digest of it:
+// an event id may hold characters (spaces, colons) a key cannot.
+func kvToken(s string) string {
+	ok := s != "" && s[0] != '.' && s[len(s)-1] != '.' && !strings.Contains(s, "..")
+	for _, c := range []byte(s) {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=' || c == '/' || c == '.')
+	}
+	if ok {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "h-" + hex.EncodeToString(sum[:])
 }
 
 func typeSet(types []string) map[string]bool {

@@ -512,3 +512,47 @@ func TestConsumeRejectsATypeOnAForeignSubject(t *testing.T) {
 		t.Error("the request on a health subject reached the handler")
 	}
 }
+
+// TestConsumeRejectsAReusedRequestID: an upgrade request copied from the
+// README with its id kept, but other content, was acked as a redelivery and
+// silently dropped. It is now rejected with a word about choosing a new id;
+// a true redelivery (same content) is still acked without a rejection.
+func TestConsumeRejectsAReusedRequestID(t *testing.T) {
+	s := natstest.Start(t)
+	kv, err := s.JS.KeyValue(t.Context(), events.BucketProcessed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rejections(t, s.Conn)
+	var handled atomic.Int32
+	consume(t, s.JS, events.ConsumerConfig{Durable: "planner", FilterSubjects: []string{events.SubjectUpgradeRequested}, Processed: kv},
+		func(ctx context.Context, e events.Event) error { handled.Add(1); return nil })
+	publish := func(release string) {
+		t.Helper()
+		e := events.MustNew("/ops/alice", events.UpgradeRequested{Release: events.Release{Name: release, Services: map[string]events.ServiceRelease{"web": {Image: "web:" + release}}}},
+			events.WithID("my upgrade 0001")) // not even a valid KV key
+		m, err := events.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Header.Del(nats.MsgIdHdr) // as `nats pub` sends it: no server-side dedup
+		if _, err := s.JS.PublishMsg(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("1")
+	publish("1") // a redelivery: same content
+	publish("2") // the id reused for another request
+	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "planner")
+	eventually(t, 5*time.Second, "all three settled", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.AckFloor.Stream >= 3 && info.NumAckPending == 0
+	})
+	eventually(t, 5*time.Second, "one rejection", func() bool { return len(got()) == 1 })
+	if r := got()[0]; r.Field != "id" || !strings.Contains(r.Reason, "choose a new id") || r.StreamSequence != 3 {
+		t.Errorf("rejection = %+v, want field id, the third message, and the advice to choose a new id", r)
+	}
+	if n := handled.Load(); n != 1 {
+		t.Errorf("handler ran %d times, want 1", n)
+	}
+}
