@@ -76,7 +76,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	tests := map[string][]string{
 		"dev":              {"--inventory", "--debug", "--nodes", "--http", "--data"},
 		"plan":             {"-f, --file", "--inventory", "--pin", "-o, --output"},
-		"inventory import": {"--kolla", "--out", "--registry", "--tag"},
+		"inventory import": {"--kolla", "--out", "--globals", "--registry", "--tag"},
 		"release pin":      {"-f, --file", "--out"},
 		"snapshots prune":  {"--keep", "--driver", "--database"},
 		"status":           {"-o, --output", "--nats"},

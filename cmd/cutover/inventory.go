@@ -20,22 +20,32 @@ func newInventoryCmd() *cobra.Command {
 
 func newInventoryImportCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "import --kolla FILE [--out inventory.yaml]",
+		Use:     "import --kolla FILE [--globals globals.yml] [--out inventory.yaml]",
 		Short:   "convert a kolla-ansible INI inventory into a cutover inventory",
-		Example: "  cutover inventory import --kolla multinode --out inventory.yaml",
+		Example: "  cutover inventory import --kolla /etc/kolla/multinode --globals /etc/kolla/globals.yml --out inventory.yaml",
 		Args:    noArgs,
 	}
 	kollaFile := cmd.Flags().String("kolla", "", "kolla-ansible INI inventory (e.g. multinode)")
 	_ = cmd.MarkFlagFilename("kolla")
 	out := cmd.Flags().String("out", "", "write the cutover inventory to this file (default: standard output)")
 	_ = cmd.MarkFlagFilename("out", "yaml", "yml")
-	registry := cmd.Flags().String("registry", "", "image registry/namespace (default quay.io/openstack.kolla)")
-	tag := cmd.Flags().String("tag", "", "image tag the fleet runs now (default 2024.1-ubuntu-jammy)")
+	globals := cmd.Flags().String("globals", "", "kolla globals.yml: import only the services its enable_* flags enable; images follow its docker_registry, docker_namespace, kolla_base_distro, openstack_release/openstack_tag")
+	_ = cmd.MarkFlagFilename("globals", "yml", "yaml")
+	registry := cmd.Flags().String("registry", "", "image registry/namespace, overriding globals.yml (default quay.io/openstack.kolla)")
+	tag := cmd.Flags().String("tag", "", "image tag the fleet runs now, overriding globals.yml (default <openstack_release>-<kolla_base_distro>-<version>)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *kollaFile == "" {
 			return usageErrorf("--kolla is required: the kolla-ansible inventory to import")
 		}
-		return importKolla(*kollaFile, *out, kolla.Options{Registry: *registry, Tag: *tag}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		opts := kolla.Options{Registry: *registry, Tag: *tag}
+		if *globals != "" {
+			g, err := kolla.LoadGlobals(*globals)
+			if err != nil {
+				return err
+			}
+			opts.Globals, opts.GlobalsFile = g, *globals
+		}
+		return importKolla(*kollaFile, *out, opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
 	return cmd
 }
@@ -75,10 +85,22 @@ func importKolla(in, out string, opts kolla.Options, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	header := fmt.Sprintf("# cutover inventory imported from kolla-ansible inventory %s.\n# Review images, databases (version) and max_unavailable before planning.\n", in)
+	header := fmt.Sprintf("# cutover inventory imported from kolla-ansible inventory %s\n# with the service table of kolla-ansible %s.\n# Review images, databases (version) and max_unavailable before planning.\n", in, rep.Release)
 	raw = append([]byte(header), raw...)
+	if opts.Globals == nil {
+		fmt.Fprintf(stderr, "no --globals: imported every service the inventory places (%d); pass --globals /etc/kolla/globals.yml to keep only the enabled ones\n", len(inv.Services))
+	}
+	if len(rep.Disabled) > 0 {
+		fmt.Fprintf(stderr, "skipped services globals.yml disables: %s\n", strings.Join(rep.Disabled, ", "))
+	}
+	if len(rep.NoGroup) > 0 {
+		fmt.Fprintf(stderr, "enabled services whose group the inventory lacks (not imported): %s\n", strings.Join(rep.NoGroup, ", "))
+	}
 	if len(rep.EmptyGroups) > 0 {
-		fmt.Fprintf(stderr, "skipped service groups with no hosts: %s\n", strings.Join(rep.EmptyGroups, ", "))
+		fmt.Fprintf(stderr, "skipped services whose group has no hosts: %s\n", strings.Join(rep.EmptyGroups, ", "))
+	}
+	if len(rep.UnknownGroups) > 0 {
+		fmt.Fprintf(stderr, "groups the kolla-ansible %s service table does not know (not imported; add them to the inventory by hand): %s\n", rep.Release, strings.Join(rep.UnknownGroups, ", "))
 	}
 	if len(rep.IdleHosts) > 0 {
 		fmt.Fprintf(stderr, "skipped hosts that run no service: %s\n", strings.Join(rep.IdleHosts, ", "))

@@ -17,11 +17,30 @@ func TestKollaImportThenPlan(t *testing.T) {
 	planner := "../../services/planner"
 	invPath := filepath.Join(t.TempDir(), "inv.yaml")
 	var stderr bytes.Buffer
-	if err := importKolla(filepath.Join(planner, "inventory/kolla/testdata/multinode"), invPath, kolla.Options{}, nil, &stderr); err != nil {
+	globals := filepath.Join(planner, "inventory/kolla/testdata/globals.yml")
+	g, err := kolla.LoadGlobals(globals)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stderr.String(), "ironic-api") || !strings.Contains(stderr.String(), "wrote") {
-		t.Errorf("stderr = %q, want the skipped groups and the summary", stderr.String())
+	opts := kolla.Options{Globals: g, GlobalsFile: globals}
+	if err := importKolla(filepath.Join(planner, "inventory/kolla/testdata/multinode"), invPath, opts, nil, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), "skipped services globals.yml disables: ") || !strings.Contains(stderr.String(), "blazar-api") || !strings.Contains(stderr.String(), "wrote") {
+		t.Errorf("stderr = %q, want the disabled services, the unknown group and the summary", stderr.String())
+	}
+	// The planner's golden kolla inventory is this import.
+	imported, err := os.ReadFile(invPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile(filepath.Join(planner, "plan/testdata/kolla/inventory.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The header names the paths the import was run with; compare the rest.
+	if _, body, _ := bytes.Cut(imported, []byte("\nnodes:")); !bytes.Contains(golden, append([]byte("\nnodes:"), body...)) {
+		t.Errorf("import differs from plan/testdata/kolla/inventory.yaml; copy it there and review:\n%s", imported)
 	}
 	var got bytes.Buffer
 	if err := writePlan(t.Context(), &got, filepath.Join(planner, "plan/testdata/kolla/release.yaml"), invPath, "text", false, false); err != nil {

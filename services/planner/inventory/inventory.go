@@ -83,6 +83,10 @@ type Service struct {
 	DependsOn []string `yaml:"depends_on,omitempty" json:"depends_on,omitempty"`
 	// Database is the service's database, when it has one.
 	Database *Database `yaml:"database,omitempty" json:"database,omitempty"`
+	// PerHost marks a daemon that serves only its own host (iscsid, cron,
+	// a log shipper): taking it down on a node the wave already updates
+	// costs nothing more, so it never throttles the other services' waves.
+	PerHost bool `yaml:"per_host,omitempty" json:"per_host,omitempty"`
 }
 
 // Container is one container of a service.
