@@ -57,7 +57,8 @@ func Compute(req events.UpgradeRequested, fleet []events.NodeInventory, inv *inv
 	}
 	in := plan.FromFleet(fleet)
 	if inv != nil {
-		in.Services = plan.FromInventory(inv).Services
+		fi := plan.FromInventory(inv)
+		in.Services, in.MaxDrained = fi.Services, fi.MaxDrained
 	}
 	built, err := plan.Build(plan.FromRequest(req), in)
 	if err != nil {

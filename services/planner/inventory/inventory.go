@@ -44,6 +44,11 @@ type Inventory struct {
 	Roles map[string]Role `yaml:"roles" json:"roles"`
 	// Services maps a service name (the dev.cutover.service label) to its containers and settings.
 	Services map[string]Service `yaml:"services" json:"services"`
+	// MaxDrained bounds how many workload hosts one wave drains: a count or
+	// a percent of the nodes whose workload host changes (default 5%, at
+	// least 1). Draining moves every workload off a node, so it is capped
+	// apart from each service's max_unavailable.
+	MaxDrained string `yaml:"max_drained,omitempty" json:"max_drained,omitempty"`
 }
 
 // Node is one host of the fleet.
@@ -174,6 +179,11 @@ func (inv *Inventory) validate(where func([]string) string) error {
 	}
 	if len(inv.Nodes) == 0 {
 		bad([]string{"nodes"}, "is empty; list the fleet's nodes and their roles")
+	}
+	if inv.MaxDrained != "" {
+		if _, err := ParseAmount(inv.MaxDrained); err != nil {
+			bad([]string{"max_drained"}, "%v", err)
+		}
 	}
 	for _, n := range sortedKeys(inv.Nodes) {
 		node := inv.Nodes[n]

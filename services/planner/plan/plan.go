@@ -25,7 +25,14 @@ type Input struct {
 	Nodes []Node
 	// Services holds per-service settings; a service without an entry gets defaults.
 	Services map[string]ServiceSpec
+	// MaxDrained bounds the nodes one wave drains (a count or a percent of
+	// the nodes whose workload host changes); empty means DefaultMaxDrained.
+	MaxDrained string
 }
+
+// DefaultMaxDrained is the share of workload hosts one wave may drain when
+// the inventory sets no max_drained: 5%, and never fewer than one node.
+var DefaultMaxDrained = inventory.Amount{N: 5, Percent: true}
 
 // Node is one node and its containers.
 type Node struct {
@@ -53,6 +60,10 @@ type ServiceSpec struct {
 	// Database says the service has a database at DatabaseVersion.
 	Database        bool
 	DatabaseVersion int
+	// PerHost marks a daemon serving only its own host: on a node whose
+	// other services the wave already updates it does not count against
+	// its max_unavailable.
+	PerHost bool
 }
 
 // Release is the target: per service its image and planning inputs.
@@ -82,7 +93,10 @@ func (t Target) imageFor(container string) string {
 
 // Plan is an explained rollout plan.
 type Plan struct {
-	Release   string        `json:"release"`
+	Release string `json:"release"`
+	// Warnings are what an operator must know before applying: services
+	// whose only instance goes down while it is replaced, an all-in-one.
+	Warnings  []string      `json:"warnings,omitempty"`
 	Services  []ServicePlan `json:"services"`
 	Nodes     []NodePlan    `json:"nodes"`
 	Phases    []Phase       `json:"phases"`
@@ -103,6 +117,12 @@ type ServicePlan struct {
 	DatabaseVersion   int      `json:"database_version,omitempty"`
 	MigrationsVersion int      `json:"migrations_version,omitempty"`
 	Image             string   `json:"image"`
+	// Outage says the service has a single instance: replacing it is a
+	// full outage of the service.
+	Outage bool `json:"outage,omitempty"`
+	// PerHost says the service is a per-host daemon: where it rides along
+	// with a node's other services it does not count against MaxUnavailable.
+	PerHost bool `json:"per_host,omitempty"`
 }
 
 // NodePlan lists one node's containers of released services.
@@ -146,11 +166,14 @@ type Step struct {
 }
 
 // Wave is a set of nodes updated together; for each service it holds at
-// most that service's max_unavailable instances.
+// most that service's max_unavailable instances, and at most the plan's
+// max_drained drained nodes. A canary wave holds the first instance of
+// the services it names in CanaryOf and nothing beyond one instance of them.
 type Wave struct {
 	Index    int        `json:"index"`
 	Level    int        `json:"level"`
 	Canary   bool       `json:"canary,omitempty"`
+	CanaryOf []string   `json:"canary_of,omitempty"`
 	Services []string   `json:"services"`
 	Nodes    []WaveNode `json:"nodes"`
 }
@@ -221,7 +244,7 @@ func FromInventory(inv *inventory.Inventory) Input {
 		in.Nodes = append(in.Nodes, node)
 	}
 	for name, s := range inv.Services {
-		spec := ServiceSpec{MaxUnavailable: s.MaxUnavailable, Serial: serial[name], DependsOn: s.DependsOn}
+		spec := ServiceSpec{MaxUnavailable: s.MaxUnavailable, Serial: serial[name], DependsOn: s.DependsOn, PerHost: s.PerHost}
 		if spec.Serial.N == 0 {
 			spec.Serial = inventory.Amount{N: 1}
 		}
@@ -230,6 +253,7 @@ func FromInventory(inv *inventory.Inventory) Input {
 		}
 		in.Services[name] = spec
 	}
+	in.MaxDrained = inv.MaxDrained
 	return in
 }
 
@@ -265,20 +289,9 @@ func Build(rel Release, in Input) (*Plan, error) {
 	nodes := slices.Clone(in.Nodes)
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 
-	type svcState struct {
-		instances, changing int
-		maxU                int
-		level               int
-	}
 	st := map[string]*svcState{}
 	for s := range rel.Services {
 		st[s] = &svcState{}
-	}
-	// changes[node index] = per service, the targets that change.
-	type nodeChange struct {
-		node    string
-		drain   map[string]bool // services with a changing workload host
-		targets map[string][]events.ContainerTarget
 	}
 	var changed []nodeChange
 	for _, n := range nodes {
@@ -397,80 +410,19 @@ func Build(rel Release, in Input) (*Plan, error) {
 			sp.Operation = OpUpdate
 			sp.Reason = fmt.Sprintf("%d of %d instances change; no migrations beyond the database's version", x.changing, x.instances)
 		}
+		sp.PerHost = spec.PerHost
+		if x.instances == 1 && x.changing > 0 {
+			sp.Outage = true
+			sp.Reason += fmt.Sprintf("; single instance: replacing it is a full outage of %s", s)
+		}
 		p.Services = append(p.Services, sp)
 	}
 
-	// Waves: level by level; within a level each service starts with a
-	// canary of one instance and doubles while below its max_unavailable.
-	var waves []Wave
-	maxLevel := 0
-	for _, l := range levels {
-		maxLevel = max(maxLevel, l)
+	waves, err := buildWaves(rel.Name, changed, levels, deps, st, in)
+	if err != nil {
+		return nil, err
 	}
-	for level := 0; level <= maxLevel; level++ {
-		type pending struct {
-			node     string
-			drain    bool
-			services []string
-			targets  []events.ContainerTarget
-		}
-		var rest []pending
-		for _, nc := range changed {
-			var pd pending
-			for _, s := range slices.Sorted(maps.Keys(nc.targets)) {
-				if levels[s] != level {
-					continue
-				}
-				pd.services = append(pd.services, s)
-				pd.targets = append(pd.targets, nc.targets[s]...)
-				pd.drain = pd.drain || nc.drain[s]
-			}
-			if len(pd.services) > 0 {
-				pd.node = nc.node
-				rest = append(rest, pd)
-			}
-		}
-		growth := map[string]int{}
-		first := true
-		for len(rest) > 0 {
-			w := Wave{Index: len(waves), Level: level, Canary: first}
-			count := map[string]int{}
-			left := rest[:0] // filtered in place: writes never pass reads
-			for _, pd := range rest {
-				fits := true
-				for _, s := range pd.services {
-					g := growth[s]
-					if g == 0 {
-						g = 1
-					}
-					if count[s] >= min(g, st[s].maxU) {
-						fits = false
-						break
-					}
-				}
-				if !fits {
-					left = append(left, pd)
-					continue
-				}
-				for _, s := range pd.services {
-					count[s]++
-				}
-				w.Nodes = append(w.Nodes, WaveNode{Node: pd.node, Drain: pd.drain, Targets: pd.targets})
-			}
-			for s := range count {
-				w.Services = append(w.Services, s)
-				// Double while health holds, never beyond max_unavailable
-				// (which also keeps the number from overflowing).
-				growth[s] = min(max(1, growth[s])*2, st[s].maxU)
-			}
-			if len(w.Nodes) == 0 {
-				return nil, fmt.Errorf("plan release %q: no node fits wave %d; this is a planner bug, please report it with the inventory", rel.Name, w.Index)
-			}
-			sort.Strings(w.Services)
-			waves = append(waves, w)
-			rest, first = left, false
-		}
-	}
+	p.Warnings = warnings(p, changed)
 
 	var pre, expand, contract, verify []Step
 	pre = append(pre, Step{Action: "check", Detail: fmt.Sprintf("node-updaters of the %d nodes to change are alive and report the planned images", len(changed))})
@@ -495,6 +447,204 @@ func Build(rel Release, in Input) (*Plan, error) {
 		{Name: PhaseVerify, Steps: verify},
 	}
 	return p, nil
+}
+
+// svcState is what Build learns about one released service.
+type svcState struct {
+	instances, changing int
+	maxU                int
+	level               int
+}
+
+// nodeChange holds, per service, the targets that change on one node.
+type nodeChange struct {
+	node    string
+	drain   map[string]bool // services with a changing workload host
+	targets map[string][]events.ContainerTarget
+}
+
+// visit is one node's turn in the rollout: the services it updates at
+// once, in dependency-level order.
+type visit struct {
+	node     string
+	drain    bool
+	services []string
+	targets  []events.ContainerTarget
+}
+
+// buildWaves turns the changes into waves.
+//
+// A node is visited as few times as the dependency order allows: a
+// service may wait for a later visit of its node as long as no service
+// that depends on it runs before that visit (its latest level is one below
+// its earliest dependent's). So a compute node updates nova-libvirt,
+// iscsid and nova-compute in one visit, drained once. Each node's services
+// are then assigned the fewest visit levels that cover them (greedy on
+// the latest level, then moved back to the highest level they need).
+//
+// Within a visit level, waves are built in turn. Every service starts with
+// a canary wave holding one instance of it; then its waves double up to
+// its max_unavailable. A per-host daemon (iscsid, cron) on a node the wave
+// already updates for another service does not count against its own
+// limit, so it never throttles the fleet. No wave drains more nodes than
+// max_drained.
+func buildWaves(release string, changed []nodeChange, levels map[string]int, deps map[string][]string, st map[string]*svcState, in Input) ([]Wave, error) {
+	maxLevel := 0
+	for _, l := range levels {
+		maxLevel = max(maxLevel, l)
+	}
+	latest := map[string]int{}
+	for s := range levels {
+		latest[s] = maxLevel
+	}
+	for s, ds := range deps {
+		for _, d := range ds {
+			latest[d] = min(latest[d], levels[s]-1)
+		}
+	}
+	drainTotal := 0
+	for _, nc := range changed {
+		if len(nc.drain) > 0 {
+			drainTotal++
+		}
+	}
+	capAmount := DefaultMaxDrained
+	if a, err := inventory.ParseAmount(in.MaxDrained); err == nil {
+		capAmount = a
+	}
+	maxDrained := capAmount.Of(drainTotal)
+
+	byLevel := map[int][]visit{}
+	for _, nc := range changed {
+		svcs := slices.Sorted(maps.Keys(nc.targets))
+		sort.SliceStable(svcs, func(i, j int) bool { return latest[svcs[i]] < latest[svcs[j]] })
+		for len(svcs) > 0 {
+			point := latest[svcs[0]]
+			var here, rest []string
+			for _, s := range svcs {
+				if levels[s] <= point {
+					here = append(here, s)
+				} else {
+					rest = append(rest, s)
+				}
+			}
+			at := 0
+			for _, s := range here {
+				at = max(at, levels[s])
+			}
+			// Dependency-level order within the visit, so a host-local
+			// peer (openvswitch before its agent) comes first.
+			sort.SliceStable(here, func(i, j int) bool {
+				if levels[here[i]] != levels[here[j]] {
+					return levels[here[i]] < levels[here[j]]
+				}
+				return here[i] < here[j]
+			})
+			v := visit{node: nc.node}
+			for _, s := range here {
+				v.targets = append(v.targets, nc.targets[s]...)
+				v.drain = v.drain || nc.drain[s]
+			}
+			v.services = slices.Sorted(slices.Values(here))
+			byLevel[at] = append(byLevel[at], v)
+			svcs = rest
+		}
+	}
+
+	var waves []Wave
+	done := map[string]int{} // instances of a service in earlier waves
+	growth := map[string]int{}
+	perHost := func(s string) bool { return in.Services[s].PerHost }
+	for level := 0; level <= maxLevel; level++ {
+		rest := byLevel[level]
+		for len(rest) > 0 {
+			canaryDue := false
+			for _, v := range rest {
+				for _, s := range v.services {
+					if done[s] == 0 {
+						canaryDue = true
+					}
+				}
+			}
+			w := Wave{Index: len(waves), Level: level, Canary: canaryDue}
+			count := map[string]int{}
+			drained := 0
+			left := rest[:0] // filtered in place: writes never pass reads
+			for _, v := range rest {
+				fits := !v.drain || drained < maxDrained
+				if canaryDue && fits {
+					fits = false
+					for _, s := range v.services {
+						if done[s] == 0 {
+							fits = true
+						}
+					}
+				}
+				carrier := false // a service that is not a per-host daemon
+				for _, s := range v.services {
+					carrier = carrier || !perHost(s)
+				}
+				for _, s := range v.services {
+					if !fits {
+						break
+					}
+					limit := min(max(1, growth[s]), st[s].maxU)
+					switch {
+					case done[s] == 0:
+						limit = 1 // the canary: one instance, whatever rides along
+					case perHost(s) && carrier:
+						continue // rides along with the node's other services
+					}
+					if count[s] >= limit {
+						fits = false
+					}
+				}
+				if !fits {
+					left = append(left, v)
+					continue
+				}
+				for _, s := range v.services {
+					count[s]++
+				}
+				if v.drain {
+					drained++
+				}
+				w.Nodes = append(w.Nodes, WaveNode{Node: v.node, Drain: v.drain, Targets: v.targets})
+			}
+			if len(w.Nodes) == 0 {
+				return nil, fmt.Errorf("plan release %q: no node fits wave %d; this is a planner bug, please report it with the inventory", release, w.Index)
+			}
+			for s, c := range count {
+				w.Services = append(w.Services, s)
+				if done[s] == 0 && canaryDue {
+					w.CanaryOf = append(w.CanaryOf, s)
+				}
+				done[s] += c
+				// Double while health holds, never beyond max_unavailable
+				// (which also keeps the number from overflowing).
+				growth[s] = min(max(1, growth[s])*2, st[s].maxU)
+			}
+			sort.Strings(w.Services)
+			sort.Strings(w.CanaryOf)
+			waves = append(waves, w)
+			rest = left
+		}
+	}
+	return waves, nil
+}
+
+// warnings lists what the plan cannot make zero-downtime.
+func warnings(p *Plan, changed []nodeChange) []string {
+	if len(changed) == 1 && len(p.Nodes) == 1 {
+		return []string{fmt.Sprintf("all-in-one: every service runs a single instance on %s, so each replacement is a full outage of that service; schedule a maintenance window", changed[0].node)}
+	}
+	var out []string
+	for _, s := range p.Services {
+		if s.Outage {
+			out = append(out, fmt.Sprintf("%s has a single instance: replacing it is a full outage of %s", s.Name, s.Name))
+		}
+	}
+	return out
 }
 
 // envDiff returns the release's env keys whose value the container lacks.

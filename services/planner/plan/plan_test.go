@@ -94,11 +94,20 @@ func checkInvariants(t *testing.T, p *plan.Plan) {
 		count := map[string]int{}
 		for _, n := range w.Nodes {
 			perNode := map[string]bool{}
+			carrier := false // a service that is not a per-host daemon
 			for _, tg := range n.Targets {
 				seen[n.Node+"/"+tg.Container]++
 				perNode[tg.Service] = true
+				carrier = carrier || !svc[tg.Service].PerHost
 			}
 			for s := range perNode {
+				if svc[s].PerHost && carrier {
+					// A per-host daemon riding along with the node's
+					// other services: only its first instance counts.
+					if _, ok := firstWave[s]; ok {
+						continue
+					}
+				}
 				count[s]++
 			}
 		}
@@ -110,6 +119,9 @@ func checkInvariants(t *testing.T, p *plan.Plan) {
 				firstWave[s] = w.Index
 				if c != 1 {
 					t.Errorf("first wave of %s (wave %d) has %d instances, want a canary of 1", s, w.Index, c)
+				}
+				if !w.Canary || !slices.Contains(w.CanaryOf, s) {
+					t.Errorf("first wave of %s (wave %d) is not its canary (canary %v of %v)", s, w.Index, w.Canary, w.CanaryOf)
 				}
 			}
 			lastWave[s] = w.Index

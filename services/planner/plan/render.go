@@ -23,6 +23,12 @@ func (p *Plan) JSON(w io.Writer) error {
 func (p *Plan) Text(w io.Writer) error {
 	b := bufio.NewWriter(w)
 	fmt.Fprintf(b, "release %s: %d containers change, %d unchanged\n\n", p.Release, p.Changed, p.Unchanged)
+	for _, w := range p.Warnings {
+		fmt.Fprintf(b, "WARNING: %s\n", w)
+	}
+	if len(p.Warnings) > 0 {
+		fmt.Fprintln(b)
+	}
 	fmt.Fprintln(b, "services (rollout order):")
 	for _, s := range p.Services {
 		deps := ""
@@ -47,7 +53,7 @@ func (p *Plan) Text(w io.Writer) error {
 		for _, wv := range ph.Waves {
 			canary := ""
 			if wv.Canary {
-				canary = " (canary)"
+				canary = " (canary of " + strings.Join(wv.CanaryOf, " ") + ")"
 			}
 			fmt.Fprintf(b, "  wave %d%s, level %d [%s]: %d nodes\n", wv.Index, canary, wv.Level, strings.Join(wv.Services, " "), len(wv.Nodes))
 			for _, n := range wv.Nodes {
