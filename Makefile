@@ -1,18 +1,22 @@
 # cutover: two commands for a new user.
 #   make demo   upgrade three real containers v1 -> v2 on the local Docker engine
-#   make test   every module's tests, gofmt and go vet, the Docker end-to-end tests
+#   make test   every module's tests, gofmt and go vet, the Docker end-to-end tests, each fuzz target briefly
+#   make fuzz   every fuzz target for FUZZTIME (default 60s) each
 #   make demo-zero-downtime   3 replicas behind a real HAProxy rolled v1 -> v2 under load, with and without drain
 #   make demo-expand-contract v1 and v2 share one SQLite database through expand -> roll -> contract under load
 SHELL := /bin/bash
 MODULES := events services/planner services/migrator services/node-updater services/auditor services/lb-agent cmd/cutover
 GO ?= go
 TEST_TIMEOUT ?= 12m
+# How long `make test` runs each fuzz target, and `make fuzz`.
+FUZZTIME_SHORT ?= 5s
+FUZZTIME ?= 60s
 # The PostgreSQL server scripts/postgres-up.sh starts (or finds) for the tests.
 PG_URL ?= postgres://cutover@127.0.0.1:5432/postgres?sslmode=disable
 # The MariaDB server scripts/mariadb-up.sh starts (or finds) for the tests.
 MARIADB_URL ?= mysql://cutover:cutover@127.0.0.1:3306/cutover
 
-.PHONY: all build demo demo-zero-downtime demo-expand-contract test fmt-check vet test-modules docker-check deps postgres mariadb haproxy chromium bench clean
+.PHONY: all build demo demo-zero-downtime demo-expand-contract test fuzz fuzz-short fmt-check vet test-modules docker-check deps postgres mariadb haproxy chromium bench clean
 
 all: build
 
@@ -29,7 +33,16 @@ demo-zero-downtime: build haproxy
 demo-expand-contract: build haproxy
 	./bin/cutover demo-expand-contract
 
-test: fmt-check vet docker-check deps test-modules
+test: fmt-check vet docker-check deps test-modules fuzz-short
+
+# Every fuzz target (func Fuzz... in any module) briefly, after the seed
+# corpora in testdata/fuzz ran as ordinary tests in test-modules.
+fuzz-short:
+	@FUZZTIME=$(FUZZTIME_SHORT) MODULES="$(MODULES)" ./scripts/fuzz.sh
+
+# Every fuzz target for FUZZTIME each (make fuzz FUZZTIME=10m for a long run).
+fuzz:
+	@FUZZTIME=$(FUZZTIME) MODULES="$(MODULES)" ./scripts/fuzz.sh
 
 # What the tests need that a fresh machine lacks: a running PostgreSQL and
 # MariaDB (installed, not started), HAProxy and Chromium (Debian packages).
