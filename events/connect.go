@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"strings"
@@ -214,29 +216,103 @@ func redactOne(raw string) string {
 	return u.String()
 }
 
-// Connect dials NATS with reconnects that never give up (a service outlives a
-// server restart), opens JetStream and runs Setup. name identifies the client
-// in the server's monitoring and names its reply inbox (_INBOX.<name>).
-// Errors and logs show the URL redacted.
-func Connect(ctx context.Context, cfg ClientConfig, name string) (*nats.Conn, jetstream.JetStream, error) {
-	opts, err := cfg.Options(name)
+// Reconnect backoff: a client that lost its server tries every URL of its
+// list (and the servers the cluster told it about), then waits
+// reconnectBase·2^round, capped at reconnectMax, with up to a quarter of
+// jitter so a fleet of node-updaters does not reconnect in lock step.
+const (
+	reconnectBase = 250 * time.Millisecond
+	reconnectMax  = 10 * time.Second
+)
+
+// ConnectOption changes how Connect sets up the bus and what it logs.
+type ConnectOption func(*connectConfig)
+
+type connectConfig struct {
+	setup  SetupConfig
+	logger *slog.Logger
+}
+
+// WithSetup gives Setup's configuration (replicas, stream limits).
+func WithSetup(cfg SetupConfig) ConnectOption {
+	return func(c *connectConfig) { c.setup = cfg }
+}
+
+// WithLogger receives the connection's life: bus lost, bus regained, and
+// Setup's messages (default: none, as the CLI wants).
+func WithLogger(l *slog.Logger) ConnectOption {
+	return func(c *connectConfig) { c.logger = l }
+}
+
+// Connect dials NATS at cfg.URL (one URL or several, comma-separated: the
+// servers of a cluster), opens JetStream and runs Setup. The connection
+// never gives up: when it loses its server it tries every server it knows
+// with a capped exponential backoff, and logs once when the bus is lost and
+// once when it is back. name identifies the client in the server's
+// monitoring and names its reply inbox (_INBOX.<name>). Errors and logs show
+// URLs redacted.
+func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...ConnectOption) (*nats.Conn, jetstream.JetStream, error) {
+	cc := connectConfig{logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&cc)
+	}
+	if cc.setup.Logger == nil {
+		cc.setup.Logger = cc.logger
+	}
+	log := cc.logger
+	nopts, err := cfg.Options(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	opts = append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
-	where := RedactURL(cfg.URL)
-	nc, err := nats.Connect(cfg.URL, opts...)
+	var lostAt time.Time // written and read on nats.go's one callback goroutine
+	nopts = append(nopts,
+		nats.MaxReconnects(-1),
+		nats.CustomReconnectDelay(reconnectDelay),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // our own Close, not a lost bus
+			}
+			lostAt = time.Now()
+			log.Warn("lost the bus; reconnecting to any server of the list", "server", RedactURL(nc.ConnectedUrl()), "err", err, "servers", RedactURL(strings.Join(nc.Servers(), ",")))
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("regained the bus", "server", RedactURL(nc.ConnectedUrl()), "down", time.Since(lostAt).Round(time.Millisecond))
+		}),
+	)
+	nc, err := nats.Connect(cfg.URL, nopts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w (is the server running, and are the credentials right? cutover dev starts one on 127.0.0.1:4222)", where, err)
+		return nil, nil, ConnectError(cfg.URL, err)
 	}
+	where := RedactURL(nc.ConnectedUrl())
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("open JetStream at %s: %w", where, err)
 	}
-	if err := Setup(ctx, js, SetupConfig{}); err != nil {
+	if err := Setup(ctx, js, cc.setup); err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("%w (is JetStream enabled on %s, and may this identity use it?)", err, where)
 	}
 	return nc, js, nil
+}
+
+// ConnectError says which servers a failed connection tried and what to do.
+func ConnectError(urls string, err error) error {
+	var list []string
+	for _, u := range strings.Split(urls, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			list = append(list, RedactURL(u))
+		}
+	}
+	return fmt.Errorf("connect to NATS: %w; tried %s (is a server running there, and are the credentials right? give every server of the cluster with --nats URL1,URL2,...; cutover dev starts one on 127.0.0.1:4222)",
+		err, strings.Join(list, ", "))
+}
+
+// reconnectDelay is the pause after each round over the server list.
+func reconnectDelay(round int) time.Duration {
+	d := reconnectMax
+	if round < 16 {
+		d = min(reconnectBase<<round, reconnectMax)
+	}
+	return d + rand.N(d/4+1)
 }

@@ -83,26 +83,6 @@ func TestPublishDeduplicatesRepublishedID(t *testing.T) {
 	}
 }
 
-func TestSetupIsIdempotentAndKeepsWhatAnOperatorSized(t *testing.T) {
-	s := natstest.Start(t) // ran Setup once with defaults
-	if err := events.Setup(t.Context(), s.JS, events.SetupConfig{MaxAge: time.Hour, Duplicates: time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	// A service starting with defaults must not undo the operator's sizing.
-	for range 2 {
-		if err := events.Setup(t.Context(), s.JS, events.SetupConfig{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st, err := s.JS.Stream(t.Context(), events.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg := st.CachedInfo().Config; cfg.MaxAge != time.Hour || cfg.Duplicates != time.Minute || cfg.Replicas != 1 {
-		t.Errorf("stream config after default Setup: max age %v, duplicates %v, replicas %d; want 1h, 1m, 1", cfg.MaxAge, cfg.Duplicates, cfg.Replicas)
-	}
-}
-
 func TestConsumeRejectsMalformedAndKeepsRunning(t *testing.T) {
 	s := natstest.Start(t)
 	got := rejections(t, s.Conn)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/busflag"
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
@@ -26,6 +28,7 @@ type devOptions struct {
 	httpAddr string
 	invFile  string
 	debug    bool
+	bus      *busflag.Flags
 }
 
 func newDevCmd() *cobra.Command {
@@ -42,6 +45,9 @@ func newDevCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.httpAddr, "http", "", "serve the live dashboard and the history API on this address, e.g. 127.0.0.1:8080")
 	cmd.Flags().StringVar(&o.invFile, "inventory", "", "inventory (YAML) giving the planner rollout settings, databases and drains")
 	cmd.Flags().BoolVar(&o.debug, "debug", false, "log every event")
+	bus := flag.NewFlagSet("dev", flag.ContinueOnError)
+	o.bus = busflag.Register(bus)
+	cmd.Flags().AddGoFlagSet(bus)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return runDev(cmd.Context(), cmd.OutOrStdout(), o)
 	}
@@ -51,7 +57,11 @@ func newDevCmd() *cobra.Command {
 // runDev runs cutover dev until ctx ends.
 func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	log := newLogger(o.debug)
-	cfg := stack.Config{DataDir: o.data, NATSListen: o.listen, HTTP: o.httpAddr, AgentVersion: version, Logger: log}
+	setup, err := o.bus.Config(log)
+	if err != nil {
+		return err
+	}
+	cfg := stack.Config{DataDir: o.data, NATSListen: o.listen, HTTP: o.httpAddr, AgentVersion: version, Logger: log, Setup: setup}
 	if o.invFile != "" {
 		inv, err := inventory.Load(o.invFile)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -21,13 +22,26 @@ type Config struct {
 	Listen string
 	// DataDir holds the JetStream file store; the server resumes from it on restart.
 	DataDir string
-	// Name is the server name (default "cutover-dev").
+	// Name is the server name (default "cutover-dev"); unique in a cluster.
 	Name string
 	// ConfigFile, when set, is a nats-server configuration file read first
 	// (authorization, tls, ...); Listen, DataDir and Name above override its
 	// address, store and name. `cutover dev` writes one with the
 	// authorization `cutover nats-config` generates.
 	ConfigFile string
+	// Cluster, when set, makes the server one of a JetStream cluster.
+	Cluster *Cluster
+}
+
+// Cluster joins a server to a JetStream cluster.
+type Cluster struct {
+	// Name is the cluster's name, the same on every server.
+	Name string
+	// Listen is this server's route address, host:port.
+	Listen string
+	// Routes are every server's route address, host:port (this one's may be
+	// among them).
+	Routes []string
 }
 
 // Start runs a server and waits until it accepts connections.
@@ -63,6 +77,22 @@ func Start(cfg Config) (*server.Server, error) {
 	// NATS's default 1 MB from about 200 nodes x 20 containers. A stopgap
 	// until that state is split per node (see docs/benchmarks.md).
 	opts.MaxPayload = MaxPayload
+	if c := cfg.Cluster; c != nil {
+		chost, cport, err := net.SplitHostPort(c.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("cluster listen address %q: %w (want host:port, e.g. 127.0.0.1:6222)", c.Listen, err)
+		}
+		opts.Cluster.Name = c.Name
+		opts.Cluster.Host = chost
+		if opts.Cluster.Port, err = strconv.Atoi(cport); err != nil {
+			return nil, fmt.Errorf("cluster listen port %q: %w", cport, err)
+		}
+		var routes []string
+		for _, r := range c.Routes {
+			routes = append(routes, "nats-route://"+r)
+		}
+		opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("create nats server: %w", err)

@@ -3,6 +3,7 @@
 package natstest
 
 import (
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func StartIn(t testing.TB, dir string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := events.Setup(t.Context(), js, events.SetupConfig{}); err != nil {
+	if err := events.Setup(t.Context(), js, events.SetupConfig{Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}
 	return &Server{Server: s, Conn: nc, JS: js, Dir: dir}

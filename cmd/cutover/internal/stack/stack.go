@@ -54,6 +54,8 @@ type Config struct {
 	AgentVersion string
 	// Logger receives every service's logs.
 	Logger *slog.Logger
+	// Setup sizes the stream and buckets (replicas, retention limits).
+	Setup events.SetupConfig
 }
 
 // Stack is a running all-in-one cutover.
@@ -85,7 +87,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.conn, s.js, err = events.Connect(ctx, events.ClientConfig{URL: s.server.ClientURL()}, "cutover-dev")
+	s.conn, s.js, err = events.Connect(ctx, events.ClientConfig{URL: s.server.ClientURL()}, "cutover-dev", events.WithSetup(cfg.Setup), events.WithLogger(cfg.Logger))
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/busflag"
 	"github.com/cutover-dev/cutover/services/auditor"
 	"github.com/cutover-dev/cutover/services/auditor/metrics"
 	"github.com/cutover-dev/cutover/services/auditor/notify"
@@ -44,6 +45,7 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("auditor", flag.ContinueOnError)
 	natsCfg := events.AddClientFlags(fs, os.Getenv)
+	bus := busflag.Register(fs)
 	storePath := fs.String("store", "./cutover-audit.db", "history store: a SQLite `file` (created when missing) or a postgres:// URL")
 	httpAddr := fs.String("http", "", "serve the dashboard, JSON API and Prometheus /metrics on this `address`, e.g. 127.0.0.1:8080 (default off)")
 	watch := fs.Duration("watch", 10*time.Second, "health watch window after each wave")
@@ -61,6 +63,10 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	setup, err := bus.Config(log)
+	if err != nil {
+		return err
+	}
 	var policies verdict.Policies
 	if *policyFile != "" {
 		data, err := os.ReadFile(*policyFile)
@@ -73,7 +79,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	policies.Merge(policyFlags)
 
-	nc, js, err := events.Connect(ctx, *natsCfg, "cutover-auditor")
+	nc, js, err := events.Connect(ctx, *natsCfg, "cutover-auditor", events.WithSetup(setup), events.WithLogger(log))
 	if err != nil {
 		return err
 	}

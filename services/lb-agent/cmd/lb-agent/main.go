@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/busflag"
 	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
 	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
 )
@@ -59,6 +60,7 @@ func (s serverFlags) Set(v string) error {
 func main() {
 	servers := serverFlags{}
 	natsCfg := events.AddClientFlags(flag.CommandLine, os.Getenv)
+	bus := busflag.Register(flag.CommandLine)
 	socket := flag.String("haproxy-socket", "/run/haproxy/admin.sock", "HAProxy runtime API socket (stats socket ... level admin)")
 	name := flag.String("name", "lb-agent", "agent name (its durable consumer; one per load balancer)")
 	drain := flag.Duration("drain-timeout", 30*time.Second, "how long to wait for a server's sessions to end")
@@ -67,16 +69,21 @@ func main() {
 	flag.Var(backends, "backend", "container=backend: the container on node N is the backend's server N (Kolla's naming), repeated per service")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*natsCfg, *socket, *name, *drain, servers, backends, log); err != nil {
+	setup, err := bus.Config(log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lb-agent:", err)
+		os.Exit(2)
+	}
+	if err := run(*natsCfg, setup, *socket, *name, *drain, servers, backends, log); err != nil {
 		fmt.Fprintln(os.Stderr, "lb-agent:", err)
 		os.Exit(1)
 	}
 }
 
-func run(natsCfg events.ClientConfig, socket, name string, drain time.Duration, servers serverFlags, backends backendFlags, log *slog.Logger) error {
+func run(natsCfg events.ClientConfig, setup events.SetupConfig, socket, name string, drain time.Duration, servers serverFlags, backends backendFlags, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nc, js, err := events.Connect(ctx, natsCfg, "cutover-"+name)
+	nc, js, err := events.Connect(ctx, natsCfg, "cutover-"+name, events.WithSetup(setup), events.WithLogger(log))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/busflag"
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/image"
 	"github.com/cutover-dev/cutover/services/migrator/postgres"
@@ -36,6 +37,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("migrator", flag.ContinueOnError)
 	natsCfg := events.AddClientFlags(fs, os.Getenv)
+	bus := busflag.Register(fs)
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	keep := fs.Int("keep-snapshots", migrator.DefaultKeepSnapshots, "snapshots kept per database after a successful migration (-1: keep all)")
@@ -46,11 +48,15 @@ func run(args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	setup, err := bus.Config(log)
+	if err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	nc, js, err := events.Connect(ctx, *natsCfg, "cutover-migrator")
+	nc, js, err := events.Connect(ctx, *natsCfg, "cutover-migrator", events.WithSetup(setup), events.WithLogger(log))
 	if err != nil {
 		return err
 	}

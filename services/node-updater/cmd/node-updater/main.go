@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/busflag"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
 )
@@ -25,6 +26,7 @@ const shutdownTimeout = 30 * time.Second
 
 func main() {
 	natsCfg := events.AddClientFlags(flag.CommandLine, os.Getenv)
+	bus := busflag.Register(flag.CommandLine)
 	node := flag.String("node", "", "node name (required): this updater manages the containers labelled dev.cutover.node=NAME")
 	level := flag.String("log-level", "info", "log level: debug, info, warn or error")
 	ackWait := flag.Duration("ack-wait", 30*time.Second, "how long NATS waits for a command's ack before redelivering it; after a crash the command in progress comes back once it has passed")
@@ -57,18 +59,23 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	if err := run(*natsCfg, cfg); err != nil {
+	setup, err := bus.Config(cfg.Logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "node-updater:", err)
+		os.Exit(2)
+	}
+	if err := run(*natsCfg, setup, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "node-updater:", err)
 		os.Exit(1)
 	}
 }
 
-func run(natsCfg events.ClientConfig, cfg nodeupdater.Config) (err error) {
+func run(natsCfg events.ClientConfig, setup events.SetupConfig, cfg nodeupdater.Config) (err error) {
 	log, node := cfg.Logger, cfg.Node
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	nc, js, err := events.Connect(ctx, natsCfg, "cutover-node-updater-"+node)
+	nc, js, err := events.Connect(ctx, natsCfg, "cutover-node-updater-"+node, events.WithSetup(setup), events.WithLogger(log))
 	if err != nil {
 		return err
 	}

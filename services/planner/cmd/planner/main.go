@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/busflag"
 	"github.com/cutover-dev/cutover/services/planner"
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 func main() {
 	natsCfg := events.AddClientFlags(flag.CommandLine, os.Getenv)
+	bus := busflag.Register(flag.CommandLine)
 	scope := flag.String("scope", "default", "lock scope: one active upgrade per scope")
 	debug := flag.Bool("debug", false, "log every event")
 	invFile := flag.String("inventory", "", "inventory YAML giving max_unavailable, role serial and dependencies (default: one instance at a time, no order)")
@@ -34,6 +36,11 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	setup, err := bus.Config(log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "planner:", err)
+		os.Exit(2)
+	}
 	cfg := planner.Config{Scope: *scope, Logger: log, ProgressDeadline: *deadline, DrainTimeout: *drainTimeout, BarrierTimeout: *barrierTimeout, VerdictTimeout: *verdictTimeout, InstanceID: *instance, LeaseTTL: *leaseTTL}
 	if *invFile != "" {
 		inv, err := inventory.Load(*invFile)
@@ -43,16 +50,16 @@ func main() {
 		}
 		cfg.Inventory = inv
 	}
-	if err := run(*natsCfg, cfg, log); err != nil {
+	if err := run(*natsCfg, setup, cfg, log); err != nil {
 		fmt.Fprintln(os.Stderr, "planner:", err)
 		os.Exit(1)
 	}
 }
 
-func run(natsCfg events.ClientConfig, cfg planner.Config, log *slog.Logger) error {
+func run(natsCfg events.ClientConfig, setup events.SetupConfig, cfg planner.Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nc, js, err := events.Connect(ctx, natsCfg, "cutover-planner")
+	nc, js, err := events.Connect(ctx, natsCfg, "cutover-planner", events.WithSetup(setup), events.WithLogger(log))
 	if err != nil {
 		return err
 	}

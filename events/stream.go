@@ -1,0 +1,309 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the stream and KV buckets the services share.
+const (
+	StreamName      = "CUTOVER"
+	BucketNodes     = "cutover-nodes"
+	BucketUpgrades  = "cutover-upgrades"
+	BucketLocks     = "cutover-locks"
+	BucketProcessed = "cutover-processed"
+)
+
+// Defaults of the stream's limits, sized for a fleet of 5,000 nodes; the
+// arithmetic is in docs/architecture.md ("Retention").
+const (
+	// DefaultMaxAge is how long an event stays in the stream.
+	DefaultMaxAge = 30 * 24 * time.Hour
+	// DefaultMaxBytes bounds the stream's size (per replica): about 35
+	// full upgrades of 5,000 nodes x 20 containers, with heartbeats and
+	// health signals besides. When full the oldest events go first.
+	DefaultMaxBytes = 10 << 30
+	// DefaultMaxMsgsPerSubject bounds each subject, so a flood on one
+	// (a monitor's health signals for one service on one node, one node's
+	// heartbeats) replaces its own old messages, not other subjects'.
+	DefaultMaxMsgsPerSubject = 100_000
+	// DefaultDuplicates is the deduplication window of Nats-Msg-Id.
+	DefaultDuplicates = 10 * time.Minute
+	// DefaultMaxConsumers bounds the stream's consumers. Every node-updater
+	// has its own durable consumer and nats-server's default when a stream
+	// sets none is 1,000: a fleet of a thousand nodes would hit it.
+	DefaultMaxConsumers = 1 << 20
+)
+
+// SetupConfig says how to create the stream and buckets. Their limits
+// apply when Setup creates them; an existing stream or bucket keeps what it
+// has (an operator's `nats stream edit` stays), Setup only adds what is
+// missing: a bucket, per-message TTLs, and, with RaiseReplicas, replicas.
+type SetupConfig struct {
+	// Replicas is the number of JetStream replicas of the stream and buckets
+	// (default 1 for a single server; 3 or 5 in a cluster).
+	Replicas int
+	// RaiseReplicas raises an existing stream or bucket with fewer replicas
+	// to Replicas. Without it Setup only logs the difference. Setup never
+	// lowers replicas.
+	RaiseReplicas bool
+	// MaxAge bounds how long events stay in the stream (default 30 days).
+	MaxAge time.Duration
+	// MaxBytes bounds the stream's size in bytes; the oldest events are
+	// dropped first (default DefaultMaxBytes).
+	MaxBytes int64
+	// MaxMsgsPerSubject bounds the messages kept per subject (default
+	// DefaultMaxMsgsPerSubject).
+	MaxMsgsPerSubject int64
+	// MaxMsgSize is the largest message the stream stores (default MaxEventSize).
+	MaxMsgSize int32
+	// Duplicates is the deduplication window for Nats-Msg-Id (default 10 minutes).
+	Duplicates time.Duration
+	// NodeTTL is how long a node's inventory entry lives without a refresh; a
+	// node-updater silent for longer is considered lost (default 30s).
+	NodeTTL time.Duration
+	// ProcessedTTL is how long a consumer remembers a handled event id (default 24h).
+	ProcessedTTL time.Duration
+	// MaxConsumers bounds the stream's consumers (default DefaultMaxConsumers).
+	MaxConsumers int
+	// Logger receives what Setup created, raised, and where an existing
+	// stream differs from these settings (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *SetupConfig) setDefaults() {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.MaxMsgsPerSubject == 0 {
+		c.MaxMsgsPerSubject = DefaultMaxMsgsPerSubject
+	}
+	if c.MaxMsgSize == 0 {
+		c.MaxMsgSize = MaxEventSize
+	}
+	if c.Duplicates == 0 {
+		c.Duplicates = DefaultDuplicates
+	}
+	if c.NodeTTL == 0 {
+		c.NodeTTL = 30 * time.Second
+	}
+	if c.ProcessedTTL == 0 {
+		c.ProcessedTTL = 24 * time.Hour
+	}
+	if c.MaxConsumers == 0 {
+		c.MaxConsumers = DefaultMaxConsumers
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every field out of range at once.
+func (c SetupConfig) Validate() error {
+	var errs []error
+	if c.Replicas < 0 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("stream replicas %d: want 1 to 5 (JetStream's limit; 1 for one server, 3 in a cluster)", c.Replicas))
+	}
+	if c.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("stream max age %v: want a positive duration, e.g. 720h", c.MaxAge))
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("stream max bytes %d: want a positive size", c.MaxBytes))
+	}
+	if c.MaxMsgsPerSubject < 0 {
+		errs = append(errs, fmt.Errorf("stream max messages per subject %d: want a positive count", c.MaxMsgsPerSubject))
+	}
+	if c.MaxMsgSize < 0 || c.MaxMsgSize > 0 && c.MaxMsgSize < 64<<10 {
+		errs = append(errs, fmt.Errorf("stream max message size %d: want at least 65536 bytes (cutover's events reach %d)", c.MaxMsgSize, MaxEventSize))
+	}
+	return errors.Join(errs...)
+}
+
+// StreamConfig is the CUTOVER stream Setup creates with c's settings
+// (defaults filled).
+func (c SetupConfig) StreamConfig() jetstream.StreamConfig {
+	c.setDefaults()
+	return jetstream.StreamConfig{
+		Name:              StreamName,
+		Description:       "cutover events (CloudEvents 1.0, structured JSON)",
+		Subjects:          []string{SubjectAll},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxAge:            c.MaxAge,
+		MaxBytes:          c.MaxBytes,
+		MaxMsgs:           -1,
+		MaxMsgsPerSubject: c.MaxMsgsPerSubject,
+		MaxMsgSize:        c.MaxMsgSize,
+		Duplicates:        c.Duplicates,
+		Replicas:          c.Replicas,
+		MaxConsumers:      c.MaxConsumers,
+		// Heartbeats carry a Nats-TTL so that liveness chatter leaves the
+		// stream within hours while upgrade events stay for MaxAge.
+		AllowMsgTTL: true,
+	}
+}
+
+func (c SetupConfig) buckets() []jetstream.KeyValueConfig {
+	return []jetstream.KeyValueConfig{
+		{Bucket: BucketNodes, Description: "each node-updater's observed containers; an entry expires when its node goes silent", TTL: c.NodeTTL, History: 1},
+		{Bucket: BucketUpgrades, Description: "the planner's state of each upgrade, updated with compare-and-swap", History: 5},
+		{Bucket: BucketLocks, Description: "one active upgrade per scope", History: 1},
+		{Bucket: BucketProcessed, Description: "event ids each consumer has handled, so a redelivery changes nothing twice", TTL: c.ProcessedTTL, History: 1},
+	}
+}
+
+// Setup makes sure the CUTOVER stream and the KV buckets exist. Every
+// service calls it at start-up, so it never shrinks or resets anything:
+// what is missing is created with cfg's settings; what exists keeps its
+// limits and replicas, and Setup logs once where they differ from cfg. It
+// only adds: per-message TTLs on a stream created before them, and, with
+// cfg.RaiseReplicas, replicas up to cfg.Replicas (never down).
+func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg.setDefaults()
+	log := cfg.Logger
+	want := cfg.StreamConfig()
+	var short []string // what has fewer replicas than asked, for one log line
+	cur, err := streamConfig(ctx, js, StreamName)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		_, err := js.CreateStream(ctx, want)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+			// Another service created it a moment ago, with other settings.
+			if cur, err = streamConfig(ctx, js, StreamName); err != nil {
+				return err
+			}
+		case err != nil:
+			return setupError(fmt.Sprintf("create stream %s", StreamName), cfg, err)
+		default:
+			log.Info("created stream", "stream", StreamName, "replicas", want.Replicas, "max_age", want.MaxAge,
+				"max_bytes", want.MaxBytes, "max_msgs_per_subject", want.MaxMsgsPerSubject, "max_msg_size", want.MaxMsgSize)
+		}
+	}
+	if cur != nil {
+		upd := *cur
+		var added []any
+		if !upd.AllowMsgTTL {
+			upd.AllowMsgTTL = true
+			added = append(added, "allow_msg_ttl", true)
+		}
+		if want.Replicas > upd.Replicas && cfg.RaiseReplicas {
+			added = append(added, "replicas", fmt.Sprintf("%d -> %d", upd.Replicas, want.Replicas))
+			upd.Replicas = want.Replicas
+		} else if want.Replicas > upd.Replicas {
+			short = append(short, fmt.Sprintf("stream %s: %d", StreamName, upd.Replicas))
+		}
+		if len(added) > 0 {
+			if _, err := js.UpdateStream(ctx, upd); err != nil {
+				return setupError(fmt.Sprintf("update stream %s", StreamName), cfg, err)
+			}
+			log.Info("added to stream", append([]any{"stream", StreamName}, added...)...)
+		}
+		if diff := streamDiff(upd, want); len(diff) > 0 {
+			log.Info("stream keeps its own settings where they differ from this service's (change them with nats stream edit)",
+				append([]any{"stream", StreamName}, diff...)...)
+		}
+	}
+	for _, b := range cfg.buckets() {
+		b.Storage = jetstream.FileStorage
+		b.Replicas = cfg.Replicas
+		name := "KV_" + b.Bucket
+		kvCur, err := streamConfig(ctx, js, name)
+		if err != nil {
+			return err
+		}
+		if kvCur == nil {
+			if _, err := js.CreateKeyValue(ctx, b); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+				return setupError(fmt.Sprintf("create KV bucket %s", b.Bucket), cfg, err)
+			}
+			continue
+		}
+		if b.Replicas <= kvCur.Replicas {
+			continue
+		}
+		if !cfg.RaiseReplicas {
+			short = append(short, fmt.Sprintf("bucket %s: %d", b.Bucket, kvCur.Replicas))
+			continue
+		}
+		// Raise through the bucket's stream, so nothing else of its
+		// configuration changes.
+		upd := *kvCur
+		upd.Replicas = b.Replicas
+		if _, err := js.UpdateStream(ctx, upd); err != nil {
+			return setupError(fmt.Sprintf("raise replicas of KV bucket %s", b.Bucket), cfg, err)
+		}
+		log.Info("raised replicas", "bucket", b.Bucket, "from", kvCur.Replicas, "to", b.Replicas)
+	}
+	if len(short) > 0 {
+		log.Warn("fewer replicas than asked; start one service with --raise-stream-replicas to raise them (they are never lowered)",
+			"asked", cfg.Replicas, "have", short)
+	}
+	return nil
+}
+
+// setupError wraps a JetStream error of Setup with what to do about it.
+func setupError(what string, cfg SetupConfig, err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case 10074: // replicas > 1 not supported in non-clustered mode
+			return fmt.Errorf("%s: %w (%d replicas need a JetStream cluster of at least %d servers; give --stream-replicas 1 for one server)", what, err, cfg.Replicas, cfg.Replicas)
+		case 10023, 10047: // insufficient resources, storage resources exceeded
+			return fmt.Errorf("%s: %w (%d replicas need that many JetStream servers with room for --stream-max-bytes %d each: start more servers, give a smaller --stream-max-bytes or raise the servers' max_file_store)", what, err, cfg.Replicas, cfg.MaxBytes)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// streamDiff lists the settings where an existing stream differs from want,
+// as slog key-value pairs "setting", "have X, default Y".
+func streamDiff(have, want jetstream.StreamConfig) []any {
+	var out []any
+	add := func(name string, h, w any) {
+		if h != w {
+			out = append(out, name, fmt.Sprintf("have %v, default %v", h, w))
+		}
+	}
+	add("max_age", have.MaxAge, want.MaxAge)
+	add("max_bytes", have.MaxBytes, want.MaxBytes)
+	add("max_msgs", have.MaxMsgs, want.MaxMsgs)
+	add("max_msgs_per_subject", have.MaxMsgsPerSubject, want.MaxMsgsPerSubject)
+	add("max_msg_size", have.MaxMsgSize, want.MaxMsgSize)
+	add("discard", have.Discard, want.Discard)
+	add("duplicates", have.Duplicates, want.Duplicates)
+	add("max_consumers", have.MaxConsumers, want.MaxConsumers)
+	if have.Replicas < want.Replicas {
+		add("replicas", have.Replicas, want.Replicas)
+	}
+	return out
+}
+
+// streamConfig returns a stream's config, or nil when it does not exist.
+func streamConfig(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.StreamConfig, error) {
+	st, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", name, err)
+	}
+	cfg := st.CachedInfo().Config
+	return &cfg, nil
+}
