@@ -428,7 +428,15 @@ func TestPoisonMessageRejectedOnceAcrossConsumers(t *testing.T) {
 // later) does not report it again.
 func TestRejectionReportedOnceAfterTheDedupWindow(t *testing.T) {
 	s := natstest.Start(t)
-	if err := events.Setup(t.Context(), s.JS, events.SetupConfig{Duplicates: 100 * time.Millisecond}); err != nil {
+	// Setup keeps an existing stream's settings: shorten the window as an
+	// operator would.
+	st, err := s.JS.Stream(t.Context(), events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.Duplicates = 100 * time.Millisecond
+	if _, err := s.JS.UpdateStream(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	got := rejections(t, s.Conn)
@@ -454,7 +462,7 @@ func TestRejectionReportedOnceAfterTheDedupWindow(t *testing.T) {
 		info, err := cons.Info(t.Context())
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
 	})
-	st, _ := s.JS.Stream(t.Context(), events.StreamName)
+	st, _ = s.JS.Stream(t.Context(), events.StreamName)
 	info, _ := st.Info(t.Context(), jetstream.WithSubjectFilter(events.SubjectRejected))
 	if n := info.State.Subjects[events.SubjectRejected]; n != 1 {
 		t.Errorf("%d rejections stored for one bad message read by two consumers, want 1", n)
