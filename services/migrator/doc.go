@@ -32,10 +32,12 @@
 // too, so a redelivery after a crash republishes it instead of migrating again.
 //
 // Databases are reached through the Driver and Database interfaces declared
-// here; the sqlite and postgres subpackages implement them (a MySQL driver
-// would be a third subpackage: nothing above the interfaces is SQL-specific
-// except the portable ledger package). Drivers are wired by main
-// (Config.Drivers).
+// here; the sqlite, postgres and mysql (MariaDB/MySQL) subpackages
+// implement them (nothing above the interfaces is SQL-specific except the
+// portable ledger package). Drivers are wired by main (Config.Drivers; the
+// mysql driver under the names "mysql" and "mariadb"). The tests that range
+// over every driver (integration_test.go, targets()) are their conformance
+// suite, run on real SQLite, PostgreSQL and MariaDB.
 //
 // Migration sources are directories of golang-migrate files
 // (NNNN_title.up.sql / NNNN_title.down.sql), or "image:<ref>[#/dir]": the

@@ -47,6 +47,20 @@ func Transactional(sqlText string, nonAtomic ...string) bool {
 	return true
 }
 
+// Statements returns how many statements sqlText holds, read as
+// Transactional reads it (comments and quoted text skipped, a trigger body
+// one statement). MySQL commits each DDL statement on its own, so its driver
+// counts a failed file as undone only when it holds a single statement.
+func Statements(sqlText string) int {
+	n := 0
+	for _, stmt := range statements(sqlText) {
+		if len(stmt) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // statements splits SQL into statements, each as its upper-cased words
 // (identifiers and keywords), without comments or quoted text.
 func statements(s string) [][]string {

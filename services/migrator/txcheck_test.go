@@ -33,3 +33,24 @@ func TestTransactional(t *testing.T) {
 		})
 	}
 }
+
+func TestStatements(t *testing.T) {
+	for _, tc := range []struct {
+		name, sql string
+		want      int
+	}{
+		{"one", "ALTER TABLE a ADD COLUMN b INT;", 1},
+		{"one without semicolon", "CREATE INDEX a_b ON a (b)", 1},
+		{"two", "CREATE TABLE a (id INT);\nINSERT INTO a VALUES (1);", 2},
+		{"comments and blank statements", "-- x; y;\n;; /* z; */ SELECT 1;", 1},
+		{"semicolon in a string", "INSERT INTO a (s) VALUES ('x; y');", 1},
+		{"trigger body is one", "CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = 1; INSERT INTO c VALUES (1); END;", 1},
+		{"empty", "-- nothing\n", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := migrator.Statements(tc.sql); got != tc.want {
+				t.Errorf("Statements(%q) = %d, want %d", tc.sql, got, tc.want)
+			}
+		})
+	}
+}

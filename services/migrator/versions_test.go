@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"github.com/golang-migrate/migrate/v4"
+	_ "github.com/golang-migrate/migrate/v4/database/mysql"  // mysql:// for golang-migrate itself
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // pgx5:// for golang-migrate itself
 	_ "github.com/golang-migrate/migrate/v4/database/sqlite" // sqlite:// for golang-migrate itself
 	_ "github.com/golang-migrate/migrate/v4/source/file"
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/mysql"
 )
 
 // gappedVersions are the versions of testdata/gapped, in order.
@@ -29,7 +31,11 @@ func (tg target) versionOf(t *testing.T, loc string) (int64, bool, []uint) {
 		t.Fatal(err)
 	}
 	var led []uint
-	for _, s := range queryStrings(t, db, `SELECT CAST(version AS TEXT) FROM cutover_migrations ORDER BY version + 0`) {
+	text := "TEXT"
+	if tg.driver == "mysql" {
+		text = "CHAR"
+	}
+	for _, s := range queryStrings(t, db, `SELECT CAST(version AS `+text+`) FROM cutover_migrations ORDER BY version + 0`) {
 		var n uint
 		for _, c := range s {
 			n = n*10 + uint(c-'0')
@@ -45,12 +51,15 @@ func (tg target) versionOf(t *testing.T, loc string) (int64, bool, []uint) {
 // the middle of the set (migrated there by the migrator, or by golang-migrate
 // alone, without a ledger) goes on from it.
 func TestGappedSetWithVersionZero(t *testing.T) {
-	src, err := filepath.Abs("testdata/gapped")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tg := range targets() {
 		t.Run(tg.driver, func(t *testing.T) {
+			src, err := filepath.Abs("testdata/gapped")
+			if tg.driver == "mysql" {
+				src, err = filepath.Abs("testdata/mysql/gapped")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
 			h := start(t, migrator.Config{Drivers: tg.drivers(t)})
 			check := func(t *testing.T, loc string, from, to uint) {
 				t.Helper()
@@ -93,8 +102,15 @@ func TestGappedSetWithVersionZero(t *testing.T) {
 			t.Run("migrated to 10 by golang-migrate alone", func(t *testing.T) {
 				loc := tg.location(t)
 				dbURL := "sqlite://" + loc
-				if tg.driver == "postgres" {
+				switch tg.driver {
+				case "postgres":
 					dbURL = "pgx5://" + strings.TrimPrefix(loc, "postgres://")
+				case "mysql":
+					cfg, err := mysql.ParseURL(loc)
+					if err != nil {
+						t.Fatal(err)
+					}
+					dbURL = "mysql://" + cfg.FormatDSN()
 				}
 				m, err := migrate.New((&url.URL{Scheme: "file", Path: src}).String(), dbURL)
 				if err != nil {

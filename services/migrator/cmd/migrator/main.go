@@ -15,6 +15,7 @@ import (
 	"github.com/cutover-dev/cutover/events/busflag"
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/image"
+	"github.com/cutover-dev/cutover/services/migrator/mysql"
 	"github.com/cutover-dev/cutover/services/migrator/postgres"
 	"github.com/cutover-dev/cutover/services/migrator/sqlite"
 )
@@ -44,6 +45,7 @@ func run(args []string) error {
 	requireDown := fs.Bool("require-down", false, "refuse migrations without a down file")
 	pgMethod := fs.String("pg-snapshot-method", postgres.MethodAuto, "PostgreSQL snapshot `method`: auto (template, else pg_dump), template or dump")
 	pgDumpDir := fs.String("pg-dump-dir", "", "`directory` of pg_dump snapshots (default $TMPDIR/cutover-pg-snapshots)")
+	myDumpDir := fs.String("mysql-dump-dir", "", "`directory` of mariadb-dump snapshots of MariaDB/MySQL databases (default $TMPDIR/cutover-mysql-snapshots)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,6 +69,9 @@ func run(args []string) error {
 		Drivers: map[string]migrator.Driver{
 			"sqlite":   sqlite.Driver{},
 			"postgres": postgres.Driver{Method: *pgMethod, DumpDir: *pgDumpDir},
+			// One driver, two names: inventories say mariadb as often as mysql.
+			"mysql":   mysql.Driver{DumpDir: *myDumpDir},
+			"mariadb": mysql.Driver{DumpDir: *myDumpDir},
 		},
 		Images:        image.Fetcher{},
 		KeepSnapshots: *keep,

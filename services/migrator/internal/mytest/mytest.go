@@ -1,0 +1,105 @@
+// Package mytest gives the migrator's tests throwaway databases on the real
+// MariaDB (or MySQL) server named by CUTOVER_TEST_MARIADB (e.g.
+// mysql://cutover:cutover@127.0.0.1:3306/cutover; start one with
+// scripts/mariadb-up.sh or make mariadb). Tests skip with the reason when it
+// is unset or the server does not answer.
+package mytest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/cutover-dev/cutover/services/migrator/mysql"
+)
+
+// Env is the variable holding the server's URL.
+const Env = "CUTOVER_TEST_MARIADB"
+
+// Server returns the URL of the test server (its database part ignored), or
+// skips tb.
+func Server(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv(Env)
+	if u == "" {
+		tb.Skipf("MariaDB tests skipped: %s is unset; run scripts/mariadb-up.sh and export %s=mysql://cutover:cutover@127.0.0.1:3306/cutover", Env, Env)
+	}
+	db := Open(tb, u, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		tb.Skipf("MariaDB tests skipped: the server at %s does not answer (%v); run scripts/mariadb-up.sh", Env, err)
+	}
+	return u
+}
+
+// Open opens a pool on database name ("" for none) of the server at u,
+// closed at cleanup.
+func Open(tb testing.TB, u, name string) *sql.DB {
+	tb.Helper()
+	cfg, err := mysql.ParseURL(u)
+	if err != nil {
+		tb.Fatalf("%s: %v", Env, err)
+	}
+	cfg.DBName = name
+	c, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	tb.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// WithDatabase returns the URL u naming database name.
+func WithDatabase(u, name string) string {
+	p, _ := url.Parse(u)
+	p.Path = "/" + name
+	return p.String()
+}
+
+// NewDatabase creates an empty database with a unique name and returns its
+// URL and a pool on it. At cleanup the database, and every database whose
+// name starts with its name (restore scratch databases), is dropped.
+func NewDatabase(tb testing.TB) (string, *sql.DB) {
+	tb.Helper()
+	u := Server(tb)
+	admin := Open(tb, u, "")
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := "cutover_t_" + hex.EncodeToString(b)
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		tb.Fatalf("create test database %s: %v", name, err)
+	}
+	db := Open(tb, u, name)
+	tb.Cleanup(func() {
+		_ = db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rows, err := admin.QueryContext(ctx, `SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ?`, name+"%")
+		if err != nil {
+			tb.Errorf("list test databases: %v", err)
+			return
+		}
+		var names []string
+		for rows.Next() {
+			var n string
+			_ = rows.Scan(&n)
+			names = append(names, n)
+		}
+		rows.Close()
+		for _, n := range names {
+			if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+n+"`"); err != nil {
+				tb.Errorf("drop test database %s: %v", n, err)
+			}
+		}
+	})
+	return WithDatabase(u, name), db
+}

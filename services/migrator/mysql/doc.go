@@ -1,0 +1,38 @@
+// Package mysql is the migrator's driver for MariaDB and MySQL databases (the
+// driver names "mysql" and "mariadb" both select it), through
+// github.com/go-sql-driver/mysql and golang-migrate's mysql database driver,
+// with migrations read from a directory (migrator.ReadSource). It is written
+// and tested against MariaDB 10.11, the version Kolla ships.
+//
+// A database is named by URL: mysql://user[:password]@host:port/dbname
+// (mariadb:// too; query parameters go to the Go driver, e.g. tls=true).
+// The user needs, on the database and the scratch databases <db>_new_* and
+// <db>_old_* a restore makes: ALL; plus SHOW VIEW, TRIGGER and, for
+// triggers whose definer is another user, SET USER (or SUPER).
+//
+// Locking: every Up, Down, Snapshot and Restore holds the server lock
+// GET_LOCK('cutover.migrate.<db>') on a connection of its own, so two
+// migrators (of different clusters) or an operator's tool taking the same
+// lock never work on the database at once; a lock held longer than
+// Driver.LockWait fails the call with an error wrapping
+// migrator.ErrLockHeld. golang-migrate also takes its own GET_LOCK per step.
+//
+// Failed files: MySQL commits each DDL statement on its own, so a file of
+// several statements that fails midway leaves the first ones applied: the
+// driver reports it as rolled back (StepError.RolledBack) only when it holds
+// one statement, and the migrator restores the snapshot otherwise.
+//
+// Snapshots: mariadb-dump --single-transaction into Driver.DumpDir (one
+// consistent InnoDB read view; no table locks, so the service's writers go
+// on), hashed as it is written, with a .json label (version, size, SHA-256,
+// largest keys for WrittenAfter). The password reaches the client programs
+// through a --defaults-file readable by the migrator's user only, never on
+// a command line. The database may hold tables and triggers; a snapshot of
+// one with views, stored routines or events is refused with their names.
+//
+// Restore keeps the database itself, and with it every grant that names it
+// or its tables, its users and its options (character set, collation): the
+// dump is loaded into a scratch database (the SHA-256 checked as it
+// streams), then one atomic RENAME TABLE swaps the tables in; see
+// Database.Restore.
+package mysql

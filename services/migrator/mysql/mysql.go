@@ -1,0 +1,466 @@
+package mysql
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/golang-migrate/migrate/v4"
+	migratemysql "github.com/golang-migrate/migrate/v4/database/mysql"
+	"github.com/golang-migrate/migrate/v4/source/file"
+
+	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
+	"github.com/cutover-dev/cutover/services/migrator/ledger"
+)
+
+// versionTable is golang-migrate's version table in the migrated database.
+const versionTable = "schema_migrations" // golang-migrate mysql's DefaultMigrationsTable
+
+// defaultLockWait is how long a call waits for the database's cutover lock
+// held by another session before it gives up (Driver.LockWait).
+const defaultLockWait = 10 * time.Second
+
+// Driver opens MariaDB and MySQL databases by URL
+// (mysql://user[:password]@host:port/dbname[?param=value]).
+type Driver struct {
+	// DumpDir holds mariadb-dump snapshots, one subdirectory per server
+	// (default $TMPDIR/cutover-mysql-snapshots). Use a durable disk in
+	// production.
+	DumpDir string
+	// Bin is the directory of mariadb-dump and mariadb (default: $PATH,
+	// where mysqldump and mysql are tried when the mariadb names are absent).
+	Bin string
+	// LockWait is how long a call waits for the database's lock held by
+	// another session (default 10s); then it fails with an error wrapping
+	// migrator.ErrLockHeld.
+	LockWait time.Duration
+}
+
+var (
+	_ migrator.Driver   = Driver{}
+	_ migrator.Database = (*Database)(nil)
+)
+
+// Database is one MariaDB/MySQL database and its migration source. It holds
+// no connection between calls.
+type Database struct {
+	drv    Driver
+	cfg    *gomysql.Config // the database, multiStatements on
+	name   string
+	key    string
+	source string
+}
+
+// identRE is what the driver accepts as a database name: it is used in
+// snapshot names, files and statements, so no quoting surprises.
+var identRE = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
+
+// ParseURL turns mysql://user[:password]@host[:port]/dbname[?params] (or
+// mariadb://...) into the Go driver's configuration, with the settings the
+// migrator relies on: several statements per migration file, UTC times.
+// Query parameters are passed to the Go driver (tls=true, ...).
+func ParseURL(location string) (*gomysql.Config, error) {
+	u, err := url.Parse(location)
+	if err != nil {
+		return nil, errors.New("not a URL")
+	}
+	if u.Scheme != "mysql" && u.Scheme != "mariadb" {
+		return nil, fmt.Errorf("scheme %q is not mysql", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, errors.New("the URL names no host")
+	}
+	cfg := gomysql.NewConfig()
+	cfg.Net = "tcp"
+	cfg.Addr = u.Host
+	if u.Port() == "" {
+		cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
+	}
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+	}
+	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	for k, vs := range u.Query() {
+		if cfg.Params == nil {
+			cfg.Params = map[string]string{}
+		}
+		switch k {
+		case "tls":
+			cfg.TLSConfig = vs[0]
+		default:
+			cfg.Params[k] = vs[0]
+		}
+	}
+	cfg.MultiStatements = true
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["time_zone"] = "'+00:00'"
+	if cfg.TLSConfig != "" {
+		if err := cfg.Apply(); err != nil { // resolves the TLS name
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+// redact removes the password from a URL.
+func redact(location string) string {
+	u, err := url.Parse(location)
+	if err != nil || u.User == nil {
+		return location
+	}
+	return u.Redacted()
+}
+
+// Open checks that the database at location exists and answers, and returns
+// a handle on it with migrations in the directory source (may be "").
+func (d Driver) Open(ctx context.Context, location, source string) (migrator.Database, error) {
+	if d.LockWait <= 0 {
+		d.LockWait = defaultLockWait
+	}
+	shown := redact(location)
+	cfg, err := ParseURL(location)
+	if err != nil {
+		return nil, fmt.Errorf("open mysql database %s: %w (want mysql://user:password@host:port/dbname)", shown, err)
+	}
+	if cfg.DBName == "" {
+		return nil, fmt.Errorf("open mysql database %s: the URL names no database; add /dbname", shown)
+	}
+	if !identRE.MatchString(cfg.DBName) {
+		return nil, fmt.Errorf("open mysql database %s: database name %q has characters other than letters, digits, _ and $ (or more than 64); the migrator refuses it", shown, cfg.DBName)
+	}
+	switch strings.ToLower(cfg.DBName) {
+	case "mysql", "information_schema", "performance_schema", "sys":
+		return nil, fmt.Errorf("open mysql database %s: %s is a system database; migrate another database", shown, cfg.DBName)
+	}
+	db := &Database{drv: d, cfg: cfg, name: cfg.DBName, key: "mysql://" + cfg.Addr + "/" + cfg.DBName}
+	if source != "" {
+		if db.source, err = filepath.Abs(source); err != nil {
+			return nil, fmt.Errorf("open migration source %q: %w", source, err)
+		}
+		if fi, err := os.Stat(db.source); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("open migration source %s: not a readable directory (%v); name the directory holding NNNN_title.up.sql files", db.source, err)
+		}
+	}
+	c, err := db.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db, c.Close()
+}
+
+// Key returns mysql://host:port/dbname.
+func (d *Database) Key() string { return d.key }
+
+// Close does nothing: a Database holds no connection between calls.
+func (d *Database) Close() error { return nil }
+
+// conn opens a one-connection pool on the database.
+func (d *Database) conn(ctx context.Context) (*sql.DB, error) { return d.connTo(ctx, d.name) }
+
+// connTo opens a one-connection pool on database name of the same server
+// ("" for none).
+func (d *Database) connTo(ctx context.Context, name string) (*sql.DB, error) {
+	cfg := d.cfg.Clone()
+	cfg.DBName = name
+	c, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open mysql database %s: %w", d.key, err)
+	}
+	db := sql.OpenDB(c)
+	db.SetMaxOpenConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		var me *gomysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1049 {
+			return nil, fmt.Errorf("open mysql database %s: database %s does not exist; check the URL (the migrator does not create databases)", d.key, name)
+		}
+		return nil, fmt.Errorf("open mysql database %s: %w; check that the server runs and the URL", d.key, err)
+	}
+	return db, nil
+}
+
+// lockName is the name of the database's GET_LOCK lock (at most 64
+// characters, server-wide, so it names the database).
+func (d *Database) lockName() string {
+	n := "cutover.migrate." + d.name
+	if len(n) > 64 {
+		sum := sha256.Sum256([]byte(d.name))
+		n = "cutover.migrate." + hex.EncodeToString(sum[:])[:40]
+	}
+	return n
+}
+
+// LockName returns the name of the server lock (GET_LOCK) the driver holds
+// on the database while it migrates, snapshots or restores it: another
+// cutover migrator, or a tool that takes the same lock, waits for it.
+func (d *Database) LockName() string { return d.lockName() }
+
+// locked runs fn while this session holds the database's GET_LOCK lock, on
+// a connection of its own. The migrator's KV lock already keeps its own
+// instances apart; this one also keeps apart migrators of different
+// clusters, and an operator's tools, sharing the server.
+func (d *Database) locked(ctx context.Context, what string, fn func() error) error {
+	db, err := d.connTo(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, d.key, err)
+	}
+	defer c.Close()
+	var got sql.NullInt64
+	wait := int(d.drv.LockWait.Round(time.Second) / time.Second)
+	if wait < 1 {
+		wait = 1
+	}
+	if err := c.QueryRowContext(ctx, `SELECT GET_LOCK(?, ?)`, d.lockName(), wait).Scan(&got); err != nil {
+		return fmt.Errorf("%s %s: take lock %s: %w", what, d.key, d.lockName(), err)
+	}
+	if got.Int64 != 1 {
+		var holder sql.NullInt64
+		_ = c.QueryRowContext(ctx, `SELECT IS_USED_LOCK(?)`, d.lockName()).Scan(&holder)
+		return fmt.Errorf("%s %s: %w: server lock %s is held by connection %d after waiting %v; wait for it or end that session (KILL %d)",
+			what, d.key, migrator.ErrLockHeld, d.lockName(), holder.Int64, d.drv.LockWait, holder.Int64)
+	}
+	defer func() { _, _ = c.ExecContext(context.WithoutCancel(ctx), `SELECT RELEASE_LOCK(?)`, d.lockName()) }()
+	return fn()
+}
+
+// tableExists reports whether table exists in the connection's database.
+func tableExists(ctx context.Context, db querier, table string) (bool, error) {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?`, table).Scan(&n)
+	return n > 0, err
+}
+
+// Version returns the version golang-migrate recorded, 0 when none.
+func (d *Database) Version(ctx context.Context) (uint, bool, error) {
+	db, err := d.conn(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	defer db.Close()
+	v, dirty, err := readVersion(ctx, db)
+	if err != nil {
+		return 0, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
+	}
+	return v, dirty, nil
+}
+
+func readVersion(ctx context.Context, db *sql.DB) (uint, bool, error) {
+	ok, err := tableExists(ctx, db, versionTable)
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	return apply.Version(ctx, db, "`"+versionTable+"`")
+}
+
+// state reads the version as golang-migrate sees it: none reports that
+// nothing was applied (version 0 then), which a set numbered from 0 needs.
+func (d *Database) state(ctx context.Context) (v uint, dirty, none bool, err error) {
+	db, err := d.conn(ctx)
+	if err != nil {
+		return 0, false, false, err
+	}
+	defer db.Close()
+	ok, err := tableExists(ctx, db, versionTable)
+	if err != nil {
+		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
+	}
+	if !ok {
+		return 0, false, true, nil
+	}
+	sv, dirty, err := apply.State(ctx, db, "`"+versionTable+"`")
+	if err != nil {
+		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
+	}
+	if sv < 0 {
+		return 0, dirty, true, nil
+	}
+	return uint(sv), dirty, false, nil
+}
+
+// Migrations lists the source directory's migrations (migrator.ReadSource).
+func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error) {
+	if d.source == "" {
+		return nil, fmt.Errorf("list migrations of %s: no migration source was given", d.key)
+	}
+	return migrator.ReadSource(d.source)
+}
+
+// Applied returns the ledger of applied files (package ledger).
+func (d *Database) Applied(ctx context.Context) ([]migrator.Applied, error) {
+	db, err := d.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	exists, err := tableExists(ctx, db, ledger.Table)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", d.key, err)
+	}
+	out, err := ledger.Read(ctx, qmarks{db}, exists)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", d.key, err)
+	}
+	return out, nil
+}
+
+// qmarks adapts the ledger's numbered placeholders ($1, $2, ...) to the
+// question marks MySQL takes; the ledger numbers them in order of use.
+type qmarks struct{ db ledger.Execer }
+
+var numbered = regexp.MustCompile(`\$[0-9]+`)
+
+func (q qmarks) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return q.db.ExecContext(ctx, numbered.ReplaceAllString(query, "?"), args...)
+}
+
+func (q qmarks) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.db.QueryContext(ctx, numbered.ReplaceAllString(query, "?"), args...)
+}
+
+// Up applies the up migrations after the current version until target.
+func (d *Database) Up(ctx context.Context, target uint) error {
+	return d.locked(ctx, "migrate", func() error { return d.run(ctx, target, true) })
+}
+
+// Down applies the down migrations from the current version until target.
+func (d *Database) Down(ctx context.Context, target uint) error {
+	return d.locked(ctx, "migrate", func() error { return d.run(ctx, target, false) })
+}
+
+// run migrates one step at a time, so that a failure names its file. Each
+// file runs as one multi-statement string, as golang-migrate's mysql driver
+// runs it: MySQL commits each DDL statement on its own (and DML too, in
+// autocommit), so a file that fails after its first statement leaves the
+// statements before it in place; see stepError.
+func (d *Database) run(ctx context.Context, target uint, up bool) error {
+	dir := "down"
+	if up {
+		dir = "up"
+	}
+	migs, err := d.Migrations(ctx)
+	if err != nil {
+		return err
+	}
+	from, dirty, none, err := d.state(ctx)
+	if err != nil {
+		return err
+	}
+	if dirty {
+		return fmt.Errorf("migrate %s %s: the database is dirty at version %d", d.key, dir, from)
+	}
+	steps, err := apply.Plan(migs, from, none, target, up)
+	if err != nil {
+		return fmt.Errorf("migrate %s %w", d.key, err)
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+	led, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	if err := ledger.Ensure(ctx, led); err != nil {
+		return fmt.Errorf("migrate %s: %w", d.key, err)
+	}
+	if up {
+		if err := ledger.Adopt(ctx, qmarks{led}, migs, from); err != nil {
+			return fmt.Errorf("migrate %s: %w", d.key, err)
+		}
+	}
+
+	db, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	drv, err := migratemysql.WithInstance(db, &migratemysql.Config{})
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("prepare migrations of %s: %w", d.key, err)
+	}
+	src, err := (&file.File{}).Open((&url.URL{Scheme: "file", Path: filepath.ToSlash(d.source)}).String())
+	if err != nil {
+		_ = drv.Close()
+		return fmt.Errorf("open migration source %s: %w", d.source, err)
+	}
+	m, err := migrate.NewWithInstance("file", src, "mysql", drv)
+	if err != nil {
+		_ = drv.Close()
+		_ = src.Close()
+		return fmt.Errorf("prepare migrations of %s: %w", d.key, err)
+	}
+	defer func() {
+		m.Close()
+		_ = db.Close()
+	}()
+	return apply.Steps(ctx, m, qmarks{led}, steps, up, d.key, d.stepError)
+}
+
+// stepError describes a failed migration file, and whether the server undid
+// it: only when the file is one statement (InnoDB undoes a failed single
+// statement, DDL included, since MariaDB 10.6's atomic DDL) that controls no
+// transaction. A file of several statements may have committed some before
+// the failure, so the migrator restores the snapshot instead of trusting
+// the down files.
+func (d *Database) stepError(step migrator.Migration, name string, err error) *migrator.StepError {
+	se := &migrator.StepError{Version: step.Version, File: name, Err: apply.SQLError(err)}
+	body, rerr := os.ReadFile(filepath.Join(d.source, name))
+	se.RolledBack = rerr == nil && migrator.Statements(string(body)) == 1 && migrator.Transactional(string(body))
+	return se
+}
+
+// Force records version as the clean current version, without running
+// anything.
+func (d *Database) Force(ctx context.Context, version uint) error {
+	db, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	zero := version == 0 && ledger.Has(ctx, qmarks{db}, 0)
+	err = func() error {
+		if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS `"+versionTable+"` (version bigint not null primary key, dirty boolean not null)"); err != nil {
+			return err
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }()
+		if _, err := tx.ExecContext(ctx, "DELETE FROM `"+versionTable+"`"); err != nil {
+			return err
+		}
+		if version > 0 || zero {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO `"+versionTable+"` (version, dirty) VALUES (?, false)", int64(version)); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		return fmt.Errorf("force version %d on %s: %w", version, d.key, err)
+	}
+	return nil
+}

@@ -1,0 +1,801 @@
+package mysql
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/ledger"
+)
+
+// snapTimeFormat orders snapshot names by time and keeps them unique to the
+// microsecond; stamp writes it with "_" for "." so it fits a database name.
+const snapTimeFormat = "20060102T150405.000000"
+
+func stamp(t time.Time) string { return strings.Replace(t.UTC().Format(snapTimeFormat), ".", "_", 1) }
+
+// maxPrefix leaves room for "_snap_"/"_new_"/"_old_" and the time in a
+// 64-character database name.
+const maxPrefix = 64 - len("_snap_") - len(snapTimeFormat)
+
+// dumpSuffix ends the ids of snapshots.
+const dumpSuffix = ".sql"
+
+// completed is the last comment mariadb-dump writes, only when it finished.
+var completed = []byte("-- Dump completed")
+
+// label is the sidecar (<id>.json) of a dump: what it is a snapshot of, and
+// what Inspect, Restore and WrittenAfter check against.
+type label struct {
+	Of      string    `json:"cutover_snapshot_of"`
+	Server  string    `json:"server"`
+	Taken   time.Time `json:"taken"`
+	Method  string    `json:"method"`
+	Version uint      `json:"version"`
+	Dirty   bool      `json:"dirty"`
+	Size    int64     `json:"size"`
+	SHA256  string    `json:"sha256"`
+	// Keys holds the largest key of each table with a single-column integer
+	// primary key, read in a consistent snapshot just before the dump's own.
+	Keys map[string]keyMax `json:"keys"`
+}
+
+type keyMax struct {
+	Column string `json:"column"`
+	Max    int64  `json:"max"`
+}
+
+// querier is a pool, a connection or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (d *Database) short() string {
+	if len(d.name) > maxPrefix {
+		return d.name[:maxPrefix]
+	}
+	return d.name
+}
+
+func (d *Database) snapPrefix() string { return d.short() + "_snap_" }
+
+func quote(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }
+
+// dumpDir is the directory of this server's dumps.
+func (d *Database) dumpDir() string {
+	base := d.drv.DumpDir
+	if base == "" {
+		base = filepath.Join(os.TempDir(), "cutover-mysql-snapshots")
+	}
+	return filepath.Join(base, strings.NewReplacer(":", "_", "/", "_", "[", "", "]", "").Replace(d.cfg.Addr))
+}
+
+// tool returns the path of a client program, the MariaDB name first.
+func (d *Database) tool(names ...string) string {
+	for _, n := range names {
+		if d.drv.Bin != "" {
+			if p := filepath.Join(d.drv.Bin, n); fileExists(p) {
+				return p
+			}
+			continue
+		}
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	return names[0]
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// optionFile writes the connection, password included, to a file only the
+// migrator's user can read, for the client programs' --defaults-file: no
+// secret on a command line or in the environment of a listed process. The
+// caller removes it.
+func (d *Database) optionFile() (string, error) {
+	f, err := os.CreateTemp("", "cutover-mysql-*.cnf")
+	if err != nil {
+		return "", fmt.Errorf("write client options: %w", err)
+	}
+	esc := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	host, port, _ := strings.Cut(d.cfg.Addr, ":")
+	if i := strings.LastIndex(d.cfg.Addr, ":"); i >= 0 { // [v6]:port
+		host, port = strings.Trim(d.cfg.Addr[:i], "[]"), d.cfg.Addr[i+1:]
+	}
+	fmt.Fprintf(f, "[client]\nprotocol=TCP\nhost=%s\nport=%s\nuser=\"%s\"\npassword=\"%s\"\n", host, port, esc.Replace(d.cfg.User), esc.Replace(d.cfg.Passwd))
+	if d.cfg.TLSConfig != "" && d.cfg.TLSConfig != "false" {
+		fmt.Fprintln(f, "ssl")
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(f.Name())
+		return "", fmt.Errorf("write client options: %w", err)
+	}
+	return f.Name(), nil
+}
+
+// tail keeps the last bytes written to it, for error messages.
+type tail struct{ b []byte }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 2000 {
+		t.b = t.b[len(t.b)-2000:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string { return strings.TrimSpace(string(t.b)) }
+
+// unsupported lists what a dump restore would not carry over: views,
+// stored routines and events (their definitions name the database), so a
+// snapshot refuses them rather than restore something incomplete.
+func unsupported(ctx context.Context, db querier, name string) ([]string, error) {
+	rows, err := db.QueryContext(ctx, `
+		SELECT CONCAT('view ', table_name) FROM information_schema.views WHERE table_schema = ?
+		UNION ALL SELECT CONCAT(LOWER(routine_type), ' ', routine_name) FROM information_schema.routines WHERE routine_schema = ?
+		UNION ALL SELECT CONCAT('event ', event_name) FROM information_schema.events WHERE event_schema = ?`, name, name, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Snapshot dumps the database with mariadb-dump --single-transaction: one
+// consistent InnoDB snapshot, read without blocking the service's writers
+// (no table locks). The dump goes to a temporary file, hashed as it is
+// written, and is renamed to its id once mariadb-dump exited cleanly and
+// wrote its completion line; a .json label records the version, the size,
+// the SHA-256 and the largest keys (for WrittenAfter).
+func (d *Database) Snapshot(ctx context.Context) (migrator.Snapshot, error) {
+	var s migrator.Snapshot
+	err := d.locked(ctx, "snapshot", func() error {
+		var err error
+		s, err = d.snapshot(ctx)
+		return err
+	})
+	return s, err
+}
+
+func (d *Database) snapshot(ctx context.Context) (migrator.Snapshot, error) {
+	now := time.Now().UTC()
+	db, err := d.conn(ctx)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+	defer db.Close()
+	if objs, err := unsupported(ctx, db, d.name); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: list views, routines and events: %w", d.key, err)
+	} else if len(objs) > 0 {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: the database has %s; the mysql driver's restore carries tables and triggers only, so it refuses to snapshot what it could not restore whole (drop them, or snapshot by hand)",
+			d.key, strings.Join(objs, ", "))
+	}
+	v, dirty, err := readVersion(ctx, db)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+	l := label{Of: d.name, Server: d.cfg.Addr, Taken: now, Method: "dump", Version: v, Dirty: dirty}
+	// The keys, in a consistent snapshot taken just before the dump's: a row
+	// committed in between is in the dump but counted as written after it
+	// (an overcount of what a restore takes out, never an undercount).
+	if err := func() error {
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }()
+		l.Keys, err = readKeys(ctx, tx)
+		return err
+	}(); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+
+	dir := d.dumpDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: create %s: %w", d.key, dir, err)
+	}
+	id := d.snapPrefix() + stamp(now) + dumpSuffix
+	final := filepath.Join(dir, id)
+	tmp := final + ".tmp"
+	if fileExists(final) {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %s exists already; try again", d.key, final)
+	}
+	opts, err := d.optionFile()
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+	defer os.Remove(opts)
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+	fail := func(err error) (migrator.Snapshot, error) {
+		_ = out.Close()
+		_ = os.Remove(tmp)
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s with mariadb-dump into %s: %w (check free space in %s)", d.key, tmp, err, dir)
+	}
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(out, h), 1<<20)
+	var stderr tail
+	cmd := exec.CommandContext(ctx, d.tool("mariadb-dump", "mysqldump"), "--defaults-file="+opts,
+		"--single-transaction", "--quick", "--skip-lock-tables", "--triggers", "--hex-blob",
+		"--default-character-set=utf8mb4", "--skip-dump-date", d.name)
+	cmd.Stdout = bw
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fail(fmt.Errorf("%w: %s", err, stderr.String()))
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
+	if err := out.Sync(); err != nil {
+		return fail(err)
+	}
+	size, err := out.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fail(err)
+	}
+	if err := out.Close(); err != nil {
+		return fail(err)
+	}
+	if err := checkCompleted(tmp, size); err != nil {
+		return fail(err)
+	}
+	l.Size, l.SHA256 = size, hex.EncodeToString(h.Sum(nil))
+	b, _ := json.Marshal(l)
+	if err := os.WriteFile(final+".json", b, 0o600); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		_ = os.Remove(final + ".json")
+		return fail(err)
+	}
+	return migrator.Snapshot{ID: id, Time: now, Location: final, Version: v, Dirty: dirty}, nil
+}
+
+// checkCompleted checks that the dump of size bytes at p ends with
+// mariadb-dump's completion line.
+func checkCompleted(p string, size int64) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != size {
+		return fmt.Errorf("dump %s is %d bytes, its label says %d: it was changed or cut", p, fi.Size(), size)
+	}
+	buf := make([]byte, min(size, 256))
+	if _, err := f.ReadAt(buf, size-int64(len(buf))); err != nil {
+		return err
+	}
+	if !bytes.Contains(buf, completed) {
+		return fmt.Errorf("dump %s does not end with mariadb-dump's %q line: it is cut short", p, completed)
+	}
+	return nil
+}
+
+// Snapshots lists the database's dumps, newest first.
+func (d *Database) Snapshots(ctx context.Context) ([]migrator.Snapshot, error) {
+	entries, err := os.ReadDir(d.dumpDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots of %s: %w", d.key, err)
+	}
+	var out []migrator.Snapshot
+	for _, e := range entries {
+		if d.ours(e.Name()) {
+			if l, err := d.readLabel(e.Name()); err == nil && l.Of == d.name {
+				out = append(out, migrator.Snapshot{ID: e.Name(), Time: l.Taken, Location: filepath.Join(d.dumpDir(), e.Name())})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
+	return out, nil
+}
+
+// ours tells this database's dump names from another's: the prefix, then
+// nothing but the time and the suffix.
+func (d *Database) ours(id string) bool {
+	st, ok := strings.CutPrefix(id, d.snapPrefix())
+	if !ok {
+		return false
+	}
+	st, ok = strings.CutSuffix(st, dumpSuffix)
+	_, err := time.Parse(snapTimeFormat, strings.Replace(st, "_", ".", 1))
+	return ok && err == nil
+}
+
+func (d *Database) readLabel(id string) (label, error) {
+	var l label
+	b, err := os.ReadFile(filepath.Join(d.dumpDir(), id+".json"))
+	if err != nil {
+		return l, err
+	}
+	return l, json.Unmarshal(b, &l)
+}
+
+// Inspect checks snapshot id (its label, its size and the completion line;
+// Restore also checks its SHA-256 while it loads it) and returns it.
+func (d *Database) Inspect(ctx context.Context, id string) (migrator.Snapshot, error) {
+	l, err := d.label(id)
+	if err != nil {
+		return migrator.Snapshot{}, err
+	}
+	p := filepath.Join(d.dumpDir(), id)
+	if !fileExists(p) {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s of %s: %w: %s is missing (its label is there)", id, d.key, migrator.ErrSnapshotNotFound, p)
+	}
+	if err := checkCompleted(p, l.Size); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s of %s: %w", id, d.key, err)
+	}
+	return migrator.Snapshot{ID: id, Time: l.Taken, Location: p, Version: l.Version, Dirty: l.Dirty}, nil
+}
+
+// label reads and checks the label of snapshot id.
+func (d *Database) label(id string) (label, error) {
+	if !d.ours(id) {
+		return label{}, fmt.Errorf("snapshot %q of %s: %w: snapshot ids of this database are %s<time>%s", id, d.key, migrator.ErrSnapshotNotFound, d.snapPrefix(), dumpSuffix)
+	}
+	l, err := d.readLabel(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return l, fmt.Errorf("snapshot %s of %s: %w in %s", id, d.key, migrator.ErrSnapshotNotFound, d.dumpDir())
+	}
+	if err != nil || l.Of != d.name {
+		return l, fmt.Errorf("snapshot %s of %s: unreadable label %s.json (%v)", id, d.key, id, err)
+	}
+	return l, nil
+}
+
+// trigger is one trigger's definition, as SHOW CREATE TRIGGER gives it.
+type trigger struct{ name, sqlMode, create string }
+
+// triggers reads the definitions of the triggers of database name.
+func triggers(ctx context.Context, db *sql.DB, name string) ([]trigger, error) {
+	rows, err := db.QueryContext(ctx, `SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = ? ORDER BY action_order, trigger_name`, name)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []trigger
+	for _, n := range names {
+		// Trigger, sql_mode, SQL Original Statement, charset, collation,
+		// database collation, created.
+		var t trigger
+		var cs, coll, dbColl, created sql.NullString
+		if err := db.QueryRowContext(ctx, `SHOW CREATE TRIGGER `+quote(name)+`.`+quote(n)).Scan(&t.name, &t.sqlMode, &t.create, &cs, &coll, &dbColl, &created); err != nil {
+			return nil, fmt.Errorf("read trigger %s.%s: %w", name, n, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func dropTriggers(ctx context.Context, db *sql.DB, name string, ts []trigger) error {
+	for _, t := range ts {
+		if _, err := db.ExecContext(ctx, `DROP TRIGGER IF EXISTS `+quote(name)+`.`+quote(t.name)); err != nil {
+			return fmt.Errorf("drop trigger %s.%s: %w", name, t.name, err)
+		}
+	}
+	return nil
+}
+
+// createTriggers creates ts in the database conn is on, each under its own
+// sql_mode.
+func createTriggers(ctx context.Context, conn *sql.Conn, ts []trigger) error {
+	for _, t := range ts {
+		if _, err := conn.ExecContext(ctx, `SET SESSION sql_mode = ?`, t.sqlMode); err != nil {
+			return fmt.Errorf("create trigger %s: %w", t.name, err)
+		}
+		if _, err := conn.ExecContext(ctx, t.create); err != nil {
+			return fmt.Errorf("create trigger %s: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
+// baseTables lists the base tables of database name.
+func baseTables(ctx context.Context, db querier, name string) ([]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE' ORDER BY table_name`, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Restore replaces the database's tables and triggers with snapshot id,
+// keeping the database itself: its grants (database, table and column
+// grants name it and its tables, which keep their names), its users, and
+// its options (character set, collation) stay as they are.
+//
+// The dump is first loaded into a scratch database <db>_new_<time> (its
+// SHA-256 checked as it streams; a failure there leaves the database
+// untouched), then one RENAME TABLE statement, atomic in MariaDB and MySQL,
+// moves every current table into <db>_old_<time> and every restored table
+// into the database. RENAME TABLE refuses to move a table with triggers to
+// another database, so triggers are dropped before it (those of the
+// database are put back if the rename fails) and the snapshot's are created
+// after it. <db>_old_<time> is dropped at the end: the migrator snapshots
+// the current state before it restores (KeepsReplaced is not implemented).
+func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, error) {
+	var s migrator.Snapshot
+	err := d.locked(ctx, "restore", func() error {
+		var err error
+		s, err = d.restore(ctx, id)
+		return err
+	})
+	return s, err
+}
+
+func (d *Database) restore(ctx context.Context, id string) (migrator.Snapshot, error) {
+	snap, err := d.Inspect(ctx, id)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("refuse to restore: %w", err)
+	}
+	l, err := d.label(id)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("refuse to restore: %w", err)
+	}
+	admin, err := d.connTo(ctx, "")
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("restore %s: %w", d.key, err)
+	}
+	defer admin.Close()
+	var charset, collation string
+	if err := admin.QueryRowContext(ctx, `SELECT default_character_set_name, default_collation_name FROM information_schema.schemata WHERE schema_name = ?`, d.name).Scan(&charset, &collation); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("restore %s: read its options: %w", d.key, err)
+	}
+	now := stamp(time.Now())
+	scratch, aside := d.short()+"_new_"+now, d.short()+"_old_"+now
+	cleanup := context.WithoutCancel(ctx)
+	if _, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s CHARACTER SET %s COLLATE %s`, quote(scratch), charset, collation)); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("restore %s from %s: create %s: %w (the database is unchanged)", d.key, id, scratch, err)
+	}
+	dropScratch := func() { _, _ = admin.ExecContext(cleanup, `DROP DATABASE IF EXISTS `+quote(scratch)) }
+	if err := d.load(ctx, snap.Location, scratch, l.SHA256); err != nil {
+		dropScratch()
+		return migrator.Snapshot{}, fmt.Errorf("restore %s from %s: %w (the database is unchanged)", d.key, id, err)
+	}
+	if err := d.swap(ctx, admin, scratch, aside); err != nil {
+		dropScratch()
+		return migrator.Snapshot{}, fmt.Errorf("restore %s from %s: %w", d.key, id, err)
+	}
+	dropScratch()
+	if _, err := admin.ExecContext(cleanup, `DROP DATABASE IF EXISTS `+quote(aside)); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("restore %s: restored, but dropping the replaced tables in %s failed: %w; drop it by hand", d.key, aside, err)
+	}
+	v, dirty, err := d.Version(ctx)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: %w", d.key, id, err)
+	}
+	if v != snap.Version || dirty != snap.Dirty {
+		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: version %d (dirty %v), want the snapshot's %d (dirty %v)",
+			d.key, id, v, dirty, snap.Version, snap.Dirty)
+	}
+	return snap, nil
+}
+
+// load streams the dump at p into database scratch with the mariadb client,
+// and checks its SHA-256 against want.
+func (d *Database) load(ctx context.Context, p, scratch, want string) error {
+	opts, err := d.optionFile()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(opts)
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	var stderr tail
+	cmd := exec.CommandContext(ctx, d.tool("mariadb", "mysql"), "--defaults-file="+opts, "--binary-mode",
+		"--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--database="+scratch)
+	cmd.Stdin = io.TeeReader(bufio.NewReaderSize(f, 1<<20), h)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("load %s into %s: %w: %s", p, scratch, err, stderr.String())
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); want != "" && got != want {
+		return fmt.Errorf("load %s: its SHA-256 is %s, its label says %s: the dump was changed or damaged", p, got, want)
+	}
+	return nil
+}
+
+// swap moves the database's tables into aside and scratch's into the
+// database in one RENAME TABLE statement, triggers dropped around it.
+func (d *Database) swap(ctx context.Context, admin *sql.DB, scratch, aside string) error {
+	cleanup := context.WithoutCancel(ctx)
+	liveTables, err := baseTables(ctx, admin, d.name)
+	if err != nil {
+		return fmt.Errorf("list tables of %s: %w (the database is unchanged)", d.name, err)
+	}
+	newTables, err := baseTables(ctx, admin, scratch)
+	if err != nil {
+		return fmt.Errorf("list tables of %s: %w (the database is unchanged)", scratch, err)
+	}
+	liveTrg, err := triggers(ctx, admin, d.name)
+	if err != nil {
+		return fmt.Errorf("read triggers of %s: %w (the database is unchanged)", d.name, err)
+	}
+	newTrg, err := triggers(ctx, admin, scratch)
+	if err != nil {
+		return fmt.Errorf("read triggers of %s: %w (the database is unchanged)", scratch, err)
+	}
+	if err := dropTriggers(ctx, admin, scratch, newTrg); err != nil {
+		return fmt.Errorf("%w (the database is unchanged)", err)
+	}
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+quote(aside)); err != nil {
+		return fmt.Errorf("create %s: %w (the database is unchanged)", aside, err)
+	}
+	live, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+	conn, err := live.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	putBack := func(cause error) error {
+		if err := createTriggers(cleanup, conn, liveTrg); err != nil {
+			return fmt.Errorf("%w; and putting the database's triggers back failed: %v: recreate them by hand", cause, err)
+		}
+		_, _ = admin.ExecContext(cleanup, `DROP DATABASE IF EXISTS `+quote(aside))
+		return fmt.Errorf("%w (the database is unchanged)", cause)
+	}
+	if err := dropTriggers(ctx, admin, d.name, liveTrg); err != nil {
+		return putBack(err)
+	}
+	var moves []string
+	for _, t := range liveTables {
+		moves = append(moves, quote(d.name)+"."+quote(t)+" TO "+quote(aside)+"."+quote(t))
+	}
+	for _, t := range newTables {
+		moves = append(moves, quote(scratch)+"."+quote(t)+" TO "+quote(d.name)+"."+quote(t))
+	}
+	if len(moves) > 0 {
+		if _, err := admin.ExecContext(ctx, `RENAME TABLE `+strings.Join(moves, ", ")); err != nil {
+			return putBack(fmt.Errorf("swap the tables of %s and %s: %w", d.name, scratch, err))
+		}
+	}
+	// From here the restored tables are in place: finish even if ctx ends.
+	if err := createTriggers(cleanup, conn, newTrg); err != nil {
+		return fmt.Errorf("tables restored, but creating the snapshot's triggers failed: %w; recreate them from the dump by hand", err)
+	}
+	return nil
+}
+
+// SweepLeftovers removes what an interrupted snapshot or restore of the
+// database left: a dump never renamed from its temporary name, a label
+// whose dump does not exist, and a scratch database <db>_new_<time> a
+// restore was loading. The migrator runs it under the database's lock.
+func (d *Database) SweepLeftovers(ctx context.Context) ([]string, error) {
+	var removed []string
+	var errs []error
+	entries, err := os.ReadDir(d.dumpDir())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("sweep leftovers of %s: %w", d.key, err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		p := filepath.Join(d.dumpDir(), name)
+		leftover := false
+		if dump, ok := strings.CutSuffix(name, ".tmp"); ok && d.ours(dump) && len(d.name) <= maxPrefix {
+			leftover = true
+		} else if dump, ok := strings.CutSuffix(name, ".json"); ok && d.ours(dump) {
+			l, err := d.readLabel(dump)
+			leftover = err == nil && l.Of == d.name && !fileExists(filepath.Join(d.dumpDir(), dump))
+		}
+		if !leftover {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
+	if len(d.name) <= maxPrefix {
+		admin, err := d.connTo(ctx, "")
+		if err != nil {
+			return removed, fmt.Errorf("sweep leftovers of %s: %w", d.key, err)
+		}
+		defer admin.Close()
+		rows, err := admin.QueryContext(ctx, `SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ?`, strings.ReplaceAll(d.short(), "_", `\_`)+`\_new\_%`)
+		if err != nil {
+			return removed, fmt.Errorf("sweep leftovers of %s: %w", d.key, err)
+		}
+		var scratch []string
+		for rows.Next() {
+			var n string
+			if rows.Scan(&n) == nil {
+				st := strings.TrimPrefix(n, d.short()+"_new_")
+				if _, err := time.Parse(snapTimeFormat, strings.Replace(st, "_", ".", 1)); err == nil {
+					scratch = append(scratch, n)
+				}
+			}
+		}
+		rows.Close()
+		for _, n := range scratch {
+			if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+quote(n)); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed = append(removed, "database "+n+" on "+d.cfg.Addr)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("sweep leftovers of %s: %w", d.key, err)
+	}
+	return removed, nil
+}
+
+// DropSnapshot deletes the dump id and its label.
+func (d *Database) DropSnapshot(ctx context.Context, id string) error {
+	if _, err := d.label(id); err != nil {
+		return err
+	}
+	p := filepath.Join(d.dumpDir(), id)
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("drop snapshot %s of %s: %w", id, d.key, err)
+	}
+	if err := os.Remove(p + ".json"); err != nil {
+		return fmt.Errorf("drop snapshot %s of %s: %w", id, d.key, err)
+	}
+	return nil
+}
+
+// tableInfo describes a table for counting its rows written after a snapshot.
+type tableInfo struct {
+	key       string // single-column integer primary key, or ""
+	updatedAt bool   // has an updated_at DATETIME or TIMESTAMP column
+}
+
+// userTables lists the base tables of the connection's database, migration
+// bookkeeping aside.
+func userTables(ctx context.Context, q querier) (map[string]tableInfo, error) {
+	rows, err := q.QueryContext(ctx, `SELECT t.table_name,
+			COALESCE((SELECT MIN(k.column_name) FROM information_schema.key_column_usage k
+				JOIN information_schema.columns c ON c.table_schema = k.table_schema AND c.table_name = k.table_name AND c.column_name = k.column_name
+				WHERE k.table_schema = t.table_schema AND k.table_name = t.table_name AND k.constraint_name = 'PRIMARY'
+				AND c.data_type IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint')
+				HAVING (SELECT COUNT(*) FROM information_schema.key_column_usage k2
+					WHERE k2.table_schema = t.table_schema AND k2.table_name = t.table_name AND k2.constraint_name = 'PRIMARY') = 1), ''),
+			EXISTS (SELECT 1 FROM information_schema.columns u WHERE u.table_schema = t.table_schema AND u.table_name = t.table_name
+				AND u.column_name = 'updated_at' AND u.data_type IN ('datetime', 'timestamp'))
+		FROM information_schema.tables t
+		WHERE t.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' AND t.table_name NOT IN (?, ?)`, versionTable, ledger.Table)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]tableInfo{}
+	for rows.Next() {
+		var name string
+		var t tableInfo
+		if err := rows.Scan(&name, &t.key, &t.updatedAt); err != nil {
+			return nil, fmt.Errorf("list tables: %w", err)
+		}
+		out[name] = t
+	}
+	return out, rows.Err()
+}
+
+// readKeys reads the largest key of every table with a single-column
+// integer primary key (an index lookup each).
+func readKeys(ctx context.Context, q querier) (map[string]keyMax, error) {
+	tables, err := userTables(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read largest keys: %w", err)
+	}
+	keys := map[string]keyMax{}
+	for name, t := range tables {
+		if t.key == "" {
+			continue
+		}
+		var max sql.NullInt64
+		if err := q.QueryRowContext(ctx, fmt.Sprintf(`SELECT MAX(%s) FROM %s`, quote(t.key), quote(name))).Scan(&max); err != nil {
+			return nil, fmt.Errorf("read largest key of %s: %w", name, err)
+		}
+		keys[name] = keyMax{Column: t.key, Max: max.Int64}
+	}
+	return keys, nil
+}
+
+// WrittenAfter counts the rows written after snapshot id (see
+// migrator.Loss): in each table with a single-column integer primary key
+// that the snapshot recorded, the rows whose key is above the snapshot's
+// largest, or whose updated_at (read as UTC, as OpenStack writes it) is
+// later than the snapshot's time.
+func (d *Database) WrittenAfter(ctx context.Context, id string) (migrator.Loss, error) {
+	l, err := d.label(id)
+	if err != nil {
+		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
+	}
+	db, err := d.conn(ctx)
+	if err != nil {
+		return migrator.Loss{}, err
+	}
+	defer db.Close()
+	tables, err := userTables(ctx, db)
+	if err != nil {
+		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
+	}
+	var loss migrator.Loss
+	for _, name := range slices.Sorted(maps.Keys(tables)) {
+		t := tables[name]
+		k, ok := l.Keys[name]
+		if !ok || t.key == "" || t.key != k.Column {
+			loss.Uncounted = append(loss.Uncounted, name)
+			continue
+		}
+		q := fmt.Sprintf(`SELECT COUNT(*) FROM %s WHERE %s > ?`, quote(name), quote(t.key))
+		args := []any{k.Max}
+		if t.updatedAt {
+			q += ` OR updated_at > ?`
+			args = append(args, l.Taken)
+		}
+		var n int64
+		if err := db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+			return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: table %s: %w", d.key, id, name, err)
+		}
+		loss.Rows += n
+		loss.Counted = append(loss.Counted, name)
+	}
+	return loss, nil
+}
