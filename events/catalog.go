@@ -146,9 +146,10 @@ var Catalog = []Spec{
 	spec(TypeEventRejected, SubjectRejected, "any service", toAuditor, "A message was refused (names the field or reason) and will not be redelivered.", func() Data { return &EventRejected{} }),
 	spec(TypeContainerDrained, "cutover.node.{node}.ack", "load-balancer agent", []string{nodeUpdater, auditor}, "A load balancer took a draining container out; the node-updater may stop it.", func() Data { return &ContainerDrained{} }).withMax(SmallEventSize),
 	spec(TypeContainerPulling, nodeStatus, nodeUpdater, toAuditor, "A pull in progress: layers and bytes done so far.", func() Data { return &ContainerPulling{} }),
-	spec(TypeUpgradeControlRequested, SubjectUpgradeControl, user, toPlanner, "Asks the planner to pause, resume or abort an upgrade.", func() Data { return &UpgradeControlRequested{} }).withMax(SmallEventSize).strict(),
+	spec(TypeUpgradeControlRequested, SubjectUpgradeControl, user, toPlanner, "Asks the planner to pause, resume, abort, retry or promote an upgrade.", func() Data { return &UpgradeControlRequested{} }).withMax(SmallEventSize).strict(),
 	spec(TypeNodeDrainRequested, "cutover.node.{node}.drain", planner, []string{"evacuator", auditor}, "Asks an external evacuator to move a node's workloads before its workload hosts are restarted.", func() Data { return &NodeDrainRequested{} }),
 	spec(TypeNodeDrained, "cutover.node.{node}.drain", "evacuator", toPlanner, "A node's workloads were evacuated; its workload hosts may restart.", func() Data { return &NodeDrained{} }).withMax(SmallEventSize),
+	spec(TypeUpgradeControlAnswered, upgradeStatus, planner, []string{"cutover CLI", auditor}, "The planner's answer to a control or rollback request: accepted or refused, and why.", func() Data { return &UpgradeControlAnswered{} }).withMax(SmallEventSize),
 }
 
 var catalogByType = func() map[string]Spec {

@@ -38,6 +38,7 @@ var samples = []events.Data{
 	events.UpgradeControlRequested{Action: events.ControlPause, Reason: "maintenance window ends", RequestedBy: "alice"},
 	events.NodeDrainRequested{Wave: 2, Containers: []string{"nova_libvirt"}, TimeoutMs: 600000},
 	events.NodeDrained{Evacuator: "evacuate.sh", Message: "3 VMs live-migrated"},
+	events.UpgradeControlAnswered{Action: events.ControlResume, Accepted: false, Reason: "refused: the upgrade is running, not paused", Phase: "running"},
 }
 
 // sampleEvent builds a sample event with every attribute a subject template may need.

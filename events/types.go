@@ -59,6 +59,8 @@ type UpgradeRequested struct {
 	WaitForVerdicts bool `json:"wait_for_verdicts,omitempty"`
 	// VerdictTimeoutMs bounds that wait (default: the planner's, 5 minutes).
 	VerdictTimeoutMs int64 `json:"verdict_timeout_ms,omitempty" jsonschema:"minimum=0"`
+	// PauseAfterCanary pauses the upgrade once its first wave (the canary) completed, until an operator sends promote (or rollback, or abort).
+	PauseAfterCanary bool `json:"pause_after_canary,omitempty"`
 }
 
 // Release names a target image per service.
@@ -663,15 +665,17 @@ const (
 
 // Control actions of UpgradeControlRequested.
 const (
-	ControlPause  = "pause"
-	ControlResume = "resume"
-	ControlAbort  = "abort"
+	ControlPause   = "pause"
+	ControlResume  = "resume"
+	ControlAbort   = "abort"
+	ControlRetry   = "retry"
+	ControlPromote = "promote"
 )
 
-// UpgradeControlRequested asks the planner to pause, resume or abort a running upgrade. The upgradeid extension (or the subject) names the upgrade.
+// UpgradeControlRequested asks the planner to pause, resume, abort, retry or promote an upgrade. The upgradeid extension (or the subject) names the upgrade. The planner answers with dev.cutover.upgrade.control.answered (causationid = this event's id).
 type UpgradeControlRequested struct {
-	// Action is pause (no new wave after the current one settles), resume (continue a paused upgrade) or abort (stop for good, nothing rolled back).
-	Action string `json:"action" jsonschema:"enum=pause,enum=resume,enum=abort"`
+	// Action is pause (no new wave after the current one settles), resume (continue a paused upgrade), abort (stop for good, nothing rolled back), retry (start a failed or paused upgrade again from the step that failed) or promote (go on after the canary of a pause_after_canary upgrade).
+	Action string `json:"action" jsonschema:"enum=pause,enum=resume,enum=abort,enum=retry,enum=promote"`
 	// Reason says why, for the history.
 	Reason string `json:"reason,omitempty"`
 	// RequestedBy names the person or system that asked.
@@ -680,6 +684,24 @@ type UpgradeControlRequested struct {
 
 // EventType implements Data.
 func (UpgradeControlRequested) EventType() string { return TypeUpgradeControlRequested }
+
+// TypeUpgradeControlAnswered is the planner's answer to an operator's control (issue 19).
+const TypeUpgradeControlAnswered = "dev.cutover.upgrade.control.answered"
+
+// UpgradeControlAnswered is the planner's answer to dev.cutover.upgrade.control.requested or dev.cutover.rollback.requested: accepted or refused, and why. Its causationid is the request's id.
+type UpgradeControlAnswered struct {
+	// Action is the action answered: pause, resume, abort, retry, promote or rollback.
+	Action string `json:"action" jsonschema:"minLength=1"`
+	// Accepted says the planner acted on the request (or the upgrade already was where it asked).
+	Accepted bool `json:"accepted"`
+	// Reason says what the planner did, or why it refused, in plain words.
+	Reason string `json:"reason" jsonschema:"minLength=1"`
+	// Phase is the upgrade's phase after the answer.
+	Phase string `json:"phase,omitempty"`
+}
+
+// EventType implements Data.
+func (UpgradeControlAnswered) EventType() string { return TypeUpgradeControlAnswered }
 
 // NodeDrainRequested asks an external evacuator to move a node's workloads (e.g. live-migrate its VMs) before the planner touches its workload-host containers.
 type NodeDrainRequested struct {

@@ -119,7 +119,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "group alone prints help", args: []string{"inventory"}, code: 0, stdout: "Available Commands:"},
 		{name: "bad output format", args: []string{"status", "ID", "-o", "yaml"}, code: 2, stderr: "\"yaml\" is not an output format here; use text or json", noStdout: true},
 		{name: "flags before positionals", args: []string{"status", "-o", "yaml", "ID"}, code: 2, stderr: "use text or json"},
-		{name: "missing id", args: []string{"status"}, code: 2, stderr: "give one upgrade id"},
+		{name: "missing id", args: []string{"status"}, code: 2, stderr: "give one upgrade: its id, a unique prefix"},
 		{name: "-o is no output file", args: []string{"release", "pin", "-f", "r.yaml", "-o", "pinned.yaml"}, code: 2, stderr: "output format"},
 		{name: "missing file", args: []string{"inventory", "check", "/nonexistent/inv.yaml"}, code: 1, stderr: "/nonexistent/inv.yaml"},
 		{name: "completion bash", args: []string{"completion", "bash"}, code: 0, stdout: "__start_cutover"},

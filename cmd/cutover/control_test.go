@@ -49,7 +49,7 @@ func TestControlCommandsReachThePlanner(t *testing.T) {
 	phase(planner.PhaseRunning)
 	nats := []string{"--nats", s.ClientURL()}
 
-	if r := runCLI(t.Context(), append([]string{"pause", "no-such-upgrade"}, nats...)...); r.code != 1 || !strings.Contains(r.stderr, "check the id") {
+	if r := runCLI(t.Context(), append([]string{"pause", "no-such-upgrade"}, nats...)...); r.code != 1 || !strings.Contains(r.stderr, "cutover list shows") {
 		t.Errorf("pause of an unknown upgrade = %+v, want exit 1 and an error naming the fix", r)
 	}
 	r := runCLI(t.Context(), append([]string{"pause", id}, nats...)...)

@@ -137,7 +137,7 @@ and rehearses them, and runs the whole stack on one machine (cutover dev).`,
 			root.AddCommand(c)
 		}
 	}
-	add("upgrades", newApplyCmd(), newStatusCmd(), newWatchCmd())
+	add("upgrades", newApplyCmd(), newListCmd(), newStatusCmd(), newWatchCmd(), newHistoryCmd())
 	add("upgrades", newControlCmds()...)
 	add("plan", newPlanCmd(), newReleaseCmd(), newInventoryCmd())
 	add("fleet", newSnapshotsCmd())

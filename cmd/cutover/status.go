@@ -6,19 +6,25 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/services/planner"
 )
 
 func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "status ID",
+		Use:     "status ID|PREFIX|RELEASE",
 		Short:   "show an upgrade's state",
 		Example: "  cutover status 019a7c3e\n  cutover status 019a7c3e -o json",
-		Args:    exactArgs(1, "one upgrade id (printed by cutover apply)"),
+		Long: `Show the planner's state of one upgrade: phase, waves and each node's step.
+The upgrade is named by its id, a unique prefix of it, or its release name.
+Exit 0 when it completed or is running, 1 when it failed, rolled back or was
+aborted, 3 when it is paused (waiting for an operator).`,
+		Args: exactArgs(1, "one upgrade: its id, a unique prefix of it, or its release name"),
 	}
 	output := outputFlag(cmd, "text", "json")
 	nopts := natsFlags(cmd)
@@ -29,27 +35,101 @@ func newStatusCmd() *cobra.Command {
 			return err
 		}
 		defer nc.Close()
-		u, err := planner.LoadUpgrade(ctx, js, args[0])
+		id, err := resolveUpgrade(ctx, js, args[0])
+		if err != nil {
+			return err
+		}
+		u, err := planner.LoadUpgrade(ctx, js, id)
 		if err != nil {
 			return err
 		}
 		if output.value == "json" {
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
-			return enc.Encode(u)
+			if err := enc.Encode(u); err != nil {
+				return err
+			}
+		} else {
+			printStatus(cmd.OutOrStdout(), u)
 		}
-		printStatus(cmd.OutOrStdout(), u)
-		return nil
+		return statusExit(u)
 	}
 	return cmd
 }
 
-func printStatus(w io.Writer, u *planner.Upgrade) {
-	fmt.Fprintf(w, "upgrade  %s\nrelease  %s\nphase    %s\n", u.ID, u.Release.Name, u.Phase)
-	if u.Reason != "" {
-		fmt.Fprintf(w, "reason   %s\n", u.Reason)
+// statusExit is the exit code of cutover status for an upgrade: 0 when it
+// completed or runs, 1 when it failed, rolled back, rolls back or was
+// aborted, 3 when it waits for an operator.
+func statusExit(u *planner.Upgrade) error {
+	switch u.Phase {
+	case planner.PhaseCompleted, planner.PhaseRunning:
+		return nil
+	case planner.PhasePaused:
+		return exitError{3}
 	}
-	fmt.Fprintf(w, "waves    %d (current %d)\n", len(u.Plan.Waves), u.Wave)
+	return exitError{1}
+}
+
+func printStatus(w io.Writer, u *planner.Upgrade) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "upgrade\t%s\n", u.ID)
+	fmt.Fprintf(tw, "release\t%s\n", u.Release.Name)
+	fmt.Fprintf(tw, "phase\t%s\n", u.Phase)
+	if u.Reason != "" {
+		fmt.Fprintf(tw, "reason\t%s\n", u.Reason)
+	}
+	fmt.Fprintf(tw, "requested\t%s (%s)\n", u.RequestedAt.Local().Format("2006-01-02 15:04:05"), render.Ago(u.RequestedAt, time.Now()))
+	waves := len(u.Plan.Waves)
+	switch {
+	case waves == 0:
+		fmt.Fprintf(tw, "waves\tnone: nothing to change\n")
+	case u.Wave >= waves:
+		fmt.Fprintf(tw, "waves\t%s, all done\n", render.Plural(waves, "wave"))
+	default:
+		fmt.Fprintf(tw, "waves\t%s, at wave %d\n", render.Plural(waves, "wave"), u.Wave)
+	}
+	if u.AwaitingPromotion {
+		fmt.Fprintf(tw, "canary\tdone; waiting for cutover promote %s\n", u.ID)
+	}
+	if u.PauseRequested {
+		fmt.Fprintln(tw, "pause\trequested: no new wave starts after the one in flight")
+	}
+	if u.Barrier != "" {
+		fmt.Fprintf(tw, "waiting\t%s\n", u.Barrier)
+	}
+	if g := u.Gate; g != nil {
+		fmt.Fprintf(tw, "waiting\twave %d waits for the auditor's healthy verdicts on wave %d: %s (for %s, at most %s)\n",
+			g.Wave+1, g.Wave, render.List(g.Waiting), render.Duration(time.Since(g.Since)), render.Duration(u.VerdictTimeout))
+	}
+	if rb := u.Rollback; rb != nil {
+		line := fmt.Sprintf("%s: %s returned to their previous images", rb.Reason, render.Plural(len(rb.Done), "node"))
+		if len(rb.Done) > 0 {
+			line += " (" + render.List(rb.Done) + ")"
+		}
+		if rb.Current != "" {
+			line += ", " + rb.Current + " in progress"
+		}
+		if len(rb.Queue) > 0 {
+			line += fmt.Sprintf(", %s to go", render.Plural(len(rb.Queue), "node"))
+		}
+		if rb.Error != "" {
+			line += "; failed: " + rb.Error
+		}
+		fmt.Fprintf(tw, "rollback\t%s\n", line)
+	}
+	for _, m := range u.Migrations {
+		line := fmt.Sprintf("%s (%s): version %d -> %d; expand %s, contract %s", m.Service, m.Driver, m.FromVersion, m.ToVersion, m.Expand, m.Contract)
+		if m.Rollback != "" {
+			line += ", rollback " + m.Rollback
+		}
+		if m.SnapshotID != "" {
+			line += " (snapshot " + m.SnapshotID + ")"
+		}
+		fmt.Fprintf(tw, "database\t%s\n", line)
+	}
+	if err := tw.Flush(); err != nil {
+		return
+	}
 	nodes := make([]string, 0, len(u.Nodes))
 	for n := range u.Nodes {
 		nodes = append(nodes, n)
@@ -58,38 +138,28 @@ func printStatus(w io.Writer, u *planner.Upgrade) {
 		a, b := u.Nodes[nodes[i]], u.Nodes[nodes[j]]
 		return a.Wave < b.Wave || a.Wave == b.Wave && nodes[i] < nodes[j]
 	})
+	if len(nodes) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WAVE\tNODE\tSTEP\tCONTAINERS")
 	for _, n := range nodes {
 		np := u.Nodes[n]
-		fmt.Fprintf(w, "  wave %d  %-16s %-10s", np.Wave, n, np.Status)
+		var cs []string
 		for _, r := range np.Results {
-			fmt.Fprintf(w, " %s:%s", r.Container, r.Result)
+			cs = append(cs, r.Container+" "+r.Result)
 		}
+		if len(cs) == 0 {
+			for _, t := range np.Targets {
+				cs = append(cs, t.Container)
+			}
+		}
+		detail := strings.Join(cs, ", ")
 		if np.Error != "" {
-			fmt.Fprintf(w, " (%s)", np.Error)
+			detail += " (" + np.Error + ")"
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", np.Wave, np.Node, np.Status, detail)
 	}
-	for _, m := range u.Migrations {
-		fmt.Fprintf(w, "database %s (%s): version %d -> %d; expand %s, contract %s", m.Service, m.Driver, m.FromVersion, m.ToVersion, m.Expand, m.Contract)
-		if m.Rollback != "" {
-			fmt.Fprintf(w, ", rollback %s", m.Rollback)
-		}
-		if m.SnapshotID != "" {
-			fmt.Fprintf(w, " (snapshot %s)", m.SnapshotID)
-		}
-		fmt.Fprintln(w)
-	}
-	if u.Barrier != "" {
-		fmt.Fprintf(w, "waiting  %s\n", u.Barrier)
-	}
-	if g := u.Gate; g != nil {
-		fmt.Fprintf(w, "waiting  wave %d waits for the auditor's healthy verdicts on wave %d: %s (since %s, timeout %v)\n",
-			g.Wave+1, g.Wave, strings.Join(g.Waiting, ", "), g.Since.Format(time.RFC3339), u.VerdictTimeout)
-	}
-	if u.PauseRequested {
-		fmt.Fprintln(w, "pause    requested: no new wave starts after the one in flight")
-	}
-	if rb := u.Rollback; rb != nil {
-		fmt.Fprintf(w, "rollback %s; done %v, queued %v\n", rb.Reason, rb.Done, rb.Queue)
-	}
+	_ = tw.Flush()
 }

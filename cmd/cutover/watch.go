@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,18 +12,23 @@ import (
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/planner"
 )
 
 func newWatchCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "watch [ID]",
+		Use:   "watch [ID|PREFIX|RELEASE]",
 		Short: "follow events live (one upgrade until it ends, or everything)",
-		Long: `Follow the event stream. With an upgrade id, replay that upgrade from its
-start and return when it ends: exit 0 if it completed, 1 otherwise. Without,
-print every new event until interrupted.`,
-		Example: "  cutover watch 019a7c3e\n  cutover watch",
-		Args:    maxArgs(1, "one upgrade id"),
+		Long: `Follow the event stream. With an upgrade (its id, a unique prefix of it, or
+its release name), replay that upgrade from its start and return when it
+ends: exit 0 if it completed, 1 if it failed, paused or was aborted. An
+upgrade the planner does not know fails at once. Without, print every new
+event until interrupted (Ctrl-C exits 130). -o json prints one CloudEvent
+per line, for jq.`,
+		Example: "  cutover watch 019a7c3e\n  cutover watch\n  cutover watch -o json | jq -r .type",
+		Args:    maxArgs(1, "one upgrade"),
 	}
+	output := outputFlag(cmd, "text", "json")
 	nopts := natsFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
@@ -31,7 +37,13 @@ print every new event until interrupted.`,
 			return err
 		}
 		defer nc.Close()
-		return follow(ctx, js, append(args, "")[0], cmd.OutOrStdout(), nil)
+		id := ""
+		if len(args) == 1 {
+			if id, err = resolveUpgrade(ctx, js, args[0]); err != nil {
+				return err
+			}
+		}
+		return followAs(ctx, js, id, cmd.OutOrStdout(), output.value, nil)
 	}
 	return cmd
 }
@@ -41,6 +53,12 @@ print every new event until interrupted.`,
 // exitError{1} unless it completed); without, it prints new events until ctx
 // is done. onEvent, when set, sees every printed event.
 func follow(ctx context.Context, js jetstream.JetStream, upgradeID string, w io.Writer, onEvent func(events.Event)) error {
+	return followAs(ctx, js, upgradeID, w, "text", onEvent)
+}
+
+// followAs is follow printing each event as a text line or, for json, as
+// one CloudEvent per line.
+func followAs(ctx context.Context, js jetstream.JetStream, upgradeID string, w io.Writer, format string, onEvent func(events.Event)) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectAll}, DeliverPolicy: jetstream.DeliverNewPolicy}
 	if upgradeID != "" {
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
@@ -73,15 +91,48 @@ func follow(ctx context.Context, js jetstream.JetStream, upgradeID string, w io.
 		if e.Type() == events.TypeNodeHeartbeat {
 			continue
 		}
-		fmt.Fprintln(w, render.Line(e))
+		if format == "json" {
+			raw, err := json.Marshal(e)
+			if err != nil {
+				return fmt.Errorf("encode event %s: %w", e.ID(), err)
+			}
+			fmt.Fprintf(w, "%s\n", raw)
+		} else {
+			fmt.Fprintln(w, render.Line(e))
+		}
 		if onEvent != nil {
 			onEvent(e)
 		}
 		if final, ok := render.Final(e); final && upgradeID != "" {
+			if movedOn(ctx, js, upgradeID, e) {
+				continue // a pause or rollback the replay passed: the upgrade went on since
+			}
 			if !ok {
 				return exitError{1}
 			}
 			return nil
 		}
 	}
+}
+
+// movedOn reports whether an upgrade went on after the final-looking event
+// e (a pause that was resumed or promoted, a rollback that was retried, a
+// completion rolled back later): its phase now is not the one e announced.
+func movedOn(ctx context.Context, js jetstream.JetStream, id string, e events.Event) bool {
+	u, err := planner.LoadUpgrade(ctx, js, id)
+	if err != nil {
+		return false
+	}
+	switch e.Type() {
+	case events.TypeUpgradeCompleted:
+		return u.Phase != planner.PhaseCompleted
+	case events.TypeUpgradeAborted:
+		return u.Phase != planner.PhaseAborted
+	case events.TypeUpgradeFailed:
+		return u.Phase != planner.PhaseFailed && u.Phase != planner.PhaseRolledBack
+	case events.TypeUpgradePaused:
+		d, err := events.DataAs[events.UpgradePaused](e)
+		return err == nil && (u.Phase != planner.PhasePaused || u.Reason != d.Reason)
+	}
+	return false
 }

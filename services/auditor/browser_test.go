@@ -146,7 +146,7 @@ func TestDashboardLiveInChromium(t *testing.T) {
 		events.MustNew(events.Source("auditor", ""), events.RollbackRequested{Reason: "service web failed its health policy in the watch window of wave 0", RequestedBy: "auditor"},
 			events.CausedBy(verdict)),
 	)
-	text("#state", "rolling back")
+	text("#state", "rolling-back")
 	text("#rollback", "service web failed its health policy")
 	text("#health", "web (wave 0): failing")
 
@@ -156,7 +156,7 @@ func TestDashboardLiveInChromium(t *testing.T) {
 		nu("n1", events.NodeUpdateCompleted{Rollback: true, Results: []events.ContainerResult{{Container: "web-1", Result: events.ResultReplaced, FromImage: "web:v2", ToImage: "web:v1"}}}),
 		pl(events.RollbackCompleted{Result: "completed", Nodes: []string{"n1"}, Reason: "service web failed its health policy in the watch window of wave 0"}),
 	)
-	text("#state", "rolled back")
+	text("#state", "rolled-back")
 	text(`#nodes [data-container="web-1"]`, "rolled back")
 	text(`#nodes [data-container="web-2"]`, "reverted")
 	text("#rollback", "Rollback completed")

@@ -92,8 +92,8 @@ const (
 	StateFailed         State = "failed"
 	StatePaused         State = "paused"
 	StateAborted        State = "aborted"
-	StateRolledBack     State = "rolled back"
-	StateRollbackFailed State = "rollback failed"
+	StateRolledBack     State = "rolled-back"
+	StateRollbackFailed State = "rollback-failed"
 )
 
 // lifecycle maps the event types that move an upgrade's state to that state.

@@ -2,6 +2,7 @@ package planner_test
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,14 +172,9 @@ func TestResumeAfterAFailedRollbackIsRefused(t *testing.T) {
 		t.Fatalf("paused with %q, want a failed rollback", u.Reason)
 	}
 	resume := control(t, s.JS, id, events.ControlResume)
-	eventually(t, 10*time.Second, "the resume to be rejected", func() bool {
-		for _, e := range h.of(events.TypeEventRejected) {
-			if d, _ := events.DataAs[events.EventRejected](e); d.EventID == resume.ID() && strings.Contains(d.Reason, "refused") && strings.Contains(d.Reason, "cutover abort") {
-				return true
-			}
-		}
-		return false
-	})
+	if a := answerTo(t, h, resume); a.Accepted || !strings.Contains(a.Reason, "refused") || !strings.Contains(a.Reason, "cutover abort") {
+		t.Errorf("answer to the resume = %+v, want refused naming cutover abort", a)
+	}
 	if u, _ := planner.LoadUpgrade(t.Context(), s.JS, id); u.Phase != planner.PhasePaused {
 		t.Errorf("phase = %s after a refused resume, want paused", u.Phase)
 	}
@@ -189,4 +185,127 @@ func TestResumeAfterAFailedRollbackIsRefused(t *testing.T) {
 	waitPhase(t, s.JS, id, planner.PhaseAborted)
 	// The lock is free: a request with nothing to change completes.
 	waitPhase(t, s.JS, request(t, s.JS, map[string]string{"web": "web:v1"}), planner.PhaseCompleted)
+}
+
+// answerTo waits for the planner's answer to a control or rollback request.
+func answerTo(t *testing.T, h *history, req events.Event) events.UpgradeControlAnswered {
+	t.Helper()
+	var a events.UpgradeControlAnswered
+	eventually(t, 10*time.Second, "the answer to "+req.ID(), func() bool {
+		for _, e := range h.of(events.TypeUpgradeControlAnswered) {
+			if events.CausationID(e) == req.ID() {
+				a, _ = events.DataAs[events.UpgradeControlAnswered](e)
+				return true
+			}
+		}
+		return false
+	})
+	return a
+}
+
+// TestControlAnswers checks that every control gets an answer: accepted,
+// or refused with a reason the operator can act on.
+func TestControlAnswers(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	threeNodes(t, s)
+	var release atomic.Bool
+	gatedNode(t, s.JS, "n1", release.Load, nil)
+	fakeNode(t, s.JS, "n2", nil)
+	fakeNode(t, s.JS, "n3", nil)
+	startPlanner(t, s.JS)
+
+	id := request(t, s.JS, map[string]string{"web": "web:v2"})
+	eventually(t, 10*time.Second, "command to n1", func() bool { return h.commandsTo(id)["n1"] == 1 })
+	check := func(action string, accepted bool, want string) {
+		t.Helper()
+		a := answerTo(t, h, control(t, s.JS, id, action))
+		if a.Accepted != accepted || !strings.Contains(a.Reason, want) || a.Action != action {
+			t.Errorf("%s: answer %+v, want accepted=%v with %q", action, a, accepted, want)
+		}
+	}
+	check(events.ControlResume, false, "refused: it is running, not paused")
+	check(events.ControlPromote, false, "not waiting for promotion")
+	check(events.ControlRetry, false, "not paused")
+	check(events.ControlPause, true, "pausing")
+	check(events.ControlPause, true, "already requested")
+	check(events.ControlResume, true, "pause requested is cancelled")
+	release.Store(true)
+	waitPhase(t, s.JS, id, planner.PhaseCompleted)
+	check(events.ControlAbort, false, "refused: it already finished: completed")
+	check(events.ControlResume, false, "already finished")
+	check(events.ControlRetry, false, "already finished")
+
+	unknown := events.MustNew(events.Source("test", ""), events.UpgradeControlRequested{Action: events.ControlPause}, events.WithUpgrade("no-such-upgrade"))
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), unknown); err != nil {
+		t.Fatal(err)
+	}
+	if a := answerTo(t, h, unknown); a.Accepted || !strings.Contains(a.Reason, "does not know it") {
+		t.Errorf("answer for an unknown upgrade = %+v, want refused", a)
+	}
+}
+
+// TestRetryOfARolledBackUpgrade fails n2 once: the upgrade rolls back, then
+// cutover retry runs it again from the first wave to completion.
+func TestRetryOfARolledBackUpgrade(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
+	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
+	failures := 0
+	fakeNode(t, s.JS, "n1", nil)
+	fakeNode(t, s.JS, "n2", func(d events.NodeUpdateRequested) bool {
+		failures++
+		return failures == 1 // the registry was down the first time
+	})
+	startPlanner(t, s.JS)
+
+	id := request(t, s.JS, map[string]string{"web": "web:v2"})
+	waitPhase(t, s.JS, id, planner.PhaseRolledBack)
+	a := answerTo(t, h, control(t, s.JS, id, events.ControlRetry))
+	if !a.Accepted || !strings.Contains(a.Reason, "from wave 0") {
+		t.Fatalf("retry answer = %+v, want accepted from wave 0", a)
+	}
+	u := waitPhase(t, s.JS, id, planner.PhaseCompleted)
+	if u.Rollback != nil {
+		t.Errorf("rollback %+v left on a completed retry", u.Rollback)
+	}
+	if got := h.commandsTo(id); got["n1"] != 3 || got["n2"] != 2 {
+		t.Errorf("commands = %v, want n1: update, rollback, update; n2: failed update, update", got)
+	}
+}
+
+// TestPauseAfterCanaryThenPromote: a pause_after_canary release stops
+// after its first wave until cutover promote.
+func TestPauseAfterCanaryThenPromote(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	threeNodes(t, s)
+	for _, n := range []string{"n1", "n2", "n3"} {
+		fakeNode(t, s.JS, n, nil)
+	}
+	startPlanner(t, s.JS)
+	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{PauseAfterCanary: true,
+		Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}})
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	id := req.ID()
+	u := waitPhase(t, s.JS, id, planner.PhasePaused)
+	if !u.AwaitingPromotion || !strings.Contains(u.Reason, "cutover promote "+id) {
+		t.Errorf("paused %+v with %q, want awaiting promotion", u.AwaitingPromotion, u.Reason)
+	}
+	if got := h.commandsTo(id); got["n1"] != 1 || got["n2"] != 0 || got["n3"] != 0 {
+		t.Fatalf("commands before promotion = %v, want the canary n1 only", got)
+	}
+	if a := answerTo(t, h, control(t, s.JS, id, events.ControlPromote)); !a.Accepted || !strings.Contains(a.Reason, "promoted: wave 1 starts") {
+		t.Errorf("promote answer = %+v", a)
+	}
+	waitPhase(t, s.JS, id, planner.PhaseCompleted)
+	if n := len(h.of(events.TypeUpgradePaused)); n != 1 {
+		t.Errorf("%d pauses, want only the one after the canary", n)
+	}
+	if a := answerTo(t, h, control(t, s.JS, id, events.ControlPromote)); a.Accepted {
+		t.Errorf("promote of a completed upgrade = %+v, want refused", a)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -247,7 +248,8 @@ func (p *Planner) watchDeadlines(ctx context.Context) {
 	defer t.Stop()
 	// Upgrades that can never change again are not read again: every tick
 	// would otherwise decode the whole history of upgrades. A completed
-	// upgrade stays checked, since a rollback request can reopen it.
+	// upgrade stays checked, since a rollback request can reopen it, and a
+	// rolled-back one, since cutover retry can.
 	ended := map[string]bool{}
 	for {
 		select {
@@ -266,7 +268,7 @@ func (p *Planner) watchDeadlines(ctx context.Context) {
 			// The record alone says whether to look further: reading a
 			// finished upgrade's steps every tick would cost one read per step.
 			phase, busy, err := p.store.phase(ctx, id)
-			if err == nil && !busy && (phase == PhaseFailed || phase == PhaseRolledBack || phase == PhaseAborted) {
+			if err == nil && !busy && (phase == PhaseFailed || phase == PhaseAborted) {
 				ended[id] = true
 			}
 			if err != nil || phase != PhaseRunning || busy {
@@ -390,6 +392,7 @@ func (p *Planner) onRequested(ctx context.Context, e events.Event) error {
 	u := &Upgrade{
 		ID: id, Release: req.Release, FailureAction: req.FailureAction, Phase: PhaseRunning,
 		RequestedAt: e.Time(), Nodes: map[string]*NodeProgress{}, WaitForVerdicts: req.WaitForVerdicts,
+		PauseAfterCanary: req.PauseAfterCanary,
 	}
 	if req.WaitForVerdicts {
 		u.VerdictTimeout = p.cfg.VerdictTimeout
@@ -486,13 +489,16 @@ func (p *Planner) onRollbackRequested(ctx context.Context, e events.Event) error
 	}
 	u, rev, err := p.load(ctx, id)
 	if errors.Is(err, errNoUpgrade) {
-		return events.Permanent(fmt.Errorf("rollback requested for upgrade %q, which the planner does not know; set the upgradeid extension (or subject) to an upgrade id from cutover status", id))
+		return p.refuseUnknown(ctx, e, id, "rollback")
 	}
 	if err != nil {
 		return err
 	}
-	if u.Rollback != nil || (u.Phase != PhaseRunning && u.Phase != PhaseCompleted && u.Phase != PhasePaused) {
-		return nil // already rolling back, or nothing to roll back
+	if u.Rollback != nil {
+		return p.refuse(ctx, e, u, "rollback", "it is already rolling back ("+u.Rollback.Reason+")")
+	}
+	if u.Phase != PhaseRunning && u.Phase != PhaseCompleted && u.Phase != PhasePaused {
+		return p.refuse(ctx, e, u, "rollback", "it is "+u.Phase+": nothing to roll back")
 	}
 	d, err := events.DataAs[events.RollbackRequested](e)
 	if err != nil {
@@ -502,7 +508,10 @@ func (p *Planner) onRollbackRequested(ctx context.Context, e events.Event) error
 	if u.Phase == PhaseCompleted || u.Phase == PhasePaused {
 		u.Phase = PhaseRunning // re-enter the state machine to roll back
 	}
-	return p.commit(ctx, u, rev, p.advance(e, u)...)
+	u.AwaitingPromotion = false
+	out := p.advance(e, u)
+	out = append(out, p.answer(e, u, "rollback", true, "rolling back the nodes updated so far, latest first"))
+	return p.commit(ctx, u, rev, out...)
 }
 
 // advance moves an upgrade as far as its state allows and returns the events
@@ -634,6 +643,12 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 		out = append(out, p.event(cause, u, events.WaveCompleted{Wave: u.Wave, Nodes: names, Replaced: replaced, Unchanged: unchanged}))
 		u.Gate = u.gateAfter(u.Wave)
 		u.Wave++
+		if u.Wave == 1 && u.PauseAfterCanary && !u.Promoted && len(u.waveNodes(1)) > 0 {
+			// Argo Rollouts' manual promotion: the canary runs the release;
+			// a person looks before the rest of the fleet follows.
+			u.AwaitingPromotion = true
+			return append(out, p.pause(cause, u, fmt.Sprintf("canary wave 0 completed (%s); waiting for cutover promote %s", strings.Join(names, ", "), u.ID)))
+		}
 	}
 }
 

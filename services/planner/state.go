@@ -3,6 +3,7 @@ package planner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,6 +60,13 @@ type Upgrade struct {
 	Reason   string                   `json:"reason,omitempty"`
 	// PauseRequested asks the upgrade to pause before its next wave.
 	PauseRequested bool `json:"pause_requested,omitempty"`
+	// PauseAfterCanary comes from the request: the upgrade pauses once its
+	// first wave completed, until an operator promotes it.
+	PauseAfterCanary bool `json:"pause_after_canary,omitempty"`
+	// AwaitingPromotion says the upgrade is paused after its canary.
+	AwaitingPromotion bool `json:"awaiting_promotion,omitempty"`
+	// Promoted says an operator promoted the canary: no pause after it.
+	Promoted bool `json:"promoted,omitempty"`
 	// Migrations holds the database migrations of upgraded services, in
 	// plan order: expand before the first wave, contract after the version
 	// barrier (every instance on the new image).
@@ -215,4 +223,44 @@ func LoadUpgrade(ctx context.Context, js jetstream.JetStream, id string) (*Upgra
 	}
 	u.Plan.Waves = wavesOf(u.Nodes)
 	return u, nil
+}
+
+// ListUpgrades reads every upgrade's record, for the CLI's list command and
+// to resolve an id prefix or a release name. The upgrades come without
+// their steps (Nodes is nil): a list need not read every step of every
+// upgrade.
+func ListUpgrades(ctx context.Context, js jetstream.JetStream) ([]*Upgrade, error) {
+	kv, err := js.KeyValue(ctx, events.BucketUpgrades)
+	if events.IsNotFound(err) || errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil // no planner has run yet: no upgrades
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", events.BucketUpgrades, err)
+	}
+	s := &store{kv: kv}
+	ids, err := s.ids(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Upgrade, 0, len(ids))
+	for _, id := range ids {
+		entry, err := kv.Get(ctx, id)
+		if events.IsNotFound(err) {
+			continue // deleted since listed
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get upgrade %s: %w", id, err)
+		}
+		var r record
+		if err := json.Unmarshal(entry.Value(), &r); err != nil {
+			return nil, fmt.Errorf("decode upgrade %s: %w", id, err)
+		}
+		u := r.Upgrade
+		u.Nodes, u.Outbox = nil, nil
+		out = append(out, &u)
+	}
+	return out, nil
 }

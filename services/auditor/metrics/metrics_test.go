@@ -211,7 +211,7 @@ func TestMetricsFromStoredEvents(t *testing.T) {
 		want   float64
 	}{
 		{`cutover_upgrades{state="completed"}`, 1},
-		{`cutover_upgrades{state="rollback failed"}`, 1},
+		{`cutover_upgrades{state="rollback-failed"}`, 1},
 		{`cutover_upgrades{state="running"}`, 0},
 		{`cutover_upgrades{state="requested"}`, 0},
 		{`cutover_container_replacements_total{result="replaced"}`, 2},
@@ -264,9 +264,9 @@ func TestUpgradesGaugeSurvivesRestart(t *testing.T) {
 	r.stop()
 	second := startOn(t, r.nats, r.store) // same store, fresh Metrics seeded from it
 	got := scrape(t, second.url)
-	if got[`cutover_upgrades{state="completed"}`] != 1 || got[`cutover_upgrades{state="rollback failed"}`] != 1 {
+	if got[`cutover_upgrades{state="completed"}`] != 1 || got[`cutover_upgrades{state="rollback-failed"}`] != 1 {
 		t.Fatalf("after a restart: completed=%v rollback failed=%v, want 1 and 1 (seeded from the history)",
-			got[`cutover_upgrades{state="completed"}`], got[`cutover_upgrades{state="rollback failed"}`])
+			got[`cutover_upgrades{state="completed"}`], got[`cutover_upgrades{state="rollback-failed"}`])
 	}
 	if got[`cutover_events_total{type="dev.cutover.container.replaced"}`] != 0 {
 		t.Errorf("a restarted auditor counted stored events again")

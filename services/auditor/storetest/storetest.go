@@ -108,7 +108,7 @@ func testUpgradeSummaries(t *testing.T, open Opener) {
 		{"failed", []ev{{request, 0}, {events.UpgradeFailed{Reason: "health", Wave: 0}, time.Second}}, auditor.StateFailed, "2025.1"},
 		{"paused", []ev{{request, 0}, {events.UpgradePaused{Reason: "operator"}, time.Second}}, auditor.StatePaused, "2025.1"},
 		{"aborted", []ev{{request, 0}, {events.UpgradeAborted{Reason: "operator"}, time.Second}}, auditor.StateAborted, "2025.1"},
-		{"rolled back", []ev{{request, 0}, {events.UpgradeFailed{Reason: "health"}, time.Second}, {events.RollbackCompleted{Result: "completed"}, 2 * time.Second}}, auditor.StateRolledBack, "2025.1"},
+		{"rolled-back", []ev{{request, 0}, {events.UpgradeFailed{Reason: "health"}, time.Second}, {events.RollbackCompleted{Result: "completed"}, 2 * time.Second}}, auditor.StateRolledBack, "2025.1"},
 		{"rollback failed", []ev{{request, 0}, {events.RollbackCompleted{Result: "failed"}, 2 * time.Second}}, auditor.StateRollbackFailed, "2025.1"},
 		{"newest by event time, not arrival", []ev{{events.UpgradeCompleted{}, 5 * time.Second}, {request, 0}, {events.UpgradeStarted{}, time.Second}}, auditor.StateCompleted, "2025.1"},
 		{"release from the plan without a request", []ev{{events.UpgradePlanned{Release: "demo-v2"}, 0}}, auditor.StatePlanned, "demo-v2"},

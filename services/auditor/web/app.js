@@ -82,10 +82,10 @@ function apply(s, r) {
       s.migrations.push({ type: t, d });
       break;
     case "health.verdict": s.verdicts.push(d); break;
-    case "rollback.requested": s.rollback = { reason: d.reason, by: d.requested_by || "", result: "" }; s.state = "rolling back"; break;
+    case "rollback.requested": s.rollback = { reason: d.reason, by: d.requested_by || "", result: "" }; s.state = "rolling-back"; break;
     case "rollback.completed":
       s.rollback = Object.assign(s.rollback || { reason: d.reason, by: "planner" }, { result: d.result });
-      s.state = d.result === "failed" ? "rollback failed" : "rolled back";
+      s.state = d.result === "failed" ? "rollback-failed" : "rolled-back";
       for (const w in s.waveState) if (s.waveState[w] === "running") s.waveState[w] = "stopped";
       break;
   }

@@ -25,6 +25,7 @@ import (
 //	failure_action: rollback   # rollback (default), pause or continue
 //	wait_for_verdicts: true    # each wave waits for the auditor's healthy verdicts on the last
 //	verdict_timeout: 5m        # ... for this long at most, then the upgrade pauses
+//	pause_after_canary: true   # pause after the first wave until cutover promote
 //	services:
 //	  web:
 //	    image: registry.example/web:2.0.1
@@ -43,8 +44,11 @@ type File struct {
 	// verdicts on the services the wave before it changed.
 	WaitForVerdicts bool `yaml:"wait_for_verdicts"`
 	// VerdictTimeout bounds that wait (default: the planner's, 5m).
-	VerdictTimeout string             `yaml:"verdict_timeout"`
-	Services       map[string]Service `yaml:"services"`
+	VerdictTimeout string `yaml:"verdict_timeout"`
+	// PauseAfterCanary pauses the upgrade after its first wave (the
+	// canary) until an operator promotes it (cutover promote).
+	PauseAfterCanary bool               `yaml:"pause_after_canary"`
+	Services         map[string]Service `yaml:"services"`
 }
 
 // Service is one service's target in a manifest.
@@ -136,7 +140,7 @@ func ParseRelease(name string, raw []byte) (Release, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return Release{}, fmt.Errorf("%s: %w (known fields: release, failure_action, wait_for_verdicts, verdict_timeout, services.<name>.image|strategy|min_healthy|health_timeout|env|migrations_version|max_unavailable|depends_on|images|drain_ack_timeout|drain_ack_required|probe)", name, err)
+		return Release{}, fmt.Errorf("%s: %w (known fields: release, failure_action, wait_for_verdicts, verdict_timeout, pause_after_canary, services.<name>.image|strategy|min_healthy|health_timeout|env|migrations_version|max_unavailable|depends_on|images|drain_ack_timeout|drain_ack_required|probe)", name, err)
 	}
 	var errs []error
 	bad := func(path []string, format string, args ...any) {
@@ -160,7 +164,7 @@ func ParseRelease(name string, raw []byte) (Release, error) {
 	} else if verdictTimeout > 0 && !f.WaitForVerdicts {
 		bad([]string{"verdict_timeout"}, "is set but wait_for_verdicts is not; add wait_for_verdicts: true or remove verdict_timeout")
 	}
-	req := events.UpgradeRequested{FailureAction: f.FailureAction, WaitForVerdicts: f.WaitForVerdicts, VerdictTimeoutMs: verdictTimeout.Milliseconds(),
+	req := events.UpgradeRequested{FailureAction: f.FailureAction, WaitForVerdicts: f.WaitForVerdicts, VerdictTimeoutMs: verdictTimeout.Milliseconds(), PauseAfterCanary: f.PauseAfterCanary,
 		Release: events.Release{Name: f.Release, Services: map[string]events.ServiceRelease{}}}
 	for _, svc := range sortedKeys(f.Services) {
 		s := f.Services[svc]

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cutover-dev/cutover/events"
 )
@@ -41,7 +42,7 @@ func detail(e events.Event) string {
 	}
 	switch v := d.(type) {
 	case *events.UpgradeRequested:
-		return fmt.Sprintf("release %s (%d services)", v.Release.Name, len(v.Release.Services))
+		return fmt.Sprintf("release %s (%s)", v.Release.Name, Plural(len(v.Release.Services), "service"))
 	case *events.UpgradePlanned:
 		if v.Part > 1 {
 			return fmt.Sprintf("plan part %d of %d: %d more containers change", v.Part, v.Parts, len(v.Changes))
@@ -49,15 +50,15 @@ func detail(e events.Event) string {
 		if v.Parts > 1 {
 			return fmt.Sprintf("plan part 1 of %d: %d containers change (more follow), %d unchanged, %d waves", v.Parts, len(v.Changes), v.Unchanged, len(v.Waves))
 		}
-		return fmt.Sprintf("%d containers change, %d unchanged, %d waves", len(v.Changes), v.Unchanged, len(v.Waves))
+		return fmt.Sprintf("%s change, %d unchanged, %s", Plural(len(v.Changes), "container"), v.Unchanged, Plural(len(v.Waves), "wave"))
 	case *events.UpgradeStarted:
-		return fmt.Sprintf("%d waves", v.Waves)
+		return Plural(v.Waves, "wave")
 	case *events.WaveStarted:
 		return fmt.Sprintf("wave %d: %s", v.Wave, strings.Join(v.Nodes, ", "))
 	case *events.WaveCompleted:
 		return fmt.Sprintf("wave %d: %d replaced, %d unchanged", v.Wave, v.Replaced, v.Unchanged)
 	case *events.UpgradeCompleted:
-		return fmt.Sprintf("release %s: %d replaced, %d unchanged in %.1fs", v.Release, v.Replaced, v.Unchanged, float64(v.DurationMs)/1000)
+		return fmt.Sprintf("release %s: %d replaced, %d unchanged in %s", v.Release, v.Replaced, v.Unchanged, Duration(time.Duration(v.DurationMs)*time.Millisecond))
 	case *events.UpgradeFailed:
 		return v.Reason
 	case *events.UpgradePaused:
@@ -75,26 +76,26 @@ func detail(e events.Event) string {
 		}
 		return prefix + strings.Join(names, ", ")
 	case *events.ContainerPulled:
-		return fmt.Sprintf("%s: %s in %dms", v.Container, v.Image, v.DurationMs)
+		return fmt.Sprintf("%s: %s in %s", v.Container, v.Image, Duration(time.Duration(v.DurationMs)*time.Millisecond))
 	case *events.ContainerDraining:
 		return v.Container
 	case *events.ContainerDrained:
 		return v.Container + ": out of the load balancer (" + v.Agent + ")"
 	case *events.ContainerPulling:
-		return fmt.Sprintf("%s: %s, %d of %d layers", v.Container, v.Image, v.LayersDone, v.LayersTotal)
+		return fmt.Sprintf("%s: %s, %d of %s", v.Container, v.Image, v.LayersDone, Plural(v.LayersTotal, "layer"))
 	case *events.ContainerReplaced:
 		if v.Result == events.ResultUnchanged {
 			return v.Container + ": already runs " + v.ToImage
 		}
-		return fmt.Sprintf("%s: %s -> %s, interruption %dms", v.Container, v.FromImage, v.ToImage, v.InterruptionMs)
+		return fmt.Sprintf("%s: %s -> %s, interruption %s", v.Container, v.FromImage, v.ToImage, Duration(time.Duration(v.InterruptionMs)*time.Millisecond))
 	case *events.ContainerReverted:
 		return fmt.Sprintf("%s: %s failed (%s); old container serves again", v.Container, v.Step, v.Reason)
 	case *events.NodeUpdateCompleted:
-		return fmt.Sprintf("%d containers done", len(v.Results))
+		return Plural(len(v.Results), "container") + " done"
 	case *events.NodeUpdateFailed:
 		return fmt.Sprintf("%s failed at %s: %s", v.Container, v.Step, v.Error)
 	case *events.NodeHeartbeat:
-		return fmt.Sprintf("%d containers (%s)", v.Containers, v.Runtime)
+		return fmt.Sprintf("%s (%s)", Plural(v.Containers, "container"), v.Runtime)
 	case *events.MigrationRequested:
 		phase := v.Phase
 		if phase == "" {
@@ -109,6 +110,12 @@ func detail(e events.Event) string {
 		return fmt.Sprintf("%s: version %d -> %d through %s", v.Database, v.FromVersion, v.ToVersion, v.Path)
 	case *events.HealthSignal:
 		return fmt.Sprintf("%s on %s: %s %s", v.Service, v.Node, v.Status, v.Message)
+	case *events.UpgradeControlAnswered:
+		verdict := "accepted"
+		if !v.Accepted {
+			verdict = "refused"
+		}
+		return fmt.Sprintf("%s %s: %s", v.Action, verdict, strings.TrimPrefix(v.Reason, "refused: "))
 	case *events.UpgradeControlRequested:
 		return fmt.Sprintf("%s requested by %s: %s", v.Action, v.RequestedBy, v.Reason)
 	case *events.NodeDrainRequested:

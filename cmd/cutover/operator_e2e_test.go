@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/node-updater/sim"
+)
+
+// binResult is what one run of the built binary printed and returned.
+type binResult struct {
+	stdout, stderr string
+	code           int
+	took           time.Duration
+}
+
+// runBin runs the built cutover binary and waits for it (at most a minute).
+func runBin(t *testing.T, bin string, args ...string) binResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	r := binResult{stdout: out.String(), stderr: errb.String(), took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("run cutover %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// simFleet runs simulated node-updaters (the real node-updater code on the
+// sim runtime) against the dev stack's NATS: web-1..n at v1 on node1..n.
+func simFleet(t *testing.T, js jetstream.JetStream, n int, failures sim.Failures) {
+	t.Helper()
+	var specs []sim.NodeSpec
+	for i := 1; i <= n; i++ {
+		name := "node" + string(rune('0'+i))
+		specs = append(specs, sim.NodeSpec{Name: name, Containers: []sim.ContainerSpec{{Name: "web-" + name, Service: "web", Image: "web:v1"}}})
+	}
+	f, err := sim.StartFleet(t.Context(), []jetstream.JetStream{js}, sim.FleetConfig{Nodes: specs, Seed: 1, Failures: failures, AgentVersion: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close(context.Background()) })
+	waitInventories(t, js, func() []string {
+		var names []string
+		for _, s := range specs {
+			names = append(names, s.Name)
+		}
+		return names
+	}())
+}
+
+// TestOperatorCommandsAgainstTheDevStack drives the built binary against
+// `cutover dev` with a simulated fleet of three nodes: apply with a canary
+// pause, list, status, promote, watch, history, a refused control, an
+// unknown id, and Ctrl-C on watch.
+func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs the dev stack")
+	}
+	bin := buildCutover(t)
+	addr := freeAddr(t)
+	url := "nats://" + addr
+	dev := startDev(t, bin, "--nodes", "none", "--nats-listen", addr, "--data", t.TempDir())
+	js := connectJS(t, url)
+	eventually(t, 30*time.Second, "the dev stack's stream and buckets", func() bool {
+		return events.Setup(t.Context(), js, events.SetupConfig{}) == nil // idempotent; keeps what dev set
+	})
+	simFleet(t, js, 3, sim.Failures{})
+	nats := []string{"--nats", url}
+	cut := func(args ...string) binResult { t.Helper(); return runBin(t, bin, append(args, nats...)...) }
+
+	release := filepath.Join(t.TempDir(), "release.yaml")
+	if err := os.WriteFile(release, []byte("release: canary-v2\npause_after_canary: true\nservices:\n  web:\n    image: web:v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := cut("apply", "-f", release)
+	if r.code != 0 {
+		t.Fatalf("apply: %+v", r)
+	}
+	id := strings.TrimSpace(r.stdout)
+
+	// The canary pauses: status exits 3 and names promote.
+	eventually(t, 20*time.Second, "the canary pause", func() bool {
+		return cut("status", id).code == 3
+	})
+	if r := cut("status", "canary-v2"); !strings.Contains(r.stdout, "waiting for cutover promote "+id) {
+		t.Errorf("status by release name:\n%s", r.stdout)
+	}
+	r = cut("list", "-o", "json")
+	var rows []upgradeRow
+	if err := json.Unmarshal([]byte(r.stdout), &rows); r.code != 0 || err != nil || len(rows) != 1 || rows[0].ID != id || rows[0].Phase != "paused" {
+		t.Fatalf("list -o json = %+v (%v), want the paused upgrade", r, err)
+	}
+	if r := cut("list", "--state", "completed"); r.code != 0 || !strings.Contains(r.stdout, "no upgrades") {
+		t.Errorf("list --state completed: %+v", r)
+	}
+
+	// promote by a prefix of the id; the planner answers.
+	r = cut("promote", id[:13])
+	if r.code != 0 || !strings.Contains(r.stdout, "promoted: wave 1 starts") {
+		t.Fatalf("promote: %+v", r)
+	}
+	r = cut("watch", id)
+	if r.code != 0 || !strings.Contains(r.stdout, "upgrade.completed") || !strings.Contains(r.stdout, "promote accepted") {
+		t.Errorf("watch after promote: %+v", r)
+	}
+
+	// A control on a finished upgrade is refused with the reason.
+	r = cut("abort", id)
+	if r.code != 1 || !strings.Contains(r.stderr, "refused: it already finished: completed") {
+		t.Errorf("abort of a completed upgrade: %+v", r)
+	}
+
+	r = cut("history", "canary-v2", "-o", "json")
+	var evs []events.Event
+	if err := json.Unmarshal([]byte(r.stdout), &evs); r.code != 0 || err != nil {
+		t.Fatalf("history -o json: %+v (%v)", r, err)
+	}
+	types := map[string]int{}
+	for _, e := range evs {
+		types[e.Type()]++
+	}
+	if types[events.TypeUpgradeRequested] != 1 || types[events.TypeUpgradeCompleted] != 1 || types[events.TypeUpgradeControlAnswered] != 2 {
+		t.Errorf("history holds %v, want the request, the completion and two answers", types)
+	}
+
+	// watch -o json: one CloudEvent per line.
+	r = cut("watch", id, "-o", "json")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	for _, l := range lines {
+		var e events.Event
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.ID() == "" {
+			t.Fatalf("watch -o json line %q: %v", l, err)
+		}
+	}
+
+	// An unknown id fails at once, not after a timeout.
+	r = cut("watch", "no-such-upgrade")
+	if r.code == 0 || r.took > 10*time.Second || !strings.Contains(r.stderr, "cutover list") {
+		t.Errorf("watch of an unknown id: %+v", r)
+	}
+
+	// Ctrl-C on watch: exit 130, nothing on stderr. The watch has shown
+	// an event first, so the interrupt reaches a running command.
+	w := exec.Command(bin, append([]string{"watch"}, nats...)...)
+	var werr bytes.Buffer
+	w.Stderr = &werr
+	stdout, err := w.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "upgrade.requested") {
+				close(seen)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	eventually(t, 20*time.Second, "watch to show a new upgrade", func() bool {
+		_ = cut("apply", "-f", release)
+		select {
+		case <-seen:
+			return true
+		case <-time.After(2 * time.Second):
+			return false
+		}
+	})
+	_ = w.Process.Signal(syscall.SIGINT)
+	err = w.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || werr.Len() != 0 {
+		t.Errorf("watch after Ctrl-C: %v, stderr %q; want exit 130 and nothing on stderr", err, werr.String())
+	}
+	dev.stop(t)
+}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/planner"
+)
+
+// resolveUpgrade turns what an operator typed into an upgrade id: the id,
+// a prefix of exactly one id, or a release name exactly one upgrade has.
+func resolveUpgrade(ctx context.Context, js jetstream.JetStream, arg string) (string, error) {
+	if arg == "" {
+		return "", usageErrorf("give an upgrade id, a unique prefix of one, or a release name (cutover list shows them)")
+	}
+	ups, err := planner.ListUpgrades(ctx, js)
+	if err != nil {
+		return "", err
+	}
+	var byPrefix, byRelease []*planner.Upgrade
+	for _, u := range ups {
+		if u.ID == arg {
+			return u.ID, nil
+		}
+		if strings.HasPrefix(u.ID, arg) {
+			byPrefix = append(byPrefix, u)
+		}
+		if u.Release.Name == arg {
+			byRelease = append(byRelease, u)
+		}
+	}
+	switch {
+	case len(byPrefix) == 1:
+		return byPrefix[0].ID, nil
+	case len(byPrefix) > 1:
+		return "", fmt.Errorf("%q is the start of %d upgrade ids (%s); give more of the id", arg, len(byPrefix), idList(byPrefix))
+	case len(byRelease) == 1:
+		return byRelease[0].ID, nil
+	case len(byRelease) > 1:
+		return "", fmt.Errorf("release %q names %d upgrades (%s); give the id of one", arg, len(byRelease), idList(byRelease))
+	}
+	return "", fmt.Errorf("no upgrade has the id, id prefix or release name %q; cutover list shows the upgrades the planner knows (check --nats if it shows none)", arg)
+}
+
+func idList(ups []*planner.Upgrade) string {
+	ids := make([]string, 0, len(ups))
+	for _, u := range ups {
+		ids = append(ids, u.ID+" ("+u.Phase+")")
+	}
+	slices.Sort(ids)
+	if len(ids) > 5 {
+		ids = append(ids[:5], "…")
+	}
+	return strings.Join(ids, ", ")
+}
+
+// upgradeRow is one upgrade in cutover list -o json.
+type upgradeRow struct {
+	ID          string    `json:"id"`
+	Release     string    `json:"release"`
+	Phase       string    `json:"phase"`
+	Wave        int       `json:"wave"`
+	Reason      string    `json:"reason,omitempty"`
+	RequestedAt time.Time `json:"requested_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func newListCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "list [--state PHASE]",
+		Aliases: []string{"ls"},
+		Short:   "list upgrades, newest first",
+		Example: "  cutover list\n  cutover list --state running,paused\n  cutover list -o json | jq -r '.[].id'",
+		Args:    noArgs,
+	}
+	states := cmd.Flags().StringSlice("state", nil, "only upgrades in these phases: "+strings.Join(allPhases, ", "))
+	_ = cmd.RegisterFlagCompletionFunc("state", cobra.FixedCompletions(allPhases, cobra.ShellCompDirectiveNoFileComp))
+	limit := cmd.Flags().Int("limit", 0, "show at most this many (0: all)")
+	output := outputFlag(cmd, "text", "json")
+	nopts := natsFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		for _, s := range *states {
+			if !slices.Contains(allPhases, s) {
+				return usageErrorf("--state %q is not a phase; use %s", s, strings.Join(allPhases, ", "))
+			}
+		}
+		ctx := cmd.Context()
+		nc, js, err := nopts.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		ups, err := planner.ListUpgrades(ctx, js)
+		if err != nil {
+			return err
+		}
+		rows := []upgradeRow{}
+		for _, u := range ups {
+			if len(*states) > 0 && !slices.Contains(*states, u.Phase) {
+				continue
+			}
+			rows = append(rows, upgradeRow{ID: u.ID, Release: u.Release.Name, Phase: u.Phase, Wave: u.Wave, Reason: u.Reason, RequestedAt: u.RequestedAt, UpdatedAt: u.UpdatedAt})
+		}
+		slices.SortFunc(rows, func(a, b upgradeRow) int { return b.RequestedAt.Compare(a.RequestedAt) })
+		if *limit > 0 && len(rows) > *limit {
+			rows = rows[:*limit]
+		}
+		w := cmd.OutOrStdout()
+		if output.value == "json" {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rows)
+		}
+		if len(rows) == 0 {
+			fmt.Fprintln(w, "no upgrades")
+			return nil
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tRELEASE\tPHASE\tWAVE\tREQUESTED\tREASON")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Release, r.Phase, r.Wave, render.Ago(r.RequestedAt, time.Now()), oneLine(r.Reason, 70))
+		}
+		return tw.Flush()
+	}
+	return cmd
+}
+
+// allPhases are the phases an upgrade can be in, as every view names them.
+var allPhases = []string{planner.PhaseRunning, planner.PhasePaused, planner.PhaseRollingBack, planner.PhaseCompleted, planner.PhaseRolledBack, planner.PhaseFailed, planner.PhaseAborted}
+
+// oneLine shortens s to one line of at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func newHistoryCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "history ID|PREFIX|RELEASE",
+		Short: "an upgrade's events, oldest first (the auditor's timeline)",
+		Long: `Print every event of one upgrade, oldest first: the same timeline the
+auditor records. The events come from the event stream (kept 30 days by
+default); with --auditor they come from the auditor's history API instead,
+which keeps them as long as its database does. -o json prints a JSON array
+of CloudEvents.`,
+		Example: "  cutover history 019a7c3e\n  cutover history 2025.1.1 -o json | jq '.[].type'\n  cutover history 019a7c3e --auditor http://127.0.0.1:8080",
+		Args:    exactArgs(1, "one upgrade: its id, a unique prefix of it, or its release name"),
+	}
+	output := outputFlag(cmd, "text", "json")
+	auditor := cmd.Flags().String("auditor", envOr("CUTOVER_AUDITOR", ""), "read from this auditor's HTTP API (cutover dev --http, auditor --http) instead of the stream (env CUTOVER_AUDITOR)")
+	nopts := natsFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		var evs []events.Event
+		var err error
+		if *auditor != "" {
+			evs, err = auditorEvents(ctx, *auditor, args[0])
+		} else {
+			nc, js, cerr := nopts.connect(ctx)
+			if cerr != nil {
+				return cerr
+			}
+			defer nc.Close()
+			id, rerr := resolveUpgrade(ctx, js, args[0])
+			if rerr != nil {
+				return rerr
+			}
+			evs, err = upgradeEvents(ctx, js, id)
+		}
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		if output.value == "json" {
+			if evs == nil {
+				evs = []events.Event{}
+			}
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(evs)
+		}
+		for _, e := range evs {
+			fmt.Fprintln(w, render.Line(e))
+		}
+		return nil
+	}
+	return cmd
+}
+
+// streamEvents reads an upgrade's events from the stream, oldest first.
+// The stream is read to its end as it was when the read began.
+func upgradeEvents(ctx context.Context, js jetstream.JetStream, id string) ([]events.Event, error) {
+	st, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", events.StreamName, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", events.StreamName, err)
+	}
+	last := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return nil, nil
+	}
+	cons, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectAll}, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", events.StreamName, err)
+	}
+	var out []events.Event
+	for {
+		batch, err := cons.FetchNoWait(500)
+		if err != nil {
+			return nil, fmt.Errorf("read stream %s: %w", events.StreamName, err)
+		}
+		n := 0
+		var seq uint64
+		for msg := range batch.Messages() {
+			n++
+			if md, err := msg.Metadata(); err == nil {
+				seq = md.Sequence.Stream
+			}
+			e, err := events.Decode(msg.Headers(), msg.Data())
+			if err != nil || events.UpgradeOf(e) != id || e.Type() == events.TypeNodeHeartbeat {
+				continue
+			}
+			out = append(out, e)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, fmt.Errorf("read stream %s: %w", events.StreamName, err)
+		}
+		if seq >= last || n == 0 {
+			return out, nil
+		}
+	}
+}
+
+// auditorEvents reads an upgrade's events from the auditor's HTTP API.
+func auditorEvents(ctx context.Context, base, id string) ([]events.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	u := strings.TrimSuffix(base, "/") + "/api/upgrades/" + url.PathEscape(id) + "/events"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--auditor %q: %w", base, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask the auditor at %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read the auditor's answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(body, &eb)
+		return nil, fmt.Errorf("the auditor at %s answered %s: %s", base, resp.Status, eb.Error)
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, fmt.Errorf("decode the auditor's answer: %w", err)
+	}
+	out := make([]events.Event, 0, len(raws))
+	for _, r := range raws {
+		var e events.Event
+		if err := json.Unmarshal(r, &e); err != nil {
+			return nil, fmt.Errorf("decode an event from the auditor: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
