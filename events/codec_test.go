@@ -359,3 +359,40 @@ func TestRequestsRefuseUnknownFields(t *testing.T) {
 		}
 	}
 }
+
+// A migration request is SQL files (source) or a command, never neither nor
+// both; migrate is a phase of command migrations only.
+func TestDecodeMigrationRequestSourceOrCommand(t *testing.T) {
+	cmd := &events.MigrationCommand{Image: "reg/keystone:2025.1", Command: []string{"keystone-manage", "db_sync", "--expand"}}
+	for _, tc := range []struct {
+		name      string
+		data      events.MigrationRequested
+		wantField string
+		wantIn    string
+	}{
+		{"source", events.MigrationRequested{Driver: "mysql", Database: "mysql://k@db/keystone", Source: "/m"}, "", ""},
+		{"command", events.MigrationRequested{Driver: "mysql", Database: "mysql://k@db/keystone", Command: cmd, Phase: "migrate"}, "", ""},
+		{"neither", events.MigrationRequested{Driver: "mysql", Database: "mysql://k@db/keystone"}, "data.source", "is missing"},
+		{"both", events.MigrationRequested{Driver: "mysql", Database: "mysql://k@db/keystone", Source: "/m", Command: cmd}, "data.command", "either SQL files or a command"},
+		{"migrate phase of files", events.MigrationRequested{Driver: "mysql", Database: "mysql://k@db/keystone", Source: "/m", Phase: "migrate"}, "data.phase", "command migrations"},
+		{"command without image", events.MigrationRequested{Driver: "mysql", Database: "mysql://k@db/keystone", Command: &events.MigrationCommand{Command: []string{"x"}}}, "data.command.image", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := json.Marshal(sampleEvent(tc.data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = events.Decode(nil, raw)
+			if tc.wantField == "" {
+				if err != nil {
+					t.Fatalf("Decode = %v, want it accepted", err)
+				}
+				return
+			}
+			var fe *events.FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.wantField || !strings.Contains(err.Error(), tc.wantIn) {
+				t.Fatalf("Decode = %v, want a FieldError on %s mentioning %q", err, tc.wantField, tc.wantIn)
+			}
+		})
+	}
+}

@@ -413,18 +413,73 @@ type MigrationRequested struct {
 	Driver string `json:"driver" jsonschema:"enum=sqlite,enum=postgres,enum=mysql,enum=mariadb"`
 	// Database is the database location: a file path for sqlite, a URL for postgres or mysql.
 	Database string `json:"database" jsonschema:"minLength=1"`
-	// Source is the migrations directory.
-	Source string `json:"source" jsonschema:"minLength=1"`
+	// Source is the migrations directory (SQL files); required unless Command is set.
+	Source string `json:"source,omitempty"`
 	// TargetVersion is the version to reach; 0 means the latest in the source.
 	TargetVersion uint `json:"target_version,omitempty"`
-	// Phase is expand, contract or all (default).
-	Phase string `json:"phase,omitempty" jsonschema:"enum=expand,enum=contract,enum=all"`
+	// Phase is expand, contract or all (default); migrate is the middle phase of a command migration (keystone-manage db_sync --migrate), run after the roll.
+	Phase string `json:"phase,omitempty" jsonschema:"enum=expand,enum=migrate,enum=contract,enum=all"`
 	// Recover allows a dirty database to be recovered from instead of refused.
 	Recover bool `json:"recover,omitempty"`
+	// Command, instead of Source, migrates by running a command in a one-off container from the service's new image, as Kolla's bootstrap containers do (keystone-manage db_sync, nova-manage db sync).
+	Command *MigrationCommand `json:"command,omitempty"`
+}
+
+// MigrationCommand is a migration run as a command in a one-off container.
+type MigrationCommand struct {
+	// Image is the service's new image, by tag or digest.
+	Image string `json:"image" jsonschema:"minLength=1"`
+	// Command is the command run, e.g. ["keystone-manage", "db_sync", "--expand"]; it replaces the image's CMD (its ENTRYPOINT stays unless Entrypoint is set).
+	Command []string `json:"command" jsonschema:"minItems=1"`
+	// Entrypoint replaces the image's ENTRYPOINT when set.
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	// Env is KEY=VALUE pairs added to the image's environment; KOLLA_BOOTSTRAP= is added unless Env names it or sets NoBootstrapEnv. Values of keys that look secret (PASSWORD, SECRET, TOKEN, KEY) never reach a log or an event.
+	Env []string `json:"env,omitempty"`
+	// NoBootstrapEnv leaves KOLLA_BOOTSTRAP out (for images that are not Kolla's).
+	NoBootstrapEnv bool `json:"no_bootstrap_env,omitempty"`
+	// Mounts are the service's config mounts, host-path:container-path[:ro].
+	Mounts []string `json:"mounts,omitempty"`
+	// Network is the Docker network the container joins (e.g. host, as Kolla runs), default the engine's bridge.
+	Network string `json:"network,omitempty"`
+	// TimeoutSeconds bounds one run; past it the container is killed and the migration fails (default 600).
+	TimeoutSeconds int `json:"timeout_seconds,omitempty" jsonschema:"minimum=0"`
+	// VersionCommand prints the database's schema version (nova-manage db version, alembic current); without it the migrator reads a fingerprint of the schema.
+	VersionCommand []string `json:"version_command,omitempty"`
+	// Repeat runs Command again while it exits 1 (more work), until it exits 0 (done); 2 or more is an error: nova-manage db online_data_migrations.
+	Repeat bool `json:"repeat,omitempty"`
+}
+
+// Validate checks what the schema cannot: a source or a command, not both.
+func (r MigrationRequested) Validate() error {
+	switch {
+	case r.Source == "" && r.Command == nil:
+		return &FieldError{Field: "data.source", Reason: "is missing; give the migrations directory, or a command to run in the new image (data.command)"}
+	case r.Source != "" && r.Command != nil:
+		return &FieldError{Field: "data.command", Reason: "is set together with data.source; a migration is either SQL files or a command, send one"}
+	case r.Phase == "migrate" && r.Command == nil:
+		return &FieldError{Field: "data.phase", Reason: "migrate is a phase of command migrations; SQL file sets have expand and contract only"}
+	}
+	return nil
 }
 
 // EventType implements Data.
 func (MigrationRequested) EventType() string { return TypeMigrationRequested }
+
+// CommandResult is what a command migration's container did.
+type CommandResult struct {
+	// ExitCode is the last run's exit code (-1 when it was killed at the timeout).
+	ExitCode int `json:"exit_code"`
+	// TimedOut reports that the last run was killed at the timeout.
+	TimedOut bool `json:"timed_out,omitempty"`
+	// Runs counts the runs (more than one for a repeated command).
+	Runs int `json:"runs,omitempty"`
+	// LogTail is the last lines of the last run's output, secrets redacted.
+	LogTail []string `json:"log_tail,omitempty"`
+	// FromSchema is the schema before: the version command's output, or sha256:<fingerprint>.
+	FromSchema string `json:"from_schema,omitempty"`
+	// ToSchema is the schema after, read the same way.
+	ToSchema string `json:"to_schema,omitempty"`
+}
 
 // MigrationStarted says a snapshot exists and migrations begin.
 type MigrationStarted struct {
@@ -451,6 +506,8 @@ type MigrationCompleted struct {
 	SnapshotID string `json:"snapshot_id,omitempty"`
 	// DurationMs is the time taken, snapshot included.
 	DurationMs int64 `json:"duration_ms"`
+	// Command is what the container of a command migration did.
+	Command *CommandResult `json:"command,omitempty"`
 }
 
 // EventType implements Data.
@@ -468,6 +525,8 @@ type MigrationFailed struct {
 	Version uint `json:"version"`
 	// State describes the database now, e.g. "clean at version 3 (restored from snapshot)".
 	State string `json:"state"`
+	// Command is what the container of a failed command migration did.
+	Command *CommandResult `json:"command,omitempty"`
 }
 
 // EventType implements Data.
