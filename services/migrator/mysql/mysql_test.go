@@ -51,7 +51,7 @@ func strs(t *testing.T, db *sql.DB, q string, args ...any) []string {
 	return out
 }
 
-func dbName(t *testing.T, url string) string {
+func dbName(t testing.TB, url string) string {
 	t.Helper()
 	cfg, err := mysql.ParseURL(url)
 	if err != nil {
