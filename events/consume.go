@@ -267,7 +267,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, meta *jetstre
 		}
 	}
 
-	err = c.runHandler(ctx, msg, e)
+	err = c.runHandler(withMsgInfo(ctx, MsgInfo{Stream: meta.Stream, Sequence: meta.Sequence.Stream, Timestamp: meta.Timestamp}), msg, e)
 	var fe *FieldError
 	var pe *PermanentError
 	switch {
@@ -426,6 +426,30 @@ func kvToken(s string) string {
 	}
 	sum := sha256.Sum256([]byte(s))
 	return "h-" + hex.EncodeToString(sum[:])
+}
+
+// MsgInfo is where the message a handler runs on sits in the stream.
+type MsgInfo struct {
+	// Stream is the stream's name.
+	Stream string
+	// Sequence is the message's stream sequence: the order of the history,
+	// which the events' own time attribute (a client's clock) is not.
+	Sequence uint64
+	// Timestamp is when the stream stored the message, on the server's clock.
+	Timestamp time.Time
+}
+
+type msgInfoKey struct{}
+
+func withMsgInfo(ctx context.Context, mi MsgInfo) context.Context {
+	return context.WithValue(ctx, msgInfoKey{}, mi)
+}
+
+// MsgInfoFrom returns the stream position of the message a Handler runs
+// on; false outside a handler that Consume called.
+func MsgInfoFrom(ctx context.Context) (MsgInfo, bool) {
+	mi, ok := ctx.Value(msgInfoKey{}).(MsgInfo)
+	return mi, ok
 }
 
 func typeSet(types []string) map[string]bool {

@@ -544,3 +544,27 @@ func TestConsumeRejectsAReusedRequestID(t *testing.T) {
 		t.Errorf("handler ran %d times, want 1", n)
 	}
 }
+
+func TestHandlerSeesTheStreamPosition(t *testing.T) {
+	s := natstest.Start(t)
+	got := make(chan events.MsgInfo, 2)
+	consume(t, s.JS, events.ConsumerConfig{Durable: "auditor", FilterSubjects: []string{events.SubjectUpgradeRequested}},
+		func(ctx context.Context, e events.Event) error {
+			mi, ok := events.MsgInfoFrom(ctx)
+			if !ok {
+				t.Error("no MsgInfo in the handler's context")
+			}
+			got <- mi
+			return nil
+		})
+	for range 2 {
+		if err := events.NewPublisher(s.JS).Publish(t.Context(), sampleEvent(samples[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for want := uint64(1); want <= 2; want++ {
+		if mi := <-got; mi.Sequence != want || mi.Stream != events.StreamName || mi.Timestamp.IsZero() {
+			t.Errorf("MsgInfo = %+v, want sequence %d of %s with a timestamp", mi, want, events.StreamName)
+		}
+	}
+}

@@ -391,7 +391,10 @@ func (p *Planner) onRequested(ctx context.Context, e events.Event) error {
 	}
 	u := &Upgrade{
 		ID: id, Release: req.Release, FailureAction: req.FailureAction, Phase: PhaseRunning,
-		RequestedAt: e.Time(), Nodes: map[string]*NodeProgress{}, WaitForVerdicts: req.WaitForVerdicts,
+		// The planner's own clock, not the request's time attribute: a
+		// client may leave time out (0001-01-01) or run ahead or behind,
+		// and the duration reported at the end counts from here.
+		RequestedAt: time.Now().UTC(), Nodes: map[string]*NodeProgress{}, WaitForVerdicts: req.WaitForVerdicts,
 		PauseAfterCanary: req.PauseAfterCanary,
 	}
 	if req.WaitForVerdicts {
@@ -553,7 +556,7 @@ func (p *Planner) advance(cause events.Event, u *Upgrade) []events.Event {
 			replaced, unchanged := u.counts()
 			return append(out, p.event(cause, u, events.UpgradeCompleted{
 				Release: u.Release.Name, Replaced: replaced, Unchanged: unchanged + u.Plan.Unchanged,
-				DurationMs: time.Since(u.RequestedAt).Milliseconds(),
+				DurationMs: max(0, time.Since(u.RequestedAt).Milliseconds()), // never negative if the clock steps back
 			}))
 		}
 		pending, busy, failed := 0, 0, []string{}

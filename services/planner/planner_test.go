@@ -309,3 +309,47 @@ func TestPendingOutboxIsPublishedOnStartOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestDurationsComeFromThePlannersClock: a request without a time attribute
+// (the README's binary-mode example) got requested_at 0001-01-01 and
+// duration_ms 9223372036854; one from a client clock ahead got a negative
+// duration. The planner now counts from when it accepted the request.
+func TestDurationsComeFromThePlannersClock(t *testing.T) {
+	for _, tc := range []struct{ name, time string }{
+		{"no time attribute", ""},
+		{"a client clock an hour ahead", time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)},
+		{"a client clock a year behind", time.Now().AddDate(-1, 0, 0).UTC().Format(time.RFC3339Nano)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := natstest.Start(t)
+			h := record(t, s)
+			putInventory(t, s.JS, "n1", web("web-1", "web:v1"))
+			fakeNode(t, s.JS, "n1", nil)
+			startPlanner(t, s.JS)
+
+			before := time.Now().UTC()
+			m := nats.NewMsg(events.SubjectUpgradeRequested)
+			m.Header.Set("ce-specversion", "1.0")
+			m.Header.Set("ce-id", "clock-1")
+			m.Header.Set("ce-source", "/ops")
+			m.Header.Set("ce-type", events.TypeUpgradeRequested)
+			if tc.time != "" {
+				m.Header.Set("ce-time", tc.time)
+			}
+			m.Data = []byte(`{"release":{"name":"v2","services":{"web":{"image":"web:v2"}}}}`)
+			if _, err := s.JS.PublishMsg(t.Context(), m); err != nil {
+				t.Fatal(err)
+			}
+			u := waitPhase(t, s.JS, "clock-1", planner.PhaseCompleted)
+			after := time.Now().UTC()
+			if u.RequestedAt.Before(before) || u.RequestedAt.After(after) {
+				t.Errorf("requested_at %v is not the planner's clock (between %v and %v)", u.RequestedAt, before, after)
+			}
+			eventually(t, 5*time.Second, "upgrade.completed", func() bool { return len(h.of(events.TypeUpgradeCompleted)) == 1 })
+			done, _ := events.DataAs[events.UpgradeCompleted](h.of(events.TypeUpgradeCompleted)[0])
+			if done.DurationMs < 0 || done.DurationMs > after.Sub(before).Milliseconds() {
+				t.Errorf("duration_ms %d, want between 0 and the %d ms the test took", done.DurationMs, after.Sub(before).Milliseconds())
+			}
+		})
+	}
+}

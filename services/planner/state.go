@@ -43,8 +43,11 @@ type Upgrade struct {
 	Release       events.Release `json:"release"`
 	FailureAction string         `json:"failure_action"`
 	Phase         string         `json:"phase"`
-	RequestedAt   time.Time      `json:"requested_at"`
-	UpdatedAt     time.Time      `json:"updated_at"`
+	// RequestedAt is when the planner accepted the request, on its own
+	// clock: never the request's time attribute, which a client may leave
+	// out or set from a clock that runs ahead or behind.
+	RequestedAt time.Time `json:"requested_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 	// Plan is the plan without its changes, which the upgrade.planned
 	// events carry, and without its waves, which LoadUpgrade rebuilds from Nodes.
 	Plan events.UpgradePlanned `json:"plan"`
