@@ -538,7 +538,7 @@ func TestOtherEventOnCommandSubjectIsRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "a rejection", func() bool { return rejected.Load() != nil })
-	if r := rejected.Load(); r.Consumer != migrator.Durable || r.EventID != e.ID() || !strings.Contains(r.Reason, "not "+events.TypeMigrationStarted) {
+	if r := rejected.Load(); r.Consumer != migrator.Durable || r.EventID != e.ID() || r.RejectedType != events.TypeMigrationStarted || r.Field != "type" || !strings.Contains(r.Reason, events.SubjectMigrationCmd) {
 		t.Errorf("rejection = %+v", r)
 	}
 }
