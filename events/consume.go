@@ -133,15 +133,24 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
-		Durable:        cfg.Durable,
-		FilterSubjects: cfg.FilterSubjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckWait:        cfg.AckWait,
-		MaxDeliver:     cfg.MaxDeliver,
-		MaxAckPending:  256,
-	})
+	ccfg := jetstream.ConsumerConfig{
+		Durable:       cfg.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: 256,
+	}
+	// One subject goes in FilterSubject: the client then asks for the
+	// consumer on $JS.API.CONSUMER.CREATE.<stream>.<durable>.<subject>, so
+	// a server authorization can pin each identity's consumer to its own
+	// subject (a node-updater may not read another node's commands).
+	if len(cfg.FilterSubjects) == 1 {
+		ccfg.FilterSubject = cfg.FilterSubjects[0]
+	} else {
+		ccfg.FilterSubjects = cfg.FilterSubjects
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, StreamName, ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/cutover-dev/cutover/events"
 )
@@ -15,11 +15,15 @@ import (
 // dev.cutover.container.drained event on cutover.node.<node>.ack whose
 // causationid is the draining event's id (or that names no cause).
 //
-// The acknowledgement is read through a short-lived ordered consumer created
-// before the draining event is published, so a fast agent cannot answer
-// before the updater listens. It is not read through the command consumer:
-// that one handles one message at a time and is busy with this very
-// command.
+// The acknowledgement is read through a plain subscription on the node's
+// ack subject, made before the draining event is published, so a fast agent
+// cannot answer before the updater listens (the server handles one
+// connection's SUB before its later PUB). It is not read through the command
+// consumer: that one handles one message at a time and is busy with this
+// very command. Nor through an ordered consumer: pulling from it needs
+// $JS.API.CONSUMER.MSG.NEXT on any consumer name, which would let one node's
+// identity pull another node's commands; a subscription needs only
+// cutover.node.<node>.ack.
 //
 // When no acknowledgement comes within DrainAckTimeoutMs the replacement
 // goes on, unless DrainAckRequired, in which case drain returns an error and
@@ -32,16 +36,9 @@ func (r *commandRun) drain(ctx context.Context, t events.ContainerTarget, c Cont
 	}
 	timeout := time.Duration(t.DrainAckTimeoutMs) * time.Millisecond
 	node := r.u.cfg.Node
-	cons, err := r.u.js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.NodeAckSubject(node)},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("listen for drain acknowledgements of %s on %s: %w", t.Container, events.NodeAckSubject(node), err)
-	}
 	acks := make(chan events.Event, 16)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		e, err := events.DecodeMsg(m.Subject(), m.Headers(), m.Data())
+	sub, err := r.u.js.Conn().Subscribe(events.NodeAckSubject(node), func(m *nats.Msg) {
+		e, err := events.DecodeMsg(m.Subject, m.Header, m.Data)
 		if err != nil || e.Type() != events.TypeContainerDrained {
 			return
 		}
@@ -51,9 +48,9 @@ func (r *commandRun) drain(ctx context.Context, t events.ContainerTarget, c Cont
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("listen for drain acknowledgements of %s: %w", t.Container, err)
+		return fmt.Errorf("listen for drain acknowledgements of %s on %s: %w", t.Container, events.NodeAckSubject(node), err)
 	}
-	defer cc.Stop()
+	defer func() { _ = sub.Unsubscribe() }()
 
 	draining, err := events.New(events.Source(serviceName, node), data, events.CausedBy(r.cause), events.WithNode(node))
 	if err != nil {
