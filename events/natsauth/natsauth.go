@@ -284,11 +284,11 @@ func permissions(id Identity) (pub, sub []string, err error) {
 		pub = append(pub, admin()...)
 		pub = append(pub, durable("auditor", events.SubjectAll)...)
 		pub = append(pub, consumer("auditor")...)
-		pub = append(pub, ordered(events.SubjectAll)...) // the health watcher
+		pub = append(pub, ordered(events.SubjectAll)...)              // the health watcher
 		pub = append(pub, "$JS.API.CONSUMER.LIST."+events.StreamName) // consumer lag metrics
 	case RoleCLI:
 		pub = append(pub, admin()...)
-		pub = append(pub, ordered(events.SubjectAll)...) // cutover watch
+		pub = append(pub, ordered(events.SubjectAll)...)               // cutover watch
 		pub = append(pub, "$JS.API.STREAM.MSG.GET."+events.StreamName) // operators read any event
 		pub = append(pub, kv(events.BucketUpgrades, ">", false)...)
 		pub = append(pub, kvList(events.BucketUpgrades)...)
