@@ -132,10 +132,14 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	for i, c := range containers {
 		nodes[i] = c.node
 	}
-	s, err := stack.Start(ctx, stack.Config{
+	cfg := stack.Config{
 		DataDir: filepath.Join(work, "data"), NATSListen: o.listen, Docker: cli, Nodes: nodes,
 		AgentVersion: version, Logger: demoLogger(o.debug),
-	})
+	}
+	if err := (devNATS{}).secure(&cfg); err != nil {
+		return err
+	}
+	s, err := stack.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}

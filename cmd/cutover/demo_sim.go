@@ -45,15 +45,30 @@ func runDemoSim(ctx context.Context, out io.Writer, dockerErr error, listen stri
 			{Name: fmt.Sprintf("cutover-demo-web-%d", i), Service: "web", Image: v1},
 		}})
 	}
-	s, err := stack.Start(ctx, stack.Config{
+	cfg := stack.Config{
 		DataDir: filepath.Join(work, "data"), NATSListen: listen,
 		AgentVersion: version, Logger: demoLogger(debug),
-	})
+	}
+	var jss []jetstream.JetStream
+	for _, n := range specs {
+		cfg.Nodes = append(cfg.Nodes, n.Name) // their identities; the sim runs them
+	}
+	if err := (devNATS{}).secure(&cfg); err != nil {
+		return err
+	}
+	s, err := stack.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer s.Close(context.WithoutCancel(ctx))
-	fleet, err := sim.StartFleet(ctx, []jetstream.JetStream{s.JetStream()}, sim.FleetConfig{
+	for _, n := range specs {
+		js, err := s.Connect(ctx, "node-updater-"+n.Name)
+		if err != nil {
+			return err
+		}
+		jss = append(jss, js)
+	}
+	fleet, err := sim.StartFleet(ctx, jss, sim.FleetConfig{
 		Nodes: specs, Seed: time.Now().UnixNano(), Latency: demoSimLatency,
 		Logger: demoLogger(debug).With("service", "node-updater"), AgentVersion: version,
 	})

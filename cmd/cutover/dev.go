@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ type devOptions struct {
 	invFile  string
 	debug    bool
 	bus      *busflag.Flags
+	nats     devNATS
 }
 
 func newDevCmd() *cobra.Command {
@@ -48,6 +50,9 @@ func newDevCmd() *cobra.Command {
 	bus := flag.NewFlagSet("dev", flag.ContinueOnError)
 	o.bus = busflag.Register(bus)
 	cmd.Flags().AddGoFlagSet(bus)
+	cmd.Flags().StringVar(&o.nats.TLSCert, "nats-tls-cert", "", "PEM certificate `FILE` of the embedded NATS server: clients must then use TLS (needed for a non-loopback --nats-listen)")
+	cmd.Flags().StringVar(&o.nats.TLSKey, "nats-tls-key", "", "PEM private key `FILE` of --nats-tls-cert")
+	cmd.Flags().BoolVar(&o.nats.Insecure, "insecure", false, "allow a non-loopback --nats-listen without TLS (credentials and commands cross the network in clear)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return runDev(cmd.Context(), cmd.OutOrStdout(), o)
 	}
@@ -81,11 +86,15 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 			}
 		}
 	}
+	if err := o.nats.secure(&cfg); err != nil {
+		return err
+	}
 	s, err := stack.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	log.Info("cutover dev running", "nats", s.ClientURL(), "data", o.data, "nodes", cfg.Nodes)
+	log.Info("cutover dev running", "nats", s.ClientURL(), "data", o.data, "nodes", cfg.Nodes,
+		"credentials", filepath.Join(o.data, devCredsDir), "cli", "finds its credentials there (set CUTOVER_DATA when --data is elsewhere)")
 	<-ctx.Done()
 	log.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 60*time.Second)

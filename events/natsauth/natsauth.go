@@ -292,6 +292,8 @@ func permissions(id Identity) (pub, sub []string, err error) {
 		pub = append(pub, "$JS.API.STREAM.MSG.GET."+events.StreamName) // operators read any event
 		pub = append(pub, kv(events.BucketUpgrades, ">", false)...)
 		pub = append(pub, kvList(events.BucketUpgrades)...)
+		pub = append(pub, kv(events.BucketNodes, ">", false)...)
+		pub = append(pub, kvList(events.BucketNodes)...)
 	case RoleNodeUpdater:
 		name := "node-updater-" + id.Node
 		pub = append(pub, infoOnly()...)

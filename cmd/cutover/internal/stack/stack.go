@@ -41,6 +41,15 @@ type Config struct {
 	DataDir string
 	// NATSListen is the embedded server's client address.
 	NATSListen string
+	// NATSConfigFile, when set, is the embedded server's configuration
+	// file (the generated authorization, TLS).
+	NATSConfigFile string
+	// Client, when set, gives the connection config of an identity of the
+	// generated authorization (natsauth): each service then connects on its
+	// own identity, and JetStream() is the CLI's. Its URL is replaced by the
+	// embedded server's. Without it every service shares one anonymous
+	// connection.
+	Client func(identity string) events.ClientConfig
 	// Docker is the engine the node-updaters drive; nil runs none.
 	Docker *client.Client
 	// Nodes are the node names to run a node-updater for, on Docker.
@@ -60,13 +69,16 @@ type Config struct {
 
 // Stack is a running all-in-one cutover.
 type Stack struct {
-	server  *server.Server
-	conn    *nats.Conn
-	js      jetstream.JetStream
-	store   *auditsqlite.Store
-	http    *http.Server
-	closers []func(context.Context) error // in start order; closed in reverse
-	log     *slog.Logger
+	server   *server.Server
+	conn     *nats.Conn
+	js       jetstream.JetStream
+	client   func(identity string) events.ClientConfig
+	conns    []*nats.Conn // the services' own connections, with Client
+	connOpts []events.ConnectOption
+	store    *auditsqlite.Store
+	http     *http.Server
+	closers  []func(context.Context) error // in start order; closed in reverse
+	log      *slog.Logger
 }
 
 // Start runs NATS and every service. On error it stops what it started.
@@ -77,17 +89,33 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	s := &Stack{log: cfg.Logger}
+	s := &Stack{log: cfg.Logger, client: cfg.Client, connOpts: []events.ConnectOption{events.WithSetup(cfg.Setup), events.WithLogger(cfg.Logger)}}
 	defer func() {
 		if err != nil {
 			_ = s.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	s.server, err = embednats.Start(embednats.Config{Listen: cfg.NATSListen, DataDir: filepath.Join(cfg.DataDir, "jetstream")})
+	s.server, err = embednats.Start(embednats.Config{Listen: cfg.NATSListen, DataDir: filepath.Join(cfg.DataDir, "jetstream"), ConfigFile: cfg.NATSConfigFile})
 	if err != nil {
 		return nil, err
 	}
-	s.conn, s.js, err = events.Connect(ctx, events.ClientConfig{URL: s.server.ClientURL()}, "cutover-dev", events.WithSetup(cfg.Setup), events.WithLogger(cfg.Logger))
+	if cfg.Client != nil {
+		s.conn, s.js, err = events.Connect(ctx, s.clientConfig("cli"), "cutover-cli", s.connOpts...)
+	} else {
+		s.conn, s.js, err = events.Connect(ctx, events.ClientConfig{URL: s.server.ClientURL()}, "cutover-dev", s.connOpts...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	auditJS, err := s.Connect(ctx, "auditor")
+	if err != nil {
+		return nil, err
+	}
+	migJS, err := s.Connect(ctx, "migrator")
+	if err != nil {
+		return nil, err
+	}
+	planJS, err := s.Connect(ctx, "planner")
 	if err != nil {
 		return nil, err
 	}
@@ -99,16 +127,16 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	// The health watcher judges signals during each wave's watch window.
 	// It is built first because the metrics read its counters, starts after
 	// the auditor and stops before it (closers run in reverse).
-	watcher, err := verdict.NewWatcher(verdict.WatcherConfig{Logger: cfg.Logger.With("service", "auditor")}, s.js)
+	watcher, err := verdict.NewWatcher(verdict.WatcherConfig{Logger: cfg.Logger.With("service", "auditor")}, auditJS)
 	if err != nil {
 		return nil, err
 	}
-	m := metrics.New(metrics.Config{JetStream: s.js, Verdicts: watcher.Stats, Logger: cfg.Logger.With("service", "auditor")})
+	m := metrics.New(metrics.Config{JetStream: auditJS, Verdicts: watcher.Stats, Logger: cfg.Logger.With("service", "auditor")})
 	if err := m.Seed(ctx, s.store); err != nil {
 		return nil, err
 	}
 	hub := auditor.NewHub(0, 0)
-	aud, err := auditor.New(auditor.Config{Logger: cfg.Logger.With("service", "auditor"), Hub: hub, Observers: []auditor.Observer{m}}, s.js, s.store)
+	aud, err := auditor.New(auditor.Config{Logger: cfg.Logger.With("service", "auditor"), Hub: hub, Observers: []auditor.Observer{m}}, auditJS, s.store)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +150,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		Logger:  cfg.Logger.With("service", "migrator"),
 		Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}, "postgres": migpostgres.Driver{}},
 		Images:  migimage.Fetcher{},
-	}, s.js)
+	}, migJS)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +159,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	// A fixed instance id: a dev stack restarted after a crash holds the
 	// planner's lease at once instead of waiting for its own to expire.
-	plan, err := planner.New(ctx, planner.Config{Logger: cfg.Logger, InstanceID: "cutover-dev", Inventory: cfg.Inventory}, s.js)
+	plan, err := planner.New(ctx, planner.Config{Logger: cfg.Logger, InstanceID: "cutover-dev", Inventory: cfg.Inventory}, planJS)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +169,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.Docker != nil {
 		rt := docker.New(cfg.Docker)
 		for _, node := range cfg.Nodes {
-			u, err := nodeupdater.New(nodeupdater.Config{Node: node, AgentVersion: cfg.AgentVersion, Logger: cfg.Logger.With("service", "node-updater", "node", node)}, s.js, rt)
+			js, err := s.Connect(ctx, "node-updater-"+node)
+			if err != nil {
+				return nil, err
+			}
+			u, err := nodeupdater.New(nodeupdater.Config{Node: node, AgentVersion: cfg.AgentVersion, Logger: cfg.Logger.With("service", "node-updater", "node", node)}, js, rt)
 			if err != nil {
 				return nil, err
 			}
@@ -181,6 +213,28 @@ func (s *Stack) start(ctx context.Context, start, close func(context.Context) er
 	return nil
 }
 
+// clientConfig is an identity's connection config to the embedded server.
+func (s *Stack) clientConfig(identity string) events.ClientConfig {
+	c := s.client(identity)
+	c.URL = s.server.ClientURL()
+	return c
+}
+
+// Connect returns the JetStream connection of an identity (node-updater-n1,
+// planner, ...): its own connection when the stack runs with Config.Client,
+// else the shared one. Close closes it.
+func (s *Stack) Connect(ctx context.Context, identity string) (jetstream.JetStream, error) {
+	if s.client == nil {
+		return s.js, nil
+	}
+	nc, js, err := events.Connect(ctx, s.clientConfig(identity), "cutover-"+identity, s.connOpts...)
+	if err != nil {
+		return nil, err
+	}
+	s.conns = append(s.conns, nc)
+	return js, nil
+}
+
 // ClientURL is the embedded NATS server's URL.
 func (s *Stack) ClientURL() string { return s.server.ClientURL() }
 
@@ -202,6 +256,10 @@ func (s *Stack) Close(ctx context.Context) error {
 		errs = append(errs, s.store.Close())
 		s.store = nil
 	}
+	for _, nc := range s.conns {
+		nc.Close()
+	}
+	s.conns = nil
 	if s.conn != nil {
 		s.conn.Close()
 	}
