@@ -141,6 +141,9 @@ func (a *Auditor) handle(ctx context.Context, e events.Event) error {
 	if err != nil {
 		return events.Permanent(err)
 	}
+	if mi, ok := events.MsgInfoFrom(ctx); ok {
+		r = r.InStream(mi.Sequence, mi.Timestamp)
+	}
 	inserted, err := a.store.Append(ctx, r)
 	if err != nil {
 		return fmt.Errorf("store event %s (%s): %w", e.ID(), e.Type(), err)

@@ -137,8 +137,19 @@ func TestStoresEveryEventOnce(t *testing.T) {
 	}
 	node := byID[evs[2].ID()]
 	if node.Type != events.TypeContainerReplaced || node.NodeID != "node1" || node.UpgradeID != "u1" ||
-		node.CausationID != evs[0].ID() || node.Source != "/cutover/node-updater/node1" || !node.Time.Equal(evs[2].Time()) {
+		node.CausationID != evs[0].ID() || node.Source != "/cutover/node-updater/node1" || node.Sequence == 0 {
 		t.Errorf("stored record = %+v, want the container.replaced event's attributes", node)
+	}
+	// Its time is the stream's, not the producer's clock; its order the stream's.
+	if st, err := s.JS.Stream(t.Context(), events.StreamName); err != nil {
+		t.Fatal(err)
+	} else if raw, err := st.GetMsg(t.Context(), node.Sequence); err != nil || !node.Time.Equal(raw.Time.UTC()) || raw.Header.Get(nats.MsgIdHdr) != node.ID {
+		t.Errorf("record time %v, sequence %d: want the stream's timestamp of that message (%+v, %v)", node.Time, node.Sequence, raw, err)
+	}
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Sequence <= recs[i-1].Sequence {
+			t.Errorf("records not in stream order: %d after %d", recs[i].Sequence, recs[i-1].Sequence)
+		}
 	}
 }
 
@@ -198,5 +209,33 @@ func TestMalformedMessageDoesNotStopAuditor(t *testing.T) {
 	}
 	if _, err := store.Upgrade(t.Context(), "u1"); err != nil {
 		t.Fatalf("the valid request after the malformed message was not stored: %v", err)
+	}
+}
+
+// TestHistoryFollowsTheStreamNotTheClientsClock: a request from a client
+// whose clock ran 38 s ahead sorted after the planner's failure, so the
+// dashboard and the metrics showed a failed upgrade as requested.
+func TestHistoryFollowsTheStreamNotTheClientsClock(t *testing.T) {
+	s := natstest.Start(t)
+	store := openStore(t, filepath.Join(t.TempDir(), "audit.db"))
+	start(t, s.JS, store)
+	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "2025.1", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}}, events.WithUpgrade("u9"))
+	req.SetTime(time.Now().Add(38 * time.Second))
+	failed := events.MustNew(events.Source("planner", ""), events.UpgradeFailed{Reason: "health", Wave: 0}, events.CausedBy(req))
+	publish(t, s.JS, req, failed)
+	drained(t, s.JS)
+	u, err := store.Upgrade(t.Context(), "u9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.State != auditor.StateFailed {
+		t.Errorf("state = %s, want failed: the failure came after the request in the stream", u.State)
+	}
+	if u.LastTime.Before(u.FirstTime) {
+		t.Errorf("first %v after last %v", u.FirstTime, u.LastTime)
+	}
+	recs, err := store.Events(t.Context(), "u9")
+	if err != nil || len(recs) != 2 || recs[0].ID != req.ID() {
+		t.Errorf("history = %+v, %v; want the request first", recs, err)
 	}
 }

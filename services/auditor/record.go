@@ -30,15 +30,22 @@ type Record struct {
 	NodeID string `json:"nodeid,omitempty"`
 	// CausationID is the causationid extension, or "".
 	CausationID string `json:"causationid,omitempty"`
-	// Time is the event's time, or StoredAt when the event has none.
+	// Time is when the stream stored the event, on the NATS server's clock
+	// (the event's own time attribute, from its producer's clock, stays in
+	// Event); the event's time, or StoredAt, for a record built without
+	// the stream's (RecordOf). Information only: Sequence orders the history.
 	Time time.Time `json:"time"`
+	// Sequence is the event's stream sequence, the order of the history;
+	// 0 when unknown.
+	Sequence uint64 `json:"sequence,omitempty"`
 	// StoredAt is when the auditor stored the event.
 	StoredAt time.Time `json:"stored_at"`
 	// Event is the whole CloudEvent in structured JSON mode.
 	Event json.RawMessage `json:"event"`
 }
 
-// RecordOf builds the record of an event stored at the given time.
+// RecordOf builds the record of an event stored at the given time, without
+// its stream position (see InStream).
 func RecordOf(e events.Event, storedAt time.Time) (Record, error) {
 	raw, err := json.Marshal(e)
 	if err != nil {
@@ -148,4 +155,14 @@ func StateOf(typ string, data []byte) State {
 		}
 	}
 	return s
+}
+
+// InStream sets the record's stream sequence and takes the stream's
+// timestamp as its time.
+func (r Record) InStream(seq uint64, storedByStream time.Time) Record {
+	r.Sequence = seq
+	if !storedByStream.IsZero() {
+		r.Time = storedByStream.UTC()
+	}
+	return r
 }

@@ -74,6 +74,7 @@ type Metrics struct {
 type upgradeState struct {
 	state auditor.State
 	at    time.Time
+	seq   uint64 // stream sequence of the event that set the state; 0 when seeded
 }
 
 var _ auditor.Observer = (*Metrics)(nil)
@@ -225,17 +226,24 @@ func (m *Metrics) Observe(r auditor.Record) {
 		}
 		return
 	}
-	// The store derives the state from the newest lifecycle event by time;
-	// an older one arriving late (a redelivery after a restart) does not
-	// move the state back.
-	if known && cur.state != auditor.StateUnknown && r.Time.Before(cur.at) {
-		return
+	// The store derives the state from the newest lifecycle event in stream
+	// order; an older one arriving late (a redelivery after a restart) does
+	// not move the state back. Without both sequences (a state seeded from
+	// the store), the stream's timestamps decide.
+	if known && cur.state != auditor.StateUnknown {
+		if r.Sequence != 0 && cur.seq != 0 {
+			if r.Sequence < cur.seq {
+				return
+			}
+		} else if r.Time.Before(cur.at) {
+			return
+		}
 	}
 	var raw struct {
 		Data json.RawMessage `json:"data"`
 	}
 	_ = json.Unmarshal(r.Event, &raw)
-	m.setLocked(r.UpgradeID, upgradeState{state: auditor.StateOf(r.Type, raw.Data), at: r.Time})
+	m.setLocked(r.UpgradeID, upgradeState{state: auditor.StateOf(r.Type, raw.Data), at: r.Time, seq: r.Sequence})
 }
 
 func (m *Metrics) setLocked(id string, s upgradeState) {

@@ -117,11 +117,11 @@ func (s *Store) Close() error {
 // inserted it.
 func (s *Store) Append(ctx context.Context, r auditor.Record) (bool, error) {
 	res, err := s.db.ExecContext(ctx, `
-		INSERT INTO cutover_events (id, type, source, subject, upgradeid, nodeid, causationid, time, stored_at, event)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		INSERT INTO cutover_events (id, type, source, subject, upgradeid, nodeid, causationid, time, stored_at, event, seq)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (id) DO NOTHING`,
 		r.ID, r.Type, r.Source, r.Subject, r.UpgradeID, r.NodeID, r.CausationID,
-		r.Time.UnixNano(), r.StoredAt.UnixNano(), string(r.Event))
+		r.Time.UnixNano(), r.StoredAt.UnixNano(), string(r.Event), int64(r.Sequence))
 	if err != nil {
 		return false, fmt.Errorf("append event %s to %s: %w", r.ID, s.name, err)
 	}
@@ -141,11 +141,11 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Events returns the records of one upgrade ordered by time, then id.
+// Events returns the records of one upgrade in stream order (then time and id, for rows stored before the sequence was).
 func (s *Store) Events(ctx context.Context, upgradeID string) ([]auditor.Record, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT id, type, source, subject, upgradeid, nodeid, causationid, time, stored_at, event
-		FROM cutover_events WHERE upgradeid = $1 ORDER BY time, id COLLATE "C"`, upgradeID)
+		SELECT id, type, source, subject, upgradeid, nodeid, causationid, time, stored_at, event, seq
+		FROM cutover_events WHERE upgradeid = $1 ORDER BY seq, time, id COLLATE "C"`, upgradeID)
 	if err != nil {
 		return nil, fmt.Errorf("read events of upgrade %s from %s: %w", upgradeID, s.name, err)
 	}
@@ -198,17 +198,17 @@ func (s *Store) summaries(ctx context.Context, id string) ([]auditor.UpgradeSumm
 		SELECT g.upgradeid, g.n, g.first, g.last,
 			COALESCE(
 				(SELECT r.event::jsonb #>> '{data,release,name}' FROM cutover_events r
-				 WHERE r.upgradeid = g.upgradeid AND r.type = $1 ORDER BY r.time, r.id COLLATE "C" LIMIT 1),
+				 WHERE r.upgradeid = g.upgradeid AND r.type = $1 ORDER BY r.seq, r.time, r.id COLLATE "C" LIMIT 1),
 				(SELECT p.event::jsonb #>> '{data,release}' FROM cutover_events p
-				 WHERE p.upgradeid = g.upgradeid AND p.type = $2 ORDER BY p.time DESC, p.id COLLATE "C" DESC LIMIT 1),
+				 WHERE p.upgradeid = g.upgradeid AND p.type = $2 ORDER BY p.seq DESC, p.time DESC, p.id COLLATE "C" DESC LIMIT 1),
 				''),
 			COALESCE(
 				(SELECT l.type FROM cutover_events l
-				 WHERE l.upgradeid = g.upgradeid AND l.type IN (` + in + `) ORDER BY l.time DESC, l.id COLLATE "C" DESC LIMIT 1),
+				 WHERE l.upgradeid = g.upgradeid AND l.type IN (` + in + `) ORDER BY l.seq DESC, l.time DESC, l.id COLLATE "C" DESC LIMIT 1),
 				''),
 			COALESCE(
 				(SELECT l.event::jsonb #>> '{data}' FROM cutover_events l
-				 WHERE l.upgradeid = g.upgradeid AND l.type IN (` + in + `) ORDER BY l.time DESC, l.id COLLATE "C" DESC LIMIT 1),
+				 WHERE l.upgradeid = g.upgradeid AND l.type IN (` + in + `) ORDER BY l.seq DESC, l.time DESC, l.id COLLATE "C" DESC LIMIT 1),
 				'')
 		FROM (
 			SELECT upgradeid, COUNT(*) AS n, MIN(time) AS first, MAX(time) AS last

@@ -143,11 +143,11 @@ func (s *Store) Close() error {
 // inserted it.
 func (s *Store) Append(ctx context.Context, r auditor.Record) (bool, error) {
 	res, err := s.writer.ExecContext(ctx, `
-		INSERT INTO events (id, type, source, subject, upgradeid, nodeid, causationid, time, stored_at, event)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO events (id, type, source, subject, upgradeid, nodeid, causationid, time, stored_at, event, seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		r.ID, r.Type, r.Source, r.Subject, r.UpgradeID, r.NodeID, r.CausationID,
-		r.Time.UnixNano(), r.StoredAt.UnixNano(), string(r.Event))
+		r.Time.UnixNano(), r.StoredAt.UnixNano(), string(r.Event), int64(r.Sequence))
 	if err != nil {
 		return false, fmt.Errorf("append event %s to %s: %w", r.ID, s.path, err)
 	}
@@ -167,11 +167,11 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Events returns the records of one upgrade ordered by time, then id.
+// Events returns the records of one upgrade in stream order (then time and id, for rows stored before the sequence was).
 func (s *Store) Events(ctx context.Context, upgradeID string) ([]auditor.Record, error) {
 	rows, err := s.reader.QueryContext(ctx, `
-		SELECT id, type, source, subject, upgradeid, nodeid, causationid, time, stored_at, event
-		FROM events WHERE upgradeid = ? ORDER BY time, id`, upgradeID)
+		SELECT id, type, source, subject, upgradeid, nodeid, causationid, time, stored_at, event, seq
+		FROM events WHERE upgradeid = ? ORDER BY seq, time, id`, upgradeID)
 	if err != nil {
 		return nil, fmt.Errorf("read events of upgrade %s from %s: %w", upgradeID, s.path, err)
 	}
@@ -218,17 +218,17 @@ func (s *Store) summaries(ctx context.Context, id string) ([]auditor.UpgradeSumm
 		SELECT g.upgradeid, g.n, g.first, g.last,
 			COALESCE(
 				(SELECT json_extract(r.event, '$.data.release.name') FROM events r
-				 WHERE r.upgradeid = g.upgradeid AND r.type = ? ORDER BY r.time, r.id LIMIT 1),
+				 WHERE r.upgradeid = g.upgradeid AND r.type = ? ORDER BY r.seq, r.time, r.id LIMIT 1),
 				(SELECT json_extract(p.event, '$.data.release') FROM events p
-				 WHERE p.upgradeid = g.upgradeid AND p.type = ? ORDER BY p.time DESC, p.id DESC LIMIT 1),
+				 WHERE p.upgradeid = g.upgradeid AND p.type = ? ORDER BY p.seq DESC, p.time DESC, p.id DESC LIMIT 1),
 				''),
 			COALESCE(
 				(SELECT l.type FROM events l
-				 WHERE l.upgradeid = g.upgradeid AND l.type IN (` + in + `) ORDER BY l.time DESC, l.id DESC LIMIT 1),
+				 WHERE l.upgradeid = g.upgradeid AND l.type IN (` + in + `) ORDER BY l.seq DESC, l.time DESC, l.id DESC LIMIT 1),
 				''),
 			COALESCE(
 				(SELECT json_extract(l.event, '$.data') FROM events l
-				 WHERE l.upgradeid = g.upgradeid AND l.type IN (` + in + `) ORDER BY l.time DESC, l.id DESC LIMIT 1),
+				 WHERE l.upgradeid = g.upgradeid AND l.type IN (` + in + `) ORDER BY l.seq DESC, l.time DESC, l.id DESC LIMIT 1),
 				'')
 		FROM (
 			SELECT upgradeid, COUNT(*) AS n, MIN(time) AS first, MAX(time) AS last

@@ -33,6 +33,7 @@ func Run(t *testing.T, open Opener) {
 		{"AppendStoresEachIDOnce", testAppendStoresEachIDOnce},
 		{"UpgradeSummaries", testUpgradeSummaries},
 		{"EventsOrderedByTimeThenID", testEventsOrderedByTimeThenID},
+		{"StreamOrderOverEventTime", testStreamOrderOverEventTime},
 		{"UpgradeNotFound", testUpgradeNotFound},
 	}
 	for _, tt := range tests {
@@ -179,6 +180,31 @@ func testEventsOrderedByTimeThenID(t *testing.T, open Opener) {
 	var ce map[string]any
 	if err := json.Unmarshal(r.Event, &ce); err != nil || ce["id"] != a.ID || ce["specversion"] != "1.0" {
 		t.Errorf("raw event = %s (%v), want the CloudEvent %s", r.Event, err, a.ID)
+	}
+}
+
+// testStreamOrderOverEventTime: a request from a client whose clock runs
+// 38 s ahead made a failed upgrade show as requested, its newest event by
+// time. With stream sequences, the stream's order decides history and state.
+func testStreamOrderOverEventTime(t *testing.T, open Opener) {
+	s := open(t)
+	req := record(t, "u1", request, t0.Add(38*time.Second)).InStream(10, time.Time{})
+	failed := record(t, "u1", events.UpgradeFailed{Reason: "health"}, t0.Add(time.Second)).InStream(12, time.Time{})
+	planned := record(t, "u1", events.UpgradePlanned{Release: "2025.1"}, t0).InStream(11, time.Time{})
+	appendAll(t, s, failed, req, planned)
+	got, err := s.Events(t.Context(), "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].ID != req.ID || got[1].ID != planned.ID || got[2].ID != failed.ID || got[2].Sequence != 12 {
+		t.Errorf("Events(u1) = %+v, want request, plan, failure in stream order", got)
+	}
+	u, err := s.Upgrade(t.Context(), "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.State != auditor.StateFailed || u.Release != "2025.1" {
+		t.Errorf("summary = %+v, want failed (the newest in the stream) of release 2025.1", u)
 	}
 }
 

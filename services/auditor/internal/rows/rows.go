@@ -11,17 +11,18 @@ import (
 )
 
 // Records scans rows of (id, type, source, subject, upgradeid, nodeid,
-// causationid, time, stored_at, event) and closes them.
+// causationid, time, stored_at, event, seq) and closes them.
 func Records(rs *sql.Rows) ([]auditor.Record, error) {
 	defer rs.Close()
 	var out []auditor.Record
 	for rs.Next() {
 		var r auditor.Record
-		var t, stored int64
+		var t, stored, seq int64
 		var raw string
-		if err := rs.Scan(&r.ID, &r.Type, &r.Source, &r.Subject, &r.UpgradeID, &r.NodeID, &r.CausationID, &t, &stored, &raw); err != nil {
+		if err := rs.Scan(&r.ID, &r.Type, &r.Source, &r.Subject, &r.UpgradeID, &r.NodeID, &r.CausationID, &t, &stored, &raw, &seq); err != nil {
 			return nil, err
 		}
+		r.Sequence = uint64(seq)
 		r.Time, r.StoredAt, r.Event = FromNanos(t), FromNanos(stored), []byte(raw)
 		out = append(out, r)
 	}

@@ -1,0 +1,2 @@
+DROP INDEX events_upgrade_seq;
+ALTER TABLE events DROP COLUMN seq;
