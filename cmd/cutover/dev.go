@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/busflag"
+	"github.com/cutover-dev/cutover/services/auditor/httpauth"
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
@@ -31,6 +33,7 @@ type devOptions struct {
 	debug    bool
 	bus      *busflag.Flags
 	nats     devNATS
+	http     *httpauth.Flags
 }
 
 func newDevCmd() *cobra.Command {
@@ -52,7 +55,9 @@ func newDevCmd() *cobra.Command {
 	cmd.Flags().AddGoFlagSet(bus)
 	cmd.Flags().StringVar(&o.nats.TLSCert, "nats-tls-cert", "", "PEM certificate `FILE` of the embedded NATS server: clients must then use TLS (needed for a non-loopback --nats-listen)")
 	cmd.Flags().StringVar(&o.nats.TLSKey, "nats-tls-key", "", "PEM private key `FILE` of --nats-tls-cert")
-	cmd.Flags().BoolVar(&o.nats.Insecure, "insecure", false, "allow a non-loopback --nats-listen without TLS (credentials and commands cross the network in clear)")
+	httpFS := flag.NewFlagSet("dev-http", flag.ContinueOnError)
+	o.http = httpauth.AddFlags(httpFS, os.Getenv)
+	cmd.Flags().AddGoFlagSet(httpFS)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return runDev(cmd.Context(), cmd.OutOrStdout(), o)
 	}
@@ -86,6 +91,15 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 			}
 		}
 	}
+	if cfg.HTTPAuth, err = o.http.Resolve(); err != nil {
+		return err
+	}
+	if cfg.HTTP != "" {
+		if err := cfg.HTTPAuth.CheckListen(cfg.HTTP); err != nil {
+			return fmt.Errorf("--http: %w", err)
+		}
+	}
+	o.nats.Insecure = o.http.Insecure
 	if err := o.nats.secure(&cfg); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natsauth"
+	"github.com/cutover-dev/cutover/services/auditor/httpauth"
 )
 
 // devNATS is how cutover dev and the demos secure their embedded server.
@@ -71,17 +72,8 @@ func checkListen(listen string, tls, insecure bool) error {
 	if err != nil {
 		return fmt.Errorf("--nats-listen %q: %w (want host:port, e.g. 127.0.0.1:4222)", listen, err)
 	}
-	if isLoopback(host) {
+	if httpauth.IsLoopback(host) {
 		return nil
 	}
 	return fmt.Errorf("--nats-listen %s is reachable from other machines and NATS would run without TLS: give --nats-tls-cert and --nats-tls-key, listen on 127.0.0.1, or accept the risk with --insecure", listen)
-}
-
-// isLoopback reports whether host only answers this machine.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/embednats"
 	"github.com/cutover-dev/cutover/services/auditor"
+	"github.com/cutover-dev/cutover/services/auditor/httpauth"
 	"github.com/cutover-dev/cutover/services/auditor/metrics"
 	auditsqlite "github.com/cutover-dev/cutover/services/auditor/sqlite"
 	"github.com/cutover-dev/cutover/services/auditor/verdict"
@@ -56,6 +57,8 @@ type Config struct {
 	Nodes []string
 	// HTTP serves the auditor's dashboard and API when set (host:port).
 	HTTP string
+	// HTTPAuth authenticates HTTP clients and serves TLS when configured.
+	HTTPAuth httpauth.Config
 	// Inventory, when set, gives the planner rollout settings, databases and
 	// drains (planner --inventory).
 	Inventory *inventory.Inventory
@@ -190,13 +193,13 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		// Server-Sent Events requests end on Shutdown instead of holding it up.
 		baseCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 		s.http = &http.Server{
-			Handler:           auditor.NewDashboard(s.store, hub, cfg.Logger.With("service", "dashboard"), map[string]http.Handler{"GET /metrics": m.Handler()}),
+			Handler:           cfg.HTTPAuth.Wrap(auditor.NewDashboard(s.store, hub, cfg.Logger.With("service", "dashboard"), map[string]http.Handler{"GET /metrics": m.Handler()})),
 			ReadHeaderTimeout: 10 * time.Second,
 			BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		}
 		s.http.RegisterOnShutdown(cancelRequests)
 		go func() {
-			if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := cfg.HTTPAuth.Serve(s.http, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("auditor API stopped", "err", err)
 			}
 		}()

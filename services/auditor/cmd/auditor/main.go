@@ -17,6 +17,7 @@ import (
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/busflag"
 	"github.com/cutover-dev/cutover/services/auditor"
+	"github.com/cutover-dev/cutover/services/auditor/httpauth"
 	"github.com/cutover-dev/cutover/services/auditor/metrics"
 	"github.com/cutover-dev/cutover/services/auditor/notify"
 	"github.com/cutover-dev/cutover/services/auditor/postgres"
@@ -59,8 +60,18 @@ func run(ctx context.Context, args []string) error {
 	policyFile := fs.String("policies", "", "read health policies from this YAML `file` (keys default and services); --policy flags override it per service")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	httpFlags := httpauth.AddFlags(fs, os.Getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	httpCfg, err := httpFlags.Resolve()
+	if err != nil {
+		return err
+	}
+	if *httpAddr != "" {
+		if err := httpCfg.CheckListen(*httpAddr); err != nil {
+			return fmt.Errorf("--http: %w", err)
+		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	setup, err := bus.Config(log)
@@ -157,11 +168,11 @@ func run(ctx context.Context, args []string) error {
 		// Live (SSE) requests end when their context does: cancel every
 		// request's context on Shutdown, or it would wait for the timeout.
 		baseCtx, cancelRequests := context.WithCancel(context.Background())
-		srv = &http.Server{Handler: auditor.NewDashboard(store, hub, log, map[string]http.Handler{"GET /metrics": m.Handler()}), ReadHeaderTimeout: 10 * time.Second,
+		srv = &http.Server{Handler: httpCfg.Wrap(auditor.NewDashboard(store, hub, log, map[string]http.Handler{"GET /metrics": m.Handler()})), ReadHeaderTimeout: 10 * time.Second,
 			BaseContext: func(net.Listener) context.Context { return baseCtx }}
 		srv.RegisterOnShutdown(cancelRequests)
-		go func() { httpErr <- srv.Serve(ln) }()
-		log.Info("serving HTTP API", "addr", ln.Addr().String())
+		go func() { httpErr <- httpCfg.Serve(srv, ln) }()
+		log.Info("serving HTTP API", "addr", ln.Addr().String(), "tls", httpCfg.TLS(), "auth", httpCfg.Enabled())
 	}
 
 	var errs []error
