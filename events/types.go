@@ -419,8 +419,10 @@ type MigrationRequested struct {
 	TargetVersion uint `json:"target_version,omitempty"`
 	// Phase is expand, contract or all (default); migrate is the middle phase of a command migration (keystone-manage db_sync --migrate), run after the roll.
 	Phase string `json:"phase,omitempty" jsonschema:"enum=expand,enum=migrate,enum=contract,enum=all"`
-	// Recover allows a dirty database to be recovered from instead of refused.
+	// Recover allows a dirty database to be recovered instead of refused: the snapshot taken by the run that left it dirty (recorded in the database's ledger) is restored, unless writes committed after that snapshot are counted (then the request is refused with their counts, see RestoreAnyway).
 	Recover bool `json:"recover,omitempty"`
+	// RestoreAnyway lets a restore go ahead although writes committed after its snapshot were counted (they are lost; the replaced state is kept as a snapshot of its own). Without it the migrator keeps the database (clean at the last version applied, when the failed file rolled back) or leaves it paused, and publishes the counts and the choices.
+	RestoreAnyway bool `json:"restore_anyway,omitempty"`
 	// Command, instead of Source, migrates by running a command in a one-off container from the service's new image, as Kolla's bootstrap containers do (keystone-manage db_sync, nova-manage db sync).
 	Command *MigrationCommand `json:"command,omitempty"`
 }
@@ -508,6 +510,8 @@ type MigrationCompleted struct {
 	DurationMs int64 `json:"duration_ms"`
 	// Command is what the container of a command migration did.
 	Command *CommandResult `json:"command,omitempty"`
+	// Recovered (requests with recover) describes the snapshot restored to clear the dirty state before migrating: its id, version and time, and what the restore took out.
+	Recovered *SnapshotRestore `json:"recovered,omitempty"`
 }
 
 // EventType implements Data.
@@ -527,6 +531,42 @@ type MigrationFailed struct {
 	State string `json:"state"`
 	// Command is what the container of a failed command migration did.
 	Command *CommandResult `json:"command,omitempty"`
+	// Restore describes the snapshot restored after the failure (restored true) or, when writes committed after it were counted, the one not restored: its id, version and time, and the writes a restore takes out.
+	Restore *SnapshotRestore `json:"restore,omitempty"`
+	// Choices lists what the operator can do next when the migrator kept the database instead of restoring it, or left it paused (dirty), each a complete instruction.
+	Choices []string `json:"choices,omitempty"`
+}
+
+// SnapshotRestore describes a snapshot restored, or offered for a restore, and what the restore takes out.
+type SnapshotRestore struct {
+	// SnapshotID names the snapshot.
+	SnapshotID string `json:"snapshot_id"`
+	// Version is the migration version the snapshot holds.
+	Version uint `json:"version"`
+	// Taken is when the snapshot was taken.
+	Taken time.Time `json:"taken"`
+	// Restored reports whether the snapshot was restored (false: offered, not restored).
+	Restored bool `json:"restored"`
+	// WritesCounted reports whether the writes after the snapshot could be counted; when false, CountError says why and nothing is known of them.
+	WritesCounted bool `json:"writes_counted"`
+	// CountError says why the writes could not be counted.
+	CountError string `json:"count_error,omitempty"`
+	// Writes counts, per table, the rows inserted, updated and deleted after the snapshot (PostgreSQL: pg_stat_user_tables counters; SQLite: the database compared with the snapshot). The migration's own writes in files that ran after the snapshot are included. Tables without writes are left out.
+	Writes []TableWrites `json:"writes_after_snapshot,omitempty"`
+	// Lost says in words what a restore of the snapshot takes out (restored) or would take out (not restored).
+	Lost string `json:"lost"`
+}
+
+// TableWrites counts the rows of one table written after a snapshot.
+type TableWrites struct {
+	// Table is the table (schema.table on PostgreSQL).
+	Table string `json:"table"`
+	// Inserts counts the rows inserted.
+	Inserts int64 `json:"inserts"`
+	// Updates counts the rows updated.
+	Updates int64 `json:"updates"`
+	// Deletes counts the rows deleted.
+	Deletes int64 `json:"deletes"`
 }
 
 // EventType implements Data.
@@ -544,6 +584,8 @@ type MigrationRollbackRequested struct {
 	ToVersion uint `json:"to_version"`
 	// SnapshotID names the snapshot to restore when down migrations cannot be used.
 	SnapshotID string `json:"snapshot_id,omitempty"`
+	// RestoreAnyway lets the snapshot be restored although writes committed after it were counted (they are lost); without it such a rollback is refused with their counts.
+	RestoreAnyway bool `json:"restore_anyway,omitempty"`
 }
 
 // EventType implements Data.
@@ -561,12 +603,14 @@ type MigrationRollbackCompleted struct {
 	ToVersion uint `json:"to_version"`
 	// SnapshotTime is when the restored snapshot was taken (snapshot path only).
 	SnapshotTime *time.Time `json:"snapshot_time,omitempty"`
-	// RowsWrittenAfterSnapshot (snapshot path only) counts the rows the restore took out that were written after the snapshot, where they can be counted without a log of the writes: in each table of CountedTables, the rows whose integer key is above the snapshot's largest key of that table (inserted after it; SQLite rowids, PostgreSQL single-column smallint/integer/bigint primary keys) plus, on PostgreSQL, the rows whose updated_at timestamp column is later than SnapshotTime. Deletes, updates in tables without updated_at, and tables of UncountedTables are not seen. Absent when nothing could be counted. The replaced state itself is kept as a snapshot of its own when it can be.
+	// RowsWrittenAfterSnapshot (snapshot path only) counts the writes (rows inserted, updated and deleted, the sum over Restore.writes_after_snapshot) committed after the snapshot that the restore took out, the migration's own included. Absent when they could not be counted. The replaced state itself is kept as a snapshot of its own when it can be.
 	RowsWrittenAfterSnapshot *int64 `json:"rows_written_after_snapshot,omitempty"`
-	// CountedTables (snapshot path only) lists the tables RowsWrittenAfterSnapshot covers (schema.table on PostgreSQL).
+	// CountedTables (snapshot path only) lists the tables whose writes were counted (schema.table on PostgreSQL).
 	CountedTables []string `json:"counted_tables,omitempty"`
-	// UncountedTables (snapshot path only) lists the other tables of the replaced database, migration bookkeeping aside: no integer key to count by, or absent from the snapshot (created after it, e.g. by a migration; all their rows are lost).
+	// UncountedTables (snapshot path only) lists the tables whose writes could not be counted, migration bookkeeping aside.
 	UncountedTables []string `json:"uncounted_tables,omitempty"`
+	// Restore (snapshot path only) describes the snapshot restored: its id, version and time, and the writes after it that the restore took out, per table.
+	Restore *SnapshotRestore `json:"restore,omitempty"`
 }
 
 // EventType implements Data.

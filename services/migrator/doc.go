@@ -15,17 +15,31 @@
 //     has a down file, mark the version before it clean (Database.Force) and
 //     migrate down to the pre-upgrade version: state "clean at version N
 //     (down migrations)"; otherwise, or when that fails, restore the
-//     snapshot: "clean at version N (restored from snapshot <id>)". Then
-//     publish migration.failed naming the file, the database error and that
-//     state.
+//     snapshot: "clean at version N (restored from snapshot <id>)" - but
+//     only when no write committed after the snapshot is counted
+//     (Database.WrittenAfter: inserts, updates and deletes per table, the
+//     migration's own included). When writes are counted (or cannot be),
+//     nothing is restored unless the request says restore_anyway: the
+//     database is kept clean at the last version applied when the failed
+//     file rolled back ("clean at version N, kept: not restored from
+//     snapshot <id> because ..."), or left dirty, paused, when it did not.
+//     Then publish migration.failed naming the file, the database error,
+//     that state, the snapshot (restore: id, version, time, the writes per
+//     table, restored or not) and the choices.
+//     The run is recorded in the database's ledger (Database.RecordRun)
+//     after its snapshot and until it ends clean: recover (a request with
+//     recover, for a dirty database) restores that run's snapshot and no
+//     other, after the same count, and refuses, saying what it found, when
+//     no run is recorded.
 //   - dev.cutover.migration.rollback.requested: refuse a source that fails
 //     CheckSource's checks (applied file missing or changed, file below
 //     the current version never applied) before anything runs; go down
 //     through the down migrations when every step has one, otherwise restore
 //     the named snapshot, after counting what was written since it
-//     (Database.WrittenAfter: rows_written_after_snapshot, counted_tables,
-//     uncounted_tables); publish migration.rollback.completed (or
-//     migration.failed).
+//     (Database.WrittenAfter), which the event reports (restore: the writes
+//     per table; rows_written_after_snapshot: their sum): a rollback is an
+//     explicit request, so it restores and reports; publish
+//     migration.rollback.completed (or migration.failed).
 //
 // Each request is handled once: the consume helper records handled event ids
 // in the cutover-processed bucket, and the outcome of a request is kept there

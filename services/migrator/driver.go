@@ -59,10 +59,19 @@ type Database interface {
 	// Restore replaces the database with the snapshot id, after checking it,
 	// and returns the snapshot.
 	Restore(ctx context.Context, id string) (Snapshot, error)
-	// WrittenAfter counts what the database holds that was written after
-	// snapshot id, as far as it can be counted (see Loss): what a restore of
-	// id takes out. The migrator calls it just before such a restore.
+	// WrittenAfter counts the writes committed to the database after
+	// snapshot id, per table (inserts, updates, deletes; see Loss): what a
+	// restore of id takes out. The migrator calls it before any restore and
+	// does not restore, by default, when it counts any.
 	WrittenAfter(ctx context.Context, id string) (Loss, error)
+	// RecordRun notes in the database's own ledger that a run starts from
+	// the snapshot run.Snapshot, or, with run nil, that the last run ended
+	// with the database clean. The migrator calls it after the snapshot,
+	// before the first file, so a snapshot never holds its own run's row.
+	RecordRun(ctx context.Context, run *Run) error
+	// LastRun returns the run recorded and not ended (nil when none): the
+	// run that left a dirty database dirty, whose snapshot recover restores.
+	LastRun(ctx context.Context) (*Run, error)
 	// DropSnapshot deletes the snapshot id. It returns an error wrapping
 	// ErrSnapshotNotFound when there is none.
 	DropSnapshot(ctx context.Context, id string) error
@@ -117,24 +126,44 @@ type Snapshot struct {
 	Dirty bool
 }
 
-// Loss is what a database holds that was written after one of its
-// snapshots, as far as it can be counted without a log of the writes.
+// Loss counts the writes committed to a database after one of its
+// snapshots: what a restore of the snapshot takes out.
 type Loss struct {
-	// Rows counts, in the Counted tables, the rows whose integer key is
-	// above the largest key of the same table in the snapshot (inserted
-	// after it: SQLite rowids, PostgreSQL single-column smallint, integer or
-	// bigint primary keys) plus, on PostgreSQL, the other rows whose
-	// updated_at column (timestamp or timestamptz) is later than the
-	// snapshot's time. Deletes, and updates in tables without updated_at,
-	// are not seen.
+	// Rows is the sum of every table's inserts, updates and deletes.
 	Rows int64
-	// Counted lists the tables counted (schema.table on PostgreSQL): those
-	// in both the database and the snapshot, with such a key.
+	// Tables counts the writes per table, tables without writes left out.
+	// PostgreSQL reads them from pg_stat_user_tables (n_tup_ins, n_tup_upd,
+	// n_tup_del) recorded with the snapshot and now: rows written by the
+	// migration's own files count too, rolled-back inserts as well, and a
+	// backend publishes its counters up to about a second after its
+	// transaction (longer while it stays busy). SQLite compares the
+	// database with the snapshot, row by row (rowid, or every column for
+	// WITHOUT ROWID tables, where an update counts as a delete and an
+	// insert): exact, the migration's own changes included.
+	Tables []TableWrites
+	// Counted lists the tables counted (schema.table on PostgreSQL).
 	Counted []string
-	// Uncounted lists the other tables of the database (migration
-	// bookkeeping tables aside): without such a key, or not in the snapshot
-	// (created after it, e.g. by a migration).
+	// Uncounted lists the tables that could not be counted, migration
+	// bookkeeping tables aside; an empty list means every table was.
 	Uncounted []string
+}
+
+// TableWrites counts the rows of one table written after a snapshot.
+type TableWrites struct {
+	Table                     string
+	Inserts, Updates, Deletes int64
+}
+
+// Run is a migration run recorded in the database's ledger (RecordRun).
+type Run struct {
+	// ID is the request that started it.
+	ID string
+	// Snapshot is the snapshot taken just before it.
+	Snapshot string
+	// From and Target are the versions it went from and to.
+	From, Target uint
+	// Started is when it started.
+	Started time.Time
 }
 
 // ErrSnapshotNotFound is wrapped by Database.Inspect and Database.Restore when

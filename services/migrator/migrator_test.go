@@ -441,23 +441,44 @@ func TestDirtyDatabaseRefusedThenRecovered(t *testing.T) {
 	h := start(t, migrator.Config{})
 	path := seed(t)
 	// A first migration leaves a snapshot at version 1; then simulate a crash midway through version 2.
-	if fin, _ := h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok", TargetVersion: 2})); fin.Type() != events.TypeMigrationCompleted {
+	fin, _ := h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok", TargetVersion: 2}))
+	if fin.Type() != events.TypeMigrationCompleted {
 		t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
 	}
+	first := as[events.MigrationCompleted](t, fin)
 	exec(t, path, `UPDATE schema_migrations SET dirty = 1`)
 
-	fin, _ := h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok"}))
+	fin, _ = h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok"}))
 	failed := as[events.MigrationFailed](t, fin)
 	if fin.Type() != events.TypeMigrationFailed || failed.Version != 2 || !strings.Contains(failed.State, "dirty at version 2") || !strings.Contains(failed.State, "recover") {
 		t.Fatalf("dirty database: %s %+v, want failed, dirty at version 2, pointing at recover", fin.Type(), failed)
 	}
 
+	// Dirty, but no run of the migrator left it so: recover refuses and
+	// names the snapshots it found.
+	fin, _ = h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok", Recover: true}))
+	failed = as[events.MigrationFailed](t, fin)
+	if fin.Type() != events.TypeMigrationFailed || !strings.Contains(failed.Error, "records no migrator run that left it dirty at version 2") ||
+		!strings.Contains(failed.Error, first.SnapshotID) || failed.State != "dirty at version 2, unchanged" {
+		t.Fatalf("recover without a recorded run: %s %+v, want refused naming %s", fin.Type(), failed, first.SnapshotID)
+	}
+
+	// What a run that crashed midway leaves: its row in the ledger, naming
+	// the snapshot it took.
+	db, err := sqlite.Driver{}.Open(t.Context(), path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordRun(t.Context(), &migrator.Run{ID: "crashed", Snapshot: first.SnapshotID, From: 1, Target: 2, Started: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	fin, _ = h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: path, Source: "testdata/ok", Recover: true}))
 	if fin.Type() != events.TypeMigrationCompleted {
 		t.Fatalf("recover answer %s: %s", fin.Type(), fin.Data())
 	}
-	if done := as[events.MigrationCompleted](t, fin); done.FromVersion != 1 || done.ToVersion != 4 {
-		t.Errorf("recovered = %+v, want from 1 (the clean snapshot) to 4", done)
+	done := as[events.MigrationCompleted](t, fin)
+	if r := done.Recovered; done.FromVersion != 1 || done.ToVersion != 4 || r == nil || r.SnapshotID != first.SnapshotID || r.Version != 1 || !r.Restored || !strings.HasPrefix(r.Lost, "nothing counted") {
+		t.Errorf("recovered = %+v (%+v), want from 1 (the run's snapshot %s, nothing lost) to 4", done, done.Recovered, first.SnapshotID)
 	}
 	if v, dirty, users, _ := state(t, path); v != 4 || dirty || users != rows {
 		t.Errorf("database: version %d dirty %v users %d", v, dirty, users)

@@ -92,7 +92,9 @@ func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.Migr
 			Version: to, State: describe(to, d, err)})
 	}
 	t := snap.Time.UTC()
-	done := events.MigrationRollbackCompleted{Database: database, Path: PathSnapshot, FromVersion: from, ToVersion: to, SnapshotTime: &t}
+	done := events.MigrationRollbackCompleted{Database: database, Path: PathSnapshot, FromVersion: from, ToVersion: to, SnapshotTime: &t,
+		Restore: restoreInfo(snap, loss, lerr)}
+	done.Restore.Restored = true
 	if lerr == nil {
 		done.CountedTables, done.UncountedTables = loss.Counted, loss.Uncounted
 		if len(loss.Counted) > 0 {
@@ -172,15 +174,19 @@ func (m *Migrator) rollbackDown(ctx context.Context, e events.Event, db Database
 	if err != nil {
 		return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: clean + " (no migration runs without a verified snapshot)"})
 	}
+	if err := db.RecordRun(ctx, &Run{ID: e.ID(), Snapshot: snap.ID, From: from, Target: target, Started: snap.Time}); err != nil {
+		return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: clean + " (no migration runs unrecorded; snapshot " + snap.ID + " was taken)"})
+	}
 	log.Info("snapshot taken; migrating down", "snapshot", snap.ID, "from", from)
 	runCtx := context.WithoutCancel(ctx)
 	if err := db.Down(runCtx, target); err != nil {
-		return failed(m.restoreAfter(runCtx, db, snap, err, log))
+		return failed(m.restoreAfter(runCtx, db, snap, err, false, nil, log))
 	}
 	to, dirty, err := db.Version(runCtx)
 	if err != nil || dirty || to != target {
 		err = errors.Join(err, fmt.Errorf("after migrating down, the database is at version %d (dirty %v), want %d", to, dirty, target))
-		return failed(m.restoreAfter(runCtx, db, snap, err, log))
+		return failed(m.restoreAfter(runCtx, db, snap, err, false, nil, log))
 	}
+	m.endRun(runCtx, db, log)
 	return m.finish(ctx, e, events.MigrationRollbackCompleted{Database: database, Path: PathDown, FromVersion: from, ToVersion: to}, log)
 }

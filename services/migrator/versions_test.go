@@ -31,16 +31,17 @@ func (tg target) versionOf(t *testing.T, loc string) (int64, bool, []uint) {
 		t.Fatal(err)
 	}
 	var led []uint
-	text := "TEXT"
-	if tg.driver == "mysql" {
-		text = "CHAR"
+	rows, err := db.Query(`SELECT version FROM cutover_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, s := range queryStrings(t, db, `SELECT CAST(version AS `+text+`) FROM cutover_migrations ORDER BY version + 0`) {
-		var n uint
-		for _, c := range s {
-			n = n*10 + uint(c-'0')
+	defer rows.Close()
+	for rows.Next() {
+		var n int64
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
 		}
-		led = append(led, n)
+		led = append(led, uint(n))
 	}
 	return v, dirty, led
 }

@@ -21,6 +21,12 @@ import (
 // Table is the ledger's table name.
 const Table = "cutover_migrations"
 
+// RunsTable records the run in progress: the snapshot taken before it, so
+// that recovering a database a run left dirty restores that snapshot and no
+// other. A run's row is written after its snapshot (which therefore never
+// holds it) and the table dropped when the run ends clean.
+const RunsTable = "cutover_runs"
+
 // Execer is what the ledger needs of a connection: *sql.DB, *sql.Conn and
 // *sql.Tx all fit.
 type Execer interface {
@@ -120,4 +126,61 @@ func Has(ctx context.Context, db Execer, version uint) bool {
 	}
 	defer rows.Close()
 	return rows.Next()
+}
+
+// StartRun records run as the run in progress, replacing any other.
+func StartRun(ctx context.Context, db Execer, run migrator.Run) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+RunsTable+` (
+		id TEXT NOT NULL,
+		snapshot TEXT NOT NULL,
+		from_version BIGINT NOT NULL,
+		target_version BIGINT NOT NULL,
+		started_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("create table %s: %w", RunsTable, err)
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM `+RunsTable); err != nil {
+		return fmt.Errorf("record run: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO `+RunsTable+` (id, snapshot, from_version, target_version, started_at) VALUES ($1, $2, $3, $4, $5)`,
+		run.ID, run.Snapshot, int64(run.From), int64(run.Target), run.Started.UTC().Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("record run: %w", err)
+	}
+	return nil
+}
+
+// EndRun removes the run in progress, and its table: a database at rest
+// holds no trace of it (tableExists: the driver's check).
+func EndRun(ctx context.Context, db Execer, tableExists bool) error {
+	if !tableExists {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, `DROP TABLE `+RunsTable); err != nil {
+		return fmt.Errorf("end run: %w", err)
+	}
+	return nil
+}
+
+// LastRun returns the run in progress, nil when none (tableExists: the
+// driver's check).
+func LastRun(ctx context.Context, db Execer, tableExists bool) (*migrator.Run, error) {
+	if !tableExists {
+		return nil, nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT id, snapshot, from_version, target_version, started_at FROM `+RunsTable)
+	if err != nil {
+		return nil, fmt.Errorf("read table %s: %w", RunsTable, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, rows.Err()
+	}
+	var r migrator.Run
+	var from, target int64
+	var at string
+	if err := rows.Scan(&r.ID, &r.Snapshot, &from, &target, &at); err != nil {
+		return nil, fmt.Errorf("read table %s: %w", RunsTable, err)
+	}
+	r.From, r.Target = uint(from), uint(target)
+	r.Started, _ = time.Parse(time.RFC3339Nano, at)
+	return &r, nil
 }

@@ -17,11 +17,11 @@
 //     sessions (pg_terminate_backend), copies, and allows connections again:
 //     the service's connections drop for the length of the copy. The copy
 //     is labelled with a COMMENT (JSON: which database, when, version, and
-//     the largest key of each table with a single-column integer primary
-//     key, read from the copy, for WrittenAfter).
+//     each table's pg_stat_user_tables write counters, read once the other
+//     sessions ended, for WrittenAfter).
 //   - dump: pg_dump --format=custom into Driver.DumpDir, with a .json label
-//     next to it (largest keys read in the transaction snapshot pg_dump
-//     uses: pg_export_snapshot, pg_dump --snapshot). No exclusive access needed; slower (rows are serialised
+//     next to it (write counters read just before pg_dump's transaction
+//     snapshot: pg_export_snapshot, pg_dump --snapshot). No exclusive access needed; slower (rows are serialised
 //     and indexes rebuilt on restore), and the only choice when the
 //     sessions cannot be terminated or the copy must leave the server.
 //   - auto (default): template, falling back to dump when the template copy

@@ -51,16 +51,17 @@ type comment struct {
 	Method  string    `json:"method"`
 	Version uint      `json:"version"`
 	Dirty   bool      `json:"dirty"`
-	// Keys holds the largest key of each table with a single-column
-	// integer primary key ("schema.table"), as in the snapshot: WrittenAfter
-	// counts the rows above it. Nil in snapshots taken before it existed.
-	Keys map[string]keyMax `json:"keys,omitempty"`
+	// Stats holds each table's pg_stat_user_tables write counters
+	// ("schema.table") read just before the copy: WrittenAfter subtracts
+	// them from the counters then. Nil in snapshots taken before it existed.
+	Stats map[string]counters `json:"stats,omitempty"`
 }
 
-// keyMax is the largest value of a table's integer primary key.
-type keyMax struct {
-	Column string `json:"column"`
-	Max    int64  `json:"max"`
+// counters are a table's write counters.
+type counters struct {
+	Ins int64 `json:"ins"`
+	Upd int64 `json:"upd"`
+	Del int64 `json:"del"`
 }
 
 func (d *Database) snapPrefix() string {
@@ -114,16 +115,34 @@ func (d *Database) snapshotTemplate(ctx context.Context, c comment) (migrator.Sn
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
 	}
 	defer admin.Close()
-	err = d.exclusive(ctx, admin, d.name, func() error {
-		_, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s STRATEGY %s`, quote(id), quote(d.name), d.drv.Strategy))
+	// The write counters are read once every other session has ended (a
+	// backend publishes its counters when it exits), through a session
+	// opened before and spared by the drain, which ends it before the copy.
+	counting, err := d.conn(ctx)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+	defer counting.Close()
+	var spare int
+	if err := counting.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&spare); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+	err = d.exclusive(ctx, admin, d.name, spare, func() error {
+		var err error
+		if c.Stats, err = readStats(ctx, counting); err != nil {
+			return err
+		}
+		if err := counting.Close(); err != nil {
+			return err
+		}
+		if err := d.drain(ctx, admin, d.name, 0); err != nil {
+			return err
+		}
+		_, err = admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s STRATEGY %s`, quote(id), quote(d.name), d.drv.Strategy))
 		return err
 	})
 	if err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s with CREATE DATABASE TEMPLATE: %w", d.key, err)
-	}
-	if c.Keys, err = d.copyKeys(ctx, id); err != nil {
-		d.dropDatabase(context.WithoutCancel(ctx), admin, id)
-		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
 	}
 	b, _ := json.Marshal(c)
 	if _, err := admin.ExecContext(ctx, fmt.Sprintf(`COMMENT ON DATABASE %s IS '%s'`, quote(id), strings.ReplaceAll(string(b), "'", "''"))); err != nil {
@@ -144,8 +163,9 @@ func (d *Database) snapshotTemplate(ctx context.Context, c comment) (migrator.Sn
 }
 
 // exclusive runs fn while database name accepts no connections and has no
-// other session; it restores the database's previous ALLOW_CONNECTIONS.
-func (d *Database) exclusive(ctx context.Context, admin *sql.DB, name string, fn func() error) error {
+// other session but the backend spare (0: none); it restores the database's
+// previous ALLOW_CONNECTIONS.
+func (d *Database) exclusive(ctx context.Context, admin *sql.DB, name string, spare int, fn func() error) error {
 	var allow bool
 	if err := admin.QueryRowContext(ctx, `SELECT datallowconn FROM pg_database WHERE datname = $1`, name).Scan(&allow); err != nil {
 		return fmt.Errorf("read database %s: %w", name, err)
@@ -162,19 +182,19 @@ func (d *Database) exclusive(ctx context.Context, admin *sql.DB, name string, fn
 			}
 		}()
 	}
-	if err := d.drain(ctx, admin, name); err != nil {
+	if err := d.drain(ctx, admin, name, spare); err != nil {
 		return err
 	}
 	return fn()
 }
 
-// drain terminates the other sessions on database name and waits until they
-// are gone.
-func (d *Database) drain(ctx context.Context, admin *sql.DB, name string) error {
+// drain terminates the other sessions on database name, but the backend
+// spare (0: none), and waits until they are gone.
+func (d *Database) drain(ctx context.Context, admin *sql.DB, name string, spare int) error {
 	deadline := time.Now().Add(drainTimeout)
 	for {
 		var left int
-		err := admin.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) t`, name).Scan(&left)
+		err := admin.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND pid <> $2) t`, name, spare).Scan(&left)
 		if err != nil {
 			return fmt.Errorf("terminate sessions on %s: %w (the migrator's role needs pg_signal_backend or superuser)", name, err)
 		}
@@ -257,8 +277,12 @@ func (d *Database) snapshotDump(ctx context.Context, c comment) (migrator.Snapsh
 	if _, err := os.Stat(final); err == nil {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %s exists already; try again", d.key, final)
 	}
-	// The keys are read in the transaction whose snapshot pg_dump uses, so
-	// that they are exactly the dump's.
+	// The write counters are read before the copy: a write between the
+	// two is in the copy and counted as after it, never the other way round.
+	var err error
+	if c.Stats, err = d.stats(ctx); err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
 	db, err := d.conn(ctx)
 	if err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
@@ -272,9 +296,6 @@ func (d *Database) snapshotDump(ctx context.Context, c comment) (migrator.Snapsh
 	var exported string
 	if err := tx.QueryRowContext(ctx, `SELECT pg_export_snapshot()`).Scan(&exported); err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: export a transaction snapshot for pg_dump: %w", d.key, err)
-	}
-	if c.Keys, err = readKeys(ctx, tx); err != nil {
-		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
 	}
 	if err := d.runTool(ctx, d.cfg, "pg_dump", "--format=custom", "--compress=0", "--snapshot="+exported, "--file="+tmp); err != nil {
 		_ = os.Remove(tmp)
@@ -464,7 +485,7 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 	} else {
 		build = func() error {
 			// Inspect's own session on the snapshot may not have ended yet.
-			if err := d.drain(ctx, admin, id); err != nil {
+			if err := d.drain(ctx, admin, id, 0); err != nil {
 				return err
 			}
 			_, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s OWNER %s STRATEGY %s`, quote(d.name), quote(id), quote(owner), d.drv.Strategy))
@@ -472,7 +493,7 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 		}
 	}
 
-	err = d.exclusive(ctx, admin, d.name, func() error {
+	err = d.exclusive(ctx, admin, d.name, 0, func() error {
 		if _, err := admin.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %s RENAME TO %s`, quote(d.name), quote(aside))); err != nil {
 			return fmt.Errorf("rename %s aside: %w (the database is unchanged)", d.name, err)
 		}
@@ -589,96 +610,45 @@ func (d *Database) DropSnapshot(ctx context.Context, id string) error {
 	return nil
 }
 
-// querier is what reading keys needs: a pool, a connection or a transaction.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// copyKeys reads the largest keys of the snapshot database id.
-func (d *Database) copyKeys(ctx context.Context, id string) (map[string]keyMax, error) {
-	db, err := open(ctx, d.dbConfig(id), "snapshot "+id)
+// stats reads the write counters of every table of the database, migration
+// bookkeeping tables aside, by "schema.table".
+func (d *Database) stats(ctx context.Context) (map[string]counters, error) {
+	db, err := d.conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	return readKeys(ctx, db)
+	return readStats(ctx, db)
 }
 
-// userTables lists the tables of the database outside PostgreSQL's own
-// schemas, migration bookkeeping tables aside, as "schema.table", with the
-// column of their single-column integer primary key ("" when they have
-// none) and whether they have an updated_at timestamp column.
-func userTables(ctx context.Context, q querier) (map[string]tableInfo, error) {
-	rows, err := q.QueryContext(ctx, `SELECT n.nspname, c.relname,
-			coalesce((SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
-				WHERE i.indrelid = c.oid AND i.indisprimary AND i.indnatts = 1
-				AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)), ''),
-			EXISTS (SELECT 1 FROM pg_attribute u WHERE u.attrelid = c.oid AND u.attname = 'updated_at' AND NOT u.attisdropped
-				AND u.atttypid IN ('timestamp'::regtype, 'timestamptz'::regtype))
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-		AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
-		AND c.relname NOT IN ($1, $2)`, migratepgx.DefaultMigrationsTable, ledger.Table)
+func readStats(ctx context.Context, db *sql.DB) (map[string]counters, error) {
+	rows, err := db.QueryContext(ctx, `SELECT schemaname, relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables
+		WHERE relname NOT IN ($1, $2, $3)`, migratepgx.DefaultMigrationsTable, ledger.Table, ledger.RunsTable)
 	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
+		return nil, fmt.Errorf("read write counters (pg_stat_user_tables): %w", err)
 	}
 	defer rows.Close()
-	out := map[string]tableInfo{}
+	out := map[string]counters{}
 	for rows.Next() {
 		var ns, rel string
-		var t tableInfo
-		if err := rows.Scan(&ns, &rel, &t.key, &t.updatedAt); err != nil {
-			return nil, fmt.Errorf("list tables: %w", err)
+		var c counters
+		if err := rows.Scan(&ns, &rel, &c.Ins, &c.Upd, &c.Del); err != nil {
+			return nil, fmt.Errorf("read write counters (pg_stat_user_tables): %w", err)
 		}
-		t.ident = pgx.Identifier{ns, rel}.Sanitize()
-		out[ns+"."+rel] = t
+		out[ns+"."+rel] = c
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	return out, nil
-}
-
-// tableInfo describes a table for counting its rows written after a
-// snapshot.
-type tableInfo struct {
-	ident     string // quoted schema.table
-	key       string // single-column integer primary key, or ""
-	updatedAt bool   // has an updated_at timestamp column
-}
-
-// readKeys reads the largest key of every table with a single-column
-// integer primary key (an index lookup each).
-func readKeys(ctx context.Context, q querier) (map[string]keyMax, error) {
-	tables, err := userTables(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("read largest keys: %w", err)
-	}
-	keys := map[string]keyMax{}
-	for name, t := range tables {
-		if t.key == "" {
-			continue
-		}
-		var max sql.NullInt64
-		if err := q.QueryRowContext(ctx, fmt.Sprintf(`SELECT max(%s) FROM %s`, quote(t.key), t.ident)).Scan(&max); err != nil {
-			return nil, fmt.Errorf("read largest key of %s: %w", name, err)
-		}
-		keys[name] = keyMax{Column: t.key, Max: max.Int64}
-	}
-	return keys, nil
+	return out, rows.Err()
 }
 
 // KeepsReplaced reports that Restore keeps the database it replaces as a
 // snapshot of its own, so the migrator takes no copy of it beforehand.
 func (d *Database) KeepsReplaced() bool { return true }
 
-// WrittenAfter counts the rows written after snapshot id (see
-// migrator.Loss): in each table with a single-column integer primary key
-// that the snapshot recorded, the rows whose key is above the snapshot's
-// largest, or whose updated_at is later than the snapshot's time. The
-// largest keys were read from the snapshot when it was taken (in pg_dump's
-// own transaction snapshot for a dump), so the count is exact for inserts.
+// WrittenAfter counts the writes to each table after snapshot id (see
+// migrator.Loss) from pg_stat_user_tables: the counters now less those
+// recorded with the snapshot. A table created since counts in full; a
+// table whose counters went back (pg_stat_reset, or a restore made the
+// database anew) counts from the reset.
 func (d *Database) WrittenAfter(ctx context.Context, id string) (migrator.Loss, error) {
 	if err := d.valid(id); err != nil {
 		return migrator.Loss{}, err
@@ -687,38 +657,25 @@ func (d *Database) WrittenAfter(ctx context.Context, id string) (migrator.Loss, 
 	if err != nil {
 		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
 	}
-	if c.Keys == nil {
-		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: the snapshot records no keys (taken by an older migrator)", d.key, id)
+	if c.Stats == nil {
+		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: the snapshot records no write counters (taken by an older migrator)", d.key, id)
 	}
-	db, err := d.conn(ctx)
-	if err != nil {
-		return migrator.Loss{}, err
-	}
-	defer db.Close()
-	tables, err := userTables(ctx, db)
+	now, err := d.stats(ctx)
 	if err != nil {
 		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
 	}
 	var loss migrator.Loss
-	for _, name := range slices.Sorted(maps.Keys(tables)) {
-		t := tables[name]
-		k, ok := c.Keys[name]
-		if !ok || t.key == "" || t.key != k.Column {
-			loss.Uncounted = append(loss.Uncounted, name)
-			continue
+	for _, name := range slices.Sorted(maps.Keys(now)) {
+		n, b := now[name], c.Stats[name]
+		w := migrator.TableWrites{Table: name, Inserts: n.Ins - b.Ins, Updates: n.Upd - b.Upd, Deletes: n.Del - b.Del}
+		if w.Inserts < 0 || w.Updates < 0 || w.Deletes < 0 {
+			w = migrator.TableWrites{Table: name, Inserts: n.Ins, Updates: n.Upd, Deletes: n.Del}
 		}
-		q := fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s > $1`, t.ident, quote(t.key))
-		args := []any{k.Max}
-		if t.updatedAt {
-			q += ` OR updated_at > $2`
-			args = append(args, c.Taken)
-		}
-		var n int64
-		if err := db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
-			return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: table %s: %w", d.key, id, name, err)
-		}
-		loss.Rows += n
 		loss.Counted = append(loss.Counted, name)
+		if total := w.Inserts + w.Updates + w.Deletes; total > 0 {
+			loss.Tables = append(loss.Tables, w)
+			loss.Rows += total
+		}
 	}
 	return loss, nil
 }

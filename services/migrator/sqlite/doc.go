@@ -17,8 +17,8 @@
 // without a side file, taken before checksums, is checked with PRAGMA
 // quick_check first), and keeps the file it replaces as a snapshot (a hard
 // link, after a checkpoint of its WAL). WrittenAfter counts the rows
-// inserted after a snapshot (rowids above the snapshot's largest, by
-// ATTACHing it). The migrator
+// inserted, updated and deleted after a snapshot (the database compared
+// with the snapshot, ATTACHed). The migrator
 // deletes snapshots only through retention (migrator Config.KeepSnapshots)
 // or PruneSnapshots. Migrations also keep the ledger table
 // cutover_migrations (package ledger).
