@@ -339,7 +339,10 @@ type ContainerReverted struct {
 	Reason string `json:"reason"`
 	// Image is the image that failed.
 	Image string `json:"image"`
-	// LastLogs are the failed container's last log lines.
+	// LastLogs are the failed container's last log lines, secrets redacted
+	// (package events/redact: values of the container's environment variables
+	// whose name looks secret, password=/token=-style values, URL passwords,
+	// bearer tokens become REDACTED).
 	LastLogs []string `json:"last_logs,omitempty"`
 }
 

@@ -570,7 +570,11 @@ func testReplace(t *testing.T, e *env, node string, status *watch) {
 func testRevert(t *testing.T, e *env, node string, status *watch) {
 	name := e.prefix + "-rev"
 	ip := e.ip(11)
-	old := e.container(t, testkit.ContainerOpts{Name: name, Node: node, Service: "web", Network: e.net1, IPv4: ip.String()})
+	// The container's environment holds a password and its log prints it,
+	// plus one in a password= pair: neither may reach container.reverted.
+	const envSecret, lineSecret = "xyzzy-env-secret-1", "pw-in-line-7"
+	old := e.container(t, testkit.ContainerOpts{Name: name, Node: node, Service: "web", Network: e.net1, IPv4: ip.String(),
+		Env: []string{"DB_PASSWORD=" + envSecret, "DEMO_LOG=connecting to db with " + envSecret + " (password=" + lineSecret + ")"}})
 
 	cmd := e.command(t, node, events.NodeUpdateRequested{Wave: 1, Containers: []events.ContainerTarget{{Container: name, Image: e.never.Ref, HealthTimeoutMs: 20000}}})
 	failed := dataAs[events.NodeUpdateFailed](t, status.await(t, events.TypeNodeUpdateFailed, cmd, 60*time.Second))
@@ -586,6 +590,14 @@ func testRevert(t *testing.T, e *env, node string, status *watch) {
 	}
 	if !slices.ContainsFunc(reverted.LastLogs, func(l string) bool { return strings.Contains(l, "never-healthy") }) {
 		t.Errorf("last logs are not the failed container's: %q", reverted.LastLogs)
+	}
+	if !slices.ContainsFunc(reverted.LastLogs, func(l string) bool { return strings.Contains(l, "connecting to db with REDACTED (password=REDACTED)") }) {
+		t.Errorf("the logged secrets are not shown redacted: %q", reverted.LastLogs)
+	}
+	for _, l := range reverted.LastLogs {
+		if strings.Contains(l, envSecret) || strings.Contains(l, lineSecret) {
+			t.Errorf("container.reverted carries a secret: %q", l)
+		}
 	}
 
 	now := e.inspect(t, name)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/redact"
 )
 
 // revertTimeout bounds a revert or a commit's cleanup. They run detached from
@@ -188,7 +189,10 @@ func (r *replacement) abort(ctx context.Context, step string, cause error) outco
 		if err != nil {
 			r.log.Warn("read logs of failed container", "err", err)
 		}
-		logs = lines
+		// The lines go out in container.reverted: hide what looks secret,
+		// first the values of the container's own secret-named variables
+		// (the new container has the old one's environment).
+		logs = redact.Lines(lines, redact.EnvSecrets(r.old.Env))
 	}
 	if err := r.revert(cctx); err != nil {
 		r.log.Error("revert failed; the old container may not be serving", "old", oldName(r.target.Container), "err", err)

@@ -95,6 +95,9 @@ type Container struct {
 	StopTimeout time.Duration
 	// AutoRemove is true when the engine removes the container on exit.
 	AutoRemove bool
+	// Env is the container's environment (KEY=VALUE), read to hide its
+	// secrets in the log lines a failed replacement reports.
+	Env []string
 	// IPAddress is the container's IPv4 address on its first network (the
 	// one its network mode names, else the first by name), "" when it has
 	// none (not running, host or none networking).

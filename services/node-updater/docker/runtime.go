@@ -92,6 +92,7 @@ func fromInspect(c container.InspectResponse) nodeupdater.Container {
 	if c.Config != nil {
 		out.Image = c.Config.Image
 		out.Labels = c.Config.Labels
+		out.Env = c.Config.Env
 		if hc := c.Config.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
 			out.Healthcheck = true
 		}
