@@ -38,8 +38,11 @@
 // the state it replaced (KeepsReplaced: dropping it would cost about a third
 // of the copy, and the migrator would otherwise copy it beforehand), and
 // checks the version. The snapshot stays. If making
-// the new database fails, the old one is renamed back. Database-level
-// settings (ALTER DATABASE SET) and database GRANTs are not carried over.
+// the new database fails, the old one is renamed back. What belongs to
+// the database rather than to its contents is carried over before the new
+// one accepts connections: owner, grants (datacl, a REVOKE CONNECT FROM
+// PUBLIC included), settings (ALTER DATABASE ... SET, ALTER ROLE ... IN
+// DATABASE ... SET), comment and connection limit.
 //
 // If the migrator dies between refusing connections and allowing them again
 // the database keeps refusing connections: ALTER DATABASE <db>

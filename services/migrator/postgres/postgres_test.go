@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -338,5 +339,93 @@ func TestSweepLeftovers(t *testing.T) {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s: %v, want it kept", p, err)
 		}
+	}
+}
+
+// dbMetaOf describes what belongs to database name rather than to its
+// contents: owner, grants, settings (per database and per role in it),
+// comment, connection limit.
+func dbMetaOf(t *testing.T, admin *sql.DB, name string) string {
+	t.Helper()
+	var owner, acl, comment string
+	var limit int
+	if err := admin.QueryRow(`SELECT pg_get_userbyid(datdba), coalesce((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(datacl) a)::text, '(default)'), coalesce(shobj_description(oid, 'pg_database'), ''), datconnlimit
+		FROM pg_database WHERE datname = $1`, name).Scan(&owner, &acl, &comment, &limit); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := admin.Query(`SELECT coalesce(pg_get_userbyid(NULLIF(s.setrole, 0)), '*') || ': ' || array_to_string(s.setconfig, '; ')
+		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = $1 ORDER BY 1`, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var settings []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		settings = append(settings, s)
+	}
+	return fmt.Sprintf("owner=%s acl=%s comment=%q limit=%d settings=%v", owner, acl, comment, limit, settings)
+}
+
+// A restore keeps what belongs to the database rather than to its
+// contents: grants (a REVOKE CONNECT FROM PUBLIC and the application role's
+// grant), settings (search_path, statement_timeout, a role's work_mem in the
+// database), comment and connection limit, with either snapshot method.
+func TestRestoreKeepsGrantsAndSettings(t *testing.T) {
+	for _, method := range []string{postgres.MethodTemplate, postgres.MethodDump} {
+		t.Run(method, func(t *testing.T) {
+			url, sdb := seed(t)
+			name := dbName(url)
+			admin := pgtest.Admin(t)
+			role := "app_" + strings.TrimPrefix(name, "cutover_t_")
+			for _, q := range []string{
+				`CREATE ROLE ` + role + ` LOGIN`,
+				`REVOKE CONNECT, TEMPORARY ON DATABASE ` + name + ` FROM PUBLIC`,
+				`GRANT CONNECT ON DATABASE ` + name + ` TO ` + role,
+				`GRANT CREATE ON DATABASE ` + name + ` TO ` + role + ` WITH GRANT OPTION`,
+				`ALTER DATABASE ` + name + ` SET search_path TO app, public`,
+				`ALTER DATABASE ` + name + ` SET statement_timeout TO '5s'`,
+				`ALTER ROLE ` + role + ` IN DATABASE ` + name + ` SET work_mem TO '8MB'`,
+				`COMMENT ON DATABASE ` + name + ` IS 'the application''s database'`,
+				`ALTER DATABASE ` + name + ` CONNECTION LIMIT 50`,
+			} {
+				if _, err := admin.Exec(q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			t.Cleanup(func() {
+				_, _ = admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`)
+				rows, _ := admin.Query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, name+"%")
+				var dbs []string
+				for rows != nil && rows.Next() {
+					var d string
+					_ = rows.Scan(&d)
+					dbs = append(dbs, d)
+				}
+				for _, d := range dbs {
+					_, _ = admin.Exec(`DROP DATABASE IF EXISTS ` + d + ` WITH (FORCE)`)
+				}
+				_, _ = admin.Exec(`DROP ROLE IF EXISTS ` + role)
+			})
+			before := dbMetaOf(t, admin, name)
+			sdb.Close()
+			db := open(t, postgres.Driver{Method: method, DumpDir: t.TempDir()}, url, "../testdata/pg/ok")
+			snap, err := db.Snapshot(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Up(t.Context(), 4); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Restore(t.Context(), snap.ID); err != nil {
+				t.Fatal(err)
+			}
+			if after := dbMetaOf(t, admin, name); after != before {
+				t.Errorf("after the restore:\n  %s\nbefore:\n  %s", after, before)
+			}
+		})
 	}
 }

@@ -435,8 +435,10 @@ func (d *Database) Inspect(ctx context.Context, id string) (migrator.Snapshot, e
 // version it held): renaming costs nothing, where dropping costs about a
 // third of the copy and a copy made beforehand all of it (see
 // KeepsReplaced). If making the new one fails, the old one is renamed back.
-// The restored snapshot stays. Database-level settings (ALTER DATABASE ... SET) and
-// database GRANTs are not carried over by either method.
+// The restored snapshot stays. What belongs to the database rather than to
+// its contents is carried over to the new one before it accepts connections
+// (see dbMeta): owner, grants (datacl), settings (ALTER DATABASE ... SET and
+// ALTER ROLE ... IN DATABASE ... SET), comment and connection limit.
 func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, error) {
 	snap, err := d.Inspect(ctx, id)
 	if err != nil {
@@ -447,10 +449,11 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 		return migrator.Snapshot{}, fmt.Errorf("restore %s: %w", d.key, err)
 	}
 	defer admin.Close()
-	var owner string
-	if err := admin.QueryRowContext(ctx, `SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1`, d.name).Scan(&owner); err != nil {
-		return migrator.Snapshot{}, fmt.Errorf("restore %s: read its owner: %w", d.key, err)
+	meta, err := readMeta(ctx, admin, d.name)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("restore %s: %w", d.key, err)
 	}
+	owner := meta.owner
 	// The replaced state's label: read now, while it is the database.
 	// A state whose version cannot be read is labelled dirty at 0: only an
 	// operator would restore it.
@@ -478,6 +481,10 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 			_ = d.dropDatabase(context.WithoutCancel(ctx), admin, scratch)
 			return migrator.Snapshot{}, fmt.Errorf("restore %s from %s: %w (the database is unchanged)", d.key, id, err)
 		}
+		if err := meta.apply(ctx, admin, scratch); err != nil {
+			_ = d.dropDatabase(context.WithoutCancel(ctx), admin, scratch)
+			return migrator.Snapshot{}, fmt.Errorf("restore %s from %s: %w (the database is unchanged)", d.key, id, err)
+		}
 		build = func() error {
 			_, err := admin.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %s RENAME TO %s`, quote(scratch), quote(d.name)))
 			return err
@@ -488,8 +495,16 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 			if err := d.drain(ctx, admin, id, 0); err != nil {
 				return err
 			}
-			_, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s OWNER %s STRATEGY %s`, quote(d.name), quote(id), quote(owner), d.drv.Strategy))
-			return err
+			if _, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s OWNER %s STRATEGY %s`, quote(d.name), quote(id), quote(owner), d.drv.Strategy)); err != nil {
+				return err
+			}
+			// Before connections are allowed again: a revoked CONNECT
+			// must not be open for a moment.
+			if err := meta.apply(ctx, admin, d.name); err != nil {
+				_ = d.dropDatabase(context.WithoutCancel(ctx), admin, d.name)
+				return err
+			}
+			return nil
 		}
 	}
 
@@ -708,4 +723,135 @@ func (d *Database) label(ctx context.Context, id string) (comment, error) {
 		return c, fmt.Errorf("%w (database %s is not labelled as one)", migrator.ErrSnapshotNotFound, id)
 	}
 	return c, nil
+}
+
+// dbMeta is what a database has outside its contents, which CREATE
+// DATABASE and pg_restore do not carry: a restore gives it to the new
+// database.
+type dbMeta struct {
+	owner     string
+	acl       bool // datacl is set (not the default)
+	grants    []grant
+	settings  []setting
+	comment   sql.NullString
+	connLimit int
+}
+
+type grant struct {
+	grantee   string // "" for PUBLIC
+	privilege string
+	grantable bool
+}
+
+type setting struct {
+	role  string // "" for every role
+	name  string
+	value string
+}
+
+// readMeta reads the dbMeta of database name.
+func readMeta(ctx context.Context, admin *sql.DB, name string) (dbMeta, error) {
+	var m dbMeta
+	var oid int64
+	err := admin.QueryRowContext(ctx, `SELECT oid, pg_get_userbyid(datdba), datacl IS NOT NULL, shobj_description(oid, 'pg_database'), datconnlimit
+		FROM pg_database WHERE datname = $1`, name).Scan(&oid, &m.owner, &m.acl, &m.comment, &m.connLimit)
+	if err != nil {
+		return m, fmt.Errorf("read owner, grants and settings of %s: %w", name, err)
+	}
+	rows, err := admin.QueryContext(ctx, `SELECT CASE WHEN a.grantee = 0 THEN '' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable
+		FROM pg_database d, aclexplode(d.datacl) a WHERE d.oid = $1 ORDER BY 1, 2`, oid)
+	if err != nil {
+		return m, fmt.Errorf("read grants of %s: %w", name, err)
+	}
+	for rows.Next() {
+		var g grant
+		if err := rows.Scan(&g.grantee, &g.privilege, &g.grantable); err != nil {
+			rows.Close()
+			return m, fmt.Errorf("read grants of %s: %w", name, err)
+		}
+		m.grants = append(m.grants, g)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return m, fmt.Errorf("read grants of %s: %w", name, err)
+	}
+	rows, err = admin.QueryContext(ctx, `SELECT CASE WHEN s.setrole = 0 THEN '' ELSE pg_get_userbyid(s.setrole) END, c.setting
+		FROM pg_db_role_setting s, unnest(s.setconfig) c(setting) WHERE s.setdatabase = $1 ORDER BY 1, 2`, oid)
+	if err != nil {
+		return m, fmt.Errorf("read settings of %s: %w", name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st setting
+		var kv string
+		if err := rows.Scan(&st.role, &kv); err != nil {
+			return m, fmt.Errorf("read settings of %s: %w", name, err)
+		}
+		st.name, st.value, _ = strings.Cut(kv, "=")
+		m.settings = append(m.settings, st)
+	}
+	return m, rows.Err()
+}
+
+// apply gives database name (just made, with owner m.owner) the grants,
+// settings, comment and connection limit of m. A setting is applied as
+// PostgreSQL stored it: a single value as a quoted literal, a list
+// (search_path) set in this session with set_config, then stored with SET
+// ... FROM CURRENT, so that it keeps its form.
+func (m dbMeta) apply(ctx context.Context, admin *sql.DB, name string) error {
+	db := quote(name)
+	var stmts []string
+	if m.acl {
+		stmts = append(stmts, `REVOKE ALL ON DATABASE `+db+` FROM PUBLIC`, `REVOKE ALL ON DATABASE `+db+` FROM `+quote(m.owner))
+		for _, g := range m.grants {
+			to := "PUBLIC"
+			if g.grantee != "" {
+				to = quote(g.grantee)
+			}
+			q := fmt.Sprintf(`GRANT %s ON DATABASE %s TO %s`, g.privilege, db, to)
+			if g.grantable {
+				q += ` WITH GRANT OPTION`
+			}
+			stmts = append(stmts, q)
+		}
+	}
+	if m.comment.Valid {
+		stmts = append(stmts, fmt.Sprintf(`COMMENT ON DATABASE %s IS '%s'`, db, strings.ReplaceAll(m.comment.String, "'", "''")))
+	}
+	if m.connLimit != -1 {
+		stmts = append(stmts, fmt.Sprintf(`ALTER DATABASE %s CONNECTION LIMIT %d`, db, m.connLimit))
+	}
+	for _, q := range stmts {
+		if _, err := admin.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("give %s the grants and comment of the database it replaces: %s: %w", name, q, err)
+		}
+	}
+	if len(m.settings) == 0 {
+		return nil
+	}
+	// set_config and FROM CURRENT need one session.
+	c, err := admin.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, st := range m.settings {
+		target := `DATABASE ` + db
+		if st.role != "" {
+			target = `ROLE ` + quote(st.role) + ` IN DATABASE ` + db
+		}
+		var err error
+		if !strings.Contains(st.value, ",") {
+			_, err = c.ExecContext(ctx, fmt.Sprintf(`ALTER %s SET %s TO '%s'`, target, quote(st.name), strings.ReplaceAll(st.value, "'", "''")))
+		} else {
+			_, err = c.ExecContext(ctx, `SELECT set_config($1, $2, false)`, st.name, st.value)
+			if err == nil {
+				_, err = c.ExecContext(ctx, fmt.Sprintf(`ALTER %s SET %s FROM CURRENT`, target, quote(st.name)))
+			}
+			_, _ = c.ExecContext(context.WithoutCancel(ctx), `RESET `+quote(st.name))
+		}
+		if err != nil {
+			return fmt.Errorf("give %s the setting %s=%s of the database it replaces: %w", name, st.name, st.value, err)
+		}
+	}
+	return nil
 }
