@@ -35,6 +35,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -92,6 +93,9 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	case errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command "):
 		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
+		if slices.Contains(args, "--detailed-exitcode") {
+			return 1 // 2 means "changes" there
+		}
 		return 2
 	default:
 		fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), err)
@@ -140,7 +144,7 @@ and rehearses them, and runs the whole stack on one machine (cutover dev).`,
 	add("upgrades", newApplyCmd(), newListCmd(), newStatusCmd(), newWatchCmd(), newHistoryCmd())
 	add("upgrades", newControlCmds()...)
 	add("plan", newPlanCmd(), newReleaseCmd(), newInventoryCmd())
-	add("fleet", newSnapshotsCmd(), newNATSConfigCmd())
+	add("fleet", newNodesCmd(), newLocksCmd(), newSnapshotsCmd(), newNATSConfigCmd())
 	add("run", newDevCmd(), newDemoCmd(), newDemoZeroDowntimeCmd(), newDemoExpandContractCmd(), newRehearseCmd())
 	root.AddCommand(newVersionCmd())
 	return root

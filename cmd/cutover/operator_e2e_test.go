@@ -97,7 +97,18 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 	if err := os.WriteFile(release, []byte("release: canary-v2\npause_after_canary: true\nservices:\n  web:\n    image: web:v2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := cut("apply", "-f", release)
+	// The live fleet runs v1: the plan changes three containers (exit 2).
+	r := cut("plan", "-f", release, "--detailed-exitcode")
+	if r.code != 2 || !strings.Contains(r.stdout, "web:v1 → web:v2: image differs") {
+		t.Errorf("plan --detailed-exitcode against v1: %+v, want exit 2 and the changes", r)
+	}
+	r = cut("nodes", "-o", "json")
+	var nodes []nodeRow
+	if err := json.Unmarshal([]byte(r.stdout), &nodes); r.code != 0 || err != nil || len(nodes) != 3 || !nodes[0].Alive || nodes[0].AgentVersion != "e2e" || len(nodes[0].Images) != 1 {
+		t.Errorf("nodes -o json = %+v (%v), want 3 alive node-updaters", r, err)
+	}
+
+	r = cut("apply", "-f", release)
 	if r.code != 0 {
 		t.Fatalf("apply: %+v", r)
 	}
@@ -119,6 +130,16 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 		t.Errorf("list --state completed: %+v", r)
 	}
 
+	// The paused upgrade holds its scope's lock, which cannot be released.
+	r = cut("locks", "-o", "json")
+	var locks []lockRow
+	if err := json.Unmarshal([]byte(r.stdout), &locks); err != nil || len(locks) != 1 || locks[0].Upgrade != id || !locks[0].Live || locks[0].Scope != "default" {
+		t.Errorf("locks -o json = %+v (%v), want the paused upgrade's live lock", r, err)
+	}
+	if r := cut("locks", "--release", "default", "--force"); r.code != 1 || !strings.Contains(r.stderr, "is live") {
+		t.Errorf("release of a live lock: %+v, want refused", r)
+	}
+
 	// promote by a prefix of the id; the planner answers.
 	r = cut("promote", id[:13])
 	if r.code != 0 || !strings.Contains(r.stdout, "promoted: wave 1 starts") {
@@ -127,6 +148,28 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 	r = cut("watch", id)
 	if r.code != 0 || !strings.Contains(r.stdout, "upgrade.completed") || !strings.Contains(r.stdout, "promote accepted") {
 		t.Errorf("watch after promote: %+v", r)
+	}
+
+	// Nothing changes any more (exit 0), and no lock is held.
+	if r := cut("plan", "-f", release, "--detailed-exitcode"); r.code != 0 {
+		t.Errorf("plan --detailed-exitcode after the upgrade: %+v, want exit 0", r)
+	}
+	if r := cut("locks"); r.code != 0 || !strings.Contains(r.stdout, "no locks") {
+		t.Errorf("locks after the upgrade: %+v", r)
+	}
+	// A lock left by an upgrade the planner does not know is stale: released.
+	kv, err := js.KeyValue(t.Context(), events.BucketLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), "upgrade.other", []byte("gone-upgrade")); err != nil {
+		t.Fatal(err)
+	}
+	if r := cut("locks"); !strings.Contains(r.stdout, "stale: its upgrade is unknown") {
+		t.Errorf("locks with a stale lock: %+v", r)
+	}
+	if r := cut("locks", "--release", "other", "--force"); r.code != 0 || !strings.Contains(r.stdout, "released the lock of scope other") {
+		t.Errorf("release of a stale lock: %+v", r)
 	}
 
 	// A control on a finished upgrade is refused with the reason.

@@ -43,7 +43,7 @@ func TestKollaImportThenPlan(t *testing.T) {
 		t.Errorf("import differs from plan/testdata/kolla/inventory.yaml; copy it there and review:\n%s", imported)
 	}
 	var got bytes.Buffer
-	if err := writePlan(t.Context(), &got, filepath.Join(planner, "plan/testdata/kolla/release.yaml"), invPath, "text", false, false); err != nil {
+	if _, err := writePlan(t.Context(), &got, filepath.Join(planner, "plan/testdata/kolla/release.yaml"), invPath, "text", false, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	want, err := os.ReadFile(filepath.Join(planner, "plan/testdata/kolla/plan.txt"))
@@ -57,13 +57,13 @@ func TestKollaImportThenPlan(t *testing.T) {
 
 func TestPlanFlagErrors(t *testing.T) {
 	tests := []struct{ name, f, inv, o, want string }{
-		{"no inventory", "r.yaml", "", "text", "--inventory are required"},
+		{"no release", "", "i.yaml", "text", "-f is required"},
 		{"bad output", "r.yaml", "i.yaml", "yaml", "use text or json"},
 		{"missing file", "nope.yaml", "i.yaml", "json", "read release manifest"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := writePlan(t.Context(), &bytes.Buffer{}, tc.f, tc.inv, tc.o, false, false)
+			_, err := writePlan(t.Context(), &bytes.Buffer{}, tc.f, tc.inv, tc.o, false, false, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}

@@ -900,7 +900,22 @@ func (p *Planner) unlock(ctx context.Context, id string) {
 
 // fleet reads every live node's inventory.
 func (p *Planner) fleet(ctx context.Context) ([]events.NodeInventory, error) {
-	lister, err := p.nodes.ListKeys(ctx)
+	return readFleet(ctx, p.nodes, p.log)
+}
+
+// Fleet reads every live node's inventory from the cutover-nodes bucket,
+// sorted by node: the fleet the planner plans against (cutover plan
+// without --inventory, cutover nodes).
+func Fleet(ctx context.Context, js jetstream.JetStream) ([]events.NodeInventory, error) {
+	kv, err := js.KeyValue(ctx, events.BucketNodes)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w (is cutover dev or a planner running on this NATS?)", events.BucketNodes, err)
+	}
+	return readFleet(ctx, kv, slog.New(slog.DiscardHandler))
+}
+
+func readFleet(ctx context.Context, nodes jetstream.KeyValue, log *slog.Logger) ([]events.NodeInventory, error) {
+	lister, err := nodes.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
@@ -911,7 +926,7 @@ func (p *Planner) fleet(ctx context.Context) ([]events.NodeInventory, error) {
 	slices.Sort(keys)
 	out := make([]events.NodeInventory, 0, len(keys))
 	for _, k := range keys {
-		entry, err := p.nodes.Get(ctx, k)
+		entry, err := nodes.Get(ctx, k)
 		if events.IsNotFound(err) {
 			continue // expired between list and get: the node is lost
 		}
@@ -920,7 +935,7 @@ func (p *Planner) fleet(ctx context.Context) ([]events.NodeInventory, error) {
 		}
 		var inv events.NodeInventory
 		if err := json.Unmarshal(entry.Value(), &inv); err != nil {
-			p.log.Warn("ignoring unreadable node inventory", "node", k, "err", err)
+			log.Warn("ignoring unreadable node inventory", "node", k, "err", err)
 			continue
 		}
 		out = append(out, inv)

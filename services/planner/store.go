@@ -91,6 +91,10 @@ type cached struct {
 
 var errNoUpgrade = errors.New("no such upgrade")
 
+// ErrNoUpgrade is returned (wrapped) by LoadUpgrade for an id the planner
+// does not know.
+var ErrNoUpgrade = errNoUpgrade
+
 func stepKVKey(id string, np *NodeProgress) string {
 	return id + ".step." + strconv.Itoa(np.Wave) + "." + np.Node
 }
