@@ -83,6 +83,11 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		cli, err := testkit.DockerAvailable(ctx)
 		if err != nil {
 			log.Warn("no Docker engine reachable: running without node-updaters", "err", err)
+			if o.nodes != "auto" {
+				// Named nodes still get their identities, for node-updaters
+				// that run as their own processes (node-updater --node N).
+				cfg.Nodes, _ = nodeNames(ctx, nil, o.nodes)
+			}
 		} else {
 			defer cli.Close()
 			cfg.Docker = cli

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natsauth"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
 )
 
@@ -50,27 +52,43 @@ func runBin(t *testing.T, bin string, args ...string) binResult {
 	return r
 }
 
+// connectAs connects to the dev stack's NATS as one of the identities it
+// generated in its data directory.
+func connectAs(t *testing.T, url, data, identity string) jetstream.JetStream {
+	t.Helper()
+	var js jetstream.JetStream
+	eventually(t, 30*time.Second, "NATS at "+url+" as "+identity, func() bool {
+		nc, j, err := events.Connect(t.Context(), events.ClientConfig{URL: url, NKeyFile: natsauth.SeedFile(filepath.Join(data, devCredsDir), identity)}, "cutover-"+identity)
+		if err != nil {
+			return false
+		}
+		t.Cleanup(nc.Close)
+		js = j
+		return true
+	})
+	return js
+}
+
 // simFleet runs simulated node-updaters (the real node-updater code on the
-// sim runtime) against the dev stack's NATS: web-1..n at v1 on node1..n.
-func simFleet(t *testing.T, js jetstream.JetStream, n int, failures sim.Failures) {
+// sim runtime), each on its own identity, against the dev stack's NATS:
+// web-nodeN at v1 on node1..n.
+func simFleet(t *testing.T, url, data string, n int, failures sim.Failures) {
 	t.Helper()
 	var specs []sim.NodeSpec
+	var jss []jetstream.JetStream
+	var names []string
 	for i := 1; i <= n; i++ {
-		name := "node" + string(rune('0'+i))
+		name := fmt.Sprintf("node%d", i)
+		names = append(names, name)
 		specs = append(specs, sim.NodeSpec{Name: name, Containers: []sim.ContainerSpec{{Name: "web-" + name, Service: "web", Image: "web:v1"}}})
+		jss = append(jss, connectAs(t, url, data, "node-updater-"+name))
 	}
-	f, err := sim.StartFleet(t.Context(), []jetstream.JetStream{js}, sim.FleetConfig{Nodes: specs, Seed: 1, Failures: failures, AgentVersion: "e2e"})
+	f, err := sim.StartFleet(t.Context(), jss, sim.FleetConfig{Nodes: specs, Seed: 1, Failures: failures, AgentVersion: "e2e"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.Close(context.Background()) })
-	waitInventories(t, js, func() []string {
-		var names []string
-		for _, s := range specs {
-			names = append(names, s.Name)
-		}
-		return names
-	}())
+	waitInventories(t, connectAs(t, url, data, cliIdentity), names)
 }
 
 // TestOperatorCommandsAgainstTheDevStack drives the built binary against
@@ -82,14 +100,15 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 		t.Skip("builds the binary and runs the dev stack")
 	}
 	bin := buildCutover(t)
-	addr := freeAddr(t)
+	addr, data := freeAddr(t), t.TempDir()
 	url := "nats://" + addr
-	dev := startDev(t, bin, "--nodes", "none", "--nats-listen", addr, "--data", t.TempDir())
-	js := connectJS(t, url)
-	eventually(t, 30*time.Second, "the dev stack's stream and buckets", func() bool {
-		return events.Setup(t.Context(), js, events.SetupConfig{}) == nil // idempotent; keeps what dev set
-	})
-	simFleet(t, js, 3, sim.Failures{})
+	// No Docker for dev: the nodes are simulated, in this process, on the
+	// identities dev generates for the nodes it is told about.
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	t.Setenv("CUTOVER_DATA", data) // the CLI finds its identity there
+	dev := startDev(t, bin, "--nodes", "node1,node2,node3", "--nats-listen", addr, "--data", data)
+	js := connectAs(t, url, data, cliIdentity)
+	simFleet(t, url, data, 3, sim.Failures{})
 	nats := []string{"--nats", url}
 	cut := func(args ...string) binResult { t.Helper(); return runBin(t, bin, append(args, nats...)...) }
 

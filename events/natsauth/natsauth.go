@@ -294,6 +294,8 @@ func permissions(id Identity) (pub, sub []string, err error) {
 		pub = append(pub, kvList(events.BucketUpgrades)...)
 		pub = append(pub, kv(events.BucketNodes, ">", false)...)
 		pub = append(pub, kvList(events.BucketNodes)...)
+		pub = append(pub, kv(events.BucketLocks, "upgrade.>", true)...) // cutover locks --release of a stale lock
+		pub = append(pub, kvList(events.BucketLocks)...)
 	case RoleNodeUpdater:
 		name := "node-updater-" + id.Node
 		pub = append(pub, infoOnly()...)

@@ -53,7 +53,8 @@ type Config struct {
 	Client func(identity string) events.ClientConfig
 	// Docker is the engine the node-updaters drive; nil runs none.
 	Docker *client.Client
-	// Nodes are the node names to run a node-updater for, on Docker.
+	// Nodes are the node names to run a node-updater for, on Docker; without
+	// Docker they only get their NATS identities (node-updater-<node>).
 	Nodes []string
 	// HTTP serves the auditor's dashboard and API when set (host:port).
 	HTTP string
