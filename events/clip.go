@@ -1,6 +1,8 @@
 package events
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"unicode/utf8"
 )
@@ -22,4 +24,64 @@ func Clip(s string, n int) string {
 		cut--
 	}
 	return fmt.Sprintf("%s…[%d bytes cut]", s[:cut], len(s)-cut)
+}
+
+// clipJSON cuts every string value of a JSON document longer than
+// MaxEchoLen with Clip's marker. Documents without one (nearly all) are
+// returned as they are after a single scan; the others are decoded and
+// encoded again, which may reorder their object keys.
+func clipJSON(raw []byte) []byte {
+	if !hasLongString(raw, MaxEchoLen) {
+		return raw
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var doc any
+	if dec.Decode(&doc) != nil {
+		return raw
+	}
+	out, err := json.Marshal(clipValue(doc))
+	if err != nil {
+		return raw
+	}
+	return out
+}
+
+func clipValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return Clip(x, MaxEchoLen)
+	case []any:
+		for i := range x {
+			x[i] = clipValue(x[i])
+		}
+	case map[string]any:
+		for k, el := range x {
+			x[k] = clipValue(el)
+		}
+	}
+	return v
+}
+
+// hasLongString reports whether a JSON document holds a string token of
+// more than n bytes (escapes counted as written).
+func hasLongString(raw []byte, n int) bool {
+	if len(raw) <= n {
+		return false
+	}
+	in, esc, start := false, false, 0
+	for i, c := range raw {
+		switch {
+		case esc:
+			esc = false
+		case in && c == '\\':
+			esc = true
+		case c == '"':
+			if in && i-start > n {
+				return true
+			}
+			in, start = !in, i+1
+		}
+	}
+	return false
 }

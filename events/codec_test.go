@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"errors"
 	"reflect"
 	"strings"
@@ -234,10 +235,11 @@ func TestUpgradeOf(t *testing.T) {
 // TestEncodeRefusesAnEventOverMaxEventSize: nothing cutover publishes may
 // exceed NATS's default max_payload, whatever the server allows.
 func TestEncodeRefusesAnEventOverMaxEventSize(t *testing.T) {
-	big := events.MustNew(events.Source("cli", ""), events.UpgradeRequested{
-		Release:     events.Release{Name: "r", Services: map[string]events.ServiceRelease{"web": {Image: "web:2"}}},
-		RequestedBy: strings.Repeat("x", events.MaxEventSize),
-	})
+	services := map[string]events.ServiceRelease{}
+	for i := range 40000 { // many short strings: New cuts only long ones
+		services[fmt.Sprintf("service-%05d", i)] = events.ServiceRelease{Image: "registry.example/web:2"}
+	}
+	big := events.MustNew(events.Source("cli", ""), events.UpgradeRequested{Release: events.Release{Name: "r", Services: services}})
 	if _, err := events.Encode(big); err == nil || !strings.Contains(err.Error(), "MaxEventSize") {
 		t.Fatalf("err = %v, want one naming MaxEventSize", err)
 	}
@@ -296,7 +298,8 @@ func TestCheckSubject(t *testing.T) {
 }
 
 func TestSmallTypesHaveTheirOwnLimit(t *testing.T) {
-	sig := events.MustNew("/monitor", events.HealthSignal{Service: "web", Status: "fail", Message: strings.Repeat("x", events.SmallEventSize)}, events.WithSubject("web"), events.WithNode("n1"))
+	sig := events.MustNew("/monitor", events.HealthSignal{Service: "web", Status: "fail"}, events.WithSubject("web"), events.WithNode("n1"))
+	sig.DataEncoded = []byte(`{"service":"web","status":"fail","message":"` + strings.Repeat("x", events.SmallEventSize) + `"}`) // as a client other than New writes it
 	if _, err := events.Encode(sig); err == nil || !strings.Contains(err.Error(), "limit of the type") {
 		t.Fatalf("err = %v: a health signal over its 64 KiB limit was encoded", err)
 	}
@@ -394,5 +397,30 @@ func TestDecodeMigrationRequestSourceOrCommand(t *testing.T) {
 				t.Fatalf("Decode = %v, want a FieldError on %s mentioning %q", err, tc.wantField, tc.wantIn)
 			}
 		})
+	}
+}
+
+// TestNewCutsEchoedLongStrings: the planner echoed a 2 MB release name into
+// a 2 MB upgrade.failed. Every string an event carries is cut to
+// MaxEchoLen with a marker; the rest of the data is kept.
+func TestNewCutsEchoedLongStrings(t *testing.T) {
+	long := strings.Repeat("é", events.MaxEventSize)
+	e := events.MustNew("/planner", events.UpgradeFailed{Reason: "release " + long + " refused", Wave: 3, Node: "n1"}, events.WithUpgrade("u1"))
+	d, err := events.DataAs[events.UpgradeFailed](e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Reason) > events.MaxEchoLen+32 || !strings.HasSuffix(d.Reason, " bytes cut]") || !strings.HasPrefix(d.Reason, "release éé") {
+		t.Errorf("reason of %d bytes: %.60q…", len(d.Reason), d.Reason)
+	}
+	if d.Wave != 3 || d.Node != "n1" {
+		t.Errorf("other fields changed: %+v", d)
+	}
+	if _, err := events.Encode(e); err != nil {
+		t.Fatalf("the cut event does not encode: %v", err)
+	}
+	short := events.UpgradeFailed{Reason: `a "quoted" reason \ with escapes`, Wave: 1}
+	if got, _ := events.DataAs[events.UpgradeFailed](events.MustNew("/planner", short, events.WithUpgrade("u1"))); got != short {
+		t.Errorf("a short event changed: %+v", got)
 	}
 }

@@ -80,7 +80,8 @@ func CausedBy(cause Event) Option {
 }
 
 // New builds an event of data's type: a time-ordered id (UUIDv7), source,
-// type, time, dataschema, JSON data, and the options' attributes.
+// type, time, dataschema, JSON data, and the options' attributes. A string
+// in the data longer than MaxEchoLen is cut with a marker (Clip).
 func New(source string, data Data, opts ...Option) (Event, error) {
 	typ := data.EventType()
 	if _, ok := Lookup(typ); !ok {
@@ -100,6 +101,9 @@ func New(source string, data Data, opts ...Option) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("encode %s data: %w", typ, err)
 	}
+	// Nothing cutover publishes echoes unbounded input: a 2 MB release
+	// name came back whole in upgrade.failed.
+	raw = clipJSON(raw)
 	// Raw JSON bytes go in as they are: SetData would store a []byte as data_base64.
 	e.SetDataContentType(event.ApplicationJSON)
 	e.DataEncoded = raw

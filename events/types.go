@@ -54,7 +54,7 @@ type UpgradeRequested struct {
 	// FailureAction says what the planner does when a step fails: rollback (default), pause or continue.
 	FailureAction string `json:"failure_action,omitempty" jsonschema:"enum=rollback,enum=pause,enum=continue"`
 	// RequestedBy names the person or system that asked, for the history.
-	RequestedBy string `json:"requested_by,omitempty"`
+	RequestedBy string `json:"requested_by,omitempty" jsonschema:"maxLength=256"`
 	// WaitForVerdicts makes each wave wait, before it starts, for the auditor's healthy verdict on every service the wave before it changed; a failing or inconclusive verdict, or none within the verdict timeout, pauses the upgrade.
 	WaitForVerdicts bool `json:"wait_for_verdicts,omitempty"`
 	// VerdictTimeoutMs bounds that wait (default: the planner's, 5 minutes).
@@ -66,7 +66,7 @@ type UpgradeRequested struct {
 // Release names a target image per service.
 type Release struct {
 	// Name is a human label for the release, e.g. "2025.1" or "demo-v2".
-	Name string `json:"name" jsonschema:"minLength=1"`
+	Name string `json:"name" jsonschema:"minLength=1,maxLength=256"`
 	// Services maps a service name (the dev.cutover.service container label) to its target.
 	Services map[string]ServiceRelease `json:"services"`
 }
@@ -74,7 +74,7 @@ type Release struct {
 // ServiceRelease is the target of one service.
 type ServiceRelease struct {
 	// Image is the target image reference, by tag or by digest (repo@sha256:...).
-	Image string `json:"image" jsonschema:"minLength=1"`
+	Image string `json:"image" jsonschema:"minLength=1,maxLength=1024"`
 	// Strategy is stop-first (default) or start-first.
 	Strategy string `json:"strategy,omitempty" jsonschema:"enum=stop-first,enum=start-first"`
 	// MinHealthy is how long, in milliseconds, a new container must stay healthy before the old one is removed.
