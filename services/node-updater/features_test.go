@@ -77,7 +77,7 @@ func (f *features) testWorkloadSibling(t *testing.T) {
 	var before []string
 	poll(t, 20*time.Second, "the workload host's VM processes", func() bool {
 		before = f.pids(t, host.ID)
-		return len(before) >= 3 // the host process and its VMs
+		return len(before) >= 4 // the host process and its three VMs
 	})
 	compute := f.prefix + "-compute"
 	f.container(t, testkit.ContainerOpts{Name: compute, Node: node, Service: "compute"})
@@ -91,8 +91,14 @@ func (f *features) testWorkloadSibling(t *testing.T) {
 	if now.State.StartedAt != host.State.StartedAt || !now.State.Running {
 		t.Errorf("workload host restarted: started %s (was %s)", now.State.StartedAt, host.State.StartedAt)
 	}
-	if after := f.pids(t, host.ID); !slices.Equal(after, before) {
-		t.Errorf("VM PIDs changed from %v to %v", before, after)
+	// Every process that ran before still runs: the VMs were not restarted.
+	// The image's HEALTHCHECK (`/app health`) may add a short-lived process
+	// of its own, so extra PIDs are not a failure; a missing one is.
+	after := f.pids(t, host.ID)
+	for _, pid := range before {
+		if !slices.Contains(after, pid) {
+			t.Errorf("VM process %s is gone: PIDs were %v, now %v", pid, before, after)
+		}
 	}
 }
 
