@@ -424,3 +424,32 @@ func TestNewCutsEchoedLongStrings(t *testing.T) {
 		t.Errorf("a short event changed: %+v", got)
 	}
 }
+
+// TestREADMEExamplesDecode: the README's structured request and its
+// binary-mode `nats pub -H ce-…` example pass every check issue 13 added.
+func TestREADMEExamplesDecode(t *testing.T) {
+	structured := []byte(`{
+  "specversion": "1.0",
+  "id": "my-upgrade-0001",
+  "source": "/ops/alice",
+  "type": "dev.cutover.upgrade.requested",
+  "datacontenttype": "application/json",
+  "data": {
+    "release": {
+      "name": "2025.1.1",
+      "services": { "web": { "image": "registry.example/web:2.0.1" } }
+    }
+  }
+}`)
+	if _, err := events.DecodeMsg(events.SubjectUpgradeRequested, nil, structured); err != nil {
+		t.Errorf("README structured example: %v", err)
+	}
+	h := nats.Header{}
+	for _, kv := range []string{"ce-specversion:1.0", "ce-id:x1", "ce-source:/ops", "ce-type:dev.cutover.upgrade.requested"} {
+		k, v, _ := strings.Cut(kv, ":") // as `nats pub -H` splits them
+		h.Add(k, v)
+	}
+	if _, err := events.DecodeMsg(events.SubjectUpgradeRequested, h, []byte(`{"release":{"name":"2025.1.1","services":{"web":{"image":"registry.example/web:2.0.1"}}}}`)); err != nil {
+		t.Errorf("README binary-mode example: %v", err)
+	}
+}
