@@ -45,6 +45,11 @@ type Config struct {
 	// AckWait/3 while it works. After a crash the unacked command comes back
 	// once AckWait has passed, so a short AckWait resumes sooner.
 	AckWait time.Duration
+	// Adopt names containers the updater manages though they carry no
+	// dev.cutover.node label, by container name (what the inventory places
+	// on this node; cmd/node-updater fills it from --inventory). A container
+	// labelled for any node is never adopted, and nothing else is.
+	Adopt map[string]Adopted
 	// AfterStep, when set, is called after each step of a replacement has
 	// taken effect on the engine, with the step's name (StepPull,
 	// StepRename, StepStop, StepCreate, StepStart, StepHealth). It exists so
@@ -79,6 +84,11 @@ func (c *Config) Validate() error {
 	}
 	if c.AckWait < 0 {
 		errs = append(errs, fmt.Errorf("ack wait %s is negative", c.AckWait))
+	}
+	for name, a := range c.Adopt {
+		if name == "" || a.Service == "" {
+			errs = append(errs, fmt.Errorf("adopted container %q has no name or no service; give both (from the inventory)", name))
+		}
 	}
 	if c.InventoryEvery < 0 {
 		errs = append(errs, fmt.Errorf("inventory period %s is negative", c.InventoryEvery))

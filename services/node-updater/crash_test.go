@@ -68,11 +68,11 @@ type process struct {
 }
 
 // startProcess runs the node-updater binary for node against the env's NATS
-// server. crashAfter sets CUTOVER_CRASH_AFTER. The process is stopped (or
-// reaped, when it killed itself) at the end of the test.
-func (e *env) startProcess(t testing.TB, node, crashAfter string) *process {
+// server, with extra flags. crashAfter sets CUTOVER_CRASH_AFTER. The process
+// is stopped (or reaped, when it killed itself) at the end of the test.
+func (e *env) startProcess(t testing.TB, node, crashAfter string, extra ...string) *process {
 	t.Helper()
-	cmd := exec.Command(buildUpdater(t), "--node", node, "--nats", e.nats.ClientURL(), "--ack-wait", "3s")
+	cmd := exec.Command(buildUpdater(t), append([]string{"--node", node, "--nats", e.nats.ClientURL(), "--ack-wait", "3s"}, extra...)...)
 	cmd.Env = append(os.Environ(), "CUTOVER_CRASH_AFTER="+crashAfter)
 	cmd.Stdout = t.Output()
 	cmd.Stderr = t.Output()

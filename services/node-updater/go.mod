@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/containerd/errdefs v1.0.0
 	github.com/cutover-dev/cutover/events v0.0.0
+	github.com/cutover-dev/cutover/services/planner v0.0.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/moby/docker-image-spec v1.3.1
 	github.com/moby/moby/api v1.56.1
@@ -51,6 +52,7 @@ require (
 	go.opentelemetry.io/otel v1.41.0 // indirect
 	go.opentelemetry.io/otel/metric v1.41.0 // indirect
 	go.opentelemetry.io/otel/trace v1.41.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.4 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
@@ -64,3 +66,6 @@ require (
 // go mod tidy ignores go.work: the replace keeps GOWORK=off builds on the
 // workspace's events module.
 replace github.com/cutover-dev/cutover/events => ../../events
+
+// The planner's inventory package reads --inventory (adoption by name).
+replace github.com/cutover-dev/cutover/services/planner => ../planner

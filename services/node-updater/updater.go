@@ -73,6 +73,9 @@ func New(cfg Config, js jetstream.JetStream, rt Runtime) (*Updater, error) {
 	if js == nil || rt == nil {
 		return nil, errors.New("node-updater: JetStream and Runtime are required")
 	}
+	if len(cfg.Adopt) > 0 {
+		rt = adopting(rt, cfg.Node, cfg.Adopt)
+	}
 	return &Updater{
 		cfg:       cfg,
 		js:        js,

@@ -395,3 +395,22 @@ func Marshal(inv *Inventory) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// Placed is one container the inventory places on a node.
+type Placed struct {
+	// Service is the service the container belongs to.
+	Service string
+	Container
+}
+
+// ContainersOf returns the containers the inventory places on node: those
+// of every service its roles run, in service then update order.
+func (inv *Inventory) ContainersOf(node string) []Placed {
+	var out []Placed
+	for _, s := range inv.ServicesOf(node) {
+		for _, c := range inv.Services[s].Containers {
+			out = append(out, Placed{Service: s, Container: c})
+		}
+	}
+	return out
+}

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	node-updater --node NAME [--nats URL] [--log-level LEVEL] [--ack-wait D]
+//	node-updater --node NAME [--nats URL] [--log-level LEVEL] [--inventory FILE] [--ack-wait D]
 //
 // Flags (the only configuration this binary reads; of the environment it
 // reads only the test hook below):
@@ -12,6 +12,10 @@
 //	                    dev.cutover.node=NAME and reads cutover.node.NAME.cmd
 //	--nats URL          NATS server with JetStream (default nats://127.0.0.1:4222)
 //	--log-level LEVEL   debug, info (default), warn or error
+//	--inventory FILE    a cutover inventory: also manage, by name, the
+//	                    containers it places on this node that carry no
+//	                    cutover label (kolla-ansible's); their first
+//	                    replacement adds the labels (see cutover adopt)
 //	--ack-wait D        how long NATS waits for a command's ack before
 //	                    redelivering it (default 30s); after a crash the
 //	                    command in progress comes back once it has passed

@@ -18,6 +18,7 @@ import (
 	"github.com/cutover-dev/cutover/events/busflag"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // shutdownTimeout is how long the replacement in progress may run on after
@@ -29,6 +30,7 @@ func main() {
 	bus := busflag.Register(flag.CommandLine)
 	node := flag.String("node", "", "node name (required): this updater manages the containers labelled dev.cutover.node=NAME")
 	level := flag.String("log-level", "info", "log level: debug, info, warn or error")
+	invFile := flag.String("inventory", "", "cutover inventory: also manage, by name, the containers it places on this node that carry no cutover label (containers kolla-ansible created); see cutover adopt")
 	ackWait := flag.Duration("ack-wait", 30*time.Second, "how long NATS waits for a command's ack before redelivering it; after a crash the command in progress comes back once it has passed")
 	flag.Parse()
 
@@ -43,6 +45,14 @@ func main() {
 		os.Exit(2)
 	}
 	cfg := nodeupdater.Config{Node: *node, AgentVersion: version(), AckWait: *ackWait}
+	if *invFile != "" {
+		adopt, err := adoptFrom(*invFile, *node)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "node-updater: --inventory: %v\n", err)
+			os.Exit(2)
+		}
+		cfg.Adopt = adopt
+	}
 	// CUTOVER_CRASH_AFTER=<step> is for crash tests only: the process kills
 	// itself with SIGKILL right after that step of a replacement, so tests
 	// can prove recovery from a real kill -9 at a precise point.
@@ -114,4 +124,21 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+// adoptFrom returns the containers the inventory places on node, for
+// Config.Adopt.
+func adoptFrom(path, node string) (map[string]nodeupdater.Adopted, error) {
+	inv, err := inventory.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := inv.Nodes[node]; !ok {
+		return nil, fmt.Errorf("%s has no node %q; name this host as the inventory does (nodes: %d)", path, node, len(inv.Nodes))
+	}
+	adopt := map[string]nodeupdater.Adopted{}
+	for _, c := range inv.ContainersOf(node) {
+		adopt[c.Name] = nodeupdater.Adopted{Service: c.Service, WorkloadHost: c.WorkloadHost}
+	}
+	return adopt, nil
 }
