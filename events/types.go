@@ -426,6 +426,8 @@ type MigrationRequested struct {
 	Recover bool `json:"recover,omitempty"`
 	// RestoreAnyway lets a restore go ahead although writes committed after its snapshot were counted (they are lost; the replaced state is kept as a snapshot of its own). Without it the migrator keeps the database (clean at the last version applied, when the failed file rolled back) or leaves it paused, and publishes the counts and the choices.
 	RestoreAnyway bool `json:"restore_anyway,omitempty"`
+	// SnapshotMethod chooses how a PostgreSQL database is copied before it changes: auto (default: CREATE DATABASE ... TEMPLATE when no other session is connected, pg_dump when one is; nobody is disconnected), template (always TEMPLATE: fastest, but the database's sessions are terminated for the length of the copy) or dump (always pg_dump). Other drivers have one method and refuse another.
+	SnapshotMethod string `json:"snapshot_method,omitempty" jsonschema:"enum=auto,enum=template,enum=dump"`
 	// Command, instead of Source, migrates by running a command in a one-off container from the service's new image, as Kolla's bootstrap containers do (keystone-manage db_sync, nova-manage db sync).
 	Command *MigrationCommand `json:"command,omitempty"`
 }

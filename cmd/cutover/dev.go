@@ -31,6 +31,9 @@ type devOptions struct {
 	httpAddr string
 	invFile  string
 	debug    bool
+	pgMethod string
+	pgDump   string
+	keep     int
 	bus      *busflag.Flags
 	nats     devNATS
 	http     *httpauth.Flags
@@ -50,6 +53,9 @@ func newDevCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.httpAddr, "http", "", "serve the live dashboard and the history API on this address, e.g. 127.0.0.1:8080")
 	cmd.Flags().StringVar(&o.invFile, "inventory", "", "inventory (YAML) giving the planner rollout settings, databases and drains")
 	cmd.Flags().BoolVar(&o.debug, "debug", false, "log every event")
+	cmd.Flags().StringVar(&o.pgMethod, "pg-snapshot-method", "auto", "how the migrator copies a PostgreSQL database before it changes: auto (TEMPLATE when no session is connected, pg_dump when one is: nobody is disconnected), template (fastest; terminates the database's sessions for the copy) or dump; an inventory's snapshot_method overrides it per database")
+	cmd.Flags().StringVar(&o.pgDump, "pg-dump-dir", "", "`directory` of the migrator's pg_dump snapshots (default $TMPDIR/cutover-pg-snapshots)")
+	cmd.Flags().IntVar(&o.keep, "keep-snapshots", 3, "snapshots the migrator keeps per database after a successful migration (-1: keep all)")
 	bus := flag.NewFlagSet("dev", flag.ContinueOnError)
 	o.bus = busflag.Register(bus)
 	cmd.Flags().AddGoFlagSet(bus)
@@ -71,7 +77,16 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg := stack.Config{DataDir: o.data, NATSListen: o.listen, HTTP: o.httpAddr, AgentVersion: version, Logger: log, Setup: setup}
+	switch o.pgMethod {
+	case "auto", "template", "dump":
+	default:
+		return fmt.Errorf("--pg-snapshot-method %q: use auto, template or dump", o.pgMethod)
+	}
+	if o.keep < -1 || o.keep == 0 {
+		return fmt.Errorf("--keep-snapshots %d: keep at least 1 snapshot per database, or -1 to keep all", o.keep)
+	}
+	cfg := stack.Config{DataDir: o.data, NATSListen: o.listen, HTTP: o.httpAddr, AgentVersion: version, Logger: log, Setup: setup,
+		PGSnapshotMethod: o.pgMethod, PGDumpDir: o.pgDump, KeepSnapshots: o.keep}
 	if o.invFile != "" {
 		inv, err := inventory.Load(o.invFile)
 		if err != nil {

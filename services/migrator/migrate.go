@@ -46,6 +46,11 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 	}
 	defer release()
 
+	if req.SnapshotMethod != "" {
+		if err := setSnapshotMethod(db, req.SnapshotMethod); err != nil {
+			return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
+		}
+	}
 	started := time.Now()
 	from, dirty, err := db.Version(ctx)
 	if err != nil {
@@ -400,4 +405,21 @@ func describe(v uint, dirty bool, err error) string {
 	default:
 		return fmt.Sprintf("clean at version %d", v)
 	}
+}
+
+// snapshotMethoder is a Database with more than one snapshot method
+// (PostgreSQL: auto, template, dump).
+type snapshotMethoder interface {
+	SetSnapshotMethod(method string) error
+}
+
+// setSnapshotMethod applies a request's snapshot_method to db.
+func setSnapshotMethod(db Database, method string) error {
+	if s, ok := db.(snapshotMethoder); ok {
+		return s.SetSnapshotMethod(method)
+	}
+	if method == "auto" {
+		return nil
+	}
+	return fmt.Errorf("snapshot_method %q: this database's driver has one snapshot method; leave snapshot_method out (or auto)", method)
 }

@@ -92,6 +92,7 @@ func (p *Planner) advanceMigrationRollback(cause events.Event, u *Upgrade) (bool
 func (p *Planner) migration(cause events.Event, u *Upgrade, m *MigrationProgress, phase string) events.Event {
 	return events.MustNew(events.Source("planner", ""), events.MigrationRequested{
 		Service: m.Service, Driver: m.Driver, Database: m.Database, Source: m.Source, TargetVersion: m.ToVersion, Phase: phase,
+		SnapshotMethod: m.SnapshotMethod,
 	}, events.WithUpgrade(u.ID), events.CausedBy(cause))
 }
 

@@ -95,7 +95,7 @@ func Compute(req events.UpgradeRequested, fleet []events.NodeInventory, inv *inv
 			continue
 		}
 		p.Migrations = append(p.Migrations, MigrationProgress{
-			Service: sp.Name, Driver: db.Driver, Database: db.URL, Source: db.Migrations,
+			Service: sp.Name, Driver: db.Driver, Database: db.URL, Source: db.Migrations, SnapshotMethod: db.SnapshotMethod,
 			FromVersion: uint(sp.DatabaseVersion), ToVersion: uint(sp.MigrationsVersion),
 			Expand: MigrationPending, Contract: MigrationPending,
 		})

@@ -25,10 +25,12 @@ import (
 
 // Snapshot methods (Driver.Method).
 const (
-	// MethodAuto copies with CREATE DATABASE ... TEMPLATE and falls back to
-	// pg_dump when the copy is refused.
+	// MethodAuto copies with CREATE DATABASE ... TEMPLATE when no other
+	// session is connected to the database, and with pg_dump when one is
+	// (or the template copy is refused): it never disconnects anyone.
 	MethodAuto = "auto"
-	// MethodTemplate only uses CREATE DATABASE ... TEMPLATE.
+	// MethodTemplate only uses CREATE DATABASE ... TEMPLATE, terminating
+	// the database's other sessions for the length of the copy.
 	MethodTemplate = "template"
 	// MethodDump only uses pg_dump (custom format) and pg_restore.
 	MethodDump = "dump"
@@ -113,6 +115,17 @@ func (d Driver) Open(ctx context.Context, location, source string) (migrator.Dat
 		return nil, err
 	}
 	return db, c.Close()
+}
+
+// SetSnapshotMethod chooses the snapshot method of this database (a
+// request's snapshot_method), over the driver's.
+func (d *Database) SetSnapshotMethod(method string) error {
+	switch method {
+	case MethodAuto, MethodTemplate, MethodDump:
+		d.drv.Method = method
+		return nil
+	}
+	return fmt.Errorf("snapshot_method %q is unknown; use auto (TEMPLATE when no session is connected, else pg_dump), template or dump", method)
 }
 
 // redact removes the password from a URL.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/internal/pgtest"
@@ -427,5 +428,55 @@ func TestRestoreKeepsGrantsAndSettings(t *testing.T) {
 				t.Errorf("after the restore:\n  %s\nbefore:\n  %s", after, before)
 			}
 		})
+	}
+}
+
+// The default method disconnects nobody: with a session connected it copies
+// with pg_dump and the session goes on; with none it copies with TEMPLATE,
+// the fast way.
+func TestAutoSnapshotKeepsConnectedSessions(t *testing.T) {
+	url, sdb := seed(t)
+	db := open(t, postgres.Driver{DumpDir: t.TempDir()}, url, "../testdata/pg/ok")
+	service, err := sdb.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if err := service.QueryRowContext(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after int
+	if err := service.QueryRowContext(t.Context(), `SELECT pg_backend_pid()`).Scan(&after); err != nil || after != pid {
+		t.Fatalf("the service's session after the snapshot: pid %d, %v; want the same session (%d) alive", after, err, pid)
+	}
+	if !strings.HasSuffix(snap.ID, ".pgdump") {
+		t.Errorf("snapshot %s with a session connected, want a pg_dump snapshot", snap.ID)
+	}
+	service.Close()
+	sdb.Close()
+	admin := pgtest.Admin(t)
+	name := dbName(url)
+	eventually := func() bool {
+		for i := 0; i < 200; i++ {
+			if count(t, admin, `SELECT count(*) FROM pg_stat_activity WHERE datname = '`+name+`'`) == 0 {
+				return true
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		return false
+	}
+	if !eventually() {
+		t.Fatal("the service's sessions did not end")
+	}
+	snap, err = db.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasSuffix(snap.ID, ".pgdump") {
+		t.Errorf("snapshot %s with no session connected, want a TEMPLATE copy", snap.ID)
 	}
 }

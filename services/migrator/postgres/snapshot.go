@@ -74,14 +74,19 @@ func (d *Database) snapPrefix() string {
 
 func quote(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-// Snapshot copies the database. With MethodAuto or MethodTemplate it runs
-// CREATE DATABASE <snap> TEMPLATE <db>, which PostgreSQL only allows when
-// no other session is connected to <db>: the driver refuses new connections
-// to it (ALLOW_CONNECTIONS false), terminates the sessions it has, copies,
-// then allows connections again. The service sees its connections dropped
-// and reconnects after the copy (seconds per GB). With MethodAuto a refused
-// copy (no privilege to terminate, a session that will not go) falls back to
-// pg_dump, which needs no exclusive access.
+// Snapshot copies the database, by the driver's method:
+//
+//   - MethodTemplate runs CREATE DATABASE <snap> TEMPLATE <db>, which
+//     PostgreSQL only allows when no other session is connected to <db>: the
+//     driver refuses new connections to it (ALLOW_CONNECTIONS false),
+//     terminates the sessions it has, copies, then allows connections again.
+//     The service sees its connections dropped and reconnects after the copy
+//     (seconds per GB).
+//   - MethodDump runs pg_dump, which disconnects nobody.
+//   - MethodAuto (default) copies with TEMPLATE only when no other session
+//     is connected: it refuses new connections, and if a session is still
+//     there it allows them again without terminating anything and uses
+//     pg_dump. A refused template copy falls back to pg_dump too.
 func (d *Database) Snapshot(ctx context.Context) (migrator.Snapshot, error) {
 	now := time.Now().UTC()
 	v, dirty, err := d.Version(ctx)
@@ -90,7 +95,7 @@ func (d *Database) Snapshot(ctx context.Context) (migrator.Snapshot, error) {
 	}
 	c := comment{Of: d.name, Taken: now, Version: v, Dirty: dirty}
 	if d.drv.Method != MethodDump {
-		s, err := d.snapshotTemplate(ctx, c)
+		s, err := d.snapshotTemplate(ctx, c, d.drv.Method == MethodTemplate)
 		if err == nil || d.drv.Method == MethodTemplate {
 			return s, err
 		}
@@ -107,7 +112,13 @@ func (d *Database) Snapshot(ctx context.Context) (migrator.Snapshot, error) {
 	return d.snapshotDump(ctx, c)
 }
 
-func (d *Database) snapshotTemplate(ctx context.Context, c comment) (migrator.Snapshot, error) {
+// errSessions is returned by exclusive when, without terminate, other
+// sessions are connected.
+var errSessions = errors.New("other sessions are connected")
+
+// snapshotTemplate copies with CREATE DATABASE TEMPLATE; without terminate,
+// it fails with errSessions rather than end another session.
+func (d *Database) snapshotTemplate(ctx context.Context, c comment, terminate bool) (migrator.Snapshot, error) {
 	c.Method = MethodTemplate
 	id := d.snapPrefix() + stamp(c.Taken)
 	admin, err := d.adminConn(ctx)
@@ -127,7 +138,14 @@ func (d *Database) snapshotTemplate(ctx context.Context, c comment) (migrator.Sn
 	if err := counting.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&spare); err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
 	}
-	err = d.exclusive(ctx, admin, d.name, spare, func() error {
+	if !terminate {
+		// Checked before refusing connections too, so that a busy database
+		// does not see a connection refused for nothing.
+		if err := noOtherSessions(ctx, admin, d.name, spare); err != nil {
+			return migrator.Snapshot{}, err
+		}
+	}
+	err = d.exclusive(ctx, admin, d.name, spare, terminate, func() error {
 		var err error
 		if c.Stats, err = readStats(ctx, counting); err != nil {
 			return err
@@ -163,9 +181,10 @@ func (d *Database) snapshotTemplate(ctx context.Context, c comment) (migrator.Sn
 }
 
 // exclusive runs fn while database name accepts no connections and has no
-// other session but the backend spare (0: none); it restores the database's
-// previous ALLOW_CONNECTIONS.
-func (d *Database) exclusive(ctx context.Context, admin *sql.DB, name string, spare int, fn func() error) error {
+// other session but the backend spare (0: none), terminating the others, or,
+// without terminate, failing with errSessions when there are; it restores
+// the database's previous ALLOW_CONNECTIONS.
+func (d *Database) exclusive(ctx context.Context, admin *sql.DB, name string, spare int, terminate bool, fn func() error) error {
 	var allow bool
 	if err := admin.QueryRowContext(ctx, `SELECT datallowconn FROM pg_database WHERE datname = $1`, name).Scan(&allow); err != nil {
 		return fmt.Errorf("read database %s: %w", name, err)
@@ -182,10 +201,28 @@ func (d *Database) exclusive(ctx context.Context, admin *sql.DB, name string, sp
 			}
 		}()
 	}
+	if !terminate {
+		if err := noOtherSessions(ctx, admin, name, spare); err != nil {
+			return err
+		}
+	}
 	if err := d.drain(ctx, admin, name, spare); err != nil {
 		return err
 	}
 	return fn()
+}
+
+// noOtherSessions fails with errSessions when a session other than this
+// one and spare is connected to database name.
+func noOtherSessions(ctx context.Context, admin *sql.DB, name string, spare int) error {
+	var others int
+	if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> $2`, name, spare).Scan(&others); err != nil {
+		return fmt.Errorf("count sessions on %s: %w", name, err)
+	}
+	if others > 0 {
+		return fmt.Errorf("%w to %s (%d)", errSessions, name, others)
+	}
+	return nil
 }
 
 // drain terminates the other sessions on database name, but the backend
@@ -508,7 +545,7 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 		}
 	}
 
-	err = d.exclusive(ctx, admin, d.name, 0, func() error {
+	err = d.exclusive(ctx, admin, d.name, 0, true, func() error {
 		if _, err := admin.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %s RENAME TO %s`, quote(d.name), quote(aside))); err != nil {
 			return fmt.Errorf("rename %s aside: %w (the database is unchanged)", d.name, err)
 		}

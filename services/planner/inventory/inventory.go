@@ -134,6 +134,11 @@ type Database struct {
 	Migrations string `yaml:"migrations" json:"migrations"`
 	// Version is the database's current schema version, as last reported.
 	Version int `yaml:"version" json:"version"`
+	// SnapshotMethod is how the migrator copies a PostgreSQL database before
+	// it changes: auto (default: TEMPLATE when no session is connected,
+	// pg_dump when one is), template (fastest; terminates the sessions for
+	// the copy) or dump.
+	SnapshotMethod string `yaml:"snapshot_method,omitempty" json:"snapshot_method,omitempty"`
 }
 
 // Load reads and validates an inventory file.
@@ -278,6 +283,15 @@ func (inv *Inventory) validate(where func([]string) string) error {
 			}
 			if db.Version < 0 {
 				bad(append(p, "database", "version"), "%d is negative", db.Version)
+			}
+			switch db.SnapshotMethod {
+			case "", "auto":
+			case "template", "dump":
+				if db.Driver != "postgres" {
+					bad(append(p, "database", "snapshot_method"), "%q is a PostgreSQL method; the %s driver has one method: leave snapshot_method out", db.SnapshotMethod, db.Driver)
+				}
+			default:
+				bad(append(p, "database", "snapshot_method"), "%q is not auto, template or dump", db.SnapshotMethod)
 			}
 		}
 	}

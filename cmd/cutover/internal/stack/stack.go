@@ -67,6 +67,16 @@ type Config struct {
 	AgentVersion string
 	// Logger receives every service's logs.
 	Logger *slog.Logger
+	// PGSnapshotMethod is the migrator's default PostgreSQL snapshot method
+	// (postgres.MethodAuto when empty); an inventory's snapshot_method
+	// overrides it per database.
+	PGSnapshotMethod string
+	// PGDumpDir holds the migrator's pg_dump snapshots (default
+	// $TMPDIR/cutover-pg-snapshots).
+	PGDumpDir string
+	// KeepSnapshots is how many snapshots of each database the migrator
+	// keeps (0: migrator.DefaultKeepSnapshots; -1: all).
+	KeepSnapshots int
 	// Setup sizes the stream and buckets (replicas, retention limits).
 	Setup events.SetupConfig
 }
@@ -151,9 +161,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	mig, err := migrator.New(migrator.Config{
-		Logger:  cfg.Logger.With("service", "migrator"),
-		Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}, "postgres": migpostgres.Driver{}},
-		Images:  migimage.Fetcher{},
+		Logger: cfg.Logger.With("service", "migrator"),
+		Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{},
+			"postgres": migpostgres.Driver{Method: cfg.PGSnapshotMethod, DumpDir: cfg.PGDumpDir}},
+		Images:        migimage.Fetcher{},
+		KeepSnapshots: cfg.KeepSnapshots,
 	}, migJS)
 	if err != nil {
 		return nil, err
