@@ -77,6 +77,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		"dev":              {"--inventory", "--debug", "--nodes", "--http", "--data"},
 		"plan":             {"-f, --file", "--inventory", "--pin", "-o, --output"},
 		"inventory import": {"--kolla", "--out", "--globals", "--registry", "--tag"},
+		"adopt":            {"--inventory", "--node", "-o, --output"},
 		"release pin":      {"-f, --file", "--out"},
 		"snapshots prune":  {"--keep", "--driver", "--database"},
 		"status":           {"-o, --output", "--nats"},
@@ -90,7 +91,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		}
 	}
 	top := runCLI(t.Context(), "--help").stdout
-	for _, c := range []string{"apply", "status", "watch", "pause", "plan", "inventory", "snapshots", "dev", "rehearse", "version", "completion"} {
+	for _, c := range []string{"apply", "status", "watch", "pause", "plan", "inventory", "adopt", "snapshots", "dev", "rehearse", "version", "completion"} {
 		if !strings.Contains(top, "\n  "+c+" ") {
 			t.Errorf("cutover --help does not list %s:\n%s", c, top)
 		}

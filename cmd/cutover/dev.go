@@ -51,7 +51,7 @@ func newDevCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.listen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server, for any NATS client on this machine")
 	cmd.Flags().StringVar(&o.nodes, "nodes", "auto", "node-updaters to run on the local Docker engine: comma-separated names, auto (every dev.cutover.node label found), or none")
 	cmd.Flags().StringVar(&o.httpAddr, "http", "", "serve the live dashboard and the history API on this address, e.g. 127.0.0.1:8080")
-	cmd.Flags().StringVar(&o.invFile, "inventory", "", "inventory (YAML) giving the planner rollout settings, databases and drains")
+	cmd.Flags().StringVar(&o.invFile, "inventory", "", "inventory (YAML) giving the planner rollout settings, databases and drains, and the node-updaters the containers to adopt by name")
 	cmd.Flags().BoolVar(&o.debug, "debug", false, "log every event")
 	cmd.Flags().StringVar(&o.pgMethod, "pg-snapshot-method", "auto", "how the migrator copies a PostgreSQL database before it changes: auto (TEMPLATE when no session is connected, pg_dump when one is: nobody is disconnected), template (fastest; terminates the database's sessions for the copy) or dump; an inventory's snapshot_method overrides it per database")
 	cmd.Flags().StringVar(&o.pgDump, "pg-dump-dir", "", "`directory` of the migrator's pg_dump snapshots (default $TMPDIR/cutover-pg-snapshots)")

@@ -61,7 +61,8 @@ type Config struct {
 	// HTTPAuth authenticates HTTP clients and serves TLS when configured.
 	HTTPAuth httpauth.Config
 	// Inventory, when set, gives the planner rollout settings, databases and
-	// drains (planner --inventory).
+	// drains (planner --inventory), and the node-updaters the containers to
+	// adopt by name (node-updater --inventory).
 	Inventory *inventory.Inventory
 	// AgentVersion is reported by the node-updaters.
 	AgentVersion string
@@ -189,7 +190,18 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			if err != nil {
 				return nil, err
 			}
-			u, err := nodeupdater.New(nodeupdater.Config{Node: node, AgentVersion: cfg.AgentVersion, Logger: cfg.Logger.With("service", "node-updater", "node", node)}, js, rt)
+			ucfg := nodeupdater.Config{Node: node, AgentVersion: cfg.AgentVersion, Logger: cfg.Logger.With("service", "node-updater", "node", node)}
+			if cfg.Inventory != nil {
+				// Manage by name what the inventory places on the node,
+				// labelled or not (kolla-ansible's containers).
+				for _, c := range cfg.Inventory.ContainersOf(node) {
+					if ucfg.Adopt == nil {
+						ucfg.Adopt = map[string]nodeupdater.Adopted{}
+					}
+					ucfg.Adopt[c.Name] = nodeupdater.Adopted{Service: c.Service, WorkloadHost: c.WorkloadHost}
+				}
+			}
+			u, err := nodeupdater.New(ucfg, js, rt)
 			if err != nil {
 				return nil, err
 			}
