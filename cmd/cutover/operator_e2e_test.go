@@ -71,8 +71,9 @@ func connectAs(t *testing.T, url, data, identity string) jetstream.JetStream {
 
 // simFleet runs simulated node-updaters (the real node-updater code on the
 // sim runtime), each on its own identity, against the dev stack's NATS:
-// web-nodeN at v1 on node1..n.
-func simFleet(t *testing.T, url, data string, n int, failures sim.Failures) {
+// web-nodeN at v1 on node1..n. Each node's first failFirstPulls pulls are
+// refused, as by a registry down for a moment.
+func simFleet(t *testing.T, url, data string, n int, failures sim.Failures, failFirstPulls int) *sim.Fleet {
 	t.Helper()
 	var specs []sim.NodeSpec
 	var jss []jetstream.JetStream
@@ -83,12 +84,14 @@ func simFleet(t *testing.T, url, data string, n int, failures sim.Failures) {
 		specs = append(specs, sim.NodeSpec{Name: name, Containers: []sim.ContainerSpec{{Name: "web-" + name, Service: "web", Image: "web:v1"}}})
 		jss = append(jss, connectAs(t, url, data, "node-updater-"+name))
 	}
-	f, err := sim.StartFleet(t.Context(), jss, sim.FleetConfig{Nodes: specs, Seed: 1, Failures: failures, AgentVersion: "e2e"})
+	f, err := sim.StartFleet(t.Context(), jss, sim.FleetConfig{Nodes: specs, Seed: 1, Failures: failures, AgentVersion: "e2e",
+		FailFirstPulls: failFirstPulls, PullBackoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.Close(context.Background()) })
 	waitInventories(t, connectAs(t, url, data, cliIdentity), names)
+	return f
 }
 
 // TestOperatorCommandsAgainstTheDevStack drives the built binary against
@@ -108,7 +111,9 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 	t.Setenv("CUTOVER_DATA", data) // the CLI finds its identity there
 	dev := startDev(t, bin, "--nodes", "node1,node2,node3", "--nats-listen", addr, "--data", data)
 	js := connectAs(t, url, data, cliIdentity)
-	simFleet(t, url, data, 3, sim.Failures{})
+	// The registry refuses each node's first two pulls: the node-updaters
+	// try again and every wave completes.
+	fleet := simFleet(t, url, data, 3, sim.Failures{}, 2)
 	nats := []string{"--nats", url}
 	cut := func(args ...string) binResult { t.Helper(); return runBin(t, bin, append(args, nats...)...) }
 
@@ -169,6 +174,11 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 		t.Errorf("watch after promote: %+v", r)
 	}
 
+	for _, n := range fleet.Nodes() {
+		if st := fleet.Runtime(n).Stats(); st.PullFailures != 2 || fleet.Runtime(n).Images()["web-"+n] != "web:v2" {
+			t.Errorf("%s: %d refused pulls, runs %s; want 2 refused, then web:v2", n, st.PullFailures, fleet.Runtime(n).Images()["web-"+n])
+		}
+	}
 	// Nothing changes any more (exit 0), and no lock is held.
 	if r := cut("plan", "-f", release, "--detailed-exitcode"); r.code != 0 {
 		t.Errorf("plan --detailed-exitcode after the upgrade: %+v, want exit 0", r)

@@ -20,6 +20,11 @@ const (
 	DefaultMinHealthy = time.Second
 	// DefaultHealthTimeout bounds the wait for a new container to become healthy.
 	DefaultHealthTimeout = 60 * time.Second
+	// DefaultPullAttempts, DefaultPullBackoff and DefaultPullBackoffMax
+	// bound the retries of a failed pull (1s, 2s, 4s, 8s between five tries).
+	DefaultPullAttempts   = 5
+	DefaultPullBackoff    = time.Second
+	DefaultPullBackoffMax = 30 * time.Second
 	// DefaultStopTimeout is the grace period of a stop when the container sets none.
 	DefaultStopTimeout = 10 * time.Second
 )
@@ -50,6 +55,16 @@ type Config struct {
 	// on this node; cmd/node-updater fills it from --inventory). A container
 	// labelled for any node is never adopted, and nothing else is.
 	Adopt map[string]Adopted
+	// PullAttempts is how often a pull is tried before its step fails
+	// (default 5): a registry that refused a connection, timed out or
+	// answered 5xx is often back seconds later. An image the registry does
+	// not have (not found) fails at once.
+	PullAttempts int
+	// PullBackoff is the wait after the first failed pull, doubled after
+	// each further failure up to PullBackoffMax (defaults 1s and 30s). No
+	// wait goes past the command's deadline: a retry that could not start
+	// before it is not made.
+	PullBackoff, PullBackoffMax time.Duration
 	// AfterStep, when set, is called after each step of a replacement has
 	// taken effect on the engine, with the step's name (StepPull,
 	// StepRename, StepStop, StepCreate, StepStart, StepHealth). It exists so
@@ -71,6 +86,15 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.PullAttempts == 0 {
+		c.PullAttempts = DefaultPullAttempts
+	}
+	if c.PullBackoff == 0 {
+		c.PullBackoff = DefaultPullBackoff
+	}
+	if c.PullBackoffMax == 0 {
+		c.PullBackoffMax = DefaultPullBackoffMax
+	}
 }
 
 // Validate returns every problem with the config at once.
@@ -89,6 +113,9 @@ func (c *Config) Validate() error {
 		if name == "" || a.Service == "" {
 			errs = append(errs, fmt.Errorf("adopted container %q has no name or no service; give both (from the inventory)", name))
 		}
+	}
+	if c.PullAttempts < 0 || c.PullBackoff < 0 || c.PullBackoffMax < 0 {
+		errs = append(errs, fmt.Errorf("pull retries (attempts %d, backoff %s, max %s) must not be negative", c.PullAttempts, c.PullBackoff, c.PullBackoffMax))
 	}
 	if c.InventoryEvery < 0 {
 		errs = append(errs, fmt.Errorf("inventory period %s is negative", c.InventoryEvery))

@@ -217,9 +217,41 @@ func (r *commandRun) report(ctx context.Context, data events.Data) {
 // pullProgressEvery throttles dev.cutover.container.pulling events.
 const pullProgressEvery = 500 * time.Millisecond
 
-// pull pulls a target's image, publishing its progress when the runtime
-// reports it: the first layer finished, then at most every pullProgressEvery.
+// pull pulls a target's image, trying again after a failure with capped
+// exponential backoff (Config.PullAttempts, PullBackoff, PullBackoffMax):
+// a registry that refused a connection or answered 503 is often back
+// seconds later, and failing the wave for it would roll the whole upgrade
+// back. An image the registry does not have, an engine that is down (the
+// command is redelivered) and the end of ctx stop at once, and no wait runs
+// past ctx's deadline.
 func (r *commandRun) pull(ctx context.Context, t events.ContainerTarget) (string, error) {
+	cfg := r.u.cfg
+	wait := cfg.PullBackoff
+	for attempt := 1; ; attempt++ {
+		id, err := r.pullOnce(ctx, t)
+		if err == nil || attempt >= cfg.PullAttempts || ctx.Err() != nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) {
+			if err != nil && attempt > 1 {
+				err = fmt.Errorf("%w (after %d attempts)", err, attempt)
+			}
+			return id, err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return "", fmt.Errorf("%w (attempt %d; no time left before the command's deadline to try again)", err, attempt)
+		}
+		r.log.Warn("pull failed; trying again", "container", t.Container, "image", t.Image, "attempt", attempt, "of", cfg.PullAttempts, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return "", err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, cfg.PullBackoffMax)
+	}
+}
+
+// pullOnce pulls a target's image once, publishing its progress when the
+// runtime reports it: the first layer finished, then at most every
+// pullProgressEvery.
+func (r *commandRun) pullOnce(ctx context.Context, t events.ContainerTarget) (string, error) {
 	pp, ok := r.u.rt.(progressPuller)
 	if !ok {
 		return r.u.rt.Pull(ctx, t.Image)

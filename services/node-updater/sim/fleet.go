@@ -30,6 +30,11 @@ type FleetConfig struct {
 	// Latency and Failures apply to every node.
 	Latency  Latencies
 	Failures Failures
+	// FailFirstPulls is every node's Config.FailFirstPulls.
+	FailFirstPulls int
+	// PullBackoff is every node-updater's first wait before it tries a
+	// failed pull again (default: the node-updater's, 1s).
+	PullBackoff time.Duration
 	// Logger receives the updaters' logs (default: discarded, a fleet of
 	// thousands would drown anything else).
 	Logger *slog.Logger
@@ -80,13 +85,13 @@ func StartFleet(ctx context.Context, jss []jetstream.JetStream, cfg FleetConfig)
 		if _, dup := f.runtimes[n.Name]; dup {
 			return nil, fmt.Errorf("start simulated fleet: node %s is listed twice", n.Name)
 		}
-		rt, err := New(Config{Node: n.Name, Seed: cfg.Seed, Latency: cfg.Latency, Failures: cfg.Failures}, n.Containers)
+		rt, err := New(Config{Node: n.Name, Seed: cfg.Seed, Latency: cfg.Latency, Failures: cfg.Failures, FailFirstPulls: cfg.FailFirstPulls}, n.Containers)
 		if err != nil {
 			return nil, err
 		}
 		u, err := nodeupdater.New(nodeupdater.Config{
 			Node: n.Name, AgentVersion: cfg.AgentVersion, Logger: cfg.Logger,
-			HeartbeatEvery: cfg.HeartbeatEvery, InventoryEvery: cfg.InventoryEvery,
+			HeartbeatEvery: cfg.HeartbeatEvery, InventoryEvery: cfg.InventoryEvery, PullBackoff: cfg.PullBackoff,
 		}, jss[i%len(jss)], rt)
 		if err != nil {
 			return nil, err

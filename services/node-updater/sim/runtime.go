@@ -31,6 +31,10 @@ type Config struct {
 	Latency Latencies
 	// Failures holds the per-step failure probabilities (zero: none).
 	Failures Failures
+	// FailFirstPulls makes the first pulls of images the node did not run
+	// when created fail as a refused registry connection would, then
+	// succeed: a registry down for a moment.
+	FailFirstPulls int
 }
 
 // ContainerSpec is a container a Runtime starts with, running and healthy.
@@ -61,6 +65,8 @@ type Runtime struct {
 	present map[string]bool   // image refs pulled on the node
 	trusted map[string]bool   // image refs the node ran when it was created
 	stats   Stats
+	// refusedPulls counts the pulls FailFirstPulls failed so far.
+	refusedPulls int
 }
 
 // Stats counts what a Runtime did.
@@ -258,9 +264,14 @@ func (r *Runtime) Pull(ctx context.Context, ref string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Pulls++
+	if !trusted && r.refusedPulls < r.cfg.FailFirstPulls {
+		r.refusedPulls++
+		r.stats.PullFailures++
+		return "", fmt.Errorf("pull %s on node %s: %w: dial tcp registry:443: connect: connection refused (simulated)", ref, r.cfg.Node, ErrSimulated)
+	}
 	if fail {
 		r.stats.PullFailures++
-		return "", fmt.Errorf("pull %s on node %s: %w: manifest unknown (simulated)", ref, r.cfg.Node, ErrSimulated)
+		return "", fmt.Errorf("pull %s on node %s: %w: %w: manifest unknown (simulated)", ref, r.cfg.Node, ErrSimulated, nodeupdater.ErrNotFound)
 	}
 	r.present[ref] = true
 	return ImageID(ref), nil

@@ -144,18 +144,23 @@ func TestFleetReplacesAndReverts(t *testing.T) {
 		wantType   string
 		wantResult string
 		wantImage  string
+		// failFirst refuses the first pulls of each node (a registry down
+		// for a moment); wantPullFailures is what each node then counts.
+		failFirst, wantPullFailures int
 	}{
-		{"healthy release", sim.Failures{}, events.TypeNodeUpdateCompleted, events.ResultReplaced, "app:2"},
-		{"never healthy", sim.Failures{Health: 1}, events.TypeNodeUpdateFailed, events.ResultReverted, "app:1"},
-		{"start fails", sim.Failures{Start: 1}, events.TypeNodeUpdateFailed, events.ResultReverted, "app:1"},
-		{"pull fails", sim.Failures{Pull: 1}, events.TypeNodeUpdateFailed, "", "app:1"},
+		{name: "healthy release", wantType: events.TypeNodeUpdateCompleted, wantResult: events.ResultReplaced, wantImage: "app:2"},
+		{name: "never healthy", failures: sim.Failures{Health: 1}, wantType: events.TypeNodeUpdateFailed, wantResult: events.ResultReverted, wantImage: "app:1"},
+		{name: "start fails", failures: sim.Failures{Start: 1}, wantType: events.TypeNodeUpdateFailed, wantResult: events.ResultReverted, wantImage: "app:1"},
+		{name: "pull fails: image not found, no retry", failures: sim.Failures{Pull: 1}, wantType: events.TypeNodeUpdateFailed, wantImage: "app:1", wantPullFailures: 1},
+		{name: "registry refuses twice, then serves", failFirst: 2, wantType: events.TypeNodeUpdateCompleted, wantResult: events.ResultReplaced, wantImage: "app:2", wantPullFailures: 2},
+		{name: "registry down past every retry", failFirst: 100, wantType: events.TypeNodeUpdateFailed, wantImage: "app:1", wantPullFailures: nodeupdater.DefaultPullAttempts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := natstest.Start(t)
 			nodes := sim.Generate(3, 2, func(string) string { return "app:1" })
 			f, err := sim.StartFleet(t.Context(), []jetstream.JetStream{s.JS}, sim.FleetConfig{
-				Nodes: nodes, Seed: 1, Failures: tc.failures,
+				Nodes: nodes, Seed: 1, Failures: tc.failures, FailFirstPulls: tc.failFirst, PullBackoff: 5 * time.Millisecond,
 				Latency: sim.Latencies{Health: sim.Uniform(0, 5*time.Millisecond)},
 			})
 			if err != nil {
@@ -208,6 +213,9 @@ func TestFleetReplacesAndReverts(t *testing.T) {
 				}
 				if img := rt.Images()["svc01"]; img != tc.wantImage {
 					t.Errorf("node %s: svc01 runs %s, want %s", n, img, tc.wantImage)
+				}
+				if got := rt.Stats().PullFailures; got != tc.wantPullFailures {
+					t.Errorf("node %s: %d failed pulls, want %d", n, got, tc.wantPullFailures)
 				}
 				if len(rt.Images()) != 2 {
 					t.Errorf("node %s holds containers %v, want exactly svc01 and svc02", n, rt.Images())

@@ -131,7 +131,13 @@ func detail(e events.Event) string {
 	case *events.RollbackRequested:
 		return v.Reason
 	case *events.RollbackCompleted:
-		return fmt.Sprintf("%s: nodes %s: %s", v.Result, strings.Join(v.Nodes, ", "), v.Reason)
+		switch {
+		case v.Result == "failed":
+			return fmt.Sprintf("rollback failed after %s returned (%s): %s", Plural(len(v.Nodes), "node"), List(v.Nodes), v.Reason)
+		case len(v.Nodes) == 0:
+			return "rollback completed: no node had changed; " + v.Reason
+		}
+		return fmt.Sprintf("rollback completed: %s back on their previous images (%s); %s", Plural(len(v.Nodes), "node"), List(v.Nodes), v.Reason)
 	case *events.EventRejected:
 		f := v.Field
 		if f != "" {
