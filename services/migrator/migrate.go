@@ -34,8 +34,15 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 
 	switch req.Phase {
 	case "", PhaseAll, PhaseExpand, PhaseContract:
+	case PhaseMigrate:
+		if req.Command == nil {
+			return fail(events.MigrationFailed{Error: "phase migrate is a phase of command migrations; SQL file sets have expand and contract", State: untouched})
+		}
 	default:
-		return fail(events.MigrationFailed{Error: fmt.Sprintf("phase %q is unknown; send expand, contract or all", req.Phase), State: untouched})
+		return fail(events.MigrationFailed{Error: fmt.Sprintf("phase %q is unknown; send expand, migrate, contract or all", req.Phase), State: untouched})
+	}
+	if req.Command != nil {
+		return m.migrateCommand(ctx, e, req, log, fail, failed)
 	}
 	db, release, refused, err := m.prepare(ctx, req.Driver, req.Source, req.Database, database, e.ID(), log)
 	if refused != nil {

@@ -52,6 +52,10 @@ type Config struct {
 	// images (the image subpackage, through the registry). Nil refuses such
 	// sources with a clear error.
 	Images SourceFetcher
+	// Commands runs command migrations (requests with a command: a one-off
+	// container from the service's new image; the docker subpackage). Nil
+	// refuses them with a clear error.
+	Commands CommandRunner
 }
 
 func (c *Config) setDefaults() {

@@ -21,6 +21,9 @@ const (
 	// PhaseContract applies every migration after the current version, up
 	// to the target: what expand left, contract migrations included.
 	PhaseContract = "contract"
+	// PhaseMigrate is the middle phase of a command migration (keystone-manage
+	// db_sync --migrate): run after the roll, before the contract.
+	PhaseMigrate = "migrate"
 	// PhaseAll applies every migration up to the target (the default).
 	PhaseAll = "all"
 )

@@ -23,9 +23,9 @@ import (
 // CUTOVER_BENCH_SIZE_MB (default 16), each way to snapshot it, against the
 // floor: copying the database's own files (<datadir>/<db>/, after FLUSH
 // TABLES) with an fsync per file, the least work any copy can do. Each
-// snapshot runs while a writer inserts one row at a time into another table
-// of the database; the longest single insert is reported (target: no writer
-// blocked for more than 1 s).
+// snapshot runs while a writer alternates an insert into another table and
+// an update of an existing row; the longest single write is reported
+// (target: no writer blocked for more than 1 s).
 //
 //   - dump: the driver's Snapshot and Restore (mariadb-dump
 //     --single-transaction; restore through a scratch database).
@@ -138,8 +138,8 @@ func timeIt(b *testing.B, f func() error) time.Duration {
 	return time.Since(start)
 }
 
-// whileWriting times f while a writer inserts one row at a time into the
-// writes table, and returns the longest insert.
+// whileWriting times f while a writer inserts into the writes table and
+// updates rows of blobs, one statement at a time, and returns the longest.
 func whileWriting(b *testing.B, url, name string, f func() error) (time.Duration, time.Duration) {
 	b.Helper()
 	w := mytest.Open(b, url, name)
@@ -150,9 +150,15 @@ func whileWriting(b *testing.B, url, name string, f func() error) (time.Duration
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for ctx.Err() == nil {
+		for i := 1; ctx.Err() == nil; i++ {
+			// An insert, then an update of an existing row: a snapshot that
+			// reads with shared locks blocks the second kind.
+			q, args := `INSERT INTO writes (at) VALUES (NOW(6))`, []any(nil)
+			if i%2 == 0 {
+				q, args = `UPDATE blobs SET body = REPEAT(MD5(?), 31) WHERE id = ?`, []any{i, 1 + (i*7919)%1000}
+			}
 			start := time.Now()
-			if _, err := w.ExecContext(context.WithoutCancel(ctx), `INSERT INTO writes (at) VALUES (NOW(6))`); err != nil {
+			if _, err := w.ExecContext(context.WithoutCancel(ctx), q, args...); err != nil {
 				return
 			}
 			if d := time.Since(start); d.Nanoseconds() > longest.Load() {

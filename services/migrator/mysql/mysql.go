@@ -464,3 +464,42 @@ func (d *Database) Force(ctx context.Context, version uint) error {
 	}
 	return nil
 }
+
+// Fingerprint returns sha256:<hex> of the database's schema: its tables,
+// columns (type, nullability, default), indexes and triggers, migration
+// bookkeeping aside. A command migration without a version command reports
+// it before and after, so the history says whether and how the schema moved.
+func (d *Database) Fingerprint(ctx context.Context) (string, error) {
+	db, err := d.conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	h := sha256.New()
+	for _, q := range []string{
+		`SELECT CONCAT_WS('|', table_name, column_name, column_type, is_nullable, COALESCE(column_default, 'NULL'), extra)
+			FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name NOT IN (?, ?) ORDER BY table_name, ordinal_position`,
+		`SELECT CONCAT_WS('|', table_name, index_name, non_unique, seq_in_index, column_name)
+			FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name NOT IN (?, ?) ORDER BY table_name, index_name, seq_in_index`,
+		`SELECT CONCAT_WS('|', trigger_name, event_object_table, action_timing, event_manipulation, action_statement)
+			FROM information_schema.triggers WHERE trigger_schema = DATABASE() AND ? <> ? ORDER BY trigger_name`,
+	} {
+		rows, err := db.QueryContext(ctx, q, versionTable, ledger.Table)
+		if err != nil {
+			return "", fmt.Errorf("fingerprint the schema of %s: %w", d.key, err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				rows.Close()
+				return "", fmt.Errorf("fingerprint the schema of %s: %w", d.key, err)
+			}
+			fmt.Fprintln(h, s)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", fmt.Errorf("fingerprint the schema of %s: %w", d.key, err)
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16], nil
+}

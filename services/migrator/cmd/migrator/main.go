@@ -11,9 +11,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/busflag"
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/docker"
 	"github.com/cutover-dev/cutover/services/migrator/image"
 	"github.com/cutover-dev/cutover/services/migrator/mysql"
 	"github.com/cutover-dev/cutover/services/migrator/postgres"
@@ -45,6 +48,7 @@ func run(args []string) error {
 	requireDown := fs.Bool("require-down", false, "refuse migrations without a down file")
 	pgMethod := fs.String("pg-snapshot-method", postgres.MethodAuto, "PostgreSQL snapshot `method`: auto (template, else pg_dump), template or dump")
 	pgDumpDir := fs.String("pg-dump-dir", "", "`directory` of pg_dump snapshots (default $TMPDIR/cutover-pg-snapshots)")
+	useDocker := fs.Bool("docker", false, "run command migrations (a one-off container from the service's new image, as Kolla's bootstrap) on the Docker engine of DOCKER_HOST or the local socket")
 	myDumpDir := fs.String("mysql-dump-dir", "", "`directory` of mariadb-dump snapshots of MariaDB/MySQL databases (default $TMPDIR/cutover-mysql-snapshots)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -64,6 +68,21 @@ func run(args []string) error {
 	}
 	defer nc.Close()
 
+	var commands migrator.CommandRunner
+	if *useDocker {
+		cli, err := client.New(client.FromEnv)
+		if err != nil {
+			return fmt.Errorf("connect to the Docker engine for command migrations: %w (set DOCKER_HOST, or drop --docker)", err)
+		}
+		defer cli.Close()
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("connect to the Docker engine for command migrations: %w (is it running? or drop --docker)", err)
+		}
+		commands = docker.New(cli)
+	}
 	m, err := migrator.New(migrator.Config{
 		Logger: log,
 		Drivers: map[string]migrator.Driver{
@@ -74,6 +93,7 @@ func run(args []string) error {
 			"mariadb": mysql.Driver{DumpDir: *myDumpDir},
 		},
 		Images:        image.Fetcher{},
+		Commands:      commands,
 		KeepSnapshots: *keep,
 		RequireDown:   *requireDown,
 	}, js)

@@ -1,0 +1,335 @@
+package migrator_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/docker"
+	"github.com/cutover-dev/cutover/services/migrator/internal/mytest"
+	"github.com/cutover-dev/cutover/services/migrator/mysql"
+	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+)
+
+// syncBuild caches the syncapp binary for the test process.
+var syncBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildSyncApp builds internal/syncapp as a static Linux binary.
+func buildSyncApp(t *testing.T) string {
+	t.Helper()
+	syncBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "cutover-syncapp-")
+		if err != nil {
+			syncBuild.err = err
+			return
+		}
+		syncBuild.path = filepath.Join(dir, "app")
+		cmd := osexec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", syncBuild.path, "./internal/syncapp")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			syncBuild.err = fmt.Errorf("build syncapp: %w\n%s", err, out)
+		}
+	})
+	if syncBuild.err != nil {
+		t.Fatal(syncBuild.err)
+	}
+	return syncBuild.path
+}
+
+// commandEnv is what a command migration test needs: Docker, a registry
+// with the service's images, MariaDB with the service's database and its
+// config directory, and a migrator that runs commands.
+type commandEnv struct {
+	h        *harness
+	cli      *client.Client
+	url      string // the database, password included
+	conf     string // the service's config directory, mounted at /etc/syncapp
+	image    string // the new image (entrypoint /app)
+	noCmd    string // an image whose entrypoint does not exist
+	dumpDir  string
+	password string
+}
+
+func newCommandEnv(t *testing.T) *commandEnv {
+	t.Helper()
+	cli, err := testkit.DockerAvailable(t.Context())
+	if err != nil {
+		t.Skipf("command migration tests skipped: docker engine not reachable: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	url, _ := mytest.NewDatabase(t)
+	bin := buildSyncApp(t)
+	reg, err := testkit.StartRegistry(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close(context.Background()) })
+	tag := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	img, err := reg.Push(t.Context(), bin, testkit.ImageSpec{Repo: "cutover-i17/keystone", Tag: tag, Entrypoint: []string{"/app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := reg.Push(t.Context(), bin, testkit.ImageSpec{Repo: "cutover-i17/keystone-broken", Tag: tag, Entrypoint: []string{"/usr/bin/keystone-manage"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, ref := range []string{img.Ref, bad.Ref} {
+			_, _ = cli.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true})
+		}
+	})
+	conf := t.TempDir()
+	if err := os.WriteFile(filepath.Join(conf, "syncapp.conf"), []byte("[database]\nconnection = "+url+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dumps := t.TempDir()
+	h := start(t, migrator.Config{
+		Drivers:  map[string]migrator.Driver{"mysql": mysql.Driver{DumpDir: dumps}},
+		Commands: docker.New(cli),
+	})
+	return &commandEnv{h: h, cli: cli, url: url, conf: conf, image: img.Ref, noCmd: bad.Ref, dumpDir: dumps, password: "cutover"}
+}
+
+// request asks for a command migration of the env's database.
+func (c *commandEnv) request(phase string, cmd events.MigrationCommand) (events.Event, []events.Event) {
+	if cmd.Image == "" {
+		cmd.Image = c.image
+	}
+	cmd.Mounts = append(cmd.Mounts, c.conf+":/etc/syncapp:ro")
+	cmd.Network = "host" // MariaDB listens on the host's 127.0.0.1
+	return c.h.final(c.h.request(events.MigrationRequested{Service: "keystone", Driver: "mysql", Database: c.url, Phase: phase, Command: &cmd}))
+}
+
+// schema returns the database's syncapp version and tables.
+func (c *commandEnv) schema(t *testing.T) (string, []string) {
+	t.Helper()
+	cfg, err := mysql.ParseURL(c.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := mytest.Open(t, c.url, cfg.DBName)
+	tables := queryStrings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1`)
+	v := "none"
+	if slices.Contains(tables, "syncapp_version") {
+		v = queryStrings(t, db, `SELECT CAST(COALESCE(MAX(version), 0) AS CHAR) FROM syncapp_version`)[0]
+	}
+	return v, tables
+}
+
+// left lists the containers a test's migrations left on the engine.
+func (c *commandEnv) left(t *testing.T) []string {
+	t.Helper()
+	res, err := c.cli.ContainerList(t.Context(), client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", "dev.cutover.service=keystone").Add("ancestor", c.image)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ct := range res.Items {
+		if ct.Labels["dev.cutover.migration"] != "" {
+			out = append(out, ct.Names...)
+		}
+	}
+	return out
+}
+
+func TestCommandMigrationSucceeds(t *testing.T) {
+	c := newCommandEnv(t)
+	fin, all := c.request("", events.MigrationCommand{Command: []string{"db-sync"}, VersionCommand: []string{"db-version"}})
+	if fin.Type() != events.TypeMigrationCompleted {
+		t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
+	}
+	done := as[events.MigrationCompleted](t, fin)
+	started := as[events.MigrationStarted](t, all[0])
+	r := done.Command
+	if r == nil || r.ExitCode != 0 || r.Runs != 1 || r.FromSchema != "0" || r.ToSchema != "6" || started.SnapshotID == "" || done.SnapshotID != started.SnapshotID {
+		t.Fatalf("completed = %s, want exit 0 after 1 run, schema 0 -> 6, the snapshot named", fin.Data())
+	}
+	if !slices.ContainsFunc(r.LogTail, func(l string) bool { return strings.Contains(l, "applied step 6") }) {
+		t.Errorf("log tail %q lacks the command's output", r.LogTail)
+	}
+	if raw := string(fin.Data()); strings.Contains(raw, ":"+c.password+"@") {
+		t.Errorf("the event shows the database password: %s", raw)
+	}
+	if !slices.ContainsFunc(r.LogTail, func(l string) bool { return strings.Contains(l, ":xxxxx@127.0.0.1") }) {
+		t.Errorf("log tail %q: want the connection line with its password redacted", r.LogTail)
+	}
+	if v, _ := c.schema(t); v != "6" {
+		t.Errorf("schema version %s, want 6", v)
+	}
+	if left := c.left(t); len(left) != 0 {
+		t.Errorf("containers left behind: %v", left)
+	}
+}
+
+// A command that fails midway (its DDL committed) is undone from the
+// snapshot while the old container keeps serving; the event says how the
+// command ended and what the database is now.
+func TestCommandMigrationFailsAndIsRestored(t *testing.T) {
+	c := newCommandEnv(t)
+	fin, _ := c.request("", events.MigrationCommand{Command: []string{"db-sync", "--version", "4"}})
+	if fin.Type() != events.TypeMigrationCompleted {
+		t.Fatalf("first migration: %s %s", fin.Type(), fin.Data())
+	}
+	// No version command: the schema's fingerprint says what changed.
+	if r := as[events.MigrationCompleted](t, fin).Command; !strings.HasPrefix(r.FromSchema, "sha256:") || !strings.HasPrefix(r.ToSchema, "sha256:") || r.FromSchema == r.ToSchema {
+		t.Errorf("schema %q -> %q, want two different fingerprints", r.FromSchema, r.ToSchema)
+	}
+	beforeV, beforeTables := c.schema(t)
+	old := c.serveOld(t)
+
+	fin, _ = c.request("", events.MigrationCommand{Command: []string{"db-sync"}, Env: []string{"SYNC_FAIL_AT=5", "DB_PASSWORD=hunter22"}})
+	if fin.Type() != events.TypeMigrationFailed {
+		t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
+	}
+	failed := as[events.MigrationFailed](t, fin)
+	if failed.Command == nil || failed.Command.ExitCode != 1 || !strings.Contains(failed.Error, "exited with 1") || !strings.Contains(failed.State, "restored from snapshot") {
+		t.Fatalf("failed = %s, want exit 1 and a restore", fin.Data())
+	}
+	if !slices.ContainsFunc(failed.Command.LogTail, func(l string) bool { return strings.Contains(l, "injected failure") }) {
+		t.Errorf("log tail %q lacks the command's error", failed.Command.LogTail)
+	}
+	if strings.Contains(string(fin.Data()), "hunter22") || strings.Contains(string(fin.Data()), ":"+c.password+"@") {
+		t.Errorf("the event shows a secret: %s", fin.Data())
+	}
+	if v, tables := c.schema(t); v != beforeV || !slices.Equal(tables, beforeTables) {
+		t.Errorf("after the failure: version %s tables %v, want %s %v (projects, made by the failed step, gone)", v, tables, beforeV, beforeTables)
+	}
+	if code := get(t, old+"/healthz"); code != http.StatusOK {
+		t.Errorf("the old container answers %d after the failed migration, want 200", code)
+	}
+}
+
+func TestCommandMigrationHangsAndTimesOut(t *testing.T) {
+	c := newCommandEnv(t)
+	fin, _ := c.request("", events.MigrationCommand{Command: []string{"db-sync"}, Env: []string{"SYNC_HANG=1"}, TimeoutSeconds: 2})
+	if fin.Type() != events.TypeMigrationFailed {
+		t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
+	}
+	failed := as[events.MigrationFailed](t, fin)
+	if failed.Command == nil || !failed.Command.TimedOut || failed.Command.ExitCode != -1 || !strings.Contains(failed.Error, "did not finish within 2s") || !strings.Contains(failed.State, "restored from snapshot") {
+		t.Fatalf("failed = %s, want a timeout and a restore", fin.Data())
+	}
+	if left := c.left(t); len(left) != 0 {
+		t.Errorf("containers left behind: %v", left)
+	}
+}
+
+// An image without the command is refused before any snapshot.
+func TestCommandMissingFromImageRefusedBeforeSnapshot(t *testing.T) {
+	c := newCommandEnv(t)
+	fin, all := c.request("", events.MigrationCommand{Image: c.noCmd, Command: []string{"db_sync"}})
+	if fin.Type() != events.TypeMigrationFailed || len(all) != 1 {
+		t.Fatalf("answers %v, want one migration.failed", all)
+	}
+	failed := as[events.MigrationFailed](t, fin)
+	if !strings.Contains(failed.Error, "/usr/bin/keystone-manage is not in the image") || !strings.Contains(failed.State, "no snapshot taken") {
+		t.Errorf("failed = %+v, want the missing program named and no snapshot", failed)
+	}
+	entries, _ := os.ReadDir(c.dumpDir)
+	if len(entries) != 0 {
+		t.Errorf("snapshot files after the refusal: %v", entries)
+	}
+}
+
+// expand, migrate and contract run as three commands, each to its own
+// schema version; online data migrations run until the command exits 0.
+func TestCommandPhasesAndOnlineDataMigrations(t *testing.T) {
+	c := newCommandEnv(t)
+	steps := []struct {
+		phase    string
+		args     []string
+		from, to string
+	}{
+		{migrator.PhaseExpand, []string{"db-sync", "--expand"}, "0", "2"},
+	}
+	run := func(phase string, args []string, from, to string) events.MigrationCompleted {
+		t.Helper()
+		fin, _ := c.request(phase, events.MigrationCommand{Command: args, VersionCommand: []string{"db-version"}})
+		if fin.Type() != events.TypeMigrationCompleted {
+			t.Fatalf("phase %s: %s %s", phase, fin.Type(), fin.Data())
+		}
+		done := as[events.MigrationCompleted](t, fin)
+		if done.Command.FromSchema != from || done.Command.ToSchema != to {
+			t.Errorf("phase %s: schema %s -> %s, want %s -> %s", phase, done.Command.FromSchema, done.Command.ToSchema, from, to)
+		}
+		return done
+	}
+	for _, s := range steps {
+		run(s.phase, s.args, s.from, s.to)
+	}
+	// The old release writes rows without display_name meanwhile.
+	cfg, _ := mysql.ParseURL(c.url)
+	db := mytest.Open(t, c.url, cfg.DBName)
+	mustExec(t, db, `INSERT INTO users (name) SELECT CONCAT('u', seq) FROM seq_1_to_120`)
+	fin, _ := c.request(migrator.PhaseMigrate, events.MigrationCommand{Command: []string{"online-data-migrations", "--max-count", "50"}, Repeat: true})
+	if fin.Type() != events.TypeMigrationCompleted {
+		t.Fatalf("online data migrations: %s %s", fin.Type(), fin.Data())
+	}
+	if r := as[events.MigrationCompleted](t, fin).Command; r.Runs != 4 || r.ExitCode != 0 {
+		t.Errorf("online data migrations: %d runs, exit %d; want 4 (50, 50, 20, then none left) and 0", r.Runs, r.ExitCode)
+	}
+	if n := queryStrings(t, db, `SELECT CAST(COUNT(*) AS CHAR) FROM users WHERE display_name IS NULL`); n[0] != "0" {
+		t.Errorf("%s rows left without display_name", n[0])
+	}
+	run(migrator.PhaseMigrate, []string{"db-sync", "--migrate"}, "2", "3")
+	run(migrator.PhaseContract, []string{"db-sync", "--contract"}, "3", "4")
+}
+
+// serveOld starts the old release's container, serving on the host's
+// network, and returns its base URL.
+func (c *commandEnv) serveOld(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	created, err := c.cli.ContainerCreate(t.Context(), client.ContainerCreateOptions{
+		Name:       "cutover-i17-old-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")),
+		Config:     &container.Config{Image: c.image, Cmd: []string{"serve", "--listen", addr}, Labels: map[string]string{"dev.cutover.test": "i17"}},
+		HostConfig: &container.HostConfig{NetworkMode: "host", Binds: []string{c.conf + ":/etc/syncapp:ro"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = c.cli.ContainerRemove(context.Background(), created.ID, client.ContainerRemoveOptions{Force: true})
+	})
+	if _, err := c.cli.ContainerStart(t.Context(), created.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + addr
+	eventually(t, 20*time.Second, "the old container to serve", func() bool { return get(t, base+"/healthz") == http.StatusOK })
+	return base
+}
+
+func get(t *testing.T, u string) int {
+	t.Helper()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get(u)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
