@@ -138,6 +138,9 @@ func (m *Migrator) migrateCommand(ctx context.Context, e events.Event, req event
 	if err != nil {
 		return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: fmt.Sprintf("clean at version %d, unchanged (no migration runs without a verified snapshot)", from)})
 	}
+	if err := db.RecordRun(ctx, &Run{ID: e.ID(), Snapshot: snap.ID, From: from, Target: from, Started: snap.Time}); err != nil {
+		return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: fmt.Sprintf("clean at version %d, unchanged (no migration runs unrecorded; snapshot %s was taken)", from, snap.ID)})
+	}
 	log.Info("snapshot taken; running the migration command", "snapshot", snap.ID, "image", req.Command.Image, "phase", req.Phase, "schema", fromSchema)
 	if err := m.publish(ctx, e, events.MigrationStarted{Database: database, FromVersion: from, SnapshotID: snap.ID}); err != nil {
 		return err
@@ -167,7 +170,10 @@ func (m *Migrator) migrateCommand(ctx context.Context, e events.Event, req event
 		break
 	}
 	if cause != nil {
-		f := m.restoreAfter(runCtx, db, snap, cause, log)
+		// As after a failed file: writes counted since the snapshot (the
+		// service's, or the command's own) keep the database as it is
+		// unless the request says restore_anyway.
+		f := m.restoreAfter(runCtx, db, snap, cause, req.RestoreAnyway, nil, log)
 		f.Error = redactText(f.Error, secrets)
 		f.Command = result(out, runs)
 		f.Command.FromSchema = fromSchema
@@ -178,6 +184,7 @@ func (m *Migrator) migrateCommand(ctx context.Context, e events.Event, req event
 		log.Warn("read the schema version after the migration", "err", err)
 	}
 	to, _, _ := db.Version(runCtx)
+	m.endRun(runCtx, db, log)
 	m.prune(runCtx, db, log)
 	res := result(out, runs)
 	res.FromSchema, res.ToSchema = fromSchema, toSchema

@@ -61,6 +61,10 @@ func TestFailedRunKeepsConcurrentWrites(t *testing.T) {
 			{"failed file rolled back", "testdata/pg/failing_nodown", "clean at version 2, kept: not restored from snapshot ", 2, "keep: nothing to do"},
 			{"create index concurrently", "testdata/pg/failing_concurrently", "dirty at version 3, paused: not restored from snapshot ", 3, "restore anyway"},
 		},
+		"mysql": {
+			{"failed file rolled back", "testdata/mysql/failing_nodown", "clean at version 2, kept: not restored from snapshot ", 2, "keep: nothing to do"},
+			{"DDL committed before the failure", "testdata/mysql/failing", "dirty at version 3, paused: not restored from snapshot ", 3, "restore anyway"},
+		},
 	}
 	for _, tg := range targets() {
 		t.Run(tg.driver, func(t *testing.T) {

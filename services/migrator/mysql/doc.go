@@ -24,8 +24,8 @@
 //
 // Snapshots: mariadb-dump --single-transaction into Driver.DumpDir (one
 // consistent InnoDB read view; no table locks, so the service's writers go
-// on), hashed as it is written, with a .json label (version, size, SHA-256,
-// largest keys for WrittenAfter). The password reaches the client programs
+// on), hashed as it is written, with a .json label (version, size,
+// SHA-256). The password reaches the client programs
 // through a --defaults-file readable by the migrator's user only, never on
 // a command line. The database may hold tables and triggers; a snapshot of
 // one with views, stored routines or events is refused with their names.
@@ -35,4 +35,15 @@
 // dump is loaded into a scratch database (the SHA-256 checked as it
 // streams), then one atomic RENAME TABLE swaps the tables in; see
 // Database.Restore.
+//
+// Writes after a snapshot (WrittenAfter, which the migrator reads before
+// any restore): MariaDB keeps no per-table write counters by default, so the
+// driver loads the snapshot into its scratch database <db>_new_<time> and
+// compares it with the database, rows matched by primary key: inserts,
+// deletes, and updates of the columns both sides have, per table, the
+// migration's own writes included. A Restore that follows reuses that
+// load; when the migrator decides not to restore (writes counted), the
+// scratch database stays until the next sweep (SweepLeftovers, run after
+// each successful migration and by cutover snapshots prune). Tables
+// without a primary key are listed as uncounted.
 package mysql

@@ -52,14 +52,6 @@ type label struct {
 	Dirty   bool      `json:"dirty"`
 	Size    int64     `json:"size"`
 	SHA256  string    `json:"sha256"`
-	// Keys holds the largest key of each table with a single-column integer
-	// primary key, read in a consistent snapshot just before the dump's own.
-	Keys map[string]keyMax `json:"keys"`
-}
-
-type keyMax struct {
-	Column string `json:"column"`
-	Max    int64  `json:"max"`
 }
 
 // querier is a pool, a connection or a transaction.
@@ -171,8 +163,8 @@ func unsupported(ctx context.Context, db querier, name string) ([]string, error)
 // consistent InnoDB snapshot, read without blocking the service's writers
 // (no table locks). The dump goes to a temporary file, hashed as it is
 // written, and is renamed to its id once mariadb-dump exited cleanly and
-// wrote its completion line; a .json label records the version, the size,
-// the SHA-256 and the largest keys (for WrittenAfter).
+// wrote its completion line; a .json label records the version, the size
+// and the SHA-256.
 func (d *Database) Snapshot(ctx context.Context) (migrator.Snapshot, error) {
 	var s migrator.Snapshot
 	err := d.locked(ctx, "snapshot", func() error {
@@ -201,21 +193,6 @@ func (d *Database) snapshot(ctx context.Context) (migrator.Snapshot, error) {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
 	}
 	l := label{Of: d.name, Server: d.cfg.Addr, Taken: now, Method: "dump", Version: v, Dirty: dirty}
-	// The keys, in a consistent snapshot taken just before the dump's: a row
-	// committed in between is in the dump but counted as written after it
-	// (an overcount of what a restore takes out, never an undercount).
-	if err := func() error {
-		tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx.Rollback() }()
-		l.Keys, err = readKeys(ctx, tx)
-		return err
-	}(); err != nil {
-		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
-	}
-
 	dir := d.dumpDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: create %s: %w", d.key, dir, err)
@@ -460,9 +437,10 @@ func baseTables(ctx context.Context, db querier, name string) ([]string, error) 
 // grants name it and its tables, which keep their names), its users, and
 // its options (character set, collation) stay as they are.
 //
-// The dump is first loaded into a scratch database <db>_new_<time> (its
-// SHA-256 checked as it streams; a failure there leaves the database
-// untouched), then one RENAME TABLE statement, atomic in MariaDB and MySQL,
+// The dump is first loaded into a scratch database <db>_new_<snapshot time>
+// (its SHA-256 checked as it streams; a failure there leaves the database
+// untouched; one WrittenAfter loaded for its count is reused), then one
+// RENAME TABLE statement, atomic in MariaDB and MySQL,
 // moves every current table into <db>_old_<time> and every restored table
 // into the database. RENAME TABLE refuses to move a table with triggers to
 // another database, so triggers are dropped before it (those of the
@@ -493,21 +471,13 @@ func (d *Database) restore(ctx context.Context, id string) (migrator.Snapshot, e
 		return migrator.Snapshot{}, fmt.Errorf("restore %s: %w", d.key, err)
 	}
 	defer admin.Close()
-	var charset, collation string
-	if err := admin.QueryRowContext(ctx, `SELECT default_character_set_name, default_collation_name FROM information_schema.schemata WHERE schema_name = ?`, d.name).Scan(&charset, &collation); err != nil {
-		return migrator.Snapshot{}, fmt.Errorf("restore %s: read its options: %w", d.key, err)
-	}
-	now := stamp(time.Now())
-	scratch, aside := d.short()+"_new_"+now, d.short()+"_old_"+now
 	cleanup := context.WithoutCancel(ctx)
-	if _, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s CHARACTER SET %s COLLATE %s`, quote(scratch), charset, collation)); err != nil {
-		return migrator.Snapshot{}, fmt.Errorf("restore %s from %s: create %s: %w (the database is unchanged)", d.key, id, scratch, err)
-	}
-	dropScratch := func() { _, _ = admin.ExecContext(cleanup, `DROP DATABASE IF EXISTS `+quote(scratch)) }
-	if err := d.load(ctx, snap.Location, scratch, l.SHA256); err != nil {
-		dropScratch()
+	scratch, err := d.loaded(ctx, admin, id, snap, l)
+	if err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("restore %s from %s: %w (the database is unchanged)", d.key, id, err)
 	}
+	dropScratch := func() { _, _ = admin.ExecContext(cleanup, `DROP DATABASE IF EXISTS `+quote(scratch)) }
+	aside := d.short() + "_old_" + stamp(time.Now())
 	if err := d.swap(ctx, admin, scratch, aside); err != nil {
 		dropScratch()
 		return migrator.Snapshot{}, fmt.Errorf("restore %s from %s: %w", d.key, id, err)
@@ -700,102 +670,202 @@ func (d *Database) DropSnapshot(ctx context.Context, id string) error {
 	return nil
 }
 
-// tableInfo describes a table for counting its rows written after a snapshot.
-type tableInfo struct {
-	key       string // single-column integer primary key, or ""
-	updatedAt bool   // has an updated_at DATETIME or TIMESTAMP column
+// loadedComment marks a scratch database loaded completely from a dump
+// (the dump's SHA-256 follows): only such a one is reused.
+const loadedComment = "cutover: loaded from "
+
+// scratchFor names the database snapshot id is loaded into: one per
+// snapshot, so that the load WrittenAfter counts with serves the Restore
+// that follows it.
+func (d *Database) scratchFor(id string) string {
+	return d.short() + "_new_" + strings.TrimSuffix(strings.TrimPrefix(id, d.snapPrefix()), dumpSuffix)
 }
 
-// userTables lists the base tables of the connection's database, migration
-// bookkeeping aside.
-func userTables(ctx context.Context, q querier) (map[string]tableInfo, error) {
-	rows, err := q.QueryContext(ctx, `SELECT t.table_name,
-			COALESCE((SELECT MIN(k.column_name) FROM information_schema.key_column_usage k
-				JOIN information_schema.columns c ON c.table_schema = k.table_schema AND c.table_name = k.table_name AND c.column_name = k.column_name
-				WHERE k.table_schema = t.table_schema AND k.table_name = t.table_name AND k.constraint_name = 'PRIMARY'
-				AND c.data_type IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint')
-				HAVING (SELECT COUNT(*) FROM information_schema.key_column_usage k2
-					WHERE k2.table_schema = t.table_schema AND k2.table_name = t.table_name AND k2.constraint_name = 'PRIMARY') = 1), ''),
-			EXISTS (SELECT 1 FROM information_schema.columns u WHERE u.table_schema = t.table_schema AND u.table_name = t.table_name
-				AND u.column_name = 'updated_at' AND u.data_type IN ('datetime', 'timestamp'))
-		FROM information_schema.tables t
-		WHERE t.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' AND t.table_name NOT IN (?, ?)`, versionTable, ledger.Table)
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
+// loaded returns the scratch database holding snapshot id, loaded
+// completely and checked: the one already marked so, or a new one, with the
+// database's character set and collation, into which the dump is streamed.
+func (d *Database) loaded(ctx context.Context, admin *sql.DB, id string, snap migrator.Snapshot, l label) (string, error) {
+	scratch := d.scratchFor(id)
+	var comment sql.NullString
+	err := admin.QueryRowContext(ctx, `SELECT schema_comment FROM information_schema.schemata WHERE schema_name = ?`, scratch).Scan(&comment)
+	if err == nil && l.SHA256 != "" && comment.String == loadedComment+l.SHA256 {
+		return scratch, nil
 	}
-	defer rows.Close()
-	out := map[string]tableInfo{}
-	for rows.Next() {
-		var name string
-		var t tableInfo
-		if err := rows.Scan(&name, &t.key, &t.updatedAt); err != nil {
-			return nil, fmt.Errorf("list tables: %w", err)
-		}
-		out[name] = t
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("look for %s: %w", scratch, err)
 	}
-	return out, rows.Err()
+	var charset, collation string
+	if err := admin.QueryRowContext(ctx, `SELECT default_character_set_name, default_collation_name FROM information_schema.schemata WHERE schema_name = ?`, d.name).Scan(&charset, &collation); err != nil {
+		return "", fmt.Errorf("read the options of %s: %w", d.name, err)
+	}
+	drop := func() {
+		_, _ = admin.ExecContext(context.WithoutCancel(ctx), `DROP DATABASE IF EXISTS `+quote(scratch))
+	}
+	drop() // a load cut short
+	if _, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s CHARACTER SET %s COLLATE %s`, quote(scratch), charset, collation)); err != nil {
+		return "", fmt.Errorf("create %s: %w", scratch, err)
+	}
+	if err := d.load(ctx, snap.Location, scratch, l.SHA256); err != nil {
+		drop()
+		return "", err
+	}
+	if _, err := admin.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %s COMMENT '%s'`, quote(scratch), loadedComment+l.SHA256)); err != nil {
+		drop()
+		return "", fmt.Errorf("mark %s loaded: %w", scratch, err)
+	}
+	return scratch, nil
 }
 
-// readKeys reads the largest key of every table with a single-column
-// integer primary key (an index lookup each).
-func readKeys(ctx context.Context, q querier) (map[string]keyMax, error) {
-	tables, err := userTables(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("read largest keys: %w", err)
-	}
-	keys := map[string]keyMax{}
-	for name, t := range tables {
-		if t.key == "" {
-			continue
-		}
-		var max sql.NullInt64
-		if err := q.QueryRowContext(ctx, fmt.Sprintf(`SELECT MAX(%s) FROM %s`, quote(t.key), quote(name))).Scan(&max); err != nil {
-			return nil, fmt.Errorf("read largest key of %s: %w", name, err)
-		}
-		keys[name] = keyMax{Column: t.key, Max: max.Int64}
-	}
-	return keys, nil
-}
+// bookkeeping are the migrator's and golang-migrate's own tables, which a
+// write count leaves out.
+var bookkeeping = map[string]bool{versionTable: true, ledger.Table: true, ledger.RunsTable: true}
 
-// WrittenAfter counts the rows written after snapshot id (see
-// migrator.Loss): in each table with a single-column integer primary key
-// that the snapshot recorded, the rows whose key is above the snapshot's
-// largest, or whose updated_at (read as UTC, as OpenStack writes it) is
-// later than the snapshot's time.
+// WrittenAfter counts, per table, the rows inserted, updated and deleted
+// since snapshot id, the migration's own included, by comparing the
+// database with the snapshot loaded into its scratch database (which the
+// Restore that may follow reuses): rows matched by primary key, an update
+// being a row whose columns present on both sides differ. A table created
+// since counts its rows as inserts, one dropped since as deletes; a table
+// without a primary key (or whose key changed) is listed as uncounted.
 func (d *Database) WrittenAfter(ctx context.Context, id string) (migrator.Loss, error) {
+	snap, err := d.Inspect(ctx, id)
+	if err != nil {
+		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
+	}
 	l, err := d.label(id)
 	if err != nil {
 		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
 	}
-	db, err := d.conn(ctx)
+	admin, err := d.connTo(ctx, "")
 	if err != nil {
 		return migrator.Loss{}, err
 	}
-	defer db.Close()
-	tables, err := userTables(ctx, db)
+	defer admin.Close()
+	scratch, err := d.loaded(ctx, admin, id, snap, l)
 	if err != nil {
 		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
 	}
-	var loss migrator.Loss
-	for _, name := range slices.Sorted(maps.Keys(tables)) {
-		t := tables[name]
-		k, ok := l.Keys[name]
-		if !ok || t.key == "" || t.key != k.Column {
-			loss.Uncounted = append(loss.Uncounted, name)
-			continue
-		}
-		q := fmt.Sprintf(`SELECT COUNT(*) FROM %s WHERE %s > ?`, quote(name), quote(t.key))
-		args := []any{k.Max}
-		if t.updatedAt {
-			q += ` OR updated_at > ?`
-			args = append(args, l.Taken)
-		}
-		var n int64
-		if err := db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
-			return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: table %s: %w", d.key, id, name, err)
-		}
-		loss.Rows += n
-		loss.Counted = append(loss.Counted, name)
+	loss, err := compare(ctx, admin, d.name, scratch)
+	if err != nil {
+		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
 	}
 	return loss, nil
+}
+
+// compare counts the row differences between database live and database
+// snap, table by table (see WrittenAfter).
+func compare(ctx context.Context, db *sql.DB, live, snap string) (migrator.Loss, error) {
+	tablesOf := func(name string) (map[string]bool, error) {
+		ts, err := baseTables(ctx, db, name)
+		out := map[string]bool{}
+		for _, t := range ts {
+			if !bookkeeping[t] {
+				out[t] = true
+			}
+		}
+		return out, err
+	}
+	lt, err := tablesOf(live)
+	if err != nil {
+		return migrator.Loss{}, err
+	}
+	st, err := tablesOf(snap)
+	if err != nil {
+		return migrator.Loss{}, err
+	}
+	all := map[string]bool{}
+	maps.Copy(all, lt)
+	maps.Copy(all, st)
+	var loss migrator.Loss
+	count := func(q string) (int64, error) {
+		var n int64
+		err := db.QueryRowContext(ctx, q).Scan(&n)
+		return n, err
+	}
+	for _, t := range slices.Sorted(maps.Keys(all)) {
+		w := migrator.TableWrites{Table: t}
+		lq, sq := quote(live)+"."+quote(t), quote(snap)+"."+quote(t)
+		switch {
+		case !st[t]:
+			if w.Inserts, err = count(`SELECT COUNT(*) FROM ` + lq); err != nil {
+				return loss, fmt.Errorf("table %s: %w", t, err)
+			}
+		case !lt[t]:
+			if w.Deletes, err = count(`SELECT COUNT(*) FROM ` + sq); err != nil {
+				return loss, fmt.Errorf("table %s: %w", t, err)
+			}
+		default:
+			lk, lcols, err := columns(ctx, db, live, t)
+			if err != nil {
+				return loss, fmt.Errorf("table %s: %w", t, err)
+			}
+			sk, scols, err := columns(ctx, db, snap, t)
+			if err != nil {
+				return loss, fmt.Errorf("table %s: %w", t, err)
+			}
+			if len(lk) == 0 || !slices.Equal(lk, sk) {
+				loss.Uncounted = append(loss.Uncounted, t)
+				continue
+			}
+			var on, same []string
+			for _, k := range lk {
+				on = append(on, "l."+quote(k)+" = s."+quote(k))
+			}
+			for _, c := range lcols {
+				if slices.Contains(scols, c) && !slices.Contains(lk, c) {
+					same = append(same, "l."+quote(c)+" <=> s."+quote(c))
+				}
+			}
+			join := strings.Join(on, " AND ")
+			if w.Inserts, err = count(fmt.Sprintf(`SELECT COUNT(*) FROM %s l LEFT JOIN %s s ON %s WHERE s.%s IS NULL`, lq, sq, join, quote(lk[0]))); err != nil {
+				return loss, fmt.Errorf("table %s: %w", t, err)
+			}
+			if w.Deletes, err = count(fmt.Sprintf(`SELECT COUNT(*) FROM %s s LEFT JOIN %s l ON %s WHERE l.%s IS NULL`, sq, lq, join, quote(lk[0]))); err != nil {
+				return loss, fmt.Errorf("table %s: %w", t, err)
+			}
+			if len(same) > 0 {
+				if w.Updates, err = count(fmt.Sprintf(`SELECT COUNT(*) FROM %s l JOIN %s s ON %s WHERE NOT (%s)`, lq, sq, join, strings.Join(same, " AND "))); err != nil {
+					return loss, fmt.Errorf("table %s: %w", t, err)
+				}
+			}
+		}
+		loss.Counted = append(loss.Counted, t)
+		if n := w.Inserts + w.Updates + w.Deletes; n > 0 {
+			loss.Rows += n
+			loss.Tables = append(loss.Tables, w)
+		}
+	}
+	return loss, nil
+}
+
+// columns returns the primary key columns (in key order) and every column
+// of table t of database name.
+func columns(ctx context.Context, db *sql.DB, name, t string) (key, cols []string, err error) {
+	rows, err := db.QueryContext(ctx, `SELECT column_name FROM information_schema.key_column_usage
+		WHERE table_schema = ? AND table_name = ? AND constraint_name = 'PRIMARY' ORDER BY ordinal_position`, name, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		key = append(key, c)
+	}
+	rows.Close()
+	rows, err = db.QueryContext(ctx, `SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position`, name, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, nil, err
+		}
+		cols = append(cols, c)
+	}
+	return key, cols, rows.Err()
 }
