@@ -119,6 +119,11 @@ func (m *Migrator) migrateCommand(ctx context.Context, e events.Event, req event
 		return err
 	}
 	defer release()
+	if req.SnapshotMethod != "" {
+		if err := setSnapshotMethod(db, req.SnapshotMethod); err != nil {
+			return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
+		}
+	}
 
 	started := time.Now()
 	from, dirty, err := db.Version(ctx)
