@@ -2,8 +2,10 @@ package events_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,5 +97,36 @@ func waitCount(b *testing.B, got *atomic.Int64, want int64) {
 			b.Fatalf("consumed %d of %d", got.Load(), want)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkDecode decodes an upgrade request (a strict type) and a node
+// command two ways in the same run:
+//   - sdk: the CloudEvents SDK's json.Unmarshal alone (the floor, no check);
+//   - cutover: events.DecodeMsg, with issue 13's checks (specversion first,
+//     attribute names and lengths, size, subject, unknown request fields)
+//     on top of the schema and semantic validation.
+func BenchmarkDecode(b *testing.B) {
+	for _, d := range []events.Data{samples[0], samples[9]} {
+		m, err := events.Encode(sampleEvent(d))
+		if err != nil {
+			b.Fatal(err)
+		}
+		name := strings.TrimPrefix(d.EventType(), "dev.cutover.")
+		b.Run(name+"/sdk", func(b *testing.B) {
+			for b.Loop() {
+				var e events.Event
+				if err := json.Unmarshal(m.Data, &e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/cutover", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := events.DecodeMsg(m.Subject, m.Header, m.Data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -205,15 +205,18 @@ func CheckSubject(e Event, subject string) error {
 	if !ok {
 		return unknownType(e.Type())
 	}
-	tmpl := strings.Split(s.Subject, ".")
-	got := strings.Split(subject, ".")
 	wrong := func() error {
 		return &FieldError{Field: "type", Reason: fmt.Sprintf("%s events arrive on %s, not on %s; publish it on its own subject (docs/events.md)", e.Type(), s.SubjectPattern(), Clip(subject, MaxAttributeLen))}
 	}
-	if len(got) != len(tmpl) {
-		return wrong()
-	}
-	for i, t := range tmpl {
+	// Token by token, without splitting (this runs for every message).
+	tmpl, got := s.Subject, subject
+	for tmpl != "" {
+		if got == "" {
+			return wrong()
+		}
+		var t, g string
+		t, tmpl, _ = strings.Cut(tmpl, ".")
+		g, got, _ = strings.Cut(got, ".")
 		var attr, field string
 		switch t {
 		case "{node}":
@@ -223,14 +226,17 @@ func CheckSubject(e Event, subject string) error {
 		case "{service}":
 			attr, field = e.Subject(), "subject"
 		default:
-			if got[i] != t {
+			if g != t {
 				return wrong()
 			}
 			continue
 		}
-		if attr != "" && attr != got[i] {
+		if attr != "" && attr != g {
 			return &FieldError{Field: field, Reason: fmt.Sprintf("is %q but the event came on %s; %s events carry it in their subject (%s)", attr, Clip(subject, MaxAttributeLen), e.Type(), s.Subject)}
 		}
+	}
+	if got != "" || strings.HasSuffix(subject, ".") {
+		return wrong()
 	}
 	return nil
 }

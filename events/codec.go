@@ -66,7 +66,14 @@ func Encode(e Event) (*nats.Msg, error) {
 // percent-decoded ce-* headers. It checks the CloudEvents attributes, that the
 // type is in the catalog, and the data against its type's JSON Schema. Every
 // error is a *FieldError naming what is wrong.
-func Decode(h nats.Header, body []byte) (Event, error) {
+func Decode(h nats.Header, body []byte) (_ Event, rerr error) {
+	// Decoding is fuzzed, but a panic in it (or in the SDK under it) must
+	// not reach any reader, durable consumer or not: it becomes a rejection.
+	defer func() {
+		if r := recover(); r != nil {
+			rerr = &FieldError{Reason: Clip(fmt.Sprintf("the message could not be decoded (panic: %v); it is refused", r), MaxEchoLen)}
+		}
+	}()
 	if n := msgSize(h, body); n > MaxEventSize {
 		return Event{}, tooLarge(n)
 	}
@@ -160,49 +167,111 @@ func peek(h nats.Header, body []byte) (id, typ string) {
 }
 
 func decodeStructured(body []byte) (Event, error) {
-	// The attributes are checked on their raw JSON first: the SDK lower-cases
-	// extension names, accepts any spec version it knows (0.3) and says
-	// little about a bad time.
+	var e Event
+	err := json.Unmarshal(body, &e)
+	if err == nil && e.Validate() == nil {
+		// The SDK lower-cases extension names: check them as written, in a
+		// scan that costs far less than a second parse. Decode checks the
+		// spec version (the SDK also reads 0.3) and the rest.
+		if err := checkTopLevelNames(body); err != nil {
+			return Event{}, err
+		}
+		return e, nil
+	}
+	if ferr := explainStructured(body); ferr != nil {
+		return Event{}, ferr
+	}
+	if err != nil {
+		return Event{}, &FieldError{Reason: fmt.Sprintf("not a CloudEvents 1.0 JSON event: %s", Clip(err.Error(), 200))}
+	}
+	return e, nil // Decode reports the attribute that fails validation
+}
+
+// explainStructured says what is wrong with a structured event the SDK did
+// not read or validate, attribute by attribute, the spec version first;
+// nil when it finds nothing. Only a bad message pays for it.
+func explainStructured(body []byte) error {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(body, &probe); err != nil {
-		return Event{}, &FieldError{Reason: fmt.Sprintf("message is not a JSON object (%v); publish a CloudEvents 1.0 JSON event, or use binary mode with ce-* headers", err)}
+		return &FieldError{Reason: fmt.Sprintf("message is not a JSON object (%s); publish a CloudEvents 1.0 JSON event, or use binary mode with ce-* headers", Clip(err.Error(), 200))}
 	}
 	raw, ok := probe["specversion"]
 	if !ok {
-		return Event{}, &FieldError{Field: "specversion", Reason: `is required by CloudEvents 1.0; add "specversion": "1.0" to the event`}
+		return &FieldError{Field: "specversion", Reason: `is required by CloudEvents 1.0; add "specversion": "1.0" to the event`}
 	}
 	var sv string
 	if err := json.Unmarshal(raw, &sv); err != nil || sv != SpecVersion {
-		return Event{}, badSpecVersion(string(raw), `set "specversion": "1.0"`)
+		return badSpecVersion(string(raw), `set "specversion": "1.0"`)
 	}
 	for _, attr := range []string{"id", "source", "type"} {
 		if _, ok := probe[attr]; !ok {
-			return Event{}, &FieldError{Field: attr, Reason: "is required by CloudEvents 1.0; add it to the event"}
+			return &FieldError{Field: attr, Reason: "is required by CloudEvents 1.0; add it to the event"}
 		}
 	}
-	for name, v := range probe {
+	names := make([]string, 0, len(probe))
+	for name := range probe {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
 		if contextAttributes[name] {
-			if name != "data" && name != "data_base64" && !jsonString(v) {
-				return Event{}, &FieldError{Field: name, Reason: "must be a JSON string"}
+			if name != "data" && name != "data_base64" && !jsonString(probe[name]) {
+				return &FieldError{Field: name, Reason: "must be a JSON string"}
 			}
 			continue
 		}
 		if err := validExtensionName(name); err != nil {
-			return Event{}, err
+			return err
 		}
 	}
 	if raw, ok := probe["time"]; ok {
 		var ts string
 		_ = json.Unmarshal(raw, &ts)
 		if err := checkTime(ts); err != nil {
-			return Event{}, err
+			return err
 		}
 	}
-	var e Event
-	if err := json.Unmarshal(body, &e); err != nil {
-		return Event{}, &FieldError{Reason: fmt.Sprintf("not a CloudEvents 1.0 JSON event: %s", Clip(err.Error(), 200))}
+	return nil
+}
+
+// checkTopLevelNames checks the names of a JSON object's members, as
+// written, against CloudEvents 1.0: the context attributes, or extension
+// names of lower-case letters and digits. body is valid JSON (the SDK read it).
+func checkTopLevelNames(body []byte) error {
+	depth, in, esc, expectKey, start := 0, false, false, false, 0
+	for i, c := range body {
+		if in {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				in = false
+				if depth == 1 && expectKey {
+					expectKey = false
+					// The map lookup does not allocate; the check of an
+					// extension's name (a few per event) does not either.
+					if name := body[start:i]; !contextAttributes[string(name)] && !isExtensionName(name) {
+						return validExtensionName(string(name))
+					}
+				}
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			in, start = true, i+1
+		case '{', '[':
+			depth++
+			expectKey = depth == 1 && c == '{'
+		case '}', ']':
+			depth--
+		case ',':
+			expectKey = depth == 1
+		}
 	}
-	return e, nil // Decode reports the attribute that fails validation
+	return nil
 }
 
 // contextAttributes are the CloudEvents 1.0 attribute names of a structured
@@ -232,6 +301,19 @@ func validExtensionName(name string) error {
 		}
 	}
 	return nil
+}
+
+// isExtensionName reports whether a name is [a-z0-9]{1,20}.
+func isExtensionName(name []byte) bool {
+	if len(name) == 0 || len(name) > maxExtensionName {
+		return false
+	}
+	for _, c := range name {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkTime checks a time attribute: RFC 3339, as CloudEvents 1.0 requires.
