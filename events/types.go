@@ -416,6 +416,8 @@ type MigrationRequested struct {
 	Driver string `json:"driver" jsonschema:"enum=sqlite,enum=postgres,enum=mysql,enum=mariadb"`
 	// Database is the database location: a file path for sqlite, a URL for postgres or mysql.
 	Database string `json:"database" jsonschema:"minLength=1"`
+	// DatabaseID names the database in the migrator's allow-list (migrator --databases; the planner sends the service's name). A migrator with an allow-list migrates only the location configured under this id, never Database, and refuses an id it does not know.
+	DatabaseID string `json:"database_id,omitempty"`
 	// Source is the migrations directory (SQL files); required unless Command is set.
 	Source string `json:"source,omitempty"`
 	// TargetVersion is the version to reach; 0 means the latest in the source.
@@ -583,6 +585,8 @@ type MigrationRollbackRequested struct {
 	Driver string `json:"driver" jsonschema:"enum=sqlite,enum=postgres,enum=mysql,enum=mariadb"`
 	// Database is the database location.
 	Database string `json:"database" jsonschema:"minLength=1"`
+	// DatabaseID names the database in the migrator's allow-list, as in migration.requested.
+	DatabaseID string `json:"database_id,omitempty"`
 	// Source is the migrations directory with the down files.
 	Source string `json:"source,omitempty"`
 	// ToVersion is the version to return to.

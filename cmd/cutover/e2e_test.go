@@ -425,7 +425,7 @@ func TestServicesRunSeparately(t *testing.T) {
 	apiAddr := freeAddr(t)
 	procs := []*process{
 		startProcess(t, bins+"/planner", "--nats", url),
-		startProcess(t, bins+"/migrator", "--nats", url),
+		startProcess(t, bins+"/migrator", "--nats", url, "--allow-any-database"),
 		startProcess(t, bins+"/auditor", "--nats", url, "--store", filepath.Join(t.TempDir(), "audit.db"), "--http", apiAddr),
 	}
 	for _, n := range f.nodes {

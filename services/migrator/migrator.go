@@ -56,6 +56,13 @@ type Config struct {
 	// container from the service's new image; the docker subpackage). Nil
 	// refuses them with a clear error.
 	Commands CommandRunner
+	// Databases, when not nil, is the allow-list of databases by id
+	// (migrator --databases): a request must name one (database_id) and
+	// the location configured here is used, never the request's. Nil
+	// accepts the location a request carries (tests, cutover dev without
+	// an inventory); the migrator binary requires an allow-list unless
+	// --allow-any-database is given.
+	Databases map[string]AllowedDatabase
 }
 
 func (c *Config) setDefaults() {
@@ -208,10 +215,16 @@ func (m *Migrator) handle(ctx context.Context, e events.Event) error {
 		if err != nil {
 			return err
 		}
+		if err := m.allow(req.DatabaseID, &req.Driver, &req.Database); err != nil {
+			return err
+		}
 		return m.migrate(ctx, e, req)
 	default:
 		req, err := events.DataAs[events.MigrationRollbackRequested](e)
 		if err != nil {
+			return err
+		}
+		if err := m.allow(req.DatabaseID, &req.Driver, &req.Database); err != nil {
 			return err
 		}
 		return m.rollback(ctx, e, req)

@@ -81,7 +81,7 @@ func (p *Planner) advanceMigrationRollback(cause events.Event, u *Upgrade) (bool
 			return true, nil
 		}
 		cmd := events.MustNew(events.Source("planner", ""), events.MigrationRollbackRequested{
-			Driver: m.Driver, Database: m.Database, Source: m.Source, ToVersion: m.FromVersion, SnapshotID: m.SnapshotID,
+			Driver: m.Driver, Database: m.Database, DatabaseID: m.Service, Source: m.Source, ToVersion: m.FromVersion, SnapshotID: m.SnapshotID,
 		}, events.WithUpgrade(u.ID), events.CausedBy(cause))
 		m.Rollback, m.CommandID = MigrationSent, cmd.ID()
 		return false, []events.Event{cmd}
@@ -91,7 +91,7 @@ func (p *Planner) advanceMigrationRollback(cause events.Event, u *Upgrade) (bool
 
 func (p *Planner) migration(cause events.Event, u *Upgrade, m *MigrationProgress, phase string) events.Event {
 	return events.MustNew(events.Source("planner", ""), events.MigrationRequested{
-		Service: m.Service, Driver: m.Driver, Database: m.Database, Source: m.Source, TargetVersion: m.ToVersion, Phase: phase,
+		Service: m.Service, Driver: m.Driver, Database: m.Database, DatabaseID: m.Service, Source: m.Source, TargetVersion: m.ToVersion, Phase: phase,
 		SnapshotMethod: m.SnapshotMethod,
 	}, events.WithUpgrade(u.ID), events.CausedBy(cause))
 }

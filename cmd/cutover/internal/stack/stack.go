@@ -167,6 +167,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			"postgres": migpostgres.Driver{Method: cfg.PGSnapshotMethod, DumpDir: cfg.PGDumpDir}},
 		Images:        migimage.Fetcher{},
 		KeepSnapshots: cfg.KeepSnapshots,
+		// With an inventory the migrator migrates only its databases (by
+		// service), as a deployed migrator with --databases does.
+		Databases: inventoryDatabases(cfg.Inventory),
 	}, migJS)
 	if err != nil {
 		return nil, err
@@ -239,6 +242,21 @@ func (s *Stack) start(ctx context.Context, start, close func(context.Context) er
 	}
 	s.closers = append(s.closers, close)
 	return nil
+}
+
+// inventoryDatabases is the migrator's allow-list from an inventory: each
+// service's database under the service's name. Nil without an inventory.
+func inventoryDatabases(inv *inventory.Inventory) map[string]migrator.AllowedDatabase {
+	if inv == nil {
+		return nil
+	}
+	out := map[string]migrator.AllowedDatabase{}
+	for name, svc := range inv.Services {
+		if svc.Database != nil {
+			out[name] = migrator.AllowedDatabase{Driver: svc.Database.Driver, Location: svc.Database.URL}
+		}
+	}
+	return out
 }
 
 // clientConfig is an identity's connection config to the embedded server.

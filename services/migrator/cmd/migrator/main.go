@@ -50,8 +50,22 @@ func run(args []string) error {
 	pgDumpDir := fs.String("pg-dump-dir", "", "`directory` of pg_dump snapshots (default $TMPDIR/cutover-pg-snapshots)")
 	useDocker := fs.Bool("docker", false, "run command migrations (a one-off container from the service's new image, as Kolla's bootstrap) on the Docker engine of DOCKER_HOST or the local socket")
 	myDumpDir := fs.String("mysql-dump-dir", "", "`directory` of mariadb-dump snapshots of MariaDB/MySQL databases (default $TMPDIR/cutover-mysql-snapshots)")
+	dbFile := fs.String("databases", "", "YAML `FILE` of the databases this migrator may migrate, by id (the service name): ID: {driver: postgres, location: URL | location_file: FILE}; requests naming another are rejected")
+	anyDB := fs.Bool("allow-any-database", false, "migrate whatever database location a request names (INSECURE: whoever can publish migration commands picks the database; for tests and single-user setups)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var databases map[string]migrator.AllowedDatabase
+	switch {
+	case *dbFile != "" && *anyDB:
+		return errors.New("--databases and --allow-any-database exclude each other")
+	case *dbFile != "":
+		var err error
+		if databases, err = loadDatabases(*dbFile); err != nil {
+			return err
+		}
+	case !*anyDB:
+		return errors.New("--databases FILE is required: the databases this migrator may migrate, by id (or --allow-any-database, insecure)")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	setup, err := bus.Config(log)
@@ -96,6 +110,7 @@ func run(args []string) error {
 		Commands:      commands,
 		KeepSnapshots: *keep,
 		RequireDown:   *requireDown,
+		Databases:     databases,
 	}, js)
 	if err != nil {
 		return err
