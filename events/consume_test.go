@@ -568,3 +568,42 @@ func TestHandlerSeesTheStreamPosition(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartNeverReadsAPoisonMessageAgain: `cutover dev` restarted on the
+// same data died again within 8 s, because the poison message was never
+// acked. Terminated, it is never delivered again to the restarted
+// consumer, and not reported again.
+func TestRestartNeverReadsAPoisonMessageAgain(t *testing.T) {
+	s := natstest.Start(t)
+	got := rejections(t, s.Conn)
+	poison := nats.NewMsg(events.SubjectUpgradeRequested)
+	poison.Header.Set("ce-specversion", "0")
+	poison.Header.Set("ce-id", "poison-1")
+	poison.Header.Set("ce-source", "/nats-cli")
+	poison.Header.Set("ce-type", events.TypeUpgradeRequested)
+	if _, err := s.JS.PublishMsg(t.Context(), poison); err != nil {
+		t.Fatal(err)
+	}
+	cfg := events.ConsumerConfig{Durable: "planner", FilterSubjects: []string{events.SubjectUpgradeRequested}}
+	c, err := events.Consume(t.Context(), s.JS, cfg, func(ctx context.Context, e events.Event) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the rejection", func() bool { return len(got()) == 1 })
+	_ = c.Close(context.Background())
+
+	var handled atomic.Int32
+	consume(t, s.JS, cfg, func(ctx context.Context, e events.Event) error { handled.Add(1); return nil })
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the valid request after the restart", func() bool { return handled.Load() == 1 })
+	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "planner")
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || info.NumAckPending != 0 || len(got()) != 1 {
+		t.Errorf("after the restart: %d redelivered, %d pending, %d rejections; want 0, 0, 1", info.NumRedelivered, info.NumAckPending, len(got()))
+	}
+}
