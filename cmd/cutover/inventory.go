@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 	"github.com/cutover-dev/cutover/services/planner/inventory/kolla"
 )
@@ -61,7 +62,7 @@ func newInventoryCheckCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d nodes, %d roles, %d services: valid\n", args[0], len(inv.Nodes), len(inv.Roles), len(inv.Services))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s, %s, %s: valid\n", args[0], render.Plural(len(inv.Nodes), "node"), render.Plural(len(inv.Roles), "role"), render.Plural(len(inv.Services), "service"))
 			return nil
 		},
 	}
@@ -112,6 +113,6 @@ func importKolla(in, out string, opts kolla.Options, stdout, stderr io.Writer) e
 	if err := os.WriteFile(out, raw, 0o644); err != nil {
 		return fmt.Errorf("write inventory %s: %w", out, err)
 	}
-	fmt.Fprintf(stderr, "wrote %s: %d nodes, %d roles, %d services\n", out, len(inv.Nodes), len(inv.Roles), len(inv.Services))
+	fmt.Fprintf(stderr, "wrote %s: %s, %s, %s\n", out, render.Plural(len(inv.Nodes), "node"), render.Plural(len(inv.Roles), "role"), render.Plural(len(inv.Services), "service"))
 	return nil
 }

@@ -155,13 +155,13 @@ func Load(path string) (*Inventory, error) {
 func Parse(name string, raw []byte) (*Inventory, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
-		return nil, fmt.Errorf("%s: not valid YAML: %w", name, err)
+		return nil, yamlpos.Explain(name, raw, err, "")
 	}
 	var inv Inventory
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&inv); err != nil {
-		return nil, fmt.Errorf("%s: %w (see the inventory format in the cutover README)", name, err)
+		return nil, yamlpos.Explain(name, raw, err, "see the inventory format in the cutover README")
 	}
 	if errs := inv.validate(func(path []string) string {
 		return fmt.Sprintf("%s:%d: %s", name, yamlpos.Line(&root, path), yamlpos.Join(path))
@@ -268,6 +268,9 @@ func (inv *Inventory) validate(where func([]string) string) error {
 			} else if d == s {
 				bad(append(p, "depends_on", strconv.Itoa(i)), "a service cannot depend on itself")
 			}
+		}
+		if cycle := dependencyCycle(inv.Services, s); cycle != nil {
+			bad(append(p, "depends_on"), "dependency cycle %s; remove one of these dependencies", strings.Join(cycle, " → "))
 		}
 		if db := svc.Database; db != nil {
 			switch db.Driver {
@@ -427,4 +430,45 @@ func (inv *Inventory) ContainersOf(node string) []Placed {
 		}
 	}
 	return out
+}
+
+// dependencyCycle returns the cycle of depends_on that starts and ends at
+// service from, or nil when from is on none. Each cycle is reported once,
+// at its service that sorts first.
+func dependencyCycle(services map[string]Service, from string) []string {
+	var path []string
+	onPath := map[string]bool{}
+	done := map[string]bool{}
+	var walk func(s string) []string
+	walk = func(s string) []string {
+		if s == from && len(path) > 0 {
+			return append(slices.Clone(path), s)
+		}
+		if onPath[s] || done[s] {
+			return nil
+		}
+		onPath[s] = true
+		path = append(path, s)
+		for _, d := range services[s].DependsOn {
+			if d == s {
+				continue // reported on its own
+			}
+			if c := walk(d); c != nil {
+				return c
+			}
+		}
+		path = path[:len(path)-1]
+		onPath[s], done[s] = false, true
+		return nil
+	}
+	c := walk(from)
+	if c == nil {
+		return nil
+	}
+	for _, s := range c {
+		if s < from {
+			return nil // reported at the service that sorts first
+		}
+	}
+	return c
 }

@@ -36,7 +36,9 @@ func TestParseNamesFileLineAndField(t *testing.T) {
 		want       []string
 	}{
 		{"not yaml", "nodes: [", []string{"i.yaml", "not valid YAML"}},
-		{"unknown field", strings.Replace(base, "image: web:1", "imgae: web:1", 1), []string{"i.yaml", "line 8", "imgae"}},
+		{"unknown field", strings.Replace(base, "image: web:1", "imgae: web:1", 1), []string{"i.yaml:8: field imgae is not known here"}},
+		{"dependency cycle", strings.Replace(strings.Replace(base, "  web:\n    containers:", "  web:\n    depends_on: [api]\n    containers:", 1), "services:\n  web:", "services:\n  api:\n    depends_on: [web]\n    containers: [{name: api, image: api:1}]\n  web:", 1),
+			[]string{"i.yaml:7: services.api.depends_on: dependency cycle api → web → api; remove one of these dependencies"}},
 		{"undefined role", strings.Replace(base, "roles: [r]", "roles: [r, db]", 1), []string{`i.yaml:2: nodes.n1.roles[1]: role "db" is not defined`}},
 		{"undefined service", strings.Replace(base, "services: [web]", "services: [web, api]", 1), []string{`i.yaml:4: roles.r.services[1]: service "api" is not defined`}},
 		{"everything wrong at once",

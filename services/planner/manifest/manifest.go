@@ -134,13 +134,13 @@ func Parse(name string, raw []byte) (events.UpgradeRequested, error) {
 func ParseRelease(name string, raw []byte) (Release, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
-		return Release{}, fmt.Errorf("%s: not valid YAML: %w", name, err)
+		return Release{}, yamlpos.Explain(name, raw, err, "")
 	}
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return Release{}, fmt.Errorf("%s: %w (known fields: release, failure_action, wait_for_verdicts, verdict_timeout, pause_after_canary, services.<name>.image|strategy|min_healthy|health_timeout|env|migrations_version|max_unavailable|depends_on|images|drain_ack_timeout|drain_ack_required|probe)", name, err)
+		return Release{}, yamlpos.Explain(name, raw, err, "known fields: release, failure_action, wait_for_verdicts, verdict_timeout, pause_after_canary, services.<name>.image|strategy|min_healthy|health_timeout|env|migrations_version|max_unavailable|depends_on|images|drain_ack_timeout|drain_ack_required|probe")
 	}
 	var errs []error
 	bad := func(path []string, format string, args ...any) {

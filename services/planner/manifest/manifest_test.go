@@ -23,7 +23,7 @@ func TestParseNamesFileLineAndField(t *testing.T) {
 		want       []string
 	}{
 		{"not yaml", "release: [", []string{"r.yaml", "not valid YAML"}},
-		{"unknown field", "release: v2\nservices:\n  web:\n    imgae: x\n", []string{"r.yaml", "line 4", "imgae"}},
+		{"unknown field", "release: v2\nservices:\n  web:\n    imgae: x\n", []string{"r.yaml:4: field imgae is not known here", "known fields: release"}},
 		{"missing image", "release: v2\nservices:\n  web:\n    strategy: stop-first\n", []string{"r.yaml:3: services.web.image: is missing"}},
 		{"everything wrong at once", "failure_action: explode\nservices:\n  web:\n    image: x\n    strategy: sideways\n    min_healthy: soon\n",
 			[]string{"r.yaml:1: release: is missing", "r.yaml:1: failure_action: \"explode\"", "r.yaml:5: services.web.strategy", "r.yaml:6: services.web.min_healthy: \"soon\""}},
