@@ -353,8 +353,8 @@ func shortID(id string) string {
 	return id
 }
 
-// Cleanup force-removes every container, then every volume and network,
-// carrying label ("key=value", usually LabelTest+"="+runID). It is for
+// Cleanup force-removes every container, then every image, volume and
+// network, carrying label ("key=value", usually LabelTest+"="+runID). It is for
 // tests, and keeps going past failures, returning them all.
 func Cleanup(ctx context.Context, cli *client.Client, label string) error {
 	if !strings.Contains(label, "=") {
@@ -373,6 +373,19 @@ func Cleanup(ctx context.Context, cli *client.Client, label string) error {
 		_, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 		if err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove container %s: %w", shortID(c.ID), err))
+		}
+	}
+
+	// Then images: the containers that used them are gone. A test image
+	// carries its run's label in its config, so only this run's go.
+	images, err := cli.ImageList(ctx, client.ImageListOptions{Filters: filter})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list images labelled %s: %w", label, err))
+	}
+	for _, img := range images.Items {
+		_, err := cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove image %s: %w", shortID(img.ID), err))
 		}
 	}
 

@@ -13,6 +13,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -398,4 +400,32 @@ func TestDockerKit(t *testing.T) {
 		}
 	})
 	t.Logf("whole test took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestCleanupRemovesTheRunsImages: images a run pulled carry its label in
+// their config, and Cleanup removes them with its containers, so a test
+// run leaves no image behind.
+func TestCleanupRemovesTheRunsImages(t *testing.T) {
+	k := newKit(t)
+	bin := filepath.Join(t.TempDir(), "app")
+	if err := os.WriteFile(bin, []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img, err := k.reg.Push(t.Context(), bin, ImageSpec{Repo: "cleanup/app", Tag: "v1", Labels: k.labels, Env: []string{"CUTOVER_TEST_RUN=" + k.runID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := PullImage(t.Context(), k.cli, img.Ref); err != nil {
+		t.Fatal(err)
+	}
+	filter := client.ImageListOptions{Filters: client.Filters{}.Add("label", LabelTest+"="+k.runID)}
+	if got, err := k.cli.ImageList(t.Context(), filter); err != nil || len(got.Items) != 1 {
+		t.Fatalf("images labelled with the run before Cleanup: %d (%v), want 1", len(got.Items), err)
+	}
+	if err := Cleanup(t.Context(), k.cli, LabelTest+"="+k.runID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := k.cli.ImageList(t.Context(), filter); err != nil || len(got.Items) != 0 {
+		t.Errorf("images labelled with the run after Cleanup: %d (%v), want none", len(got.Items), err)
+	}
 }
