@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -304,4 +305,45 @@ func corpusValues(t *testing.T, path string) []string {
 		vals = append(vals, v)
 	}
 	return vals
+}
+
+// TestRejectedListsWhatWasRefused: cutover rejected shows an operator each
+// refused message once, with its field and reason, and whether the message
+// is still in the stream.
+func TestRejectedListsWhatWasRefused(t *testing.T) {
+	s := natstest.Start(t)
+	nopts := []string{"--nats", s.ClientURL()}
+	if r := runCLI(t.Context(), append([]string{"rejected"}, nopts...)...); r.code != 0 || !strings.Contains(r.stdout, "no rejected messages") {
+		t.Fatalf("empty stream: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	for _, name := range []string{"planner", "auditor"} {
+		c, err := events.Consume(t.Context(), s.JS, events.ConsumerConfig{Durable: name, FilterSubjects: []string{events.SubjectUpgradeRequested}}, func(context.Context, events.Event) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+	}
+	poison := nats.NewMsg(events.SubjectUpgradeRequested)
+	poison.Header.Set("ce-specversion", "0")
+	poison.Header.Set("ce-id", "poison-1")
+	poison.Header.Set("ce-source", "/nats-cli")
+	poison.Header.Set("ce-type", events.TypeUpgradeRequested)
+	if _, err := s.JS.PublishMsg(t.Context(), poison); err != nil {
+		t.Fatal(err)
+	}
+	var rows []rejectedRow
+	natstest.Eventually(t, 10*time.Second, "cutover rejected to list the message", func() bool {
+		r := runCLI(t.Context(), append([]string{"rejected", "-o", "json"}, nopts...)...)
+		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &rows) == nil && len(rows) > 0
+	})
+	if len(rows) != 1 || rows[0].StreamSequence != 1 || rows[0].Field != "specversion" || rows[0].EventID != "poison-1" || !rows[0].Stored || rows[0].At.IsZero() {
+		t.Errorf("rows = %+v, want the one poison message, field specversion, still stored", rows)
+	}
+	r := runCLI(t.Context(), append([]string{"rejected"}, nopts...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "poison-1") || !strings.Contains(r.stdout, "specversion") || !strings.Contains(r.stdout, "1.0 only") {
+		t.Errorf("text: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t.Context(), append([]string{"rejected", "--limit", "-1"}, nopts...)...); r.code != 2 {
+		t.Errorf("--limit -1: exit %d, want 2 (usage)", r.code)
+	}
 }
