@@ -607,3 +607,33 @@ func TestRestartNeverReadsAPoisonMessageAgain(t *testing.T) {
 		t.Errorf("after the restart: %d redelivered, %d pending, %d rejections; want 0, 0, 1", info.NumRedelivered, info.NumAckPending, len(got()))
 	}
 }
+
+// TestConsumeRejectsAnEventOverItsTypeLimit: a health signal over its 64 KiB
+// limit (under the stream's 1 MiB) is rejected by the consumer, naming the
+// limit; the next signal is handled.
+func TestConsumeRejectsAnEventOverItsTypeLimit(t *testing.T) {
+	s := natstest.Start(t)
+	got := rejections(t, s.Conn)
+	var handled atomic.Int32
+	consume(t, s.JS, events.ConsumerConfig{Durable: "auditor", FilterSubjects: []string{events.SubjectHealthSignals}},
+		func(ctx context.Context, e events.Event) error { handled.Add(1); return nil })
+	ok := events.MustNew("/monitor", events.HealthSignal{Service: "web", Node: "n1", Status: "fail"}, events.WithSubject("web"), events.WithNode("n1"))
+	m, err := events.Encode(ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := nats.NewMsg(m.Subject)
+	big.Header = m.Header
+	big.Data = []byte(strings.Replace(string(m.Data), `"status":"fail"`, `"status":"fail","message":"`+strings.Repeat("x", 100<<10)+`"`, 1))
+	big.Header.Set(nats.MsgIdHdr, "big-1")
+	if _, err := s.JS.PublishMsg(t.Context(), big); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), ok); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the rejection and the next signal", func() bool { return len(got()) == 1 && handled.Load() == 1 })
+	if r := got()[0]; !strings.Contains(r.Reason, "limit of a dev.cutover.health.signal event") || r.EventID != ok.ID() {
+		t.Errorf("rejection = %+v", r)
+	}
+}
