@@ -20,9 +20,15 @@ MARIADB_URL ?= mysql://cutover:cutover@127.0.0.1:3306/cutover
 
 all: build
 
+BINARIES := cmd/cutover services/planner/cmd/planner services/migrator/cmd/migrator services/node-updater/cmd/node-updater services/auditor/cmd/auditor services/lb-agent/cmd/lb-agent
+
+# One line per binary: the first build downloads and compiles every
+# dependency (about 3 minutes on 2 cores), later ones take seconds.
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ ./cmd/cutover ./services/planner/cmd/planner ./services/migrator/cmd/migrator ./services/node-updater/cmd/node-updater ./services/auditor/cmd/auditor ./services/lb-agent/cmd/lb-agent
+	@n=0; total=$(words $(BINARIES)); for b in $(BINARIES); do n=$$((n+1)); start=$$SECONDS; \
+	  printf 'build %d/%d  bin/%s ... ' $$n $$total "$$(basename $$b)"; \
+	  $(GO) build -o bin/ ./$$b || exit 1; echo "$$((SECONDS-start))s"; done
 
 demo: build
 	./bin/cutover demo
@@ -72,8 +78,15 @@ docker-check:
 	@if docker info >/dev/null 2>&1; then echo "docker: engine reachable; the Docker end-to-end tests run"; \
 	else echo "docker: NO ENGINE REACHABLE; the Docker end-to-end tests are SKIPPED (start Docker to run them)"; fi
 
+# Each module's tests with -v, filtered by scripts/test-progress.awk: every
+# top-level test is shown as it starts and ends, so a long package
+# (node-updater, cmd/cutover: minutes) is never silent; a failure shows
+# its whole output. TEST_VERBOSE=1 shows the raw go test -v output.
 test-modules:
-	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && CUTOVER_TEST_POSTGRES="$(PG_URL)" CUTOVER_TEST_MARIADB="$(MARIADB_URL)" $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...); done
+	@set -eo pipefail; for m in $(MODULES); do echo "== go test $$m"; start=$$SECONDS; \
+	  if [ -n "$(TEST_VERBOSE)" ]; then filter=cat; else filter="awk -f $(CURDIR)/scripts/test-progress.awk"; fi; \
+	  (cd $$m && CUTOVER_TEST_POSTGRES="$(PG_URL)" CUTOVER_TEST_MARIADB="$(MARIADB_URL)" $(GO) test -v -count=1 -timeout $(TEST_TIMEOUT) ./... 2>&1 | $$filter); \
+	  echo "== $$m: $$((SECONDS-start))s"; done
 
 # Every benchmark with its baseline, one BENCH line per result
 # (scripts/bench.sh; BENCH_FLEET=100 for a quick run without the big fleets).
