@@ -33,7 +33,9 @@
 //     no run is recorded.
 //   - dev.cutover.migration.rollback.requested: refuse a source that fails
 //     CheckSource's checks (applied file missing or changed, file below
-//     the current version never applied) before anything runs; go down
+//     the current version never applied) before anything runs; refuse to
+//     undo a contract migration unless the request names the snapshot to
+//     restore (its down file cannot bring back what it removed); go down
 //     through the down migrations when every step has one, otherwise restore
 //     the named snapshot, after counting what was written since it
 //     (Database.WrittenAfter), which the event reports (restore: the writes

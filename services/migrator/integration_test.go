@@ -548,15 +548,30 @@ func TestExpandContractPhases(t *testing.T) {
 				{migrator.PhaseExpand, 26, 26}, // nothing before the contract migration
 				{migrator.PhaseContract, 26, 30},
 			}
+			var contractSnap string
 			for _, s := range steps {
 				fin, _ := h.final(h.request(events.MigrationRequested{Driver: "postgres", Database: loc, Source: "testdata/pg/realistic", Phase: s.phase}))
 				done := as[events.MigrationCompleted](t, fin)
 				if fin.Type() != events.TypeMigrationCompleted || done.FromVersion != s.from || done.ToVersion != s.to {
 					t.Fatalf("phase %s: %s %s, want from %d to %d", s.phase, fin.Type(), fin.Data(), s.from, s.to)
 				}
+				if s.phase == migrator.PhaseContract {
+					contractSnap = done.SnapshotID
+				}
 			}
-			// The realistic set rolls all the way back through its down files.
-			fin, _ := h.final(h.request(events.MigrationRollbackRequested{Driver: "postgres", Database: loc, Source: "testdata/pg/realistic", ToVersion: 0}))
+			// After the contract, its down files are refused: only the
+			// snapshot taken before it, named explicitly, goes back past it.
+			fin, _ := h.final(h.request(events.MigrationRollbackRequested{Driver: "postgres", Database: loc, Source: "testdata/pg/realistic", ToVersion: 26}))
+			if failed := as[events.MigrationFailed](t, fin); fin.Type() != events.TypeMigrationFailed ||
+				!strings.Contains(failed.Error, "undoes contract migration 0027_") || !strings.Contains(failed.Error, "snapshot_id") || failed.Version != 30 {
+				t.Fatalf("rollback past the contract without a snapshot: %s %s, want it refused naming the contract files", fin.Type(), fin.Data())
+			}
+			fin, _ = h.final(h.request(events.MigrationRollbackRequested{Driver: "postgres", Database: loc, Source: "testdata/pg/realistic", ToVersion: 26, SnapshotID: contractSnap}))
+			if rb := as[events.MigrationRollbackCompleted](t, fin); fin.Type() != events.TypeMigrationRollbackCompleted || rb.Path != migrator.PathSnapshot || rb.ToVersion != 26 {
+				t.Fatalf("rollback past the contract with its snapshot: %s %s", fin.Type(), fin.Data())
+			}
+			// Before the contract, the realistic set rolls all the way back through its down files.
+			fin, _ = h.final(h.request(events.MigrationRollbackRequested{Driver: "postgres", Database: loc, Source: "testdata/pg/realistic", ToVersion: 0}))
 			if fin.Type() != events.TypeMigrationRollbackCompleted {
 				t.Fatalf("rollback: %s %s", fin.Type(), fin.Data())
 			}

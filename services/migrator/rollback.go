@@ -60,6 +60,15 @@ func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.Migr
 		return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: unchanged + " (nothing ran)"})
 	}
 	why := m.downBlocked(ctx, db, req, from, dirty)
+	if contracts := contractsUndone(ctx, db, req, from, dirty); len(contracts) > 0 {
+		if req.SnapshotID == "" {
+			return fail(events.MigrationFailed{Error: fmt.Sprintf("refused: rolling back to version %d undoes contract migration %s, which ran once every instance was on the new release "+
+				"and removed what the old release needs; a down file cannot bring that data back. Restore the snapshot taken before the contract instead: "+
+				"send the request again with its snapshot_id (the contract's migration.started names it)", req.ToVersion, strings.Join(contracts, ", ")),
+				Version: from, State: unchanged + " (nothing ran)"})
+		}
+		why = fmt.Sprintf("it undoes contract migration %s, which only a snapshot restore can", strings.Join(contracts, ", "))
+	}
 	if why == "" {
 		return m.rollbackDown(ctx, e, db, database, from, req.ToVersion, fail, failed)
 	}
@@ -189,4 +198,26 @@ func (m *Migrator) rollbackDown(ctx context.Context, e events.Event, db Database
 	}
 	m.endRun(runCtx, db, log)
 	return m.finish(ctx, e, events.MigrationRollbackCompleted{Database: database, Path: PathDown, FromVersion: from, ToVersion: to}, log)
+}
+
+// contractsUndone lists the contract migrations (NNNN_title.contract.up.sql)
+// a rollback from version from to the request's target would undo: a
+// rollback past one is refused unless the request names a snapshot to
+// restore (issue 17: after the contract, only a snapshot brings back what
+// the old release needs).
+func contractsUndone(ctx context.Context, db Database, req events.MigrationRollbackRequested, from uint, dirty bool) []string {
+	if req.Source == "" {
+		return nil
+	}
+	migs, err := db.Migrations(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, mg := range migs {
+		if mg.Phase == PhaseContract && mg.Version > req.ToVersion && (mg.Version <= from || (dirty && mg.Version == from)) {
+			out = append(out, mg.Up)
+		}
+	}
+	return out
 }
