@@ -3,6 +3,7 @@ package verdict_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -323,6 +324,17 @@ func TestFloodOfSignals(t *testing.T) {
 			msg = &nats.Msg{Subject: "cutover.health.web.n1", Data: []byte("garbage")}
 		}
 		f, err := s.JS.PublishMsgAsync(msg)
+		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			// The client caps unacknowledged async publishes and gives up
+			// after a short stall; on a loaded machine wait for the stream
+			// to catch up, then go on with the flood.
+			select {
+			case <-s.JS.PublishAsyncComplete():
+			case <-time.After(60 * time.Second):
+				t.Fatal("the stream did not catch up with the flood within 60s")
+			}
+			f, err = s.JS.PublishMsgAsync(msg)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
