@@ -277,6 +277,8 @@ func FromFleet(fleet []events.NodeInventory) Input {
 			}
 			n.Containers = append(n.Containers, Container{Name: c.Name, Service: c.Service, Image: c.Image, WorkloadHost: c.WorkloadHost})
 		}
+		// The fleet has no update order: by name, so plans are stable.
+		sort.Slice(n.Containers, func(i, j int) bool { return n.Containers[i].Name < n.Containers[j].Name })
 		in.Nodes = append(in.Nodes, n)
 	}
 	return in
@@ -298,7 +300,10 @@ func Build(rel Release, in Input) (*Plan, error) {
 		np := NodePlan{Node: n.Name}
 		nc := nodeChange{node: n.Name}
 		cs := slices.Clone(n.Containers)
-		sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+		// By service; within a service the containers keep the input's
+		// order, which is the inventory's update order (keystone_ssh,
+		// keystone_fernet, keystone).
+		sort.SliceStable(cs, func(i, j int) bool { return cs[i].Service < cs[j].Service })
 		seen := map[string]bool{}
 		for _, c := range cs {
 			t, ok := rel.Services[c.Service]
