@@ -173,6 +173,11 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		{"verdict timeout without the wait", nil, structured(func(m map[string]any) {
 			m["data"].(map[string]any)["verdict_timeout_ms"] = 60000
 		}), "data.verdict_timeout_ms", "wait_for_verdicts is not"},
+		{"empty per-container image", nil, structured(func(m map[string]any) {
+			for _, svc := range m["data"].(map[string]any)["release"].(map[string]any)["services"].(map[string]any) {
+				svc.(map[string]any)["images"] = map[string]any{"keystone_ssh": ""}
+			}
+		}), "data.release.services.web.images", "keystone_ssh"},
 		{"no data", nil, structured(func(m map[string]any) { delete(m, "data") }), "data", "missing"},
 		{"foreign dataschema", nil, structured(func(m map[string]any) { m["dataschema"] = "https://example.com/x.json" }), "dataschema", "not the schema"},
 		{"binary without id", binary, []byte(`{"service":"web","status":"pass"}`), "id", "ce-id"},

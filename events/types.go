@@ -1,6 +1,11 @@
 package events
 
-import "time"
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
 
 // Event types, one per step of the upgrade lifecycle. Every type is listed in
 // Catalog with its subject, producer and consumers.
@@ -89,6 +94,8 @@ type ServiceRelease struct {
 	Probe *Probe `json:"probe,omitempty"`
 	// MigrationsVersion is the highest migration version the new image carries; above the database's version (inventory) the planner migrates the service's database (expand before the rolling waves, contract after).
 	MigrationsVersion uint `json:"migrations_version,omitempty"`
+	// Images overrides Image per container name, for a service whose containers run different images (kolla's keystone_ssh, keystone_fernet and keystone).
+	Images map[string]string `json:"images,omitempty"`
 }
 
 // Validate checks what the schema cannot: at least one service, and a
@@ -96,6 +103,17 @@ type ServiceRelease struct {
 func (r UpgradeRequested) Validate() error {
 	if len(r.Release.Services) == 0 {
 		return &FieldError{Field: "data.release.services", Reason: "is empty; name at least one service and its target image"}
+	}
+	for _, svc := range slices.Sorted(maps.Keys(r.Release.Services)) {
+		if n := len(r.Release.Services[svc].Images); n > 64 {
+			return &FieldError{Field: "data.release.services." + svc + ".images", Reason: fmt.Sprintf("has %d entries, more than 64 containers per service", n)}
+		}
+		for _, c := range slices.Sorted(maps.Keys(r.Release.Services[svc].Images)) {
+			img := r.Release.Services[svc].Images[c]
+			if c == "" || img == "" || len(c) > 255 || len(img) > 1024 {
+				return &FieldError{Field: "data.release.services." + svc + ".images", Reason: fmt.Sprintf("entry %.40q: %.40q is not a container name (1-255 characters) and an image reference (1-1024 characters)", c, img)}
+			}
+		}
 	}
 	if r.VerdictTimeoutMs > 0 && !r.WaitForVerdicts {
 		return &FieldError{Field: "data.verdict_timeout_ms", Reason: "is set but wait_for_verdicts is not, so nothing would wait; set wait_for_verdicts: true or drop verdict_timeout_ms"}

@@ -207,7 +207,7 @@ func ParseRelease(name string, raw []byte) (Release, error) {
 			bad(append(p, "probe"), "%v", probeErr)
 		}
 		req.Release.Services[svc] = events.ServiceRelease{Image: s.Image, MigrationsVersion: uint(s.MigrationsVersion), Strategy: s.Strategy, MinHealthyMs: minHealthy.Milliseconds(), HealthTimeoutMs: timeout.Milliseconds(),
-			DrainAckTimeoutMs: drainAck.Milliseconds(), DrainAckRequired: s.DrainAckRequired, Probe: probe}
+			DrainAckTimeoutMs: drainAck.Milliseconds(), DrainAckRequired: s.DrainAckRequired, Probe: probe, Images: s.Images}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Release{}, err

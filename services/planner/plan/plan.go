@@ -210,7 +210,7 @@ func FromManifest(m manifest.Release) Release {
 func FromRequest(req events.UpgradeRequested) Release {
 	r := Release{Name: req.Release.Name, Services: map[string]Target{}}
 	for name, sr := range req.Release.Services {
-		r.Services[name] = Target{ServiceRelease: sr, MigrationsVersion: int(sr.MigrationsVersion)}
+		r.Services[name] = Target{ServiceRelease: sr, MigrationsVersion: int(sr.MigrationsVersion), Images: sr.Images}
 	}
 	return r
 }

@@ -37,3 +37,32 @@ func TestTargetsCarryTheServiceSettings(t *testing.T) {
 		t.Errorf("target = %+v, want %+v", g, want)
 	}
 }
+
+// TestRequestKeepsPerContainerImages: a release's per-container images
+// (kolla's keystone_ssh, keystone_fernet, keystone run three images) reach
+// the targets when the plan is made from the upgrade request, as the live
+// planner makes it, not only in the dry run.
+func TestRequestKeepsPerContainerImages(t *testing.T) {
+	req := events.UpgradeRequested{Release: events.Release{Name: "p1", Services: map[string]events.ServiceRelease{
+		"keystone": {Image: "kolla/keystone:p1", Images: map[string]string{"keystone_ssh": "kolla/keystone-ssh:p1"}},
+	}}}
+	fleet := []events.NodeInventory{{Node: "n1", Containers: []events.ObservedContainer{
+		{Name: "keystone_ssh", Service: "keystone", Image: "kolla/keystone-ssh:p0"},
+		{Name: "keystone", Service: "keystone", Image: "kolla/keystone:p0"},
+	}}}
+	p, err := plan.Build(plan.FromRequest(req), plan.FromFleet(fleet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, w := range p.Rollout() {
+		for _, n := range w.Nodes {
+			for _, tg := range n.Targets {
+				got[tg.Container] = tg.Image
+			}
+		}
+	}
+	if got["keystone_ssh"] != "kolla/keystone-ssh:p1" || got["keystone"] != "kolla/keystone:p1" {
+		t.Errorf("targets %v, want keystone_ssh on its own image", got)
+	}
+}
