@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
@@ -192,7 +193,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	}
 	tw.Flush()
 	if n, err := waitAudited(ctx, s, e.ID()); err == nil {
-		fmt.Fprintf(out, "  the auditor recorded %d events of this upgrade (SQLite)\n", n)
+		fmt.Fprintf(out, "  the auditor recorded %s of this upgrade (SQLite)\n", render.Plural(n, "event"))
 	} else {
 		fmt.Fprintln(out, "  auditor:", err)
 		ok = false

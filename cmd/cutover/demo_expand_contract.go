@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
 
@@ -92,7 +93,7 @@ func runDemoExpandContract(ctx context.Context, out io.Writer, o demoExpandContr
 	}
 	fmt.Fprintf(out, "\nload: %s\n%s\n", res.Load, res.dataSummary())
 	if len(res.Load.Errors) > 0 {
-		fmt.Fprintf(out, "failures by cause: %v\n", res.Load.Errors)
+		fmt.Fprintf(out, "failures by cause: %s\n", render.Counts(res.Load.Errors))
 	}
 	if ps := res.problems(); len(ps) > 0 {
 		fmt.Fprintln(out, "\ndemo FAILED:")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
@@ -121,7 +122,7 @@ func runDemoSim(ctx context.Context, out io.Writer, dockerErr error, listen stri
 	}
 	tw.Flush()
 	if n, err := waitAudited(ctx, s, e.ID()); err == nil {
-		fmt.Fprintf(out, "  the auditor recorded %d events of this upgrade (SQLite)\n", n)
+		fmt.Fprintf(out, "  the auditor recorded %s of this upgrade (SQLite)\n", render.Plural(n, "event"))
 	} else {
 		fmt.Fprintln(out, "  auditor:", err)
 		ok = false

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
 
@@ -127,13 +128,13 @@ func runDemoZeroDowntime(ctx context.Context, out io.Writer, o demoZeroDowntimeO
 				v2++
 			}
 		}
-		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%v\t%v\t%v\t%s\t%d/%d on v2\n", r.mode(), r.Load.Sent, r.Load.OK, r.Load.Failed,
-			r.Load.P50.Round(10*time.Microsecond), r.Load.P99.Round(10*time.Microsecond), r.Load.Max.Round(time.Millisecond), up, v2, zdReplicas)
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%d/%d on v2\n", r.mode(), r.Load.Sent, r.Load.OK, r.Load.Failed,
+			render.Duration(r.Load.P50), render.Duration(r.Load.P99), render.Duration(r.Load.Max), up, v2, zdReplicas)
 	}
 	tw.Flush()
 	for _, r := range results {
 		if len(r.Load.Errors) > 0 {
-			fmt.Fprintf(out, "  %s failures by cause: %v\n", r.mode(), r.Load.Errors)
+			fmt.Fprintf(out, "  %s failures by cause: %s\n", r.mode(), render.Counts(r.Load.Errors))
 		}
 	}
 	cut := results[0]

@@ -14,6 +14,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
 	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
@@ -341,7 +342,7 @@ func (r ecResult) byVersion() map[string]int {
 
 // dataSummary is one line on the writes and reads of a run.
 func (r ecResult) dataSummary() string {
-	return fmt.Sprintf("acknowledged writes by version %v; correct reads (writer->reader) %v; %d rows; schema version %d", r.byVersion(), r.Load.Reads, len(r.Rows), r.Version)
+	return fmt.Sprintf("acknowledged writes by version: %s; correct reads (writer->reader): %s; %s; schema version %d", render.Counts(r.byVersion()), render.Counts(r.Load.Reads), render.Plural(len(r.Rows), "row"), r.Version)
 }
 
 // ecMaxRowProblems bounds how many wrong rows problems lists one by one.
@@ -359,7 +360,7 @@ func (r ecResult) problems() []string {
 		out = append(out, r.UpgradeErr.Error())
 	}
 	if r.Load.Sent == 0 || r.Load.Failed != 0 || r.Load.OK != r.Load.Sent {
-		out = append(out, fmt.Sprintf("%d of %d write-and-read-back requests failed (causes %v); want none", r.Load.Failed, r.Load.Sent, r.Load.Errors))
+		out = append(out, fmt.Sprintf("%d of %d write-and-read-back requests failed (causes %s); want none", r.Load.Failed, r.Load.Sent, render.Counts(r.Load.Errors)))
 	}
 	if len(r.Load.Acked) < r.Load.OK {
 		out = append(out, fmt.Sprintf("%d writes acknowledged, %d requests ok; want every ok request acknowledged", len(r.Load.Acked), r.Load.OK))
@@ -386,10 +387,10 @@ func (r ecResult) problems() []string {
 		out = append(out, fmt.Sprintf("... %d wrong or missing rows in all", bad))
 	}
 	if n := r.byVersion(); n["v1"] == 0 || n["v2"] == 0 {
-		out = append(out, fmt.Sprintf("writes by version %v; want writes by both v1 and v2", n))
+		out = append(out, fmt.Sprintf("writes by version: %s; want writes by both v1 and v2", render.Counts(n)))
 	}
 	if r.Load.Reads["v1->v2"] == 0 || r.Load.Reads["v2->v1"] == 0 {
-		out = append(out, fmt.Sprintf("correct reads (writer->reader) %v; want v2 reading v1's writes and v1 reading v2's during the mixed window", r.Load.Reads))
+		out = append(out, fmt.Sprintf("correct reads (writer->reader): %s; want v2 reading v1's writes and v1 reading v2's during the mixed window", render.Counts(r.Load.Reads)))
 	}
 	if r.Version != ecToVersion || r.Dirty {
 		out = append(out, fmt.Sprintf("schema at version %d (dirty %v); want %d, clean", r.Version, r.Dirty, ecToVersion))

@@ -259,8 +259,8 @@ type rehearsalReport struct {
 
 // Text writes the report for people.
 func (r rehearsalReport) Text(w io.Writer) {
-	fmt.Fprintf(w, "\nrehearsal on the SIMULATED runtime: %d nodes, %d containers, seed %d, failure rate %g, latency pull=%s stop=%s start=%s health=%s\n",
-		r.Nodes, r.Containers, r.Seed, r.Failure, r.Latency.Pull, r.Latency.Stop, r.Latency.Start, r.Latency.Health)
+	fmt.Fprintf(w, "\nrehearsal on the SIMULATED runtime: %s, %s, seed %d, failure rate %g, latency pull=%s stop=%s start=%s health=%s\n",
+		render.Plural(r.Nodes, "node"), render.Plural(r.Containers, "container"), r.Seed, r.Failure, r.Latency.Pull, r.Latency.Stop, r.Latency.Start, r.Latency.Health)
 	fmt.Fprintf(w, "  upgrade %s: %s", r.UpgradeID, r.Outcome)
 	if r.Reason != "" {
 		fmt.Fprintf(w, " (%s)", r.Reason)
@@ -270,7 +270,7 @@ func (r rehearsalReport) Text(w io.Writer) {
 	fmt.Fprintf(w, "  waves: %d planned, %d started, %d completed\n", r.WavesPlanned, r.WavesStarted, r.WavesDone)
 	fmt.Fprintf(w, "  containers: %d replaced, %d unchanged, %d reverted\n", r.Replaced, r.Unchanged, r.Reverted)
 	if r.RollbackResult != "" {
-		fmt.Fprintf(w, "  rollback: %s, %d nodes rolled back\n", r.RollbackResult, r.RolledBackNodes)
+		fmt.Fprintf(w, "  rollback: %s, %s rolled back\n", r.RollbackResult, render.Plural(r.RolledBackNodes, "node"))
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  service\tmost down at once\tmax_unavailable")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/services/migrator"
 	migpostgres "github.com/cutover-dev/cutover/services/migrator/postgres"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
@@ -67,7 +68,7 @@ func runSnapshots(ctx context.Context, w io.Writer, verb, driver, database, dump
 		return err
 	}
 	if verb == "prune" {
-		fmt.Fprintf(w, "removed %d snapshots, kept the newest %d\n", len(snaps), keep)
+		fmt.Fprintf(w, "removed %s, kept the newest %d\n", render.Plural(len(snaps), "snapshot"), keep)
 		swept, err := migrator.SweepLeftovers(ctx, drv, database)
 		for _, p := range swept {
 			fmt.Fprintf(w, "removed %s, left by an interrupted snapshot or restore\n", p)

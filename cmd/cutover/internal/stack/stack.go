@@ -151,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	hub := auditor.NewHub(0, 0)
-	aud, err := auditor.New(auditor.Config{Logger: cfg.Logger.With("service", "auditor"), Hub: hub, Observers: []auditor.Observer{m}}, auditJS, s.store)
+	aud, err := auditor.New(auditor.Config{Logger: cfg.Logger, Hub: hub, Observers: []auditor.Observer{m}}, auditJS, s.store)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	mig, err := migrator.New(migrator.Config{
-		Logger: cfg.Logger.With("service", "migrator"),
+		Logger: cfg.Logger,
 		Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{},
 			"postgres": migpostgres.Driver{Method: cfg.PGSnapshotMethod, DumpDir: cfg.PGDumpDir}},
 		Images:        migimage.Fetcher{},
