@@ -178,6 +178,17 @@ func TestCommandMigrationSucceeds(t *testing.T) {
 	if left := c.left(t); len(left) != 0 {
 		t.Errorf("containers left behind: %v", left)
 	}
+
+	// Taking it back is a restore of the snapshot, asked for by name: the
+	// version golang-migrate sees did not move.
+	fin, _ = c.h.final(c.h.request(events.MigrationRollbackRequested{Driver: "mysql", Database: c.url, SnapshotID: done.SnapshotID}))
+	if rb := as[events.MigrationRollbackCompleted](t, fin); fin.Type() != events.TypeMigrationRollbackCompleted || rb.Path != migrator.PathSnapshot {
+		t.Fatalf("rollback: %s %s", fin.Type(), fin.Data())
+	}
+	// (db-version, run before the snapshot, made its own empty table.)
+	if v, tables := c.schema(t); v != "0" || slices.Contains(tables, "users") {
+		t.Errorf("after the rollback: version %s tables %v, want the schema of before (version 0, no users)", v, tables)
+	}
 }
 
 // A command that fails midway (its DDL committed) is undone from the

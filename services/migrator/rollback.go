@@ -48,7 +48,11 @@ func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.Migr
 		return fail(events.MigrationFailed{Error: err.Error(), State: "unknown: the migrator could not read the version; check the database"})
 	}
 	unchanged := describe(from, dirty, nil) + ", unchanged"
-	if !dirty && from == req.ToVersion {
+	// A request naming a snapshot and no source asks for that restore: a
+	// database migrated by commands keeps golang-migrate's version (none)
+	// through its migrations, so an equal version says nothing there.
+	explicit := req.Source == "" && req.SnapshotID != ""
+	if !dirty && from == req.ToVersion && !explicit {
 		log.Info("database already at the rollback target")
 		return m.finish(ctx, e, events.MigrationRollbackCompleted{Database: database, Path: PathDown, FromVersion: from, ToVersion: from}, log)
 	}

@@ -194,6 +194,7 @@ func (u *Upgrade) restart() {
 	}
 	for _, m := range u.Migrations {
 		m.Expand, m.Contract, m.Rollback, m.CommandID, m.SnapshotID, m.Error = MigrationPending, MigrationPending, "", "", "", ""
+		m.PostRoll = 0
 	}
 	u.Wave, u.Rollback, u.Gate, u.Barrier, u.BarrierSince = 0, nil, nil, "", time.Time{}
 	u.Promoted = false

@@ -18,13 +18,17 @@ import (
 func (p *Planner) advanceExpand(cause events.Event, u *Upgrade) (bool, []events.Event) {
 	for _, m := range u.Migrations {
 		switch m.Expand {
-		case MigrationCompleted:
+		case MigrationCompleted, MigrationSkipped:
 			continue
 		case MigrationSent:
 			return false, nil // wait for the migrator, even when rolling back
 		}
 		if u.Rollback != nil {
 			return true, nil
+		}
+		if m.Expand == MigrationPending && m.Commands != nil && len(m.Commands.Expand) == 0 {
+			m.Expand = MigrationSkipped // nothing to expand; a rollback has nothing to take back
+			continue
 		}
 		if m.Expand == MigrationFailed {
 			reason := fmt.Sprintf("expand migration of %s failed: %s", m.Service, m.Error)
@@ -49,6 +53,9 @@ func (p *Planner) advanceExpand(cause events.Event, u *Upgrade) (bool, []events.
 // service runs the new image, never after a fixed delay.
 func (p *Planner) advanceContract(cause events.Event, u *Upgrade) (bool, []events.Event) {
 	for _, m := range u.Migrations {
+		if m.Contract == MigrationPending && m.Commands != nil && m.PostRoll >= len(m.postRoll()) {
+			m.Contract = MigrationCompleted // no command after the barrier
+		}
 		switch m.Contract {
 		case MigrationCompleted:
 			continue
@@ -89,7 +96,51 @@ func (p *Planner) advanceMigrationRollback(cause events.Event, u *Upgrade) (bool
 	return true, nil
 }
 
+// commandStep is one migration command of a database migrated by commands.
+type commandStep struct {
+	phase  string
+	cmd    []string
+	repeat bool
+}
+
+// postRoll lists the command steps run after the version barrier, in order.
+func (m *MigrationProgress) postRoll() []commandStep {
+	c := m.Commands
+	var out []commandStep
+	if len(c.Migrate) > 0 {
+		out = append(out, commandStep{"migrate", c.Migrate, false})
+	}
+	if len(c.OnlineData) > 0 {
+		out = append(out, commandStep{"migrate", c.OnlineData, true})
+	}
+	if len(c.Contract) > 0 {
+		out = append(out, commandStep{"contract", c.Contract, false})
+	}
+	return out
+}
+
+// commandRequest is the request of a command step: the release's image and
+// the inventory's container settings.
+func (p *Planner) commandRequest(cause events.Event, u *Upgrade, m *MigrationProgress, st commandStep) events.Event {
+	c := m.Commands
+	timeout := 0
+	if d, err := time.ParseDuration(c.Timeout); err == nil {
+		timeout = int(d.Seconds())
+	}
+	return events.MustNew(events.Source("planner", ""), events.MigrationRequested{
+		Service: m.Service, Driver: m.Driver, Database: m.Database, DatabaseID: m.Service, Phase: st.phase, SnapshotMethod: m.SnapshotMethod,
+		Command: &events.MigrationCommand{Image: m.Image, Command: st.cmd, Env: c.Env, Mounts: c.Mounts, Network: c.Network,
+			TimeoutSeconds: timeout, VersionCommand: c.Version, Repeat: st.repeat},
+	}, events.WithUpgrade(u.ID), events.CausedBy(cause))
+}
+
 func (p *Planner) migration(cause events.Event, u *Upgrade, m *MigrationProgress, phase string) events.Event {
+	if m.Commands != nil {
+		if phase == "expand" {
+			return p.commandRequest(cause, u, m, commandStep{"expand", m.Commands.Expand, false})
+		}
+		return p.commandRequest(cause, u, m, m.postRoll()[m.PostRoll])
+	}
 	return events.MustNew(events.Source("planner", ""), events.MigrationRequested{
 		Service: m.Service, Driver: m.Driver, Database: m.Database, DatabaseID: m.Service, Source: m.Source, TargetVersion: m.ToVersion, Phase: phase,
 		SnapshotMethod: m.SnapshotMethod,
@@ -141,6 +192,11 @@ func (p *Planner) onMigrationResult(ctx context.Context, e events.Event) error {
 		}
 	default:
 		m.Contract = status
+		if status == MigrationCompleted && m.Commands != nil && m.PostRoll+1 < len(m.postRoll()) {
+			// The next command after the barrier: checkBarrier sends it.
+			m.PostRoll++
+			m.Contract = MigrationPending
+		}
 	}
 	m.Error, m.CommandID = errText, ""
 	p.log.Info("migration answered", "upgrade", id, "service", m.Service, "type", e.Type())
@@ -166,7 +222,7 @@ func (p *Planner) checkBarrier(ctx context.Context, u *Upgrade, rev uint64) erro
 			break
 		}
 	}
-	if m == nil {
+	if m == nil || (m.Commands != nil && m.PostRoll >= len(m.postRoll())) {
 		return nil
 	}
 	fleet, err := p.fleet(ctx)

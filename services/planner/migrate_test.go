@@ -2,6 +2,8 @@ package planner_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -228,5 +230,66 @@ func TestRollbackTakesTheDatabaseBackAfterTheContainers(t *testing.T) {
 	d, _ := events.DataAs[events.MigrationRollbackRequested](h.of(events.TypeMigrationRollbackRequested)[0])
 	if d.ToVersion != 3 || d.SnapshotID != "snap-expand" || d.Database != "/var/lib/web.db" {
 		t.Errorf("database rollback = %+v; want version 3 with the expand's snapshot", d)
+	}
+}
+
+// A database migrated by commands (OpenStack's db_sync) runs them as phases:
+// expand before the first node command, then, past the version barrier,
+// migrate, the online data migrations (repeat) and contract, in that order,
+// each a command in the release's new image with the inventory's settings.
+func TestCommandMigrationsRunAsPhases(t *testing.T) {
+	s := natstest.Start(t)
+	h := record(t, s)
+	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
+	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
+	fakeNode(t, s.JS, "n1", nil)
+	fakeNode(t, s.JS, "n2", nil)
+	fakeMigrator(t, s.JS, nil)
+	inv := dbInventory()
+	svc := inv.Services["web"]
+	svc.Database = &inventory.Database{Driver: "mariadb", URL: "mysql://keystone@db:3306/keystone", Commands: &inventory.DatabaseCommands{
+		Expand: []string{"keystone-manage", "db_sync", "--expand"}, Migrate: []string{"keystone-manage", "db_sync", "--migrate"},
+		OnlineData: []string{"keystone-manage", "online_data"}, Contract: []string{"keystone-manage", "db_sync", "--contract"},
+		Mounts: []string{"/etc/kolla/keystone:/var/lib/kolla/config_files:ro"}, Network: "host", Timeout: "5m",
+	}}
+	inv.Services["web"] = svc
+	startPlannerWith(t, s.JS, planner.Config{Inventory: inv, PollInterval: 20 * time.Millisecond})
+	e := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}})
+	if err := events.NewPublisher(s.JS).Publish(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the waves to finish", func() bool { return len(h.of(events.TypeNodeUpdateCompleted)) == 2 })
+	putInventory(t, s.JS, "n1", web("web-n1", "web:v2"))
+	putInventory(t, s.JS, "n2", web("web-n2", "web:v2"))
+	u := waitPhase(t, s.JS, e.ID(), planner.PhaseCompleted)
+
+	firstCmd := h.index(func(e events.Event) bool { return e.Type() == events.TypeNodeUpdateRequested })
+	lastDone := -1
+	var order []string
+	var at []int
+	for i, ev := range h.All() {
+		if ev.Type() == events.TypeNodeUpdateCompleted {
+			lastDone = i
+		}
+		if ev.Type() != events.TypeMigrationRequested {
+			continue
+		}
+		d, _ := events.DataAs[events.MigrationRequested](ev)
+		if d.Command == nil || d.Source != "" || d.Command.Image != "web:v2" || d.Command.Network != "host" || d.Command.TimeoutSeconds != 300 || len(d.Command.Mounts) != 1 {
+			t.Errorf("request %+v (command %+v): want a command in web:v2 with the inventory's settings", d, d.Command)
+			continue
+		}
+		order = append(order, fmt.Sprintf("%s:%s:%v", d.Phase, strings.Join(d.Command.Command[1:], " "), d.Command.Repeat))
+		at = append(at, i)
+	}
+	want := []string{"expand:db_sync --expand:false", "migrate:db_sync --migrate:false", "migrate:online_data:true", "contract:db_sync --contract:false"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("migration requests %v, want %v", order, want)
+	}
+	if at[0] > firstCmd || at[1] < lastDone {
+		t.Errorf("order: expand at %d, first node command at %d, last node answer at %d, migrate at %d; want expand < nodes < migrate", at[0], firstCmd, lastDone, at[1])
+	}
+	if m := u.Migrations[0]; m.Expand != planner.MigrationCompleted || m.Contract != planner.MigrationCompleted || m.PostRoll != 2 {
+		t.Errorf("migration state = %+v", m)
 	}
 }

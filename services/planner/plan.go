@@ -98,6 +98,7 @@ func Compute(req events.UpgradeRequested, fleet []events.NodeInventory, inv *inv
 			Service: sp.Name, Driver: db.Driver, Database: db.URL, Source: db.Migrations, SnapshotMethod: db.SnapshotMethod,
 			FromVersion: uint(sp.DatabaseVersion), ToVersion: uint(sp.MigrationsVersion),
 			Expand: MigrationPending, Contract: MigrationPending,
+			Commands: db.Commands, Image: sp.Image,
 		})
 	}
 	return p, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // Phases of an upgrade. completed, failed, rolled-back and aborted are final:
@@ -166,6 +167,9 @@ const (
 	MigrationSent      = "sent"
 	MigrationCompleted = "completed"
 	MigrationFailed    = "failed"
+	// MigrationSkipped: a database migrated by commands has no command for
+	// the phase; nothing ran.
+	MigrationSkipped = "skipped"
 )
 
 // MigrationProgress is one service's database migration within an upgrade.
@@ -186,6 +190,14 @@ type MigrationProgress struct {
 	Rollback string `json:"rollback,omitempty"`
 	// CommandID is the id of the request in flight; answers carry it as causationid.
 	CommandID string `json:"command_id,omitempty"`
+	// Commands and Image: a database migrated by commands in a one-off
+	// container from the release's Image (inventory database.commands).
+	Commands *inventory.DatabaseCommands `json:"commands,omitempty"`
+	Image    string                      `json:"image,omitempty"`
+	// PostRoll counts the steps after the barrier (migrate, online data,
+	// contract) already completed, for a database migrated by commands;
+	// Contract is the status of the one in hand.
+	PostRoll int `json:"post_roll,omitempty"`
 	// SnapshotID is the snapshot the migrator took before expanding.
 	SnapshotID string `json:"snapshot_id,omitempty"`
 	Error      string `json:"error,omitempty"`

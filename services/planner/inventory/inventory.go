@@ -139,6 +139,31 @@ type Database struct {
 	// pg_dump when one is), template (fastest; terminates the sessions for
 	// the copy) or dump.
 	SnapshotMethod string `yaml:"snapshot_method,omitempty" json:"snapshot_method,omitempty"`
+	// Commands, instead of Migrations, migrates the database with commands
+	// run in a one-off container from the service's new image (OpenStack's
+	// db_sync), one per phase; any image change of the service runs them.
+	Commands *DatabaseCommands `yaml:"commands,omitempty" json:"commands,omitempty"`
+}
+
+// DatabaseCommands are a service's migration commands, as Kolla runs them
+// in bootstrap containers (KOLLA_BOOTSTRAP set): expand before the rolling
+// waves, then, once every instance runs the new image (the version
+// barrier), migrate, the online data migrations (repeated while they exit
+// 1) and contract. Phases without a command are skipped.
+type DatabaseCommands struct {
+	Expand     []string `yaml:"expand,omitempty" json:"expand,omitempty"`
+	Migrate    []string `yaml:"migrate,omitempty" json:"migrate,omitempty"`
+	OnlineData []string `yaml:"online_data,omitempty" json:"online_data,omitempty"`
+	Contract   []string `yaml:"contract,omitempty" json:"contract,omitempty"`
+	// Version prints the schema version (nova-manage db version).
+	Version []string `yaml:"version,omitempty" json:"version,omitempty"`
+	// Env, Mounts (host:container[:ro]) and Network are the container's,
+	// as the service's own containers have them (config directories).
+	Env     []string `yaml:"env,omitempty" json:"env,omitempty"`
+	Mounts  []string `yaml:"mounts,omitempty" json:"mounts,omitempty"`
+	Network string   `yaml:"network,omitempty" json:"network,omitempty"`
+	// Timeout bounds one run, a duration such as 10m (default the migrator's).
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // Load reads and validates an inventory file.
@@ -281,8 +306,17 @@ func (inv *Inventory) validate(where func([]string) string) error {
 			if db.URL == "" {
 				bad(append(p, "database", "url"), "is missing; give a file path (sqlite) or URL (postgres://..., mysql://...)")
 			}
-			if db.Migrations == "" {
-				bad(append(p, "database", "migrations"), "is missing; give the migrations path inside the image")
+			switch c := db.Commands; {
+			case c == nil && db.Migrations == "":
+				bad(append(p, "database", "migrations"), "is missing; give the migrations path inside the image, or commands")
+			case c != nil && db.Migrations != "":
+				bad(append(p, "database", "commands"), "is set together with migrations; a database migrates with SQL files or with commands, not both")
+			case c != nil && len(c.Expand)+len(c.Migrate)+len(c.OnlineData)+len(c.Contract) == 0:
+				bad(append(p, "database", "commands"), "names no command; give expand, migrate, online_data or contract")
+			case c != nil && c.Timeout != "":
+				if d, err := time.ParseDuration(c.Timeout); err != nil || d <= 0 {
+					bad(append(p, "database", "commands", "timeout"), "%q is not a positive duration like 10m", c.Timeout)
+				}
 			}
 			if db.Version < 0 {
 				bad(append(p, "database", "version"), "%d is negative", db.Version)

@@ -118,3 +118,27 @@ func TestParseAcceptsEveryMigratorDriver(t *testing.T) {
 		})
 	}
 }
+
+func TestParseDatabaseCommands(t *testing.T) {
+	const base = "nodes:\n  n1: {roles: [r]}\nroles:\n  r: {services: [web]}\nservices:\n  web:\n    database: DB\n    containers:\n      - {name: web, image: web:1}\n"
+	for _, tc := range []struct{ name, db, want string }{
+		{"commands", "{driver: mariadb, url: 'mysql://k@db/k', commands: {expand: [keystone-manage, db_sync, --expand], timeout: 10m}}", ""},
+		{"neither", "{driver: mariadb, url: 'mysql://k@db/k'}", "services.web.database.migrations: is missing; give the migrations path inside the image, or commands"},
+		{"both", "{driver: mariadb, url: 'mysql://k@db/k', migrations: /m, commands: {expand: [x]}}", "services.web.database.commands: is set together with migrations"},
+		{"empty", "{driver: mariadb, url: 'mysql://k@db/k', commands: {network: host}}", "services.web.database.commands: names no command"},
+		{"bad timeout", "{driver: mariadb, url: 'mysql://k@db/k', commands: {expand: [x], timeout: soon}}", `services.web.database.commands.timeout: "soon" is not a positive duration`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := inventory.Parse("i.yaml", []byte(strings.Replace(base, "DB", tc.db, 1)))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

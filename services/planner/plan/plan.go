@@ -60,6 +60,9 @@ type ServiceSpec struct {
 	// Database says the service has a database at DatabaseVersion.
 	Database        bool
 	DatabaseVersion int
+	// DatabaseCommands says the database migrates with commands (db_sync),
+	// which any new image of the service runs: no version to compare.
+	DatabaseCommands bool
 	// PerHost marks a daemon serving only its own host: on a node whose
 	// other services the wave already updates it does not count against
 	// its max_unavailable.
@@ -250,6 +253,7 @@ func FromInventory(inv *inventory.Inventory) Input {
 		}
 		if s.Database != nil {
 			spec.Database, spec.DatabaseVersion = true, s.Database.Version
+			spec.DatabaseCommands = s.Database.Commands != nil
 		}
 		in.Services[name] = spec
 	}
@@ -407,6 +411,10 @@ func Build(rel Release, in Input) (*Plan, error) {
 		switch {
 		case x.changing == 0:
 			sp.Operation, sp.Reason = OpUnchanged, fmt.Sprintf("all %d instances already run %s", x.instances, t.Image)
+		case spec.Database && spec.DatabaseCommands:
+			sp.Operation = OpUpgrade
+			sp.Reason = fmt.Sprintf("new image %s: its migration commands run (expand before the waves, migrate and contract after them)", t.Image)
+			upgrades = append(upgrades, sp)
 		case spec.Database && t.MigrationsVersion > spec.DatabaseVersion:
 			sp.Operation = OpUpgrade
 			sp.Reason = fmt.Sprintf("new image carries migrations up to version %d, database is at %d", t.MigrationsVersion, spec.DatabaseVersion)
