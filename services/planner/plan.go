@@ -59,6 +59,7 @@ func Compute(req events.UpgradeRequested, fleet []events.NodeInventory, inv *inv
 	if inv != nil {
 		fi := plan.FromInventory(inv)
 		in.Services, in.MaxDrained = fi.Services, fi.MaxDrained
+		in.OrderLike(inv)
 	}
 	built, err := plan.Build(plan.FromRequest(req), in)
 	if err != nil {

@@ -288,6 +288,28 @@ func FromFleet(fleet []events.NodeInventory) Input {
 	return in
 }
 
+// OrderLike puts each node's containers in the order the inventory
+// places them (service by service, each service's containers in update
+// order: keystone_ssh, keystone_fernet, keystone), so a live plan updates
+// them as the dry run does. Containers the inventory does not place keep
+// their order after those it does.
+func (in *Input) OrderLike(inv *inventory.Inventory) {
+	for i := range in.Nodes {
+		rank := map[string]int{}
+		for j, c := range inv.ContainersOf(in.Nodes[i].Name) {
+			rank[c.Name] = j + 1
+		}
+		cs := in.Nodes[i].Containers
+		sort.SliceStable(cs, func(a, b int) bool {
+			ra, rb := rank[cs[a].Name], rank[cs[b].Name]
+			if ra == 0 || rb == 0 {
+				return ra != 0 && rb == 0
+			}
+			return ra < rb
+		})
+	}
+}
+
 // Build plans rel against in. It fails when a released service runs on no
 // node, or when dependencies form a cycle (the error names it).
 func Build(rel Release, in Input) (*Plan, error) {

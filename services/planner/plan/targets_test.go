@@ -1,9 +1,11 @@
 package plan_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/services/planner/inventory"
 	"github.com/cutover-dev/cutover/services/planner/plan"
 )
 
@@ -64,5 +66,31 @@ func TestRequestKeepsPerContainerImages(t *testing.T) {
 	}
 	if got["keystone_ssh"] != "kolla/keystone-ssh:p1" || got["keystone"] != "kolla/keystone:p1" {
 		t.Errorf("targets %v, want keystone_ssh on its own image", got)
+	}
+}
+
+// TestOrderLikeTheInventory: a live plan (from the fleet) updates a
+// service's containers in the inventory's order, not by name.
+func TestOrderLikeTheInventory(t *testing.T) {
+	inv := &inventory.Inventory{
+		Nodes: map[string]inventory.Node{"n1": {Roles: []string{"c"}}},
+		Roles: map[string]inventory.Role{"c": {Services: []string{"keystone"}}},
+		Services: map[string]inventory.Service{"keystone": {Containers: []inventory.Container{
+			{Name: "keystone_ssh", Image: "a:1"}, {Name: "keystone_fernet", Image: "b:1"}, {Name: "keystone", Image: "c:1"}}}},
+	}
+	in := plan.FromFleet([]events.NodeInventory{{Node: "n1", Containers: []events.ObservedContainer{
+		{Name: "keystone", Service: "keystone", Image: "c:1"}, {Name: "keystone_fernet", Service: "keystone", Image: "b:1"},
+		{Name: "extra", Service: "keystone", Image: "x:1"}, {Name: "keystone_ssh", Service: "keystone", Image: "a:1"}}}})
+	in.OrderLike(inv)
+	p, err := plan.Build(plan.FromRequest(events.UpgradeRequested{Release: events.Release{Name: "r", Services: map[string]events.ServiceRelease{"keystone": {Image: "new:2"}}}}), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tg := range p.Rollout()[0].Nodes[0].Targets {
+		got = append(got, tg.Container)
+	}
+	if want := []string{"keystone_ssh", "keystone_fernet", "keystone", "extra"}; !slices.Equal(got, want) {
+		t.Errorf("order %v, want %v", got, want)
 	}
 }
