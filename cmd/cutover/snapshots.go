@@ -10,6 +10,7 @@ import (
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/services/migrator"
+	migmysql "github.com/cutover-dev/cutover/services/migrator/mysql"
 	migpostgres "github.com/cutover-dev/cutover/services/migrator/postgres"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
 )
@@ -25,28 +26,33 @@ func newSnapshotsCmd() *cobra.Command {
 
 func newSnapshotsVerbCmd(verb, short string) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     verb + " --driver sqlite|postgres --database LOCATION",
+		Use:     verb + " --driver sqlite|postgres|mysql --database LOCATION",
 		Short:   short,
 		Example: "  cutover snapshots " + verb + " --driver sqlite --database /var/lib/app/app.db",
 		Args:    noArgs,
 	}
-	driver := cmd.Flags().String("driver", "sqlite", "database driver: sqlite or postgres")
-	_ = cmd.RegisterFlagCompletionFunc("driver", cobra.FixedCompletions([]string{"sqlite", "postgres"}, cobra.ShellCompDirectiveNoFileComp))
-	database := cmd.Flags().String("database", "", "the database: a file path (sqlite) or a postgres:// URL")
+	driver := cmd.Flags().String("driver", "sqlite", "database driver: sqlite, postgres or mysql (mariadb)")
+	_ = cmd.RegisterFlagCompletionFunc("driver", cobra.FixedCompletions([]string{"sqlite", "postgres", "mysql", "mariadb"}, cobra.ShellCompDirectiveNoFileComp))
+	database := cmd.Flags().String("database", "", "the database: a file path (sqlite), a postgres:// or a mysql:// URL")
 	dumpDir := cmd.Flags().String("pg-dump-dir", "", "postgres: where pg_dump snapshots are kept (the migrator's --pg-dump-dir)")
+	myDumpDir := cmd.Flags().String("mysql-dump-dir", "", "mysql: where mariadb-dump snapshots are kept (the migrator's --mysql-dump-dir)")
 	keep := new(int)
 	if verb == "prune" {
 		cmd.Flags().IntVar(keep, "keep", 3, "how many of the newest snapshots to keep")
 	}
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return runSnapshots(cmd.Context(), cmd.OutOrStdout(), verb, *driver, *database, *dumpDir, *keep)
+		dir := *dumpDir
+		if *driver == "mysql" || *driver == "mariadb" {
+			dir = *myDumpDir
+		}
+		return runSnapshots(cmd.Context(), cmd.OutOrStdout(), verb, *driver, *database, dir, *keep)
 	}
 	return cmd
 }
 
 func runSnapshots(ctx context.Context, w io.Writer, verb, driver, database, dumpDir string, keep int) error {
 	if database == "" {
-		return usageErrorf("--database is required: the file path (sqlite) or postgres:// URL the migrator migrates")
+		return usageErrorf("--database is required: the file path (sqlite), postgres:// or mysql:// URL the migrator migrates")
 	}
 	var drv migrator.Driver
 	switch driver {
@@ -54,8 +60,10 @@ func runSnapshots(ctx context.Context, w io.Writer, verb, driver, database, dump
 		drv = migsqlite.Driver{}
 	case "postgres":
 		drv = migpostgres.Driver{DumpDir: dumpDir}
+	case "mysql", "mariadb":
+		drv = migmysql.Driver{DumpDir: dumpDir}
 	default:
-		return usageErrorf("--driver %q: use sqlite or postgres", driver)
+		return usageErrorf("--driver %q: use sqlite, postgres or mysql", driver)
 	}
 	var snaps []migrator.Snapshot
 	var err error

@@ -28,6 +28,7 @@ import (
 	"github.com/cutover-dev/cutover/services/auditor/verdict"
 	"github.com/cutover-dev/cutover/services/migrator"
 	migimage "github.com/cutover-dev/cutover/services/migrator/image"
+	migmysql "github.com/cutover-dev/cutover/services/migrator/mysql"
 	migpostgres "github.com/cutover-dev/cutover/services/migrator/postgres"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
@@ -164,7 +165,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	mig, err := migrator.New(migrator.Config{
 		Logger: cfg.Logger,
 		Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{},
-			"postgres": migpostgres.Driver{Method: cfg.PGSnapshotMethod, DumpDir: cfg.PGDumpDir}},
+			"postgres": migpostgres.Driver{Method: cfg.PGSnapshotMethod, DumpDir: cfg.PGDumpDir},
+			"mysql":    migmysql.Driver{}, "mariadb": migmysql.Driver{}},
 		Images:        migimage.Fetcher{},
 		KeepSnapshots: cfg.KeepSnapshots,
 		// With an inventory the migrator migrates only its databases (by
