@@ -287,6 +287,7 @@ func permissions(id Identity) (pub, sub []string, err error) {
 		pub = append(pub, ordered(events.SubjectAll)...)              // the health watcher
 		pub = append(pub, "$JS.API.CONSUMER.LIST."+events.StreamName) // consumer lag metrics
 	case RoleCLI:
+		sub = append(sub, events.SubjectAll) // operators watch every event, e.g. nats sub 'cutover.>'
 		pub = append(pub, admin()...)
 		pub = append(pub, ordered(events.SubjectAll)...)               // cutover watch
 		pub = append(pub, "$JS.API.STREAM.MSG.GET."+events.StreamName) // operators read any event

@@ -15,6 +15,7 @@ import (
 	"github.com/invopop/jsonschema"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natsauth"
 )
 
 // Schemas returns the JSON Schema of every event type, keyed by file name.
@@ -97,6 +98,9 @@ by exactly one ` + "`dev.cutover.event.rejected`" + `, whichever and however man
 	for _, s := range events.Catalog {
 		fmt.Fprintf(&b, "| [`%s`](#%s) | `%s` | %s | %s | %s |\n", s.Type, anchor(s.Type), s.SubjectPattern(), size(s.MaxBytes()), s.Producer, strings.Join(s.Consumers, ", "))
 	}
+	if err := identities(&b); err != nil {
+		return nil, err
+	}
 	for _, s := range events.Catalog {
 		var sch jsonschema.Schema
 		if err := json.Unmarshal(schemas[s.Type+".json"], &sch); err != nil {
@@ -173,3 +177,63 @@ func size(n int) string {
 }
 
 func anchor(typ string) string { return strings.ReplaceAll(typ, ".", "") }
+
+// identities writes the least-privilege identities `cutover nats-config`
+// generates from the catalog, for a fleet of one node of each kind.
+func identities(b *bytes.Buffer) error {
+	ids, err := natsauth.Identities(natsauth.Fleet{Nodes: []string{"NODE"}, LBAgents: []string{"lb-agent"}, Monitors: []string{"NAME"}, Evacuators: []string{"NAME"}})
+	if err != nil {
+		return err
+	}
+	b.WriteString(`
+## Who may publish what
+
+` + "`cutover nats-config`" + ` (and ` + "`cutover dev`" + `) generate a nats-server authorization with one nkey
+user per identity, derived from the producers above (package ` + "`events/natsauth`" + `): an identity
+may publish only the event subjects of the events its role produces, use only its own durable
+consumer (pinned to its filter subject), the KV keys its code writes, and its own reply inbox
+` + "`_INBOX.cutover-<identity>.>`" + `. Anonymous clients are refused. The full lists, JetStream API
+subjects included, are in the generated ` + "`authorization.conf`" + `.
+
+| identity | publishes events on | reads through | writes KV |
+| --- | --- | --- | --- |
+`)
+	for _, id := range ids {
+		var pub, reads, kv []string
+		for _, p := range id.Publish {
+			switch {
+			case strings.HasPrefix(p, "cutover."):
+				pub = append(pub, "`"+p+"`")
+			case strings.HasPrefix(p, "$JS.API.CONSUMER.CREATE."+events.StreamName+"."):
+				rest := strings.TrimPrefix(p, "$JS.API.CONSUMER.CREATE."+events.StreamName+".")
+				name, filter, _ := strings.Cut(rest, ".")
+				if name == "*" {
+					name = "ordered consumer"
+				}
+				reads = append(reads, fmt.Sprintf("%s on `%s`", name, filter))
+			case strings.HasPrefix(p, "$KV."):
+				kv = append(kv, "`"+strings.TrimPrefix(p, "$KV.")+"`")
+			}
+		}
+		for _, s := range id.Subscribe {
+			if !strings.HasPrefix(s, "_INBOX.") {
+				reads = append(reads, "subscription on `"+s+"`")
+			}
+		}
+		fmt.Fprintf(b, "| `%s` (%s) | %s | %s | %s |\n", id.Name, id.Role, orNone(pub), orNone(reads), orNone(kv))
+	}
+	b.WriteString(`
+Stream and bucket administration (` + "`$JS.API.STREAM.CREATE/UPDATE`" + ` of ` + "`CUTOVER`" + ` and the ` + "`KV_cutover-*`" + `
+streams) is given to the planner, migrator, auditor and cli, so whichever starts first sets them
+up; node-updaters, lb-agents, monitors and evacuators only read their info and start once the
+stream exists.
+`)
+	return nil
+}
+
+func orNone(v []string) string {
+	if len(v) == 0 {
+		return "nothing"
+	}
+	return strings.Join(v, ", ")
+}
