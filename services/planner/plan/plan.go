@@ -592,13 +592,24 @@ func buildWaves(release string, changed []nodeChange, levels map[string]int, dep
 	perHost := func(s string) bool { return in.Services[s].PerHost }
 	for level := 0; level <= maxLevel; level++ {
 		rest := byLevel[level]
+		// The level's services: one with no instance placed yet still has
+		// every visit pending, so it is due a canary.
+		var levelServices []string
+		seenSvc := map[string]bool{}
+		for _, v := range rest {
+			for _, s := range v.services {
+				if !seenSvc[s] {
+					seenSvc[s] = true
+					levelServices = append(levelServices, s)
+				}
+			}
+		}
 		for len(rest) > 0 {
 			canaryDue := false
-			for _, v := range rest {
-				for _, s := range v.services {
-					if done[s] == 0 {
-						canaryDue = true
-					}
+			for _, s := range levelServices {
+				if done[s] == 0 {
+					canaryDue = true
+					break
 				}
 			}
 			w := Wave{Index: len(waves), Level: level, Canary: canaryDue}
