@@ -33,9 +33,16 @@ type binResult struct {
 // runBin runs the built cutover binary and waits for it (at most a minute).
 func runBin(t *testing.T, bin string, args ...string) binResult {
 	t.Helper()
+	return runBinIn(t, "", bin, args...)
+}
+
+// runBinIn is runBin in directory dir.
+func runBinIn(t *testing.T, dir, bin string, args ...string) binResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()

@@ -267,7 +267,7 @@ func (r *Runtime) Pull(ctx context.Context, ref string) (string, error) {
 	if !trusted && r.refusedPulls < r.cfg.FailFirstPulls {
 		r.refusedPulls++
 		r.stats.PullFailures++
-		return "", fmt.Errorf("pull %s on node %s: %w: dial tcp registry:443: connect: connection refused (simulated)", ref, r.cfg.Node, ErrSimulated)
+		return "", fmt.Errorf("%w: dial tcp registry:443: connect: connection refused", ErrSimulated)
 	}
 	if fail {
 		r.stats.PullFailures++

@@ -55,7 +55,11 @@ func (p *Plan) Text(w io.Writer) error {
 			if wv.Canary {
 				canary = " (canary of " + strings.Join(wv.CanaryOf, " ") + ")"
 			}
-			fmt.Fprintf(b, "  wave %d%s, level %d [%s]: %d nodes\n", wv.Index, canary, wv.Level, strings.Join(wv.Services, " "), len(wv.Nodes))
+			nodes := "nodes"
+			if len(wv.Nodes) == 1 {
+				nodes = "node"
+			}
+			fmt.Fprintf(b, "  wave %d%s, level %d [%s]: %d %s\n", wv.Index, canary, wv.Level, strings.Join(wv.Services, " "), len(wv.Nodes), nodes)
 			for _, n := range wv.Nodes {
 				var cs []string
 				for _, t := range n.Targets {
