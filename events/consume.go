@@ -341,16 +341,24 @@ func (c *Consumer) runHandler(ctx context.Context, msg jetstream.Msg, e Event) (
 }
 
 // reject terminates a message and publishes a dev.cutover.event.rejected
-// event, once per message however many consumers reject it: its id derives
-// from the stream sequence (JetStream drops a duplicate inside the dedup
-// window) and the sequence is recorded in the processed-id bucket (a
-// consumer that comes later, after the window, sees it and stays silent).
-// It never panics: a failure to report is logged and the message is still
-// terminated, so a restart never reads it again.
+// event, once per message however many consumers reject it. JetStream's
+// dedup (the id derives from the stream sequence) keeps duplicates out of
+// the stream, but a core subscriber (`nats sub`, an alert) sees every
+// publish: so the first consumer to reject a message claims it in the
+// processed-id bucket (rejected.<stream>.<seq>, created only if absent) and
+// only the claim's owner publishes; the others terminate it quietly, also
+// long after the dedup window. It never panics. A rejection that cannot be
+// published is retried with the message's redelivery while deliveries
+// remain; then, or on any other failure, the message is still terminated,
+// so a restart never reads it again.
 func (c *Consumer) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, e Event, cause error, log *slog.Logger) {
+	term := true
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("panic while rejecting a message", "panic", r)
+		}
+		if !term {
+			return
 		}
 		if err := msg.Term(); err != nil {
 			log.Warn("terminate message", "err", err)
@@ -374,15 +382,21 @@ func (c *Consumer) reject(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 		data.Field, data.Reason = Clip(fe.Field, 256), fe.Reason
 	}
 	data.Reason = Clip(data.Reason, MaxEchoLen)
-	log.Warn("rejected message", "field", data.Field, "reason", data.Reason)
 
-	key := fmt.Sprintf("rejected.%s.%d", meta.Stream, meta.Sequence.Stream)
 	if c.rejected != nil {
-		if _, err := c.rejected.Get(ctx, key); err == nil {
-			log.Debug("already rejected by another consumer")
-			return
+		key := fmt.Sprintf("rejected.%s.%d", meta.Stream, meta.Sequence.Stream)
+		if _, err := c.rejected.Create(ctx, key, []byte(c.cfg.Durable)); errors.Is(err, jetstream.ErrKeyExists) {
+			if entry, gerr := c.rejected.Get(ctx, key); gerr == nil && string(entry.Value()) != c.cfg.Durable {
+				log.Debug("rejected by another consumer", "by", string(entry.Value()), "reason", data.Reason)
+				return
+			}
+			// Claimed on an earlier delivery to this consumer whose
+			// rejection did not go out: publish it now (same id).
+		} else if err != nil {
+			log.Warn("claim the rejection; reporting it anyway", "err", err)
 		}
 	}
+	log.Warn("rejected message", "field", data.Field, "reason", data.Reason)
 	id := uuid.NewSHA1(rejectionNamespace, fmt.Appendf(nil, "%s/%d", meta.Stream, meta.Sequence.Stream)).String()
 	opts := []Option{WithID(id)}
 	if e.ID() != "" && checkLengths(e) == nil {
@@ -394,13 +408,20 @@ func (c *Consumer) reject(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 		return
 	}
 	if err := c.pub.Publish(ctx, rej); err != nil {
-		log.Error("publish rejection", "err", err)
-		return
-	}
-	if c.rejected != nil {
-		if _, err := c.rejected.Put(ctx, key, []byte(c.cfg.Durable)); err != nil {
-			log.Warn("record rejection", "err", err)
+		if ctx.Err() != nil {
+			// Shutting down: the message and its claim wait for the restart.
+			term = false
+			_ = msg.Nak()
+			return
 		}
+		if int(meta.NumDelivered) < c.cfg.MaxDeliver {
+			delay := backoff(c.cfg.BackoffBase, c.cfg.BackoffMax, meta.NumDelivered)
+			log.Warn("publish rejection; the message comes back to try again", "err", err, "retry_in", delay)
+			term = false
+			_ = msg.NakWithDelay(delay)
+			return
+		}
+		log.Error("publish rejection; terminating the message unreported", "err", err)
 	}
 }
 

@@ -637,3 +637,43 @@ func TestConsumeRejectsAnEventOverItsTypeLimit(t *testing.T) {
 		t.Errorf("rejection = %+v", r)
 	}
 }
+
+// TestManyConsumersOneRejectionEach: three consumers read thirty bad
+// messages at the same time. A subscriber on cutover.event.rejected (an
+// alert, `nats sub`) sees each reported exactly once: JetStream's dedup
+// only keeps duplicates out of the stream, a core subscriber would see every
+// publish, so one consumer claims each message before publishing.
+func TestManyConsumersOneRejectionEach(t *testing.T) {
+	s := natstest.Start(t)
+	got := rejections(t, s.Conn)
+	const bad = 30
+	for i := range bad {
+		if _, err := s.JS.Publish(t.Context(), events.SubjectUpgradeRequested, fmt.Appendf(nil, "garbage %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"planner", "auditor", "other"} {
+		consume(t, s.JS, events.ConsumerConfig{Durable: name, FilterSubjects: []string{events.SubjectUpgradeRequested}},
+			func(ctx context.Context, e events.Event) error { return nil })
+	}
+	for _, name := range []string{"planner", "auditor", "other"} {
+		cons, _ := s.JS.Consumer(t.Context(), events.StreamName, name)
+		eventually(t, 10*time.Second, name+" settled everything", func() bool {
+			info, err := cons.Info(t.Context())
+			return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+		})
+	}
+	eventually(t, 5*time.Second, "a rejection per message", func() bool { return len(got()) >= bad })
+	per := map[uint64]int{}
+	for _, r := range got() {
+		per[r.StreamSequence]++
+	}
+	for seq, n := range per {
+		if n != 1 {
+			t.Errorf("message %d reported %d times to a subscriber, want once", seq, n)
+		}
+	}
+	if len(per) != bad {
+		t.Errorf("%d messages reported, want %d", len(per), bad)
+	}
+}
