@@ -123,6 +123,24 @@ func TestPoisonMessagesNeverStopAService(t *testing.T) {
 			}
 		}
 	}
+	// What a subscriber (`nats sub cutover.event.rejected`, an alert) sees.
+	var subMu sync.Mutex
+	seen := map[uint64]int{}
+	sub, err := s.Conn.Subscribe(events.SubjectRejected, func(m *nats.Msg) {
+		e, err := events.Decode(m.Header, m.Data)
+		if err != nil {
+			return
+		}
+		if r, err := events.DataAs[events.EventRejected](e); err == nil {
+			subMu.Lock()
+			seen[r.StreamSequence]++
+			subMu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	badSeqs := map[uint64]string{}
 	for _, m := range bad {
 		ack, err := s.JS.PublishMsg(ctx, m)
@@ -185,6 +203,16 @@ func TestPoisonMessagesNeverStopAService(t *testing.T) {
 		if perSeq[seq] == 0 {
 			t.Errorf("no rejection for the bad message %d on %s", seq, subj)
 		}
+	}
+	subMu.Lock()
+	defer subMu.Unlock()
+	for seq, n := range seen {
+		if n != 1 {
+			t.Errorf("a subscriber saw %d rejections of the bad message %d on %s, want 1", n, seq, badSeqs[seq])
+		}
+	}
+	if len(seen) != len(badSeqs) {
+		t.Errorf("a subscriber saw rejections of %d messages, want %d", len(seen), len(badSeqs))
 	}
 }
 
