@@ -136,3 +136,22 @@ func TestExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestHelpThroughTheBinary runs the built binary's -h on every command and
+// subcommand: exit 0, the usage on stdout, nothing on stderr.
+func TestHelpThroughTheBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildCutover(t)
+	for _, path := range allCommands() {
+		r := runBin(t, bin, append(path, "-h")...)
+		name := strings.TrimSpace("cutover " + strings.Join(path, " "))
+		if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "Usage:") || !strings.Contains(r.stdout, name) {
+			t.Errorf("%s -h: exit %d, stderr %q, stdout:\n%s", name, r.code, r.stderr, r.stdout)
+		}
+	}
+	if r := runBin(t, bin, "--version"); r.code != 0 || !strings.HasPrefix(r.stdout, "cutover ") {
+		t.Errorf("cutover --version: %+v", r)
+	}
+}
