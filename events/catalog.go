@@ -98,7 +98,9 @@ const (
 	nodeUpdater = "node-updater"
 	auditor     = "auditor"
 	user        = "user (cutover CLI or any NATS client)"
-	monitor     = "node-updater probes, external monitors"
+	// plannerOrUser: the planner during upgrades, an operator (cutover db) otherwise.
+	plannerOrUser = "planner, user (cutover db)"
+	monitor       = "node-updater probes, external monitors"
 )
 
 func spec(typ, subject, producer string, consumers []string, doc string, newData func() Data) Spec {
@@ -133,12 +135,14 @@ var Catalog = []Spec{
 	spec(TypeNodeUpdateCompleted, nodeStatus, nodeUpdater, toPlanner, "Every container of a node command reached its target.", func() Data { return &NodeUpdateCompleted{} }),
 	spec(TypeNodeUpdateFailed, nodeStatus, nodeUpdater, toPlanner, "A node command stopped on a container it could not update.", func() Data { return &NodeUpdateFailed{} }),
 	spec(TypeNodeHeartbeat, nodeStatus, nodeUpdater, toAuditor, "A node-updater is alive.", func() Data { return &NodeHeartbeat{} }),
-	spec(TypeMigrationRequested, SubjectMigrationCmd, planner, []string{migrator, auditor}, "Asks for a database to be migrated, after a snapshot: SQL files (source), or a command run by the migrator in a one-off container from the service's new image on the Docker engine it was started with (migrator --docker), as Kolla's bootstrap containers run db_sync. The command's image is checked for the program before any snapshot; on a non-zero exit, or past timeout_seconds (killed), the snapshot is restored while the service's running containers keep serving; with repeat, exit 1 means more work and runs again (at most 100 runs), 0 done, 2 or more an error.", func() Data { return &MigrationRequested{} }).strict(),
+	spec(TypeMigrationRequested, SubjectMigrationCmd, plannerOrUser, []string{migrator, auditor}, "Asks for a database to be migrated, after a snapshot: SQL files (source), or a command run by the migrator in a one-off container from the service's new image on the Docker engine it was started with (migrator --docker), as Kolla's bootstrap containers run db_sync. The command's image is checked for the program before any snapshot; on a non-zero exit, or past timeout_seconds (killed), the snapshot is restored while the service's running containers keep serving; with repeat, exit 1 means more work and runs again (at most 100 runs), 0 done, 2 or more an error.", func() Data { return &MigrationRequested{} }).strict(),
 	spec(TypeMigrationStarted, SubjectMigrationStatus, migrator, toAuditor, "A snapshot exists and migrations begin.", func() Data { return &MigrationStarted{} }),
 	spec(TypeMigrationCompleted, SubjectMigrationStatus, migrator, toPlanner, "The database reached its target version.", func() Data { return &MigrationCompleted{} }),
 	spec(TypeMigrationFailed, SubjectMigrationStatus, migrator, toPlanner, "A migration failed; says what state the database is in now.", func() Data { return &MigrationFailed{} }),
-	spec(TypeMigrationRollbackRequested, SubjectMigrationCmd, planner, []string{migrator, auditor}, "Asks for a database to be taken back down.", func() Data { return &MigrationRollbackRequested{} }).strict(),
+	spec(TypeMigrationRollbackRequested, SubjectMigrationCmd, plannerOrUser, []string{migrator, auditor}, "Asks for a database to be taken back down.", func() Data { return &MigrationRollbackRequested{} }).strict(),
 	spec(TypeMigrationRollbackCompleted, SubjectMigrationStatus, migrator, toPlanner, "The database is back at its earlier version.", func() Data { return &MigrationRollbackCompleted{} }),
+	spec(TypeMigrationStatusRequested, SubjectMigrationCmd, user, []string{migrator, auditor}, "Asks for a database's migration state and snapshots (cutover db status|snapshots).", func() Data { return &MigrationStatusRequested{} }).strict(),
+	spec(TypeMigrationStatusReported, SubjectMigrationStatus, migrator, toAuditor, "A database's migration state and snapshots.", func() Data { return &MigrationStatusReported{} }),
 	spec(TypeHealthSignal, "cutover.health.{service}.{node}", monitor, toAuditor, "One observation of a service's health.", func() Data { return &HealthSignal{} }).withMax(SmallEventSize),
 	spec(TypeHealthVerdict, SubjectHealthVerdict, auditor, toPlanner, "The auditor's judgement of a service over a watch window.", func() Data { return &HealthVerdict{} }),
 	spec(TypeRollbackRequested, SubjectRollbackRequest, "auditor, user", toPlanner, "Asks for an upgrade to be rolled back.", func() Data { return &RollbackRequested{} }).withMax(SmallEventSize).strict(),

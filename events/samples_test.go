@@ -1,6 +1,10 @@
 package events_test
 
-import "github.com/cutover-dev/cutover/events"
+import (
+	"time"
+
+	"github.com/cutover-dev/cutover/events"
+)
 
 // samples holds one valid data value per event type; TestSamplesCoverCatalog
 // fails when a type is added to the catalog without one.
@@ -28,6 +32,9 @@ var samples = []events.Data{
 	events.MigrationFailed{Database: "/var/lib/web.db", File: "0004_x.up.sql", Error: "syntax error", Version: 3, State: "clean at version 3"},
 	events.MigrationRollbackRequested{Driver: "sqlite", Database: "/var/lib/web.db", ToVersion: 3},
 	events.MigrationRollbackCompleted{Database: "/var/lib/web.db", Path: "down", FromVersion: 5, ToVersion: 3},
+	events.MigrationStatusRequested{Driver: "sqlite", Database: "/var/lib/web.db", Source: "/migrations"},
+	events.MigrationStatusReported{Database: "/var/lib/web.db", Version: 3, Applied: 3, Latest: 5, Pending: []string{"0004_x.up.sql", "0005_y.up.sql"},
+		Snapshots: []events.SnapshotInfo{{ID: "web.db.snap-1", Version: 3, Taken: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Location: "/var/lib/.cutover-snapshots/web.db.snap-1"}}},
 	events.HealthSignal{Service: "web", Node: "node1", Status: "fail", Message: "503"},
 	events.HealthVerdict{Service: "web", Wave: 0, Verdict: "failing", Evidence: []string{"3 consecutive failures"}},
 	events.RollbackRequested{Reason: "web failing", RequestedBy: "auditor"},

@@ -33,6 +33,8 @@ const (
 	TypeMigrationFailed            = "dev.cutover.migration.failed"
 	TypeMigrationRollbackRequested = "dev.cutover.migration.rollback.requested"
 	TypeMigrationRollbackCompleted = "dev.cutover.migration.rollback.completed"
+	TypeMigrationStatusRequested   = "dev.cutover.migration.status.requested"
+	TypeMigrationStatusReported    = "dev.cutover.migration.status.reported"
 	TypeHealthSignal               = "dev.cutover.health.signal"
 	TypeHealthVerdict              = "dev.cutover.health.verdict"
 	TypeRollbackRequested          = "dev.cutover.rollback.requested"
@@ -642,6 +644,76 @@ type MigrationRollbackCompleted struct {
 
 // EventType implements Data.
 func (MigrationRollbackCompleted) EventType() string { return TypeMigrationRollbackCompleted }
+
+// MigrationStatusRequested asks the migrator for a database's migration state and snapshots (cutover db status, cutover db snapshots).
+type MigrationStatusRequested struct {
+	// Driver is sqlite, postgres, or mysql (MariaDB or MySQL; mariadb is the same driver).
+	Driver string `json:"driver" jsonschema:"enum=sqlite,enum=postgres,enum=mysql,enum=mariadb"`
+	// Database is the database location: a file path for sqlite, a URL for postgres or mysql.
+	Database string `json:"database" jsonschema:"minLength=1"`
+	// Source is the migrations directory, to list the pending files and check the source against the database's ledger; optional.
+	Source string `json:"source,omitempty"`
+	// DatabaseID names the database in the migrator's allow-list, as in migration.requested.
+	DatabaseID string `json:"database_id,omitempty"`
+}
+
+// EventType implements Data.
+func (MigrationStatusRequested) EventType() string { return TypeMigrationStatusRequested }
+
+// MigrationStatusReported answers a MigrationStatusRequested.
+type MigrationStatusReported struct {
+	// Database is the database location, credentials removed.
+	Database string `json:"database"`
+	// Error says why the state could not be read; the other fields are then empty.
+	Error string `json:"error,omitempty"`
+	// Version is the version golang-migrate recorded.
+	Version uint `json:"version"`
+	// Dirty reports that a migration stopped midway.
+	Dirty bool `json:"dirty"`
+	// Applied counts the files in the database's ledger.
+	Applied int `json:"applied"`
+	// Latest is the last version of the source (with a source).
+	Latest uint `json:"latest,omitempty"`
+	// Pending lists the up files of the source after the current version (with a source).
+	Pending []string `json:"pending,omitempty"`
+	// Problems lists what the migrator would refuse in the source before running anything (with a source).
+	Problems []string `json:"problems,omitempty"`
+	// Run is the run recorded in the ledger as in progress: the run that left a dirty database dirty, whose snapshot recover restores.
+	Run *MigrationRun `json:"run,omitempty"`
+	// Snapshots lists the database's snapshots, newest first.
+	Snapshots []SnapshotInfo `json:"snapshots,omitempty"`
+}
+
+// EventType implements Data.
+func (MigrationStatusReported) EventType() string { return TypeMigrationStatusReported }
+
+// MigrationRun is a migration run recorded in a database's ledger.
+type MigrationRun struct {
+	// ID is the request that started it.
+	ID string `json:"id"`
+	// SnapshotID is the snapshot taken just before it.
+	SnapshotID string `json:"snapshot_id"`
+	// FromVersion is the version it started from.
+	FromVersion uint `json:"from_version"`
+	// TargetVersion is the version it went to.
+	TargetVersion uint `json:"target_version"`
+	// Started is when it started.
+	Started time.Time `json:"started"`
+}
+
+// SnapshotInfo describes one snapshot of a database.
+type SnapshotInfo struct {
+	// ID names the snapshot.
+	ID string `json:"id"`
+	// Version is the migration version it holds (0 when it could not be read).
+	Version uint `json:"version"`
+	// Dirty reports that the database was dirty when it was taken.
+	Dirty bool `json:"dirty,omitempty"`
+	// Taken is when it was taken.
+	Taken time.Time `json:"taken"`
+	// Location is where it is kept.
+	Location string `json:"location"`
+}
 
 // HealthSignal is one observation of a service's health, from a probe or a monitor.
 type HealthSignal struct {

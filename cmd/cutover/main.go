@@ -144,7 +144,7 @@ and rehearses them, and runs the whole stack on one machine (cutover dev).`,
 	add("upgrades", newApplyCmd(), newListCmd(), newStatusCmd(), newWatchCmd(), newHistoryCmd())
 	add("upgrades", newControlCmds()...)
 	add("plan", newPlanCmd(), newReleaseCmd(), newInventoryCmd())
-	add("fleet", newAdoptCmd(), newNodesCmd(), newLocksCmd(), newSnapshotsCmd(), newNATSConfigCmd(), newRejectedCmd())
+	add("fleet", newAdoptCmd(), newNodesCmd(), newLocksCmd(), newDbCmd(), newSnapshotsCmd(), newNATSConfigCmd(), newRejectedCmd())
 	add("run", newDevCmd(), newDemoCmd(), newDemoZeroDowntimeCmd(), newDemoExpandContractCmd(), newRehearseCmd())
 	root.AddCommand(newVersionCmd())
 	return root

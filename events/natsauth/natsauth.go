@@ -41,6 +41,7 @@ var producerRoles = map[string][]string{
 	"auditor":                                []string{RoleAuditor},
 	"auditor, user":                          []string{RoleAuditor, RoleCLI},
 	"user (cutover CLI or any NATS client)":  []string{RoleCLI},
+	"planner, user (cutover db)":             []string{RolePlanner, RoleCLI},
 	"node-updater probes, external monitors": []string{RoleMonitor},
 	"load-balancer agent":                    []string{RoleLBAgent},
 	"evacuator":                              []string{RoleEvacuator},

@@ -202,9 +202,9 @@ func (m *Migrator) Close(ctx context.Context) error {
 // rejects it; any other error redelivers it later.
 func (m *Migrator) handle(ctx context.Context, e events.Event) error {
 	switch e.Type() {
-	case events.TypeMigrationRequested, events.TypeMigrationRollbackRequested:
+	case events.TypeMigrationRequested, events.TypeMigrationRollbackRequested, events.TypeMigrationStatusRequested:
 	default:
-		return events.Permanent(fmt.Errorf("the migrator handles %s and %s, not %s", events.TypeMigrationRequested, events.TypeMigrationRollbackRequested, e.Type()))
+		return events.Permanent(fmt.Errorf("the migrator handles %s, %s and %s, not %s", events.TypeMigrationRequested, events.TypeMigrationRollbackRequested, events.TypeMigrationStatusRequested, e.Type()))
 	}
 	if done, err := m.republishOutcome(ctx, e); done || err != nil {
 		return err
@@ -219,6 +219,15 @@ func (m *Migrator) handle(ctx context.Context, e events.Event) error {
 			return err
 		}
 		return m.migrate(ctx, e, req)
+	case events.TypeMigrationStatusRequested:
+		req, err := events.DataAs[events.MigrationStatusRequested](e)
+		if err != nil {
+			return err
+		}
+		if err := m.allow(req.DatabaseID, &req.Driver, &req.Database); err != nil {
+			return err
+		}
+		return m.status(ctx, e, req)
 	default:
 		req, err := events.DataAs[events.MigrationRollbackRequested](e)
 		if err != nil {
