@@ -63,3 +63,17 @@ func TestExplain(t *testing.T) {
 		})
 	}
 }
+
+// FuzzExplain feeds any bytes through the YAML decoder and Explain: no
+// panic, and every error names the file.
+func FuzzExplain(f *testing.F) {
+	f.Add("release: r1\nservices:\n  web:\n    image: x\n   strategy: y\n")
+	f.Add("a: |\n  b\n    c\n d: [1,\n")
+	f.Add("- - - x\n  -\n- :")
+	f.Fuzz(func(t *testing.T, s string) {
+		var v map[string]any
+		if err := Explain("f.yaml", []byte(s), yaml.Unmarshal([]byte(s), &v), "k"); err != nil && !strings.HasPrefix(err.Error(), "f.yaml") {
+			t.Errorf("error %q does not name the file", err)
+		}
+	})
+}
