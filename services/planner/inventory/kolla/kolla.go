@@ -63,7 +63,7 @@ func Convert(f *File, opts Options) (*inventory.Inventory, Report, error) {
 	t := opts.Table
 	if t == nil {
 		var err error
-		if t, err = DefaultTable(); err != nil {
+		if t, err = builtinTable(); err != nil {
 			return nil, Report{}, err
 		}
 	}

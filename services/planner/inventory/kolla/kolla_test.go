@@ -100,3 +100,21 @@ func TestHostRangesAndComments(t *testing.T) {
 		t.Errorf("vars = %v", f.HostVars["ctl09"])
 	}
 }
+
+// TestHugeRangeIsRefused: a typo such as compute[1:99999999] is an error
+// naming the range, not an exhausted machine; 9,999 hosts still parse.
+func TestHugeRangeIsRefused(t *testing.T) {
+	if _, err := kolla.Parse("t", strings.NewReader("[c]\ncompute[1:99999999]\n")); err == nil || !strings.Contains(err.Error(), "more than 100000 hosts") {
+		t.Errorf("err = %v, want the range refused", err)
+	}
+	if _, err := kolla.Parse("t", strings.NewReader("[c]\nr[1:400][1:400]\n")); err == nil || !strings.Contains(err.Error(), "more than 100000 hosts") {
+		t.Errorf("err = %v, want the product of ranges refused", err)
+	}
+	f, err := kolla.Parse("t", strings.NewReader("[c]\ncompute[0001:9999]\n[nova:children]\nc\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hosts, _ := f.Hosts("nova"); len(hosts) != 9999 {
+		t.Errorf("%d hosts, want 9999", len(hosts))
+	}
+}

@@ -18,6 +18,10 @@ type File struct {
 	// HostVars holds the variables given on a host's lines.
 	HostVars map[string]map[string]string
 	order    []string
+	// memberCache holds resolved groups; Parse fills the file, then it
+	// is read only, so the cache never goes stale.
+	memberCache map[string]map[string]bool
+	depthCache  map[string]int
 }
 
 // Group is one [group], [group:children] or [group:vars] section (all
@@ -47,6 +51,7 @@ func Parse(name string, r io.Reader) (*File, error) {
 		}
 		return g
 	}
+	inSection := map[string]map[string]bool{} // group -> hosts listed directly
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	var cur *Group
@@ -119,7 +124,11 @@ func Parse(name string, r io.Reader) (*File, error) {
 				vars[k] = unquote(v)
 			}
 			for _, h := range hosts {
-				if !slices.Contains(cur.Hosts, h) {
+				if !inSection[cur.Name][h] {
+					if inSection[cur.Name] == nil {
+						inSection[cur.Name] = map[string]bool{}
+					}
+					inSection[cur.Name][h] = true
 					cur.Hosts = append(cur.Hosts, h)
 				}
 				if f.HostVars[h] == nil {
@@ -158,8 +167,12 @@ func Parse(name string, r io.Reader) (*File, error) {
 	}
 	ug := group("ungrouped", 0)
 	ug.Hosts = slices.DeleteFunc(ug.Hosts, func(h string) bool { return inGroup[h] })
+	listed := map[string]bool{}
+	for _, h := range ug.Hosts {
+		listed[h] = true
+	}
 	for _, h := range sortedNames(f.HostVars) {
-		if !inGroup[h] && !slices.Contains(ug.Hosts, h) {
+		if !inGroup[h] && !listed[h] {
 			ug.Hosts = append(ug.Hosts, h)
 		}
 	}
@@ -233,11 +246,12 @@ func (f *File) Hosts(group string) ([]string, error) {
 	return out, nil
 }
 
-// Vars returns a host's variables as Ansible sees them: all:vars first,
-// then the vars of every group it is in, parents before children (by
-// depth, then name, as Ansible orders groups of equal depth), then the
-// host's own.
-func (f *File) Vars(host string) map[string]string {
+// depths returns each group's depth below the groups that contain it
+// (Ansible applies a parent's vars before a child's), computed once.
+func (f *File) depths() map[string]int {
+	if f.depthCache != nil {
+		return f.depthCache
+	}
 	depth := map[string]int{}
 	var walk func(g string, d int)
 	walk = func(g string, d int) {
@@ -252,17 +266,41 @@ func (f *File) Vars(host string) map[string]string {
 	for _, n := range f.order {
 		walk(n, 0)
 	}
+	f.depthCache = depth
+	return depth
+}
+
+// members returns the hosts of group as a set, resolved once.
+func (f *File) members(group string) map[string]bool {
+	if m, ok := f.memberCache[group]; ok {
+		return m
+	}
+	m := map[string]bool{}
+	if hosts, err := f.Hosts(group); err == nil {
+		for _, h := range hosts {
+			m[h] = true
+		}
+	}
+	if f.memberCache == nil {
+		f.memberCache = map[string]map[string]bool{}
+	}
+	f.memberCache[group] = m
+	return m
+}
+
+// Vars returns a host's variables as Ansible sees them: all:vars first,
+// then the vars of every group it is in, parents before children (by
+// depth, then name, as Ansible orders groups of equal depth), then the
+// host's own.
+func (f *File) Vars(host string) map[string]string {
+	depth := f.depths()
 	type gd struct {
 		name  string
 		depth int
 	}
 	var member []gd
 	for _, n := range f.order {
-		if n == "all" {
-			continue
-		}
-		hosts, err := f.Hosts(n)
-		if err == nil && slices.Contains(hosts, host) {
+		if n != "all" && f.members(n)[host] {
 			member = append(member, gd{n, depth[n]})
 		}
 	}
@@ -352,6 +390,10 @@ func unquote(v string) string {
 	return v
 }
 
+// maxRange bounds the hosts one pattern expands to, so a typo such as
+// compute[1:99999999] is an error instead of exhausting memory.
+const maxRange = 100000
+
 // expand expands one host pattern: control[01:03] gives control01..control03
 // (width kept), storage[a:c] gives storagea..storagec, [1:9:2] steps by 2.
 func expand(pattern string) ([]string, error) {
@@ -384,6 +426,9 @@ func expand(pattern string) ([]string, error) {
 			return nil, fmt.Errorf("range [%s] does not go from a number up to a number", spec)
 		}
 		width := len(parts[0])
+		if (b-a)/step+1 > maxRange {
+			return nil, fmt.Errorf("range [%s] gives more than %d hosts", spec, maxRange)
+		}
 		for i := a; i <= b; i += step {
 			items = append(items, fmt.Sprintf("%0*d", width, i))
 		}
@@ -398,6 +443,9 @@ func expand(pattern string) ([]string, error) {
 			}
 		}
 	}
+	if len(items) > maxRange {
+		return nil, fmt.Errorf("range [%s] gives %d hosts, more than %d", spec, len(items), maxRange)
+	}
 	var out []string
 	for _, it := range items {
 		rest, err := expand(suffix)
@@ -406,6 +454,9 @@ func expand(pattern string) ([]string, error) {
 		}
 		for _, r := range rest {
 			out = append(out, prefix+it+r)
+		}
+		if len(out) > maxRange {
+			return nil, fmt.Errorf("host pattern %q gives more than %d hosts", pattern, maxRange)
 		}
 	}
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -43,7 +44,8 @@ type TableContainer struct {
 	WorkloadHost bool   `yaml:"workload_host"`
 }
 
-// DefaultTable returns the service table built into cutover.
+// DefaultTable returns the service table built into cutover, a fresh
+// copy the caller may change.
 func DefaultTable() (*Table, error) {
 	var t Table
 	if err := yaml.Unmarshal(tableYAML, &t); err != nil {
@@ -51,6 +53,9 @@ func DefaultTable() (*Table, error) {
 	}
 	return &t, nil
 }
+
+// builtinTable is the built-in table read once; Convert only reads it.
+var builtinTable = sync.OnceValues(DefaultTable)
 
 // LoadGlobals reads a kolla globals.yml: every top-level setting, as a
 // string (yes/no for booleans). Settings that are not scalars are skipped.

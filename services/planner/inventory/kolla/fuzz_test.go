@@ -1,0 +1,39 @@
+package kolla_test
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/cutover-dev/cutover/services/planner/inventory/kolla"
+)
+
+var longNumber = regexp.MustCompile(`[0-9]{4}`)
+
+// FuzzParseConvert feeds arbitrary INI text and globals to the importer:
+// it returns an inventory or an error, never panics or hangs (ranges,
+// children cycles, enable_* expressions referring to themselves).
+func FuzzParseConvert(f *testing.F) {
+	for _, p := range []string{"testdata/multinode", "testdata/all-in-one", "testdata/overrides"} {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(raw), "enable_cinder", "yes")
+	}
+	f.Add("[a:children]\nb\n[b:children]\na\n", "enable_nova", "enable_nova")
+	f.Add("h[1:9:2]:22 x='y z'\n[g]\nh[a:c]\n[g:vars]\nk=v\n", "enable_mariadb", "not enable_mariadb or x == 'y'")
+	f.Add("[c]\nn[001:300]\n[x:children]\nc\n\n", "kolla_base_distro", "{{ x }}")
+	f.Fuzz(func(t *testing.T, ini, key, value string) {
+		if strings.Count(ini, "[") > 200 || len(ini) > 1<<14 || longNumber.MatchString(ini) {
+			t.Skip("bounded input: ranges of thousands of hosts are tested, slowly, elsewhere")
+		}
+		file, err := kolla.Parse("fuzz", strings.NewReader(ini))
+		if err != nil {
+			return
+		}
+		_, _, _ = kolla.Convert(file, kolla.Options{})
+		_, _, _ = kolla.Convert(file, kolla.Options{Globals: map[string]string{key: value}})
+	})
+}
