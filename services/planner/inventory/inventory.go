@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -144,6 +145,9 @@ type Database struct {
 	// db_sync), one per phase; any image change of the service runs them.
 	Commands *DatabaseCommands `yaml:"commands,omitempty" json:"commands,omitempty"`
 }
+
+// secretEnv matches environment variable names that hold secrets.
+var secretEnv = regexp.MustCompile(`(?i)(PASS|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY$|^KEY$)`)
 
 // DatabaseCommands are a service's migration commands, as Kolla runs them
 // in bootstrap containers (KOLLA_BOOTSTRAP set): expand before the rolling
@@ -316,6 +320,15 @@ func (inv *Inventory) validate(where func([]string) string) error {
 			case c != nil && c.Timeout != "":
 				if d, err := time.ParseDuration(c.Timeout); err != nil || d <= 0 {
 					bad(append(p, "database", "commands", "timeout"), "%q is not a positive duration like 10m", c.Timeout)
+				}
+			}
+			if c := db.Commands; c != nil {
+				for i, kv := range c.Env {
+					// The env travels in the migration request on the bus:
+					// secrets belong in the mounted config files.
+					if k, _, _ := strings.Cut(kv, "="); secretEnv.MatchString(k) {
+						bad(append(p, "database", "commands", "env", strconv.Itoa(i)), "%s looks like a secret; the command's env travels in events, so put it in the config directory the command mounts (as Kolla does)", k)
+					}
 				}
 			}
 			if db.Version < 0 {

@@ -126,6 +126,7 @@ func TestParseDatabaseCommands(t *testing.T) {
 		{"neither", "{driver: mariadb, url: 'mysql://k@db/k'}", "services.web.database.migrations: is missing; give the migrations path inside the image, or commands"},
 		{"both", "{driver: mariadb, url: 'mysql://k@db/k', migrations: /m, commands: {expand: [x]}}", "services.web.database.commands: is set together with migrations"},
 		{"empty", "{driver: mariadb, url: 'mysql://k@db/k', commands: {network: host}}", "services.web.database.commands: names no command"},
+		{"secret in env", "{driver: mariadb, url: 'mysql://k@db/k', commands: {expand: [x], env: [KOLLA_CONFIG_STRATEGY=COPY_ALWAYS, DB_PASSWORD=x]}}", "services.web.database.commands.env[1]: DB_PASSWORD looks like a secret"},
 		{"bad timeout", "{driver: mariadb, url: 'mysql://k@db/k', commands: {expand: [x], timeout: soon}}", `services.web.database.commands.timeout: "soon" is not a positive duration`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
