@@ -611,7 +611,7 @@ type MigrationRollbackRequested struct {
 	Source string `json:"source,omitempty"`
 	// ToVersion is the version to return to.
 	ToVersion uint `json:"to_version"`
-	// SnapshotID names the snapshot to restore when down migrations cannot be used.
+	// SnapshotID names the snapshot to restore when down migrations cannot be used, or past a contract migration (required there). With no source, it asks for that restore even when the version did not move (a database migrated by commands).
 	SnapshotID string `json:"snapshot_id,omitempty"`
 	// RestoreAnyway lets the snapshot be restored although writes committed after it were counted (they are lost); without it such a rollback is refused with their counts.
 	RestoreAnyway bool `json:"restore_anyway,omitempty"`
