@@ -278,6 +278,16 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("regained the bus", "server", RedactURL(nc.ConnectedUrl()), "down", time.Since(lostAt).Round(time.Millisecond))
 		}),
+		// The server's asynchronous errors, a permissions violation above
+		// all: without this a refused publish or subscription would only
+		// show as a timeout. It names the subject, never a credential.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Warn("NATS refused or dropped something", "err", err, "subscription", sub.Subject)
+				return
+			}
+			log.Warn("NATS refused or dropped something (is this identity's authorization current? cutover nats-config)", "err", err)
+		}),
 	)
 	nc, err := nats.Connect(cfg.URL, nopts...)
 	if err != nil {

@@ -103,8 +103,8 @@ func TestUpgradeWithEveryServiceOnItsOwnIdentity(t *testing.T) {
 			t.Errorf("%s runs %s, want web:v2", n.Name, img)
 		}
 	}
-	if strings.Contains(logs.String(), "ermissions Violation") {
-		t.Errorf("a service was refused something it needs:\n%s", grepLines(logs.String(), "ermissions"))
+	if strings.Contains(logs.String(), "NATS refused") {
+		t.Errorf("a service was refused something it needs:\n%s", grepLines(logs.String(), "NATS refused"))
 	}
 
 	// No seed in any log line or event of the run.
