@@ -22,7 +22,7 @@ import (
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
-	"github.com/cutover-dev/cutover/events/embednats"
+	"github.com/cutover-dev/cutover/events/natsauth"
 	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 	"github.com/cutover-dev/cutover/services/planner"
@@ -263,7 +263,14 @@ func startDev(t *testing.T, bin string, args ...string) *process {
 
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, nil, bin, args...)
+}
+
+// startProcessEnv is startProcess with an environment (nil: this process's).
+func startProcessEnv(t *testing.T, env []string, bin string, args ...string) *process {
+	t.Helper()
 	p := &process{cmd: exec.Command(bin, args...), log: &bytes.Buffer{}}
+	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -403,15 +410,20 @@ func TestDevFinishesAnUpgradeAfterSIGTERM(t *testing.T) {
 
 // TestServicesRunSeparately runs each service as its own process against an
 // external NATS server, as a distributed deployment does, and drives a real
-// upgrade with `cutover apply --watch`.
+// upgrade with `cutover apply --watch`. The server requires TLS with client
+// certificates and the authorization `cutover nats-config` generates; each
+// process gets its own identity through the environment, as the systemd
+// units give it. Afterwards no log line, output or process argument of the
+// run holds a seed.
 func TestServicesRunSeparately(t *testing.T) {
 	f := newFleet(t, 2)
-	srv, err := embednats.Start(embednats.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Name: "external"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.StartSecure(t, natsauth.Fleet{Nodes: f.nodes})
 	url := srv.ClientURL()
+	// env is an identity's connection, as environment variables.
+	env := func(identity string) []string {
+		c := srv.Client(identity)
+		return append(os.Environ(), "CUTOVER_NATS_NKEY="+c.NKeyFile, "CUTOVER_NATS_CA="+c.CAFile, "CUTOVER_NATS_CERT="+c.CertFile, "CUTOVER_NATS_KEY="+c.KeyFile)
+	}
 
 	bins := t.TempDir()
 	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bins+"/", ".",
@@ -424,14 +436,18 @@ func TestServicesRunSeparately(t *testing.T) {
 	}
 	apiAddr := freeAddr(t)
 	procs := []*process{
-		startProcess(t, bins+"/planner", "--nats", url),
-		startProcess(t, bins+"/migrator", "--nats", url, "--allow-any-database"),
-		startProcess(t, bins+"/auditor", "--nats", url, "--store", filepath.Join(t.TempDir(), "audit.db"), "--http", apiAddr),
+		startProcessEnv(t, env("planner"), bins+"/planner", "--nats", url),
+		startProcessEnv(t, env("migrator"), bins+"/migrator", "--nats", url, "--allow-any-database"),
+		startProcessEnv(t, env("auditor"), bins+"/auditor", "--nats", url, "--store", filepath.Join(t.TempDir(), "audit.db"), "--http", apiAddr),
 	}
 	for _, n := range f.nodes {
-		procs = append(procs, startProcess(t, bins+"/node-updater", "--nats", url, "--node", n))
+		procs = append(procs, startProcessEnv(t, env("node-updater-"+n), bins+"/node-updater", "--nats", url, "--node", n))
 	}
-	js := connectJS(t, url)
+	nc, js, err := events.Connect(t.Context(), srv.Client("cli"), "cutover-cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
 	waitInventories(t, js, f.nodes)
 
 	release := filepath.Join(t.TempDir(), "release.yaml")
@@ -439,6 +455,7 @@ func TestServicesRunSeparately(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply := exec.CommandContext(t.Context(), bins+"/cutover", "apply", "-f", release, "--watch", "--nats", url)
+	apply.Env = env("cli")
 	outb, err := apply.CombinedOutput()
 	if err != nil {
 		t.Fatalf("cutover apply --watch: %v\n%s", err, outb)
@@ -450,7 +467,9 @@ func TestServicesRunSeparately(t *testing.T) {
 	}
 	f.assertAllRunV2(t)
 
-	status, err := exec.CommandContext(t.Context(), bins+"/cutover", "status", id, "-o", "json", "--nats", url).Output()
+	statusCmd := exec.CommandContext(t.Context(), bins+"/cutover", "status", id, "-o", "json", "--nats", url)
+	statusCmd.Env = env("cli")
+	status, err := statusCmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
 		errors.As(err, &ee)
@@ -467,5 +486,26 @@ func TestServicesRunSeparately(t *testing.T) {
 	})
 	for _, p := range procs {
 		p.stop(t)
+	}
+	// No seed in any log, output or argument of the run.
+	seeds, _ := filepath.Glob(filepath.Join(srv.Dir, "creds", "*.nk"))
+	var all strings.Builder
+	all.Write(outb)
+	all.Write(status)
+	for _, p := range procs {
+		all.WriteString(p.log.String())
+		all.WriteString(strings.Join(p.cmd.Args, " "))
+		if strings.Contains(p.log.String(), "NATS refused") {
+			t.Errorf("%s was refused something it needs:\n%s", filepath.Base(p.cmd.Path), p.log)
+		}
+	}
+	for _, sf := range seeds {
+		b, err := os.ReadFile(sf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seed := strings.TrimSpace(string(b)); strings.Contains(all.String(), seed) {
+			t.Errorf("the seed of %s appears in a log, output or argument", filepath.Base(sf))
+		}
 	}
 }
