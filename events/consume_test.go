@@ -677,3 +677,49 @@ func TestManyConsumersOneRejectionEach(t *testing.T) {
 		t.Errorf("%d messages reported, want %d", len(per), bad)
 	}
 }
+
+// TestRejectionThatCannotBePublishedIsRetried: when the rejection cannot
+// be published (here the stream stops taking cutover.event.rejected), the
+// bad message comes back instead of being terminated unreported; once the
+// rejection can go out, it is stored once and the message terminated.
+func TestRejectionThatCannotBePublishedIsRetried(t *testing.T) {
+	s := natstest.Start(t)
+	got := rejections(t, s.Conn)
+	st, err := s.JS.Stream(t.Context(), events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	narrow := cfg
+	narrow.Subjects = []string{"cutover.upgrade.>"}
+	if _, err := s.JS.UpdateStream(t.Context(), narrow); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.JS.Publish(t.Context(), events.SubjectUpgradeRequested, []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	consume(t, s.JS, events.ConsumerConfig{Durable: "planner", FilterSubjects: []string{events.SubjectUpgradeRequested}, BackoffBase: 20 * time.Millisecond, BackoffMax: 50 * time.Millisecond},
+		func(ctx context.Context, e events.Event) error { return nil })
+	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "planner")
+	eventually(t, 10*time.Second, "the message to come back", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumRedelivered > 0
+	})
+	if _, err := s.JS.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	// The failed attempts reached core subscribers (NATS delivers a publish
+	// whether or not a stream stores it); the stream keeps the one that
+	// succeeded.
+	eventually(t, 30*time.Second, "the rejection stored once the stream takes it", func() bool {
+		info, err := st.Info(t.Context(), jetstream.WithSubjectFilter(events.SubjectRejected))
+		return err == nil && info.State.Subjects[events.SubjectRejected] == 1
+	})
+	eventually(t, 5*time.Second, "the message terminated", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	if len(got()) == 0 {
+		t.Error("no subscriber saw a rejection")
+	}
+}
