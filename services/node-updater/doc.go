@@ -10,7 +10,11 @@
 //   - It drives containers through a Runtime, an interface declared here in
 //     the updater's own terms; the docker subpackage implements it with the
 //     Docker Engine API. The updater owns only containers labelled
-//     dev.cutover.node=<node>, so several updaters can share one engine.
+//     dev.cutover.node=<node>, so several updaters can share one engine,
+//     and, with Config.Adopt, the unlabelled containers the inventory
+//     names (kolla-ansible's), through a runtime wrapper (adopt.go) that
+//     reports them with the inventory's labels; their first replacement
+//     writes those labels for real.
 //   - A goroutine owned by the Updater refreshes the node's entry in the
 //     cutover-nodes KV bucket (whose TTL marks a silent node as lost) and
 //     sends heartbeats. Close stops it and waits.
