@@ -116,7 +116,8 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 	// identities dev generates for the nodes it is told about.
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
 	t.Setenv("CUTOVER_DATA", data) // the CLI finds its identity there
-	dev := startDev(t, bin, "--nodes", "node1,node2,node3", "--nats-listen", addr, "--data", data)
+	httpAddr := freeAddr(t)
+	dev := startDev(t, bin, "--nodes", "node1,node2,node3", "--nats-listen", addr, "--data", data, "--http", httpAddr)
 	js := connectAs(t, url, data, cliIdentity)
 	// The registry refuses each node's first two pulls: the node-updaters
 	// try again and every wave completes.
@@ -226,6 +227,13 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 	if types[events.TypeUpgradeRequested] != 1 || types[events.TypeUpgradeCompleted] != 1 || types[events.TypeUpgradeControlAnswered] != 2 {
 		t.Errorf("history holds %v, want the request, the completion and two answers", types)
 	}
+
+	// The auditor's history holds the same timeline, found by release name.
+	eventually(t, 15*time.Second, "the auditor's history", func() bool {
+		r := runBin(t, bin, "history", "canary-v2", "-o", "json", "--auditor", "http://"+httpAddr)
+		var aev []events.Event
+		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &aev) == nil && len(aev) >= len(evs)-2 && aev[0].Type() == events.TypeUpgradeRequested
+	})
 
 	// watch -o json: one CloudEvent per line.
 	r = cut("watch", id, "-o", "json")

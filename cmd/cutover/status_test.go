@@ -63,3 +63,27 @@ func TestStatusInPlainWords(t *testing.T) {
 		t.Errorf("exit for rolled-back = %v, want 1", err)
 	}
 }
+
+// TestMatchUpgrade names an upgrade by id, unique id prefix or release
+// name, and refuses what is ambiguous or unknown, naming the candidates.
+func TestMatchUpgrade(t *testing.T) {
+	ups := []*planner.Upgrade{
+		{ID: "019a-aaaa", Release: events.Release{Name: "2025.1"}, Phase: "completed"},
+		{ID: "019a-aabb", Release: events.Release{Name: "2025.2"}, Phase: "rolled-back"},
+		{ID: "019b-cccc", Release: events.Release{Name: "2025.2"}, Phase: "running"},
+	}
+	tests := []struct{ arg, want, err string }{
+		{arg: "019a-aabb", want: "019a-aabb"},
+		{arg: "019b", want: "019b-cccc"},
+		{arg: "2025.1", want: "019a-aaaa"},
+		{arg: "019a-aa", err: `"019a-aa" is the start of 2 upgrade ids (019a-aaaa (completed), 019a-aabb (rolled-back))`},
+		{arg: "2025.2", err: `release "2025.2" names 2 upgrades`},
+		{arg: "nope", err: "no upgrade has the id, id prefix or release name"},
+	}
+	for _, tc := range tests {
+		got, err := matchUpgrade(ups, tc.arg)
+		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("matchUpgrade(%q) = %q, %v; want %q, %q", tc.arg, got, err, tc.want, tc.err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -31,6 +32,12 @@ func resolveUpgrade(ctx context.Context, js jetstream.JetStream, arg string) (st
 	if err != nil {
 		return "", err
 	}
+	return matchUpgrade(ups, arg)
+}
+
+// matchUpgrade finds arg among ups: an id, a prefix of exactly one id, or
+// a release name exactly one upgrade has.
+func matchUpgrade(ups []*planner.Upgrade, arg string) (string, error) {
 	var byPrefix, byRelease []*planner.Upgrade
 	for _, u := range ups {
 		if u.ID == arg {
@@ -165,13 +172,30 @@ of CloudEvents.`,
 	}
 	output := outputFlag(cmd, "text", "json")
 	auditor := cmd.Flags().String("auditor", envOr("CUTOVER_AUDITOR", ""), "read from this auditor's HTTP API (cutover dev --http, auditor --http) instead of the stream (env CUTOVER_AUDITOR)")
+	tokenFile := cmd.Flags().String("auditor-token-file", envOr("CUTOVER_HTTP_TOKEN_FILE", ""), "`FILE` holding the bearer token the auditor's API wants (or its value in CUTOVER_HTTP_TOKEN)")
 	nopts := natsFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		var evs []events.Event
 		var err error
 		if *auditor != "" {
-			evs, err = auditorEvents(ctx, *auditor, args[0])
+			token := os.Getenv("CUTOVER_HTTP_TOKEN")
+			if *tokenFile != "" {
+				raw, err := os.ReadFile(*tokenFile)
+				if err != nil {
+					return fmt.Errorf("--auditor-token-file: %w", err)
+				}
+				token = strings.TrimSpace(string(raw))
+			}
+			a := auditorAPI{base: strings.TrimSuffix(*auditor, "/"), token: token}
+			id, err := a.resolve(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			evs, err = a.events(ctx, id)
+			if err != nil {
+				return err
+			}
 		} else {
 			nc, js, cerr := nopts.connect(ctx)
 			if cerr != nil {
@@ -251,34 +275,71 @@ func upgradeEvents(ctx context.Context, js jetstream.JetStream, id string) ([]ev
 	}
 }
 
-// auditorEvents reads an upgrade's events from the auditor's HTTP API.
-func auditorEvents(ctx context.Context, base, id string) ([]events.Event, error) {
+// auditorAPI reads the auditor's history API.
+type auditorAPI struct {
+	base, token string
+}
+
+// get GETs path and decodes its JSON body into v.
+func (a auditorAPI) get(ctx context.Context, path string, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	u := strings.TrimSuffix(base, "/") + "/api/upgrades/" + url.PathEscape(id) + "/events"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("--auditor %q: %w", base, err)
+		return fmt.Errorf("--auditor %q: %w", a.base, err)
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ask the auditor at %s: %w", base, err)
+		return fmt.Errorf("ask the auditor at %s: %w", a.base, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
-		return nil, fmt.Errorf("read the auditor's answer: %w", err)
+		return fmt.Errorf("read the auditor's answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var eb struct {
 			Error string `json:"error"`
 		}
 		_ = json.Unmarshal(body, &eb)
-		return nil, fmt.Errorf("the auditor at %s answered %s: %s", base, resp.Status, eb.Error)
+		hint := ""
+		if resp.StatusCode == http.StatusUnauthorized {
+			hint = " (give its token with --auditor-token-file or CUTOVER_HTTP_TOKEN)"
+		}
+		return fmt.Errorf("the auditor at %s answered %s: %s%s", a.base, resp.Status, eb.Error, hint)
 	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("decode the auditor's answer: %w", err)
+	}
+	return nil
+}
+
+// resolve finds the upgrade arg names among those the auditor recorded:
+// an id, a unique prefix of one, or a release name one upgrade has.
+func (a auditorAPI) resolve(ctx context.Context, arg string) (string, error) {
+	var ups []struct {
+		ID      string `json:"id"`
+		Release string `json:"release"`
+		State   string `json:"state"`
+	}
+	if err := a.get(ctx, "/api/upgrades", &ups); err != nil {
+		return "", err
+	}
+	var list []*planner.Upgrade
+	for _, u := range ups {
+		list = append(list, &planner.Upgrade{ID: u.ID, Release: events.Release{Name: u.Release}, Phase: u.State})
+	}
+	return matchUpgrade(list, arg)
+}
+
+// events reads an upgrade's events, oldest first.
+func (a auditorAPI) events(ctx context.Context, id string) ([]events.Event, error) {
 	var raws []json.RawMessage
-	if err := json.Unmarshal(body, &raws); err != nil {
-		return nil, fmt.Errorf("decode the auditor's answer: %w", err)
+	if err := a.get(ctx, "/api/upgrades/"+url.PathEscape(id)+"/events", &raws); err != nil {
+		return nil, err
 	}
 	out := make([]events.Event, 0, len(raws))
 	for _, r := range raws {
