@@ -344,3 +344,12 @@ func get(t *testing.T, u string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestMain removes the syncapp binary the command tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if syncBuild.path != "" {
+		_ = os.RemoveAll(filepath.Dir(syncBuild.path))
+	}
+	os.Exit(code)
+}
