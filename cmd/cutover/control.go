@@ -49,6 +49,7 @@ it, or its release name when one upgrade has it.`,
 		Args:    exactArgs(1, "one upgrade: its id, a unique prefix of it, or its release name"),
 	}
 	nopts := natsFlags(cmd)
+	cmd.ValidArgsFunction = completeUpgrades(nopts)
 	reason := cmd.Flags().String("reason", "", "why, for the history (default: \"<action> by <user>\")")
 	timeout := cmd.Flags().Duration("timeout", 30*time.Second, "how long to wait for the planner's answer")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {

@@ -150,6 +150,10 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 	eventually(t, 20*time.Second, "the canary pause", func() bool {
 		return cut("status", id).code == 3
 	})
+	// Shell completion offers the planner's upgrades.
+	if r := runBin(t, bin, "__complete", "promote", "--nats", url, id[:8]); !strings.Contains(r.stdout, id+"\tcanary-v2, paused") {
+		t.Errorf("completion of an upgrade id: %+v", r)
+	}
 	if r := cut("status", "canary-v2"); !strings.Contains(r.stdout, "waiting for cutover promote "+id) {
 		t.Errorf("status by release name:\n%s", r.stdout)
 	}

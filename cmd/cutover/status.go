@@ -28,6 +28,7 @@ aborted, 3 when it is paused (waiting for an operator).`,
 	}
 	output := outputFlag(cmd, "text", "json")
 	nopts := natsFlags(cmd)
+	cmd.ValidArgsFunction = completeUpgrades(nopts)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		nc, js, err := nopts.connect(ctx)

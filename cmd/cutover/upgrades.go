@@ -174,6 +174,7 @@ of CloudEvents.`,
 	auditor := cmd.Flags().String("auditor", envOr("CUTOVER_AUDITOR", ""), "read from this auditor's HTTP API (cutover dev --http, auditor --http) instead of the stream (env CUTOVER_AUDITOR)")
 	tokenFile := cmd.Flags().String("auditor-token-file", envOr("CUTOVER_HTTP_TOKEN_FILE", ""), "`FILE` holding the bearer token the auditor's API wants (or its value in CUTOVER_HTTP_TOKEN)")
 	nopts := natsFlags(cmd)
+	cmd.ValidArgsFunction = completeUpgrades(nopts)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		var evs []events.Event
@@ -350,4 +351,35 @@ func (a auditorAPI) events(ctx context.Context, id string) ([]events.Event, erro
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// completeUpgrades completes an upgrade argument with the ids and release
+// names the planner knows (cutover completion), asking NATS for at most 2s.
+func completeUpgrades(nopts *natsOptions) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+		defer cancel()
+		nc, js, err := nopts.connect(ctx)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer nc.Close()
+		ups, err := planner.ListUpgrades(ctx, js)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		for _, u := range ups {
+			if strings.HasPrefix(u.ID, toComplete) {
+				out = append(out, cobra.CompletionWithDesc(u.ID, u.Release.Name+", "+u.Phase))
+			}
+			if u.Release.Name != "" && strings.HasPrefix(u.Release.Name, toComplete) && !slices.Contains(out, u.Release.Name) {
+				out = append(out, u.Release.Name)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }

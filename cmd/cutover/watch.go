@@ -30,6 +30,7 @@ per line, for jq.`,
 	}
 	output := outputFlag(cmd, "text", "json")
 	nopts := natsFlags(cmd)
+	cmd.ValidArgsFunction = completeUpgrades(nopts)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		nc, js, err := nopts.connect(ctx)
