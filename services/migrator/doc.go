@@ -55,6 +55,15 @@
 // over every driver (integration_test.go, targets()) are their conformance
 // suite, run on real SQLite, PostgreSQL and MariaDB.
 //
+// Files that cannot run in the transaction golang-migrate gives each file
+// (PostgreSQL: CREATE INDEX CONCURRENTLY beside other statements; SQLite: a
+// file with its own BEGIN) fail at their first statement having changed
+// nothing: the StepError says how to split the file or which option to set,
+// and is RolledBack, so nothing is restored. The drivers honour
+// golang-migrate's options in the location: x-multi-statement=true in a
+// PostgreSQL URL, ?x-no-tx-wrap=true after a SQLite path (internal/apply.
+// Options).
+//
 // Migration sources are directories of golang-migrate files
 // (NNNN_title.up.sql / NNNN_title.down.sql), or "image:<ref>[#/dir]": the
 // directory (default /migrations) read out of an image through its registry

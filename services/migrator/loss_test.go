@@ -72,6 +72,10 @@ func TestFailedRunKeepsConcurrentWrites(t *testing.T) {
 			for _, tc := range cases[tg.driver] {
 				t.Run(tc.name, func(t *testing.T) {
 					loc := tg.prepare(t, inner, 200)
+					// The seed's counters are published before the run (a
+					// pg_dump snapshot reads them without waiting for other
+					// sessions to end; see migrator.Loss).
+					tg.waitStats(t, loc, "audit_trail", 200, 0, 0)
 					drv := &afterSnapshot{Driver: inner, fn: func() {
 						db := tg.open(t, loc)
 						for i := 0; i < 38; i++ {

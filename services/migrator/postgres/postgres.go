@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/file"
 	"github.com/jackc/pgx/v5"
@@ -65,6 +66,11 @@ var (
 // connection between calls, so that its snapshots and restores find no
 // connection of its own on the database.
 type Database struct {
+	// multi runs a file statement by statement, each in its own implicit
+	// transaction (x-multi-statement=true in the URL, as golang-migrate's
+	// pgx driver takes it): a CREATE INDEX CONCURRENTLY may then sit in a
+	// file with other statements.
+	multi  bool
 	drv    Driver
 	cfg    *pgx.ConnConfig // the database
 	admin  *pgx.ConnConfig // the maintenance database
@@ -91,6 +97,14 @@ func (d Driver) Open(ctx context.Context, location, source string) (migrator.Dat
 		return nil, fmt.Errorf("open postgres database: snapshot method %q is unknown; use auto, template or dump", d.Method)
 	}
 	shown := redact(location)
+	location, opts, err := apply.Options(location, "x-multi-statement")
+	if err != nil {
+		return nil, fmt.Errorf("open postgres database %s: %w", shown, err)
+	}
+	multi, err := apply.BoolOption(opts, "x-multi-statement")
+	if err != nil {
+		return nil, fmt.Errorf("open postgres database %s: %w", shown, err)
+	}
 	cfg, err := pgx.ParseConfig(location)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres database %s: %w (want postgres://user@host:port/dbname)", shown, err)
@@ -103,7 +117,7 @@ func (d Driver) Open(ctx context.Context, location, source string) (migrator.Dat
 	}
 	admin := cfg.Copy()
 	admin.Database = d.MaintenanceDB
-	db := &Database{drv: d, cfg: cfg, admin: admin, name: cfg.Database,
+	db := &Database{drv: d, cfg: cfg, admin: admin, name: cfg.Database, multi: multi,
 		key: "postgres://" + net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))) + "/" + cfg.Database}
 	if source != "" {
 		if db.source, err = filepath.Abs(source); err != nil {
@@ -302,7 +316,7 @@ func (d *Database) run(ctx context.Context, target uint, up bool) error {
 	if err != nil {
 		return err
 	}
-	drv, err := migratepgx.WithInstance(db, &migratepgx.Config{})
+	drv, err := migratepgx.WithInstance(db, &migratepgx.Config{MultiStatementEnabled: d.multi})
 	if err != nil {
 		_ = db.Close()
 		return fmt.Errorf("prepare migrations of %s: %w", d.key, err)
@@ -333,7 +347,21 @@ func (d *Database) run(ctx context.Context, target uint, up bool) error {
 func (d *Database) stepError(step migrator.Migration, name string, err error) *migrator.StepError {
 	se := &migrator.StepError{Version: step.Version, File: name, Err: apply.SQLError(err)}
 	body, rerr := os.ReadFile(filepath.Join(d.source, name))
-	se.RolledBack = rerr == nil && migrator.Transactional(string(body), "CONCURRENTLY")
+	se.RolledBack = rerr == nil && !d.multi && migrator.Transactional(string(body), "CONCURRENTLY")
+	var pgErr *pgconn.PgError
+	var migErr database.Error // golang-migrate's pgx driver returns it by value, without Unwrap
+	if errors.As(err, &migErr) {
+		err = migErr.OrigErr
+	}
+	if !d.multi && errors.As(err, &pgErr) && pgErr.Code == "25001" { // active_sql_transaction
+		// A statement that cannot run in a transaction (CREATE INDEX
+		// CONCURRENTLY, VACUUM, ...) in a file of several statements:
+		// PostgreSQL refused it within the file's implicit transaction,
+		// which it rolled back whole; nothing of the file remains.
+		se.RolledBack = true
+		se.Err = fmt.Errorf("%w; PostgreSQL runs a file of several statements in one transaction: put that statement alone in a file of its own, "+
+			"or add x-multi-statement=true to the database URL so each statement runs on its own (a failure midway then leaves the statements before it applied)", se.Err)
+	}
 	return se
 }
 

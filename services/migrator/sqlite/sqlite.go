@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -36,6 +37,14 @@ const busyTimeout = 10 * time.Second
 // Open returns a handle on the SQLite file at location, with migrations in
 // the directory source (may be ""). The file must exist.
 func (Driver) Open(ctx context.Context, location, source string) (migrator.Database, error) {
+	location, opts, err := apply.Options(location, "x-no-tx-wrap")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite database %s: %w", location, err)
+	}
+	noTxWrap, err := apply.BoolOption(opts, "x-no-tx-wrap")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite database %s: %w", location, err)
+	}
 	path, err := filepath.Abs(location)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite database %q: %w", location, err)
@@ -50,7 +59,7 @@ func (Driver) Open(ctx context.Context, location, source string) (migrator.Datab
 	if fi.IsDir() {
 		return nil, fmt.Errorf("open sqlite database %s: it is a directory; name the database file", path)
 	}
-	d := &Database{path: path, snapDir: filepath.Join(filepath.Dir(path), SnapshotDir)}
+	d := &Database{path: path, snapDir: filepath.Join(filepath.Dir(path), SnapshotDir), noTxWrap: noTxWrap}
 	if source != "" {
 		if d.source, err = filepath.Abs(source); err != nil {
 			return nil, fmt.Errorf("open migration source %q: %w", source, err)
@@ -67,9 +76,13 @@ const SnapshotDir = ".cutover-snapshots"
 
 // Database is one SQLite file and its migration source.
 type Database struct {
-	path    string // absolute
-	source  string // absolute, or ""
-	snapDir string
+	// noTxWrap runs each file without golang-migrate's BEGIN/COMMIT around
+	// it (x-no-tx-wrap=true after the path, as golang-migrate's sqlite
+	// driver takes it), for files that control their own transaction.
+	noTxWrap bool
+	path     string // absolute
+	source   string // absolute, or ""
+	snapDir  string
 }
 
 // Key returns the database's absolute path.
@@ -238,7 +251,7 @@ func (d *Database) run(ctx context.Context, target uint, up bool) error {
 		return err
 	}
 	// golang-migrate closes db when m is closed.
-	drv, err := migratesqlite.WithInstance(db, &migratesqlite.Config{})
+	drv, err := migratesqlite.WithInstance(db, &migratesqlite.Config{NoTxWrap: d.noTxWrap})
 	if err != nil {
 		_ = db.Close()
 		return fmt.Errorf("prepare migrations of %s: %w", d.path, err)
@@ -267,7 +280,14 @@ func (d *Database) stepError(step migrator.Migration, name string, err error) *m
 	body, rerr := os.ReadFile(filepath.Join(d.source, name))
 	var joined interface{ Unwrap() []error }
 	rollbackFailed := errors.As(se.Err, &joined) && len(joined.Unwrap()) > 1
-	se.RolledBack = rerr == nil && !rollbackFailed && migrator.Transactional(string(body))
+	se.RolledBack = rerr == nil && !rollbackFailed && !d.noTxWrap && migrator.Transactional(string(body))
+	if !d.noTxWrap && strings.Contains(se.Err.Error(), "cannot start a transaction within a transaction") {
+		// The file's own BEGIN failed inside golang-migrate's: its first
+		// statement, so nothing of it ran and golang-migrate rolled back.
+		se.RolledBack = !rollbackFailed
+		se.Err = fmt.Errorf("%w; the file opens its own transaction (BEGIN) inside the one golang-migrate runs each file in: "+
+			"remove its BEGIN/COMMIT, or add ?x-no-tx-wrap=true to the database location so the file runs as written", se.Err)
+	}
 	return se
 }
 

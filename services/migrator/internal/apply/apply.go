@@ -8,6 +8,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/golang-migrate/migrate/v4/database"
 
@@ -115,4 +119,51 @@ func Plan(migs []migrator.Migration, from uint, none bool, target uint, up bool)
 		}
 	}
 	return steps, nil
+}
+
+// Options takes golang-migrate's x- options (e.g. x-multi-statement=true)
+// out of a database location and returns the location without them. Only
+// the options in known are accepted: another x- option is an error naming
+// the accepted ones. A location without a query, or whose query holds no
+// x- option, is returned as it is.
+func Options(location string, known ...string) (string, map[string]string, error) {
+	base, query, ok := strings.Cut(location, "?")
+	if !ok {
+		return location, nil, nil
+	}
+	vals, err := url.ParseQuery(query)
+	if err != nil {
+		return location, nil, nil
+	}
+	opts := map[string]string{}
+	for k := range vals {
+		if !strings.HasPrefix(k, "x-") {
+			continue
+		}
+		if !slices.Contains(known, k) {
+			return "", nil, fmt.Errorf("option %s is not one the migrator honours for this driver; use %s", k, strings.Join(known, ", "))
+		}
+		opts[k] = vals.Get(k)
+		vals.Del(k)
+	}
+	if len(opts) == 0 {
+		return location, nil, nil
+	}
+	if rest := vals.Encode(); rest != "" {
+		return base + "?" + rest, opts, nil
+	}
+	return base, opts, nil
+}
+
+// BoolOption reads a boolean x- option ("" is false).
+func BoolOption(opts map[string]string, key string) (bool, error) {
+	v, ok := opts[key]
+	if !ok || v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("option %s=%q: want true or false", key, v)
+	}
+	return b, nil
 }

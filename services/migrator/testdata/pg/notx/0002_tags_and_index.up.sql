@@ -1,0 +1,2 @@
+CREATE TABLE tags (id BIGINT PRIMARY KEY, name TEXT NOT NULL);
+CREATE INDEX CONCURRENTLY items_name ON items (name);
