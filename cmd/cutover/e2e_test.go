@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
@@ -304,22 +303,6 @@ func (p *process) stop(t *testing.T) {
 	}
 }
 
-func connectJS(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	var nc *nats.Conn
-	eventually(t, 20*time.Second, "NATS at "+url, func() bool {
-		var err error
-		nc, err = nats.Connect(url)
-		return err == nil
-	})
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 // TestDevFinishesAnUpgradeAfterSIGTERM stops `cutover dev` with SIGTERM in
 // the middle of a real upgrade on Docker, starts it again on the same data
 // dir, and checks that the upgrade finishes with every container replaced
@@ -335,10 +318,12 @@ func TestDevFinishesAnUpgradeAfterSIGTERM(t *testing.T) {
 	args := []string{"--data", data, "--nats-listen", addr, "--nodes", strings.Join(nodes, ",")}
 	url := "nats://" + addr
 	first := startDev(t, bin, args...)
-	js := connectJS(t, url)
+	// dev requires the credentials it generates in its data directory; the
+	// operator's identity (cli) may request upgrades and read every event.
+	js := connectAs(t, url, data, natsauth.RoleCLI)
 	waitInventories(t, js, nodes)
 
-	raw := dialRaw(t, url)
+	raw := dialRawAs(t, url, natsauth.SeedFile(filepath.Join(data, devCredsDir), natsauth.RoleCLI))
 	var seen collected
 	seen.run(raw, t)
 	raw.sub(events.SubjectAll)
@@ -353,7 +338,7 @@ func TestDevFinishesAnUpgradeAfterSIGTERM(t *testing.T) {
 		t.Fatal("the upgrade completed before SIGTERM; the test did not stop it midway")
 	}
 	startDev(t, bin, args...)
-	js = connectJS(t, url)
+	js = connectAs(t, url, data, natsauth.RoleCLI)
 	eventually(t, 120*time.Second, "the upgrade to complete after restart", func() bool {
 		u, err = planner.LoadUpgrade(ctx, js, id)
 		return err == nil && u.Final()
@@ -365,7 +350,7 @@ func TestDevFinishesAnUpgradeAfterSIGTERM(t *testing.T) {
 	// From the stream: each container replaced once, each node commanded once,
 	// and every message a valid CloudEvent.
 	replaced, commands := map[string]int{}, map[string]int{}
-	cons, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{})
+	cons, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectAll}})
 	if err != nil {
 		t.Fatal(err)
 	}

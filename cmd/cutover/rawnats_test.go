@@ -2,13 +2,19 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nkeys"
 )
 
 // rawNATS speaks the NATS text protocol over a plain TCP socket: a client
@@ -24,16 +30,55 @@ type rawNATS struct {
 
 func dialRaw(t *testing.T, url string) *rawNATS {
 	t.Helper()
+	return dialRawAs(t, url, "")
+}
+
+// dialRawAs is dialRaw authenticating with the nkey seed in seedFile (none
+// when empty), as the protocol asks: the CONNECT carries the public key and
+// the server's nonce signed with the seed.
+func dialRawAs(t *testing.T, url, seedFile string) *rawNATS {
+	t.Helper()
 	addr := strings.TrimPrefix(url, "nats://")
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &rawNATS{t: t, conn: conn, r: bufio.NewReader(conn), msgs: make(chan string, 1024), pong: make(chan struct{}, 16)}
-	if _, err := c.r.ReadString('\n'); err != nil { // INFO {...}
+	info, err := c.r.ReadString('\n') // INFO {...}
+	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(conn, "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":false,\"name\":\"raw-test-client\"}\r\n")
+	connect := map[string]any{"verbose": false, "pedantic": false, "headers": false, "name": "raw-test-client"}
+	if seedFile != "" {
+		var server struct {
+			Nonce string `json:"nonce"`
+		}
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(strings.TrimSpace(info), "INFO ")), &server); err != nil {
+			t.Fatalf("read the server's INFO: %v", err)
+		}
+		seed, err := os.ReadFile(seedFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kp, err := nkeys.FromSeed(bytes.TrimSpace(seed))
+		if err != nil {
+			t.Fatalf("seed %s: %v", seedFile, err)
+		}
+		pub, err := kp.PublicKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := kp.Sign([]byte(server.Nonce))
+		if err != nil {
+			t.Fatal(err)
+		}
+		connect["nkey"], connect["sig"] = pub, base64.RawURLEncoding.EncodeToString(sig)
+	}
+	line, err := json.Marshal(connect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "CONNECT %s\r\n", line)
 	go c.read()
 	t.Cleanup(func() { conn.Close() })
 	return c
