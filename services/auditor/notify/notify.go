@@ -9,7 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,15 +148,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("webhook notifier: no URL; pass at least one --webhook URL"))
 	}
 	seen := map[string]bool{}
-	for _, raw := range c.URLs {
-		u, err := url.Parse(raw)
+	for i, raw := range c.URLs {
+		u, err := neturl.Parse(raw)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("webhook URL %q: %w", raw, err))
+			errs = append(errs, fmt.Errorf("webhook URL %d (%s): not a URL", i+1, shownURL(raw)))
 		case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			errs = append(errs, fmt.Errorf("webhook URL %q: want an absolute http:// or https:// URL", raw))
+			errs = append(errs, fmt.Errorf("webhook URL %d (%s): want an absolute http:// or https:// URL", i+1, shownURL(raw)))
 		case seen[raw]:
-			errs = append(errs, fmt.Errorf("webhook URL %q: given twice; each URL gets every chosen event once", raw))
+			errs = append(errs, fmt.Errorf("webhook URL %d (%s): given twice; each URL gets every chosen event once", i+1, shownURL(raw)))
 		}
 		seen[raw] = true
 	}
@@ -295,7 +295,7 @@ func (n *Notifier) Observe(r auditor.Record) {
 			// Log the first drop and then one in 1000, not a line per
 			// event during a flood.
 			if d := n.dropped.Add(1); d == 1 || d%1000 == 0 {
-				n.log.Warn("webhook queue full; dropping the oldest events (is the endpoint down?)", "url", t.url, "queue", n.cfg.QueueSize, "dropped", d)
+				n.log.Warn("webhook queue full; dropping the oldest events (is the endpoint down?)", "url", shownURL(t.url), "queue", n.cfg.QueueSize, "dropped", d)
 			}
 		}
 	}
@@ -326,7 +326,7 @@ func (n *Notifier) run(ctx context.Context, t *target) {
 // deliver posts r to url until it is accepted, refused, GiveUpAfter has
 // passed, or ctx is cancelled.
 func (n *Notifier) deliver(ctx context.Context, url string, r auditor.Record) {
-	log := n.log.With("url", url, "event", r.ID, "type", r.Type)
+	log := n.log.With("url", shownURL(url), "event", r.ID, "type", r.Type)
 	start := time.Now()
 	backoff := n.cfg.InitialBackoff
 	for attempt := 1; ; attempt++ {
@@ -364,15 +364,21 @@ func (n *Notifier) deliver(ctx context.Context, url string, r auditor.Record) {
 func (n *Notifier) post(ctx context.Context, url string, body []byte) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
 	defer cancel()
+	shown := shownURL(url)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return false, fmt.Errorf("build webhook request for %s: %w", url, err)
+		return false, fmt.Errorf("build webhook request for %s: %w", shown, err)
 	}
 	req.Header.Set("Content-Type", ContentType)
 	req.Header.Set("User-Agent", "cutover-auditor")
 	resp, err := n.cfg.Client.Do(req)
 	if err != nil {
-		return true, fmt.Errorf("post event to %s: %w", url, err)
+		// *url.Error repeats the whole URL, secret path included.
+		var uerr *neturl.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return true, fmt.Errorf("post event to %s: %w", shown, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
@@ -380,9 +386,9 @@ func (n *Notifier) post(ctx context.Context, url string, body []byte) (retry boo
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return false, nil
 	case resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode >= 500:
-		return true, fmt.Errorf("post event to %s: %s", url, resp.Status)
+		return true, fmt.Errorf("post event to %s: %s", shown, resp.Status)
 	default:
-		return false, fmt.Errorf("post event to %s: %s", url, resp.Status)
+		return false, fmt.Errorf("post event to %s: %s", shown, resp.Status)
 	}
 }
 
@@ -442,4 +448,19 @@ func (t *target) drop() int {
 	clear(t.ring)
 	t.head, t.size = 0, 0
 	return n
+}
+
+// shownURL is a webhook URL as logs and errors show it: scheme and host
+// only, since chat and incident webhooks carry their secret in the path or
+// query (hooks.slack.com/services/T/B/SECRET) and some in the userinfo.
+func shownURL(raw string) string {
+	u, err := neturl.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(webhook URL)"
+	}
+	shown := u.Scheme + "://" + u.Host
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		shown += "/…"
+	}
+	return shown
 }

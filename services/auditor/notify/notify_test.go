@@ -296,8 +296,10 @@ func TestConfigValidate(t *testing.T) {
 		want []string
 	}{
 		{"no URL", notify.Config{}, []string{"no URL"}},
+		{"secret path not shown", notify.Config{URLs: []string{"https://hooks.example/services/T0/B0/SECRET", "https://hooks.example/services/T0/B0/SECRET"}},
+			[]string{"webhook URL 2 (https://hooks.example/…): given twice"}},
 		{"every problem at once", notify.Config{URLs: []string{"ftp://x", "localhost:80", "http://a", "http://a"}},
-			[]string{`"ftp://x"`, `"localhost:80"`, "given twice"}},
+			[]string{"webhook URL 1 (ftp://x)", "webhook URL 2", "webhook URL 4 (http://a): given twice"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,6 +311,9 @@ func TestConfigValidate(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("error %q shows a webhook's secret path", err)
 			}
 		})
 	}
