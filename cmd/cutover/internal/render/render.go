@@ -110,6 +110,17 @@ func detail(e events.Event) string {
 		return fmt.Sprintf("%s: version %d -> %d through %s", v.Database, v.FromVersion, v.ToVersion, v.Path)
 	case *events.HealthSignal:
 		return fmt.Sprintf("%s on %s: %s %s", v.Service, v.Node, v.Status, v.Message)
+	case *events.MigrationStatusRequested:
+		return fmt.Sprintf("%s (%s): state asked", v.Database, v.Driver)
+	case *events.MigrationStatusReported:
+		if v.Error != "" {
+			return v.Database + ": " + v.Error
+		}
+		dirty := ""
+		if v.Dirty {
+			dirty = " (dirty)"
+		}
+		return fmt.Sprintf("%s: version %d%s, %s applied, %s pending", v.Database, v.Version, dirty, Plural(v.Applied, "file"), Plural(len(v.Pending), "file"))
 	case *events.UpgradeControlAnswered:
 		verdict := "accepted"
 		if !v.Accepted {

@@ -13,6 +13,9 @@ import (
 // never empty.
 func fill(v reflect.Value) {
 	for i := range v.NumField() {
+		if !v.Type().Field(i).IsExported() {
+			continue // e.g. inside a time.Time
+		}
 		f := v.Field(i)
 		switch f.Kind() {
 		case reflect.String:

@@ -195,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			if err != nil {
 				return nil, err
 			}
-			ucfg := nodeupdater.Config{Node: node, AgentVersion: cfg.AgentVersion, Logger: cfg.Logger.With("service", "node-updater", "node", node)}
+			ucfg := nodeupdater.Config{Node: node, AgentVersion: cfg.AgentVersion, Logger: cfg.Logger.With("service", "node-updater")}
 			if cfg.Inventory != nil {
 				// Manage by name what the inventory places on the node,
 				// labelled or not (kolla-ansible's containers).
