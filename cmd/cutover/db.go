@@ -98,13 +98,14 @@ the choices are printed and the exit code is 1.`,
 	phase := cmd.Flags().String("phase", "all", "expand, contract or all")
 	method := cmd.Flags().String("snapshot-method", "", "PostgreSQL snapshot method for this run: auto, template or dump (default: the migrator's)")
 	anyway := cmd.Flags().Bool("restore-anyway", false, "if the run fails, restore the snapshot even when writes after it were counted (they are lost)")
+	fence := cmd.Flags().String("fence", "", "connect: keep other roles out of the PostgreSQL database for the run (they are disconnected; no write can land after the snapshot)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := o.check(true); err != nil {
 			return err
 		}
 		return o.request(cmd.Context(), cmd.OutOrStdout(), events.MigrationRequested{
 			Driver: o.driver, Database: o.database, DatabaseID: o.id, Source: o.source, TargetVersion: *to, Phase: *phase,
-			SnapshotMethod: *method, RestoreAnyway: *anyway,
+			SnapshotMethod: *method, RestoreAnyway: *anyway, Fence: *fence,
 		})
 	}
 	return cmd

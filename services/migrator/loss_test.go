@@ -2,6 +2,7 @@ package migrator_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -208,4 +209,15 @@ func TestRecoverAfterRollbackDoesNotResurrectTheUpgrade(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Fence passes a fence request through to the wrapped database.
+func (d *afterSnapshotDB) Fence(ctx context.Context) (func(context.Context) error, error) {
+	f, ok := d.Database.(interface {
+		Fence(context.Context) (func(context.Context) error, error)
+	})
+	if !ok {
+		return nil, errors.New("this database cannot fence writers")
+	}
+	return f.Fence(ctx)
 }

@@ -42,6 +42,9 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 		return fail(events.MigrationFailed{Error: fmt.Sprintf("phase %q is unknown; send expand, migrate, contract or all", req.Phase), State: untouched})
 	}
 	if req.Command != nil {
+		if req.Fence != "" && req.Fence != "none" {
+			return fail(events.MigrationFailed{Error: fmt.Sprintf("fence %q applies to SQL file migrations; a command migration is not fenced: leave fence out", req.Fence), State: untouched})
+		}
 		return m.migrateCommand(ctx, e, req, log, fail, failed)
 	}
 	db, release, refused, err := m.prepare(ctx, req.Driver, req.Source, req.Database, database, e.ID(), log)
@@ -111,6 +114,25 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 		return m.finish(ctx, e, events.MigrationCompleted{Database: database, FromVersion: from, ToVersion: from, DurationMs: time.Since(started).Milliseconds(), Recovered: recovered}, log)
 	}
 
+	switch req.Fence {
+	case "", "none":
+	case "connect":
+		f, ok := db.(fencer)
+		if !ok {
+			return fail(events.MigrationFailed{Error: `fence "connect": this database's driver cannot fence writers; leave fence out`, Version: from, State: clean})
+		}
+		unfence, err := f.Fence(ctx)
+		if err != nil {
+			return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: clean})
+		}
+		fenced := time.Now()
+		defer func() {
+			err := unfence(context.WithoutCancel(ctx))
+			log.Info("fence lifted", "fenced_ms", time.Since(fenced).Milliseconds(), "err", err)
+		}()
+	default:
+		return fail(events.MigrationFailed{Error: fmt.Sprintf("fence %q is unknown; send connect or none", req.Fence), Version: from, State: untouched})
+	}
 	snap, err := db.Snapshot(ctx)
 	if err != nil {
 		return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: clean + " (no migration runs without a verified snapshot)"})
@@ -429,4 +451,10 @@ func setSnapshotMethod(db Database, method string) error {
 		return nil
 	}
 	return fmt.Errorf("snapshot_method %q: this database's driver has one snapshot method; leave snapshot_method out (or auto)", method)
+}
+
+// fencer is a Database that can stop other writers for a run (PostgreSQL:
+// a request's fence "connect").
+type fencer interface {
+	Fence(ctx context.Context) (unfence func(context.Context) error, err error)
 }

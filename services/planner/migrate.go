@@ -143,7 +143,7 @@ func (p *Planner) migration(cause events.Event, u *Upgrade, m *MigrationProgress
 	}
 	return events.MustNew(events.Source("planner", ""), events.MigrationRequested{
 		Service: m.Service, Driver: m.Driver, Database: m.Database, DatabaseID: m.Service, Source: m.Source, TargetVersion: m.ToVersion, Phase: phase,
-		SnapshotMethod: m.SnapshotMethod,
+		SnapshotMethod: m.SnapshotMethod, Fence: m.Fence,
 	}, events.WithUpgrade(u.ID), events.CausedBy(cause))
 }
 

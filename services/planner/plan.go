@@ -96,7 +96,7 @@ func Compute(req events.UpgradeRequested, fleet []events.NodeInventory, inv *inv
 			continue
 		}
 		p.Migrations = append(p.Migrations, MigrationProgress{
-			Service: sp.Name, Driver: db.Driver, Database: db.URL, Source: db.Migrations, SnapshotMethod: db.SnapshotMethod,
+			Service: sp.Name, Driver: db.Driver, Database: db.URL, Source: db.Migrations, SnapshotMethod: db.SnapshotMethod, Fence: db.Fence,
 			FromVersion: uint(sp.DatabaseVersion), ToVersion: uint(sp.MigrationsVersion),
 			Expand: MigrationPending, Contract: MigrationPending,
 			Commands: db.Commands, Image: sp.Image,

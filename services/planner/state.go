@@ -180,6 +180,8 @@ type MigrationProgress struct {
 	Source   string `json:"source"`
 	// SnapshotMethod is the inventory's snapshot_method ("" = the migrator's default).
 	SnapshotMethod string `json:"snapshot_method,omitempty"`
+	// Fence is the inventory's fence ("" = none).
+	Fence string `json:"fence,omitempty"`
 	// FromVersion is the database's version before the upgrade; a rollback returns to it.
 	FromVersion uint `json:"from_version"`
 	// ToVersion is the release's migrations_version.

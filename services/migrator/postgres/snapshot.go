@@ -892,3 +892,74 @@ func (m dbMeta) apply(ctx context.Context, admin *sql.DB, name string) error {
 	}
 	return nil
 }
+
+// Fence stops other roles from writing during a migration (a request's
+// fence "connect"): CONNECT on the database is revoked from PUBLIC and from
+// every role but the migrator's own, and their sessions are terminated.
+// They are disconnected for the run, by choice: no write can then land
+// after the snapshot. Superusers keep connecting (PostgreSQL does not check
+// their privileges). unfence gives the database its grants back, as a
+// restore does (dbMeta.apply), even when the run restored a snapshot.
+func (d *Database) Fence(ctx context.Context) (unfence func(context.Context) error, err error) {
+	admin, err := d.adminConn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fence %s: %w", d.key, err)
+	}
+	meta, err := readMeta(ctx, admin, d.name)
+	if err != nil {
+		_ = admin.Close()
+		return nil, fmt.Errorf("fence %s: %w", d.key, err)
+	}
+	unfence = func(ctx context.Context) error {
+		defer admin.Close()
+		if !meta.acl { // the default ACL, written out: PUBLIC connects and makes temporary tables
+			meta.acl = true
+			meta.grants = []grant{{"", "CONNECT", false}, {"", "TEMPORARY", false},
+				{meta.owner, "CONNECT", false}, {meta.owner, "CREATE", false}, {meta.owner, "TEMPORARY", false}}
+		}
+		if err := meta.apply(ctx, admin, d.name); err != nil {
+			return fmt.Errorf("lift the fence on %s: %w; give the grants back by hand", d.key, err)
+		}
+		return nil
+	}
+	var me string
+	if err := admin.QueryRowContext(ctx, `SELECT current_user`).Scan(&me); err != nil {
+		_ = admin.Close()
+		return nil, fmt.Errorf("fence %s: %w", d.key, err)
+	}
+	db := quote(d.name)
+	stmts := []string{`REVOKE CONNECT ON DATABASE ` + db + ` FROM PUBLIC`}
+	roles := map[string]bool{meta.owner: true}
+	for _, g := range meta.grants {
+		if g.grantee != "" {
+			roles[g.grantee] = true
+		}
+	}
+	for r := range roles {
+		if r != me {
+			stmts = append(stmts, `REVOKE CONNECT ON DATABASE `+db+` FROM `+quote(r))
+		}
+	}
+	for _, q := range stmts {
+		if _, err := admin.ExecContext(ctx, q); err != nil {
+			return nil, errors.Join(fmt.Errorf("fence %s: %s: %w", d.key, q, err), unfence(context.WithoutCancel(ctx)))
+		}
+	}
+	// Their sessions end asynchronously: wait until they are gone, so that
+	// no write of theirs commits after the snapshot.
+	deadline := time.Now().Add(drainTimeout)
+	for {
+		var left int
+		if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = $1 AND backend_type = 'client backend' AND usename <> current_user) t`, d.name).Scan(&left); err != nil {
+			return nil, errors.Join(fmt.Errorf("fence %s: end the other roles' sessions: %w", d.key, err), unfence(context.WithoutCancel(ctx)))
+		}
+		if left == 0 {
+			return unfence, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.Join(fmt.Errorf("fence %s: %d sessions of other roles still connected after %v", d.key, left, drainTimeout), unfence(context.WithoutCancel(ctx)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

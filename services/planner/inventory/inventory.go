@@ -140,6 +140,10 @@ type Database struct {
 	// pg_dump when one is), template (fastest; terminates the sessions for
 	// the copy) or dump.
 	SnapshotMethod string `yaml:"snapshot_method,omitempty" json:"snapshot_method,omitempty"`
+	// Fence is connect to keep other roles out of a PostgreSQL database
+	// while it migrates (no write can land after the snapshot; they are
+	// disconnected for the run), or none (default).
+	Fence string `yaml:"fence,omitempty" json:"fence,omitempty"`
 	// Commands, instead of Migrations, migrates the database with commands
 	// run in a one-off container from the service's new image (OpenStack's
 	// db_sync), one per phase; any image change of the service runs them.
@@ -333,6 +337,15 @@ func (inv *Inventory) validate(where func([]string) string) error {
 			}
 			if db.Version < 0 {
 				bad(append(p, "database", "version"), "%d is negative", db.Version)
+			}
+			switch db.Fence {
+			case "", "none":
+			case "connect":
+				if db.Driver != "postgres" {
+					bad(append(p, "database", "fence"), "connect fences PostgreSQL databases only; leave fence out for %s", db.Driver)
+				}
+			default:
+				bad(append(p, "database", "fence"), "%q is not connect or none", db.Fence)
 			}
 			switch db.SnapshotMethod {
 			case "", "auto":
