@@ -191,7 +191,12 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 				return err
 			}
 		case err != nil:
-			return setupError(fmt.Sprintf("create stream %s", StreamName), cfg, err)
+			// An identity without create rights (a node-updater) may
+			// start before the one that has them (the planner).
+			if cur = createdMeanwhile(ctx, js, StreamName); cur == nil {
+				return setupError(fmt.Sprintf("create stream %s", StreamName), cfg, err)
+			}
+			log.Info("stream created by another service", "stream", StreamName, "own_create", err)
 		default:
 			log.Info("created stream", "stream", StreamName, "replicas", want.Replicas, "max_age", want.MaxAge,
 				"max_bytes", want.MaxBytes, "max_msgs_per_subject", want.MaxMsgsPerSubject, "max_msg_size", want.MaxMsgSize)
@@ -230,7 +235,8 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 			return err
 		}
 		if kvCur == nil {
-			if _, err := js.CreateKeyValue(ctx, b); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			_, err := js.CreateKeyValue(ctx, b)
+			if err != nil && !errors.Is(err, jetstream.ErrBucketExists) && createdMeanwhile(ctx, js, name) == nil {
 				return setupError(fmt.Sprintf("create KV bucket %s", b.Bucket), cfg, err)
 			}
 			continue
@@ -293,6 +299,30 @@ func streamDiff(have, want jetstream.StreamConfig) []any {
 		add("replicas", have.Replicas, want.Replicas)
 	}
 	return out
+}
+
+// createWait bounds how long Setup waits for another service to create what
+// its own identity could not.
+var createWait = 30 * time.Second
+
+// createdMeanwhile waits, with a capped backoff up to createWait, for a
+// stream Setup failed to create to be created by another service, and
+// returns its config, or nil when it did not appear.
+func createdMeanwhile(ctx context.Context, js jetstream.JetStream, name string) *jetstream.StreamConfig {
+	deadline := time.Now().Add(createWait)
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
+		if cur, err := streamConfig(ctx, js, name); err == nil && cur != nil {
+			return cur
+		}
+		if time.Now().Add(pause).After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+	}
 }
 
 // streamConfig returns a stream's config, or nil when it does not exist.

@@ -319,3 +319,31 @@ func TestGeneratedAuthorizationOnARealServer(t *testing.T) {
 		n1.violation(t, "inbox", "_INBOX.cutover-planner.>")
 	})
 }
+
+// TestANodeUpdaterStartedFirstWaitsForTheStream: a node-updater may not
+// create the stream or the buckets; started before the planner, it waits
+// for them instead of failing (services start in any order).
+func TestANodeUpdaterStartedFirstWaitsForTheStream(t *testing.T) {
+	s := natstest.StartSecure(t, natsauth.Fleet{Nodes: []string{"n1"}})
+	done := make(chan error, 1)
+	go func() {
+		nc, _, err := events.Connect(t.Context(), s.Client("node-updater-n1"), "cutover-node-updater-n1")
+		if err == nil {
+			nc.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("node-updater-n1 finished before anyone could create the stream: %v", err)
+	case <-time.After(time.Second):
+	}
+	nc, _, err := events.Connect(t.Context(), s.Client("planner"), "cutover-planner")
+	if err != nil {
+		t.Fatalf("the planner sets up the stream: %v", err)
+	}
+	defer nc.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("node-updater-n1 started before the planner: %v", err)
+	}
+}
