@@ -64,6 +64,18 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Validate returns every problem with the config at once, each naming the
+// field and the fix. New calls it.
+func (c *Config) Validate() error {
+	var errs []error
+	for i, o := range c.Observers {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("auditor config: observer %d is nil; remove it, or pass the metrics or notifier it stands for", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Auditor stores every event of the CUTOVER stream in a Store.
 type Auditor struct {
 	js    jetstream.JetStream
@@ -81,7 +93,7 @@ type Auditor struct {
 // until Start.
 func New(cfg Config, js jetstream.JetStream, store Store) (*Auditor, error) {
 	cfg.setDefaults()
-	var errs []error
+	errs := []error{cfg.Validate()}
 	if js == nil {
 		errs = append(errs, errors.New("new auditor: JetStream is nil; connect to NATS first"))
 	}

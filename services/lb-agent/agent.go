@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,16 +41,58 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Defaults of Config: the one place they are written (cmd/lb-agent's
+// flags default to zero and say these in their help).
+const (
+	DefaultName         = "lb-agent"
+	DefaultDrainTimeout = 30 * time.Second
+)
+
 func (c *Config) setDefaults() {
 	if c.Name == "" {
-		c.Name = "lb-agent"
+		c.Name = DefaultName
 	}
 	if c.DrainTimeout == 0 {
-		c.DrainTimeout = 30 * time.Second
+		c.DrainTimeout = DefaultDrainTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+}
+
+// Validate returns every problem with the config at once, each naming the
+// entry and the form it wants. A zero field stands for its default.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Servers) == 0 && len(c.Backends) == 0 {
+		errs = append(errs, errors.New("lb-agent config: no servers; map each container to its backend/server, or each container name to a backend whose servers are named after the nodes"))
+	}
+	if c.Name != "" && strings.ContainsAny(c.Name, ".*> \t\r\n") {
+		errs = append(errs, fmt.Errorf("lb-agent config: name %q contains one of . * > or whitespace; it names a durable consumer: use letters, digits, '-' or '_' (default %q)", c.Name, DefaultName))
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, fmt.Errorf("lb-agent config: drain timeout %v is negative; set a positive duration, or 0 for the default %v", c.DrainTimeout, DefaultDrainTimeout))
+	}
+	for _, key := range slices.Sorted(maps.Keys(c.Servers)) {
+		srv := c.Servers[key]
+		container := key
+		if node, c, hasNode := strings.Cut(key, "/"); hasNode {
+			if node == "" {
+				container = ""
+			} else {
+				container = c
+			}
+		}
+		if container == "" || strings.Contains(container, "/") || srv.Backend == "" || srv.Server == "" {
+			errs = append(errs, fmt.Errorf("lb-agent config: server %q=%q: want [node/]container=backend/server, e.g. controller1/nova_api=nova_api_back/controller1", key, srv.Backend+"/"+srv.Server))
+		}
+	}
+	for _, container := range slices.Sorted(maps.Keys(c.Backends)) {
+		if backend := c.Backends[container]; container == "" || backend == "" || strings.Contains(container, "/") {
+			errs = append(errs, fmt.Errorf("lb-agent config: backend %q=%q: want container=backend, e.g. nova_api=nova_api_back", container, backend))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // balancer is what the agent needs of a load balancer; *haproxy.Client has it.
@@ -72,26 +116,8 @@ type Agent struct {
 // New returns an Agent; Start runs it.
 func New(cfg Config, js jetstream.JetStream, lb balancer) (*Agent, error) {
 	cfg.setDefaults()
-	if len(cfg.Servers) == 0 && len(cfg.Backends) == 0 {
-		return nil, errors.New("lb-agent config: no servers; map each container to its backend/server, or each container name to a backend whose servers are named after the nodes")
-	}
-	for key, srv := range cfg.Servers {
-		container := key
-		if node, c, hasNode := strings.Cut(key, "/"); hasNode {
-			if node == "" {
-				container = ""
-			} else {
-				container = c
-			}
-		}
-		if container == "" || strings.Contains(container, "/") || srv.Backend == "" || srv.Server == "" {
-			return nil, fmt.Errorf("lb-agent config: server %q=%q: want [node/]container=backend/server, e.g. controller1/nova_api=nova_api_back/controller1", key, srv.Backend+"/"+srv.Server)
-		}
-	}
-	for container, backend := range cfg.Backends {
-		if container == "" || backend == "" || strings.Contains(container, "/") {
-			return nil, fmt.Errorf("lb-agent config: backend %q=%q: want container=backend, e.g. nova_api=nova_api_back", container, backend)
-		}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Agent{cfg: cfg, js: js, lb: lb, pub: events.NewPublisher(js), log: cfg.Logger.With("agent", cfg.Name)}, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -16,92 +15,9 @@ import (
 
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 
 	"github.com/cutover-dev/cutover/events"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
-
-// Config configures a Planner.
-type Config struct {
-	// Scope names the lock that allows one active upgrade at a time (default "default").
-	Scope string
-	// Logger receives lifecycle logs.
-	Logger *slog.Logger
-	// Inventory, when set, gives rollout settings (max_unavailable, role
-	// serial, dependencies); images always come from the node-updaters.
-	Inventory *inventory.Inventory
-	// ProgressDeadline bounds how long a wave waits for its nodes' answers
-	// (default 10m). A node that never answers fails the wave with a reason
-	// naming it, and failure_action applies, instead of a silent hang.
-	ProgressDeadline time.Duration
-	// DrainTimeout bounds how long a step that restarts a workload host
-	// waits for dev.cutover.node.drained (default 30m, the time an
-	// evacuator may need to live-migrate a node's VMs). Past it the step
-	// fails without any command to the node and failure_action applies.
-	DrainTimeout time.Duration
-	// BarrierTimeout bounds how long a contract migration waits at its
-	// version barrier for every instance of its service to run the new image
-	// (default 30m). Past it the upgrade pauses with a reason naming the
-	// instances behind, instead of waiting in silence; resume retries the
-	// barrier with a fresh timeout.
-	BarrierTimeout time.Duration
-	// VerdictTimeout is how long a wave waits for the auditor's verdicts on
-	// the wave before it, when the request asks to wait for verdicts and
-	// sets no timeout of its own (default 5m). Past it the upgrade pauses.
-	VerdictTimeout time.Duration
-	// PollInterval is how often deadlines and version barriers are checked
-	// (default 1s). A barrier reads the cutover-nodes bucket, which no
-	// event announces, so it is polled rather than slept on.
-	PollInterval time.Duration
-	// InstanceID names this replica in the leader lease (default host-pid-random).
-	InstanceID string
-	// LeaseTTL is how long a leader lease that is not refreshed stays valid
-	// (default 5s); a standby takes over once it saw no refresh for that long.
-	LeaseTTL time.Duration
-	// LeaseRefresh is how often the leader refreshes its lease (default LeaseTTL/5).
-	LeaseRefresh time.Duration
-	// AckWait is how long an event delivered to a planner that died goes
-	// unacknowledged before the new leader gets it again (default 10s).
-	AckWait time.Duration
-}
-
-func (c *Config) setDefaults() {
-	if c.Scope == "" {
-		c.Scope = "default"
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.ProgressDeadline <= 0 {
-		c.ProgressDeadline = 10 * time.Minute
-	}
-	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 30 * time.Minute
-	}
-	if c.BarrierTimeout <= 0 {
-		c.BarrierTimeout = 30 * time.Minute
-	}
-	if c.VerdictTimeout <= 0 {
-		c.VerdictTimeout = 5 * time.Minute
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = time.Second
-	}
-	if c.InstanceID == "" {
-		host, _ := os.Hostname()
-		c.InstanceID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), nuid.Next())
-	}
-	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = 5 * time.Second
-	}
-	if c.LeaseRefresh <= 0 {
-		c.LeaseRefresh = c.LeaseTTL / 5
-	}
-	if c.AckWait <= 0 {
-		c.AckWait = 10 * time.Second
-	}
-}
 
 // verifySteps makes the store check every save for steps changed in place
 // (see Upgrade.edit); the package's tests set it.
@@ -132,6 +48,9 @@ type Planner struct {
 // New returns a Planner on js. The stream and buckets must exist (events.Setup).
 func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Planner, error) {
 	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	p := &Planner{cfg: cfg, js: js, pub: events.NewPublisher(js), log: cfg.Logger.With("service", "planner")}
 	for name, dst := range map[string]*jetstream.KeyValue{events.BucketNodes: &p.nodes, events.BucketLocks: &p.locks} {
 		kv, err := js.KeyValue(ctx, name)

@@ -12,6 +12,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -62,8 +63,9 @@ func main() {
 	natsCfg := events.AddClientFlags(flag.CommandLine, os.Getenv)
 	bus := busflag.Register(flag.CommandLine)
 	socket := flag.String("haproxy-socket", "/run/haproxy/admin.sock", "HAProxy runtime API socket (stats socket ... level admin)")
-	name := flag.String("name", "lb-agent", "agent name (its durable consumer; one per load balancer)")
-	drain := flag.Duration("drain-timeout", 30*time.Second, "how long to wait for a server's sessions to end")
+	// Every default lives in lbagent.Config: a flag left at zero takes it.
+	name := flag.String("name", "", fmt.Sprintf("agent name (its durable consumer; one per load balancer) (default %q)", lbagent.DefaultName))
+	drain := flag.Duration("drain-timeout", 0, fmt.Sprintf("how long to wait for a server's sessions to end (default %v)", lbagent.DefaultDrainTimeout))
 	flag.Var(servers, "server", "[node/]container=backend/server, repeated for each container behind this load balancer")
 	backends := backendFlags{}
 	flag.Var(backends, "backend", "container=backend: the container on node N is the backend's server N (Kolla's naming), repeated per service")
@@ -74,28 +76,33 @@ func main() {
 		fmt.Fprintln(os.Stderr, "lb-agent:", err)
 		os.Exit(2)
 	}
-	if err := run(*natsCfg, setup, *socket, *name, *drain, servers, backends, log); err != nil {
+	cfg := lbagent.Config{Name: *name, Servers: servers, Backends: backends, DrainTimeout: *drain, Logger: log}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "lb-agent:", err)
+		os.Exit(2)
+	}
+	if err := run(*natsCfg, setup, *socket, cfg, log); err != nil {
 		fmt.Fprintln(os.Stderr, "lb-agent:", err)
 		os.Exit(1)
 	}
 }
 
-func run(natsCfg events.ClientConfig, setup events.SetupConfig, socket, name string, drain time.Duration, servers serverFlags, backends backendFlags, log *slog.Logger) error {
+func run(natsCfg events.ClientConfig, setup events.SetupConfig, socket string, cfg lbagent.Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nc, js, err := events.Connect(ctx, natsCfg, "cutover-"+name, events.WithSetup(setup), events.WithLogger(log))
+	nc, js, err := events.Connect(ctx, natsCfg, "cutover-"+cmp.Or(cfg.Name, lbagent.DefaultName), events.WithSetup(setup), events.WithLogger(log))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	a, err := lbagent.New(lbagent.Config{Name: name, Servers: servers, Backends: backends, DrainTimeout: drain, Logger: log}, js, &haproxy.Client{Socket: socket})
+	a, err := lbagent.New(cfg, js, &haproxy.Client{Socket: socket})
 	if err != nil {
 		return err
 	}
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("lb-agent running", "nats", events.RedactURL(natsCfg.URL), "haproxy", socket, "servers", len(servers), "backends", len(backends))
+	log.Info("lb-agent running", "nats", events.RedactURL(natsCfg.URL), "haproxy", socket, "servers", len(cfg.Servers), "backends", len(cfg.Backends))
 	<-ctx.Done()
 	shutdown, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -21,15 +21,16 @@ import (
 func main() {
 	natsCfg := events.AddClientFlags(flag.CommandLine, os.Getenv)
 	bus := busflag.Register(flag.CommandLine)
-	scope := flag.String("scope", "default", "lock scope: one active upgrade per scope")
+	// Every default lives in planner.Config: a flag left at zero takes it.
+	scope := flag.String("scope", "", fmt.Sprintf("lock scope: one active upgrade per scope (default %q)", planner.DefaultScope))
 	debug := flag.Bool("debug", false, "log every event")
 	invFile := flag.String("inventory", "", "inventory YAML giving max_unavailable, role serial and dependencies (default: one instance at a time, no order)")
-	deadline := flag.Duration("progress-deadline", 10*time.Minute, "how long a wave waits for its nodes before failing")
-	drainTimeout := flag.Duration("drain-timeout", 30*time.Minute, "how long a step that restarts a workload host waits for dev.cutover.node.drained")
-	verdictTimeout := flag.Duration("verdict-timeout", 5*time.Minute, "how long a wave of an upgrade with wait_for_verdicts waits for the auditor's verdicts before the upgrade pauses (a release's verdict_timeout overrides it)")
-	barrierTimeout := flag.Duration("barrier-timeout", 30*time.Minute, "how long a contract migration waits for every instance on the new image before the upgrade pauses")
+	deadline := flag.Duration("progress-deadline", 0, fmt.Sprintf("how long a wave waits for its nodes before failing (default %v)", planner.DefaultProgressDeadline))
+	drainTimeout := flag.Duration("drain-timeout", 0, fmt.Sprintf("how long a step that restarts a workload host waits for dev.cutover.node.drained (default %v)", planner.DefaultDrainTimeout))
+	verdictTimeout := flag.Duration("verdict-timeout", 0, fmt.Sprintf("how long a wave of an upgrade with wait_for_verdicts waits for the auditor's verdicts before the upgrade pauses; a release's verdict_timeout overrides it (default %v)", planner.DefaultVerdictTimeout))
+	barrierTimeout := flag.Duration("barrier-timeout", 0, fmt.Sprintf("how long a contract migration waits for every instance on the new image before the upgrade pauses (default %v)", planner.DefaultBarrierTimeout))
 	instance := flag.String("instance", "", "this replica's name in the leader lease (default host-pid-random)")
-	leaseTTL := flag.Duration("lease-ttl", 5*time.Second, "a leader that has not refreshed its lease for this long is replaced by a standby")
+	leaseTTL := flag.Duration("lease-ttl", 0, fmt.Sprintf("a leader that has not refreshed its lease for this long is replaced by a standby (default %v)", planner.DefaultLeaseTTL))
 	flag.Parse()
 	level := slog.LevelInfo
 	if *debug {
@@ -42,6 +43,10 @@ func main() {
 		os.Exit(2)
 	}
 	cfg := planner.Config{Scope: *scope, Logger: log, ProgressDeadline: *deadline, DrainTimeout: *drainTimeout, BarrierTimeout: *barrierTimeout, VerdictTimeout: *verdictTimeout, InstanceID: *instance, LeaseTTL: *leaseTTL}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "planner:", err)
+		os.Exit(2)
+	}
 	if *invFile != "" {
 		inv, err := inventory.Load(*invFile)
 		if err != nil {
