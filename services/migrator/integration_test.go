@@ -264,8 +264,9 @@ func TestBigDatabaseUpgradeAndRollback(t *testing.T) {
 			}
 
 			done := upgrade()
-			// No source: the down files cannot be used, the snapshot is.
-			fin, _ = h.final(h.request(events.MigrationRollbackRequested{Driver: tg.driver, Database: loc, ToVersion: 1, SnapshotID: done.SnapshotID}))
+			// No source: the down files cannot be used, the snapshot is
+			// (restore_anyway: PostgreSQL counts 0002's own backfill).
+			fin, _ = h.final(h.request(events.MigrationRollbackRequested{Driver: tg.driver, Database: loc, ToVersion: 1, SnapshotID: done.SnapshotID, RestoreAnyway: true}))
 			rb := as[events.MigrationRollbackCompleted](t, fin)
 			if fin.Type() != events.TypeMigrationRollbackCompleted || rb.Path != migrator.PathSnapshot || rb.SnapshotTime == nil {
 				t.Fatalf("snapshot rollback: %s %s", fin.Type(), fin.Data())
@@ -776,11 +777,6 @@ func TestSnapshotRollbackCountsRowsWrittenAfter(t *testing.T) {
 			db.Close()
 			tc.tg.waitStats(t, loc, "audit_trail", 7, 0, 4)
 
-			fin, _ = h.final(h.request(events.MigrationRollbackRequested{Driver: tc.tg.driver, Database: loc, ToVersion: 1, SnapshotID: done.SnapshotID}))
-			if fin.Type() != events.TypeMigrationRollbackCompleted {
-				t.Fatalf("rollback answer %s: %s", fin.Type(), fin.Data())
-			}
-			rb := as[events.MigrationRollbackCompleted](t, fin)
 			prefix := ""
 			if tc.tg.driver == "postgres" {
 				prefix = "public."
@@ -793,14 +789,44 @@ func TestSnapshotRollbackCountsRowsWrittenAfter(t *testing.T) {
 			if tc.tg.driver == "postgres" {
 				want["public.users"] = events.TableWrites{Table: "public.users", Updates: 1000} // 0002's backfill
 			}
-			got := map[string]events.TableWrites{}
-			var sum int64
-			if rb.Restore != nil {
-				for _, w := range rb.Restore.Writes {
-					got[w.Table] = w
-					sum += w.Inserts + w.Updates + w.Deletes
+			writes := func(r *events.SnapshotRestore) (map[string]events.TableWrites, int64) {
+				got := map[string]events.TableWrites{}
+				var sum int64
+				if r != nil {
+					for _, w := range r.Writes {
+						got[w.Table] = w
+						sum += w.Inserts + w.Updates + w.Deletes
+					}
 				}
+				return got, sum
 			}
+
+			// Without restore_anyway the rollback is refused with the counts,
+			// and the database keeps every write.
+			fin, _ = h.final(h.request(events.MigrationRollbackRequested{Driver: tc.tg.driver, Database: loc, ToVersion: 1, SnapshotID: done.SnapshotID}))
+			refused := as[events.MigrationFailed](t, fin)
+			if got, _ := writes(refused.Restore); fin.Type() != events.TypeMigrationFailed || refused.Restore == nil || refused.Restore.Restored ||
+				refused.Restore.SnapshotID != done.SnapshotID || !maps.Equal(got, want) || refused.Version != 4 ||
+				refused.State != "clean at version 4, unchanged (nothing restored)" || !strings.Contains(refused.Error, "audit_trail 7 inserted, 0 updated, 4 deleted") ||
+				len(refused.Choices) != 2 || !strings.Contains(refused.Choices[0], "--restore-anyway") {
+				t.Fatalf("rollback without restore_anyway = %s %s\nwant refused, nothing restored, with the writes %v and the choices", fin.Type(), fin.Data(), want)
+			}
+			db = tc.tg.open(t, loc)
+			var orders int
+			if err := db.QueryRow(`SELECT COUNT(*) FROM orders`).Scan(&orders); err != nil || orders != 1 {
+				t.Errorf("after the refused rollback orders holds %d rows (%v), want the 1 written after the snapshot", orders, err)
+			}
+			db.Close()
+			if v, dirty, _ := tc.tg.versionOf(t, loc); v != 4 || dirty {
+				t.Errorf("after the refused rollback: version %d dirty %v, want clean 4", v, dirty)
+			}
+
+			fin, _ = h.final(h.request(events.MigrationRollbackRequested{Driver: tc.tg.driver, Database: loc, ToVersion: 1, SnapshotID: done.SnapshotID, RestoreAnyway: true}))
+			if fin.Type() != events.TypeMigrationRollbackCompleted {
+				t.Fatalf("rollback answer %s: %s", fin.Type(), fin.Data())
+			}
+			rb := as[events.MigrationRollbackCompleted](t, fin)
+			got, sum := writes(rb.Restore)
 			if rb.Path != migrator.PathSnapshot || rb.Restore == nil || !rb.Restore.Restored || rb.Restore.SnapshotID != done.SnapshotID || rb.Restore.Version != 1 ||
 				!maps.Equal(got, want) || rb.RowsWrittenAfterSnapshot == nil || *rb.RowsWrittenAfterSnapshot != sum {
 				t.Errorf("rollback = %s\nwant path snapshot, restore of %s (version 1) with writes %v", fin.Data(), done.SnapshotID, want)

@@ -335,7 +335,7 @@ func TestRollbackThroughSnapshotWhenDownFileMissing(t *testing.T) {
 		t.Errorf("rollback without snapshot: %s %+v, want failed naming 0003_orders.down.sql at version 3", fin.Type(), failed)
 	}
 
-	fin, _ = h.final(h.request(events.MigrationRollbackRequested{Driver: "sqlite", Database: path, Source: "testdata/nodown", ToVersion: 1, SnapshotID: done.SnapshotID}))
+	fin, _ = h.final(h.request(events.MigrationRollbackRequested{Driver: "sqlite", Database: path, Source: "testdata/nodown", ToVersion: 1, SnapshotID: done.SnapshotID, RestoreAnyway: true}))
 	if fin.Type() != events.TypeMigrationRollbackCompleted {
 		t.Fatalf("rollback answer %s: %s", fin.Type(), fin.Data())
 	}
@@ -561,5 +561,47 @@ func TestOtherEventOnCommandSubjectIsRejected(t *testing.T) {
 	eventually(t, 10*time.Second, "a rejection", func() bool { return rejected.Load() != nil })
 	if r := rejected.Load(); r.Consumer != migrator.Durable || r.EventID != e.ID() || r.RejectedType != events.TypeMigrationStarted || r.Field != "type" || !strings.Contains(r.Reason, events.SubjectMigrationCmd) {
 		t.Errorf("rejection = %+v", r)
+	}
+}
+
+// A down file that fails after committing a write (x-no-tx-wrap: its
+// statements run one by one) is not undone from the snapshot over that
+// write unless the rollback says restore_anyway: without it the database
+// is left paused, dirty, with the counts; with it the snapshot comes back.
+func TestFailedDownFileRestoresOnlyWhenAsked(t *testing.T) {
+	src := t.TempDir()
+	if err := os.CopyFS(src, os.DirFS("testdata/ok")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "0002_users_email.down.sql"), []byte("DELETE FROM users WHERE id <= 2;\nSELECT * FROM no_such_table;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, anyway := range []bool{false, true} {
+		t.Run(map[bool]string{false: "refused", true: "restore anyway"}[anyway], func(t *testing.T) {
+			h := start(t, migrator.Config{})
+			path := seed(t)
+			loc := path + "?x-no-tx-wrap=true"
+			if up, _ := h.final(h.request(events.MigrationRequested{Driver: "sqlite", Database: loc, Source: src, TargetVersion: 2})); up.Type() != events.TypeMigrationCompleted {
+				t.Fatalf("migration answer %s: %s", up.Type(), up.Data())
+			}
+			fin, _ := h.final(h.request(events.MigrationRollbackRequested{Driver: "sqlite", Database: loc, Source: src, ToVersion: 1, RestoreAnyway: anyway}))
+			failed := as[events.MigrationFailed](t, fin)
+			if fin.Type() != events.TypeMigrationFailed || failed.File != "0002_users_email.down.sql" || failed.Restore == nil ||
+				len(failed.Restore.Writes) != 1 || failed.Restore.Writes[0] != (events.TableWrites{Table: "users", Deletes: 2}) {
+				t.Fatalf("answer %s %s, want migration.failed naming the down file, with the 2 deletes counted", fin.Type(), fin.Data())
+			}
+			v, dirty, users, _ := state(t, path)
+			if !anyway {
+				if failed.Restore.Restored || !strings.HasPrefix(failed.State, "dirty at version 1, paused: not restored") || v != 1 || !dirty || users != rows-2 {
+					t.Errorf("state %q restored %v; database version %d dirty %v users %d; want paused, dirty at 1 (golang-migrate marks the target dirty going down), with the deletes kept (%d users)",
+						failed.State, failed.Restore.Restored, v, dirty, users, rows-2)
+				}
+				return
+			}
+			if !failed.Restore.Restored || !strings.HasPrefix(failed.State, "clean at version 2 (restored from snapshot") || v != 2 || dirty || users != rows {
+				t.Errorf("state %q restored %v; database version %d dirty %v users %d; want the snapshot restored: clean at 2 with %d users",
+					failed.State, failed.Restore.Restored, v, dirty, users, rows)
+			}
+		})
 	}
 }

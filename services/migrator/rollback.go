@@ -16,7 +16,9 @@ const (
 )
 
 // rollback handles a rollback request: down migrations when every step has
-// one, else the named snapshot. It answers with migration.rollback.completed
+// one, else the named snapshot, which is not restored when writes committed
+// after it are counted (or cannot be counted) unless the request says
+// restore_anyway: it is refused with the counts. It answers with migration.rollback.completed
 // or migration.failed.
 func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.MigrationRollbackRequested) error {
 	database := redact(req.Database)
@@ -74,7 +76,7 @@ func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.Migr
 		why = fmt.Sprintf("it undoes contract migration %s, which only a snapshot restore can", strings.Join(contracts, ", "))
 	}
 	if why == "" {
-		return m.rollbackDown(ctx, e, db, database, from, req.ToVersion, fail, failed)
+		return m.rollbackDown(ctx, e, db, database, from, req.ToVersion, req.RestoreAnyway, fail, failed)
 	}
 	log.Info("rolling back through the snapshot", "reason", why)
 	if req.SnapshotID == "" {
@@ -90,8 +92,20 @@ func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.Migr
 	}
 	runCtx := context.WithoutCancel(ctx)
 	loss, lerr := db.WrittenAfter(runCtx, snap.ID)
+	if (lerr != nil || loss.Rows > 0) && !req.RestoreAnyway {
+		// Writes committed after the snapshot (or writes that could not be
+		// counted) would be lost: refused with the counts unless asked.
+		info := restoreInfo(snap, loss, lerr)
+		f := events.MigrationFailed{Version: from, State: unchanged + " (nothing restored)", Restore: info,
+			Error: fmt.Sprintf("refused: not restoring snapshot %s (version %d) because %s", snap.ID, snap.Version, info.Lost),
+			Choices: []string{
+				fmt.Sprintf("restore anyway (the writes counted are lost; the current state is kept as a snapshot): the same migration.rollback.requested with restore_anyway (cutover db rollback --to %d --snapshot %s --restore-anyway)", req.ToVersion, snap.ID),
+				"keep: the database stays as it is, with every write; roll forward instead (fix the release and migrate again)",
+			}}
+		return fail(f)
+	}
 	if lerr != nil {
-		log.Warn("could not count what was written after the snapshot; restoring anyway", "snapshot", snap.ID, "err", lerr)
+		log.Warn("could not count what was written after the snapshot; restoring anyway as asked", "snapshot", snap.ID, "err", lerr)
 	}
 	m.keepCurrent(runCtx, db, "rollback", log)
 	if _, err := db.Restore(runCtx, snap.ID); err != nil {
@@ -177,8 +191,9 @@ func (m *Migrator) downBlocked(ctx context.Context, db Database, req events.Migr
 }
 
 // rollbackDown runs the down migrations after a snapshot; a failed step
-// restores the snapshot.
-func (m *Migrator) rollbackDown(ctx context.Context, e events.Event, db Database, database string, from, target uint,
+// restores the snapshot (restoreAfter: not when writes after it were
+// counted, unless anyway).
+func (m *Migrator) rollbackDown(ctx context.Context, e events.Event, db Database, database string, from, target uint, anyway bool,
 	fail, failed func(events.MigrationFailed) error) error {
 	log := m.log.With("request", e.ID(), "upgrade", events.UpgradeID(e), "database", database, "rollback_to", target)
 	clean := fmt.Sprintf("clean at version %d, unchanged", from)
@@ -193,12 +208,12 @@ func (m *Migrator) rollbackDown(ctx context.Context, e events.Event, db Database
 	log.Info("snapshot taken; migrating down", "snapshot", snap.ID, "from", from)
 	runCtx := context.WithoutCancel(ctx)
 	if err := db.Down(runCtx, target); err != nil {
-		return failed(m.restoreAfter(runCtx, db, snap, err, false, nil, log))
+		return failed(m.restoreAfter(runCtx, db, snap, err, anyway, nil, log))
 	}
 	to, dirty, err := db.Version(runCtx)
 	if err != nil || dirty || to != target {
 		err = errors.Join(err, fmt.Errorf("after migrating down, the database is at version %d (dirty %v), want %d", to, dirty, target))
-		return failed(m.restoreAfter(runCtx, db, snap, err, false, nil, log))
+		return failed(m.restoreAfter(runCtx, db, snap, err, anyway, nil, log))
 	}
 	m.endRun(runCtx, db, log)
 	return m.finish(ctx, e, events.MigrationRollbackCompleted{Database: database, Path: PathDown, FromVersion: from, ToVersion: to}, log)
