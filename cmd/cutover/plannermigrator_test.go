@@ -76,14 +76,7 @@ func TestPlannerDrivesTheRealMigrator(t *testing.T) {
 		"0002_legacy.contract.down.sql": "CREATE TABLE legacy (id INTEGER);",
 	}, "CREATE TABLE legacy (id INTEGER)")
 
-	mig, err := migrator.New(migrator.Config{Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}}}, s.JS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mig.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = mig.Close(context.Background()) })
+	startMigrator(t, s.JS, migrator.Config{Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}}})
 	inv := &inventory.Inventory{
 		Nodes: map[string]inventory.Node{"n1": {Roles: []string{"r"}}, "n2": {Roles: []string{"r"}}},
 		Roles: map[string]inventory.Role{"r": {Services: []string{"web"}}},
@@ -95,28 +88,8 @@ func TestPlannerDrivesTheRealMigrator(t *testing.T) {
 	for _, n := range []string{"n1", "n2"} {
 		nodeThatReports(t, s.JS, n, []events.ObservedContainer{{Name: "web", Service: "web", Image: "web:v1", State: "running"}})
 	}
-	p, err := planner.New(t.Context(), planner.Config{Inventory: inv, PollInterval: 50 * time.Millisecond}, s.JS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
-
-	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{
-		"web": {Image: "web:v2", MigrationsVersion: 2}}}})
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), req); err != nil {
-		t.Fatal(err)
-	}
-	var u *planner.Upgrade
-	natstest.Eventually(t, 60*time.Second, "the upgrade to end", func() bool {
-		u, err = planner.LoadUpgrade(t.Context(), s.JS, req.ID())
-		return err == nil && u.Final() && len(u.Outbox) == 0
-	})
-	if u.Phase != planner.PhaseCompleted {
-		t.Fatalf("upgrade %s: %s (migrations %+v)", u.Phase, u.Reason, u.Migrations[0])
-	}
+	u := upgradeWithPlanner(t, s.JS, inv, events.Release{Name: "v2", Services: map[string]events.ServiceRelease{
+		"web": {Image: "web:v2", MigrationsVersion: 2}}}, time.Minute)
 	var version int
 	if err := db.QueryRow("SELECT version FROM schema_migrations").Scan(&version); err != nil || version != 2 {
 		t.Errorf("database version = %d, %v; want 2", version, err)
@@ -128,6 +101,46 @@ func TestPlannerDrivesTheRealMigrator(t *testing.T) {
 	if m := u.Migrations[0]; m.SnapshotID == "" || m.Expand != planner.MigrationCompleted || m.Contract != planner.MigrationCompleted {
 		t.Errorf("migration = %+v, want both phases completed with a snapshot", m)
 	}
+}
+
+// startMigrator runs the real migrator with cfg until the test ends.
+func startMigrator(t *testing.T, js jetstream.JetStream, cfg migrator.Config) {
+	t.Helper()
+	mig, err := migrator.New(cfg, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mig.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mig.Close(context.Background()) })
+}
+
+// upgradeWithPlanner runs a planner on inv, asks it for release and waits
+// (up to within) for the upgrade to complete; it fails the test otherwise.
+func upgradeWithPlanner(t *testing.T, js jetstream.JetStream, inv *inventory.Inventory, release events.Release, within time.Duration) *planner.Upgrade {
+	t.Helper()
+	p, err := planner.New(t.Context(), planner.Config{Inventory: inv, PollInterval: 50 * time.Millisecond}, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: release})
+	if err := events.NewPublisher(js).Publish(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	var u *planner.Upgrade
+	natstest.Eventually(t, within, "the upgrade to end", func() bool {
+		u, err = planner.LoadUpgrade(t.Context(), js, req.ID())
+		return err == nil && u.Final() && len(u.Outbox) == 0
+	})
+	if u.Phase != planner.PhaseCompleted {
+		t.Fatalf("upgrade %s: %s (migrations %+v)", u.Phase, u.Reason, u.Migrations)
+	}
+	return u
 }
 
 // sqliteWithMigrations writes a migrations directory and creates a SQLite

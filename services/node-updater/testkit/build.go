@@ -16,21 +16,24 @@ import (
 // DemoAppPackage is the import path of the demo service built by BuildDemoApp.
 const DemoAppPackage = "github.com/cutover-dev/cutover/services/node-updater/testkit/demoapp"
 
-// demoAppName is the file name BuildDemoApp writes into its dir.
-const demoAppName = "demoapp"
+// IdentityAppPackage is the import path of the OpenStack-shaped service
+// (db-sync, MariaDB) built by BuildIdentityApp.
+const IdentityAppPackage = "github.com/cutover-dev/cutover/services/node-updater/testkit/identityapp"
 
 // buildTimeout bounds `go build` when the caller's ctx has no deadline; a cold
 // build cache needs tens of seconds, a warm one about a second.
 const buildTimeout = 3 * time.Minute
 
-// demoBuild caches the binary for the life of the process: every image uses
+// appBuild caches a binary for the life of the process: every image uses
 // the same binary (the version comes from the image env), so one build is
 // enough. A mutex rather than sync.Once so a cancelled build is retried, and
 // so a cached file that vanished with its temp dir is rebuilt.
-var demoBuild struct {
+type appBuild struct {
 	mu   sync.Mutex
 	path string
 }
+
+var demoBuild, identityBuild appBuild
 
 // BuildDemoApp builds the demoapp command as a static Linux binary for the
 // host's architecture and returns the path of the binary inside dir. The
@@ -43,17 +46,28 @@ var demoBuild struct {
 // directory; when the source location is unknown (a -trimpath build) it runs
 // in the current directory.
 func BuildDemoApp(ctx context.Context, dir string) (string, error) {
+	return demoBuild.build(ctx, dir, DemoAppPackage, "demoapp")
+}
+
+// BuildIdentityApp is BuildDemoApp for the identityapp command (the
+// OpenStack-shaped service of demo-openstack), written as dir/identityapp.
+func BuildIdentityApp(ctx context.Context, dir string) (string, error) {
+	return identityBuild.build(ctx, dir, IdentityAppPackage, "identityapp")
+}
+
+// build builds pkg as dir/name, or copies the binary built before.
+func (b *appBuild) build(ctx context.Context, dir, pkg, name string) (string, error) {
 	ctx, cancel := withDefaultTimeout(ctx, buildTimeout)
 	defer cancel()
 
-	demoBuild.mu.Lock()
-	defer demoBuild.mu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 
-	dst, err := filepath.Abs(filepath.Join(dir, demoAppName))
+	dst, err := filepath.Abs(filepath.Join(dir, name))
 	if err != nil {
-		return "", fmt.Errorf("resolve demoapp path: %w", err)
+		return "", fmt.Errorf("resolve %s path: %w", name, err)
 	}
-	if cached := demoBuild.path; cached != "" {
+	if cached := b.path; cached != "" {
 		if cached == dst {
 			if _, err := os.Stat(dst); err == nil {
 				return dst, nil
@@ -66,13 +80,13 @@ func BuildDemoApp(ctx context.Context, dir string) (string, error) {
 	}
 
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
-		"-ldflags=-s -w", "-o", dst, DemoAppPackage)
+		"-ldflags=-s -w", "-o", dst, pkg)
 	cmd.Dir = sourceDir()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build demoapp: %w\n%s", err, out)
+		return "", fmt.Errorf("build %s: %w\n%s", name, err, out)
 	}
-	demoBuild.path = dst
+	b.path = dst
 	return dst, nil
 }
 

@@ -27,6 +27,7 @@ import (
 	auditsqlite "github.com/cutover-dev/cutover/services/auditor/sqlite"
 	"github.com/cutover-dev/cutover/services/auditor/verdict"
 	"github.com/cutover-dev/cutover/services/migrator"
+	migdocker "github.com/cutover-dev/cutover/services/migrator/docker"
 	migimage "github.com/cutover-dev/cutover/services/migrator/image"
 	migmysql "github.com/cutover-dev/cutover/services/migrator/mysql"
 	migpostgres "github.com/cutover-dev/cutover/services/migrator/postgres"
@@ -76,6 +77,14 @@ type Config struct {
 	// PGDumpDir holds the migrator's pg_dump snapshots (default
 	// $TMPDIR/cutover-pg-snapshots).
 	PGDumpDir string
+	// MySQLDumpDir holds the migrator's mariadb-dump snapshots (default
+	// $TMPDIR/cutover-mysql-snapshots).
+	MySQLDumpDir string
+	// Databases, when set, is the migrator's allow-list (migrator
+	// --databases) instead of the inventory's databases: their locations
+	// may carry credentials the inventory, which travels in events, must
+	// not.
+	Databases map[string]migrator.AllowedDatabase
 	// KeepSnapshots is how many snapshots of each database the migrator
 	// keeps (0: migrator.DefaultKeepSnapshots; -1: all).
 	KeepSnapshots int
@@ -162,17 +171,27 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := s.start(ctx, watcher.Start, watcher.Close); err != nil {
 		return nil, err
 	}
-	mig, err := migrator.New(migrator.Config{
+	databases := cfg.Databases
+	if databases == nil {
+		// With an inventory the migrator migrates only its databases (by
+		// service), as a deployed migrator with --databases does.
+		databases = inventoryDatabases(cfg.Inventory)
+	}
+	migCfg := migrator.Config{
 		Logger: cfg.Logger,
 		Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{},
 			"postgres": migpostgres.Driver{Method: cfg.PGSnapshotMethod, DumpDir: cfg.PGDumpDir},
-			"mysql":    migmysql.Driver{}, "mariadb": migmysql.Driver{}},
+			"mysql":    migmysql.Driver{DumpDir: cfg.MySQLDumpDir}, "mariadb": migmysql.Driver{DumpDir: cfg.MySQLDumpDir}},
 		Images:        migimage.Fetcher{},
 		KeepSnapshots: cfg.KeepSnapshots,
-		// With an inventory the migrator migrates only its databases (by
-		// service), as a deployed migrator with --databases does.
-		Databases: inventoryDatabases(cfg.Inventory),
-	}, migJS)
+		Databases:     databases,
+	}
+	if cfg.Docker != nil {
+		// Command migrations (OpenStack's db_sync) run in one-off
+		// containers on the same engine, as migrator --docker runs them.
+		migCfg.Commands = migdocker.New(cfg.Docker)
+	}
+	mig, err := migrator.New(migCfg, migJS)
 	if err != nil {
 		return nil, err
 	}
