@@ -20,7 +20,7 @@ import (
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+	"github.com/cutover-dev/cutover/harness/testkit"
 )
 
 const (

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+	"github.com/cutover-dev/cutover/harness/testkit"
 )
 
 // demoZeroDowntimeOptions holds the flags of cutover demo-zero-downtime.

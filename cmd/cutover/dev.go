@@ -19,7 +19,7 @@ import (
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/busflag"
 	"github.com/cutover-dev/cutover/services/auditor/httpauth"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+	"github.com/cutover-dev/cutover/services/node-updater/docker"
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
@@ -95,7 +95,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		cfg.Inventory = inv
 	}
 	if o.nodes != "none" {
-		cli, err := testkit.DockerAvailable(ctx)
+		cli, err := docker.Connect(ctx, 5*time.Second)
 		if err != nil {
 			log.Warn("no Docker engine reachable: running without node-updaters", "err", err)
 			if o.nodes != "auto" {

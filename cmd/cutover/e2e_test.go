@@ -23,7 +23,7 @@ import (
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natsauth"
 	"github.com/cutover-dev/cutover/events/natstest"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/services/planner"
 )
 

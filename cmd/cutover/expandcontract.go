@@ -17,10 +17,10 @@ import (
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/harness/loadgen"
+	"github.com/cutover-dev/cutover/harness/testkit"
 	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
-	"github.com/cutover-dev/cutover/services/lb-agent/loadgen"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 

@@ -15,10 +15,10 @@ import (
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/openstack"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/services/migrator"
 	migdocker "github.com/cutover-dev/cutover/services/migrator/docker"
 	migmysql "github.com/cutover-dev/cutover/services/migrator/mysql"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 

@@ -20,9 +20,9 @@ import (
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
-// nodeThatReports answers a node's commands and, like a node-updater,
-// reports the containers' new images in cutover-nodes, which the planner's
-// version barrier reads.
+// nodeThatReports answers a node's commands (updates and rollbacks) and,
+// like a node-updater, reports the containers' new images in cutover-nodes,
+// which the planner's version barrier reads.
 func nodeThatReports(t *testing.T, js jetstream.JetStream, node string, containers []events.ObservedContainer) {
 	t.Helper()
 	kv, err := js.KeyValue(t.Context(), events.BucketNodes)
@@ -56,7 +56,7 @@ func nodeThatReports(t *testing.T, js jetstream.JetStream, node string, containe
 			if err := report(ctx); err != nil {
 				return err
 			}
-			return pub.Publish(ctx, events.MustNew(events.Source("node-updater", node), events.NodeUpdateCompleted{Wave: d.Wave, Results: rs}, events.CausedBy(cmd), events.WithNode(node)))
+			return pub.Publish(ctx, events.MustNew(events.Source("node-updater", node), events.NodeUpdateCompleted{Wave: d.Wave, Rollback: d.Rollback, Results: rs}, events.CausedBy(cmd), events.WithNode(node)))
 		})
 	if err != nil {
 		t.Fatal(err)

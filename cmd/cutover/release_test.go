@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+	"github.com/cutover-dev/cutover/harness/testkit"
 )
 
 // TestReleaseLatestAndPinWithARegistry pushes tagged images to testkit's

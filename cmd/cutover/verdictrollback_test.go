@@ -31,23 +31,16 @@ func TestFailingHealthRollsBackContainersAndDatabase(t *testing.T) {
 		"0001_orders.expand.down.sql": "DROP TABLE orders;",
 	}, "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('ada'), ('grace')")
 
-	start := func(name string, startFn, closeFn func(context.Context) error) {
-		t.Helper()
-		if err := startFn(t.Context()); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		t.Cleanup(func() { _ = closeFn(context.Background()) })
-	}
 	mig, err := migrator.New(migrator.Config{Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}}}, s.JS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	start("migrator", mig.Start, mig.Close)
+	startService(t, "migrator", mig.Start, mig.Close)
 	w, err := verdict.NewWatcher(verdict.WatcherConfig{Judge: verdict.Config{Watch: 20 * time.Second}}, s.JS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	start("watcher", w.Start, w.Close)
+	startService(t, "watcher", w.Start, w.Close)
 	inv := &inventory.Inventory{
 		Nodes: map[string]inventory.Node{"n1": {Roles: []string{"r"}}, "n2": {Roles: []string{"r"}}},
 		Roles: map[string]inventory.Role{"r": {Services: []string{"web"}}},
@@ -63,7 +56,7 @@ func TestFailingHealthRollsBackContainersAndDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start("planner", p.Start, p.Close)
+	startService(t, "planner", p.Start, p.Close)
 
 	// As soon as the first wave completes, a monitor reports web failing on n1.
 	pub := events.NewPublisher(s.JS)
@@ -184,4 +177,90 @@ func streamEvents(t *testing.T, js jetstream.JetStream) []events.Event {
 		}
 	}
 	return out
+}
+
+// startService starts one of the services a test runs in process and closes
+// it when the test ends.
+func startService(t *testing.T, name string, startFn, closeFn func(context.Context) error) {
+	t.Helper()
+	if err := startFn(t.Context()); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() { _ = closeFn(context.Background()) })
+}
+
+// TestFailingSignalRollsBackThroughThePlanner runs the auditor's watcher and
+// the real planner with fake node-updaters (moved here from the auditor so
+// that its module does not require the planner's): failing signals during the first wave's watch window give a
+// failing verdict and a rollback.requested, which the planner turns into
+// rollback commands for every node it changed.
+func TestFailingSignalRollsBackThroughThePlanner(t *testing.T) {
+	s := natstest.Start(t)
+	b := s.Record(t)
+	nodeThatReports(t, s.JS, "n1", []events.ObservedContainer{{Name: "web-1", Service: "web", Image: "web:v1", State: "running"}})
+	nodeThatReports(t, s.JS, "n2", []events.ObservedContainer{{Name: "web-2", Service: "web", Image: "web:v1", State: "running"}})
+	p, err := planner.New(t.Context(), planner.Config{}, s.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startService(t, "planner", p.Start, p.Close)
+	w, err := verdict.NewWatcher(verdict.WatcherConfig{Judge: verdict.Config{Watch: 20 * time.Second, PostWatch: 20 * time.Second}}, s.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startService(t, "watcher", w.Start, w.Close)
+
+	// Ask for web to move to web:v2 on n1 and n2.
+	pub := events.NewPublisher(s.JS)
+	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2",
+		Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}})
+	if err := pub.Publish(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	id := req.ID()
+	eventually(t, 15*time.Second, "wave 0 to complete", func() bool { return len(b.Of(events.TypeWaveCompleted)) > 0 })
+	for range 3 {
+		fail := events.MustNew(events.Source("monitor", ""), events.HealthSignal{Service: "web", Node: "n1", Status: "fail", Check: "http /healthz", Message: "HTTP 503"},
+			events.WithSubject("web"), events.WithNode("n1"))
+		if err := pub.Publish(t.Context(), fail); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	eventually(t, 15*time.Second, "a rollback.requested", func() bool { return len(b.Of(events.TypeRollbackRequested)) == 1 })
+	vs := b.Of(events.TypeHealthVerdict)
+	if len(vs) != 1 {
+		t.Fatalf("%d verdicts, want 1", len(vs))
+	}
+	v, _ := events.DataAs[events.HealthVerdict](vs[0])
+	if v.Service != "web" || v.Verdict != verdict.Failing || v.Wave != 0 || events.UpgradeID(vs[0]) != id ||
+		!strings.Contains(strings.Join(v.Evidence, "\n"), "3 consecutive failures from n1") {
+		t.Errorf("verdict = %+v (upgrade %s), want web failing in wave 0 of %s with the failures as evidence", v, events.UpgradeID(vs[0]), id)
+	}
+	rb := b.Of(events.TypeRollbackRequested)[0]
+	rd, _ := events.DataAs[events.RollbackRequested](rb)
+	if events.UpgradeID(rb) != id || events.CausationID(rb) != vs[0].ID() || !strings.Contains(rd.Reason, "service web") {
+		t.Errorf("rollback.requested = %+v (upgrade %s, cause %s), want upgrade %s caused by the verdict, naming web", rd, events.UpgradeID(rb), events.CausationID(rb), id)
+	}
+
+	eventually(t, 15*time.Second, "the planner to complete the rollback", func() bool { return len(b.Of(events.TypeRollbackCompleted)) == 1 })
+	rollbackCmds := map[string]bool{}
+	for _, c := range b.Of(events.TypeNodeUpdateRequested) {
+		if d, _ := events.DataAs[events.NodeUpdateRequested](c); d.Rollback && d.Containers[0].Image == "web:v1" {
+			rollbackCmds[events.NodeID(c)] = true
+		}
+	}
+	// The fake nodes answer at once, so wave 1 may have run before the
+	// signals: every node that changed is rolled back, n1 at least.
+	if !rollbackCmds["n1"] {
+		t.Errorf("rollback commands went to %v, want n1 (and n2 if its wave ran) back to web:v1", rollbackCmds)
+	}
+	rc, _ := events.DataAs[events.RollbackCompleted](b.Of(events.TypeRollbackCompleted)[0])
+	if rc.Result != "completed" || !strings.Contains(rc.Reason, "service web failed its health policy") {
+		t.Errorf("rollback.completed = %+v, want completed with the auditor's reason", rc)
+	}
+	u, err := planner.LoadUpgrade(t.Context(), s.JS, id)
+	if err != nil || u.Phase != planner.PhaseRolledBack {
+		t.Errorf("planner upgrade phase = %v (err %v), want %s", u, err, planner.PhaseRolledBack)
+	}
 }

@@ -18,10 +18,10 @@ import (
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/harness/loadgen"
+	"github.com/cutover-dev/cutover/harness/testkit"
 	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
 	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
-	"github.com/cutover-dev/cutover/services/lb-agent/loadgen"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
 
 // The zero-downtime scenario: three replicas of the test kit's demo app,

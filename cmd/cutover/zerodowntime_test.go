@@ -11,7 +11,7 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+	"github.com/cutover-dev/cutover/harness/testkit"
 )
 
 const (

@@ -37,7 +37,6 @@ require (
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/cloudevents/sdk-go/v2 v2.16.2 // indirect
-	github.com/cutover-dev/cutover/services/planner v0.0.0
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0
@@ -64,5 +63,3 @@ require (
 )
 
 replace github.com/cutover-dev/cutover/events => ../../events
-
-replace github.com/cutover-dev/cutover/services/planner => ../planner

@@ -19,11 +19,11 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/docker"
 	"github.com/cutover-dev/cutover/services/migrator/internal/mytest"
 	"github.com/cutover-dev/cutover/services/migrator/mysql"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
 
 // syncBuild caches the syncapp binary for the test process.

@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/containerd/errdefs v1.0.0
 	github.com/cutover-dev/cutover/events v0.0.0
+	github.com/cutover-dev/cutover/harness v0.0.0
 	github.com/go-sql-driver/mysql v1.10.2
 	github.com/golang-migrate/migrate/v4 v4.20.1
 	github.com/google/go-containerregistry v0.22.1
@@ -43,7 +44,6 @@ require (
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/cloudevents/sdk-go/v2 v2.16.2 // indirect
-	github.com/cutover-dev/cutover/services/node-updater v0.0.0
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/jackc/pgerrcode v0.0.0-20220416144525-469b46aa5efa // indirect
@@ -76,4 +76,4 @@ require (
 
 replace github.com/cutover-dev/cutover/events => ../../events
 
-replace github.com/cutover-dev/cutover/services/node-updater => ../node-updater
+replace github.com/cutover-dev/cutover/harness => ../../harness

@@ -19,6 +19,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/image"
 	"github.com/cutover-dev/cutover/services/migrator/internal/mytest"
@@ -26,7 +27,6 @@ import (
 	"github.com/cutover-dev/cutover/services/migrator/mysql"
 	"github.com/cutover-dev/cutover/services/migrator/postgres"
 	"github.com/cutover-dev/cutover/services/migrator/sqlite"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
 
 // bigRows is the size of the users table and of a table no migration touches.

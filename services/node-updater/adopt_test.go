@@ -17,9 +17,9 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/harness/testkit"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
 
 // labelKollaRun marks what the kolla-shaped tests create. It is not a

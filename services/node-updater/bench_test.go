@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/events"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
+	"github.com/cutover-dev/cutover/harness/testkit"
 )
 
 // benchMinHealthy is the health rule of both sides of BenchmarkReplace: the

@@ -15,8 +15,8 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/harness/testkit"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
 
 var (

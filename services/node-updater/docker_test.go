@@ -29,9 +29,9 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/harness/testkit"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
 
 // env is one test run's playground: a Docker engine, an in-process registry

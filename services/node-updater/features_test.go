@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/harness/testkit"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
 
 // features holds the extra images of TestFeatures.

@@ -2,12 +2,10 @@ package verdict_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +15,6 @@ import (
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/services/auditor/verdict"
-	"github.com/cutover-dev/cutover/services/planner"
 )
 
 var eventually = natstest.Eventually
@@ -64,126 +61,9 @@ func publish(t testing.TB, js jetstream.JetStream, es ...events.Event) {
 	}
 }
 
-// fakeNode answers a node's commands the way a node-updater reports them
-// (as services/planner/planner_test.go does).
-func fakeNode(t testing.TB, js jetstream.JetStream, node string) {
-	t.Helper()
-	pub := events.NewPublisher(js)
-	c, err := events.Consume(context.Background(), js, events.ConsumerConfig{Durable: "fake-" + node, FilterSubjects: []string{events.NodeCmdSubject(node)}, Logger: testLogger(t)},
-		func(ctx context.Context, cmd events.Event) error {
-			d, err := events.DataAs[events.NodeUpdateRequested](cmd)
-			if err != nil {
-				return err
-			}
-			var rs []events.ContainerResult
-			for _, c := range d.Containers {
-				from := "web:v1"
-				if d.Rollback {
-					from = "web:v2"
-				}
-				rs = append(rs, events.ContainerResult{Container: c.Container, Result: events.ResultReplaced, FromImage: from, ToImage: c.Image})
-			}
-			return pub.Publish(ctx, events.MustNew(events.Source("node-updater", node), events.NodeUpdateCompleted{Wave: d.Wave, Rollback: d.Rollback, Results: rs},
-				events.CausedBy(cmd), events.WithNode(node)))
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
-}
-
-func putInventory(t testing.TB, js jetstream.JetStream, node string, cs ...events.ObservedContainer) {
-	t.Helper()
-	kv, err := js.KeyValue(context.Background(), events.BucketNodes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(events.NodeInventory{Node: node, Runtime: "fake", Containers: cs})
-	if _, err := kv.Put(context.Background(), node, raw); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func startPlanner(t testing.TB, js jetstream.JetStream) {
-	t.Helper()
-	p, err := planner.New(context.Background(), planner.Config{Logger: testLogger(t)}, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
-}
-
-// requestUpgrade asks for web to move to web:v2 on n1 and n2 and returns the upgrade id.
-func requestUpgrade(t testing.TB, js jetstream.JetStream) string {
-	t.Helper()
-	e := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2",
-		Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}})
-	publish(t, js, e)
-	return e.ID()
-}
-
 func failing(service, node string) events.Event {
 	return events.MustNew(events.Source("monitor", ""), events.HealthSignal{Service: service, Node: node, Status: "fail", Check: "http /healthz", Message: "HTTP 503"},
 		events.WithSubject(service), events.WithNode(node))
-}
-
-// TestFailingSignalRollsBackThroughThePlanner runs the real planner with fake
-// node-updaters: failing signals during the first wave's watch window give a
-// failing verdict and a rollback.requested, which the planner turns into
-// rollback commands for every node it changed.
-func TestFailingSignalRollsBackThroughThePlanner(t *testing.T) {
-	s := natstest.Start(t)
-	b := record(t, s)
-	putInventory(t, s.JS, "n1", events.ObservedContainer{Name: "web-1", Service: "web", Image: "web:v1", State: "running"})
-	putInventory(t, s.JS, "n2", events.ObservedContainer{Name: "web-2", Service: "web", Image: "web:v1", State: "running"})
-	fakeNode(t, s.JS, "n1")
-	fakeNode(t, s.JS, "n2")
-	startPlanner(t, s.JS)
-	startWatcher(t, s.JS, verdict.WatcherConfig{Judge: verdict.Config{Watch: 20 * time.Second, PostWatch: 20 * time.Second}})
-
-	id := requestUpgrade(t, s.JS)
-	eventually(t, 15*time.Second, "wave 0 to complete", func() bool { return len(b.of(events.TypeWaveCompleted)) > 0 })
-	publish(t, s.JS, failing("web", "n1"), failing("web", "n1"), failing("web", "n1"))
-
-	eventually(t, 15*time.Second, "a rollback.requested", func() bool { return len(b.of(events.TypeRollbackRequested)) == 1 })
-	vs := b.of(events.TypeHealthVerdict)
-	if len(vs) != 1 {
-		t.Fatalf("%d verdicts, want 1", len(vs))
-	}
-	v, _ := events.DataAs[events.HealthVerdict](vs[0])
-	if v.Service != "web" || v.Verdict != verdict.Failing || v.Wave != 0 || events.UpgradeID(vs[0]) != id ||
-		!strings.Contains(strings.Join(v.Evidence, "\n"), "3 consecutive failures from n1") {
-		t.Errorf("verdict = %+v (upgrade %s), want web failing in wave 0 of %s with the failures as evidence", v, events.UpgradeID(vs[0]), id)
-	}
-	rb := b.of(events.TypeRollbackRequested)[0]
-	rd, _ := events.DataAs[events.RollbackRequested](rb)
-	if events.UpgradeID(rb) != id || events.CausationID(rb) != vs[0].ID() || !strings.Contains(rd.Reason, "service web") {
-		t.Errorf("rollback.requested = %+v (upgrade %s, cause %s), want upgrade %s caused by the verdict, naming web", rd, events.UpgradeID(rb), events.CausationID(rb), id)
-	}
-
-	eventually(t, 15*time.Second, "the planner to complete the rollback", func() bool { return len(b.of(events.TypeRollbackCompleted)) == 1 })
-	rollbackCmds := map[string]bool{}
-	for _, c := range b.of(events.TypeNodeUpdateRequested) {
-		if d, _ := events.DataAs[events.NodeUpdateRequested](c); d.Rollback && d.Containers[0].Image == "web:v1" {
-			rollbackCmds[events.NodeID(c)] = true
-		}
-	}
-	// The fake nodes answer at once, so wave 1 may have run before the
-	// signals: every node that changed is rolled back, n1 at least.
-	if !rollbackCmds["n1"] {
-		t.Errorf("rollback commands went to %v, want n1 (and n2 if its wave ran) back to web:v1", rollbackCmds)
-	}
-	rc, _ := events.DataAs[events.RollbackCompleted](b.of(events.TypeRollbackCompleted)[0])
-	if rc.Result != "completed" || !strings.Contains(rc.Reason, "service web failed its health policy") {
-		t.Errorf("rollback.completed = %+v, want completed with the auditor's reason", rc)
-	}
-	u, err := planner.LoadUpgrade(t.Context(), s.JS, id)
-	if err != nil || u.Phase != planner.PhaseRolledBack {
-		t.Errorf("planner upgrade phase = %v (err %v), want %s", u, err, planner.PhaseRolledBack)
-	}
 }
 
 // handUpgrade publishes a plan and a completed wave for services web and

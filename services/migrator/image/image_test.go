@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/services/migrator/image"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 )
 
 // push starts testkit's in-process registry and pushes an image holding files.

@@ -21,9 +21,9 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/services/migrator"
 	migmysql "github.com/cutover-dev/cutover/services/migrator/mysql"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 

@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/busflag"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
@@ -91,17 +89,11 @@ func run(natsCfg events.ClientConfig, setup events.SetupConfig, cfg nodeupdater.
 	}
 	defer nc.Close()
 
-	cli, err := client.New(client.FromEnv)
+	cli, err := docker.Connect(ctx, 10*time.Second)
 	if err != nil {
-		return fmt.Errorf("create docker client: %w", err)
+		return err
 	}
 	defer func() { err = errors.Join(err, cli.Close()) }()
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err = cli.Ping(pingCtx, client.PingOptions{NegotiateAPIVersion: true})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("ping docker engine at %s: %w (is dockerd running, and may this user use its socket?)", cli.DaemonHost(), err)
-	}
 
 	u, err := nodeupdater.New(cfg, js, docker.New(cli))
 	if err != nil {

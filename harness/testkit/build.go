@@ -14,11 +14,11 @@ import (
 )
 
 // DemoAppPackage is the import path of the demo service built by BuildDemoApp.
-const DemoAppPackage = "github.com/cutover-dev/cutover/services/node-updater/testkit/demoapp"
+const DemoAppPackage = "github.com/cutover-dev/cutover/harness/demoapp"
 
 // IdentityAppPackage is the import path of the OpenStack-shaped service
 // (db-sync, MariaDB) built by BuildIdentityApp.
-const IdentityAppPackage = "github.com/cutover-dev/cutover/services/node-updater/testkit/identityapp"
+const IdentityAppPackage = "github.com/cutover-dev/cutover/harness/identityapp"
 
 // buildTimeout bounds `go build` when the caller's ctx has no deadline; a cold
 // build cache needs tens of seconds, a warm one about a second.

@@ -4,7 +4,7 @@
 // What runs where:
 //
 //   - [BuildDemoApp] runs `go build` on the host for the demoapp command (a
-//     static Linux binary, see ./demoapp) and caches the result per process.
+//     static Linux binary, see ../demoapp) and caches the result per process.
 //   - [StartRegistry] serves an in-memory OCI distribution registry
 //     (go-containerregistry's pkg/registry) on 127.0.0.1 inside the calling
 //     process. The Docker engine treats 127.0.0.0/8 registries as insecure, so

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover-dev/cutover/services/lb-agent/loadgen"
+	"github.com/cutover-dev/cutover/harness/loadgen"
 )
 
 func TestCountsSuccessesAndFailures(t *testing.T) {
