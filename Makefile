@@ -5,7 +5,7 @@
 #   make demo-zero-downtime   3 replicas behind a real HAProxy rolled v1 -> v2 under load, with and without drain
 #   make demo-expand-contract v1 and v2 share one SQLite database through expand -> roll -> contract under load
 SHELL := /bin/bash
-MODULES := events harness services/planner services/migrator services/node-updater services/auditor services/lb-agent cmd/cutover
+MODULES := events inventory harness services/planner services/migrator services/node-updater services/auditor services/lb-agent cmd/cutover
 GO ?= go
 TEST_TIMEOUT ?= 12m
 # How long `make test` runs each fuzz target, and `make fuzz`.

@@ -6,7 +6,7 @@
 # testdata/fuzz/<target>/ and stops the run.
 set -euo pipefail
 FUZZTIME=${FUZZTIME:-10s}
-MODULES=${MODULES:-"events harness services/planner services/migrator services/node-updater services/auditor services/lb-agent cmd/cutover"}
+MODULES=${MODULES:-"events inventory harness services/planner services/migrator services/node-updater services/auditor services/lb-agent cmd/cutover"}
 root=$(cd "$(dirname "$0")/.." && pwd)
 for m in $MODULES; do
 	cd "$root/$m"

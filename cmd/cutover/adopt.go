@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/events"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/inventory"
 )
 
 // newAdoptCmd is cutover adopt: a dry run of what a node-updater given the

@@ -15,7 +15,7 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/harness/testkit"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/inventory"
 )
 
 func adoptInventory(t *testing.T, node string, names ...string) *inventory.Inventory {

@@ -18,9 +18,9 @@ import (
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/busflag"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/auditor/httpauth"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // devOptions holds the flags of cutover dev.

@@ -19,9 +19,9 @@ import (
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/harness/loadgen"
 	"github.com/cutover-dev/cutover/harness/testkit"
+	"github.com/cutover-dev/cutover/inventory"
 	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // The expand/contract scenario: the zero-downtime scenario's three replicas

@@ -5,6 +5,7 @@ go 1.26.8
 replace (
 	github.com/cutover-dev/cutover/events => ../../events
 	github.com/cutover-dev/cutover/harness => ../../harness
+	github.com/cutover-dev/cutover/inventory => ../../inventory
 	github.com/cutover-dev/cutover/services/auditor => ../../services/auditor
 	github.com/cutover-dev/cutover/services/lb-agent => ../../services/lb-agent
 	github.com/cutover-dev/cutover/services/migrator => ../../services/migrator
@@ -15,6 +16,7 @@ replace (
 require (
 	github.com/cutover-dev/cutover/events v0.0.0
 	github.com/cutover-dev/cutover/harness v0.0.0
+	github.com/cutover-dev/cutover/inventory v0.0.0
 	github.com/cutover-dev/cutover/services/auditor v0.0.0-00010101000000-000000000000
 	github.com/cutover-dev/cutover/services/lb-agent v0.0.0
 	github.com/cutover-dev/cutover/services/migrator v0.0.0-00010101000000-000000000000

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
-	"github.com/cutover-dev/cutover/services/planner/inventory/kolla"
+	"github.com/cutover-dev/cutover/inventory"
+	"github.com/cutover-dev/cutover/inventory/kolla"
 )
 
 // newInventoryCmd is cutover inventory import|check.

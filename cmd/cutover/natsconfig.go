@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/events/natsauth"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/inventory"
 )
 
 // newNATSConfigCmd is cutover nats-config: the least-privilege authorization

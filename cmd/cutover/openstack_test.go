@@ -16,10 +16,10 @@ import (
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/harness/testkit"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/migrator"
 	migdocker "github.com/cutover-dev/cutover/services/migrator/docker"
 	migmysql "github.com/cutover-dev/cutover/services/migrator/mysql"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // identityEnv is what the command migration end-to-end tests need: the

@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/planner"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 	"github.com/cutover-dev/cutover/services/planner/plan"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cutover-dev/cutover/services/planner/inventory/kolla"
+	"github.com/cutover-dev/cutover/inventory/kolla"
 )
 
 // TestKollaImportThenPlan runs the two commands an operator of a Kolla
@@ -17,13 +17,13 @@ func TestKollaImportThenPlan(t *testing.T) {
 	planner := "../../services/planner"
 	invPath := filepath.Join(t.TempDir(), "inv.yaml")
 	var stderr bytes.Buffer
-	globals := filepath.Join(planner, "inventory/kolla/testdata/globals.yml")
+	globals := "../../inventory/kolla/testdata/globals.yml"
 	g, err := kolla.LoadGlobals(globals)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts := kolla.Options{Globals: g, GlobalsFile: globals}
-	if err := importKolla(filepath.Join(planner, "inventory/kolla/testdata/multinode"), invPath, opts, nil, &stderr); err != nil {
+	if err := importKolla("../../inventory/kolla/testdata/multinode", invPath, opts, nil, &stderr); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(stderr.String(), "skipped services globals.yml disables: ") || !strings.Contains(stderr.String(), "blazar-api") || !strings.Contains(stderr.String(), "wrote") {

@@ -14,10 +14,10 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/migrator"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
 	"github.com/cutover-dev/cutover/services/planner"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // nodeThatReports answers a node's commands (updates and rollbacks) and,

@@ -21,9 +21,9 @@ import (
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
 	"github.com/cutover-dev/cutover/services/planner"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 	"github.com/cutover-dev/cutover/services/planner/manifest"
 	"github.com/cutover-dev/cutover/services/planner/plan"
 )

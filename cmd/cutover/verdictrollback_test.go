@@ -11,11 +11,11 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/auditor/verdict"
 	"github.com/cutover-dev/cutover/services/migrator"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
 	"github.com/cutover-dev/cutover/services/planner"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // TestFailingHealthRollsBackContainersAndDatabase ties issue 6 together with

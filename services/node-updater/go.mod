@@ -6,7 +6,7 @@ require (
 	github.com/containerd/errdefs v1.0.0
 	github.com/cutover-dev/cutover/events v0.0.0
 	github.com/cutover-dev/cutover/harness v0.0.0
-	github.com/cutover-dev/cutover/services/planner v0.0.0
+	github.com/cutover-dev/cutover/inventory v0.0.0
 	github.com/moby/docker-image-spec v1.3.1
 	github.com/moby/moby/api v1.56.1
 	github.com/moby/moby/client v0.6.2
@@ -64,7 +64,7 @@ require (
 // workspace's events module.
 replace github.com/cutover-dev/cutover/events => ../../events
 
-// The planner's inventory package reads --inventory (adoption by name).
-replace github.com/cutover-dev/cutover/services/planner => ../planner
-
 replace github.com/cutover-dev/cutover/harness => ../../harness
+
+// The inventory module reads --inventory (adoption by name).
+replace github.com/cutover-dev/cutover/inventory => ../../inventory

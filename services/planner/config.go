@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nuid"
 
-	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/inventory"
 )
 
 // Defaults of Config: the one place they are written (cmd/planner's flags

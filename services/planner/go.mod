@@ -7,6 +7,7 @@ replace github.com/cutover-dev/cutover/events => ../../events
 require (
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/cutover-dev/cutover/events v0.0.0
+	github.com/cutover-dev/cutover/inventory v0.0.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nuid v1.0.1
@@ -38,3 +39,5 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	gotest.tools/v3 v3.5.2 // indirect
 )
+
+replace github.com/cutover-dev/cutover/inventory => ../../inventory

@@ -11,8 +11,8 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/planner"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // TestLargestPlannerEventFitsNATSDefault: the README says a 5,000-node

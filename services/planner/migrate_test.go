@@ -12,8 +12,8 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/planner"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // fakeMigrator answers migration requests the way the migrator does.

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/events"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/inventory"
 )
 
 // Phases of an upgrade. completed, failed, rolled-back and aborted are final:

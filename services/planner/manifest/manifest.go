@@ -15,8 +15,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cutover-dev/cutover/events"
-	"github.com/cutover-dev/cutover/services/planner/internal/yamlpos"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/inventory"
+	"github.com/cutover-dev/cutover/inventory/yamlpos"
 )
 
 // File is a release manifest as written in YAML.

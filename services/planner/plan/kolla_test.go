@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cutover-dev/cutover/services/planner/inventory"
-	"github.com/cutover-dev/cutover/services/planner/inventory/kolla"
+	"github.com/cutover-dev/cutover/inventory"
+	"github.com/cutover-dev/cutover/inventory/kolla"
 	"github.com/cutover-dev/cutover/services/planner/plan"
 )
 

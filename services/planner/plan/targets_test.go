@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/cutover-dev/cutover/events"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/planner/plan"
 )
 

@@ -22,9 +22,9 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/cutover-dev/cutover/harness/testkit"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/migrator"
 	migmysql "github.com/cutover-dev/cutover/services/migrator/mysql"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // ConfMount is where the service's config directory is mounted in its

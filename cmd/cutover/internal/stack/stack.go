@@ -21,6 +21,7 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/embednats"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/auditor"
 	"github.com/cutover-dev/cutover/services/auditor/httpauth"
 	"github.com/cutover-dev/cutover/services/auditor/metrics"
@@ -35,7 +36,6 @@ import (
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
 	"github.com/cutover-dev/cutover/services/planner"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // Config configures the all-in-one stack.

@@ -14,9 +14,9 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/busflag"
+	"github.com/cutover-dev/cutover/inventory"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // shutdownTimeout is how long the replacement in progress may run on after

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/inventory"
 )
 
 func TestLoadComposableRoles(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/cutover-dev/cutover/services/planner/internal/yamlpos"
+	"github.com/cutover-dev/cutover/inventory/yamlpos"
 )
 
 // Inventory is a fleet as written in YAML.

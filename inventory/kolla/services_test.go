@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cutover-dev/cutover/services/planner/inventory"
-	"github.com/cutover-dev/cutover/services/planner/inventory/kolla"
+	"github.com/cutover-dev/cutover/inventory"
+	"github.com/cutover-dev/cutover/inventory/kolla"
 )
 
 func convertWith(t *testing.T, path string, opts kolla.Options) (*inventory.Inventory, kolla.Report) {

@@ -22,7 +22,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cutover-dev/cutover/services/planner/inventory"
+	"github.com/cutover-dev/cutover/inventory"
 )
 
 // Options tune the conversion.

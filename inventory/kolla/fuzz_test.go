@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cutover-dev/cutover/services/planner/inventory/kolla"
+	"github.com/cutover-dev/cutover/inventory/kolla"
 )
 
 var longNumber = regexp.MustCompile(`[0-9]{4}`)
