@@ -231,6 +231,7 @@ type ConnectOption func(*connectConfig)
 type connectConfig struct {
 	setup  SetupConfig
 	logger *slog.Logger
+	nats   []nats.Option
 }
 
 // WithSetup gives Setup's configuration (replicas, stream limits).
@@ -242,6 +243,12 @@ func WithSetup(cfg SetupConfig) ConnectOption {
 // Setup's messages (default: none, as the CLI wants).
 func WithLogger(l *slog.Logger) ConnectOption {
 	return func(c *connectConfig) { c.logger = l }
+}
+
+// WithNATSOptions adds nats.go options after Connect's own (a test pins a
+// client to the first server of its list with nats.DontRandomize).
+func WithNATSOptions(opts ...nats.Option) ConnectOption {
+	return func(c *connectConfig) { c.nats = append(c.nats, opts...) }
 }
 
 // Connect dials NATS at cfg.URL (one URL or several, comma-separated: the
@@ -289,6 +296,7 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 			log.Warn("NATS refused or dropped something (is this identity's authorization current? cutover nats-config)", "err", err)
 		}),
 	)
+	nopts = append(nopts, cc.nats...)
 	nc, err := nats.Connect(cfg.URL, nopts...)
 	if err != nil {
 		return nil, nil, ConnectError(cfg.URL, err)

@@ -55,7 +55,9 @@ func (c *Cluster) URLs() string {
 	return strings.Join(out, ",")
 }
 
-// Kill shuts server i down at once (its clients see the connection drop).
+// Kill shuts server i down at once: its clients see the connection drop
+// and the cluster loses its copies until Restart. (In-process, the
+// nearest to a crash: no lame-duck mode, no leadership handed over first.)
 func (c *Cluster) Kill(i int) {
 	if s := c.Servers[i]; s != nil {
 		s.Shutdown()
@@ -89,16 +91,25 @@ func (c *Cluster) Index(name string) int {
 	return -1
 }
 
-// WaitMetaLeader waits until the running servers elected a JetStream meta leader.
+// WaitMetaLeader waits until the running servers elected a JetStream meta
+// leader and it knows every running server as a JetStream peer with
+// current stats: before that, a stream with replicas finds "no suitable
+// peers for placement".
 func (c *Cluster) WaitMetaLeader() {
 	c.t.Helper()
-	Eventually(c.t, 30*time.Second, "a JetStream meta leader", func() bool {
+	Eventually(c.t, 30*time.Second, "a JetStream meta leader that knows every running server", func() bool {
+		running := 0
+		var leader *server.Server
 		for _, s := range c.Servers {
-			if s != nil && s.JetStreamIsLeader() {
-				return true
+			if s == nil {
+				continue
+			}
+			running++
+			if s.JetStreamIsLeader() {
+				leader = s
 			}
 		}
-		return false
+		return leader != nil && len(leader.JetStreamClusterPeers()) == running
 	})
 }
 
@@ -111,4 +122,74 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// account is the account the test cluster's clients use (no authorization:
+// the global account).
+const account = server.DEFAULT_GLOBAL_ACCOUNT
+
+// StreamLeader returns the index of the running server that leads stream
+// (a KV bucket's stream is "KV_"+bucket), or -1 while there is none.
+func (c *Cluster) StreamLeader(stream string) int {
+	for i, s := range c.Servers {
+		if s != nil && s.JetStreamIsStreamLeader(account, stream) {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitStreamLeader waits until a running server leads stream and returns its index.
+func (c *Cluster) WaitStreamLeader(stream string) int {
+	c.t.Helper()
+	leader := -1
+	Eventually(c.t, 30*time.Second, "a leader of stream "+stream, func() bool {
+		leader = c.StreamLeader(stream)
+		return leader >= 0
+	})
+	return leader
+}
+
+// BucketLeader is StreamLeader of a KV bucket's stream.
+func (c *Cluster) BucketLeader(bucket string) int { return c.StreamLeader("KV_" + bucket) }
+
+// StreamState returns server i's own copy of stream's state (messages,
+// bytes, first and last sequence), read from its monitoring; false when
+// the server is down or holds no copy.
+func (c *Cluster) StreamState(i int, stream string) (server.StreamState, bool) {
+	s := c.Servers[i]
+	if s == nil {
+		return server.StreamState{}, false
+	}
+	info, err := s.Jsz(&server.JSzOptions{Account: account, Streams: true})
+	if err != nil {
+		return server.StreamState{}, false
+	}
+	for _, a := range info.AccountDetails {
+		for _, sd := range a.Streams {
+			if sd.Name == stream {
+				return sd.State, true
+			}
+		}
+	}
+	return server.StreamState{}, false
+}
+
+// WaitCaughtUp waits until server i's copy of stream is current in its
+// replica group and holds what the leader holds (same messages, bytes and
+// sequences): a restarted server has caught up.
+func (c *Cluster) WaitCaughtUp(i int, stream string) {
+	c.t.Helper()
+	var mine, lead server.StreamState
+	Eventually(c.t, 30*time.Second, fmt.Sprintf("server n%d to catch up on stream %s", i, stream), func() bool {
+		l := c.StreamLeader(stream)
+		if l < 0 || c.Servers[i] == nil || !c.Servers[i].JetStreamIsStreamCurrent(account, stream) {
+			return false
+		}
+		var ok1, ok2 bool
+		mine, ok1 = c.StreamState(i, stream)
+		lead, ok2 = c.StreamState(l, stream)
+		return ok1 && ok2 && mine.Msgs == lead.Msgs && mine.Bytes == lead.Bytes &&
+			mine.FirstSeq == lead.FirstSeq && mine.LastSeq == lead.LastSeq
+	})
 }
