@@ -120,19 +120,19 @@ func TestClusterSurvivesServerLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startService(t, aud.Start, aud.Close)
+	startService(t, "auditor", aud.Start, aud.Close)
 	mjs, mlog := connect("migrator")
 	mig, err := migrator.New(migrator.Config{Logger: mlog, Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}}}, mjs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	startService(t, mig.Start, mig.Close)
+	startService(t, "migrator", mig.Start, mig.Close)
 	pjs, plog := connect("planner")
 	p, err := planner.New(t.Context(), planner.Config{Inventory: inv, Logger: plog, PollInterval: 100 * time.Millisecond}, pjs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	startService(t, p.Start, p.Close)
+	startService(t, "planner", p.Start, p.Close)
 	// The node-updaters run on simulated nodes whose replacements the test
 	// lets through a few at a time, so that each kill lands mid-upgrade
 	// with a replacement in progress however fast the machine is.
@@ -148,7 +148,7 @@ func TestClusterSurvivesServerLoss(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		startService(t, u.Start, u.Close)
+		startService(t, "node-updater "+n.Name, u.Start, u.Close)
 		runtimes[n.Name] = rt
 	}
 	consumers := durableConsumers(t, ojs)
@@ -316,19 +316,6 @@ func (r pacedRuntime) CreateReplacement(ctx context.Context, oldID, name, image 
 		return "", ctx.Err()
 	}
 	return r.Runtime.CreateReplacement(ctx, oldID, name, image, labels)
-}
-
-// startService starts a service and closes it at the end of the test.
-func startService(t *testing.T, start, close func(context.Context) error) {
-	t.Helper()
-	if err := start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = close(ctx)
-	})
 }
 
 // durableConsumers returns the creation time of every durable consumer of
