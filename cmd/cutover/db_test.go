@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,6 +80,65 @@ func TestDbCommandsAgainstTheDevStack(t *testing.T) {
 		t.Log("PostgreSQL part skipped: CUTOVER_TEST_POSTGRES unset or not answering (scripts/postgres-up.sh)")
 	}
 
+	t.Run("the README's commands", func(t *testing.T) {
+		// A database of its own for each driver, at version 0, as the
+		// README's reader has.
+		app := filepath.Join(t.TempDir(), "app.db")
+		subst := map[string]string{"/tmp/app.db": app, "./migrations": src, "/srv/app/migrations": src}
+		if pg, ok := databases["postgres"]; ok {
+			q := strings.LastIndex(pg, "?")
+			name := pg[strings.LastIndex(pg[:q], "/")+1:q] + "_readme" // dropped with the test's database
+			if out, err := exec.Command("psql", pg, "-c", "CREATE DATABASE "+name).CombinedOutput(); err != nil {
+				t.Fatalf("create database: %v\n%s", err, out)
+			}
+			subst["postgres://migrator@127.0.0.1:5432/app?sslmode=disable"] = pg[:strings.LastIndex(pg[:q], "/")+1] + name + pg[q:]
+		}
+		steps := readmeDbSteps(t)
+		if len(steps) < 6 {
+			t.Fatalf("README's cutover db block has %d steps, want at least up (twice), status, snapshots, rollback, recover", len(steps))
+		}
+		var ups []string
+		for _, st := range steps {
+			switch {
+			case st.args[0] == "touch":
+				if err := os.WriteFile(subst[st.args[1]], nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			case st.args[0] != "cutover" || st.args[1] == "dev":
+				continue // the stack this test started
+			}
+			args := slices.Clone(st.args[1:])
+			skip := false
+			for i, a := range args {
+				if v, ok := subst[a]; ok {
+					args[i] = v
+				} else if strings.HasPrefix(a, "postgres://") {
+					skip = true // PostgreSQL not answering here
+				}
+			}
+			if skip {
+				t.Logf("README.md:%d skipped: no PostgreSQL (CUTOVER_TEST_POSTGRES)", st.line)
+				continue
+			}
+			r := cut(args...)
+			if r.code != 0 {
+				t.Errorf("README.md:%d: cutover %s: exit %d, want 0\nstdout: %s\nstderr: %s", st.line, strings.Join(args, " "), r.code, r.stdout, r.stderr)
+			}
+			if args[1] == "up" {
+				ups = append(ups, r.stdout)
+			}
+		}
+		for _, out := range ups {
+			if !strings.Contains(out, "migrated from version 0 to 5") {
+				t.Errorf("a README cutover db up printed %q, want 'migrated from version 0 to 5'", out)
+			}
+		}
+		if len(ups) != len(databases) {
+			t.Errorf("%d README cutover db up commands ran, want %d (SQLite and, when it answers, PostgreSQL)", len(ups), len(databases))
+		}
+	})
+
 	if r := cut("db", "status", "--driver", "sqlite", "--database", "/nonexistent/app.db"); r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
 		t.Errorf("db status of a missing database: %+v, want exit 1 and the migrator's reason", r)
 	}
@@ -122,4 +183,54 @@ func TestDbCommandsAgainstTheDevStack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readmeDbSteps returns the commands of the README's "Migrate a database
+// by hand" block, continuation lines joined, optional parts ([...]) and
+// comments dropped, split into words (single quotes kept together), with
+// cutover's path reduced to "cutover".
+func readmeDbSteps(t *testing.T) []sessionStep {
+	t.Helper()
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	start := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "**Migrate a database by hand**") })
+	if start < 0 {
+		t.Fatal("README.md has no **Migrate a database by hand** paragraph")
+	}
+	var out []sessionStep
+	inBlock := false
+	for i := start; i < len(lines); i++ {
+		l := lines[i]
+		if !strings.HasPrefix(l, "    ") {
+			if inBlock && strings.TrimSpace(l) == "" {
+				break
+			}
+			continue
+		}
+		inBlock = true
+		line := i + 1
+		cmd := strings.TrimSpace(l)
+		for strings.HasSuffix(cmd, "\\") && i+1 < len(lines) {
+			i++
+			cmd = strings.TrimSuffix(cmd, "\\") + " " + strings.TrimSpace(lines[i])
+		}
+		if c := strings.Index(cmd, "#"); c >= 0 {
+			cmd = cmd[:c]
+		}
+		cmd = regexp.MustCompile(`\[[^]]*\]`).ReplaceAllString(cmd, "")
+		cmd = strings.TrimSuffix(strings.TrimSpace(cmd), "&")
+		var args []string
+		for _, m := range regexp.MustCompile(`'[^']*'|\S+`).FindAllString(cmd, -1) {
+			args = append(args, strings.Trim(m, "'"))
+		}
+		if len(args) == 0 {
+			continue
+		}
+		args[0] = strings.TrimPrefix(args[0], "./bin/")
+		out = append(out, sessionStep{line: line, args: args})
+	}
+	return out
 }

@@ -21,16 +21,7 @@ import (
 // the server on this machine, readable data files (run as root or postgres)
 // and a superuser role (to read data_directory).
 func BenchmarkSnapshotRestore(b *testing.B) {
-	url, sdb := pgtest.NewDatabase(b)
-	size := pgtest.BenchSizeMB(b)
-	// About 1 KB per row, TOAST-free (below the 2 KB threshold).
-	if _, err := sdb.Exec(`CREATE TABLE blobs (id BIGINT PRIMARY KEY, body TEXT NOT NULL)`); err != nil {
-		b.Fatal(err)
-	}
-	rows := size * 1024 * 1024 / 1100
-	if _, err := sdb.Exec(`INSERT INTO blobs SELECT i, repeat(md5(i::text), 31) FROM generate_series(1, $1) i`, rows); err != nil {
-		b.Fatal(err)
-	}
+	url, sdb := blobsDatabase(b)
 	var bytes int64
 	if err := sdb.QueryRow(`SELECT pg_database_size(current_database())`).Scan(&bytes); err != nil {
 		b.Fatal(err)
@@ -85,6 +76,21 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	b.ReportMetric(ms(dRestore), "dump-restore-ms")
 	b.ReportMetric(float64(tSnap)/float64(floor), "template-snap/floor")
 	b.ReportMetric(float64(tRestore)/float64(floor), "template-restore/floor")
+}
+
+// blobsDatabase creates a database of CUTOVER_BENCH_SIZE_MB (default 16)
+// in one table of about 1 KB rows, TOAST-free (below the 2 KB threshold),
+// and returns its URL and a pool on it.
+func blobsDatabase(b *testing.B) (string, *sql.DB) {
+	url, sdb := pgtest.NewDatabase(b)
+	if _, err := sdb.Exec(`CREATE TABLE blobs (id BIGINT PRIMARY KEY, body TEXT NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	rows := pgtest.BenchSizeMB(b) * 1024 * 1024 / 1100
+	if _, err := sdb.Exec(`INSERT INTO blobs SELECT i, repeat(md5(i::text), 31) FROM generate_series(1, $1) i`, rows); err != nil {
+		b.Fatal(err)
+	}
+	return url, sdb
 }
 
 func timeIt(b *testing.B, f func() error) time.Duration {
