@@ -18,6 +18,7 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/auditor"
 	auditsqlite "github.com/cutover-dev/cutover/services/auditor/sqlite"
 	"github.com/cutover-dev/cutover/services/migrator"
@@ -25,7 +26,6 @@ import (
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
 	"github.com/cutover-dev/cutover/services/planner"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // clusterClient is one service's connection to the test cluster and the
