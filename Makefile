@@ -4,6 +4,7 @@
 #   make fuzz   every fuzz target for FUZZTIME (default 60s) each
 #   make demo-zero-downtime   3 replicas behind a real HAProxy rolled v1 -> v2 under load, with and without drain
 #   make demo-expand-contract v1 and v2 share one SQLite database through expand -> roll -> contract under load
+#   make demo-openstack      an identity service on MariaDB: db-sync expand/migrate/contract under load, then a failing db-sync restored
 SHELL := /bin/bash
 MODULES := events inventory harness services/planner services/migrator services/node-updater services/auditor services/lb-agent cmd/cutover
 GO ?= go
@@ -16,7 +17,7 @@ PG_URL ?= postgres://cutover@127.0.0.1:5432/postgres?sslmode=disable
 # The MariaDB server scripts/mariadb-up.sh starts (or finds) for the tests.
 MARIADB_URL ?= mysql://cutover:cutover@127.0.0.1:3306/cutover
 
-.PHONY: all build demo demo-zero-downtime demo-expand-contract test fuzz fuzz-short fmt-check vet test-modules docker-check deps postgres mariadb haproxy chromium bench clean
+.PHONY: all build demo demo-zero-downtime demo-expand-contract demo-openstack test fuzz fuzz-short fmt-check vet test-modules docker-check deps postgres mariadb haproxy chromium bench clean
 
 all: build
 
@@ -38,6 +39,9 @@ demo-zero-downtime: build haproxy
 
 demo-expand-contract: build haproxy
 	./bin/cutover demo-expand-contract
+
+demo-openstack: build haproxy mariadb
+	./bin/cutover demo-openstack --mariadb $(MARIADB_URL)
 
 test: fmt-check vet docker-check deps test-modules fuzz-short
 

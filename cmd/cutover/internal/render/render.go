@@ -101,6 +101,13 @@ func detail(e events.Event) string {
 		if phase == "" {
 			phase = "all"
 		}
+		if c := v.Command; c != nil {
+			repeat := ""
+			if c.Repeat {
+				repeat = ", run until it exits 0"
+			}
+			return fmt.Sprintf("%s: %s: %s in %s%s", v.Service, phase, strings.Join(c.Command, " "), c.Image, repeat)
+		}
 		return fmt.Sprintf("%s: %s migrations from %s", v.Service, phase, v.Source)
 	case *events.MigrationRollbackRequested:
 		return fmt.Sprintf("%s: back to version %d", v.Database, v.ToVersion)
@@ -134,9 +141,19 @@ func detail(e events.Event) string {
 	case *events.NodeDrained:
 		return fmt.Sprintf("drained by %s %s", v.Evacuator, v.Message)
 	case *events.MigrationCompleted:
+		if c := v.Command; c != nil {
+			return fmt.Sprintf("%s: schema %s -> %s, exit %d after %s (snapshot %s)", v.Database, c.FromSchema, c.ToSchema, c.ExitCode, Plural(c.Runs, "run"), v.SnapshotID)
+		}
 		return fmt.Sprintf("%s: version %d -> %d (snapshot %s)", v.Database, v.FromVersion, v.ToVersion, v.SnapshotID)
 	case *events.MigrationFailed:
-		return fmt.Sprintf("%s: %s: %s; %s", v.Database, v.File, v.Error, v.State)
+		what := v.Error
+		if v.File != "" {
+			what = v.File + ": " + what
+		}
+		if c := v.Command; c != nil && len(c.LogTail) > 0 {
+			what += fmt.Sprintf(" (last output: %s)", c.LogTail[len(c.LogTail)-1])
+		}
+		return fmt.Sprintf("%s: %s; %s", v.Database, what, v.State)
 	case *events.HealthVerdict:
 		return fmt.Sprintf("%s wave %d: %s", v.Service, v.Wave, v.Verdict)
 	case *events.RollbackRequested:

@@ -53,3 +53,26 @@ func TestEveryTypeHasADetail(t *testing.T) {
 		}
 	}
 }
+
+// A command migration (db-sync) is shown by its command, schema versions
+// and last output, not by the file versions it does not have.
+func TestCommandMigrationDetails(t *testing.T) {
+	cmd := &events.MigrationCommand{Image: "keystone:v2", Command: []string{"online-data-migrations"}, Repeat: true}
+	res := &events.CommandResult{Runs: 3, FromSchema: "3", ToSchema: "3", LogTail: []string{"connecting", "Duplicate entry 'v2'"}, ExitCode: 1}
+	for _, tt := range []struct {
+		data events.Data
+		want string
+	}{
+		{events.MigrationRequested{Service: "keystone", Phase: "migrate", Command: cmd}, "keystone: migrate: online-data-migrations in keystone:v2, run until it exits 0"},
+		{events.MigrationCompleted{Database: "db", SnapshotID: "s1", Command: &events.CommandResult{Runs: 3, FromSchema: "3", ToSchema: "4"}}, "db: schema 3 -> 4, exit 0 after 3 runs (snapshot s1)"},
+		{events.MigrationFailed{Database: "db", Error: "the command exited with 1", State: "restored", Command: res}, "db: the command exited with 1 (last output: Duplicate entry 'v2'); restored"},
+	} {
+		e, err := events.New(events.Source("test", ""), tt.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := detail(e); got != tt.want {
+			t.Errorf("detail = %q, want %q", got, tt.want)
+		}
+	}
+}
