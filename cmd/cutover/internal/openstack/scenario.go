@@ -20,13 +20,13 @@ import (
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/harness/loadgen"
+	"github.com/cutover-dev/cutover/harness/testkit"
+	"github.com/cutover-dev/cutover/inventory"
 	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
 	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
-	"github.com/cutover-dev/cutover/services/lb-agent/loadgen"
 	migdocker "github.com/cutover-dev/cutover/services/migrator/docker"
-	"github.com/cutover-dev/cutover/services/node-updater/testkit"
 	"github.com/cutover-dev/cutover/services/planner"
-	"github.com/cutover-dev/cutover/services/planner/inventory"
 )
 
 // The scenario: three replicas of the identity service (keystone), each on

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cutover-dev/cutover/services/lb-agent/loadgen"
+	"github.com/cutover-dev/cutover/harness/loadgen"
 	"github.com/cutover-dev/cutover/services/planner"
 )
 
