@@ -463,3 +463,26 @@ func (r streamRecord) checkOnce(t *testing.T, upgrade string) {
 		steps[key] = r.seqs[i]
 	}
 }
+
+// TestCLINamesTheServersItTried: when no server of --nats answers, every
+// command that talks to NATS says which servers it tried, with the
+// credentials in the URLs redacted, and what to check.
+func TestCLINamesTheServersItTried(t *testing.T) {
+	t.Setenv("CUTOVER_DATA", t.TempDir()) // no cutover dev credentials to pick up
+	a, b := natstest.FreeAddr(t), natstest.FreeAddr(t)
+	urls := "nats://" + a + ",nats://ops:s3cret@" + b
+	for _, args := range [][]string{{"list"}, {"nodes"}, {"locks"}, {"status", "some-upgrade"}} {
+		r := runCLI(t.Context(), append(args, "--nats", urls)...)
+		if r.code == 0 {
+			t.Errorf("cutover %s with no server up: exit 0", args[0])
+		}
+		for _, want := range []string{"tried nats://" + a + ", nats://ops:REDACTED@" + b, "is a server running there"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("cutover %s: stderr lacks %q:\n%s", args[0], want, r.stderr)
+			}
+		}
+		if strings.Contains(r.stdout+r.stderr, "s3cret") {
+			t.Errorf("cutover %s printed the password:\n%s%s", args[0], r.stdout, r.stderr)
+		}
+	}
+}
