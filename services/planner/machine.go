@@ -995,12 +995,7 @@ func (t *transition) advanceExpand(u *Upgrade) bool {
 			continue
 		}
 		if m.Expand == MigrationFailed {
-			reason := fmt.Sprintf("expand migration of %s failed: %s", m.Service, m.Error)
-			if u.FailureAction == "pause" {
-				t.pause(u, reason)
-				return true
-			}
-			t.startRollback(u, reason)
+			t.migrationFailed(u, "expand", m)
 			return true
 		}
 		if u.PauseRequested {
@@ -1029,15 +1024,22 @@ func (t *transition) advanceContract(u *Upgrade) bool {
 		case MigrationPending, MigrationSent:
 			return false
 		}
-		reason := fmt.Sprintf("contract migration of %s failed: %s", m.Service, m.Error)
-		if u.FailureAction == "pause" {
-			t.pause(u, reason)
-			return true
-		}
-		t.startRollback(u, reason)
+		t.migrationFailed(u, "contract", m)
 		return true
 	}
 	return true
+}
+
+// migrationFailed applies failure_action to a failed migration: pause,
+// else rollback ("continue" does not apply: new code must not run on an
+// unmigrated schema, nor old code on a half-contracted one).
+func (t *transition) migrationFailed(u *Upgrade, phase string, m *MigrationProgress) {
+	reason := fmt.Sprintf("%s migration of %s failed: %s", phase, m.Service, m.Error)
+	if u.FailureAction == "pause" {
+		t.pause(u, reason)
+		return
+	}
+	t.startRollback(u, reason)
 }
 
 // advanceMigrationRollback takes migrated databases back to their
