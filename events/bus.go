@@ -24,10 +24,26 @@ func (p *Publisher) Publish(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	if _, err := p.js.PublishMsg(ctx, m); err != nil {
+	_, err = p.js.PublishMsg(ctx, m)
+	if ttlDisabled(err) {
+		// A stream made before per-message TTLs, by an identity that may
+		// not add them (events.Setup adds them at the next start of the
+		// planner, migrator or auditor): store the event for the stream's
+		// max age rather than lose it.
+		m.Header.Del(jetstream.MsgTTLHeader)
+		_, err = p.js.PublishMsg(ctx, m)
+	}
+	if err != nil {
 		return fmt.Errorf("publish %s %s on %s: %w", e.Type(), e.ID(), m.Subject, err)
 	}
 	return nil
+}
+
+// ttlDisabled reports whether err is JetStream refusing a Nats-TTL header
+// on a stream without per-message TTLs.
+func ttlDisabled(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10166 // JSMessageTTLDisabledErr
 }
 
 // IsNotFound reports whether err says a KV key or stream object does not exist.

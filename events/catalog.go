@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Spec describes one event type of the contract: where it is published, who
@@ -33,6 +34,10 @@ type Spec struct {
 	// to a default; status events are not, so a newer cutover may add
 	// fields that this one ignores.
 	Strict bool
+	// TTL, when set, is how long the stream keeps an event of this type
+	// (Encode sets the Nats-TTL header): liveness chatter that nothing
+	// reads after a while leaves the stream long before its max age.
+	TTL time.Duration
 }
 
 // SmallEventSize is the MaxSize of the types that clients outside cutover
@@ -69,6 +74,18 @@ func (s Spec) withMax(n int) Spec {
 	return s
 }
 
+func (s Spec) withTTL(d time.Duration) Spec {
+	s.TTL = d
+	return s
+}
+
+// HeartbeatTTL is how long the stream keeps a node heartbeat: liveness is
+// read from the cutover-nodes bucket, and the auditor stores heartbeats
+// as they come, so an hour is enough to see a node's recent beats and
+// keeps 5,000 nodes' heartbeats near 600,000 messages (docs/architecture.md,
+// "Retention").
+const HeartbeatTTL = time.Hour
+
 // Subjects of the CUTOVER stream.
 const (
 	SubjectAll              = "cutover.>"
@@ -76,6 +93,7 @@ const (
 	SubjectRollbackRequest  = "cutover.rollback.requested"
 	SubjectUpgradeStatusAll = "cutover.upgrade.status.>"
 	SubjectNodeStatusAll    = "cutover.node.*.status"
+	SubjectNodeHeartbeatAll = "cutover.node.*.heartbeat"
 	SubjectMigrationCmd     = "cutover.migration.cmd"
 	SubjectMigrationStatus  = "cutover.migration.status"
 	SubjectHealthSignals    = "cutover.health.*.*"
@@ -88,6 +106,11 @@ func NodeCmdSubject(node string) string { return "cutover.node." + node + ".cmd"
 
 // NodeStatusSubject is the subject a node-updater reports on.
 func NodeStatusSubject(node string) string { return "cutover.node." + node + ".status" }
+
+// NodeHeartbeatSubject is the subject of a node-updater's heartbeats: a
+// subject of their own, so the stream's per-subject limit bounds a flood of
+// them without touching the node's status events.
+func NodeHeartbeatSubject(node string) string { return "cutover.node." + node + ".heartbeat" }
 
 // UpgradeStatusSubject is the subject of one upgrade's planner events.
 func UpgradeStatusSubject(upgradeID string) string { return "cutover.upgrade.status." + upgradeID }
@@ -134,7 +157,7 @@ var Catalog = []Spec{
 	spec(TypeContainerReverted, nodeStatus, nodeUpdater, toAuditor, "A replacement failed; the old container serves again.", func() Data { return &ContainerReverted{} }),
 	spec(TypeNodeUpdateCompleted, nodeStatus, nodeUpdater, toPlanner, "Every container of a node command reached its target.", func() Data { return &NodeUpdateCompleted{} }),
 	spec(TypeNodeUpdateFailed, nodeStatus, nodeUpdater, toPlanner, "A node command stopped on a container it could not update.", func() Data { return &NodeUpdateFailed{} }),
-	spec(TypeNodeHeartbeat, nodeStatus, nodeUpdater, toAuditor, "A node-updater is alive.", func() Data { return &NodeHeartbeat{} }),
+	spec(TypeNodeHeartbeat, "cutover.node.{node}.heartbeat", nodeUpdater, toAuditor, "A node-updater is alive. The stream keeps it an hour (Nats-TTL).", func() Data { return &NodeHeartbeat{} }).withTTL(HeartbeatTTL),
 	spec(TypeMigrationRequested, SubjectMigrationCmd, plannerOrUser, []string{migrator, auditor}, "Asks for a database to be migrated, after a snapshot: SQL files (source), or a command run by the migrator in a one-off container from the service's new image on the Docker engine it was started with (migrator --docker), as Kolla's bootstrap containers run db_sync. The command's image is checked for the program before any snapshot; on a non-zero exit, or past timeout_seconds (killed), the snapshot is restored while the service's running containers keep serving; with repeat, exit 1 means more work and runs again (at most 100 runs), 0 done, 2 or more an error.", func() Data { return &MigrationRequested{} }).strict(),
 	spec(TypeMigrationStarted, SubjectMigrationStatus, migrator, toAuditor, "A snapshot exists and migrations begin.", func() Data { return &MigrationStarted{} }),
 	spec(TypeMigrationCompleted, SubjectMigrationStatus, migrator, toPlanner, "The database reached its target version.", func() Data { return &MigrationCompleted{} }),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ContentTypeStructured is the Content-Type of a structured-mode CloudEvent.
@@ -37,7 +38,8 @@ func Subject(e Event) (string, error) {
 }
 
 // Encode turns an event into a NATS message in structured JSON mode, with
-// Nats-Msg-Id set to the event id for JetStream deduplication.
+// Nats-Msg-Id set to the event id for JetStream deduplication, and Nats-TTL
+// for a type the stream keeps less than its max age (Spec.TTL).
 func Encode(e Event) (*nats.Msg, error) {
 	subj, err := Subject(e)
 	if err != nil {
@@ -52,6 +54,9 @@ func Encode(e Event) (*nats.Msg, error) {
 	m := nats.NewMsg(subj)
 	m.Header.Set("Content-Type", ContentTypeStructured)
 	m.Header.Set(nats.MsgIdHdr, e.ID())
+	if s, _ := Lookup(e.Type()); s.TTL > 0 {
+		m.Header.Set(jetstream.MsgTTLHeader, s.TTL.String())
+	}
 	m.Data = body
 	if n := msgSize(m.Header, body); n > MaxEventSize {
 		return nil, fmt.Errorf("encode %s %s: %w", e.Type(), e.ID(), tooLarge(n))

@@ -24,9 +24,9 @@ const (
 const (
 	// DefaultMaxAge is how long an event stays in the stream.
 	DefaultMaxAge = 30 * 24 * time.Hour
-	// DefaultMaxBytes bounds the stream's size (per replica): about 35
-	// full upgrades of 5,000 nodes x 20 containers, with heartbeats and
-	// health signals besides. When full the oldest events go first.
+	// DefaultMaxBytes bounds the stream's size (per replica): about 25
+	// full upgrades of 5,000 nodes x 20 containers, beside an hour of
+	// their heartbeats (HeartbeatTTL). When full the oldest events go first.
 	DefaultMaxBytes = 10 << 30
 	// DefaultMaxMsgsPerSubject bounds each subject, so a flood on one
 	// (a monitor's health signals for one service on one node, one node's
@@ -149,8 +149,9 @@ func (c SetupConfig) StreamConfig() jetstream.StreamConfig {
 		Duplicates:        c.Duplicates,
 		Replicas:          c.Replicas,
 		MaxConsumers:      c.MaxConsumers,
-		// Heartbeats carry a Nats-TTL so that liveness chatter leaves the
-		// stream within hours while upgrade events stay for MaxAge.
+		// Heartbeats carry a Nats-TTL (Spec.TTL) so that liveness chatter
+		// leaves the stream within an hour while upgrade events stay for
+		// MaxAge; monitors may set one on health signals.
 		AllowMsgTTL: true,
 	}
 }

@@ -115,11 +115,13 @@ func lastHeard(ctx context.Context, js jetstream.JetStream, node string) time.Ti
 	if err != nil {
 		return time.Time{}
 	}
-	msg, err := st.GetLastMsgForSubject(ctx, events.NodeStatusSubject(node))
-	if err != nil {
-		return time.Time{}
+	var last time.Time
+	for _, subj := range []string{events.NodeStatusSubject(node), events.NodeHeartbeatSubject(node)} {
+		if msg, err := st.GetLastMsgForSubject(ctx, subj); err == nil && msg.Time.After(last) {
+			last = msg.Time
+		}
 	}
-	return msg.Time
+	return last
 }
 
 // lockRow is one scope lock in cutover locks -o json.

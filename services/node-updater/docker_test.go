@@ -411,12 +411,13 @@ func TestDocker(t *testing.T) {
 
 	node := "n-" + e.runID
 	status := e.watch(t, events.NodeStatusSubject(node))
+	heartbeats := e.watch(t, events.NodeHeartbeatSubject(node))
 	rejected := e.watch(t, events.SubjectRejected)
 	e.updater(t, node)
 	poll(t, 10*time.Second, "a heartbeat", func() bool {
-		status.mu.Lock()
-		defer status.mu.Unlock()
-		return slices.ContainsFunc(status.evs, func(ev events.Event) bool { return ev.Type() == events.TypeNodeHeartbeat })
+		heartbeats.mu.Lock()
+		defer heartbeats.mu.Unlock()
+		return slices.ContainsFunc(heartbeats.evs, func(ev events.Event) bool { return ev.Type() == events.TypeNodeHeartbeat })
 	})
 	if inv := inventory(t, e, node); inv.Runtime != "docker" || inv.AgentVersion != "test" || len(inv.Containers) != 0 {
 		t.Errorf("inventory at start %+v", inv)
