@@ -19,6 +19,7 @@ import (
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/busflag"
 	"github.com/cutover-dev/cutover/inventory"
+	"github.com/cutover-dev/cutover/services/auditor"
 	"github.com/cutover-dev/cutover/services/auditor/httpauth"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
 )
@@ -34,6 +35,7 @@ type devOptions struct {
 	pgMethod string
 	pgDump   string
 	keep     int
+	signals  time.Duration
 	bus      *busflag.Flags
 	nats     devNATS
 	http     *httpauth.Flags
@@ -56,6 +58,7 @@ func newDevCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.pgMethod, "pg-snapshot-method", "auto", "how the migrator copies a PostgreSQL database before it changes: auto (TEMPLATE when no session is connected, pg_dump when one is: nobody is disconnected), template (fastest; terminates the database's sessions for the copy) or dump; an inventory's snapshot_method overrides it per database")
 	cmd.Flags().StringVar(&o.pgDump, "pg-dump-dir", "", "`directory` of the migrator's pg_dump snapshots (default $TMPDIR/cutover-pg-snapshots)")
 	cmd.Flags().IntVar(&o.keep, "keep-snapshots", 3, "snapshots the migrator keeps per database after a successful migration (-1: keep all)")
+	cmd.Flags().DurationVar(&o.signals, "signal-retention", auditor.DefaultSignalRetention, "how long the auditor's history keeps heartbeats and health signals that carry no upgrade id; 0 keeps them for good (an upgrade's events are never deleted)")
 	bus := flag.NewFlagSet("dev", flag.ContinueOnError)
 	o.bus = busflag.Register(bus)
 	cmd.Flags().AddGoFlagSet(bus)
@@ -85,8 +88,11 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	if o.keep < -1 || o.keep == 0 {
 		return fmt.Errorf("--keep-snapshots %d: keep at least 1 snapshot per database, or -1 to keep all", o.keep)
 	}
+	if o.signals < 0 {
+		return fmt.Errorf("--signal-retention %v: want a positive duration, e.g. 24h, or 0 to keep heartbeats and health signals for good", o.signals)
+	}
 	cfg := stack.Config{DataDir: o.data, NATSListen: o.listen, HTTP: o.httpAddr, AgentVersion: version, Logger: log, Setup: setup,
-		PGSnapshotMethod: o.pgMethod, PGDumpDir: o.pgDump, KeepSnapshots: o.keep}
+		PGSnapshotMethod: o.pgMethod, PGDumpDir: o.pgDump, KeepSnapshots: o.keep, SignalRetention: auditor.RetentionOf(o.signals)}
 	if o.invFile != "" {
 		inv, err := inventory.Load(o.invFile)
 		if err != nil {

@@ -47,6 +47,14 @@ type Config struct {
 	// the first time, in stream order, on the consumer's goroutine: they
 	// must not block (metrics.Metrics counts, notify.Notifier enqueues).
 	Observers []Observer
+	// SignalRetention is how long the history keeps heartbeats and health
+	// signals that carry no upgrade id (default DefaultSignalRetention; a
+	// negative value keeps them for good). An upgrade's events are never
+	// deleted. The store must implement Pruner.
+	SignalRetention time.Duration
+	// PruneEvery is how often older signals are deleted (default
+	// DefaultPruneEvery).
+	PruneEvery time.Duration
 }
 
 // Observer is told of each record the auditor stores for the first time.
@@ -62,6 +70,12 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.SignalRetention == 0 {
+		c.SignalRetention = DefaultSignalRetention
+	}
+	if c.PruneEvery <= 0 {
+		c.PruneEvery = DefaultPruneEvery
+	}
 }
 
 // Validate returns every problem with the config at once, each naming the
@@ -76,7 +90,8 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Auditor stores every event of the CUTOVER stream in a Store.
+// Auditor stores every event of the CUTOVER stream in a Store, and deletes
+// heartbeats and health signals older than its signal retention.
 type Auditor struct {
 	js    jetstream.JetStream
 	store Store
@@ -84,6 +99,7 @@ type Auditor struct {
 	obs   []Observer
 	log   *slog.Logger
 	now   func() time.Time
+	prune *pruner // nil when signals are kept for good
 
 	mu       sync.Mutex
 	consumer *events.Consumer // nil until Start, and after Close
@@ -100,10 +116,18 @@ func New(cfg Config, js jetstream.JetStream, store Store) (*Auditor, error) {
 	if store == nil {
 		errs = append(errs, errors.New("new auditor: store is nil; open a history store (auditor/sqlite) first"))
 	}
+	pr, canPrune := store.(Pruner)
+	if store != nil && cfg.SignalRetention > 0 && !canPrune {
+		errs = append(errs, fmt.Errorf("new auditor: store %T cannot prune heartbeats and health signals; give a negative signal retention to keep them for good", store))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Auditor{js: js, store: store, hub: cfg.Hub, obs: cfg.Observers, log: cfg.Logger.With("service", "auditor"), now: time.Now}, nil
+	a := &Auditor{js: js, store: store, hub: cfg.Hub, obs: cfg.Observers, log: cfg.Logger.With("service", "auditor"), now: time.Now}
+	if cfg.SignalRetention > 0 {
+		a.prune = &pruner{store: pr, retention: cfg.SignalRetention, every: cfg.PruneEvery, now: func() time.Time { return a.now() }, log: a.log}
+	}
+	return a, nil
 }
 
 // Start creates or resumes the durable consumer and stores events until
@@ -124,8 +148,19 @@ func (a *Auditor) Start(ctx context.Context) error {
 		return fmt.Errorf("start auditor: %w", err)
 	}
 	a.consumer = c
-	a.log.Info("auditor started")
+	if a.prune != nil {
+		a.prune.start()
+	}
+	a.log.Info("auditor started", "signal_retention", a.retention())
 	return nil
+}
+
+// retention says how long heartbeats and health signals are kept, for logs.
+func (a *Auditor) retention() string {
+	if a.prune == nil {
+		return "for good"
+	}
+	return a.prune.retention.String()
 }
 
 // Close stops consuming. The event being stored, if any, is finished until
@@ -138,6 +173,9 @@ func (a *Auditor) Close(ctx context.Context) error {
 	a.mu.Unlock()
 	if c == nil {
 		return nil
+	}
+	if a.prune != nil {
+		a.prune.stop()
 	}
 	if err := c.Close(ctx); err != nil {
 		return fmt.Errorf("close auditor: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,5 +238,64 @@ func TestHistoryFollowsTheStreamNotTheClientsClock(t *testing.T) {
 	recs, err := store.Events(t.Context(), "u9")
 	if err != nil || len(recs) != 2 || recs[0].ID != req.ID() {
 		t.Errorf("history = %+v, %v; want the request first", recs, err)
+	}
+}
+
+// TestRetentionPrunesSignalsKeepsUpgrade runs the auditor with a one-second
+// signal retention: the heartbeats and health signals it stored leave the
+// history, every event of the upgrade stays; Close stops the loop.
+func TestRetentionPrunesSignalsKeepsUpgrade(t *testing.T) {
+	s := natstest.Start(t)
+	store := openStore(t, filepath.Join(t.TempDir(), "audit.db"))
+	a, err := auditor.New(auditor.Config{Logger: testLogger(t), SignalRetention: time.Second, PruneEvery: 100 * time.Millisecond}, s.JS, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	evs := upgradeEvents("u1")
+	src := events.Source("node-updater", "node1")
+	var chatter []events.Event
+	for range 50 {
+		chatter = append(chatter,
+			events.MustNew(src, events.NodeHeartbeat{Runtime: "docker"}, events.WithNode("node1")),
+			events.MustNew(src, events.HealthSignal{Service: "web", Node: "node1", Status: "pass"}, events.WithNode("node1"), events.WithSubject("web")))
+	}
+	publish(t, s.JS, append(evs, chatter...)...)
+	drained(t, s.JS)
+	eventually(t, 10*time.Second, "the heartbeats and health signals to be pruned", func() bool { return count(t, store) == len(evs) })
+	recs, err := store.Events(t.Context(), "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, e := range evs {
+		if events.UpgradeOf(e) == "u1" {
+			want++
+		}
+	}
+	if len(recs) != want {
+		t.Errorf("upgrade u1 has %d records after pruning, want %d", len(recs), want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noPruneStore is a store that cannot delete.
+type noPruneStore struct{}
+
+func (noPruneStore) Append(context.Context, auditor.Record) (bool, error) { return true, nil }
+
+func TestRetentionNeedsAPruningStore(t *testing.T) {
+	s := natstest.Start(t)
+	if _, err := auditor.New(auditor.Config{}, s.JS, noPruneStore{}); err == nil || !strings.Contains(err.Error(), "negative signal retention") {
+		t.Errorf("New with a store that cannot prune: %v; want an error saying how to keep signals for good", err)
+	}
+	if _, err := auditor.New(auditor.Config{SignalRetention: -1}, s.JS, noPruneStore{}); err != nil {
+		t.Errorf("New keeping signals for good: %v", err)
 	}
 }

@@ -36,6 +36,7 @@ type Store struct {
 var (
 	_ auditor.Store   = (*Store)(nil)
 	_ auditor.History = (*Store)(nil)
+	_ auditor.Pruner  = (*Store)(nil)
 )
 
 // Open connects to the database at dsn (a postgres:// URL or a key=value
@@ -130,6 +131,33 @@ func (s *Store) Append(ctx context.Context, r auditor.Record) (bool, error) {
 		return false, fmt.Errorf("append event %s to %s: %w", r.ID, s.name, err)
 	}
 	return n == 1, nil
+}
+
+// PruneSignals deletes at most limit heartbeats and health signals older
+// than before that carry no upgrade id (auditor.SignalTypes), and returns
+// how many it deleted.
+func (s *Store) PruneSignals(ctx context.Context, before time.Time, limit int) (int, error) {
+	types := auditor.SignalTypes()
+	ph := make([]string, len(types))
+	args := make([]any, 0, len(types)+2)
+	for i, t := range types {
+		ph[i] = "$" + strconv.Itoa(i+1)
+		args = append(args, t)
+	}
+	args = append(args, before.UnixNano(), limit)
+	n := len(types)
+	res, err := s.db.ExecContext(ctx, `
+		DELETE FROM cutover_events WHERE id IN (
+			SELECT id FROM cutover_events WHERE type IN (`+strings.Join(ph, ",")+`)
+			AND time < $`+strconv.Itoa(n+1)+` AND upgradeid = '' LIMIT $`+strconv.Itoa(n+2)+`)`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("prune signals in %s: %w", s.name, err)
+	}
+	deleted, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune signals in %s: %w", s.name, err)
+	}
+	return int(deleted), nil
 }
 
 // Count returns the number of stored events.

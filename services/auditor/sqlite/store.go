@@ -34,6 +34,7 @@ type Store struct {
 var (
 	_ auditor.Store   = (*Store)(nil)
 	_ auditor.History = (*Store)(nil)
+	_ auditor.Pruner  = (*Store)(nil)
 )
 
 // busyTimeout is how long a connection waits for a lock held by another one
@@ -156,6 +157,30 @@ func (s *Store) Append(ctx context.Context, r auditor.Record) (bool, error) {
 		return false, fmt.Errorf("append event %s to %s: %w", r.ID, s.path, err)
 	}
 	return n == 1, nil
+}
+
+// PruneSignals deletes at most limit heartbeats and health signals older
+// than before that carry no upgrade id (auditor.SignalTypes), and returns
+// how many it deleted.
+func (s *Store) PruneSignals(ctx context.Context, before time.Time, limit int) (int, error) {
+	types := auditor.SignalTypes()
+	args := make([]any, 0, len(types)+2)
+	for _, t := range types {
+		args = append(args, t)
+	}
+	args = append(args, before.UnixNano(), limit)
+	res, err := s.writer.ExecContext(ctx, `
+		DELETE FROM events WHERE rowid IN (
+			SELECT rowid FROM events WHERE type IN (`+strings.TrimSuffix(strings.Repeat("?,", len(types)), ",")+`)
+			AND time < ? AND upgradeid = '' LIMIT ?)`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("prune signals in %s: %w", s.path, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune signals in %s: %w", s.path, err)
+	}
+	return int(n), nil
 }
 
 // Count returns the number of stored events.

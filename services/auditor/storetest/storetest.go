@@ -11,10 +11,11 @@ import (
 	"github.com/cutover-dev/cutover/services/auditor"
 )
 
-// Store is what the suite tests: the auditor's two interfaces, and Count.
+// Store is what the suite tests: the auditor's three interfaces, and Count.
 type Store interface {
 	auditor.Store
 	auditor.History
+	auditor.Pruner
 	// Count returns the number of stored events.
 	Count(ctx context.Context) (int, error)
 }
@@ -35,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"EventsOrderedByTimeThenID", testEventsOrderedByTimeThenID},
 		{"StreamOrderOverEventTime", testStreamOrderOverEventTime},
 		{"UpgradeNotFound", testUpgradeNotFound},
+		{"SignalFloodPrunedUpgradeKept", testSignalFloodPrunedUpgradeKept},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open) })
@@ -49,13 +51,7 @@ func record(t *testing.T, upgrade string, d events.Data, at time.Time) auditor.R
 	if upgrade != "" {
 		opts = append(opts, events.WithUpgrade(upgrade))
 	}
-	e := events.MustNew(events.Source("test", ""), d, opts...)
-	e.SetTime(at)
-	r, err := auditor.RecordOf(e, at.Add(time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return recordWith(t, d, at, opts...)
 }
 
 func appendAll(t *testing.T, s Store, recs ...auditor.Record) {
@@ -222,6 +218,82 @@ func testUpgradeNotFound(t *testing.T, open Opener) {
 	if all, err := s.Upgrades(t.Context()); err != nil || len(all) != 0 {
 		t.Errorf("Upgrades() = %v, %v; want none (the heartbeat has no upgrade)", all, err)
 	}
+}
+
+// testSignalFloodPrunedUpgradeKept: 10,000 heartbeats and health signals,
+// half older than the retention, around an upgrade as old as the oldest of
+// them. Pruning deletes the old half, batch by batch, and no event of the
+// upgrade: not its node events, nor a health signal that carries its id.
+func testSignalFloodPrunedUpgradeKept(t *testing.T, open Opener) {
+	s := open(t)
+	cutoff := t0.Add(time.Hour)
+	nodeOpts := []events.Option{events.WithUpgrade("u1"), events.WithNode("n1")}
+	upgrade := []auditor.Record{
+		record(t, "u1", request, t0),
+		record(t, "u1", events.UpgradeStarted{Waves: 1}, t0.Add(time.Second)),
+		recordWith(t, events.ContainerReplaced{Container: "web-1", Result: events.ResultReplaced}, t0.Add(2*time.Second), nodeOpts...),
+		recordWith(t, events.HealthSignal{Service: "web", Node: "n1", Status: "pass"}, t0.Add(3*time.Second), append(nodeOpts, events.WithSubject("web"))...),
+		record(t, "u1", events.UpgradeCompleted{Release: "2025.1"}, t0.Add(4*time.Second)),
+	}
+	appendAll(t, s, upgrade...)
+	const flood = 10_000
+	for i := range flood {
+		at := t0.Add(time.Duration(i) * time.Hour * 2 / flood) // t0 .. t0+2h: half before the cutoff
+		var d events.Data = events.NodeHeartbeat{Runtime: "docker", Containers: 20}
+		opts := []events.Option{events.WithNode("n1")}
+		if i%2 == 1 {
+			d = events.HealthSignal{Service: "web", Node: "n1", Status: "fail"}
+			opts = append(opts, events.WithSubject("web"))
+		}
+		appendAll(t, s, recordWith(t, d, at, opts...))
+	}
+	total := 0
+	for batch := 0; ; batch++ {
+		n, err := s.PruneSignals(t.Context(), cutoff, 3000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if batch == 0 && n != 3000 {
+			t.Fatalf("first prune deleted %d, want the batch limit 3000", n)
+		}
+		total += n
+		if n < 3000 {
+			break
+		}
+	}
+	if total != flood/2 {
+		t.Errorf("pruned %d signals, want the %d older than the retention", total, flood/2)
+	}
+	if n, err := s.Count(t.Context()); err != nil || n != len(upgrade)+flood/2 {
+		t.Errorf("Count = %d, %v; want %d (the upgrade's %d events and the newer half of the flood)", n, err, len(upgrade)+flood/2, len(upgrade))
+	}
+	got, err := s.Events(t.Context(), "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(upgrade) {
+		t.Fatalf("upgrade u1 has %d events after the prune, want its %d", len(got), len(upgrade))
+	}
+	for i, r := range got {
+		if r.ID != upgrade[i].ID {
+			t.Errorf("event %d of u1 is %s (%s), want %s (%s)", i, r.ID, r.Type, upgrade[i].ID, upgrade[i].Type)
+		}
+	}
+	if u, err := s.Upgrade(t.Context(), "u1"); err != nil || u.State != auditor.StateCompleted || u.Events != len(upgrade) {
+		t.Errorf("Upgrade(u1) = %+v, %v; want completed with %d events", u, err, len(upgrade))
+	}
+}
+
+// recordWith is the record of an event with any options, at the given time.
+func recordWith(t *testing.T, d events.Data, at time.Time, opts ...events.Option) auditor.Record {
+	t.Helper()
+	e := events.MustNew(events.Source("test", ""), d, opts...)
+	e.SetTime(at)
+	r, err := auditor.RecordOf(e, at.Add(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // Sample returns the record of an upgrade request, for store tests outside

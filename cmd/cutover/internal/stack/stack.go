@@ -90,6 +90,9 @@ type Config struct {
 	KeepSnapshots int
 	// Setup sizes the stream and buckets (replicas, retention limits).
 	Setup events.SetupConfig
+	// SignalRetention is how long the auditor keeps heartbeats and health
+	// signals (auditor.Config.SignalRetention: 0 the default, negative for good).
+	SignalRetention time.Duration
 }
 
 // Stack is a running all-in-one cutover.
@@ -161,7 +164,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	hub := auditor.NewHub(0, 0)
-	aud, err := auditor.New(auditor.Config{Logger: cfg.Logger, Hub: hub, Observers: []auditor.Observer{m}}, auditJS, s.store)
+	aud, err := auditor.New(auditor.Config{Logger: cfg.Logger, Hub: hub, Observers: []auditor.Observer{m}, SignalRetention: cfg.SignalRetention}, auditJS, s.store)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string) error {
 	httpAddr := fs.String("http", "", "serve the dashboard, JSON API and Prometheus /metrics on this `address`, e.g. 127.0.0.1:8080 (default off)")
 	watch := fs.Duration("watch", 10*time.Second, "health watch window after each wave")
 	postWatch := fs.Duration("post-watch", 30*time.Second, "health watch window after the upgrade completed")
+	signalRetention := fs.Duration("signal-retention", auditor.DefaultSignalRetention,
+		"how long the history keeps heartbeats and health signals that carry no upgrade id; 0 keeps them for good (an upgrade's events are never deleted)")
 	var webhooks stringList
 	fs.Var(&webhooks, "webhook", "POST chosen events to this `URL` (repeatable)")
 	webhookTypes := fs.String("webhook-types", strings.Join(notify.DefaultTypes, ","),
@@ -63,6 +65,9 @@ func run(ctx context.Context, args []string) error {
 	httpFlags := httpauth.AddFlags(fs, os.Getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *signalRetention < 0 {
+		return fmt.Errorf("--signal-retention %v: want a positive duration, e.g. 24h, or 0 to keep heartbeats and health signals for good", *signalRetention)
 	}
 	httpCfg, err := httpFlags.Resolve()
 	if err != nil {
@@ -144,7 +149,7 @@ func run(ctx context.Context, args []string) error {
 	observers = append(observers, m)
 
 	hub := auditor.NewHub(0, 0)
-	a, err := auditor.New(auditor.Config{Logger: log, Hub: hub, Observers: observers}, js, store)
+	a, err := auditor.New(auditor.Config{Logger: log, Hub: hub, Observers: observers, SignalRetention: auditor.RetentionOf(*signalRetention)}, js, store)
 	if err != nil {
 		return err
 	}
