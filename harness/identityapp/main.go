@@ -29,7 +29,8 @@
 // (default 127.0.0.1:8080), IDENTITY_CONFIG (default
 // /etc/identity/identity.conf: a `connection = mysql://user:pass@host:port/db`
 // line; the directory is mounted into the containers as Kolla mounts
-// /etc/kolla/<service>/).
+// /etc/kolla/<service>/). Test knob: IDENTITY_HANG=1 makes db-sync hang
+// before any step, as one waiting for a lock does.
 //
 // HTTP API (the items API of the load generator, as the demo app's):
 //
@@ -235,6 +236,11 @@ func schemaVersion(ctx context.Context, db *sql.DB) (int, error) {
 // phase, only that phase's steps, stopping at the first step of another
 // phase (an expand never runs past a migrate or contract step).
 func dbSync(ctx context.Context, db *sql.DB, last int, phase string) (int, error) {
+	if os.Getenv("IDENTITY_HANG") == "1" {
+		fmt.Println("db-sync: waiting for a lock that never comes")
+		<-ctx.Done()
+		return 1, ctx.Err()
+	}
 	v, err := schemaVersion(ctx, db)
 	if err != nil {
 		return 1, err

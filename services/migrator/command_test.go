@@ -6,12 +6,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,34 +23,8 @@ import (
 	"github.com/cutover-dev/cutover/services/migrator/mysql"
 )
 
-// syncBuild caches the syncapp binary for the test process.
-var syncBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// buildSyncApp builds internal/syncapp as a static Linux binary.
-func buildSyncApp(t *testing.T) string {
-	t.Helper()
-	syncBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "cutover-syncapp-")
-		if err != nil {
-			syncBuild.err = err
-			return
-		}
-		syncBuild.path = filepath.Join(dir, "app")
-		cmd := osexec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", syncBuild.path, "./internal/syncapp")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			syncBuild.err = fmt.Errorf("build syncapp: %w\n%s", err, out)
-		}
-	})
-	if syncBuild.err != nil {
-		t.Fatal(syncBuild.err)
-	}
-	return syncBuild.path
-}
+// identityDir holds the identityapp binary the command tests build once.
+var identityDir string
 
 // commandEnv is what a command migration test needs: Docker, a registry
 // with the service's images, MariaDB with the service's database and its
@@ -62,8 +33,8 @@ type commandEnv struct {
 	h        *harness
 	cli      *client.Client
 	url      string // the database, password included
-	conf     string // the service's config directory, mounted at /etc/syncapp
-	image    string // the new image (entrypoint /app)
+	conf     string // the service's config directory, mounted at /etc/identity
+	image    string // the new image (entrypoint /app, release v2)
 	noCmd    string // an image whose entrypoint does not exist
 	dumpDir  string
 	password string
@@ -77,14 +48,17 @@ func newCommandEnv(t *testing.T) *commandEnv {
 	}
 	t.Cleanup(func() { _ = cli.Close() })
 	url, _ := mytest.NewDatabase(t)
-	bin := buildSyncApp(t)
+	bin, err := testkit.BuildIdentityApp(t.Context(), identityDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg, err := testkit.StartRegistry(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = reg.Close(context.Background()) })
 	tag := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	img, err := reg.Push(t.Context(), bin, testkit.ImageSpec{Repo: "cutover-i17/keystone", Tag: tag, Entrypoint: []string{"/app"}})
+	img, err := reg.Push(t.Context(), bin, testkit.ImageSpec{Repo: "cutover-i17/keystone", Tag: tag, Version: "v2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +72,7 @@ func newCommandEnv(t *testing.T) *commandEnv {
 		}
 	})
 	conf := t.TempDir()
-	if err := os.WriteFile(filepath.Join(conf, "syncapp.conf"), []byte("[database]\nconnection = "+url+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(conf, "identity.conf"), []byte("[database]\nconnection = "+url+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	dumps := t.TempDir()
@@ -114,12 +88,12 @@ func (c *commandEnv) request(phase string, cmd events.MigrationCommand) (events.
 	if cmd.Image == "" {
 		cmd.Image = c.image
 	}
-	cmd.Mounts = append(cmd.Mounts, c.conf+":/etc/syncapp:ro")
+	cmd.Mounts = append(cmd.Mounts, c.conf+":/etc/identity:ro")
 	cmd.Network = "host" // MariaDB listens on the host's 127.0.0.1
 	return c.h.final(c.h.request(events.MigrationRequested{Service: "keystone", Driver: "mysql", Database: c.url, Phase: phase, Command: &cmd}))
 }
 
-// schema returns the database's syncapp version and tables.
+// schema returns the database's identityapp schema version and tables.
 func (c *commandEnv) schema(t *testing.T) (string, []string) {
 	t.Helper()
 	cfg, err := mysql.ParseURL(c.url)
@@ -129,8 +103,8 @@ func (c *commandEnv) schema(t *testing.T) (string, []string) {
 	db := mytest.Open(t, c.url, cfg.DBName)
 	tables := queryStrings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1`)
 	v := "none"
-	if slices.Contains(tables, "syncapp_version") {
-		v = queryStrings(t, db, `SELECT CAST(COALESCE(MAX(version), 0) AS CHAR) FROM syncapp_version`)[0]
+	if slices.Contains(tables, "identity_schema") {
+		v = queryStrings(t, db, `SELECT CAST(COALESCE(MAX(version), 0) AS CHAR) FROM identity_schema`)[0]
 	}
 	return v, tables
 }
@@ -160,10 +134,10 @@ func TestCommandMigrationSucceeds(t *testing.T) {
 	done := as[events.MigrationCompleted](t, fin)
 	started := as[events.MigrationStarted](t, all[0])
 	r := done.Command
-	if r == nil || r.ExitCode != 0 || r.Runs != 1 || r.FromSchema != "0" || r.ToSchema != "6" || started.SnapshotID == "" || done.SnapshotID != started.SnapshotID {
-		t.Fatalf("completed = %s, want exit 0 after 1 run, schema 0 -> 6, the snapshot named", fin.Data())
+	if r == nil || r.ExitCode != 0 || r.Runs != 1 || r.FromSchema != "0" || r.ToSchema != "4" || started.SnapshotID == "" || done.SnapshotID != started.SnapshotID {
+		t.Fatalf("completed = %s, want exit 0 after 1 run, schema 0 -> 4, the snapshot named", fin.Data())
 	}
-	if !slices.ContainsFunc(r.LogTail, func(l string) bool { return strings.Contains(l, "applied step 6") }) {
+	if !slices.ContainsFunc(r.LogTail, func(l string) bool { return strings.Contains(l, "applied step 4") }) {
 		t.Errorf("log tail %q lacks the command's output", r.LogTail)
 	}
 	if raw := string(fin.Data()); strings.Contains(raw, ":"+c.password+"@") {
@@ -172,22 +146,30 @@ func TestCommandMigrationSucceeds(t *testing.T) {
 	if !slices.ContainsFunc(r.LogTail, func(l string) bool { return strings.Contains(l, ":xxxxx@127.0.0.1") }) {
 		t.Errorf("log tail %q: want the connection line with its password redacted", r.LogTail)
 	}
-	if v, _ := c.schema(t); v != "6" {
-		t.Errorf("schema version %s, want 6", v)
+	if v, _ := c.schema(t); v != "4" {
+		t.Errorf("schema version %s, want 4", v)
 	}
 	if left := c.left(t); len(left) != 0 {
 		t.Errorf("containers left behind: %v", left)
 	}
 
 	// Taking it back is a restore of the snapshot, asked for by name: the
-	// version golang-migrate sees did not move.
-	fin, _ = c.h.final(c.h.request(events.MigrationRollbackRequested{Driver: "mysql", Database: c.url, SnapshotID: done.SnapshotID}))
+	// version golang-migrate sees did not move. db-sync's own rows (its
+	// version table, the default domain) count as writes after the
+	// snapshot, so the restore is refused with them until asked anyway.
+	back := events.MigrationRollbackRequested{Driver: "mysql", Database: c.url, SnapshotID: done.SnapshotID}
+	fin, _ = c.h.final(c.h.request(back))
+	if f := as[events.MigrationFailed](t, fin); fin.Type() != events.TypeMigrationFailed || !strings.Contains(f.Error, "identity_schema 4 inserted") {
+		t.Fatalf("rollback without restore_anyway: %s %s, want refused with db-sync's writes counted", fin.Type(), fin.Data())
+	}
+	back.RestoreAnyway = true
+	fin, _ = c.h.final(c.h.request(back))
 	if rb := as[events.MigrationRollbackCompleted](t, fin); fin.Type() != events.TypeMigrationRollbackCompleted || rb.Path != migrator.PathSnapshot {
 		t.Fatalf("rollback: %s %s", fin.Type(), fin.Data())
 	}
 	// (db-version, run before the snapshot, made its own empty table.)
-	if v, tables := c.schema(t); v != "0" || slices.Contains(tables, "users") {
-		t.Errorf("after the rollback: version %s tables %v, want the schema of before (version 0, no users)", v, tables)
+	if v, tables := c.schema(t); v != "0" || slices.Contains(tables, "items") {
+		t.Errorf("after the rollback: version %s tables %v, want the schema of before (version 0, no items)", v, tables)
 	}
 }
 
@@ -196,7 +178,7 @@ func TestCommandMigrationSucceeds(t *testing.T) {
 // command ended and what the database is now.
 func TestCommandMigrationFailsAndIsRestored(t *testing.T) {
 	c := newCommandEnv(t)
-	fin, _ := c.request("", events.MigrationCommand{Command: []string{"db-sync", "--version", "4"}})
+	fin, _ := c.request("", events.MigrationCommand{Command: []string{"db-sync"}})
 	if fin.Type() != events.TypeMigrationCompleted {
 		t.Fatalf("first migration: %s %s", fin.Type(), fin.Data())
 	}
@@ -204,10 +186,13 @@ func TestCommandMigrationFailsAndIsRestored(t *testing.T) {
 	if r := as[events.MigrationCompleted](t, fin).Command; !strings.HasPrefix(r.FromSchema, "sha256:") || !strings.HasPrefix(r.ToSchema, "sha256:") || r.FromSchema == r.ToSchema {
 		t.Errorf("schema %q -> %q, want two different fingerprints", r.FromSchema, r.ToSchema)
 	}
+	cfg, _ := mysql.ParseURL(c.url)
+	mustExec(t, mytest.Open(t, c.url, cfg.DBName), `INSERT INTO items (id, name, written_by, display_name) VALUES ('a', 'a', 'v2', 'a'), ('b', 'b', 'v2', 'b')`)
 	beforeV, beforeTables := c.schema(t)
 	old := c.serveOld(t)
 
-	fin, _ = c.request("", events.MigrationCommand{Command: []string{"db-sync"}, Env: []string{"SYNC_FAIL_AT=5", "DB_PASSWORD=hunter22"}})
+	// v3's step 5 creates a table, then fails on the two items v2 wrote.
+	fin, _ = c.request("", events.MigrationCommand{Command: []string{"db-sync"}, Env: []string{"DEMO_VERSION=v3", "DB_PASSWORD=hunter22"}})
 	if fin.Type() != events.TypeMigrationFailed {
 		t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
 	}
@@ -215,7 +200,7 @@ func TestCommandMigrationFailsAndIsRestored(t *testing.T) {
 	if failed.Command == nil || failed.Command.ExitCode != 1 || !strings.Contains(failed.Error, "exited with 1") || !strings.Contains(failed.State, "restored from snapshot") {
 		t.Fatalf("failed = %s, want exit 1 and a restore", fin.Data())
 	}
-	if !slices.ContainsFunc(failed.Command.LogTail, func(l string) bool { return strings.Contains(l, "injected failure") }) {
+	if !slices.ContainsFunc(failed.Command.LogTail, func(l string) bool { return strings.Contains(l, "Duplicate entry") }) {
 		t.Errorf("log tail %q lacks the command's error", failed.Command.LogTail)
 	}
 	if strings.Contains(string(fin.Data()), "hunter22") || strings.Contains(string(fin.Data()), ":"+c.password+"@") {
@@ -231,7 +216,7 @@ func TestCommandMigrationFailsAndIsRestored(t *testing.T) {
 
 func TestCommandMigrationHangsAndTimesOut(t *testing.T) {
 	c := newCommandEnv(t)
-	fin, _ := c.request("", events.MigrationCommand{Command: []string{"db-sync"}, Env: []string{"SYNC_HANG=1"}, TimeoutSeconds: 2})
+	fin, _ := c.request("", events.MigrationCommand{Command: []string{"db-sync"}, Env: []string{"IDENTITY_HANG=1"}, TimeoutSeconds: 2})
 	if fin.Type() != events.TypeMigrationFailed {
 		t.Fatalf("answer %s: %s", fin.Type(), fin.Data())
 	}
@@ -290,7 +275,7 @@ func TestCommandPhasesAndOnlineDataMigrations(t *testing.T) {
 	// The old release writes rows without display_name meanwhile.
 	cfg, _ := mysql.ParseURL(c.url)
 	db := mytest.Open(t, c.url, cfg.DBName)
-	mustExec(t, db, `INSERT INTO users (name) SELECT CONCAT('u', seq) FROM seq_1_to_120`)
+	mustExec(t, db, `INSERT INTO items (id, name, written_by) SELECT CONCAT('i', seq), CONCAT('item ', seq), 'v1' FROM seq_1_to_120`)
 	fin, _ := c.request(migrator.PhaseMigrate, events.MigrationCommand{Command: []string{"online-data-migrations", "--max-count", "50"}, Repeat: true})
 	if fin.Type() != events.TypeMigrationCompleted {
 		t.Fatalf("online data migrations: %s %s", fin.Type(), fin.Data())
@@ -298,7 +283,7 @@ func TestCommandPhasesAndOnlineDataMigrations(t *testing.T) {
 	if r := as[events.MigrationCompleted](t, fin).Command; r.Runs != 4 || r.ExitCode != 0 {
 		t.Errorf("online data migrations: %d runs, exit %d; want 4 (50, 50, 20, then none left) and 0", r.Runs, r.ExitCode)
 	}
-	if n := queryStrings(t, db, `SELECT CAST(COUNT(*) AS CHAR) FROM users WHERE display_name IS NULL`); n[0] != "0" {
+	if n := queryStrings(t, db, `SELECT CAST(COUNT(*) AS CHAR) FROM items WHERE display_name IS NULL`); n[0] != "0" {
 		t.Errorf("%s rows left without display_name", n[0])
 	}
 	run(migrator.PhaseMigrate, []string{"db-sync", "--migrate"}, "2", "3")
@@ -317,8 +302,8 @@ func (c *commandEnv) serveOld(t *testing.T) string {
 	_ = l.Close()
 	created, err := c.cli.ContainerCreate(t.Context(), client.ContainerCreateOptions{
 		Name:       "cutover-i17-old-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")),
-		Config:     &container.Config{Image: c.image, Cmd: []string{"serve", "--listen", addr}, Labels: map[string]string{"dev.cutover.test": "i17"}},
-		HostConfig: &container.HostConfig{NetworkMode: "host", Binds: []string{c.conf + ":/etc/syncapp:ro"}},
+		Config:     &container.Config{Image: c.image, Env: []string{"DEMO_LISTEN=" + addr}, Labels: map[string]string{"dev.cutover.test": "i17"}},
+		HostConfig: &container.HostConfig{NetworkMode: "host", Binds: []string{c.conf + ":/etc/identity:ro"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -345,11 +330,15 @@ func get(t *testing.T, u string) int {
 	return resp.StatusCode
 }
 
-// TestMain removes the syncapp binary the command tests built.
+// TestMain builds the identityapp binary once, in a directory it removes.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if syncBuild.path != "" {
-		_ = os.RemoveAll(filepath.Dir(syncBuild.path))
+	dir, err := os.MkdirTemp("", "cutover-identityapp-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
 	}
+	identityDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
