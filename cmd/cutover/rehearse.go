@@ -7,9 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -215,6 +218,12 @@ type rehearsalConfig struct {
 	// so its memory can be measured apart) against the rehearsal's NATS
 	// URL instead of in this process; the returned function stops it.
 	StartPlanner func(ctx context.Context, natsURL string) (stop func(context.Context) error, err error)
+	// Servers runs the bus on a cluster of that many servers on loopback,
+	// the stream and buckets with as many replicas (0 or 1: one server).
+	Servers int
+	// IdleWindow, when set, keeps the fleet running that long after the
+	// upgrade and measures what the stream grew by meanwhile (heartbeats).
+	IdleWindow time.Duration
 }
 
 // rehearsalReport is what a rehearsal measured, from the event history and
@@ -253,6 +262,15 @@ type rehearsalReport struct {
 	// cutover-upgrades at the end, which the planner rewrites on every
 	// node result (each step has a key of its own).
 	PlannerStateBytes int
+	// StreamBytes and StreamMsgs are what the stream grew by from the
+	// request to the final event (per replica).
+	StreamBytes, StreamMsgs uint64
+	// IdleBytes and IdleMsgs are what it grew by in IdleWindow after it.
+	IdleBytes, IdleMsgs uint64
+	IdleWindow          time.Duration
+	// StoreBytes is the disk the servers' stores took at the end (every
+	// replica, the cluster's logs included).
+	StoreBytes int64
 	// Violations lists every invariant that did not hold.
 	Violations []string
 }
@@ -325,15 +343,16 @@ func rehearse(ctx context.Context, cfg rehearsalConfig) (rehearsalReport, error)
 		return rep, fmt.Errorf("create rehearsal data dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	srv, err := startRehearsalNATS(dir, cfg.MaxPayload)
+	bus, err := startRehearsalNATS(dir, cfg.MaxPayload, cfg.Servers)
 	if err != nil {
 		return rep, err
 	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	defer bus.Close()
 
 	// The planner, the observer and the fleet each get their own
 	// connections, as separate hosts would.
-	pconn, pjs, err := events.Connect(ctx, events.ClientConfig{URL: srv.ClientURL()}, "cutover-rehearse-planner")
+	pconn, pjs, err := events.Connect(ctx, events.ClientConfig{URL: bus.URLs}, "cutover-rehearse-planner",
+		events.WithSetup(events.SetupConfig{Replicas: cfg.Servers}))
 	if err != nil {
 		return rep, err
 	}
@@ -344,7 +363,7 @@ func rehearse(ctx context.Context, cfg rehearsalConfig) (rehearsalReport, error)
 	}
 	var jss []jetstream.JetStream
 	for i := range nconns {
-		nc, err := nats.Connect(srv.ClientURL(), nats.Name(fmt.Sprintf("cutover-rehearse-fleet-%d", i)))
+		nc, err := nats.Connect(bus.URLs, nats.Name(fmt.Sprintf("cutover-rehearse-fleet-%d", i)))
 		if err != nil {
 			return rep, fmt.Errorf("connect simulated fleet to NATS: %w", err)
 		}
@@ -355,14 +374,14 @@ func rehearse(ctx context.Context, cfg rehearsalConfig) (rehearsalReport, error)
 		}
 		jss = append(jss, js)
 	}
-	oconn, ojs, err := events.Connect(ctx, events.ClientConfig{URL: srv.ClientURL()}, "cutover-rehearse-observer")
+	oconn, ojs, err := events.Connect(ctx, events.ClientConfig{URL: bus.URLs}, "cutover-rehearse-observer")
 	if err != nil {
 		return rep, err
 	}
 	defer oconn.Close()
 
 	if cfg.StartPlanner != nil {
-		stopPlanner, err := cfg.StartPlanner(ctx, srv.ClientURL())
+		stopPlanner, err := cfg.StartPlanner(ctx, bus.URLs)
 		if err != nil {
 			return rep, err
 		}
@@ -410,6 +429,7 @@ func rehearse(ctx context.Context, cfg rehearsalConfig) (rehearsalReport, error)
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	before := streamState(ctx, ojs)
 	if err := events.NewPublisher(pjs).Publish(ctx, req); err != nil {
 		return rep, err
 	}
@@ -436,6 +456,19 @@ func rehearse(ctx context.Context, cfg rehearsalConfig) (rehearsalReport, error)
 	}
 	h.fill(&rep)
 	rep.PlannerStateBytes = stateSize(ctx, ojs, req.ID())
+	after := streamState(ctx, ojs)
+	rep.StreamBytes, rep.StreamMsgs = grewBy(before, after)
+	if cfg.IdleWindow > 0 {
+		select {
+		case <-ctx.Done():
+			return rep, fmt.Errorf("rehearsal's idle window: %w", ctx.Err())
+		case <-time.After(cfg.IdleWindow):
+		}
+		idle := streamState(ctx, ojs)
+		rep.IdleBytes, rep.IdleMsgs = grewBy(after, idle)
+		rep.IdleWindow = cfg.IdleWindow
+	}
+	rep.StoreBytes = bus.StoreBytes()
 
 	// The final event is out; let the node-updaters finish their last
 	// inventory refresh before reading the simulated nodes.
@@ -484,29 +517,141 @@ func stateSize(ctx context.Context, js jetstream.JetStream, id string) int {
 	return len(entry.Value())
 }
 
-// startRehearsalNATS runs an embedded JetStream server in dir with no
-// client port exposed beyond loopback.
-func startRehearsalNATS(dir string, maxPayload int32) (*server.Server, error) {
-	opts := &server.Options{
-		ServerName: "cutover-rehearse", Host: "127.0.0.1", Port: server.RANDOM_PORT,
-		JetStream: true, StoreDir: filepath.Join(dir, "jetstream"), NoSigs: true, NoLog: true,
-		MaxPayload: maxPayload,
-		// nats-server 2.15 allows 1,000 consumers per stream unless told
-		// otherwise, and every node-updater has its own: lift the limit,
-		// as a deployment of more than ~1,000 nodes must (see the
-		// deployment docs).
-		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: -1},
-	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("create the rehearsal's NATS server: %w", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(15 * time.Second) {
+// rehearsalBus is the rehearsal's NATS: one embedded JetStream server, or
+// several joined in a cluster, on loopback.
+type rehearsalBus struct {
+	servers []*server.Server
+	// URLs is every server's client URL, comma-separated.
+	URLs string
+	dir  string
+}
+
+// Close shuts every server down.
+func (b *rehearsalBus) Close() {
+	for _, s := range b.servers {
 		s.Shutdown()
-		return nil, errors.New("the rehearsal's NATS server did not become ready in 15s")
+		s.WaitForShutdown()
 	}
-	return s, nil
+}
+
+// StoreBytes is the disk the servers' JetStream stores take (every replica
+// and the cluster's logs), or 0 when it cannot be read.
+func (b *rehearsalBus) StoreBytes() int64 {
+	var n int64
+	_ = filepath.WalkDir(b.dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// streamState returns the stream's state, zero when it cannot be read.
+func streamState(ctx context.Context, js jetstream.JetStream) jetstream.StreamState {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return jetstream.StreamState{}
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return jetstream.StreamState{}
+	}
+	return info.State
+}
+
+// grewBy returns the bytes and messages the stream gained from a to b (0
+// when it shrank: limits discarded messages, or a state was not read).
+func grewBy(a, b jetstream.StreamState) (bytes, msgs uint64) {
+	if b.Bytes > a.Bytes {
+		bytes = b.Bytes - a.Bytes
+	}
+	if b.Msgs > a.Msgs {
+		msgs = b.Msgs - a.Msgs
+	}
+	return bytes, msgs
+}
+
+// startRehearsalNATS runs count embedded JetStream servers (a cluster when
+// more than one) with their stores under dir, no port beyond loopback.
+func startRehearsalNATS(dir string, maxPayload int32, count int) (_ *rehearsalBus, err error) {
+	count = max(count, 1)
+	b := &rehearsalBus{dir: filepath.Join(dir, "jetstream")}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	var routes []*url.URL
+	var routePorts []int
+	for range count {
+		if count == 1 {
+			break
+		}
+		port, err := freeLoopbackPort()
+		if err != nil {
+			return nil, fmt.Errorf("find a route port for the rehearsal's NATS cluster: %w", err)
+		}
+		routePorts = append(routePorts, port)
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", port)})
+	}
+	var urls []string
+	for i := range count {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("cutover-rehearse-%d", i), Host: "127.0.0.1", Port: server.RANDOM_PORT,
+			JetStream: true, StoreDir: filepath.Join(b.dir, strconv.Itoa(i)), NoSigs: true, NoLog: true,
+			MaxPayload: maxPayload,
+			// nats-server 2.15 allows 1,000 consumers per stream unless told
+			// otherwise, and every node-updater has its own: lift the limit,
+			// as a deployment of more than ~1,000 nodes must (see the
+			// deployment docs).
+			JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: -1},
+		}
+		if count > 1 {
+			opts.Cluster = server.ClusterOpts{Name: "cutover-rehearse", Host: "127.0.0.1", Port: routePorts[i]}
+			opts.Routes = routes
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			return nil, fmt.Errorf("create the rehearsal's NATS server: %w", err)
+		}
+		go s.Start()
+		b.servers = append(b.servers, s)
+		if !s.ReadyForConnections(15 * time.Second) {
+			return nil, errors.New("the rehearsal's NATS server did not become ready in 15s")
+		}
+		urls = append(urls, s.ClientURL())
+	}
+	b.URLs = strings.Join(urls, ",")
+	if count == 1 {
+		return b, nil
+	}
+	// A stream with replicas can be placed once the meta leader knows
+	// every server as a JetStream peer.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		for _, s := range b.servers {
+			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == count {
+				return b, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the rehearsal's %d NATS servers formed no JetStream cluster in 30s", count)
+		}
+	}
+}
+
+// freeLoopbackPort returns a loopback TCP port that is free right now.
+func freeLoopbackPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // history folds the event stream of one upgrade into the report's figures,

@@ -198,6 +198,58 @@ func BenchmarkFleet(b *testing.B) {
 	}
 }
 
+// BenchmarkFleetCluster runs BenchmarkFleet's upgrade (N nodes × 20
+// containers, the planner in a process of its own) twice per iteration:
+// on one NATS server, then on a 3-server cluster on loopback with the
+// stream and buckets replicated 3 times. It reports both upgrades' events/s
+// and their ratio (cluster / one server), and what one upgrade adds to the
+// stream. At 1,000 nodes the one-server run then keeps the fleet idle for
+// a minute (a heartbeat per node every 30 s, as deployed) and reports the
+// stream's growth per day at that rate.
+//
+//	go test -run '^$' -bench 'BenchmarkFleetCluster/nodes=1000$' -benchtime 1x -timeout 30m ./cmd/cutover
+func BenchmarkFleetCluster(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			var one, three rehearsalReport
+			var rss int64
+			idle := time.Duration(0)
+			if n >= 1000 {
+				idle = time.Minute
+			}
+			run := func(servers int, idle time.Duration) rehearsalReport {
+				inv, req := generatedFleet(n, 20, "10%")
+				ctx, cancel := context.WithTimeout(b.Context(), benchFleetTimeout(n)+idle)
+				defer cancel()
+				rep, err := rehearse(ctx, rehearsalConfig{Inventory: inv, Request: req, Seed: 1, Servers: servers, IdleWindow: idle,
+					StartPlanner: plannerProcess(b, n, &rss)})
+				if err != nil || rep.Outcome != "upgrade.completed" || len(rep.Violations) > 0 {
+					b.Fatalf("%d server(s): upgrade %s (%s), %v, violations %v", servers, rep.Outcome, rep.Reason, err, rep.Violations)
+				}
+				return rep
+			}
+			for b.Loop() {
+				one = run(1, idle)
+				three = run(3, 0)
+			}
+			b.ReportMetric(one.EventsPerSec, "events/s-1server")
+			b.ReportMetric(three.EventsPerSec, "events/s-3servers-R3")
+			b.ReportMetric(three.EventsPerSec/one.EventsPerSec, "ratio")
+			b.ReportMetric(one.Duration.Seconds(), "upgrade-s-1server")
+			b.ReportMetric(three.Duration.Seconds(), "upgrade-s-3servers-R3")
+			b.ReportMetric(float64(one.StreamBytes)/(1<<20), "upgrade-stream-MB")
+			b.ReportMetric(float64(one.StoreBytes)/(1<<20), "store-MB-1server")
+			b.ReportMetric(float64(three.StoreBytes)/(1<<20), "store-MB-3servers")
+			if one.IdleWindow > 0 && one.IdleMsgs > 0 {
+				b.ReportMetric(float64(one.IdleMsgs)/one.IdleWindow.Seconds(), "idle-msgs/s")
+				b.ReportMetric(float64(one.IdleBytes)/float64(one.IdleMsgs), "idle-B/msg")
+				b.ReportMetric(float64(one.IdleBytes)/one.IdleWindow.Seconds()*86400/(1<<20), "idle-stream-MB/day")
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
 // benchFleetTimeout bounds one fleet upgrade so make bench ends in bounded
 // time: a run cut short reports how far it got (finished 0, waves-done).
 // CUTOVER_BENCH_FLEET_TIMEOUT overrides it.
@@ -244,12 +296,12 @@ func watchHeap(peak *uint64) func() {
 func busFloor(b *testing.B, n int) float64 {
 	b.Helper()
 	dir := b.TempDir()
-	srv, err := startRehearsalNATS(dir, 0)
+	bus, err := startRehearsalNATS(dir, 0, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	nc, js, err := events.Connect(b.Context(), events.ClientConfig{URL: srv.ClientURL()}, "bench-floor")
+	defer bus.Close()
+	nc, js, err := events.Connect(b.Context(), events.ClientConfig{URL: bus.URLs}, "bench-floor")
 	if err != nil {
 		b.Fatal(err)
 	}
