@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/planner/manifest"
 )
@@ -48,7 +49,7 @@ the live fleet and runs it wave by wave; apply prints the upgrade id, or with
 		if !*watch {
 			return nil
 		}
-		return follow(ctx, js, e.ID(), cmd.OutOrStdout(), nil)
+		return upgrades.Follow(ctx, js, e.ID(), cmd.OutOrStdout(), nil)
 	}
 	return cmd
 }

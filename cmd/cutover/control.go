@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 )
 
@@ -68,7 +69,7 @@ func runControl(ctx context.Context, action, arg, reason string, timeout time.Du
 		return err
 	}
 	defer nc.Close()
-	id, err := resolveUpgrade(ctx, js, arg)
+	id, err := upgrades.Resolve(ctx, js, arg)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
+	"github.com/cutover-dev/cutover/harness/testkit"
 )
 
 // TestDevServesTheDashboard checks the wiring of cutover dev --http: the
@@ -18,14 +19,14 @@ func TestDevServesTheDashboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, err := httpDo(t.Context(), http.MethodGet, "http://"+addr+"/", "")
+	page, err := testkit.HTTP(t.Context(), http.MethodGet, "http://"+addr+"/", "")
 	if err != nil || !strings.Contains(strings.ToLower(page), "<html") {
 		t.Fatalf("dashboard page: %v %.200q", err, page)
 	}
-	if api, err := httpDo(t.Context(), http.MethodGet, "http://"+addr+"/api/upgrades", ""); err != nil || !strings.HasPrefix(strings.TrimSpace(api), "[") {
+	if api, err := testkit.HTTP(t.Context(), http.MethodGet, "http://"+addr+"/api/upgrades", ""); err != nil || !strings.HasPrefix(strings.TrimSpace(api), "[") {
 		t.Fatalf("history API: %v %q", err, api)
 	}
-	if m, err := httpDo(t.Context(), http.MethodGet, "http://"+addr+"/metrics", ""); err != nil || !strings.Contains(m, "cutover_consumer_pending_messages") {
+	if m, err := testkit.HTTP(t.Context(), http.MethodGet, "http://"+addr+"/metrics", ""); err != nil || !strings.Contains(m, "cutover_consumer_pending_messages") {
 		t.Fatalf("metrics: %v %.300q", err, m)
 	}
 	// An open Server-Sent Events stream must not hold up Close.

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
 	"github.com/cutover-dev/cutover/events"
 )
 
@@ -254,7 +255,7 @@ func (o *dbOptions) request(ctx context.Context, w io.Writer, data events.Data) 
 		printAnswer(w, ans)
 	}
 	if ans.Type() == events.TypeMigrationFailed {
-		return exitError{1}
+		return exit.Error{Code: 1}
 	}
 	return nil
 }
@@ -377,7 +378,7 @@ func (o *dbOptions) status(ctx context.Context, w io.Writer, snapshotsOnly bool)
 		}
 	}
 	if !snapshotsOnly && (d.Dirty || len(d.Problems) > 0) {
-		return exitError{1}
+		return exit.Error{Code: 1}
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ type devOptions struct {
 	keep     int
 	signals  time.Duration
 	bus      *busflag.Flags
-	nats     devNATS
+	nats     stack.DevNATS
 	http     *httpauth.Flags
 }
 
@@ -126,7 +126,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		}
 	}
 	o.nats.Insecure = o.http.Insecure
-	if err := o.nats.secure(&cfg); err != nil {
+	if err := o.nats.Secure(&cfg); err != nil {
 		return err
 	}
 	s, err := stack.Start(ctx, cfg)
@@ -134,7 +134,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		return err
 	}
 	log.Info("cutover dev running", "nats", s.ClientURL(), "data", o.data, "nodes", cfg.Nodes,
-		"credentials", filepath.Join(o.data, devCredsDir), "cli", "finds its credentials there (set CUTOVER_DATA when --data is elsewhere)")
+		"credentials", filepath.Join(o.data, stack.CredsDir), "cli", "finds its credentials there (set CUTOVER_DATA when --data is elsewhere)")
 	<-ctx.Done()
 	log.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -323,7 +323,7 @@ func TestDevFinishesAnUpgradeAfterSIGTERM(t *testing.T) {
 	js := connectAs(t, url, data, natsauth.RoleCLI)
 	waitInventories(t, js, nodes)
 
-	raw := dialRawAs(t, url, natsauth.SeedFile(filepath.Join(data, devCredsDir), natsauth.RoleCLI))
+	raw := dialRawAs(t, url, natsauth.SeedFile(filepath.Join(data, stack.CredsDir), natsauth.RoleCLI))
 	var seen collected
 	seen.run(raw, t)
 	raw.sub(events.SubjectAll)
@@ -466,7 +466,7 @@ func TestServicesRunSeparately(t *testing.T) {
 	}
 	// The auditor, a separate process, recorded the whole upgrade.
 	eventually(t, 15*time.Second, "the auditor's record of the upgrade", func() bool {
-		body, err := httpDo(t.Context(), "GET", "http://"+apiAddr+"/api/upgrades/"+id+"/events", "")
+		body, err := testkit.HTTP(t.Context(), "GET", "http://"+apiAddr+"/api/upgrades/"+id+"/events", "")
 		return err == nil && strings.Contains(body, events.TypeUpgradeCompleted) && strings.Contains(body, events.TypeUpgradeRequested)
 	})
 	for _, p := range procs {

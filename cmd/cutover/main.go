@@ -21,7 +21,7 @@
 //     Ctrl-C or SIGTERM.
 //   - Return errors; execute prints "cutover x: <error>" once and exits 1.
 //     A usage mistake returns usageErrorf (exit 2, with a pointer to -h);
-//     exitError{code} exits with that code and prints nothing more.
+//     exit.Error{Code: code} exits with that code and prints nothing more.
 //   - TestHelpOnEveryCommand runs -h on every command, so a new command
 //     needs no test for its help, but every other behaviour does.
 package main
@@ -41,27 +41,14 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// exitError carries a process exit code through a command's RunE; execute
-// prints nothing more for it (the command already said why).
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
-
-// usageError is a mistake in the command line: execute prints it with a
-// pointer to the command's help and exits 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usageErrorf(format string, a ...any) error {
-	return usageError{fmt.Errorf(format, a...)}
-}
+func usageErrorf(format string, a ...any) error { return exit.Usagef(format, a...) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -73,7 +60,7 @@ func main() {
 // execute runs one command line and returns the process exit code: 0 on
 // success (and for -h, --help, help), 1 when the command failed, 2 for a
 // usage mistake, 130 when ctx ended (Ctrl-C) before the command finished,
-// or the code of an exitError.
+// or the code of an exit.Error.
 func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd()
 	root.SetArgs(args)
@@ -83,14 +70,14 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	var ee exitError
-	var ue usageError
+	var ee exit.Error
+	var ue exit.UsageError
 	switch {
 	case ctx.Err() != nil:
 		// Interrupted: the operator knows; no "context canceled" noise.
 		return 130
 	case errors.As(err, &ee):
-		return ee.code
+		return ee.Code
 	case errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command "):
 		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
 		if slices.Contains(args, "--detailed-exitcode") {
@@ -127,7 +114,7 @@ and rehearses them, and runs the whole stack on one machine (cutover dev).`,
 			// -o wrote a file here once; say where that went.
 			return usageErrorf("%v: -o is the output format in every command; write to a file with --out FILE", err)
 		}
-		return usageError{err}
+		return exit.UsageError{Err: err}
 	})
 	root.AddGroup(
 		&cobra.Group{ID: "upgrades", Title: "Upgrades:"},

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/scenario"
 )
 
 func TestDemoWithoutDockerFallsBackToSim(t *testing.T) {
@@ -22,7 +24,7 @@ func TestDemoWithoutDockerFallsBackToSim(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "cutover-demo/web:v2  yes"); n != demoNodes {
-		t.Errorf("%d containers run v2 and serve in the summary, want %d:\n%s", n, demoNodes, out)
+	if n := strings.Count(out, "cutover-demo/web:v2  yes"); n != scenario.DemoNodes {
+		t.Errorf("%d containers run v2 and serve in the summary, want %d:\n%s", n, scenario.DemoNodes, out)
 	}
 }

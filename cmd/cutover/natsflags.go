@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
 )
 
@@ -20,10 +21,6 @@ const cliIdentity = "cli"
 // defaultDataDir is where cutover dev keeps its state, and where the CLI
 // finds the credentials it generated.
 const defaultDataDir = ".cutover-data"
-
-// devCredsDir is the directory under the data directory holding the
-// authorization and nkey seeds cutover dev generated.
-const devCredsDir = "nats"
 
 // natsOptions are the flags of every command that talks to NATS.
 type natsOptions struct {
@@ -58,7 +55,7 @@ func devSeedFile(dataDir, identity string) string {
 	if dataDir == "" {
 		dataDir = defaultDataDir
 	}
-	p := filepath.Join(dataDir, devCredsDir, identity+".nk")
+	p := filepath.Join(dataDir, stack.CredsDir, identity+".nk")
 	if _, err := os.Stat(p); err != nil {
 		return ""
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natsauth"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
@@ -65,7 +66,7 @@ func connectAs(t *testing.T, url, data, identity string) jetstream.JetStream {
 	t.Helper()
 	var js jetstream.JetStream
 	eventually(t, 30*time.Second, "NATS at "+url+" as "+identity, func() bool {
-		nc, j, err := events.Connect(t.Context(), events.ClientConfig{URL: url, NKeyFile: natsauth.SeedFile(filepath.Join(data, devCredsDir), identity)}, "cutover-"+identity)
+		nc, j, err := events.Connect(t.Context(), events.ClientConfig{URL: url, NKeyFile: natsauth.SeedFile(filepath.Join(data, stack.CredsDir), identity)}, "cutover-"+identity)
 		if err != nil {
 			return false
 		}

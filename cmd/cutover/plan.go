@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/planner"
@@ -65,7 +66,7 @@ when something would, 1 on an error (a usage mistake included).`,
 			return err
 		}
 		if *detailed && changed > 0 {
-			return exitError{2}
+			return exit.Error{Code: 2}
 		}
 		return nil
 	}

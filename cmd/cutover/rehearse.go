@@ -22,7 +22,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/scenario"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/inventory"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
@@ -124,7 +126,7 @@ func runRehearse(ctx context.Context, out io.Writer, o rehearseOptions) error {
 	}
 	rep.Text(out)
 	if len(rep.Violations) > 0 {
-		return exitError{1}
+		return exit.Error{Code: 1}
 	}
 	return nil
 }
@@ -133,7 +135,7 @@ func runRehearse(ctx context.Context, out io.Writer, o rehearseOptions) error {
 // node-updater warn), unless --debug asks for all.
 func rehearseLogger(debug bool) *slog.Logger {
 	if debug {
-		return demoLogger(true)
+		return scenario.Logger(true)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }

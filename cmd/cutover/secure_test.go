@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
@@ -53,8 +54,8 @@ func TestUpgradeWithEveryServiceOnItsOwnIdentity(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	nodes := []string{"n1", "n2"}
 	cfg := stack.Config{DataDir: filepath.Join(dir, "data"), NATSListen: "127.0.0.1:0", Nodes: nodes, Logger: log}
-	dn := devNATS{TLSCert: filepath.Join(dir, "server.pem"), TLSKey: filepath.Join(dir, "server-key.pem")}
-	if err := dn.secure(&cfg); err != nil {
+	dn := stack.DevNATS{TLSCert: filepath.Join(dir, "server.pem"), TLSKey: filepath.Join(dir, "server-key.pem")}
+	if err := dn.Secure(&cfg); err != nil {
 		t.Fatal(err)
 	}
 	s, err := stack.Start(t.Context(), cfg)
@@ -81,7 +82,7 @@ func TestUpgradeWithEveryServiceOnItsOwnIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fleet.Close(context.WithoutCancel(t.Context())) })
-	if err := waitNodes(t.Context(), s, nodes); err != nil {
+	if err := s.WaitNodes(t.Context(), nodes); err != nil {
 		t.Fatal(err)
 	}
 
@@ -95,7 +96,7 @@ func TestUpgradeWithEveryServiceOnItsOwnIdentity(t *testing.T) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	if err := follow(ctx, s.JetStream(), e.ID(), &out, nil); err != nil {
+	if err := upgrades.Follow(ctx, s.JetStream(), e.ID(), &out, nil); err != nil {
 		t.Fatalf("upgrade did not complete (%v):\n%s\nlogs:\n%s", err, out.String(), tail(logs.String(), 40))
 	}
 	for _, n := range specs {
@@ -108,7 +109,7 @@ func TestUpgradeWithEveryServiceOnItsOwnIdentity(t *testing.T) {
 	}
 
 	// No seed in any log line or event of the run.
-	n, err := waitAudited(t.Context(), s, e.ID())
+	n, err := s.WaitAudited(t.Context(), e.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestUpgradeWithEveryServiceOnItsOwnIdentity(t *testing.T) {
 		b, _ := json.Marshal(r)
 		all.Write(b)
 	}
-	seeds, _ := filepath.Glob(filepath.Join(cfg.DataDir, devCredsDir, "*.nk"))
+	seeds, _ := filepath.Glob(filepath.Join(cfg.DataDir, stack.CredsDir, "*.nk"))
 	if len(seeds) != 6 { // planner, migrator, auditor, cli, n1, n2
 		t.Fatalf("seeds: %v, want 6", seeds)
 	}
@@ -178,9 +179,9 @@ func TestDevRefusesAnExposedListenWithoutTLS(t *testing.T) {
 		{"0.0.0.0:4222", false, true, true},
 	}
 	for _, tt := range tests {
-		err := checkListen(tt.listen, tt.tls, tt.insecure)
+		err := stack.CheckListen(tt.listen, tt.tls, tt.insecure)
 		if (err == nil) != tt.ok {
-			t.Errorf("checkListen(%q, tls=%v, insecure=%v) = %v, want ok=%v", tt.listen, tt.tls, tt.insecure, err, tt.ok)
+			t.Errorf("stack.CheckListen(%q, tls=%v, insecure=%v) = %v, want ok=%v", tt.listen, tt.tls, tt.insecure, err, tt.ok)
 		}
 		if err != nil && !strings.Contains(err.Error(), "--insecure") {
 			t.Errorf("error %q does not name the way out", err)

@@ -9,9 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	_ "modernc.org/sqlite"
+
 	"github.com/cutover-dev/cutover/services/migrator"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
-	_ "modernc.org/sqlite"
 )
 
 func TestSnapshotsListAndPrune(t *testing.T) {

@@ -11,7 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/services/planner"
 )
 
@@ -36,7 +38,7 @@ aborted, 3 when it is paused (waiting for an operator).`,
 			return err
 		}
 		defer nc.Close()
-		id, err := resolveUpgrade(ctx, js, args[0])
+		id, err := upgrades.Resolve(ctx, js, args[0])
 		if err != nil {
 			return err
 		}
@@ -66,9 +68,9 @@ func statusExit(u *planner.Upgrade) error {
 	case planner.PhaseCompleted, planner.PhaseRunning:
 		return nil
 	case planner.PhasePaused:
-		return exitError{3}
+		return exit.Error{Code: 3}
 	}
-	return exitError{1}
+	return exit.Error{Code: 1}
 }
 
 func printStatus(w io.Writer, u *planner.Upgrade) {

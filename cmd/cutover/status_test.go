@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/planner"
 )
@@ -59,7 +61,7 @@ func TestStatusInPlainWords(t *testing.T) {
 	if len(cols) != 2 || cols[0] != cols[1] {
 		t.Errorf("step column not aligned (%v):\n%s", cols, out)
 	}
-	if err := statusExit(u); err != (exitError{1}) {
+	if err := statusExit(u); err != (exit.Error{Code: 1}) {
 		t.Errorf("exit for rolled-back = %v, want 1", err)
 	}
 }
@@ -81,9 +83,9 @@ func TestMatchUpgrade(t *testing.T) {
 		{arg: "nope", err: "no upgrade has the id, id prefix or release name"},
 	}
 	for _, tc := range tests {
-		got, err := matchUpgrade(ups, tc.arg)
+		got, err := upgrades.Match(ups, tc.arg)
 		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
-			t.Errorf("matchUpgrade(%q) = %q, %v; want %q, %q", tc.arg, got, err, tc.want, tc.err)
+			t.Errorf("upgrades.Match(%q) = %q, %v; want %q, %q", tc.arg, got, err, tc.want, tc.err)
 		}
 	}
 }

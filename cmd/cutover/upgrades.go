@@ -18,62 +18,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/planner"
 )
-
-// resolveUpgrade turns what an operator typed into an upgrade id: the id,
-// a prefix of exactly one id, or a release name exactly one upgrade has.
-func resolveUpgrade(ctx context.Context, js jetstream.JetStream, arg string) (string, error) {
-	if arg == "" {
-		return "", usageErrorf("give an upgrade id, a unique prefix of one, or a release name (cutover list shows them)")
-	}
-	ups, err := planner.ListUpgrades(ctx, js)
-	if err != nil {
-		return "", err
-	}
-	return matchUpgrade(ups, arg)
-}
-
-// matchUpgrade finds arg among ups: an id, a prefix of exactly one id, or
-// a release name exactly one upgrade has.
-func matchUpgrade(ups []*planner.Upgrade, arg string) (string, error) {
-	var byPrefix, byRelease []*planner.Upgrade
-	for _, u := range ups {
-		if u.ID == arg {
-			return u.ID, nil
-		}
-		if strings.HasPrefix(u.ID, arg) {
-			byPrefix = append(byPrefix, u)
-		}
-		if u.Release.Name == arg {
-			byRelease = append(byRelease, u)
-		}
-	}
-	switch {
-	case len(byPrefix) == 1:
-		return byPrefix[0].ID, nil
-	case len(byPrefix) > 1:
-		return "", fmt.Errorf("%q is the start of %d upgrade ids (%s); give more of the id", arg, len(byPrefix), idList(byPrefix))
-	case len(byRelease) == 1:
-		return byRelease[0].ID, nil
-	case len(byRelease) > 1:
-		return "", fmt.Errorf("release %q names %d upgrades (%s); give the id of one", arg, len(byRelease), idList(byRelease))
-	}
-	return "", fmt.Errorf("no upgrade has the id, id prefix or release name %q; cutover list shows the upgrades the planner knows (check --nats if it shows none)", arg)
-}
-
-func idList(ups []*planner.Upgrade) string {
-	ids := make([]string, 0, len(ups))
-	for _, u := range ups {
-		ids = append(ids, u.ID+" ("+u.Phase+")")
-	}
-	slices.Sort(ids)
-	if len(ids) > 5 {
-		ids = append(ids[:5], "…")
-	}
-	return strings.Join(ids, ", ")
-}
 
 // upgradeRow is one upgrade in cutover list -o json.
 type upgradeRow struct {
@@ -203,7 +151,7 @@ of CloudEvents.`,
 				return cerr
 			}
 			defer nc.Close()
-			id, rerr := resolveUpgrade(ctx, js, args[0])
+			id, rerr := upgrades.Resolve(ctx, js, args[0])
 			if rerr != nil {
 				return rerr
 			}
@@ -333,7 +281,7 @@ func (a auditorAPI) resolve(ctx context.Context, arg string) (string, error) {
 	for _, u := range ups {
 		list = append(list, &planner.Upgrade{ID: u.ID, Release: events.Release{Name: u.Release}, Phase: u.State})
 	}
-	return matchUpgrade(list, arg)
+	return upgrades.Match(list, arg)
 }
 
 // events reads an upgrade's events, oldest first.

@@ -1,4 +1,4 @@
-package main
+package scenario
 
 import (
 	"context"
@@ -11,9 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
-	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
 )
 
@@ -26,11 +25,11 @@ var demoSimLatency = sim.Latencies{
 	Health: sim.Uniform(300*time.Millisecond, 800*time.Millisecond),
 }
 
-// runDemoSim runs the demo's upgrade (3 nodes, one web container each, v1
+// demoSim runs the demo's upgrade (3 nodes, one web container each, v1
 // to v2) on the simulated runtime, for machines without a Docker engine:
 // the same NATS, planner, migrator, auditor and node-updater code, with
 // containers that exist only in memory. It says so before anything else.
-func runDemoSim(ctx context.Context, out io.Writer, dockerErr error, listen string, debug bool) error {
+func demoSim(ctx context.Context, out io.Writer, dockerErr error, o DemoOptions) error {
 	fmt.Fprintf(out, "NOTICE: no Docker engine reachable (%v): running the demo on the SIMULATED runtime; start Docker to upgrade real containers\n\n", dockerErr)
 	fmt.Fprintln(out, "cutover demo: upgrade 3 simulated containers of the 'web' service from v1 to v2")
 	work, err := os.MkdirTemp("", "cutover-demo-sim-")
@@ -41,20 +40,20 @@ func runDemoSim(ctx context.Context, out io.Writer, dockerErr error, listen stri
 
 	const v1, v2 = "cutover-demo/web:v1", "cutover-demo/web:v2"
 	var specs []sim.NodeSpec
-	for i := 1; i <= demoNodes; i++ {
+	for i := 1; i <= DemoNodes; i++ {
 		specs = append(specs, sim.NodeSpec{Name: fmt.Sprintf("demo-node%d", i), Containers: []sim.ContainerSpec{
 			{Name: fmt.Sprintf("cutover-demo-web-%d", i), Service: "web", Image: v1},
 		}})
 	}
 	cfg := stack.Config{
-		DataDir: filepath.Join(work, "data"), NATSListen: listen,
-		AgentVersion: version, Logger: demoLogger(debug),
+		DataDir: filepath.Join(work, "data"), NATSListen: o.Listen,
+		AgentVersion: o.Version, Logger: Logger(o.Debug),
 	}
 	var jss []jetstream.JetStream
 	for _, n := range specs {
 		cfg.Nodes = append(cfg.Nodes, n.Name) // their identities; the sim runs them
 	}
-	if err := (devNATS{}).secure(&cfg); err != nil {
+	if err := (stack.DevNATS{}).Secure(&cfg); err != nil {
 		return err
 	}
 	s, err := stack.Start(ctx, cfg)
@@ -71,7 +70,7 @@ func runDemoSim(ctx context.Context, out io.Writer, dockerErr error, listen stri
 	}
 	fleet, err := sim.StartFleet(ctx, jss, sim.FleetConfig{
 		Nodes: specs, Seed: time.Now().UnixNano(), Latency: demoSimLatency,
-		Logger: demoLogger(debug).With("service", "node-updater"), AgentVersion: version,
+		Logger: Logger(o.Debug).With("service", "node-updater"), AgentVersion: o.Version,
 	})
 	if err != nil {
 		return err
@@ -82,27 +81,13 @@ func runDemoSim(ctx context.Context, out io.Writer, dockerErr error, listen stri
 	}
 	fmt.Fprintf(out, "  cutover running in this process: NATS %s, planner, migrator, auditor, %d node-updaters on the sim runtime\n", s.ClientURL(), len(specs))
 
-	req := events.UpgradeRequested{RequestedBy: "cutover demo", Release: events.Release{Name: "demo-v2", Services: map[string]events.ServiceRelease{
-		"web": {Image: v2, MinHealthyMs: 1000},
-	}}}
-	e, err := events.New(events.Source("cli", ""), req)
+	// Without an engine nothing else bounds a stuck run.
+	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	id, interruption, followErr, err := demoUpgrade(fctx, s, out, v2)
 	if err != nil {
 		return err
 	}
-	if err := events.NewPublisher(s.JetStream()).Publish(ctx, e); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "\nupgrade %s requested: web -> %s\n\n", e.ID(), v2)
-	interruption := map[string]int64{}
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	followErr := follow(fctx, s.JetStream(), e.ID(), out, func(ev events.Event) {
-		if ev.Type() == events.TypeContainerReplaced {
-			if d, err := events.DataAs[events.ContainerReplaced](ev); err == nil {
-				interruption[d.Container] = d.InterruptionMs
-			}
-		}
-	})
 
 	fmt.Fprintln(out, "\nsummary (read back from the simulated nodes):")
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
@@ -121,15 +106,12 @@ func runDemoSim(ctx context.Context, out io.Writer, dockerErr error, listen stri
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%dms\n", name, n.Name, img, serves, interruption[name])
 	}
 	tw.Flush()
-	if n, err := waitAudited(ctx, s, e.ID()); err == nil {
-		fmt.Fprintf(out, "  the auditor recorded %s of this upgrade (SQLite)\n", render.Plural(n, "event"))
-	} else {
-		fmt.Fprintln(out, "  auditor:", err)
+	if !audited(ctx, s, out, id) {
 		ok = false
 	}
 	if !ok {
 		fmt.Fprintln(out, "\ndemo FAILED on the simulated runtime: not every container runs v2 (see above)")
-		return exitError{1}
+		return exit.Error{Code: 1}
 	}
 	fmt.Fprintln(out, "\ndemo passed on the SIMULATED runtime: every container runs v2; start Docker and run 'make demo' again to upgrade real containers")
 	return nil

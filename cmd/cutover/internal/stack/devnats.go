@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"errors"
@@ -7,14 +7,17 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natsauth"
 	"github.com/cutover-dev/cutover/services/auditor/httpauth"
 )
 
-// devNATS is how cutover dev and the demos secure their embedded server.
-type devNATS struct {
+// CredsDir is the directory under the data directory holding the
+// authorization and nkey seeds cutover dev generated.
+const CredsDir = "nats"
+
+// DevNATS is how cutover dev and the demos secure their embedded server.
+type DevNATS struct {
 	// TLSCert and TLSKey, when set, make the server require TLS with this
 	// certificate; in-process clients trust the certificate itself.
 	TLSCert, TLSKey string
@@ -22,19 +25,19 @@ type devNATS struct {
 	Insecure bool
 }
 
-// secure generates (on first start) or reuses the credentials of every
+// Secure generates (on first start) or reuses the credentials of every
 // identity in dataDir/nats (seeds mode 0600), writes the server's
 // configuration requiring them, and sets cfg so that the embedded server
 // uses it and every service connects on its own identity. The CLI finds the
 // cli identity's seed there by default.
-func (d devNATS) secure(cfg *stack.Config) error {
-	if err := checkListen(cfg.NATSListen, d.TLSCert != "", d.Insecure); err != nil {
+func (d DevNATS) Secure(cfg *Config) error {
+	if err := CheckListen(cfg.NATSListen, d.TLSCert != "", d.Insecure); err != nil {
 		return err
 	}
 	if (d.TLSCert == "") != (d.TLSKey == "") {
 		return errors.New("--nats-tls-cert and --nats-tls-key go together: give both, or neither")
 	}
-	dir := filepath.Join(cfg.DataDir, devCredsDir)
+	dir := filepath.Join(cfg.DataDir, CredsDir)
 	if _, err := natsauth.Write(dir, natsauth.Fleet{Nodes: cfg.Nodes}); err != nil {
 		return fmt.Errorf("generate NATS credentials in %s: %w", dir, err)
 	}
@@ -61,10 +64,10 @@ func (d devNATS) secure(cfg *stack.Config) error {
 	return nil
 }
 
-// checkListen refuses a NATS listen address reachable from other machines
+// CheckListen refuses a NATS listen address reachable from other machines
 // without TLS, unless insecure: credentials and commands would cross the
 // network in clear.
-func checkListen(listen string, tls, insecure bool) error {
+func CheckListen(listen string, tls, insecure bool) error {
 	if tls || insecure {
 		return nil
 	}

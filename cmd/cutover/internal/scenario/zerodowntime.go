@@ -1,4 +1,4 @@
-package main
+package scenario
 
 import (
 	"context"
@@ -17,9 +17,11 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/harness/loadgen"
 	"github.com/cutover-dev/cutover/harness/testkit"
+	"github.com/cutover-dev/cutover/inventory"
 	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
 	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
 )
@@ -77,6 +79,8 @@ type zdConfig struct {
 	Progress io.Writer
 	// Logger receives the services' logs.
 	Logger *slog.Logger
+	// Version is the version the node-updaters report (default "dev").
+	Version string
 }
 
 // zdResult is what one run measured.
@@ -122,48 +126,16 @@ func runZeroDowntime(ctx context.Context, cli *client.Client, cfg zdConfig) (res
 		err = errors.Join(err, zdCleanup(cctx, cli, cfg.label(), network))
 	}()
 
-	subnet, err := zdNetwork(ctx, cli, network)
-	if err != nil {
-		return res, err
-	}
-	if err := testkit.PullImage(ctx, cli, cfg.V1.Ref); err != nil {
-		return res, err
-	}
-	reps, err := zdStartReplicas(ctx, cli, cfg.Run, cfg.V1.Ref, network, subnet, func(o *testkit.ContainerOpts) {
-		o.Env = []string{"DEMO_GREETING=hello from " + o.Node}
+	b, err := startBed(ctx, cli, bedConfig{
+		Run: cfg.Run, Image: cfg.V1.Ref, Network: network, WorkDir: cfg.WorkDir, HAProxyDir: cfg.WorkDir, NoRetry: cfg.NoRetry,
+		Replica: func(o *testkit.ContainerOpts) { o.Env = []string{"DEMO_GREETING=hello from " + o.Node} },
+		Agent:   cfg.Drain, DrainDelay: cfg.DrainDelay, Logger: cfg.Logger, Version: cfg.Version,
 	})
 	if err != nil {
 		return res, err
 	}
-	names, nodes, mapping := reps.names, reps.nodes, reps.mapping
-	hp, front, err := zdStartHAProxy(ctx, cfg.WorkDir, reps.servers, cfg.NoRetry)
-	if err != nil {
-		return res, err
-	}
-	defer hp.Close()
-
-	s, err := stack.Start(ctx, stack.Config{
-		DataDir: filepath.Join(cfg.WorkDir, "data"), NATSListen: "127.0.0.1:0", Docker: cli, Nodes: nodes,
-		AgentVersion: version, Logger: cfg.Logger,
-	})
-	if err != nil {
-		return res, err
-	}
-	defer s.Close(context.WithoutCancel(ctx))
-	if err := waitNodes(ctx, s, nodes); err != nil {
-		return res, err
-	}
-	if cfg.Drain {
-		agent, err := lbagent.New(lbagent.Config{Servers: mapping, DrainTimeout: zdDrainAckTimeout, Logger: cfg.Logger.With("service", "lb-agent")},
-			s.JetStream(), slowDrain{hp.Client, cfg.DrainDelay})
-		if err != nil {
-			return res, err
-		}
-		if err := agent.Start(ctx); err != nil {
-			return res, err
-		}
-		defer agent.Close(context.WithoutCancel(ctx))
-	}
+	defer b.close(ctx)
+	s, names, front := b.stack, b.reps.names, b.front
 
 	// The load runs on its own context: it is stopped only once the upgrade
 	// has ended and MinLoad has passed, or when ctx ends.
@@ -198,7 +170,7 @@ func runZeroDowntime(ctx context.Context, cli *client.Client, cfg zdConfig) (res
 		}
 		return res.Timeline[container]
 	}
-	res.UpgradeErr = follow(ctx, s.JetStream(), req.ID(), cfg.Events, func(e events.Event) {
+	res.UpgradeErr = upgrades.Follow(ctx, s.JetStream(), req.ID(), cfg.Events, func(e events.Event) {
 		switch e.Type() {
 		case events.TypeContainerDraining:
 			if d, err := events.DataAs[events.ContainerDraining](e); err == nil {
@@ -539,4 +511,94 @@ func (r zdResult) summary() string {
 		up = r.UpgradeErr.Error()
 	}
 	return fmt.Sprintf("%-50s %s; %s", mode+":", r.Load, up)
+}
+
+// bedConfig is what differs between the set-ups of the HAProxy scenarios.
+type bedConfig struct {
+	Run, Image, Network string
+	// WorkDir holds the stack's data, HAProxyDir HAProxy's configuration.
+	WorkDir, HAProxyDir string
+	// Replica adds to each replica's container options.
+	Replica func(*testkit.ContainerOpts)
+	// NoRetry turns off HAProxy's retries and redispatch.
+	NoRetry bool
+	// Inventory, when set, gives the planner an inventory of the nodes.
+	Inventory func(nodes []string) *inventory.Inventory
+	// Agent runs the lb-agent, which takes DrainDelay longer to drain.
+	Agent      bool
+	DrainDelay time.Duration
+	Logger     *slog.Logger
+	Version    string
+}
+
+// bed is what both HAProxy scenarios roll: zdReplicas healthy replicas of
+// the image on a user network, a real HAProxy in front of them, the
+// in-process stack with a node-updater per replica's node, and (with
+// Agent) the lb-agent draining HAProxy's servers.
+type bed struct {
+	reps    zdReplicaSet
+	front   string // HAProxy's frontend address
+	stack   *stack.Stack
+	closers []func()
+}
+
+// startBed sets the bed up; on an error it removes what it started. The
+// caller removes the containers and the network (zdCleanup).
+func startBed(ctx context.Context, cli *client.Client, cfg bedConfig) (b *bed, err error) {
+	b = &bed{}
+	defer func() {
+		if err != nil {
+			b.close(ctx)
+		}
+	}()
+	subnet, err := zdNetwork(ctx, cli, cfg.Network)
+	if err != nil {
+		return nil, err
+	}
+	if err := testkit.PullImage(ctx, cli, cfg.Image); err != nil {
+		return nil, err
+	}
+	if b.reps, err = zdStartReplicas(ctx, cli, cfg.Run, cfg.Image, cfg.Network, subnet, cfg.Replica); err != nil {
+		return nil, err
+	}
+	hp, front, err := zdStartHAProxy(ctx, cfg.HAProxyDir, b.reps.servers, cfg.NoRetry)
+	if err != nil {
+		return nil, err
+	}
+	b.front = front
+	b.closers = append(b.closers, func() { _ = hp.Close() })
+	scfg := stack.Config{
+		DataDir: filepath.Join(cfg.WorkDir, "data"), NATSListen: "127.0.0.1:0", Docker: cli, Nodes: b.reps.nodes,
+		AgentVersion: cfg.Version, Logger: cfg.Logger,
+	}
+	if cfg.Inventory != nil {
+		scfg.Inventory = cfg.Inventory(b.reps.nodes)
+	}
+	if b.stack, err = stack.Start(ctx, scfg); err != nil {
+		return nil, err
+	}
+	b.closers = append(b.closers, func() { _ = b.stack.Close(context.WithoutCancel(ctx)) })
+	if err := b.stack.WaitNodes(ctx, b.reps.nodes); err != nil {
+		return nil, err
+	}
+	if cfg.Agent {
+		agent, err := lbagent.New(lbagent.Config{Servers: b.reps.mapping, DrainTimeout: zdDrainAckTimeout, Logger: cfg.Logger.With("service", "lb-agent")},
+			b.stack.JetStream(), slowDrain{hp.Client, cfg.DrainDelay})
+		if err != nil {
+			return nil, err
+		}
+		if err := agent.Start(ctx); err != nil {
+			return nil, err
+		}
+		b.closers = append(b.closers, func() { _ = agent.Close(context.WithoutCancel(ctx)) })
+	}
+	return b, nil
+}
+
+// close stops what startBed started, last first.
+func (b *bed) close(ctx context.Context) {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	b.closers = nil
 }

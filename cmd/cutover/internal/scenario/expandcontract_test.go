@@ -1,11 +1,8 @@
-package main
+package scenario
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"log/slog"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -21,47 +18,9 @@ const (
 )
 
 // ecImages builds the demo app's v1 (schema generation 1) and v2
-// (generation 2) images into an in-process registry, or skips when Docker
-// or HAProxy is missing. The images are removed at the end of the test.
+// (generation 2) images, or skips when Docker or HAProxy is missing.
 func ecImages(t *testing.T) (*client.Client, string, testkit.Image, testkit.Image) {
-	t.Helper()
-	ctx := t.Context()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		t.Skip("haproxy not installed: run scripts/install-haproxy.sh (make test does)")
-	}
-	cli, err := testkit.DockerAvailable(ctx)
-	if err != nil {
-		t.Skipf("docker engine not reachable: %v", err)
-	}
-	run := fmt.Sprintf("ec%d", time.Now().UnixNano()%1_000_000_000)
-	app, err := testkit.BuildDemoApp(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := testkit.StartRegistry(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close(context.Background()) })
-	imgs := map[string]testkit.Image{}
-	for v, schema := range map[string]string{"v1": "1", "v2": "2"} {
-		imgs[v], err = reg.Push(ctx, app, testkit.ImageSpec{
-			Repo: run + "/web", Tag: v, Version: v, Healthcheck: true,
-			Env: []string{"DEMO_DB_SCHEMA=" + schema}, Labels: map[string]string{testkit.LabelTest: run},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		_ = testkit.Cleanup(cctx, cli, testkit.LabelTest+"="+run) // anything a failed run left behind
-		for _, img := range imgs {
-			_, _ = cli.ImageRemove(cctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-		}
-		cli.Close()
-	})
+	cli, run, imgs := testImages(t, "ec", ecVersions...)
 	return cli, run, imgs["v1"], imgs["v2"]
 }
 

@@ -1,4 +1,4 @@
-package main
+package scenario
 
 import (
 	"context"
@@ -15,12 +15,11 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
-	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/harness/loadgen"
 	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/inventory"
-	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
 	migsqlite "github.com/cutover-dev/cutover/services/migrator/sqlite"
 )
 
@@ -47,6 +46,13 @@ const (
 	// the release's.
 	ecFromVersion, ecToVersion = 1, 3
 )
+
+// ecVersions are the images the scenario rolls between: v1 reads and
+// writes schema generation 1, v2 generation 2.
+var ecVersions = []imageVersion{
+	{tag: "v1", env: []string{"DEMO_DB_SCHEMA=1"}, note: ", schema generation 1"},
+	{tag: "v2", env: []string{"DEMO_DB_SCHEMA=2"}, note: ", schema generation 2"},
+}
 
 // ecMigrations are the service's migrations: the initial table (applied
 // before the replicas start), the expand and the contract.
@@ -82,6 +88,8 @@ type ecConfig struct {
 	Progress io.Writer
 	// Logger receives the services' logs.
 	Logger *slog.Logger
+	// Version is the version the node-updaters report (default "dev").
+	Version string
 }
 
 // ecResult is what one run measured.
@@ -212,66 +220,42 @@ func runExpandContract(ctx context.Context, cli *client.Client, cfg ecConfig) (r
 	if err != nil {
 		return res, err
 	}
-	subnet, err := zdNetwork(ctx, cli, network)
-	if err != nil {
-		return res, err
-	}
-	if err := testkit.PullImage(ctx, cli, cfg.V1.Ref); err != nil {
-		return res, err
-	}
-	reps, err := zdStartReplicas(ctx, cli, cfg.Run, cfg.V1.Ref, network, subnet, func(o *testkit.ContainerOpts) {
-		o.Env = []string{"DEMO_DB=" + ecDBDir + "/" + ecDBFile}
-		o.Binds = []string{filepath.Dir(dbPath) + ":" + ecDBDir}
-	})
-	if err != nil {
-		return res, err
-	}
-	names, nodes, mapping := reps.names, reps.nodes, reps.mapping
 	// Retries off: a request HAProxy sends to a replica that is gone fails,
 	// so zero failures is owed to the drain, not hidden by a retry.
 	hpDir := filepath.Join(cfg.WorkDir, "haproxy")
 	if err := os.MkdirAll(hpDir, 0o755); err != nil {
 		return res, fmt.Errorf("create %s: %w", hpDir, err)
 	}
-	hp, front, err := zdStartHAProxy(ctx, hpDir, reps.servers, true)
-	if err != nil {
-		return res, err
-	}
-	defer hp.Close()
-
-	// The inventory gives the planner the service's database: at version
-	// ecFromVersion, migrations in migDir. A release whose
-	// migrations_version is above it is an expand/contract upgrade.
-	inv := &inventory.Inventory{
-		Nodes: map[string]inventory.Node{},
-		Roles: map[string]inventory.Role{zdService: {Services: []string{zdService}}},
-		Services: map[string]inventory.Service{zdService: {
-			Containers: []inventory.Container{{Name: zdService, Image: cfg.V1.Ref}},
-			Database:   &inventory.Database{Driver: "sqlite", URL: dbPath, Migrations: migDir, Version: ecFromVersion},
-		}},
-	}
-	for _, n := range nodes {
-		inv.Nodes[n] = inventory.Node{Roles: []string{zdService}}
-	}
-	s, err := stack.Start(ctx, stack.Config{
-		DataDir: filepath.Join(cfg.WorkDir, "data"), NATSListen: "127.0.0.1:0", Docker: cli, Nodes: nodes,
-		Inventory: inv, AgentVersion: version, Logger: cfg.Logger,
+	b, err := startBed(ctx, cli, bedConfig{
+		Run: cfg.Run, Image: cfg.V1.Ref, Network: network, WorkDir: cfg.WorkDir, HAProxyDir: hpDir, NoRetry: true,
+		Replica: func(o *testkit.ContainerOpts) {
+			o.Env = []string{"DEMO_DB=" + ecDBDir + "/" + ecDBFile}
+			o.Binds = []string{filepath.Dir(dbPath) + ":" + ecDBDir}
+		},
+		// The inventory gives the planner the service's database: at version
+		// ecFromVersion, migrations in migDir. A release whose
+		// migrations_version is above it is an expand/contract upgrade.
+		Inventory: func(nodes []string) *inventory.Inventory {
+			inv := &inventory.Inventory{
+				Nodes: map[string]inventory.Node{},
+				Roles: map[string]inventory.Role{zdService: {Services: []string{zdService}}},
+				Services: map[string]inventory.Service{zdService: {
+					Containers: []inventory.Container{{Name: zdService, Image: cfg.V1.Ref}},
+					Database:   &inventory.Database{Driver: "sqlite", URL: dbPath, Migrations: migDir, Version: ecFromVersion},
+				}},
+			}
+			for _, n := range nodes {
+				inv.Nodes[n] = inventory.Node{Roles: []string{zdService}}
+			}
+			return inv
+		},
+		Agent: true, Logger: cfg.Logger, Version: cfg.Version,
 	})
 	if err != nil {
 		return res, err
 	}
-	defer s.Close(context.WithoutCancel(ctx))
-	if err := waitNodes(ctx, s, nodes); err != nil {
-		return res, err
-	}
-	agent, err := lbagent.New(lbagent.Config{Servers: mapping, DrainTimeout: zdDrainAckTimeout, Logger: cfg.Logger.With("service", "lb-agent")}, s.JetStream(), hp.Client)
-	if err != nil {
-		return res, err
-	}
-	if err := agent.Start(ctx); err != nil {
-		return res, err
-	}
-	defer agent.Close(context.WithoutCancel(ctx))
+	defer b.close(ctx)
+	s, names, front := b.stack, b.reps.names, b.front
 
 	load := zdStartLoad(ctx, loadgen.Config{URL: "http://" + front + "/", Rate: cfg.Rate, Items: &loadgen.Items{IDPrefix: cfg.Run + "-"}}, cfg.Progress)
 	defer load.stop()
@@ -291,7 +275,7 @@ func runExpandContract(ctx context.Context, cli *client.Client, cfg ecConfig) (r
 	if err := events.NewPublisher(s.JetStream()).Publish(ctx, req); err != nil {
 		return res, err
 	}
-	res.UpgradeErr = follow(ctx, s.JetStream(), req.ID(), cfg.Events, func(e events.Event) {
+	res.UpgradeErr = upgrades.Follow(ctx, s.JetStream(), req.ID(), cfg.Events, func(e events.Event) {
 		st := ecStep{Type: e.Type(), At: e.Time()}
 		switch e.Type() {
 		case events.TypeMigrationRequested:

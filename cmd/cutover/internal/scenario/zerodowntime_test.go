@@ -1,9 +1,10 @@
-package main
+package scenario
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os/exec"
 	"testing"
@@ -24,10 +25,11 @@ const (
 	zdTestDrainDelay = time.Second
 )
 
-// zdImages builds the demo app's v1 and v2 images (Docker HEALTHCHECK, healthy
-// mode) into an in-process registry, or skips when Docker or HAProxy is
-// missing. The images are removed at the end of the test.
-func zdImages(tb testing.TB) (*client.Client, string, testkit.Image, testkit.Image) {
+// testImages builds the demo app's images of versions into an in-process
+// registry, or skips when Docker or HAProxy is missing. It returns the
+// engine, the run's name (prefix and a number) and the images; the
+// images and anything a failed run left are removed at the end of the test.
+func testImages(tb testing.TB, prefix string, versions ...imageVersion) (*client.Client, string, map[string]testkit.Image) {
 	tb.Helper()
 	ctx := tb.Context()
 	if _, err := exec.LookPath("haproxy"); err != nil {
@@ -37,32 +39,27 @@ func zdImages(tb testing.TB) (*client.Client, string, testkit.Image, testkit.Ima
 	if err != nil {
 		tb.Skipf("docker engine not reachable: %v", err)
 	}
-	run := fmt.Sprintf("zd%d", time.Now().UnixNano()%1_000_000_000)
-	app, err := testkit.BuildDemoApp(ctx, tb.TempDir())
+	run := fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1_000_000_000)
+	k, err := newKit(ctx, "cutover-test-")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	reg, err := testkit.StartRegistry(ctx)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = reg.Close(context.Background()) })
-	imgs := map[string]testkit.Image{}
-	for _, v := range []string{"v1", "v2"} {
-		imgs[v], err = reg.Push(ctx, app, testkit.ImageSpec{Repo: run + "/web", Tag: v, Version: v, Healthcheck: true, Labels: map[string]string{testkit.LabelTest: run}})
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
+	tb.Cleanup(func() { k.close(context.Background()) })
+	imgs, err := k.push(ctx, io.Discard, run+"/web", map[string]string{testkit.LabelTest: run}, versions...)
 	tb.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		_ = testkit.Cleanup(cctx, cli, testkit.LabelTest+"="+run) // anything a failed run left behind
-		for _, img := range imgs {
-			_, _ = cli.ImageRemove(cctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-		}
+		removeImages(context.Background(), cli, "", testkit.LabelTest+"="+run, imgs)
 		cli.Close()
 	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cli, run, imgs
+}
+
+// zdImages builds the demo app's v1 and v2 images (Docker HEALTHCHECK,
+// healthy mode), or skips when Docker or HAProxy is missing.
+func zdImages(tb testing.TB) (*client.Client, string, testkit.Image, testkit.Image) {
+	cli, run, imgs := testImages(tb, "zd", v1v2...)
 	return cli, run, imgs["v1"], imgs["v2"]
 }
 
