@@ -66,7 +66,7 @@ func Demo(ctx context.Context, out io.Writer, o DemoOptions) error {
 	}
 
 	fmt.Fprintln(out, "cutover demo: upgrade 3 containers of the 'web' service from v1 to v2 on the local Docker engine")
-	k, err := newKit(ctx, "cutover-demo-")
+	k, err := newKit(ctx, "cutover-demo-", testkit.BuildDemoApp)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func DemoExpandContract(ctx context.Context, out io.Writer, o ExpandContractOpti
 	label := testkit.LabelTest + "=" + run
 	fmt.Fprintf(out, "cutover demo-expand-contract: roll 3 replicas of 'web' sharing one SQLite database from v1 to v2 behind HAProxy,\n"+
 		"schema 1 -> 2 (expand, before the roll) -> 3 (contract, after it), under %d writes/s\n", o.Rate)
-	k, err := newKit(ctx, "cutover-demo-ec-")
+	k, err := newKit(ctx, "cutover-demo-ec-", testkit.BuildDemoApp)
 	if err != nil {
 		return err
 	}

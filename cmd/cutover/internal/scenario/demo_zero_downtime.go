@@ -47,7 +47,7 @@ func DemoZeroDowntime(ctx context.Context, out io.Writer, o ZeroDowntimeOptions)
 	label := testkit.LabelTest + "=" + run
 
 	fmt.Fprintf(out, "cutover demo-zero-downtime: roll 3 replicas of 'web' behind HAProxy from v1 to v2 under %d requests/s\n", o.Rate)
-	k, err := newKit(ctx, "cutover-demo-zd-")
+	k, err := newKit(ctx, "cutover-demo-zd-", testkit.BuildDemoApp)
 	if err != nil {
 		return err
 	}

@@ -17,23 +17,24 @@ import (
 )
 
 // kit is the set-up every Docker scenario, and every test of one, starts
-// from: a work directory, the demo app built once, and an in-process
-// registry serving its images.
+// from: a work directory, its app (the demo app, the identity app) built
+// once, and an in-process registry serving its images.
 type kit struct {
 	work string
 	bin  string
 	reg  *testkit.Registry
 }
 
-// newKit makes a work directory named after prefix, builds the demo app into
-// it and starts the registry. close removes them.
-func newKit(ctx context.Context, prefix string) (*kit, error) {
+// newKit makes a work directory named after prefix, builds the app into it
+// with build (testkit.BuildDemoApp, testkit.BuildIdentityApp) and starts
+// the registry. close removes them.
+func newKit(ctx context.Context, prefix string, build func(context.Context, string) (string, error)) (*kit, error) {
 	work, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, fmt.Errorf("create a work directory: %w", err)
 	}
 	k := &kit{work: work}
-	if k.bin, err = testkit.BuildDemoApp(ctx, filepath.Join(work, "bin")); err != nil {
+	if k.bin, err = build(ctx, filepath.Join(work, "bin")); err != nil {
 		k.close(ctx)
 		return nil, err
 	}
@@ -61,7 +62,7 @@ type imageVersion struct {
 // v1v2 are the two plain versions most scenarios roll between.
 var v1v2 = []imageVersion{{tag: "v1"}, {tag: "v2"}}
 
-// push pushes the demo app as repo:tag for each version, with its Docker
+// push pushes the app as repo:tag for each version, with its Docker
 // HEALTHCHECK and labels, and says so on out.
 func (k *kit) push(ctx context.Context, out io.Writer, repo string, labels map[string]string, versions ...imageVersion) (map[string]testkit.Image, error) {
 	images := map[string]testkit.Image{}

@@ -40,7 +40,7 @@ func testImages(tb testing.TB, prefix string, versions ...imageVersion) (*client
 		tb.Skipf("docker engine not reachable: %v", err)
 	}
 	run := fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1_000_000_000)
-	k, err := newKit(ctx, "cutover-test-")
+	k, err := newKit(ctx, "cutover-test-", testkit.BuildDemoApp)
 	if err != nil {
 		tb.Fatal(err)
 	}
