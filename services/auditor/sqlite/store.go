@@ -16,16 +16,17 @@ import (
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
-	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/auditor"
-	sqlrows "github.com/cutover-dev/cutover/services/auditor/internal/rows"
+	"github.com/cutover-dev/cutover/services/auditor/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Store is the auditor's history in one SQLite file.
+// Store is the auditor's history in one SQLite file. Its queries are
+// sqlstore's, shared with the PostgreSQL store.
 type Store struct {
+	sqlstore.History
 	path   string
 	writer *sql.DB // one connection: SQLite has one writer at a time anyway
 	reader *sql.DB // read-only connections for queries
@@ -62,7 +63,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	reader.SetMaxOpenConns(4)
-	return &Store{path: abs, writer: writer, reader: reader}, nil
+	return &Store{History: sqlstore.History{Dialect: dialect, Name: abs, Writer: writer, Reader: reader}, path: abs, writer: writer, reader: reader}, nil
+}
+
+// dialect is SQLite's: positional ? placeholders, json_extract; ids
+// compare bytewise already.
+var dialect = sqlstore.Dialect{
+	Table: "events",
+	RowID: "rowid",
+	Param: func(int) string { return "?" },
+	JSON: func(col string, path ...string) string {
+		return "json_extract(" + col + ", '$." + strings.Join(path, ".") + "')"
+	},
 }
 
 // dsn returns a modernc DSN for path. A file: URI escapes characters such as
@@ -117,19 +129,7 @@ func migrateSchema(path string) error {
 		_ = db.Close()
 		return fmt.Errorf("prepare audit store %s schema: %w", path, err)
 	}
-	err = m.Up()
-	srcErr, dbErr := m.Close()
-	var dirty migrate.ErrDirty
-	switch {
-	case errors.As(err, &dirty):
-		return fmt.Errorf("migrate audit store %s schema: version %d is dirty; restore the file from a backup or move it aside to start a new history: %w", path, dirty.Version, err)
-	case err != nil && !errors.Is(err, migrate.ErrNoChange):
-		return fmt.Errorf("migrate audit store %s schema: %w", path, err)
-	}
-	if err := errors.Join(srcErr, dbErr); err != nil {
-		return fmt.Errorf("close audit store %s after schema migration: %w", path, err)
-	}
-	return nil
+	return sqlstore.MigrateUp(m, path, "restore the file from a backup or move it aside to start a new history")
 }
 
 // Close closes the database connections.
@@ -138,139 +138,4 @@ func (s *Store) Close() error {
 		return fmt.Errorf("close audit store %s: %w", s.path, err)
 	}
 	return nil
-}
-
-// Append stores r unless a record with its id exists, and reports whether it
-// inserted it.
-func (s *Store) Append(ctx context.Context, r auditor.Record) (bool, error) {
-	res, err := s.writer.ExecContext(ctx, `
-		INSERT INTO events (id, type, source, subject, upgradeid, nodeid, causationid, time, stored_at, event, seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`,
-		r.ID, r.Type, r.Source, r.Subject, r.UpgradeID, r.NodeID, r.CausationID,
-		r.Time.UnixNano(), r.StoredAt.UnixNano(), string(r.Event), int64(r.Sequence))
-	if err != nil {
-		return false, fmt.Errorf("append event %s to %s: %w", r.ID, s.path, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("append event %s to %s: %w", r.ID, s.path, err)
-	}
-	return n == 1, nil
-}
-
-// PruneSignals deletes at most limit heartbeats and health signals older
-// than before that carry no upgrade id (auditor.SignalTypes), and returns
-// how many it deleted.
-func (s *Store) PruneSignals(ctx context.Context, before time.Time, limit int) (int, error) {
-	types := auditor.SignalTypes()
-	args := make([]any, 0, len(types)+2)
-	for _, t := range types {
-		args = append(args, t)
-	}
-	args = append(args, before.UnixNano(), limit)
-	res, err := s.writer.ExecContext(ctx, `
-		DELETE FROM events WHERE rowid IN (
-			SELECT rowid FROM events WHERE type IN (`+strings.TrimSuffix(strings.Repeat("?,", len(types)), ",")+`)
-			AND time < ? AND upgradeid = '' LIMIT ?)`, args...)
-	if err != nil {
-		return 0, fmt.Errorf("prune signals in %s: %w", s.path, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("prune signals in %s: %w", s.path, err)
-	}
-	return int(n), nil
-}
-
-// Count returns the number of stored events.
-func (s *Store) Count(ctx context.Context) (int, error) {
-	var n int
-	if err := s.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM events`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count events in %s: %w", s.path, err)
-	}
-	return n, nil
-}
-
-// Events returns the records of one upgrade in stream order (then time and id, for rows stored before the sequence was).
-func (s *Store) Events(ctx context.Context, upgradeID string) ([]auditor.Record, error) {
-	rows, err := s.reader.QueryContext(ctx, `
-		SELECT id, type, source, subject, upgradeid, nodeid, causationid, time, stored_at, event, seq
-		FROM events WHERE upgradeid = ? ORDER BY seq, time, id`, upgradeID)
-	if err != nil {
-		return nil, fmt.Errorf("read events of upgrade %s from %s: %w", upgradeID, s.path, err)
-	}
-	out, err := sqlrows.Records(rows)
-	if err != nil {
-		return nil, fmt.Errorf("read events of upgrade %s from %s: %w", upgradeID, s.path, err)
-	}
-	return out, nil
-}
-
-// Upgrades returns one summary per upgrade id, the most recently started first.
-func (s *Store) Upgrades(ctx context.Context) ([]auditor.UpgradeSummary, error) {
-	out, err := s.summaries(ctx, "")
-	if err != nil {
-		return nil, fmt.Errorf("list upgrades in %s: %w", s.path, err)
-	}
-	return out, nil
-}
-
-// Upgrade returns the summary of one upgrade, or an error wrapping
-// auditor.ErrUpgradeNotFound.
-func (s *Store) Upgrade(ctx context.Context, id string) (auditor.UpgradeSummary, error) {
-	if id == "" {
-		return auditor.UpgradeSummary{}, fmt.Errorf("read upgrade: empty id: %w", auditor.ErrUpgradeNotFound)
-	}
-	out, err := s.summaries(ctx, id)
-	if err != nil {
-		return auditor.UpgradeSummary{}, fmt.Errorf("read upgrade %s in %s: %w", id, s.path, err)
-	}
-	if len(out) == 0 {
-		return auditor.UpgradeSummary{}, fmt.Errorf("read upgrade %s in %s: %w", id, s.path, auditor.ErrUpgradeNotFound)
-	}
-	return out[0], nil
-}
-
-// summaries computes upgrade summaries, of every upgrade when id is "".
-// The release name comes from the first upgrade.requested event, else the
-// newest plan; the state from the newest lifecycle event.
-func (s *Store) summaries(ctx context.Context, id string) ([]auditor.UpgradeSummary, error) {
-	lifecycle := auditor.LifecycleTypes()
-	in := strings.TrimSuffix(strings.Repeat("?,", len(lifecycle)), ",")
-	// The lifecycle subqueries share one ORDER BY so both pick the same event.
-	q := `
-		SELECT g.upgradeid, g.n, g.first, g.last,
-			COALESCE(
-				(SELECT json_extract(r.event, '$.data.release.name') FROM events r
-				 WHERE r.upgradeid = g.upgradeid AND r.type = ? ORDER BY r.seq, r.time, r.id LIMIT 1),
-				(SELECT json_extract(p.event, '$.data.release') FROM events p
-				 WHERE p.upgradeid = g.upgradeid AND p.type = ? ORDER BY p.seq DESC, p.time DESC, p.id DESC LIMIT 1),
-				''),
-			COALESCE(
-				(SELECT l.type FROM events l
-				 WHERE l.upgradeid = g.upgradeid AND l.type IN (` + in + `) ORDER BY l.seq DESC, l.time DESC, l.id DESC LIMIT 1),
-				''),
-			COALESCE(
-				(SELECT json_extract(l.event, '$.data') FROM events l
-				 WHERE l.upgradeid = g.upgradeid AND l.type IN (` + in + `) ORDER BY l.seq DESC, l.time DESC, l.id DESC LIMIT 1),
-				'')
-		FROM (
-			SELECT upgradeid, COUNT(*) AS n, MIN(time) AS first, MAX(time) AS last
-			FROM events WHERE upgradeid <> '' AND (? = '' OR upgradeid = ?)
-			GROUP BY upgradeid
-		) g
-		ORDER BY g.first DESC, g.upgradeid`
-	args := []any{events.TypeUpgradeRequested, events.TypeUpgradePlanned}
-	for range 2 {
-		for _, t := range lifecycle {
-			args = append(args, t)
-		}
-	}
-	args = append(args, id, id)
-	rows, err := s.reader.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	return sqlrows.Summaries(rows)
 }
