@@ -243,7 +243,7 @@ func Run(ctx context.Context, cli *client.Client, cfg Config) (res Result, err e
 
 	base := "http://" + front
 	fmt.Fprintf(cfg.Progress, "\n[1/3] v1 -> v2: expand, roll with drain, migrate, online data migrations, contract; %d writes/s through HAProxy\n", cfg.Rate)
-	load := startLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, Items: &loadgen.Items{IDPrefix: cfg.Run + "-"}}, cfg.Progress)
+	load := startLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, MaxInFlight: inFlight(cfg.Rate), Items: &loadgen.Items{IDPrefix: cfg.Run + "-"}}, cfg.Progress)
 	defer load.stop()
 	if err := sleep(ctx, warmUp); err != nil {
 		return res, err
@@ -260,7 +260,7 @@ func Run(ctx context.Context, cli *client.Client, cfg Config) (res Result, err e
 	res.During = load.finish()
 
 	fmt.Fprintf(cfg.Progress, "\n[2/3] v3, whose db-sync --expand fails midway; %d reads/s through HAProxy (writes pause: a restore would take them out)\n", cfg.Rate)
-	reads := startLoad(ctx, loadgen.Config{URL: base + "/healthz", Rate: cfg.Rate}, cfg.Progress)
+	reads := startLoad(ctx, loadgen.Config{URL: base + "/healthz", Rate: cfg.Rate, MaxInFlight: inFlight(cfg.Rate)}, cfg.Progress)
 	defer reads.stop()
 	if res.Failed, err = upgrade(ctx, s.JetStream(), cfg.Events, events.ServiceRelease{Image: cfg.V3.Ref, MinHealthyMs: 1000, DrainAckTimeoutMs: drainAck.Milliseconds()}, "v3"); err != nil {
 		return res, err
@@ -271,7 +271,7 @@ func Run(ctx context.Context, cli *client.Client, cfg Config) (res Result, err e
 	res.Reads = reads.finish()
 
 	fmt.Fprintf(cfg.Progress, "\n[3/3] writes again on v2 for %s\n", afterWrites)
-	after := startLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, Items: &loadgen.Items{IDPrefix: cfg.Run + "-after-"}}, cfg.Progress)
+	after := startLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, MaxInFlight: inFlight(cfg.Rate), Items: &loadgen.Items{IDPrefix: cfg.Run + "-after-"}}, cfg.Progress)
 	defer after.stop()
 	if err := sleep(ctx, afterWrites); err != nil {
 		return res, err
@@ -482,6 +482,12 @@ func (l *load) stop() {
 	l.cancel()
 	l.bg.Wait()
 }
+
+// inFlight bounds the requests a load keeps open: each write is up to three
+// requests of up to 2 s (loadgen's timeout), and on a loaded machine a
+// MariaDB commit takes hundreds of milliseconds, so room for about
+// two seconds of the load; past it a request counts as failed.
+func inFlight(rate int) int { return max(16, 2*rate) }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	select {
