@@ -98,7 +98,7 @@ line migrator-postgres-restore-ms "$(metric "$f" BenchmarkSnapshotRestore templa
 # A size that does not finish in its budget (CUTOVER_BENCH_FLEET_TIMEOUT,
 # default 2m/10m/6m for 100/1000/5000 nodes) reports the time it ran and
 # waves-done below its waves.
-run fleet cmd/cutover . "BenchmarkFleet/nodes=($FLEET)\$" 1x 40m
+run fleet cmd/cutover ./internal/rehearsal "BenchmarkFleet/nodes=($FLEET)\$" 1x 40m
 f=$OUT/fleet.txt
 t100=$(metric "$f" BenchmarkFleet/nodes=100 upgrade-s)
 h100=$(metric "$f" BenchmarkFleet/nodes=100 peak-heap-MB)
@@ -132,7 +132,7 @@ fi
 # Any other benchmark in the repository (e.g. ones added since this script
 # was written): run once, every reported metric printed without a baseline.
 known='^(BenchmarkBus|BenchmarkReplace|BenchmarkIdleRSS|BenchmarkPlan10k|BenchmarkSnapshotRestore|BenchmarkFleet|BenchmarkSignalToRollback|BenchmarkObserve)$'
-for dir in events services/* cmd/cutover; do
+for dir in events inventory harness services/* cmd/cutover; do
 	[ -f "$dir/go.mod" ] || continue
 	(cd "$dir" && grep -rhoE --include='*_test.go' '^func (Benchmark[A-Za-z0-9_]+)' . | sed 's/^func //' | sort -u) | while read -r fn; do
 		[[ $fn =~ $known ]] && continue

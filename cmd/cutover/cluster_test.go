@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/rehearsal"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/inventory"
@@ -95,7 +96,7 @@ func TestClusterSurvivesServerLoss(t *testing.T) {
 	}
 
 	const nodes, services = 4, 3
-	inv, req := generatedFleet(nodes, services, "1")
+	inv, req := rehearsal.GeneratedFleet(nodes, services, "1")
 	migrations, dbPath, db := sqliteWithMigrations(t, map[string]string{
 		"0001_orders.expand.up.sql":     "CREATE TABLE orders (id INTEGER PRIMARY KEY);",
 		"0001_orders.expand.down.sql":   "DROP TABLE orders;",

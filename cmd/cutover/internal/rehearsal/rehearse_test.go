@@ -1,4 +1,4 @@
-package main
+package rehearsal
 
 import (
 	"context"
@@ -34,7 +34,7 @@ func TestRehearsal200Nodes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			inv, req := generatedFleet(200, 3, "10%")
+			inv, req := GeneratedFleet(200, 3, "10%")
 			req.FailureAction = tc.action
 			rep, err := rehearse(t.Context(), rehearsalConfig{
 				Inventory: inv, Request: req, Seed: tc.seed, FailureRate: 0.05, Failures: sim.Spread(0.05),
@@ -153,7 +153,7 @@ func TestParseLatencies(t *testing.T) {
 // the floor's msgs/s, their ratio, the planner process's peak RSS and this
 // process's peak heap (updaters and NATS).
 //
-//	go test -run '^$' -bench 'BenchmarkFleet/nodes=1000$' -benchtime 1x -timeout 30m ./cmd/cutover
+//	go test -run '^$' -bench 'BenchmarkFleet/nodes=1000$' -benchtime 1x -timeout 30m ./cmd/cutover/internal/rehearsal
 func BenchmarkFleet(b *testing.B) {
 	for _, n := range []int{100, 1000, 5000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
@@ -163,7 +163,7 @@ func BenchmarkFleet(b *testing.B) {
 			var plannerRSS int64
 			finished := 1.0
 			for b.Loop() {
-				inv, req := generatedFleet(n, 20, "10%")
+				inv, req := GeneratedFleet(n, 20, "10%")
 				stopPeak := watchHeap(&peak)
 				ctx, cancel := context.WithTimeout(b.Context(), benchFleetTimeout(n))
 				var err error
@@ -207,7 +207,7 @@ func BenchmarkFleet(b *testing.B) {
 // a minute (a heartbeat per node every 30 s, as deployed) and reports the
 // stream's growth per day at that rate.
 //
-//	go test -run '^$' -bench 'BenchmarkFleetCluster/nodes=1000$' -benchtime 1x -timeout 30m ./cmd/cutover
+//	go test -run '^$' -bench 'BenchmarkFleetCluster/nodes=1000$' -benchtime 1x -timeout 30m ./cmd/cutover/internal/rehearsal
 func BenchmarkFleetCluster(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
@@ -218,7 +218,7 @@ func BenchmarkFleetCluster(b *testing.B) {
 				idle = time.Minute
 			}
 			run := func(servers int, idle time.Duration) rehearsalReport {
-				inv, req := generatedFleet(n, 20, "10%")
+				inv, req := GeneratedFleet(n, 20, "10%")
 				ctx, cancel := context.WithTimeout(b.Context(), benchFleetTimeout(n)+idle)
 				defer cancel()
 				rep, err := rehearse(ctx, rehearsalConfig{Inventory: inv, Request: req, Seed: 1, Servers: servers, IdleWindow: idle,

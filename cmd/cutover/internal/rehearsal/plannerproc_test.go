@@ -1,4 +1,4 @@
-package main
+package rehearsal
 
 import (
 	"bufio"
@@ -47,7 +47,7 @@ func runPlannerProcess(url, nodes string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	inv, _ := generatedFleet(n, 20, "10%")
+	inv, _ := GeneratedFleet(n, 20, "10%")
 	nc, js, err := events.Connect(ctx, events.ClientConfig{URL: url}, "cutover-bench-planner")
 	if err != nil {
 		return err
