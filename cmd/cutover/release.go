@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/release"
 	"github.com/cutover-dev/cutover/services/planner/manifest"
-	"github.com/cutover-dev/cutover/services/planner/release"
 )
 
 // newReleaseCmd is cutover release latest|pin.

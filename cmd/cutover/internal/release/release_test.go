@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/cutover-dev/cutover/services/planner/release"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/release"
 )
 
 func TestNewest(t *testing.T) {
