@@ -400,7 +400,7 @@ func TestBadSourcesRefusedBeforeAnythingRuns(t *testing.T) {
 		}, "applied migration 0003_orders.up.sql (version 3) is missing from the source; put the file back (a source must keep every applied migration)"},
 		{"duplicate version", false, func(dir string) {
 			write(dir, "0004_other.up.sql", "SELECT 1;\n")
-		}, "list migrations in "}, // ... 0004_other.up.sql and 0004_users_name.up.sql are both up migrations of version 4; keep one
+		}, "list migrations in <src>: 0004_other.up.sql and 0004_users_name.up.sql are both up migrations of version 4"},
 		{"missing down file where required", true, func(dir string) {
 			write(dir, "0005_audit.up.sql", "CREATE TABLE audit (id INTEGER PRIMARY KEY);\n")
 		}, "down migrations are required and 0005_audit.down.sql is missing; add them or turn off Config.RequireDown"},
@@ -420,7 +420,7 @@ func TestBadSourcesRefusedBeforeAnythingRuns(t *testing.T) {
 			if fin.Type() != events.TypeMigrationFailed || len(all) != 1 {
 				t.Fatalf("answers %v, want one migration.failed", all)
 			}
-			if want := "refused source " + src + ": " + c.want; !strings.HasPrefix(failed.Error, want) {
+			if want := "refused source " + src + ": " + strings.ReplaceAll(c.want, "<src>", src); !strings.HasPrefix(failed.Error, want) {
 				t.Errorf("error =\n  %q\nwant prefix\n  %q", failed.Error, want)
 			}
 			if failed.State != "clean at version 3, unchanged (nothing ran)" || failed.Version != 3 {
