@@ -450,8 +450,8 @@ type MigrationRequested struct {
 	RestoreAnyway bool `json:"restore_anyway,omitempty"`
 	// SnapshotMethod chooses how a PostgreSQL database is copied before it changes: auto (default: CREATE DATABASE ... TEMPLATE when no other session is connected, pg_dump when one is; nobody is disconnected), template (always TEMPLATE: fastest, but the database's sessions are terminated for the length of the copy) or dump (always pg_dump). Other drivers have one method and refuse another.
 	SnapshotMethod string `json:"snapshot_method,omitempty" jsonschema:"enum=auto,enum=template,enum=dump"`
-	// Fence stops the writes of others for the run, so none can land after the snapshot: connect (PostgreSQL: CONNECT revoked from every role but the migrator's and their sessions terminated until the run ends; an outage for them, by choice) or none (default). Other drivers refuse connect.
-	Fence string `json:"fence,omitempty" jsonschema:"enum=none,enum=connect"`
+	// Fence stops the writes of others for the run, so none can land after the snapshot: connect (PostgreSQL: CONNECT revoked from every role but the migrator's and their sessions terminated until the run ends; an outage for them, by choice), read-only (PostgreSQL: default_transaction_read_only set on the database for every role but the migrator's and their open sessions terminated: they reconnect and read, their writes fail until the run ends) or none (default). Other drivers refuse a fence.
+	Fence string `json:"fence,omitempty" jsonschema:"enum=none,enum=connect,enum=read-only"`
 	// Command, instead of Source, migrates by running a command in a one-off container from the service's new image, as Kolla's bootstrap containers do (keystone-manage db_sync, nova-manage db sync).
 	Command *MigrationCommand `json:"command,omitempty"`
 }

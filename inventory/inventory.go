@@ -142,7 +142,8 @@ type Database struct {
 	SnapshotMethod string `yaml:"snapshot_method,omitempty" json:"snapshot_method,omitempty"`
 	// Fence is connect to keep other roles out of a PostgreSQL database
 	// while it migrates (no write can land after the snapshot; they are
-	// disconnected for the run), or none (default).
+	// disconnected for the run), read-only to let them read but not write
+	// for the run, or none (default).
 	Fence string `yaml:"fence,omitempty" json:"fence,omitempty"`
 	// Commands, instead of Migrations, migrates the database with commands
 	// run in a one-off container from the service's new image (OpenStack's
@@ -340,12 +341,12 @@ func (inv *Inventory) validate(where func([]string) string) error {
 			}
 			switch db.Fence {
 			case "", "none":
-			case "connect":
+			case "connect", "read-only":
 				if db.Driver != "postgres" {
-					bad(append(p, "database", "fence"), "connect fences PostgreSQL databases only; leave fence out for %s", db.Driver)
+					bad(append(p, "database", "fence"), "%s fences PostgreSQL databases only; leave fence out for %s", db.Fence, db.Driver)
 				}
 			default:
-				bad(append(p, "database", "fence"), "%q is not connect or none", db.Fence)
+				bad(append(p, "database", "fence"), "%q is not connect, read-only or none", db.Fence)
 			}
 			switch db.SnapshotMethod {
 			case "", "auto":

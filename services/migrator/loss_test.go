@@ -212,12 +212,12 @@ func TestRecoverAfterRollbackDoesNotResurrectTheUpgrade(t *testing.T) {
 }
 
 // Fence passes a fence request through to the wrapped database.
-func (d *afterSnapshotDB) Fence(ctx context.Context) (func(context.Context) error, error) {
+func (d *afterSnapshotDB) Fence(ctx context.Context, mode string) (func(context.Context) error, error) {
 	f, ok := d.Database.(interface {
-		Fence(context.Context) (func(context.Context) error, error)
+		Fence(context.Context, string) (func(context.Context) error, error)
 	})
 	if !ok {
 		return nil, errors.New("this database cannot fence writers")
 	}
-	return f.Fence(ctx)
+	return f.Fence(ctx, mode)
 }

@@ -116,12 +116,12 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 
 	switch req.Fence {
 	case "", "none":
-	case "connect":
+	case "connect", "read-only":
 		f, ok := db.(fencer)
 		if !ok {
-			return fail(events.MigrationFailed{Error: `fence "connect": this database's driver cannot fence writers; leave fence out`, Version: from, State: clean})
+			return fail(events.MigrationFailed{Error: fmt.Sprintf("fence %q: this database's driver cannot fence writers; leave fence out", req.Fence), Version: from, State: clean})
 		}
-		unfence, err := f.Fence(ctx)
+		unfence, err := f.Fence(ctx, req.Fence)
 		if err != nil {
 			return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: clean})
 		}
@@ -131,7 +131,7 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 			log.Info("fence lifted", "fenced_ms", time.Since(fenced).Milliseconds(), "err", err)
 		}()
 	default:
-		return fail(events.MigrationFailed{Error: fmt.Sprintf("fence %q is unknown; send connect or none", req.Fence), Version: from, State: untouched})
+		return fail(events.MigrationFailed{Error: fmt.Sprintf("fence %q is unknown; send connect, read-only or none", req.Fence), Version: from, State: untouched})
 	}
 	snap, err := db.Snapshot(ctx)
 	if err != nil {
@@ -454,7 +454,7 @@ func setSnapshotMethod(db Database, method string) error {
 }
 
 // fencer is a Database that can stop other writers for a run (PostgreSQL:
-// a request's fence "connect").
+// a request's fence "connect" or "read-only", the mode).
 type fencer interface {
-	Fence(ctx context.Context) (unfence func(context.Context) error, err error)
+	Fence(ctx context.Context, mode string) (unfence func(context.Context) error, err error)
 }

@@ -80,7 +80,7 @@ func BenchmarkFence(b *testing.B) {
 			db := opened.(*postgres.Database)
 			var lift func(context.Context) error
 			if fenced {
-				fence += timeIt(b, func() error { var err error; lift, err = db.Fence(b.Context()); return err })
+				fence += timeIt(b, func() error { var err error; lift, err = db.Fence(b.Context(), postgres.FenceConnect); return err })
 			}
 			var id string
 			d := timeIt(b, func() error { s, err := db.Snapshot(b.Context()); id = s.ID; return err })

@@ -893,6 +893,12 @@ func (m dbMeta) apply(ctx context.Context, admin *sql.DB, name string) error {
 	return nil
 }
 
+// Fence modes (a request's fence).
+const (
+	FenceConnect  = "connect"
+	FenceReadOnly = "read-only"
+)
+
 // Fence stops other roles from writing during a migration (a request's
 // fence "connect"): CONNECT on the database is revoked from PUBLIC and from
 // every role but the migrator's own, and their sessions are terminated.
@@ -900,7 +906,17 @@ func (m dbMeta) apply(ctx context.Context, admin *sql.DB, name string) error {
 // after the snapshot. Superusers keep connecting (PostgreSQL does not check
 // their privileges). unfence gives the database its grants back, as a
 // restore does (dbMeta.apply), even when the run restored a snapshot.
-func (d *Database) Fence(ctx context.Context) (unfence func(context.Context) error, err error) {
+//
+// With mode FenceReadOnly they are not kept out but made read-only instead
+// (fenceReadOnly).
+func (d *Database) Fence(ctx context.Context, mode string) (unfence func(context.Context) error, err error) {
+	switch mode {
+	case FenceConnect:
+	case FenceReadOnly:
+		return d.fenceReadOnly(ctx)
+	default:
+		return nil, fmt.Errorf("fence %s: mode %q is unknown; use %s or %s", d.key, mode, FenceConnect, FenceReadOnly)
+	}
 	admin, err := d.adminConn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fence %s: %w", d.key, err)
@@ -962,4 +978,86 @@ func (d *Database) Fence(ctx context.Context) (unfence func(context.Context) err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// readOnlySetting is what fence read-only sets on the database.
+const readOnlySetting = "default_transaction_read_only"
+
+// fenceReadOnly makes the database read-only for every role but the
+// migrator's own for the run (fence "read-only"): default_transaction_read_only
+// is set on the database, and off for the migrator's role in it; the
+// sessions open at the fence are terminated, so that they come back
+// read-only. Reads go on during the run; a write fails ("cannot execute …
+// in a read-only transaction"). A session that turns the setting off again
+// can still write: it fences applications, not adversaries. A database or
+// migrator role that sets default_transaction_read_only already is refused
+// (the fence could not give the setting back as it was). unfence resets
+// both settings, even when the run restored a snapshot (a restore carries
+// the settings of the database it replaces, these included).
+func (d *Database) fenceReadOnly(ctx context.Context) (unfence func(context.Context) error, err error) {
+	admin, err := d.adminConn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fence %s: %w", d.key, err)
+	}
+	var me string
+	var set bool
+	if err := admin.QueryRowContext(ctx, `SELECT current_user, EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database db ON db.oid = s.setdatabase
+		WHERE db.datname = $1 AND (s.setrole = 0 OR s.setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user))
+		AND EXISTS (SELECT 1 FROM unnest(s.setconfig) c WHERE c LIKE $2))`, d.name, readOnlySetting+"=%").Scan(&me, &set); err != nil {
+		_ = admin.Close()
+		return nil, fmt.Errorf("fence %s: read its settings: %w", d.key, err)
+	}
+	if set {
+		_ = admin.Close()
+		return nil, fmt.Errorf("fence %s read-only: the database or the migrator's role in it sets %s already; the fence could not give it back as it was: remove that setting, or fence by connect", d.key, readOnlySetting)
+	}
+	db := quote(d.name)
+	unfence = func(ctx context.Context) error {
+		defer admin.Close()
+		var errs []error
+		for _, q := range []string{`ALTER DATABASE ` + db + ` RESET ` + readOnlySetting, `ALTER ROLE ` + quote(me) + ` IN DATABASE ` + db + ` RESET ` + readOnlySetting} {
+			if _, err := admin.ExecContext(ctx, q); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", q, err))
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("lift the read-only fence on %s: %w; reset %s by hand", d.key, err, readOnlySetting)
+		}
+		return nil
+	}
+	for _, q := range []string{`ALTER ROLE ` + quote(me) + ` IN DATABASE ` + db + ` SET ` + readOnlySetting + ` = off`, `ALTER DATABASE ` + db + ` SET ` + readOnlySetting + ` = on`} {
+		if _, err := admin.ExecContext(ctx, q); err != nil {
+			return nil, errors.Join(fmt.Errorf("fence %s: %s: %w", d.key, q, err), unfence(context.WithoutCancel(ctx)))
+		}
+	}
+	// The sessions open now may write: end them and wait until they are
+	// gone (those opened since are read-only).
+	rows, err := admin.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend' AND usename <> current_user`, d.name)
+	var pids []int64
+	for err == nil && rows.Next() {
+		var pid int64
+		err = rows.Scan(&pid)
+		pids = append(pids, pid)
+	}
+	if rows != nil {
+		err = errors.Join(err, rows.Err(), rows.Close())
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("fence %s: list the other roles' sessions: %w", d.key, err), unfence(context.WithoutCancel(ctx)))
+	}
+	deadline := time.Now().Add(drainTimeout)
+	for len(pids) > 0 {
+		var left int
+		if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY($1)) t`, pids).Scan(&left); err != nil {
+			return nil, errors.Join(fmt.Errorf("fence %s: end the other roles' sessions: %w", d.key, err), unfence(context.WithoutCancel(ctx)))
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.Join(fmt.Errorf("fence %s: %d sessions of other roles still connected after %v", d.key, left, drainTimeout), unfence(context.WithoutCancel(ctx)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return unfence, nil
 }
