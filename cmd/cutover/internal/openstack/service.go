@@ -1,10 +1,10 @@
-// Package openstack is cutover's OpenStack-shaped scenario (make
-// demo-openstack): an identity-like service (the test kit's identityapp)
-// on a real MariaDB database whose schema its own `db-sync` sub-command
+// Package openstack holds what cutover's OpenStack-shaped scenario (make
+// demo-openstack, internal/scenario) and the end-to-end tests of command
+// migrations share: an identity-like service (the harness's identityapp) on
+// a real MariaDB database whose schema its own `db-sync` sub-command
 // migrates in one-off bootstrap containers of the new image, as Kolla runs
-// keystone-manage db_sync. This file holds what the scenario and the
-// end-to-end tests share: the service's database, its config directory, its
-// migration commands and its first bootstrap.
+// keystone-manage db_sync: the service's database, its config directory,
+// its migration commands and its first bootstrap.
 package openstack
 
 import (

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
-	"github.com/cutover-dev/cutover/cmd/cutover/internal/openstack"
 	"github.com/cutover-dev/cutover/harness/testkit"
 )
 
@@ -25,7 +24,7 @@ type OpenStackOptions struct {
 }
 
 // DemoOpenStack builds the identity service's three releases, runs the
-// OpenStack scenario (internal/openstack) and prints its summary; it exits
+// OpenStack scenario (openstack.go) and prints its summary; it exits
 // 0 only if no request failed and no acknowledged write was lost.
 func DemoOpenStack(ctx context.Context, out io.Writer, o OpenStackOptions) error {
 	if o.Rate <= 0 || o.MinLoad <= 0 {
@@ -48,15 +47,15 @@ func DemoOpenStack(ctx context.Context, out io.Writer, o OpenStackOptions) error
 	if err != nil {
 		return err
 	}
-	res, err := openstack.Run(ctx, cli, openstack.Config{
+	res, err := runOpenStack(ctx, cli, osConfig{
 		Run: run, Server: o.MariaDB, V1: images["v1"], V2: images["v2"], V3: images["v3"], Rate: o.Rate, MinLoad: o.MinLoad,
 		WorkDir: k.work, Events: out, Progress: out, Logger: Logger(o.Debug),
 	})
 	if err != nil {
 		return err
 	}
-	res.Summary(out)
-	if ps := res.Problems(); len(ps) > 0 {
+	res.summary(out)
+	if ps := res.problems(); len(ps) > 0 {
 		fmt.Fprintln(out, "\ndemo FAILED:")
 		for _, p := range ps {
 			fmt.Fprintln(out, "  "+p)

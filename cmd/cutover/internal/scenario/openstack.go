@@ -1,4 +1,4 @@
-package openstack
+package scenario
 
 import (
 	"context"
@@ -7,29 +7,28 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/moby/moby/client"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/openstack"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/harness/loadgen"
 	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/inventory"
 	lbagent "github.com/cutover-dev/cutover/services/lb-agent"
-	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
 	migdocker "github.com/cutover-dev/cutover/services/migrator/docker"
 	"github.com/cutover-dev/cutover/services/planner"
 )
 
-// The scenario: three replicas of the identity service (keystone), each on
+// The scenario: three osReplicas of the identity service (keystone), each on
 // its own node and port of the host's network (the MariaDB server listens
 // on 127.0.0.1), behind a real HAProxy whose servers cutover's lb-agent
 // drains. The first release, v1, is deployed with a bootstrap db-sync.
@@ -49,20 +48,17 @@ import (
 // Then every acknowledged write is read back from MariaDB.
 
 const (
-	// Service is the service's name in the inventory and HAProxy.
-	Service  = "keystone"
-	replicas = 3
-	// drainAck bounds a node-updater's wait for the lb-agent.
-	drainAck = 10 * time.Second
-	warmUp   = 2 * time.Second
-	// afterWrites is how long writes go on on v2 after the failed v3.
-	afterWrites = 5 * time.Second
-	// batch is the online data migrations' rows per run.
-	batch = 100
+	// osService is the service's name in the inventory and HAProxy.
+	osService  = "keystone"
+	osReplicas = 3
+	// osAfterWrites is how long writes go on on v2 after the failed v3.
+	osAfterWrites = 5 * time.Second
+	// osBatch is the online data migrations' rows per run.
+	osBatch = 100
 )
 
-// Config describes one run.
-type Config struct {
+// osConfig describes one run.
+type osConfig struct {
 	// Run prefixes every name the run creates and labels its containers.
 	Run string
 	// Server is the MariaDB server (mysql://user:password@host:port/any);
@@ -86,10 +82,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Result is what a run measured.
-type Result struct {
+// osResult is what a run measured.
+type osResult struct {
 	// Upgrade, Failed are the v1 -> v2 and v3 upgrades.
-	Upgrade, Failed Attempt
+	Upgrade, Failed osAttempt
 	// During, Reads, After are the loads: writes during v1 -> v2, reads
 	// during v3, writes after it.
 	During, Reads, After loadgen.Result
@@ -105,18 +101,18 @@ type Result struct {
 	Images map[string]string
 }
 
-// Attempt is one upgrade's outcome.
-type Attempt struct {
+// osAttempt is one upgrade's outcome.
+type osAttempt struct {
 	ID    string
 	Phase string
 	// Steps are its migrations as requested and answered, in order.
-	Steps []Step
+	Steps []osStep
 	// Order is a problem with the order of migrations and node commands.
 	Order string
 }
 
-// Step is one migration command of an upgrade.
-type Step struct {
+// osStep is one migration command of an upgrade.
+type osStep struct {
 	Phase, Command     string
 	From, To, State    string
 	Runs               int
@@ -126,10 +122,10 @@ type Step struct {
 	cause              string // the request's id
 }
 
-// Run runs the scenario and removes what it created (containers, the
+// runOpenStack runs the scenario and removes what it created (containers, the
 // images labelled with the run, the database), except WorkDir. The error is about the
 // scenario itself; how the upgrades, loads and data went is in the result.
-func Run(ctx context.Context, cli *client.Client, cfg Config) (res Result, err error) {
+func runOpenStack(ctx context.Context, cli *client.Client, cfg osConfig) (res osResult, err error) {
 	if cfg.Events == nil {
 		cfg.Events = io.Discard
 	}
@@ -145,7 +141,7 @@ func Run(ctx context.Context, cli *client.Client, cfg Config) (res Result, err e
 		defer cancel()
 		err = errors.Join(err, testkit.Cleanup(cctx, cli, label))
 	}()
-	db, err := CreateDatabase(ctx, cfg.Server, strings.ReplaceAll(cfg.Run, "-", "_"))
+	db, err := openstack.CreateDatabase(ctx, cfg.Server, strings.ReplaceAll(cfg.Run, "-", "_"))
 	if err != nil {
 		return res, err
 	}
@@ -162,27 +158,27 @@ func Run(ctx context.Context, cli *client.Client, cfg Config) (res Result, err e
 		return res, err
 	}
 	fmt.Fprintf(cfg.Progress, "bootstrap: db-sync of v1 in a one-off container on database %s\n", db.Public)
-	if err := Bootstrap(ctx, migdocker.New(cli), cfg.V1.Ref, conf, cfg.Run); err != nil {
+	if err := openstack.Bootstrap(ctx, migdocker.New(cli), cfg.V1.Ref, conf, cfg.Run); err != nil {
 		return res, err
 	}
 
 	// The replicas, on the host's network: one port each.
 	servers, mapping := map[string]string{}, map[string]lbagent.Server{}
 	var names, nodes, ids []string
-	for i := 1; i <= replicas; i++ {
-		addr, err := freeAddr()
+	for i := 1; i <= osReplicas; i++ {
+		addr, err := zdFreeAddr()
 		if err != nil {
 			return res, err
 		}
 		name, node, srv := fmt.Sprintf("%s-keystone-%d", cfg.Run, i), fmt.Sprintf("%s-node%d", cfg.Run, i), fmt.Sprintf("s%d", i)
 		id, err := testkit.CreateContainer(ctx, cli, testkit.ContainerOpts{
-			Name: name, Image: cfg.V1.Ref, Node: node, Service: Service, Labels: map[string]string{testkit.LabelTest: cfg.Run},
-			Env: []string{"DEMO_LISTEN=" + addr}, Binds: []string{conf + ":" + ConfMount + ":ro"}, Network: "host",
+			Name: name, Image: cfg.V1.Ref, Node: node, Service: osService, Labels: map[string]string{testkit.LabelTest: cfg.Run},
+			Env: []string{"DEMO_LISTEN=" + addr}, Binds: []string{conf + ":" + openstack.ConfMount + ":ro"}, Network: "host",
 		})
 		if err != nil {
 			return res, err
 		}
-		servers[srv], mapping[name] = addr, lbagent.Server{Backend: Service, Server: srv}
+		servers[srv], mapping[name] = addr, lbagent.Server{Backend: zdService, Server: srv}
 		names, nodes, ids = append(names, name), append(nodes, node), append(ids, id)
 	}
 	for i, id := range ids {
@@ -194,45 +190,38 @@ func Run(ctx context.Context, cli *client.Client, cfg Config) (res Result, err e
 	if err := os.MkdirAll(hpDir, 0o755); err != nil {
 		return res, fmt.Errorf("create %s: %w", hpDir, err)
 	}
-	front, err := freeAddr()
-	if err != nil {
-		return res, err
-	}
 	// Retries off: a request sent to a replica that is gone fails, so zero
 	// failures is owed to the drain.
-	hp, err := haproxy.Run(ctx, hpDir, haproxy.Backend{Name: Service, Listen: front, Servers: servers, HealthPath: "/healthz", NoRetry: true})
+	hp, front, err := zdStartHAProxy(ctx, hpDir, servers, true)
 	if err != nil {
 		return res, err
 	}
 	defer hp.Close()
-	if err := waitUp(ctx, hp, replicas); err != nil {
-		return res, fmt.Errorf("%w\nhaproxy log:\n%s", err, hp.Log())
-	}
 
 	inv := &inventory.Inventory{
 		Nodes: map[string]inventory.Node{},
-		Roles: map[string]inventory.Role{Service: {Services: []string{Service}}},
-		Services: map[string]inventory.Service{Service: {
-			Containers: []inventory.Container{{Name: Service, Image: cfg.V1.Ref}},
-			Database:   &inventory.Database{Driver: "mariadb", URL: db.Public, Commands: Commands(conf, batch, 2*time.Minute)},
+		Roles: map[string]inventory.Role{osService: {Services: []string{osService}}},
+		Services: map[string]inventory.Service{osService: {
+			Containers: []inventory.Container{{Name: osService, Image: cfg.V1.Ref}},
+			Database:   &inventory.Database{Driver: "mariadb", URL: db.Public, Commands: openstack.Commands(conf, osBatch, 2*time.Minute)},
 		}},
 	}
 	for _, n := range nodes {
-		inv.Nodes[n] = inventory.Node{Roles: []string{Service}}
+		inv.Nodes[n] = inventory.Node{Roles: []string{osService}}
 	}
 	s, err := stack.Start(ctx, stack.Config{
 		DataDir: filepath.Join(cfg.WorkDir, "data"), NATSListen: "127.0.0.1:0", Docker: cli, Nodes: nodes,
-		Inventory: inv, Databases: db.Allowed(Service), MySQLDumpDir: filepath.Join(cfg.WorkDir, "snapshots"),
+		Inventory: inv, Databases: db.Allowed(osService), MySQLDumpDir: filepath.Join(cfg.WorkDir, "snapshots"),
 		AgentVersion: "demo-openstack", Logger: cfg.Logger,
 	})
 	if err != nil {
 		return res, err
 	}
 	defer s.Close(context.WithoutCancel(ctx))
-	if err := waitNodes(ctx, s.JetStream(), nodes); err != nil {
+	if err := s.WaitNodes(ctx, nodes); err != nil {
 		return res, err
 	}
-	agent, err := lbagent.New(lbagent.Config{Servers: mapping, DrainTimeout: drainAck, Logger: cfg.Logger.With("service", "lb-agent")}, s.JetStream(), hp.Client)
+	agent, err := lbagent.New(lbagent.Config{Servers: mapping, DrainTimeout: zdDrainAckTimeout, Logger: cfg.Logger.With("service", "lb-agent")}, s.JetStream(), hp.Client)
 	if err != nil {
 		return res, err
 	}
@@ -243,56 +232,50 @@ func Run(ctx context.Context, cli *client.Client, cfg Config) (res Result, err e
 
 	base := "http://" + front
 	fmt.Fprintf(cfg.Progress, "\n[1/3] v1 -> v2: expand, roll with drain, migrate, online data migrations, contract; %d writes/s through HAProxy\n", cfg.Rate)
-	load := startLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, MaxInFlight: inFlight(cfg.Rate), Items: &loadgen.Items{IDPrefix: cfg.Run + "-"}}, cfg.Progress)
+	load := zdStartLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, MaxInFlight: osInFlight(cfg.Rate), Items: &loadgen.Items{IDPrefix: cfg.Run + "-"}}, cfg.Progress)
 	defer load.stop()
-	if err := sleep(ctx, warmUp); err != nil {
+	if err := load.warmUp(ctx); err != nil {
 		return res, err
 	}
-	if res.Upgrade, err = upgrade(ctx, s.JetStream(), cfg.Events, events.ServiceRelease{Image: cfg.V2.Ref, MinHealthyMs: 1000, DrainAckTimeoutMs: drainAck.Milliseconds()}, "v2"); err != nil {
+	if res.Upgrade, err = osUpgrade(ctx, s.JetStream(), cfg.Events, events.ServiceRelease{Image: cfg.V2.Ref, MinHealthyMs: 1000, DrainAckTimeoutMs: zdDrainAckTimeout.Milliseconds()}, "v2"); err != nil {
 		return res, err
 	}
-	if rest := cfg.MinLoad - time.Since(load.start); rest > 0 {
-		fmt.Fprintf(cfg.Progress, "  upgrade over; the load goes on for %s more\n", rest.Round(time.Second))
-		if err := sleep(ctx, rest); err != nil {
-			return res, err
-		}
+	if res.During, err = load.finish(ctx, cfg.MinLoad, cfg.Progress); err != nil {
+		return res, err
 	}
-	res.During = load.finish()
 
 	fmt.Fprintf(cfg.Progress, "\n[2/3] v3, whose db-sync --expand fails midway; %d reads/s through HAProxy (writes pause: a restore would take them out)\n", cfg.Rate)
-	reads := startLoad(ctx, loadgen.Config{URL: base + "/healthz", Rate: cfg.Rate, MaxInFlight: inFlight(cfg.Rate)}, cfg.Progress)
+	reads := zdStartLoad(ctx, loadgen.Config{URL: base + "/healthz", Rate: cfg.Rate, MaxInFlight: osInFlight(cfg.Rate)}, cfg.Progress)
 	defer reads.stop()
-	if res.Failed, err = upgrade(ctx, s.JetStream(), cfg.Events, events.ServiceRelease{Image: cfg.V3.Ref, MinHealthyMs: 1000, DrainAckTimeoutMs: drainAck.Milliseconds()}, "v3"); err != nil {
+	if res.Failed, err = osUpgrade(ctx, s.JetStream(), cfg.Events, events.ServiceRelease{Image: cfg.V3.Ref, MinHealthyMs: 1000, DrainAckTimeoutMs: zdDrainAckTimeout.Milliseconds()}, "v3"); err != nil {
 		return res, err
 	}
-	if err := sleep(ctx, time.Second); err != nil {
+	if res.Reads, err = reads.finish(ctx, 0, cfg.Progress); err != nil {
 		return res, err
 	}
-	res.Reads = reads.finish()
 
-	fmt.Fprintf(cfg.Progress, "\n[3/3] writes again on v2 for %s\n", afterWrites)
-	after := startLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, MaxInFlight: inFlight(cfg.Rate), Items: &loadgen.Items{IDPrefix: cfg.Run + "-after-"}}, cfg.Progress)
+	fmt.Fprintf(cfg.Progress, "\n[3/3] writes again on v2 for %s\n", osAfterWrites)
+	after := zdStartLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, MaxInFlight: osInFlight(cfg.Rate), Items: &loadgen.Items{IDPrefix: cfg.Run + "-after-"}}, cfg.Progress)
 	defer after.stop()
-	if err := sleep(ctx, afterWrites); err != nil {
+	if res.After, err = after.finish(ctx, osAfterWrites, io.Discard); err != nil {
 		return res, err
 	}
-	res.After = after.finish()
 
-	if res.Images, err = versions(ctx, cli, names, map[string]string{cfg.V1.ID: "v1", cfg.V2.ID: "v2", cfg.V3.ID: "v3"}); err != nil {
+	if res.Images, err = zdVersions(ctx, cli, names, cfg.V1, cfg.V2); err != nil {
 		return res, err
 	}
-	return res, readBack(ctx, db, &res)
+	return res, osReadBack(ctx, db, &res)
 }
 
-// readBack checks every acknowledged write in the database, and what the
+// osReadBack checks every acknowledged write in the database, and what the
 // schema is.
-func readBack(ctx context.Context, d *Database, res *Result) error {
+func osReadBack(ctx context.Context, d *openstack.Database, res *osResult) error {
 	db, err := d.Open()
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if res.Schema, err = SchemaVersion(ctx, db); err != nil {
+	if res.Schema, err = openstack.SchemaVersion(ctx, db); err != nil {
 		return err
 	}
 	res.Leftovers = nil
@@ -326,44 +309,27 @@ func readBack(ctx context.Context, d *Database, res *Result) error {
 	return nil
 }
 
-// upgrade asks for release rel of the service, prints its events until
+// osUpgrade asks for release rel of the service, prints its events until
 // it ends and returns its outcome.
-func upgrade(ctx context.Context, js jetstream.JetStream, w io.Writer, target events.ServiceRelease, rel string) (Attempt, error) {
+func osUpgrade(ctx context.Context, js jetstream.JetStream, w io.Writer, target events.ServiceRelease, rel string) (osAttempt, error) {
 	req, err := events.New(events.Source("cli", ""), events.UpgradeRequested{
 		RequestedBy: "cutover demo-openstack",
-		Release:     events.Release{Name: Service + "-" + rel, Services: map[string]events.ServiceRelease{Service: target}},
+		Release:     events.Release{Name: osService + "-" + rel, Services: map[string]events.ServiceRelease{osService: target}},
 	})
 	if err != nil {
-		return Attempt{}, err
+		return osAttempt{}, err
 	}
-	at := Attempt{ID: req.ID()}
+	at := osAttempt{ID: req.ID()}
 	if err := events.NewPublisher(js).Publish(ctx, req); err != nil {
 		return at, err
 	}
-	cons, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectAll}})
-	if err != nil {
-		return at, fmt.Errorf("follow the upgrade: %w", err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return at, fmt.Errorf("follow the upgrade: %w", err)
-	}
-	defer it.Stop()
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	go func() { <-fctx.Done(); it.Stop() }()
 	firstNode, lastNode, i := -1, -1, 0
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			return at, fmt.Errorf("follow upgrade %s: %w", at.ID, errors.Join(err, fctx.Err()))
-		}
-		e, err := events.Decode(msg.Headers(), msg.Data())
-		if err != nil || events.UpgradeOf(e) != at.ID || e.Type() == events.TypeNodeHeartbeat {
-			continue
-		}
+	// Follow calls back on this goroutine; it fails for an upgrade that
+	// did not complete, which v3's is meant not to.
+	ferr := upgrades.Follow(fctx, js, at.ID, indent{w}, func(e events.Event) {
 		i++
-		fmt.Fprintln(w, "  "+render.Line(e))
 		switch e.Type() {
 		case events.TypeNodeUpdateRequested:
 			if firstNode < 0 {
@@ -373,7 +339,7 @@ func upgrade(ctx context.Context, js jetstream.JetStream, w io.Writer, target ev
 			lastNode = i
 		case events.TypeMigrationRequested:
 			if d, err := events.DataAs[events.MigrationRequested](e); err == nil && d.Command != nil {
-				at.Steps = append(at.Steps, Step{Phase: d.Phase, Command: strings.Join(d.Command.Command, " "), requested: i, settled: -1, cause: e.ID()})
+				at.Steps = append(at.Steps, osStep{Phase: d.Phase, Command: strings.Join(d.Command.Command, " "), requested: i, settled: -1, cause: e.ID()})
 			}
 		case events.TypeMigrationCompleted:
 			if st := at.step(e); st != nil {
@@ -395,21 +361,18 @@ func upgrade(ctx context.Context, js jetstream.JetStream, w io.Writer, target ev
 				}
 			}
 		}
-		if final, _ := render.Final(e); final {
-			break
-		}
-	}
+	})
 	u, err := planner.LoadUpgrade(ctx, js, at.ID)
-	if err != nil {
-		return at, err
+	if err != nil || !u.Final() {
+		return at, fmt.Errorf("follow upgrade %s: %w", at.ID, errors.Join(ferr, err, fctx.Err()))
 	}
 	at.Phase = string(u.Phase)
-	at.Order = checkOrder(at.Steps, firstNode, lastNode)
+	at.Order = osCheckOrder(at.Steps, firstNode, lastNode)
 	return at, nil
 }
 
 // step is the step e answers.
-func (a *Attempt) step(e events.Event) *Step {
+func (a *osAttempt) step(e events.Event) *osStep {
 	for i := range a.Steps {
 		if a.Steps[i].cause == events.CausationID(e) {
 			return &a.Steps[i]
@@ -418,10 +381,10 @@ func (a *Attempt) step(e events.Event) *Step {
 	return nil
 }
 
-// checkOrder says what is wrong with the order of an upgrade's events:
+// osCheckOrder says what is wrong with the order of an upgrade's events:
 // the expand must be answered before the first node command, every later
 // step asked after the last node answer.
-func checkOrder(steps []Step, firstNode, lastNode int) string {
+func osCheckOrder(steps []osStep, firstNode, lastNode int) string {
 	for _, st := range steps {
 		switch {
 		case st.Phase == "expand" && firstNode >= 0 && (st.settled < 0 || st.settled > firstNode):
@@ -433,148 +396,18 @@ func checkOrder(steps []Step, firstNode, lastNode int) string {
 	return ""
 }
 
-// load is a load running on its own context.
-type load struct {
-	cancel context.CancelFunc
-	start  time.Time
-	done   chan loadgen.Result
-	bg     sync.WaitGroup
-	res    *loadgen.Result
-}
+// osInFlight bounds the requests a load keeps open: each write is up to
+// three requests of up to 2 s (loadgen's timeout), and on a loaded machine
+// a MariaDB commit takes hundreds of milliseconds, so room for about two
+// seconds of the load; past it a request counts as failed.
+func osInFlight(rate int) int { return max(16, 2*rate) }
 
-func startLoad(ctx context.Context, cfg loadgen.Config, progress io.Writer) *load {
-	l := &load{start: time.Now(), done: make(chan loadgen.Result, 1)}
-	var live loadgen.Live
-	cfg.Live = &live
-	lctx, cancel := context.WithCancel(ctx)
-	l.cancel = cancel
-	l.bg.Go(func() {
-		r, _ := loadgen.Run(lctx, cfg)
-		l.done <- r
-	})
-	l.bg.Go(func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-t.C:
-				c := live.Load()
-				fmt.Fprintf(progress, "  load %4.0fs: sent %6d  ok %6d  failed %4d\n", time.Since(l.start).Seconds(), c.Sent, c.OK, c.Failed)
-			}
-		}
-	})
-	return l
-}
-
-// finish stops the load and returns its result.
-func (l *load) finish() loadgen.Result {
-	l.stop()
-	if l.res == nil {
-		r := <-l.done
-		l.res = &r
-	}
-	return *l.res
-}
-
-func (l *load) stop() {
-	l.cancel()
-	l.bg.Wait()
-}
-
-// inFlight bounds the requests a load keeps open: each write is up to three
-// requests of up to 2 s (loadgen's timeout), and on a loaded machine a
-// MariaDB commit takes hundreds of milliseconds, so room for about
-// two seconds of the load; past it a request counts as failed.
-func inFlight(rate int) int { return max(16, 2*rate) }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// waitUp waits until HAProxy's health checks see n servers UP.
-func waitUp(ctx context.Context, hp *haproxy.Process, n int) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		st, err := hp.Stats(ctx, Service)
-		up := 0
-		for _, s := range st {
-			if s.Status == "UP" {
-				up++
-			}
-		}
-		if err == nil && up == n {
-			return nil
-		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return fmt.Errorf("wait for HAProxy to see %d servers UP (stats %+v): %w", n, st, err)
-		}
-	}
-}
-
-// waitNodes waits until every node-updater has published its inventory.
-func waitNodes(ctx context.Context, js jetstream.JetStream, nodes []string) error {
-	kv, err := js.KeyValue(ctx, events.BucketNodes)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", events.BucketNodes, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for _, n := range nodes {
-		for {
-			if _, err := kv.Get(ctx, n); err == nil {
-				break
-			}
-			if err := sleep(ctx, 100*time.Millisecond); err != nil {
-				return fmt.Errorf("node-updater %s did not publish its inventory: %w", n, err)
-			}
-		}
-	}
-	return nil
-}
-
-// versions says which release each container runs now.
-func versions(ctx context.Context, cli *client.Client, names []string, byID map[string]string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, name := range names {
-		insp, err := cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
-		if err != nil {
-			return out, fmt.Errorf("inspect %s: %w", name, err)
-		}
-		v := byID[insp.Container.Image]
-		if v == "" {
-			v = insp.Container.Image
-		}
-		if !insp.Container.State.Running {
-			v += " (not running)"
-		}
-		out[name] = v
-	}
-	return out, nil
-}
-
-// Problems lists what went wrong in a run; empty when it passed: the v1 ->
+// problems lists what went wrong in a run; empty when it passed: the v1 ->
 // v2 upgrade completed with its four migration steps in order around the
 // roll, every replica runs v2, v3's db-sync failed and its database was
 // restored (schema 4, nothing of v3 left) while no replica moved, no
 // request failed, and every acknowledged write is in MariaDB.
-func (r Result) Problems() []string {
+func (r osResult) problems() []string {
 	var out []string
 	if r.Upgrade.Phase != string(planner.PhaseCompleted) {
 		out = append(out, fmt.Sprintf("the v1 -> v2 upgrade ended %s, want completed", r.Upgrade.Phase))
@@ -586,7 +419,7 @@ func (r Result) Problems() []string {
 			out = append(out, fmt.Sprintf("v2's %s failed: %s", st.Command, st.Error))
 		}
 	}
-	want := []string{"expand: db-sync --expand", "migrate: db-sync --migrate", fmt.Sprintf("migrate: online-data-migrations --max-count %d", batch), "contract: db-sync --contract"}
+	want := []string{"expand: db-sync --expand", "migrate: db-sync --migrate", fmt.Sprintf("migrate: online-data-migrations --max-count %d", osBatch), "contract: db-sync --contract"}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
 		out = append(out, fmt.Sprintf("v2's migrations %q, want %q", got, want))
 	}
@@ -607,8 +440,8 @@ func (r Result) Problems() []string {
 			out = append(out, fmt.Sprintf("%s runs %s, want v2", name, v))
 		}
 	}
-	if len(r.Images) != replicas {
-		out = append(out, fmt.Sprintf("%d replicas, want %d", len(r.Images), replicas))
+	if len(r.Images) != osReplicas {
+		out = append(out, fmt.Sprintf("%d osReplicas, want %d", len(r.Images), osReplicas))
 	}
 	for _, l := range []struct {
 		name string
@@ -618,7 +451,7 @@ func (r Result) Problems() []string {
 			out = append(out, fmt.Sprintf("%s: %d of %d requests failed (%s)", l.name, l.r.Failed, l.r.Sent, render.Counts(l.r.Errors)))
 		}
 	}
-	if n := byWriter(r.During.Acked); n["v1"] == 0 || n["v2"] == 0 {
+	if n := osByWriter(r.During.Acked); n["v1"] == 0 || n["v2"] == 0 {
 		out = append(out, fmt.Sprintf("writes by release during v1 -> v2: %s; want both v1 and v2", render.Counts(n)))
 	}
 	const maxListed = 10
@@ -632,7 +465,7 @@ func (r Result) Problems() []string {
 	return out
 }
 
-func byWriter(acked []loadgen.Ack) map[string]int {
+func osByWriter(acked []loadgen.Ack) map[string]int {
 	n := map[string]int{}
 	for _, a := range acked {
 		n[a.WrittenBy]++
@@ -640,8 +473,8 @@ func byWriter(acked []loadgen.Ack) map[string]int {
 	return n
 }
 
-// Summary prints what the run did and measured.
-func (r Result) Summary(w io.Writer) {
+// summary prints what the run did and measured.
+func (r osResult) summary(w io.Writer) {
 	fmt.Fprintln(w, "\nsummary:")
 	fmt.Fprintf(w, "  v1 -> v2: upgrade %s\n", r.Upgrade.Phase)
 	for _, st := range r.Upgrade.Steps {
@@ -655,8 +488,8 @@ func (r Result) Summary(w io.Writer) {
 	for _, st := range r.Failed.Steps {
 		fmt.Fprintf(w, "    %-8s %-40s failed: %s\n             database now: %s\n", st.Phase, st.Command, st.Error, st.State)
 	}
-	fmt.Fprintf(w, "  replicas: %s; schema version %d; left of v3: %d\n", render.Counts(count(r.Images)), r.Schema, len(r.Leftovers))
-	fmt.Fprintf(w, "  writes during v1 -> v2: %s (by release %s)\n", r.During, render.Counts(byWriter(r.During.Acked)))
+	fmt.Fprintf(w, "  osReplicas: %s; schema version %d; left of v3: %d\n", render.Counts(osCount(r.Images)), r.Schema, len(r.Leftovers))
+	fmt.Fprintf(w, "  writes during v1 -> v2: %s (by release %s)\n", r.During, render.Counts(osByWriter(r.During.Acked)))
 	fmt.Fprintf(w, "  reads during v3:        %s\n", r.Reads)
 	fmt.Fprintf(w, "  writes after v3:        %s\n", r.After)
 	failed := r.During.Failed + r.Reads.Failed + r.After.Failed
@@ -664,7 +497,7 @@ func (r Result) Summary(w io.Writer) {
 	fmt.Fprintf(w, "  failed requests: %d   lost writes: %d\n", failed, len(r.Missing))
 }
 
-func count(m map[string]string) map[string]int {
+func osCount(m map[string]string) map[string]int {
 	n := map[string]int{}
 	for _, v := range m {
 		n[v]++
