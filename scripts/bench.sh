@@ -114,6 +114,18 @@ for n in 100 1000 5000; do
 	line "fleet-$n-planner-peak-RSS-MB" "$(metric "$f" "$b" planner-peak-RSS-MB)" MB "$(metric "$f" BenchmarkFleet/nodes=100 planner-peak-RSS-MB)"
 done
 
+# Fleet on a cluster: the same upgrade on a 3-server cluster with 3 replicas
+# against one server, in the same run (ratio = cluster / one server); at
+# 1,000 nodes also what heartbeats add to the stream in a day.
+run fleet-cluster cmd/cutover . "BenchmarkFleetCluster/nodes=($FLEET)\$" 1x 40m
+f=$OUT/fleet-cluster.txt
+for n in 100 1000; do
+	b=BenchmarkFleetCluster/nodes=$n
+	line "fleet-cluster-$n-events/s" "$(metric "$f" "$b" events/s-3servers-R3)" events/s "$(metric "$f" "$b" events/s-1server)"
+	line "fleet-cluster-$n-upgrade-stream-MB" "$(metric "$f" "$b" upgrade-stream-MB)" MB ""
+	line "fleet-cluster-$n-idle-stream-MB/day" "$(metric "$f" "$b" idle-stream-MB/day)" MB/day ""
+done
+
 # Auditor: failing health signal to rollback request (issue 6) against a
 # bare bus round trip; the metrics recorder's cost per event against none.
 if [ -d services/auditor/verdict ]; then
@@ -131,7 +143,7 @@ fi
 
 # Any other benchmark in the repository (e.g. ones added since this script
 # was written): run once, every reported metric printed without a baseline.
-known='^(BenchmarkBus|BenchmarkReplace|BenchmarkIdleRSS|BenchmarkPlan10k|BenchmarkSnapshotRestore|BenchmarkFleet|BenchmarkSignalToRollback|BenchmarkObserve)$'
+known='^(BenchmarkBus|BenchmarkReplace|BenchmarkIdleRSS|BenchmarkPlan10k|BenchmarkSnapshotRestore|BenchmarkFleet|BenchmarkFleetCluster|BenchmarkSignalToRollback|BenchmarkObserve)$'
 for dir in events inventory harness services/* cmd/cutover; do
 	[ -f "$dir/go.mod" ] || continue
 	(cd "$dir" && grep -rhoE --include='*_test.go' '^func (Benchmark[A-Za-z0-9_]+)' . | sed 's/^func //' | sort -u) | while read -r fn; do
