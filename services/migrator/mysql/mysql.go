@@ -16,9 +16,8 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
-	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
 	migratemysql "github.com/golang-migrate/migrate/v4/database/mysql"
-	"github.com/golang-migrate/migrate/v4/source/file"
 
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
@@ -355,67 +354,13 @@ func (d *Database) Down(ctx context.Context, target uint) error {
 // autocommit), so a file that fails after its first statement leaves the
 // statements before it in place; see stepError.
 func (d *Database) run(ctx context.Context, target uint, up bool) error {
-	dir := "down"
-	if up {
-		dir = "up"
-	}
-	migs, err := d.Migrations(ctx)
-	if err != nil {
-		return err
-	}
-	from, dirty, none, err := d.state(ctx)
-	if err != nil {
-		return err
-	}
-	if dirty {
-		return fmt.Errorf("migrate %s %s: the database is dirty at version %d", d.key, dir, from)
-	}
-	steps, err := apply.Plan(migs, from, none, target, up)
-	if err != nil {
-		return fmt.Errorf("migrate %s %w", d.key, err)
-	}
-	if len(steps) == 0 {
-		return nil
-	}
-	led, err := d.conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer led.Close()
-	if err := ledger.Ensure(ctx, led); err != nil {
-		return fmt.Errorf("migrate %s: %w", d.key, err)
-	}
-	if up {
-		if err := ledger.Adopt(ctx, qmarks{led}, migs, from); err != nil {
-			return fmt.Errorf("migrate %s: %w", d.key, err)
-		}
-	}
-
-	db, err := d.conn(ctx)
-	if err != nil {
-		return err
-	}
-	drv, err := migratemysql.WithInstance(db, &migratemysql.Config{})
-	if err != nil {
-		_ = db.Close()
-		return fmt.Errorf("prepare migrations of %s: %w", d.key, err)
-	}
-	src, err := (&file.File{}).Open((&url.URL{Scheme: "file", Path: filepath.ToSlash(d.source)}).String())
-	if err != nil {
-		_ = drv.Close()
-		return fmt.Errorf("open migration source %s: %w", d.source, err)
-	}
-	m, err := migrate.NewWithInstance("file", src, "mysql", drv)
-	if err != nil {
-		_ = drv.Close()
-		_ = src.Close()
-		return fmt.Errorf("prepare migrations of %s: %w", d.key, err)
-	}
-	defer func() {
-		m.Close()
-		_ = db.Close()
-	}()
-	return apply.Steps(ctx, m, qmarks{led}, steps, up, d.key, d.stepError)
+	return apply.Run{
+		Key: d.key, Source: d.source, Migrations: d.Migrations, State: d.state, Conn: d.conn, Name: "mysql", StepError: d.stepError,
+		Ledger: func(db ledger.Execer) ledger.Execer { return qmarks{db} },
+		Driver: func(db *sql.DB) (database.Driver, error) {
+			return migratemysql.WithInstance(db, &migratemysql.Config{})
+		},
+	}.Migrate(ctx, target, up)
 }
 
 // stepError describes a failed migration file, and whether the server undid

@@ -11,10 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/golang-migrate/migrate/v4"
 	"github.com/golang-migrate/migrate/v4/database"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
-	"github.com/golang-migrate/migrate/v4/source/file"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -276,68 +274,12 @@ func (d *Database) Down(ctx context.Context, target uint) error { return d.run(c
 // file leaves nothing behind but the dirty flag; a file holding only CREATE
 // INDEX CONCURRENTLY runs outside any transaction, as it must.
 func (d *Database) run(ctx context.Context, target uint, up bool) error {
-	dir := "down"
-	if up {
-		dir = "up"
-	}
-	migs, err := d.Migrations(ctx)
-	if err != nil {
-		return err
-	}
-	from, dirty, none, err := d.state(ctx)
-	if err != nil {
-		return err
-	}
-	if dirty {
-		return fmt.Errorf("migrate %s %s: the database is dirty at version %d", d.key, dir, from)
-	}
-	steps, err := apply.Plan(migs, from, none, target, up)
-	if err != nil {
-		return fmt.Errorf("migrate %s %w", d.key, err)
-	}
-	if len(steps) == 0 {
-		return nil
-	}
-	led, err := d.conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer led.Close()
-	if err := ledger.Ensure(ctx, led); err != nil {
-		return fmt.Errorf("migrate %s: %w", d.key, err)
-	}
-	if up {
-		if err := ledger.Adopt(ctx, led, migs, from); err != nil {
-			return fmt.Errorf("migrate %s: %w", d.key, err)
-		}
-	}
-
-	db, err := d.conn(ctx)
-	if err != nil {
-		return err
-	}
-	drv, err := migratepgx.WithInstance(db, &migratepgx.Config{MultiStatementEnabled: d.multi})
-	if err != nil {
-		_ = db.Close()
-		return fmt.Errorf("prepare migrations of %s: %w", d.key, err)
-	}
-	src, err := (&file.File{}).Open((&url.URL{Scheme: "file", Path: filepath.ToSlash(d.source)}).String())
-	if err != nil {
-		_ = drv.Close()
-		return fmt.Errorf("open migration source %s: %w", d.source, err)
-	}
-	m, err := migrate.NewWithInstance("file", src, "pgx5", drv)
-	if err != nil {
-		_ = drv.Close()
-		_ = src.Close()
-		return fmt.Errorf("prepare migrations of %s: %w", d.key, err)
-	}
-	defer func() {
-		m.Close()
-		_ = db.Close()
-	}()
-
-	return apply.Steps(ctx, m, led, steps, up, d.key, d.stepError)
+	return apply.Run{
+		Key: d.key, Source: d.source, Migrations: d.Migrations, State: d.state, Conn: d.conn, Name: "pgx5", StepError: d.stepError,
+		Driver: func(db *sql.DB) (database.Driver, error) {
+			return migratepgx.WithInstance(db, &migratepgx.Config{MultiStatementEnabled: d.multi})
+		},
+	}.Migrate(ctx, target, up)
 }
 
 // stepError describes a failed migration file, and whether PostgreSQL undid

@@ -12,9 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
 	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
-	"github.com/golang-migrate/migrate/v4/source/file"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/cutover-dev/cutover/services/migrator"
@@ -208,68 +207,14 @@ func (d *Database) Down(ctx context.Context, target uint) error {
 // run migrates one step at a time, so that a failure names its file. It stops
 // between steps when ctx is done, leaving the database clean.
 func (d *Database) run(ctx context.Context, target uint, up bool) error {
-	dir := "down"
-	if up {
-		dir = "up"
-	}
-	migs, err := d.Migrations(ctx)
-	if err != nil {
-		return err
-	}
-	from, dirty, none, err := d.state(ctx)
-	if err != nil {
-		return err
-	}
-	if dirty {
-		return fmt.Errorf("migrate %s %s: the database is dirty at version %d", d.path, dir, from)
-	}
-	steps, err := apply.Plan(migs, from, none, target, up)
-	if err != nil {
-		return fmt.Errorf("migrate %s %w", d.path, err)
-	}
-	if len(steps) == 0 {
-		return nil
-	}
-
-	// The ledger has its own connection: golang-migrate owns db.
-	led, err := conn(ctx, d.path)
-	if err != nil {
-		return err
-	}
-	defer led.Close()
-	if err := ledger.Ensure(ctx, led); err != nil {
-		return fmt.Errorf("migrate %s: %w", d.path, err)
-	}
-	if up {
-		if err := ledger.Adopt(ctx, led, migs, from); err != nil {
-			return fmt.Errorf("migrate %s: %w", d.path, err)
-		}
-	}
-
-	db, err := conn(ctx, d.path)
-	if err != nil {
-		return err
-	}
-	// golang-migrate closes db when m is closed.
-	drv, err := migratesqlite.WithInstance(db, &migratesqlite.Config{NoTxWrap: d.noTxWrap})
-	if err != nil {
-		_ = db.Close()
-		return fmt.Errorf("prepare migrations of %s: %w", d.path, err)
-	}
-	src, err := (&file.File{}).Open((&url.URL{Scheme: "file", Path: filepath.ToSlash(d.source)}).String())
-	if err != nil {
-		_ = drv.Close()
-		return fmt.Errorf("open migration source %s: %w", d.source, err)
-	}
-	m, err := migrate.NewWithInstance("file", src, "sqlite", drv)
-	if err != nil {
-		_ = drv.Close()
-		_ = src.Close()
-		return fmt.Errorf("prepare migrations of %s: %w", d.path, err)
-	}
-	defer m.Close()
-
-	return apply.Steps(ctx, m, led, steps, up, d.path, d.stepError)
+	return apply.Run{
+		Key: d.path, Source: d.source, Migrations: d.Migrations, State: d.state, Name: "sqlite", StepError: d.stepError,
+		Conn: func(ctx context.Context) (*sql.DB, error) { return conn(ctx, d.path) },
+		// golang-migrate closes db when m is closed.
+		Driver: func(db *sql.DB) (database.Driver, error) {
+			return migratesqlite.WithInstance(db, &migratesqlite.Config{NoTxWrap: d.noTxWrap})
+		},
+	}.Migrate(ctx, target, up)
 }
 
 // stepError describes a failed migration file, and whether SQLite undid it:

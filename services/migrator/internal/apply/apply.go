@@ -1,6 +1,7 @@
 // Package apply runs golang-migrate one file at a time for the drivers
-// (sqlite/, postgres/), recording each committed file in our own ledger, so
-// a failure names its file and the ledger never runs ahead of the database.
+// (sqlite/, postgres/, mysql/), recording each committed file in our own
+// ledger, so a failure names its file and the ledger never runs ahead of
+// the database. Run.Migrate is the walk the drivers share.
 package apply
 
 import (
@@ -9,11 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/golang-migrate/migrate/v4"
 	"github.com/golang-migrate/migrate/v4/database"
+	"github.com/golang-migrate/migrate/v4/source/file"
 
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
@@ -166,4 +170,100 @@ func BoolOption(opts map[string]string, key string) (bool, error) {
 		return false, fmt.Errorf("option %s=%q: want true or false", key, v)
 	}
 	return b, nil
+}
+
+// Run is what a driver tells Migrate about its database: the parts of a
+// migration run that differ between databases. Migrate is the walk the
+// drivers share.
+type Run struct {
+	// Key names the database in errors; Source is the migrations directory.
+	Key, Source string
+	// Migrations lists the source's migrations.
+	Migrations func(ctx context.Context) ([]migrator.Migration, error)
+	// State reads the database's version: none when nothing was applied.
+	State func(ctx context.Context) (v uint, dirty, none bool, err error)
+	// Conn opens a connection pool of its own: the ledger has one, and
+	// golang-migrate owns another.
+	Conn func(ctx context.Context) (*sql.DB, error)
+	// Ledger adapts the ledger's connection to the database's
+	// placeholders when they are not $n (nil: as it is).
+	Ledger func(db ledger.Execer) ledger.Execer
+	// Driver is golang-migrate's driver on db, named Name.
+	Driver func(db *sql.DB) (database.Driver, error)
+	Name   string
+	// StepError describes a failed file, and whether the database undid it.
+	StepError func(step migrator.Migration, file string, err error) *migrator.StepError
+}
+
+// Migrate takes the database from its version to target, one file at a
+// time (see Steps), so that a failure names its file. A dirty database is
+// refused; the ledger is created first, and on the way up it adopts the
+// versions applied before the migrator kept one.
+func (r Run) Migrate(ctx context.Context, target uint, up bool) error {
+	dir := "down"
+	if up {
+		dir = "up"
+	}
+	migs, err := r.Migrations(ctx)
+	if err != nil {
+		return err
+	}
+	from, dirty, none, err := r.State(ctx)
+	if err != nil {
+		return err
+	}
+	if dirty {
+		return fmt.Errorf("migrate %s %s: the database is dirty at version %d", r.Key, dir, from)
+	}
+	steps, err := Plan(migs, from, none, target, up)
+	if err != nil {
+		return fmt.Errorf("migrate %s %w", r.Key, err)
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+	// The ledger has its own connection: golang-migrate owns db.
+	led, err := r.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	var lx ledger.Execer = led
+	if r.Ledger != nil {
+		lx = r.Ledger(led)
+	}
+	if err := ledger.Ensure(ctx, led); err != nil {
+		return fmt.Errorf("migrate %s: %w", r.Key, err)
+	}
+	if up {
+		if err := ledger.Adopt(ctx, lx, migs, from); err != nil {
+			return fmt.Errorf("migrate %s: %w", r.Key, err)
+		}
+	}
+
+	db, err := r.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	drv, err := r.Driver(db)
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("prepare migrations of %s: %w", r.Key, err)
+	}
+	src, err := (&file.File{}).Open((&url.URL{Scheme: "file", Path: filepath.ToSlash(r.Source)}).String())
+	if err != nil {
+		_ = drv.Close()
+		return fmt.Errorf("open migration source %s: %w", r.Source, err)
+	}
+	m, err := migrate.NewWithInstance("file", src, r.Name, drv)
+	if err != nil {
+		_ = drv.Close()
+		_ = src.Close()
+		return fmt.Errorf("prepare migrations of %s: %w", r.Key, err)
+	}
+	defer func() {
+		m.Close()
+		_ = db.Close() // a no-op where golang-migrate closed it with m
+	}()
+	return Steps(ctx, m, lx, steps, up, r.Key, r.StepError)
 }
