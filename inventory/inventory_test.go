@@ -143,3 +143,35 @@ func TestParseDatabaseCommands(t *testing.T) {
 		})
 	}
 }
+
+// A database's fence and snapshot_method are per database: accepted for
+// PostgreSQL, refused with the field and the fix otherwise.
+func TestParseDatabaseFenceAndSnapshotMethod(t *testing.T) {
+	const base = "nodes:\n  n1: {roles: [r]}\nroles:\n  r: {services: [web]}\nservices:\n  web:\n    database: {driver: DRIVER, url: URL, migrations: /m, EXTRA}\n    containers:\n      - {name: web, image: web:1}\n"
+	for _, tc := range []struct{ driver, url, extra, want string }{
+		{"postgres", "postgres://web@db:5432/web", "fence: read-only, snapshot_method: dump", ""},
+		{"postgres", "postgres://web@db:5432/web", "fence: connect, snapshot_method: template", ""},
+		{"postgres", "postgres://web@db:5432/web", "fence: none, snapshot_method: auto", ""},
+		{"postgres", "postgres://web@db:5432/web", "fence: readonly", `i.yaml:7: services.web.database.fence: "readonly" is not connect, read-only or none`},
+		{"sqlite", "/var/lib/web.db", "fence: read-only", "i.yaml:7: services.web.database.fence: read-only fences PostgreSQL databases only; leave fence out for sqlite"},
+		{"mysql", "mysql://web@db:3306/web", "snapshot_method: dump", `services.web.database.snapshot_method: "dump" is a PostgreSQL method; the mysql driver has one method: leave snapshot_method out`},
+		{"postgres", "postgres://web@db:5432/web", "snapshot_method: copy", `services.web.database.snapshot_method: "copy" is not auto, template or dump`},
+	} {
+		t.Run(tc.driver+" "+tc.extra, func(t *testing.T) {
+			y := strings.NewReplacer("DRIVER", tc.driver, "URL", tc.url, "EXTRA", tc.extra).Replace(base)
+			inv, err := inventory.Parse("i.yaml", []byte(y))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if d := inv.Services["web"].Database; "fence: "+d.Fence+", snapshot_method: "+d.SnapshotMethod != tc.extra {
+					t.Errorf("database = %+v, want %s", d, tc.extra)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -92,6 +92,15 @@ func migrationPhase(phase string) func(events.Event) bool {
 // the planner's default.
 func barrierUpgrade(t *testing.T, barrierTimeout time.Duration) (*natstest.Server, *history, string) {
 	t.Helper()
+	s, h := migratingStack(t, nil, planner.Config{BarrierTimeout: barrierTimeout})
+	return s, h, requestMigrating(t, s.JS)
+}
+
+// migratingStack starts a planner with web on n1 and n2 (both on web:v1 in
+// cutover-nodes, which the fake node-updaters never refresh), web's
+// database db (dbInventory's when nil), and a fake migrator.
+func migratingStack(t *testing.T, db *inventory.Database, cfg planner.Config) (*natstest.Server, *history) {
+	t.Helper()
 	s := natstest.Start(t)
 	h := record(t, s)
 	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
@@ -99,8 +108,15 @@ func barrierUpgrade(t *testing.T, barrierTimeout time.Duration) (*natstest.Serve
 	fakeNode(t, s.JS, "n1", nil)
 	fakeNode(t, s.JS, "n2", nil)
 	fakeMigrator(t, s.JS, nil)
-	startPlannerWith(t, s.JS, planner.Config{Inventory: dbInventory(), PollInterval: 20 * time.Millisecond, BarrierTimeout: barrierTimeout})
-	return s, h, requestMigrating(t, s.JS)
+	cfg.Inventory = dbInventory()
+	if db != nil {
+		svc := cfg.Inventory.Services["web"]
+		svc.Database = db
+		cfg.Inventory.Services["web"] = svc
+	}
+	cfg.PollInterval = 20 * time.Millisecond
+	startPlannerWith(t, s.JS, cfg)
+	return s, h
 }
 
 func TestUpgradeExpandsRollsThenContractsAtTheVersionBarrier(t *testing.T) {
@@ -238,22 +254,11 @@ func TestRollbackTakesTheDatabaseBackAfterTheContainers(t *testing.T) {
 // migrate, the online data migrations (repeat) and contract, in that order,
 // each a command in the release's new image with the inventory's settings.
 func TestCommandMigrationsRunAsPhases(t *testing.T) {
-	s := natstest.Start(t)
-	h := record(t, s)
-	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
-	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
-	fakeNode(t, s.JS, "n1", nil)
-	fakeNode(t, s.JS, "n2", nil)
-	fakeMigrator(t, s.JS, nil)
-	inv := dbInventory()
-	svc := inv.Services["web"]
-	svc.Database = &inventory.Database{Driver: "mariadb", URL: "mysql://keystone@db:3306/keystone", Commands: &inventory.DatabaseCommands{
+	s, h := migratingStack(t, &inventory.Database{Driver: "mariadb", URL: "mysql://keystone@db:3306/keystone", Commands: &inventory.DatabaseCommands{
 		Expand: []string{"keystone-manage", "db_sync", "--expand"}, Migrate: []string{"keystone-manage", "db_sync", "--migrate"},
 		OnlineData: []string{"keystone-manage", "online_data"}, Contract: []string{"keystone-manage", "db_sync", "--contract"},
 		Mounts: []string{"/etc/kolla/keystone:/var/lib/kolla/config_files:ro"}, Network: "host", Timeout: "5m",
-	}}
-	inv.Services["web"] = svc
-	startPlannerWith(t, s.JS, planner.Config{Inventory: inv, PollInterval: 20 * time.Millisecond})
+	}}, planner.Config{})
 	e := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}})
 	if err := events.NewPublisher(s.JS).Publish(t.Context(), e); err != nil {
 		t.Fatal(err)
@@ -291,5 +296,21 @@ func TestCommandMigrationsRunAsPhases(t *testing.T) {
 	}
 	if m := u.Migrations[0]; m.Expand != planner.MigrationCompleted || m.Contract != planner.MigrationCompleted || m.PostRoll != 2 {
 		t.Errorf("migration state = %+v", m)
+	}
+}
+
+// A database's snapshot_method and fence in the inventory travel in every
+// migration request the planner sends for it (issue 18: the method and the
+// fence are chosen per database).
+func TestInventorySnapshotMethodAndFenceReachTheMigrator(t *testing.T) {
+	s, h := migratingStack(t, &inventory.Database{Driver: "postgres", URL: "postgres://migrator@db:5432/web", Migrations: "/migrations", Version: 3,
+		SnapshotMethod: "dump", Fence: "read-only"}, planner.Config{})
+	requestMigrating(t, s.JS)
+	eventually(t, 15*time.Second, "a migration request", func() bool { return len(h.of(events.TypeMigrationRequested)) > 0 })
+	for _, e := range h.of(events.TypeMigrationRequested) {
+		req, _ := events.DataAs[events.MigrationRequested](e)
+		if req.SnapshotMethod != "dump" || req.Fence != "read-only" || req.Driver != "postgres" {
+			t.Errorf("migration request = %+v; want the inventory's snapshot_method dump and fence read-only", req)
+		}
 	}
 }
