@@ -2,8 +2,10 @@ package inventory
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -277,7 +279,7 @@ func (inv *Inventory) validate(where func([]string) string) error {
 					bad(append(cp, "health", "cmd"), "is missing; give the probe command")
 				}
 				for _, f := range [...]struct{ name, value string }{{"interval", c.Health.Interval}, {"timeout", c.Health.Timeout}} {
-					if _, err := duration(f.value); err != nil {
+					if _, err := ParseDuration(f.value); err != nil {
 						bad(append(cp, "health", f.name), "%v", err)
 					}
 				}
@@ -293,7 +295,7 @@ func (inv *Inventory) validate(where func([]string) string) error {
 				bad(append(p, "max_unavailable"), "%v", err)
 			}
 		}
-		if _, err := duration(svc.MaxInterruption); err != nil {
+		if _, err := ParseDuration(svc.MaxInterruption); err != nil {
 			bad(append(p, "max_interruption"), "%v", err)
 		}
 		for i, d := range svc.DependsOn {
@@ -440,25 +442,17 @@ func (inv *Inventory) ServicesOf(node string) []string {
 // NodeNames returns the node names, sorted.
 func (inv *Inventory) NodeNames() []string { return sortedKeys(inv.Nodes) }
 
-func duration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
+// ParseDuration parses an optional, non-negative duration of an inventory
+// or release file: "" is 0.
+func ParseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(cmp.Or(s, "0s"))
 	if err != nil || d < 0 {
 		return 0, fmt.Errorf("%q is not a duration like 5s or 1m30s", s)
 	}
 	return d, nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // Marshal renders an inventory as YAML, keys sorted, so output is stable.
 func Marshal(inv *Inventory) ([]byte, error) {

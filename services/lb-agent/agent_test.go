@@ -20,15 +20,10 @@ import (
 	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
 )
 
+// eventually polls cond until it holds, for up to 15s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.Eventually(t, 15*time.Second, what, cond)
 }
 
 // TestAgentDrainsBeforeAcknowledgingAndRestoresAfterReplacement plays the

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
 )
 
@@ -162,15 +163,10 @@ func TestClearErrors(t *testing.T) {
 	}
 }
 
+// eventually polls cond until it holds, for up to 10s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.Eventually(t, 10*time.Second, what, cond)
 }
 
 // TestRetryRedispatchesAwayFromADeadServer sends requests to a backend with

@@ -7,10 +7,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -215,25 +215,11 @@ func ParseRelease(name string, raw []byte) (Release, error) {
 	return Release{Request: req, Services: f.Services}, nil
 }
 
-func duration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q is not a duration like 2s or 1m30s", s)
-	}
-	return d, nil
-}
+// duration parses an optional duration of the manifest ("" is 0), as the
+// inventory's are parsed.
+var duration = inventory.ParseDuration
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // event converts a manifest probe to the one node commands carry.
 func (p *Probe) event() (*events.Probe, error) {
