@@ -182,6 +182,11 @@ func (m *Migrator) migrateCommand(ctx context.Context, e events.Event, req event
 		f.Error = redactText(f.Error, secrets)
 		f.Command = result(out, runs)
 		f.Command.FromSchema = fromSchema
+		if f.Restore != nil && f.Restore.Restored && fromSchema != "" {
+			// The version above is golang-migrate's, which commands do
+			// not move: say the schema the service sees.
+			f.State += "; schema " + fromSchema + " as before the command"
+		}
 		return failed(f)
 	}
 	toSchema, err := m.schemaVersion(runCtx, db, req, spec, secrets)

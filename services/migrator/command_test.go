@@ -200,6 +200,9 @@ func TestCommandMigrationFailsAndIsRestored(t *testing.T) {
 	if failed.Command == nil || failed.Command.ExitCode != 1 || !strings.Contains(failed.Error, "exited with 1") || !strings.Contains(failed.State, "restored from snapshot") {
 		t.Fatalf("failed = %s, want exit 1 and a restore", fin.Data())
 	}
+	if !strings.HasSuffix(failed.State, "; schema "+failed.Command.FromSchema+" as before the command") {
+		t.Errorf("state %q: want the schema it is at again", failed.State)
+	}
 	if !slices.ContainsFunc(failed.Command.LogTail, func(l string) bool { return strings.Contains(l, "Duplicate entry") }) {
 		t.Errorf("log tail %q lacks the command's error", failed.Command.LogTail)
 	}

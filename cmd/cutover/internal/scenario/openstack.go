@@ -28,7 +28,7 @@ import (
 	"github.com/cutover-dev/cutover/services/planner"
 )
 
-// The scenario: three osReplicas of the identity service (keystone), each on
+// The scenario: three replicas of the identity service (keystone), each on
 // its own node and port of the host's network (the MariaDB server listens
 // on 127.0.0.1), behind a real HAProxy whose servers cutover's lb-agent
 // drains. The first release, v1, is deployed with a bootstrap db-sync.
@@ -48,7 +48,7 @@ import (
 // Then every acknowledged write is read back from MariaDB.
 
 const (
-	// osService is the service's name in the inventory and HAProxy.
+	// osService is the service's name in the inventory.
 	osService  = "keystone"
 	osReplicas = 3
 	// osAfterWrites is how long writes go on on v2 after the failed v3.
@@ -441,7 +441,7 @@ func (r osResult) problems() []string {
 		}
 	}
 	if len(r.Images) != osReplicas {
-		out = append(out, fmt.Sprintf("%d osReplicas, want %d", len(r.Images), osReplicas))
+		out = append(out, fmt.Sprintf("%d replicas, want %d", len(r.Images), osReplicas))
 	}
 	for _, l := range []struct {
 		name string
@@ -488,7 +488,7 @@ func (r osResult) summary(w io.Writer) {
 	for _, st := range r.Failed.Steps {
 		fmt.Fprintf(w, "    %-8s %-40s failed: %s\n             database now: %s\n", st.Phase, st.Command, st.Error, st.State)
 	}
-	fmt.Fprintf(w, "  osReplicas: %s; schema version %d; left of v3: %d\n", render.Counts(osCount(r.Images)), r.Schema, len(r.Leftovers))
+	fmt.Fprintf(w, "  replicas: %s; schema version %d; left of v3: %d\n", render.Counts(osCount(r.Images)), r.Schema, len(r.Leftovers))
 	fmt.Fprintf(w, "  writes during v1 -> v2: %s (by release %s)\n", r.During, render.Counts(osByWriter(r.During.Acked)))
 	fmt.Fprintf(w, "  reads during v3:        %s\n", r.Reads)
 	fmt.Fprintf(w, "  writes after v3:        %s\n", r.After)
