@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/fleetinfo"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/inventory"
@@ -43,7 +44,7 @@ func adoptInventory(t *testing.T, node string, names ...string) *inventory.Inven
 // (refused), unknown; a replacement's stand-in is not reported unknown.
 func TestAdoptReport(t *testing.T) {
 	inv := adoptInventory(t, "ctl01", "keystone", "nova_api", "nova_libvirt", "mariadb", "rabbitmq")
-	engine := []engineContainer{
+	engine := []fleetinfo.EngineContainer{
 		{Name: "keystone"},
 		{Name: "nova_api", Labels: map[string]string{events.LabelNode: "ctl01", events.LabelService: "nova-api"}},
 		{Name: "nova_libvirt-cutover-old"},
@@ -52,7 +53,7 @@ func TestAdoptReport(t *testing.T) {
 		{Name: "horizon"},
 		{Name: "web", Labels: map[string]string{events.LabelNode: "ctl09"}},
 	}
-	rep := adoptReport(inv, "ctl01", engine)
+	rep := fleetinfo.AdoptReport(inv, "ctl01", engine)
 	var got []string
 	for _, e := range rep.Containers {
 		got = append(got, e.Status+" "+e.Container)
@@ -122,7 +123,7 @@ func TestAdoptCommandOnDocker(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	var rep adoptResult
+	var rep fleetinfo.AdoptResult
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}

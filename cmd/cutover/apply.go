@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/planner/manifest"
@@ -18,9 +19,9 @@ func newApplyCmd() *cobra.Command {
 the live fleet and runs it wave by wave; apply prints the upgrade id, or with
 --watch follows the upgrade until it ends.`,
 		Example: "  cutover apply -f release.yaml\n  cutover apply -f release.yaml --watch",
-		Args:    noArgs,
+		Args:    cli.NoArgs,
 	}
-	file := fileFlag(cmd, "release manifest (YAML)")
+	file := cli.FileFlag(cmd, "release manifest (YAML)")
 	watch := cmd.Flags().Bool("watch", false, "follow the upgrade until it ends; exit 0 only if it completed")
 	nopts := natsFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

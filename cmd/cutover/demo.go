@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/scenario"
 )
 
@@ -12,7 +13,7 @@ func newDemoCmd() *cobra.Command {
 		Use:     "demo [--keep]",
 		Short:   "upgrade three real containers from v1 to v2 on the local Docker engine (simulated without Docker)",
 		Example: "  cutover demo",
-		Args:    noArgs,
+		Args:    cli.NoArgs,
 	}
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "leave the demo containers, volumes and images in place")
 	cmd.Flags().StringVar(&o.Listen, "nats-listen", "127.0.0.1:0", "address of the demo's embedded NATS server (port 0: any free port)")

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/scenario"
 )
 
@@ -15,7 +16,7 @@ func newDemoOpenStackCmd() *cobra.Command {
 		Use:     "demo-openstack [--mariadb URL] [--rate N] [--duration D]",
 		Short:   "an OpenStack-shaped service on MariaDB: db-sync expand/migrate/contract under load, then a failing db-sync restored",
 		Example: "  make mariadb && cutover demo-openstack --mariadb mysql://cutover:cutover@127.0.0.1:3306/cutover",
-		Args:    noArgs,
+		Args:    cli.NoArgs,
 	}
 	def := os.Getenv("CUTOVER_TEST_MARIADB")
 	if def == "" {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/scenario"
 )
 
@@ -14,7 +15,7 @@ func newDemoZeroDowntimeCmd() *cobra.Command {
 		Use:     "demo-zero-downtime [--rate N] [--duration D]",
 		Short:   "roll 3 replicas behind a real HAProxy under load, with drain and without",
 		Example: "  cutover demo-zero-downtime --rate 250 --haproxy-retries",
-		Args:    noArgs,
+		Args:    cli.NoArgs,
 	}
 	cmd.Flags().IntVar(&o.Rate, "rate", 250, "requests per second sent through HAProxy")
 	cmd.Flags().DurationVar(&o.MinLoad, "duration", 25*time.Second, "least time the load runs in each run (it also runs until the upgrade ends)")

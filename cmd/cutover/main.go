@@ -4,24 +4,30 @@
 // # Adding a command
 //
 // Commands are spf13/cobra commands; follow the existing ones so that help,
-// exit codes and flags stay the same everywhere:
+// exit codes and flags stay the same everywhere. Package main holds only the
+// commands: one thin file per command (x.go) that declares its flags and
+// calls into an internal package doing the work (internal/upgrades,
+// internal/fleetinfo, internal/migration, internal/planning,
+// internal/release, internal/stack, internal/scenario, internal/rehearsal).
 //
 //   - Write newXCmd() *cobra.Command in its own file (x.go) and add it to
 //     the right group in newRootCmd. Set Use ("x ID [flags]"), Short (one
 //     line, lower case, no full stop), Example (real command lines), Args
-//     (exactIDs, noArgs, ... from this file: they return usage errors)
-//     and RunE. Put subcommands under a group command made by newGroupCmd.
+//     (cli.NoArgs, cli.ExactArgs, cli.MaxArgs: they return usage errors)
+//     and RunE. Put subcommands under a group command made by cli.GroupCmd.
 //   - Declare flags on cmd.Flags() inside newXCmd, into local variables the
 //     RunE closure reads. -o/--output is ALWAYS the output format (add it
-//     with outputFlag); a file to write is --out, a file to read is
-//     -f/--file. Commands that talk to NATS call natsFlags(cmd) and
-//     connect through it, so connection and auth flags stay in one place.
+//     with cli.OutputFlag); a file to write is --out, a file to read is
+//     -f/--file (cli.FileFlag). Commands that talk to NATS call
+//     natsFlags(cmd) and connect through it, so connection and auth flags
+//     stay in one place; RunE connects and hands the JetStream on.
 //   - Write to cmd.OutOrStdout() / cmd.ErrOrStderr(), never os.Stdout, so
-//     the in-process tests see the output. Use cmd.Context(): it ends on
-//     Ctrl-C or SIGTERM.
+//     the in-process tests see the output (internal packages take the
+//     io.Writer). Use cmd.Context(): it ends on Ctrl-C or SIGTERM.
 //   - Return errors; execute prints "cutover x: <error>" once and exits 1.
-//     A usage mistake returns usageErrorf (exit 2, with a pointer to -h);
-//     exit.Error{Code: code} exits with that code and prints nothing more.
+//     A usage mistake returns usageErrorf or exit.Usagef (exit 2, with a
+//     pointer to -h); exit.Error{Code: code} exits with that code and
+//     prints nothing more.
 //   - TestHelpOnEveryCommand runs -h on every command, so a new command
 //     needs no test for its help, but every other behaviour does.
 package main
@@ -33,15 +39,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
 )
 
@@ -103,7 +107,7 @@ func newRootCmd() *cobra.Command {
 a migrator, one node-updater per host and an auditor talk through CloudEvents
 on NATS JetStream. This CLI requests upgrades, follows and steers them, plans
 and rehearses them, and runs the whole stack on one machine (cutover dev).`,
-		Version:           versionString(),
+		Version:           cli.Version(version),
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
@@ -137,141 +141,14 @@ and rehearses them, and runs the whole stack on one machine (cutover dev).`,
 	return root
 }
 
-// newGroupCmd makes a command that only holds subcommands (cutover
-// inventory, cutover release): alone it prints its help; an unknown
-// subcommand is a usage error, not help.
-func newGroupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{
-		Use:   use + " COMMAND",
-		Short: short,
-		Args: func(c *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageErrorf("unknown subcommand %q; use one of: %s", args[0], strings.Join(subNames(c), ", "))
-			}
-			return nil
-		},
-		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
-	}
-	c.AddCommand(subs...)
-	return c
-}
-
-func subNames(c *cobra.Command) []string {
-	var names []string
-	for _, s := range c.Commands() {
-		if s.IsAvailableCommand() {
-			names = append(names, s.Name())
-		}
-	}
-	return names
-}
-
-// noArgs refuses positional arguments with a usage error.
-func noArgs(_ *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return usageErrorf("unexpected argument %q (flags start with -)", args[0])
-	}
-	return nil
-}
-
-// exactArgs wants exactly n positional arguments, described by what.
-func exactArgs(n int, what string) cobra.PositionalArgs {
-	return func(_ *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usageErrorf("give %s (got %d arguments)", what, len(args))
-		}
-		return nil
-	}
-}
-
-// maxArgs wants at most n positional arguments, described by what.
-func maxArgs(n int, what string) cobra.PositionalArgs {
-	return func(_ *cobra.Command, args []string) error {
-		if len(args) > n {
-			return usageErrorf("give at most %s (got %d arguments)", what, len(args))
-		}
-		return nil
-	}
-}
-
-// formatValue is the -o/--output flag: one of a fixed set of formats,
-// checked when the flag is parsed.
-type formatValue struct {
-	value   string
-	allowed []string
-}
-
-func (f *formatValue) String() string { return f.value }
-func (f *formatValue) Type() string   { return "format" }
-func (f *formatValue) Set(s string) error {
-	for _, a := range f.allowed {
-		if s == a {
-			f.value = s
-			return nil
-		}
-	}
-	return fmt.Errorf("%q is not an output format here; use %s", s, strings.Join(f.allowed, " or "))
-}
-
-// outputFlag adds -o/--output, the output format, to cmd; the first format
-// is the default.
-func outputFlag(cmd *cobra.Command, formats ...string) *formatValue {
-	f := &formatValue{value: formats[0], allowed: formats}
-	cmd.Flags().VarP(f, "output", "o", "output format: "+strings.Join(formats, " or "))
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
-	return f
-}
-
-// fileFlag adds -f/--file, a file the command reads.
-func fileFlag(cmd *cobra.Command, usage string) *string {
-	p := cmd.Flags().StringP("file", "f", "", usage)
-	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
-	return p
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-// versionString is the build's version, with the VCS revision Go recorded
-// when there is one.
-func versionString() string {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		var rev, dirty string
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "-dirty"
-				}
-			}
-		}
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if rev != "" {
-			v += " (" + rev + dirty + ")"
-		}
-	}
-	return v + " " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
-}
-
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "print the version of this binary",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "cutover %s\n", versionString())
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "cutover %s\n", cli.Version(version))
 			return err
 		},
 	}
 }
-
-var _ pflag.Value = (*formatValue)(nil)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/events/natsauth"
 	"github.com/cutover-dev/cutover/inventory"
 )
@@ -28,7 +29,7 @@ are kept: run it again when nodes are added. Include authorization.conf from
 the server's configuration; give each binary its seed with --nats-nkey.`,
 		Example: "  cutover nats-config --out /etc/cutover/nats --inventory inventory.yaml --lb-agents lb-agent\n" +
 			"  cutover nats-config --out ./creds --nodes compute01,compute02 --monitors prober",
-		Args: noArgs,
+		Args: cli.NoArgs,
 	}
 	out := cmd.Flags().String("out", "", "directory for authorization.conf and the seeds (created mode 0700)")
 	_ = cmd.MarkFlagDirname("out")

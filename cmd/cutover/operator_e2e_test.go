@@ -18,7 +18,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/fleetinfo"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natsauth"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
@@ -136,7 +138,7 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 		t.Errorf("plan --detailed-exitcode against v1: %+v, want exit 2 and the changes", r)
 	}
 	r = cut("nodes", "-o", "json")
-	var nodes []nodeRow
+	var nodes []fleetinfo.NodeRow
 	if err := json.Unmarshal([]byte(r.stdout), &nodes); r.code != 0 || err != nil || len(nodes) != 3 || !nodes[0].Alive || nodes[0].AgentVersion != "e2e" || len(nodes[0].Images) != 1 {
 		t.Errorf("nodes -o json = %+v (%v), want 3 alive node-updaters", r, err)
 	}
@@ -159,7 +161,7 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 		t.Errorf("status by release name:\n%s", r.stdout)
 	}
 	r = cut("list", "-o", "json")
-	var rows []upgradeRow
+	var rows []upgrades.Row
 	if err := json.Unmarshal([]byte(r.stdout), &rows); r.code != 0 || err != nil || len(rows) != 1 || rows[0].ID != id || rows[0].Phase != "paused" {
 		t.Fatalf("list -o json = %+v (%v), want the paused upgrade", r, err)
 	}
@@ -169,7 +171,7 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 
 	// The paused upgrade holds its scope's lock, which cannot be released.
 	r = cut("locks", "-o", "json")
-	var locks []lockRow
+	var locks []fleetinfo.LockRow
 	if err := json.Unmarshal([]byte(r.stdout), &locks); err != nil || len(locks) != 1 || locks[0].Upgrade != id || !locks[0].Live || locks[0].Scope != "default" {
 		t.Errorf("locks -o json = %+v (%v), want the paused upgrade's live lock", r, err)
 	}

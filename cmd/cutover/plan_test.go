@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/planning"
 	"github.com/cutover-dev/cutover/inventory/kolla"
 )
 
@@ -23,7 +24,7 @@ func TestKollaImportThenPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := kolla.Options{Globals: g, GlobalsFile: globals}
-	if err := importKolla("../../inventory/kolla/testdata/multinode", invPath, opts, nil, &stderr); err != nil {
+	if err := planning.ImportKolla("../../inventory/kolla/testdata/multinode", invPath, opts, nil, &stderr); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(stderr.String(), "skipped services globals.yml disables: ") || !strings.Contains(stderr.String(), "blazar-api") || !strings.Contains(stderr.String(), "wrote") {
@@ -43,7 +44,7 @@ func TestKollaImportThenPlan(t *testing.T) {
 		t.Errorf("import differs from plan/testdata/kolla/inventory.yaml; copy it there and review:\n%s", imported)
 	}
 	var got bytes.Buffer
-	if _, err := writePlan(t.Context(), &got, filepath.Join(planner, "plan/testdata/kolla/release.yaml"), invPath, "text", false, false, nil); err != nil {
+	if _, err := planning.Write(t.Context(), &got, filepath.Join(planner, "plan/testdata/kolla/release.yaml"), invPath, "text", false, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	want, err := os.ReadFile(filepath.Join(planner, "plan/testdata/kolla/plan.txt"))
@@ -63,7 +64,7 @@ func TestPlanFlagErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := writePlan(t.Context(), &bytes.Buffer{}, tc.f, tc.inv, tc.o, false, false, nil)
+			_, err := planning.Write(t.Context(), &bytes.Buffer{}, tc.f, tc.inv, tc.o, false, false, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}

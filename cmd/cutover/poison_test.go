@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/fleetinfo"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/services/auditor"
@@ -359,7 +360,7 @@ func TestRejectedListsWhatWasRefused(t *testing.T) {
 	if _, err := s.JS.PublishMsg(t.Context(), poison); err != nil {
 		t.Fatal(err)
 	}
-	var rows []rejectedRow
+	var rows []fleetinfo.RejectedRow
 	natstest.Eventually(t, 10*time.Second, "cutover rejected to list the message", func() bool {
 		r := runCLI(t.Context(), append([]string{"rejected", "-o", "json"}, nopts...)...)
 		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &rows) == nil && len(rows) > 0

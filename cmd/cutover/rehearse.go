@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/rehearsal"
 )
 
@@ -14,7 +15,7 @@ func newRehearseCmd() *cobra.Command {
 		Use:     "rehearse (-f release.yaml --inventory inventory.yaml | --nodes N)",
 		Short:   "run an upgrade on a SIMULATED fleet: duration, events/s, most instances down at once",
 		Example: "  cutover rehearse --nodes 200 --services 10 --failure-rate 0.01\n  cutover rehearse -f release.yaml --inventory inventory.yaml --latency pull=2s-10s,health=1s",
-		Args:    noArgs,
+		Args:    cli.NoArgs,
 	}
 	cmd.Flags().StringVarP(&o.File, "file", "f", "", "release manifest (YAML); with --inventory")
 	cmd.Flags().StringVar(&o.InventoryFile, "inventory", "", "inventory (YAML): the simulated fleet and its rollout settings")

@@ -1,20 +1,20 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/release"
 	"github.com/cutover-dev/cutover/services/planner/manifest"
 )
 
 // newReleaseCmd is cutover release latest|pin.
 func newReleaseCmd() *cobra.Command {
-	return newGroupCmd("release", "find the newest tag of an image, or pin a manifest's images to digests",
+	return cli.GroupCmd("release", "find the newest tag of an image, or pin a manifest's images to digests",
 		newReleaseLatestCmd(), newReleasePinCmd())
 }
 
@@ -24,13 +24,13 @@ func newReleaseLatestCmd() *cobra.Command {
 		Short: "the newest semver tag (or newest patch of TAG's major.minor) and its digest",
 		Example: "  cutover release latest --registry quay.io --repo openstack.kolla/nova-api\n" +
 			"  cutover release latest --registry quay.io --repo openstack.kolla/nova-api --patch-only --current 2024.1.3 -o json",
-		Args: noArgs,
+		Args: cli.NoArgs,
 	}
 	reg := cmd.Flags().String("registry", "", "registry host[:port], e.g. quay.io or 127.0.0.1:5000")
 	repo := cmd.Flags().String("repo", "", "repository in the registry, e.g. openstack.kolla/nova-api")
 	patchOnly := cmd.Flags().Bool("patch-only", false, "only the newest patch of --current's major.minor (a minor update)")
 	current := cmd.Flags().String("current", "", "the tag running now (with --patch-only)")
-	output := outputFlag(cmd, "text", "json")
+	output := cli.OutputFlag(cmd, "text", "json")
 	insecure := cmd.Flags().Bool("insecure", false, "allow plain HTTP (localhost and private addresses use HTTP anyway)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *reg == "" || *repo == "" {
@@ -44,7 +44,7 @@ func newReleaseLatestCmd() *cobra.Command {
 			return err
 		}
 		w := cmd.OutOrStdout()
-		if output.value == "json" {
+		if output.Value == "json" {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
 			return enc.Encode(img)
@@ -60,9 +60,9 @@ func newReleasePinCmd() *cobra.Command {
 		Use:     "pin -f release.yaml [--out pinned.yaml]",
 		Short:   "pin every image of a manifest to the digest its tag has now",
 		Example: "  cutover release pin -f release.yaml --out pinned.yaml",
-		Args:    noArgs,
+		Args:    cli.NoArgs,
 	}
-	file := fileFlag(cmd, "release manifest (YAML)")
+	file := cli.FileFlag(cmd, "release manifest (YAML)")
 	out := cmd.Flags().String("out", "", "write the pinned manifest to this file (default: standard output)")
 	_ = cmd.MarkFlagFilename("out", "yaml", "yml")
 	insecure := cmd.Flags().Bool("insecure", false, "allow plain HTTP (localhost and private addresses use HTTP anyway)")
@@ -91,21 +91,4 @@ func newReleasePinCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
-}
-
-// loadRelease reads a release manifest, pinning its images to digests
-// first when pin is set (cutover plan --pin).
-func loadRelease(ctx context.Context, file string, pin, insecure bool) (manifest.Release, error) {
-	if !pin {
-		return manifest.LoadRelease(file)
-	}
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		return manifest.Release{}, fmt.Errorf("read release manifest: %w", err)
-	}
-	pinned, err := release.PinManifest(ctx, raw, insecure)
-	if err != nil {
-		return manifest.Release{}, fmt.Errorf("%s: %w", file, err)
-	}
-	return manifest.ParseRelease(file, pinned)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/release"
 	"github.com/cutover-dev/cutover/harness/testkit"
 )
 
@@ -72,8 +73,8 @@ func TestReleaseLatestAndPinWithARegistry(t *testing.T) {
 	if raw, err := os.ReadFile(pinnedFile); err != nil || string(raw) != r.stdout {
 		t.Errorf("--out wrote %q (%v), want what standard output showed", raw, err)
 	}
-	rel, err := loadRelease(t.Context(), file, true, false)
+	rel, err := release.Load(t.Context(), file, true, false)
 	if err != nil || rel.Request.Release.Services["nova-api"].Image != reg.Addr()+"/kolla/nova-api@"+digest["2.4.9"] {
-		t.Errorf("loadRelease --pin = %+v, %v", rel.Request.Release.Services, err)
+		t.Errorf("release.Load --pin = %+v, %v", rel.Request.Release.Services, err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 )
 
@@ -17,9 +18,9 @@ upgrade the planner does not know fails at once. Without, print every new
 event until interrupted (Ctrl-C exits 130). -o json prints one CloudEvent
 per line, for jq.`,
 		Example: "  cutover watch 019a7c3e\n  cutover watch\n  cutover watch -o json | jq -r .type",
-		Args:    maxArgs(1, "one upgrade"),
+		Args:    cli.MaxArgs(1, "one upgrade"),
 	}
-	output := outputFlag(cmd, "text", "json")
+	output := cli.OutputFlag(cmd, "text", "json")
 	nopts := natsFlags(cmd)
 	cmd.ValidArgsFunction = completeUpgrades(nopts)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -35,7 +36,7 @@ per line, for jq.`,
 				return err
 			}
 		}
-		return upgrades.FollowAs(ctx, js, id, cmd.OutOrStdout(), output.value, nil)
+		return upgrades.FollowAs(ctx, js, id, cmd.OutOrStdout(), output.Value, nil)
 	}
 	return cmd
 }

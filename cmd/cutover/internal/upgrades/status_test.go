@@ -1,4 +1,4 @@
-package main
+package upgrades
 
 import (
 	"strings"
@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
-	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/planner"
 )
@@ -15,7 +14,7 @@ func TestStatusShowsWhatTheNextWaveWaitsFor(t *testing.T) {
 	u := &planner.Upgrade{ID: "u1", Phase: planner.PhaseRunning, VerdictTimeout: 5 * time.Minute,
 		Gate: &planner.VerdictGate{Wave: 0, Since: time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC), Waiting: []string{"nova-api", "web"}}}
 	var b strings.Builder
-	printStatus(&b, u)
+	PrintStatus(&b, u)
 	want := "waiting    wave 1 waits for the auditor's healthy verdicts on wave 0: nova-api and web ("
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("status:\n%s\nlacks %q", b.String(), want)
@@ -33,7 +32,7 @@ func TestStatusInPlainWords(t *testing.T) {
 			"a-very-long-compute-node-name.example.org@0": {Node: "a-very-long-compute-node-name.example.org", Wave: 0, Status: planner.NodeCompleted, Results: []events.ContainerResult{{Container: "web-2", Result: events.ResultUnchanged}}},
 		}}
 	var b strings.Builder
-	printStatus(&b, u)
+	PrintStatus(&b, u)
 	out := b.String()
 	for _, bad := range []string{"[]", "map[", "done [", "queued ["} {
 		if strings.Contains(out, bad) {
@@ -61,7 +60,7 @@ func TestStatusInPlainWords(t *testing.T) {
 	if len(cols) != 2 || cols[0] != cols[1] {
 		t.Errorf("step column not aligned (%v):\n%s", cols, out)
 	}
-	if err := statusExit(u); err != (exit.Error{Code: 1}) {
+	if err := StatusExit(u); err != (exit.Error{Code: 1}) {
 		t.Errorf("exit for rolled-back = %v, want 1", err)
 	}
 }
@@ -83,9 +82,9 @@ func TestMatchUpgrade(t *testing.T) {
 		{arg: "nope", err: "no upgrade has the id, id prefix or release name"},
 	}
 	for _, tc := range tests {
-		got, err := upgrades.Match(ups, tc.arg)
+		got, err := Match(ups, tc.arg)
 		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
-			t.Errorf("upgrades.Match(%q) = %q, %v; want %q, %q", tc.arg, got, err, tc.want, tc.err)
+			t.Errorf("Match(%q) = %q, %v; want %q, %q", tc.arg, got, err, tc.want, tc.err)
 		}
 	}
 }
