@@ -117,7 +117,7 @@ done
 # Fleet on a cluster: the same upgrade on a 3-server cluster with 3 replicas
 # against one server, in the same run (ratio = cluster / one server); at
 # 1,000 nodes also what heartbeats add to the stream in a day.
-run fleet-cluster cmd/cutover . "BenchmarkFleetCluster/nodes=($FLEET)\$" 1x 40m
+run fleet-cluster cmd/cutover ./internal/rehearsal "BenchmarkFleetCluster/nodes=($FLEET)\$" 1x 40m
 f=$OUT/fleet-cluster.txt
 for n in 100 1000; do
 	b=BenchmarkFleetCluster/nodes=$n
