@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
@@ -41,13 +43,9 @@ it, or its release name when one upgrade has it.`,
 	reason := cmd.Flags().String("reason", "", "why, for the history (default: \"<action> by <user>\")")
 	timeout := cmd.Flags().Duration("timeout", 30*time.Second, "how long to wait for the planner's answer")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		ctx := cmd.Context()
-		nc, js, err := nopts.connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		return upgrades.Control(ctx, js, cmd.OutOrStdout(), action, args[0], *reason, cli.EnvOr("USER", "operator"), *timeout)
+		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+			return upgrades.Control(ctx, js, cmd.OutOrStdout(), action, args[0], *reason, cli.EnvOr("USER", "operator"), *timeout)
+		})
 	}
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
@@ -177,25 +178,19 @@ func (o *dbOptions) check(needSource bool) error {
 
 // request sends a migration or rollback request and prints its answer.
 func (o *dbOptions) request(ctx context.Context, w io.Writer, data events.Data) error {
-	nc, js, err := o.nats.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	return migration.Request(ctx, js, w, data, o.timeout, o.output.Value)
+	return o.nats.with(ctx, func(ctx context.Context, js jetstream.JetStream) error {
+		return migration.Request(ctx, js, w, data, o.timeout, o.output.Value)
+	})
 }
 
 // status asks for a database's state and prints it (only the snapshots
 // with snapshotsOnly).
 func (o *dbOptions) status(ctx context.Context, w io.Writer, snapshotsOnly bool) error {
-	nc, js, err := o.nats.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
 	req := events.MigrationStatusRequested{Driver: o.driver, Database: o.database, DatabaseID: o.id}
 	if !snapshotsOnly {
 		req.Source = o.source
 	}
-	return migration.Status(ctx, js, w, req, o.timeout, o.output.Value, snapshotsOnly)
+	return o.nats.with(ctx, func(ctx context.Context, js jetstream.JetStream) error {
+		return migration.Status(ctx, js, w, req, o.timeout, o.output.Value, snapshotsOnly)
+	})
 }

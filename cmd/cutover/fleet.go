@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
@@ -22,13 +25,9 @@ drops out of the bucket: the planner counts its node as lost.`,
 	output := cli.OutputFlag(cmd, "text", "json")
 	nopts := natsFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		ctx := cmd.Context()
-		nc, js, err := nopts.connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		return fleetinfo.Nodes(ctx, js, cmd.OutOrStdout(), output.Value)
+		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+			return fleetinfo.Nodes(ctx, js, cmd.OutOrStdout(), output.Value)
+		})
 	}
 	return cmd
 }
@@ -56,13 +55,9 @@ cutover rollback).`,
 		if *release != "" && !*force {
 			return usageErrorf("--release %s deletes a lock: add --force to confirm", *release)
 		}
-		ctx := cmd.Context()
-		nc, js, err := nopts.connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		return fleetinfo.Locks(ctx, js, cmd.OutOrStdout(), *release, output.Value)
+		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+			return fleetinfo.Locks(ctx, js, cmd.OutOrStdout(), *release, output.Value)
+		})
 	}
 	return cmd
 }

@@ -49,6 +49,16 @@ func (o *natsOptions) connect(ctx context.Context) (*nats.Conn, jetstream.JetStr
 	return events.Connect(ctx, c, "cutover-"+cliIdentity)
 }
 
+// with connects, runs f on the connection's JetStream and closes it.
+func (o *natsOptions) with(ctx context.Context, f func(context.Context, jetstream.JetStream) error) error {
+	nc, js, err := o.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return f(ctx, js)
+}
+
 // devSeedFile returns the seed file cutover dev wrote for identity in its
 // data directory (default .cutover-data), or "" when there is none.
 func devSeedFile(dataDir, identity string) string {

@@ -118,17 +118,7 @@ func TestPlannerRunsCommandMigrationsInDocker(t *testing.T) {
 		Databases: e.db.Allowed("keystone"),
 	})
 	v1, v2 := e.images["v1"].Ref, e.images["v2"].Ref
-	inv := &inventory.Inventory{
-		Nodes: map[string]inventory.Node{"n1": {Roles: []string{"r"}}, "n2": {Roles: []string{"r"}}},
-		Roles: map[string]inventory.Role{"r": {Services: []string{"keystone"}}},
-		Services: map[string]inventory.Service{"keystone": {
-			Containers: []inventory.Container{{Name: "keystone", Image: v1}},
-			Database:   &inventory.Database{Driver: "mariadb", URL: e.db.Public, Commands: openstack.Commands(e.conf, 50, time.Minute)},
-		}},
-	}
-	for _, n := range []string{"n1", "n2"} {
-		nodeThatReports(t, s.JS, n, []events.ObservedContainer{{Name: "keystone", Service: "keystone", Image: v1, State: "running"}})
-	}
+	inv := twoNodeFleet(t, s.JS, "keystone", v1, &inventory.Database{Driver: "mariadb", URL: e.db.Public, Commands: openstack.Commands(e.conf, 50, time.Minute)})
 	upgradeWithPlanner(t, s.JS, inv, events.Release{Name: "keystone-v2", Services: map[string]events.ServiceRelease{"keystone": {Image: v2}}}, 3*time.Minute)
 
 	// The stream, in order: each migration request with its answer.

@@ -64,6 +64,26 @@ func nodeThatReports(t *testing.T, js jetstream.JetStream, node string, containe
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 }
 
+// twoNodeFleet is the fleet most cross-service tests roll: nodes n1 and n2,
+// each running one container of service on image (reporting as
+// nodeThatReports does), with db as the service's database. It returns the
+// inventory to give the planner.
+func twoNodeFleet(t *testing.T, js jetstream.JetStream, service, image string, db *inventory.Database) *inventory.Inventory {
+	t.Helper()
+	inv := &inventory.Inventory{
+		Nodes: map[string]inventory.Node{"n1": {Roles: []string{"r"}}, "n2": {Roles: []string{"r"}}},
+		Roles: map[string]inventory.Role{"r": {Services: []string{service}}},
+		Services: map[string]inventory.Service{service: {
+			Containers: []inventory.Container{{Name: service, Image: image}},
+			Database:   db,
+		}},
+	}
+	for _, n := range []string{"n1", "n2"} {
+		nodeThatReports(t, js, n, []events.ObservedContainer{{Name: service, Service: service, Image: image, State: "running"}})
+	}
+	return inv
+}
+
 // TestPlannerDrivesTheRealMigrator runs the planner with the real migrator
 // on SQLite: expand before the rolling waves, contract after every instance
 // reports the new image, and the database ends at the release's version.
@@ -77,17 +97,7 @@ func TestPlannerDrivesTheRealMigrator(t *testing.T) {
 	}, "CREATE TABLE legacy (id INTEGER)")
 
 	startMigrator(t, s.JS, migrator.Config{Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}}})
-	inv := &inventory.Inventory{
-		Nodes: map[string]inventory.Node{"n1": {Roles: []string{"r"}}, "n2": {Roles: []string{"r"}}},
-		Roles: map[string]inventory.Role{"r": {Services: []string{"web"}}},
-		Services: map[string]inventory.Service{"web": {
-			Containers: []inventory.Container{{Name: "web", Image: "web:v1"}},
-			Database:   &inventory.Database{Driver: "sqlite", URL: dbPath, Migrations: migrations, Version: 0},
-		}},
-	}
-	for _, n := range []string{"n1", "n2"} {
-		nodeThatReports(t, s.JS, n, []events.ObservedContainer{{Name: "web", Service: "web", Image: "web:v1", State: "running"}})
-	}
+	inv := twoNodeFleet(t, s.JS, "web", "web:v1", &inventory.Database{Driver: "sqlite", URL: dbPath, Migrations: migrations, Version: 0})
 	u := upgradeWithPlanner(t, s.JS, inv, events.Release{Name: "v2", Services: map[string]events.ServiceRelease{
 		"web": {Image: "web:v2", MigrationsVersion: 2}}}, time.Minute)
 	var version int

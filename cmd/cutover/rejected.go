@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
@@ -28,13 +31,9 @@ max age).`,
 		if *limit < 0 {
 			return usageErrorf("--limit %d: want 0 (all) or more", *limit)
 		}
-		ctx := cmd.Context()
-		nc, js, err := nopts.connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		return fleetinfo.Rejected(ctx, js, cmd.OutOrStdout(), *limit, output.Value)
+		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+			return fleetinfo.Rejected(ctx, js, cmd.OutOrStdout(), *limit, output.Value)
+		})
 	}
 	return cmd
 }

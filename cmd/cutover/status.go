@@ -1,13 +1,13 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
-	"github.com/cutover-dev/cutover/services/planner"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -25,30 +25,9 @@ aborted, 3 when it is paused (waiting for an operator).`,
 	nopts := natsFlags(cmd)
 	cmd.ValidArgsFunction = completeUpgrades(nopts)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		ctx := cmd.Context()
-		nc, js, err := nopts.connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		id, err := upgrades.Resolve(ctx, js, args[0])
-		if err != nil {
-			return err
-		}
-		u, err := planner.LoadUpgrade(ctx, js, id)
-		if err != nil {
-			return err
-		}
-		if output.Value == "json" {
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(u); err != nil {
-				return err
-			}
-		} else {
-			upgrades.PrintStatus(cmd.OutOrStdout(), u)
-		}
-		return upgrades.StatusExit(u)
+		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+			return upgrades.Status(ctx, js, cmd.OutOrStdout(), args[0], output.Value)
+		})
 	}
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
@@ -35,13 +36,9 @@ func newListCmd() *cobra.Command {
 				return usageErrorf("--state %q is not a phase; use %s", s, strings.Join(upgrades.Phases, ", "))
 			}
 		}
-		ctx := cmd.Context()
-		nc, js, err := nopts.connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		return upgrades.List(ctx, js, cmd.OutOrStdout(), *states, *limit, output.Value)
+		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+			return upgrades.List(ctx, js, cmd.OutOrStdout(), *states, *limit, output.Value)
+		})
 	}
 	return cmd
 }

@@ -41,17 +41,7 @@ func TestFailingHealthRollsBackContainersAndDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	startService(t, "watcher", w.Start, w.Close)
-	inv := &inventory.Inventory{
-		Nodes: map[string]inventory.Node{"n1": {Roles: []string{"r"}}, "n2": {Roles: []string{"r"}}},
-		Roles: map[string]inventory.Role{"r": {Services: []string{"web"}}},
-		Services: map[string]inventory.Service{"web": {
-			Containers: []inventory.Container{{Name: "web", Image: "web:v1"}},
-			Database:   &inventory.Database{Driver: "sqlite", URL: dbPath, Migrations: migrations, Version: 0},
-		}},
-	}
-	for _, n := range []string{"n1", "n2"} {
-		nodeThatReports(t, s.JS, n, []events.ObservedContainer{{Name: "web", Service: "web", Image: "web:v1", State: "running"}})
-	}
+	inv := twoNodeFleet(t, s.JS, "web", "web:v1", &inventory.Database{Driver: "sqlite", URL: dbPath, Migrations: migrations, Version: 0})
 	p, err := planner.New(t.Context(), planner.Config{Inventory: inv, PollInterval: 50 * time.Millisecond}, s.JS)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
@@ -24,19 +27,16 @@ per line, for jq.`,
 	nopts := natsFlags(cmd)
 	cmd.ValidArgsFunction = completeUpgrades(nopts)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		ctx := cmd.Context()
-		nc, js, err := nopts.connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		id := ""
-		if len(args) == 1 {
-			if id, err = upgrades.Resolve(ctx, js, args[0]); err != nil {
+		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+			if len(args) == 0 {
+				return upgrades.FollowAs(ctx, js, "", cmd.OutOrStdout(), output.Value, nil)
+			}
+			id, err := upgrades.Resolve(ctx, js, args[0])
+			if err != nil {
 				return err
 			}
-		}
-		return upgrades.FollowAs(ctx, js, id, cmd.OutOrStdout(), output.Value, nil)
+			return upgrades.FollowAs(ctx, js, id, cmd.OutOrStdout(), output.Value, nil)
+		})
 	}
 	return cmd
 }

@@ -2,13 +2,11 @@ package fleetinfo
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -61,18 +59,7 @@ func Nodes(ctx context.Context, js jetstream.JetStream, w io.Writer, format stri
 		}
 		rows = append(rows, r)
 	}
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	}
-	if len(rows) == 0 {
-		fmt.Fprintln(w, "no node-updater reports on this NATS")
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tVERSION\tRUNTIME\tCONTAINERS\tIMAGES\tINVENTORY\tLAST EVENT")
-	for _, r := range rows {
+	return render.Rows(w, format, rows, "no node-updater reports on this NATS", "NODE\tSTATE\tVERSION\tRUNTIME\tCONTAINERS\tIMAGES\tINVENTORY\tLAST EVENT", func(r NodeRow) string {
 		state := "alive"
 		if !r.Alive {
 			state = "silent"
@@ -81,10 +68,9 @@ func Nodes(ctx context.Context, js jetstream.JetStream, w io.Writer, format stri
 		if !r.LastSeen.IsZero() {
 			last = render.Ago(r.LastSeen, now)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Node, state, r.AgentVersion, r.Runtime, len(r.Containers),
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s", r.Node, state, r.AgentVersion, r.Runtime, len(r.Containers),
 			strings.Join(r.Images, ", "), render.Ago(r.UpdatedAt, now), last)
-	}
-	return tw.Flush()
+	})
 }
 
 // lastHeard is the time of a node-updater's newest event in the stream, or
@@ -144,25 +130,13 @@ func Locks(ctx context.Context, js jetstream.JetStream, w io.Writer, release, fo
 		}
 		return fmt.Errorf("no lock for scope %q; cutover locks lists them", release)
 	}
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	}
-	if len(rows) == 0 {
-		fmt.Fprintln(w, "no locks: no upgrade is running")
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCOPE\tUPGRADE\tPHASE\tHELD FOR\tSTATE")
-	for _, r := range rows {
+	return render.Rows(w, format, rows, "no locks: no upgrade is running", "SCOPE\tUPGRADE\tPHASE\tHELD FOR\tSTATE", func(r LockRow) string {
 		state := "live"
 		if !r.Live {
 			state = "stale: its upgrade " + map[bool]string{true: "is unknown", false: "ended"}[r.Phase == "unknown"] + "; cutover locks --release " + r.Scope + " --force"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Scope, r.Upgrade, r.Phase, render.Duration(time.Since(r.Since)), state)
-	}
-	return tw.Flush()
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", r.Scope, r.Upgrade, r.Phase, render.Duration(time.Since(r.Since)), state)
+	})
 }
 
 // readLocks reads every scope lock and the phase of its holder.

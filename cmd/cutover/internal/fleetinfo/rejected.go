@@ -2,11 +2,9 @@ package fleetinfo
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,23 +30,11 @@ func Rejected(ctx context.Context, js jetstream.JetStream, w io.Writer, limit in
 	if err != nil {
 		return err
 	}
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	}
-	if len(rows) == 0 {
-		fmt.Fprintln(w, "no rejected messages in the stream")
-		return nil
-	}
 	now := time.Now()
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tWHEN\tSUBJECT\tTYPE\tID\tBY\tSTORED\tFIELD\tREASON")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.StreamSequence, render.Ago(r.At, now), r.Subject,
+	return render.Rows(w, format, rows, "no rejected messages in the stream", "SEQ\tWHEN\tSUBJECT\tTYPE\tID\tBY\tSTORED\tFIELD\tREASON", func(r RejectedRow) string {
+		return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.StreamSequence, render.Ago(r.At, now), r.Subject,
 			orDash(r.RejectedType), orDash(events.Clip(r.EventID, 40)), r.Consumer, yesNo(r.Stored), orDash(r.Field), upgrades.OneLine(r.Reason, 160))
-	}
-	return tw.Flush()
+	})
 }
 
 // rejections reads the rejection events of the stream, oldest first, the

@@ -131,10 +131,8 @@ func Demo(ctx context.Context, out io.Writer, o DemoOptions) error {
 		return err
 	}
 
-	fmt.Fprintln(out, "\nsummary (read back from the Docker engine and the containers):")
-	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  container\tnode\timage\tserves\tvolume record\tinterruption")
-	ok := followErr == nil
+	// Check the outcome on the engine itself, not from cutover's own events.
+	var rows []summaryRow
 	for _, c := range containers {
 		img, serves, record := "?", "?", "missing"
 		if insp, err := cli.ContainerInspect(ctx, c.name, client.ContainerInspectOptions{}); err == nil {
@@ -146,15 +144,11 @@ func Demo(ctx context.Context, out io.Writer, o DemoOptions) error {
 		if data, err := getRecords(ctx, cli, c.name); err == nil && strings.Contains(data, demoRecord) {
 			record = "intact"
 		}
-		if img != "v2" || serves != "v2" || record != "intact" {
-			ok = false
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%dms\n", c.name, c.node, img, serves, record, interruption[c.name])
+		rows = append(rows, summaryRow{fmt.Sprintf("  %s\t%s\t%s\t%s\t%s\t%dms", c.name, c.node, img, serves, record, interruption[c.name]),
+			img == "v2" && serves == "v2" && record == "intact"})
 	}
-	tw.Flush()
-	if !audited(ctx, s, out, id) {
-		ok = false
-	}
+	ok := summary(ctx, s, out, id, followErr, "read back from the Docker engine and the containers",
+		"  container\tnode\timage\tserves\tvolume record\tinterruption", rows)
 	if !ok {
 		fmt.Fprintln(out, "\ndemo FAILED: not every container runs v2 with its data intact (see above)")
 		return exit.Error{Code: 1}
@@ -285,4 +279,28 @@ func audited(ctx context.Context, s *stack.Stack, out io.Writer, id string) bool
 	}
 	fmt.Fprintf(out, "  the auditor recorded %s of this upgrade (SQLite)\n", render.Plural(n, "event"))
 	return true
+}
+
+// summaryRow is one container in a demo's summary: its cells, and whether
+// it ended as it should.
+type summaryRow struct {
+	cells string
+	ok    bool
+}
+
+// summary prints a demo's outcome: a table (header, then each row) read
+// back from where the containers run (what), and what the auditor
+// recorded. It is true only if the upgrade completed (followErr nil),
+// every row is ok and the auditor recorded the upgrade's end.
+func summary(ctx context.Context, s *stack.Stack, out io.Writer, id string, followErr error, what, header string, rows []summaryRow) bool {
+	fmt.Fprintf(out, "\nsummary (%s):\n", what)
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	ok := followErr == nil
+	for _, r := range rows {
+		fmt.Fprintln(tw, r.cells)
+		ok = ok && r.ok
+	}
+	tw.Flush()
+	return audited(ctx, s, out, id) && ok
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -89,10 +88,7 @@ func demoSim(ctx context.Context, out io.Writer, dockerErr error, o DemoOptions)
 		return err
 	}
 
-	fmt.Fprintln(out, "\nsummary (read back from the simulated nodes):")
-	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  container\tnode\timage\tserves\tinterruption")
-	ok := followErr == nil
+	var rows []summaryRow
 	for _, n := range specs {
 		rt := fleet.Runtime(n.Name)
 		name := n.Containers[0].Name
@@ -100,15 +96,9 @@ func demoSim(ctx context.Context, out io.Writer, dockerErr error, o DemoOptions)
 		if rt.Serving()[name] {
 			serves = "yes"
 		}
-		if img != v2 || serves != "yes" {
-			ok = false
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%dms\n", name, n.Name, img, serves, interruption[name])
+		rows = append(rows, summaryRow{fmt.Sprintf("  %s\t%s\t%s\t%s\t%dms", name, n.Name, img, serves, interruption[name]), img == v2 && serves == "yes"})
 	}
-	tw.Flush()
-	if !audited(ctx, s, out, id) {
-		ok = false
-	}
+	ok := summary(ctx, s, out, id, followErr, "read back from the simulated nodes", "  container\tnode\timage\tserves\tinterruption", rows)
 	if !ok {
 		fmt.Fprintln(out, "\ndemo FAILED on the simulated runtime: not every container runs v2 (see above)")
 		return exit.Error{Code: 1}

@@ -2,12 +2,10 @@ package upgrades
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,21 +43,9 @@ func List(ctx context.Context, js jetstream.JetStream, w io.Writer, states []str
 	if limit > 0 && len(rows) > limit {
 		rows = rows[:limit]
 	}
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	}
-	if len(rows) == 0 {
-		fmt.Fprintln(w, "no upgrades")
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRELEASE\tPHASE\tWAVE\tREQUESTED\tREASON")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Release, r.Phase, r.Wave, render.Ago(r.RequestedAt, time.Now()), OneLine(r.Reason, 70))
-	}
-	return tw.Flush()
+	return render.Rows(w, format, rows, "no upgrades", "ID\tRELEASE\tPHASE\tWAVE\tREQUESTED\tREASON", func(r Row) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", r.ID, r.Release, r.Phase, r.Wave, render.Ago(r.RequestedAt, time.Now()), OneLine(r.Reason, 70))
+	})
 }
 
 // Phases are the phases an upgrade can be in, as every view names them.

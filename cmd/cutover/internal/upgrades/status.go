@@ -1,12 +1,16 @@
 package upgrades
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
@@ -119,4 +123,27 @@ func PrintStatus(w io.Writer, u *planner.Upgrade) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", np.Wave, np.Node, np.Status, detail)
 	}
 	_ = tw.Flush()
+}
+
+// Status prints the planner's state of the upgrade arg names, as text or
+// json; its error is the exit code StatusExit gives.
+func Status(ctx context.Context, js jetstream.JetStream, w io.Writer, arg, format string) error {
+	id, err := Resolve(ctx, js, arg)
+	if err != nil {
+		return err
+	}
+	u, err := planner.LoadUpgrade(ctx, js, id)
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(u); err != nil {
+			return err
+		}
+	} else {
+		PrintStatus(w, u)
+	}
+	return StatusExit(u)
 }
