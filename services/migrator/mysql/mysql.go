@@ -251,77 +251,28 @@ func tableExists(ctx context.Context, db querier, table string) (bool, error) {
 	return n > 0, err
 }
 
-// Version returns the version golang-migrate recorded, 0 when none.
-func (d *Database) Version(ctx context.Context) (uint, bool, error) {
-	db, err := d.conn(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	defer db.Close()
-	v, dirty, err := readVersion(ctx, db)
-	if err != nil {
-		return 0, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
-	}
-	return v, dirty, nil
+// Version reads golang-migrate's version of the database.
+func (d *Database) Version(ctx context.Context) (uint, bool, error) { return d.run().Version(ctx) }
+
+// schema finds golang-migrate's version table and the ledger in the
+// connection's database; the ledger's placeholders become question marks.
+var schema = apply.Schema{
+	VersionTable: versionTable, Quoted: "`" + versionTable + "`",
+	Exists: func(ctx context.Context, db *sql.DB, table string) (bool, error) { return tableExists(ctx, db, table) },
+	Ledger: func(db ledger.Execer) ledger.Execer { return qmarks{db} },
 }
 
-func readVersion(ctx context.Context, db *sql.DB) (uint, bool, error) {
-	ok, err := tableExists(ctx, db, versionTable)
-	if err != nil || !ok {
-		return 0, false, err
-	}
-	return apply.Version(ctx, db, "`"+versionTable+"`")
-}
-
-// state reads the version as golang-migrate sees it: none reports that
-// nothing was applied (version 0 then), which a set numbered from 0 needs.
-func (d *Database) state(ctx context.Context) (v uint, dirty, none bool, err error) {
-	db, err := d.conn(ctx)
-	if err != nil {
-		return 0, false, false, err
-	}
-	defer db.Close()
-	ok, err := tableExists(ctx, db, versionTable)
-	if err != nil {
-		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
-	}
-	if !ok {
-		return 0, false, true, nil
-	}
-	sv, dirty, err := apply.State(ctx, db, "`"+versionTable+"`")
-	if err != nil {
-		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
-	}
-	if sv < 0 {
-		return 0, dirty, true, nil
-	}
-	return uint(sv), dirty, false, nil
-}
+// readVersion reads golang-migrate's version on db (apply.Schema.ReadVersion).
+var readVersion = schema.ReadVersion
 
 // Migrations lists the source directory's migrations (migrator.ReadSource).
 func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error) {
-	if d.source == "" {
-		return nil, fmt.Errorf("list migrations of %s: no migration source was given", d.key)
-	}
-	return migrator.ReadSource(d.source)
+	return d.run().Migrations(ctx)
 }
 
 // Applied returns the ledger of applied files (package ledger).
 func (d *Database) Applied(ctx context.Context) ([]migrator.Applied, error) {
-	db, err := d.conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	exists, err := tableExists(ctx, db, ledger.Table)
-	if err != nil {
-		return nil, fmt.Errorf("read ledger of %s: %w", d.key, err)
-	}
-	out, err := ledger.Read(ctx, qmarks{db}, exists)
-	if err != nil {
-		return nil, fmt.Errorf("read ledger of %s: %w", d.key, err)
-	}
-	return out, nil
+	return d.run().Applied(ctx)
 }
 
 // qmarks adapts the ledger's numbered placeholders ($1, $2, ...) to the
@@ -340,27 +291,27 @@ func (q qmarks) QueryContext(ctx context.Context, query string, args ...any) (*s
 
 // Up applies the up migrations after the current version until target.
 func (d *Database) Up(ctx context.Context, target uint) error {
-	return d.locked(ctx, "migrate", func() error { return d.run(ctx, target, true) })
+	return d.locked(ctx, "migrate", func() error { return d.run().Migrate(ctx, target, true) })
 }
 
 // Down applies the down migrations from the current version until target.
 func (d *Database) Down(ctx context.Context, target uint) error {
-	return d.locked(ctx, "migrate", func() error { return d.run(ctx, target, false) })
+	return d.locked(ctx, "migrate", func() error { return d.run().Migrate(ctx, target, false) })
 }
 
-// run migrates one step at a time, so that a failure names its file. Each
+// run describes the database to apply.Run, which migrates one step at a
+// time, so that a failure names its file. Each
 // file runs as one multi-statement string, as golang-migrate's mysql driver
 // runs it: MySQL commits each DDL statement on its own (and DML too, in
 // autocommit), so a file that fails after its first statement leaves the
 // statements before it in place; see stepError.
-func (d *Database) run(ctx context.Context, target uint, up bool) error {
+func (d *Database) run() apply.Run {
 	return apply.Run{
-		Key: d.key, Source: d.source, Migrations: d.Migrations, State: d.state, Conn: d.conn, Name: "mysql", StepError: d.stepError,
-		Ledger: func(db ledger.Execer) ledger.Execer { return qmarks{db} },
+		Schema: schema, Key: d.key, Source: d.source, Conn: d.conn, Name: "mysql", StepError: d.stepError,
 		Driver: func(db *sql.DB) (database.Driver, error) {
 			return migratemysql.WithInstance(db, &migratemysql.Config{})
 		},
-	}.Migrate(ctx, target, up)
+	}
 }
 
 // stepError describes a failed migration file, and whether the server undid

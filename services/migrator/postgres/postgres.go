@@ -184,102 +184,56 @@ func open(ctx context.Context, cfg *pgx.ConnConfig, what string) (*sql.DB, error
 	return db, nil
 }
 
-// Version returns the version golang-migrate recorded, 0 when none.
-func (d *Database) Version(ctx context.Context) (uint, bool, error) {
-	db, err := d.conn(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	defer db.Close()
-	v, dirty, err := readVersion(ctx, db)
-	if err != nil {
-		return 0, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
-	}
-	return v, dirty, nil
+// Version reads golang-migrate's version of the database.
+func (d *Database) Version(ctx context.Context) (uint, bool, error) { return d.run().Version(ctx) }
+
+// schema finds golang-migrate's schema_migrations table and the ledger in
+// the connection's current schema.
+var schema = apply.Schema{
+	VersionTable: migratepgx.DefaultMigrationsTable,
+	Exists: func(ctx context.Context, db *sql.DB, table string) (bool, error) {
+		var exists bool
+		err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists)
+		return exists, err
+	},
 }
 
-// state reads the version as golang-migrate sees it: none reports that
-// nothing was applied (version 0 then), which a set numbered from 0 needs.
-func (d *Database) state(ctx context.Context) (v uint, dirty, none bool, err error) {
-	db, err := d.conn(ctx)
-	if err != nil {
-		return 0, false, false, err
-	}
-	defer db.Close()
-	var exists bool
-	if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, migratepgx.DefaultMigrationsTable).Scan(&exists); err != nil {
-		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
-	}
-	if !exists {
-		return 0, false, true, nil
-	}
-	sv, dirty, err := apply.State(ctx, db, migratepgx.DefaultMigrationsTable)
-	if err != nil {
-		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.key, err)
-	}
-	if sv < 0 {
-		return 0, dirty, true, nil
-	}
-	return uint(sv), dirty, false, nil
-}
-
-// readVersion reads golang-migrate's schema_migrations table in the current
-// schema. A missing table or row, or version -1, is version 0.
-func readVersion(ctx context.Context, db *sql.DB) (uint, bool, error) {
-	var exists bool
-	if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, migratepgx.DefaultMigrationsTable).Scan(&exists); err != nil {
-		return 0, false, err
-	}
-	if !exists {
-		return 0, false, nil
-	}
-	return apply.Version(ctx, db, migratepgx.DefaultMigrationsTable)
-}
+// readVersion reads golang-migrate's version on db (apply.Schema.ReadVersion).
+var readVersion = schema.ReadVersion
 
 // Migrations lists the source directory's migrations (migrator.ReadSource).
 func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error) {
-	if d.source == "" {
-		return nil, fmt.Errorf("list migrations of %s: no migration source was given", d.key)
-	}
-	return migrator.ReadSource(d.source)
+	return d.run().Migrations(ctx)
 }
 
 // Applied returns the ledger of applied files (package ledger).
 func (d *Database) Applied(ctx context.Context) ([]migrator.Applied, error) {
-	db, err := d.conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	var exists bool
-	if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, ledger.Table).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("read ledger of %s: %w", d.key, err)
-	}
-	out, err := ledger.Read(ctx, db, exists)
-	if err != nil {
-		return nil, fmt.Errorf("read ledger of %s: %w", d.key, err)
-	}
-	return out, nil
+	return d.run().Applied(ctx)
 }
 
 // Up applies the up migrations after the current version until target.
-func (d *Database) Up(ctx context.Context, target uint) error { return d.run(ctx, target, true) }
+func (d *Database) Up(ctx context.Context, target uint) error {
+	return d.run().Migrate(ctx, target, true)
+}
 
 // Down applies the down migrations from the current version until target.
-func (d *Database) Down(ctx context.Context, target uint) error { return d.run(ctx, target, false) }
+func (d *Database) Down(ctx context.Context, target uint) error {
+	return d.run().Migrate(ctx, target, false)
+}
 
-// run migrates one step at a time, so that a failure names its file. Each
+// run describes the database to apply.Run, which migrates one step at a
+// time, so that a failure names its file. Each
 // file runs as one statement string (golang-migrate's default): PostgreSQL
 // runs a file of several statements in one implicit transaction, so a failing
 // file leaves nothing behind but the dirty flag; a file holding only CREATE
 // INDEX CONCURRENTLY runs outside any transaction, as it must.
-func (d *Database) run(ctx context.Context, target uint, up bool) error {
+func (d *Database) run() apply.Run {
 	return apply.Run{
-		Key: d.key, Source: d.source, Migrations: d.Migrations, State: d.state, Conn: d.conn, Name: "pgx5", StepError: d.stepError,
+		Schema: schema, Key: d.key, Source: d.source, Conn: d.conn, Name: "pgx5", StepError: d.stepError,
 		Driver: func(db *sql.DB) (database.Driver, error) {
 			return migratepgx.WithInstance(db, &migratepgx.Config{MultiStatementEnabled: d.multi})
 		},
-	}.Migrate(ctx, target, up)
+	}
 }
 
 // stepError describes a failed migration file, and whether PostgreSQL undid

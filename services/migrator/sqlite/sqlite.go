@@ -115,106 +115,56 @@ func conn(ctx context.Context, path string, extra ...string) (*sql.DB, error) {
 	return db, nil
 }
 
-// Version returns the version golang-migrate recorded, 0 when none.
-func (d *Database) Version(ctx context.Context) (uint, bool, error) {
-	db, err := conn(ctx, d.path)
-	if err != nil {
-		return 0, false, err
-	}
-	defer db.Close()
-	v, dirty, err := readVersion(ctx, db)
-	if err != nil {
-		return 0, false, fmt.Errorf("read migration version of %s: %w", d.path, err)
-	}
-	return v, dirty, nil
+// Version reads golang-migrate's version of the database.
+func (d *Database) Version(ctx context.Context) (uint, bool, error) { return d.run().Version(ctx) }
+
+// schema finds golang-migrate's schema_migrations table and the ledger in
+// the file.
+var schema = apply.Schema{
+	VersionTable: migratesqlite.DefaultMigrationsTable,
+	Exists: func(ctx context.Context, db *sql.DB, table string) (bool, error) {
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&n)
+		return n > 0, err
+	},
 }
 
-// state reads the version as golang-migrate sees it: none reports that
-// nothing was applied (version 0 then), which a set numbered from 0 needs.
-func (d *Database) state(ctx context.Context) (v uint, dirty, none bool, err error) {
-	db, err := conn(ctx, d.path)
-	if err != nil {
-		return 0, false, false, err
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, migratesqlite.DefaultMigrationsTable).Scan(&n); err != nil {
-		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.path, err)
-	}
-	if n == 0 {
-		return 0, false, true, nil
-	}
-	sv, dirty, err := apply.State(ctx, db, migratesqlite.DefaultMigrationsTable)
-	if err != nil {
-		return 0, false, false, fmt.Errorf("read migration version of %s: %w", d.path, err)
-	}
-	if sv < 0 {
-		return 0, dirty, true, nil
-	}
-	return uint(sv), dirty, false, nil
-}
-
-// readVersion reads golang-migrate's schema_migrations table. A missing table
-// or row, or version -1 (golang-migrate's "none"), is version 0.
-func readVersion(ctx context.Context, db *sql.DB) (uint, bool, error) {
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, migratesqlite.DefaultMigrationsTable).Scan(&n); err != nil {
-		return 0, false, err
-	}
-	if n == 0 {
-		return 0, false, nil
-	}
-	return apply.Version(ctx, db, migratesqlite.DefaultMigrationsTable)
-}
+// readVersion reads golang-migrate's version on db (apply.Schema.ReadVersion).
+var readVersion = schema.ReadVersion
 
 // Migrations lists the source directory's migrations by ascending version
 // (migrator.ReadSource).
 func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error) {
-	if d.source == "" {
-		return nil, fmt.Errorf("list migrations of %s: no migration source was given", d.path)
-	}
-	return migrator.ReadSource(d.source)
+	return d.run().Migrations(ctx)
 }
 
 // Applied returns the ledger of applied files (package ledger).
 func (d *Database) Applied(ctx context.Context) ([]migrator.Applied, error) {
-	db, err := conn(ctx, d.path)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, ledger.Table).Scan(&n); err != nil {
-		return nil, fmt.Errorf("read ledger of %s: %w", d.path, err)
-	}
-	out, err := ledger.Read(ctx, db, n > 0)
-	if err != nil {
-		return nil, fmt.Errorf("read ledger of %s: %w", d.path, err)
-	}
-	return out, nil
+	return d.run().Applied(ctx)
 }
 
 // Up applies the up migrations after the current version until target.
 func (d *Database) Up(ctx context.Context, target uint) error {
-	return d.run(ctx, target, true)
+	return d.run().Migrate(ctx, target, true)
 }
 
 // Down applies the down migrations from the current version until target.
 func (d *Database) Down(ctx context.Context, target uint) error {
-	return d.run(ctx, target, false)
+	return d.run().Migrate(ctx, target, false)
 }
 
-// run migrates one step at a time, so that a failure names its file. It stops
+// run describes the database to apply.Run, which migrates one step at a
+// time, so that a failure names its file. It stops
 // between steps when ctx is done, leaving the database clean.
-func (d *Database) run(ctx context.Context, target uint, up bool) error {
+func (d *Database) run() apply.Run {
 	return apply.Run{
-		Key: d.path, Source: d.source, Migrations: d.Migrations, State: d.state, Name: "sqlite", StepError: d.stepError,
+		Schema: schema, Key: d.path, Source: d.source, Name: "sqlite", StepError: d.stepError,
 		Conn: func(ctx context.Context) (*sql.DB, error) { return conn(ctx, d.path) },
 		// golang-migrate closes db when m is closed.
 		Driver: func(db *sql.DB) (database.Driver, error) {
 			return migratesqlite.WithInstance(db, &migratesqlite.Config{NoTxWrap: d.noTxWrap})
 		},
-	}.Migrate(ctx, target, up)
+	}
 }
 
 // stepError describes a failed migration file, and whether SQLite undid it:

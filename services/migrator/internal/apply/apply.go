@@ -5,6 +5,7 @@
 package apply
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -71,17 +72,6 @@ func SQLError(err error) error {
 		return dbErr.OrigErr
 	}
 	return err
-}
-
-// Version reads golang-migrate's version row from table, which the caller
-// has found to exist. No row, or version -1 (golang-migrate's "none"), is
-// version 0.
-func Version(ctx context.Context, db *sql.DB, table string) (uint, bool, error) {
-	v, dirty, err := State(ctx, db, table)
-	if v < 0 {
-		return 0, dirty, err
-	}
-	return uint(v), dirty, err
 }
 
 // State reads golang-migrate's version row from table, which the caller has
@@ -172,27 +162,121 @@ func BoolOption(opts map[string]string, key string) (bool, error) {
 	return b, nil
 }
 
-// Run is what a driver tells Migrate about its database: the parts of a
-// migration run that differ between databases. Migrate is the walk the
-// drivers share.
+// Schema is how a driver finds golang-migrate's version table and the
+// ledger in its database.
+type Schema struct {
+	// Exists reports whether table exists in the database db is connected to.
+	Exists func(ctx context.Context, db *sql.DB, table string) (bool, error)
+	// VersionTable is golang-migrate's version table, as Exists takes it;
+	// Quoted, as a query names it ("" = VersionTable).
+	VersionTable, Quoted string
+	// Ledger adapts a connection to the database's placeholders when they
+	// are not $n, for the ledger's queries (nil: as it is).
+	Ledger func(db ledger.Execer) ledger.Execer
+}
+
+func (s Schema) ledger(db ledger.Execer) ledger.Execer {
+	if s.Ledger == nil {
+		return db
+	}
+	return s.Ledger(db)
+}
+
+// state reads golang-migrate's version on db as golang-migrate sees it: -1
+// when nothing was applied (no table, no row, or version -1).
+func (s Schema) state(ctx context.Context, db *sql.DB) (int64, bool, error) {
+	ok, err := s.Exists(ctx, db, s.VersionTable)
+	if err != nil || !ok {
+		return -1, false, err
+	}
+	return State(ctx, db, cmp.Or(s.Quoted, s.VersionTable))
+}
+
+// ReadVersion reads golang-migrate's version on db. A missing table or
+// row, or version -1 (golang-migrate's "none"), is version 0.
+func (s Schema) ReadVersion(ctx context.Context, db *sql.DB) (uint, bool, error) {
+	v, dirty, err := s.state(ctx, db)
+	if v < 0 {
+		return 0, dirty, err
+	}
+	return uint(v), dirty, err
+}
+
+// Run is what a driver tells Migrate, and the queries around it, about its
+// database: the parts of a migration run that differ between databases.
+// Its methods are the walk the drivers share.
 type Run struct {
+	Schema
 	// Key names the database in errors; Source is the migrations directory.
 	Key, Source string
-	// Migrations lists the source's migrations.
-	Migrations func(ctx context.Context) ([]migrator.Migration, error)
-	// State reads the database's version: none when nothing was applied.
-	State func(ctx context.Context) (v uint, dirty, none bool, err error)
 	// Conn opens a connection pool of its own: the ledger has one, and
 	// golang-migrate owns another.
 	Conn func(ctx context.Context) (*sql.DB, error)
-	// Ledger adapts the ledger's connection to the database's
-	// placeholders when they are not $n (nil: as it is).
-	Ledger func(db ledger.Execer) ledger.Execer
 	// Driver is golang-migrate's driver on db, named Name.
 	Driver func(db *sql.DB) (database.Driver, error)
 	Name   string
 	// StepError describes a failed file, and whether the database undid it.
 	StepError func(step migrator.Migration, file string, err error) *migrator.StepError
+}
+
+// Migrations lists the source directory's migrations by ascending version
+// (migrator.ReadSource).
+func (r Run) Migrations(ctx context.Context) ([]migrator.Migration, error) {
+	if r.Source == "" {
+		return nil, fmt.Errorf("list migrations of %s: no migration source was given", r.Key)
+	}
+	return migrator.ReadSource(r.Source)
+}
+
+// Version reads the database's version (Schema.ReadVersion) on a
+// connection of its own.
+func (r Run) Version(ctx context.Context) (uint, bool, error) {
+	db, err := r.Conn(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	defer db.Close()
+	v, dirty, err := r.ReadVersion(ctx, db)
+	if err != nil {
+		return 0, false, fmt.Errorf("read migration version of %s: %w", r.Key, err)
+	}
+	return v, dirty, nil
+}
+
+// state reads the version as golang-migrate sees it: none reports that
+// nothing was applied (version 0 then), which a set numbered from 0 needs.
+func (r Run) state(ctx context.Context) (v uint, dirty, none bool, err error) {
+	db, err := r.Conn(ctx)
+	if err != nil {
+		return 0, false, false, err
+	}
+	defer db.Close()
+	sv, dirty, err := r.Schema.state(ctx, db)
+	if err != nil {
+		return 0, false, false, fmt.Errorf("read migration version of %s: %w", r.Key, err)
+	}
+	if sv < 0 {
+		return 0, dirty, true, nil
+	}
+	return uint(sv), dirty, false, nil
+}
+
+// Applied returns the ledger of applied files (package ledger).
+func (r Run) Applied(ctx context.Context) ([]migrator.Applied, error) {
+	db, err := r.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	exists, err := r.Exists(ctx, db, ledger.Table)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", r.Key, err)
+	}
+	out, err := ledger.Read(ctx, r.ledger(db), exists)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", r.Key, err)
+	}
+	return out, nil
 }
 
 // Migrate takes the database from its version to target, one file at a
@@ -208,7 +292,7 @@ func (r Run) Migrate(ctx context.Context, target uint, up bool) error {
 	if err != nil {
 		return err
 	}
-	from, dirty, none, err := r.State(ctx)
+	from, dirty, none, err := r.state(ctx)
 	if err != nil {
 		return err
 	}
@@ -228,10 +312,7 @@ func (r Run) Migrate(ctx context.Context, target uint, up bool) error {
 		return err
 	}
 	defer led.Close()
-	var lx ledger.Execer = led
-	if r.Ledger != nil {
-		lx = r.Ledger(led)
-	}
+	lx := r.ledger(led)
 	if err := ledger.Ensure(ctx, led); err != nil {
 		return fmt.Errorf("migrate %s: %w", r.Key, err)
 	}
