@@ -113,10 +113,7 @@ func Demo(ctx context.Context, out io.Writer, o DemoOptions) error {
 		DataDir: filepath.Join(k.work, "data"), NATSListen: o.Listen, Docker: cli, Nodes: nodes,
 		AgentVersion: o.Version, Logger: Logger(o.Debug),
 	}
-	if err := (stack.DevNATS{}).Secure(&cfg); err != nil {
-		return err
-	}
-	s, err := stack.Start(ctx, cfg)
+	s, err := startSecured(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -303,4 +300,13 @@ func summary(ctx context.Context, s *stack.Stack, out io.Writer, id string, foll
 	}
 	tw.Flush()
 	return audited(ctx, s, out, id) && ok
+}
+
+// startSecured starts the in-process stack with every service on its own
+// generated NATS identity, as cutover dev runs it.
+func startSecured(ctx context.Context, cfg stack.Config) (*stack.Stack, error) {
+	if err := (stack.DevNATS{}).Secure(&cfg); err != nil {
+		return nil, err
+	}
+	return stack.Start(ctx, cfg)
 }

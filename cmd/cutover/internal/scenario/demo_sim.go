@@ -52,10 +52,7 @@ func demoSim(ctx context.Context, out io.Writer, dockerErr error, o DemoOptions)
 	for _, n := range specs {
 		cfg.Nodes = append(cfg.Nodes, n.Name) // their identities; the sim runs them
 	}
-	if err := (stack.DevNATS{}).Secure(&cfg); err != nil {
-		return err
-	}
-	s, err := stack.Start(ctx, cfg)
+	s, err := startSecured(ctx, cfg)
 	if err != nil {
 		return err
 	}
