@@ -1,13 +1,13 @@
 package events_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/events"
-	"github.com/cutover-dev/cutover/events/embednats"
 	"github.com/cutover-dev/cutover/events/natstest"
 )
 
@@ -54,7 +54,7 @@ func TestHeartbeatFloodKeepsUpgradeEvents(t *testing.T) {
 	}
 	flood := func(d events.Data, opts ...events.Option) {
 		t.Helper()
-		for range floodSize {
+		for i := range floodSize {
 			m, err := events.Encode(events.MustNew(src, d, opts...))
 			if err != nil {
 				t.Fatal(err)
@@ -62,11 +62,13 @@ func TestHeartbeatFloodKeepsUpgradeEvents(t *testing.T) {
 			if _, err := s.JS.PublishMsgAsync(m); err != nil {
 				t.Fatal(err)
 			}
-		}
-		select {
-		case <-s.JS.PublishAsyncComplete():
-		case <-time.After(time.Minute):
-			t.Fatal("flood not acknowledged within a minute")
+			if i%500 == 499 { // in batches: on a loaded machine the client stalls past a few thousand in flight
+				select {
+				case <-s.JS.PublishAsyncComplete():
+				case <-time.After(time.Minute):
+					t.Fatal("flood not acknowledged within a minute")
+				}
+			}
 		}
 	}
 	flood(events.NodeHeartbeat{Runtime: "docker", Containers: 20}, events.WithNode(node))
@@ -126,16 +128,8 @@ func streamHolds(t *testing.T, st jetstream.Stream, subj, id string) bool {
 // TTLs refuses a Nats-TTL header; a node-updater, which may not change the
 // stream, still gets its heartbeat stored.
 func TestHeartbeatOnAStreamWithoutTTLs(t *testing.T) {
-	srv, err := embednats.Start(embednats.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Name: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	_, js, err := events.Connect(t.Context(), events.ClientConfig{URL: srv.ClientURL()}, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := js.DeleteStream(t.Context(), events.StreamName); err != nil { // Connect set it up
+	js := natstest.Start(t).JS
+	if err := js.DeleteStream(t.Context(), events.StreamName); err != nil { // Start set it up
 		t.Fatal(err)
 	}
 	cfg := events.SetupConfig{}.StreamConfig()
@@ -150,5 +144,32 @@ func TestHeartbeatOnAStreamWithoutTTLs(t *testing.T) {
 	}
 	if !streamHolds(t, st, events.NodeHeartbeatSubject("n1"), hb.ID()) {
 		t.Error("heartbeat not stored")
+	}
+}
+
+// TestPublishRidesOutALeaderElection: while no server answers for the
+// stream (a cluster electing a new stream leader; here, a stream not made
+// yet) Publish tries again until its context ends. It gave up after half a
+// second before, and a node-updater lost the container.replaced of a
+// replacement it had made while the stream's leader was down.
+func TestPublishRidesOutALeaderElection(t *testing.T) {
+	js := natstest.Start(t).JS
+	cfg := streamInfo(t, js, events.StreamName)
+	if err := js.DeleteStream(t.Context(), events.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	e := events.MustNew(events.Source("test", "n1"), events.ContainerReplaced{Container: "web-1", Result: events.ResultReplaced}, events.WithNode("n1"))
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		done <- events.NewPublisher(js).Publish(ctx, e)
+	}()
+	time.Sleep(1500 * time.Millisecond) // three times what nats.go's default retries last
+	if _, err := js.CreateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("publish while nobody answered for the stream, then it came back: %v", err)
 	}
 }
