@@ -5,6 +5,7 @@
 #   make demo-zero-downtime   3 replicas behind a real HAProxy rolled v1 -> v2 under load, with and without drain
 #   make demo-expand-contract v1 and v2 share one SQLite database through expand -> roll -> contract under load
 #   make demo-openstack      an identity service on MariaDB: db-sync expand/migrate/contract under load, then a failing db-sync restored
+#   make demo-cluster        3 nats-server processes, every service its own process; a server and the leading planner killed mid-upgrade
 SHELL := /bin/bash
 MODULES := events inventory harness services/planner services/migrator services/node-updater services/auditor services/lb-agent cmd/cutover
 GO ?= go
@@ -17,7 +18,7 @@ PG_URL ?= postgres://cutover@127.0.0.1:5432/postgres?sslmode=disable
 # The MariaDB server scripts/mariadb-up.sh starts (or finds) for the tests.
 MARIADB_URL ?= mysql://cutover:cutover@127.0.0.1:3306/cutover
 
-.PHONY: all build demo demo-zero-downtime demo-expand-contract demo-openstack test fuzz fuzz-short fmt-check vet test-modules docker-check deps postgres mariadb haproxy chromium bench clean
+.PHONY: all build nats-server demo-cluster demo demo-zero-downtime demo-expand-contract demo-openstack test fuzz fuzz-short fmt-check vet test-modules docker-check deps postgres mariadb haproxy chromium bench clean
 
 all: build
 
@@ -33,6 +34,14 @@ build:
 
 demo: build
 	./bin/cutover demo
+
+# nats-server at the version in go.mod (events/go.mod), for make demo-cluster.
+nats-server:
+	@mkdir -p bin
+	@printf 'build bin/nats-server ... '; start=$$SECONDS; cd events && $(GO) build -o ../bin/nats-server github.com/nats-io/nats-server/v2 && echo "$$((SECONDS-start))s"
+
+demo-cluster: build nats-server
+	./bin/cutover demo-cluster --bin bin
 
 demo-zero-downtime: build haproxy
 	./bin/cutover demo-zero-downtime

@@ -136,7 +136,7 @@ and rehearses them, and runs the whole stack on one machine (cutover dev).`,
 	add("upgrades", newControlCmds()...)
 	add("plan", newPlanCmd(), newReleaseCmd(), newInventoryCmd())
 	add("fleet", newAdoptCmd(), newNodesCmd(), newLocksCmd(), newDbCmd(), newSnapshotsCmd(), newNATSConfigCmd(), newRejectedCmd())
-	add("run", newDevCmd(), newDemoCmd(), newDemoZeroDowntimeCmd(), newDemoExpandContractCmd(), newDemoOpenStackCmd(), newRehearseCmd())
+	add("run", newDevCmd(), newDemoCmd(), newDemoZeroDowntimeCmd(), newDemoExpandContractCmd(), newDemoOpenStackCmd(), newDemoClusterCmd(), newRehearseCmd())
 	root.AddCommand(newVersionCmd())
 	return root
 }

@@ -1,0 +1,255 @@
+package democluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/harness/testkit"
+)
+
+// checkEngine reads the outcome back from the Docker engine and the
+// containers themselves, not from cutover's events.
+func (d *demo) checkEngine(ctx context.Context, names []string, images map[string]testkit.Image) bool {
+	fmt.Fprintln(d.out, "the containers, read back from the Docker engine:")
+	tw := tabwriter.NewWriter(d.out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  container\tnode\timage\thealth\tserves")
+	ok := true
+	for _, name := range names {
+		img, health, node, serves := "?", "?", "?", "?"
+		if insp, err := d.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{}); err == nil {
+			c := insp.Container
+			for v, i := range images {
+				if i.ID == c.Image {
+					img = v
+				}
+			}
+			if c.State != nil && c.State.Health != nil {
+				health = string(c.State.Health.Status)
+			}
+			node = c.Config.Labels["dev.cutover.node"]
+			if ep, found := c.NetworkSettings.Networks[run]; found && ep.IPAddress.IsValid() {
+				serves = servedVersion(ctx, "http://"+ep.IPAddress.String()+":8080/")
+			}
+		}
+		if img != "v2" || health != "healthy" || serves != "v2" {
+			ok = false
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", name, node, img, health, serves)
+	}
+	tw.Flush()
+	return ok
+}
+
+// servedVersion is the version the demo app at url says it runs, or "?".
+func servedVersion(ctx context.Context, url string) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "?"
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "?"
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Version string `json:"version"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&v) != nil || v.Version == "" {
+		return "?"
+	}
+	return v.Version
+}
+
+// checkHistory compares the upgrade's events in the stream with the
+// auditor's history: every one stored once, and no container replaced twice.
+func (d *demo) checkHistory(ctx context.Context, js jetstream.JetStream, id string, containers int) bool {
+	inStream, err := streamIDs(ctx, js, id)
+	if err != nil {
+		fmt.Fprintf(d.out, "  read the upgrade's events from the stream: %v\n", err)
+		return false
+	}
+	var recs []stored
+	err = wait(ctx, 30*time.Second, "the auditor to store every event of the upgrade", func() bool {
+		recs, err = d.history(ctx, id)
+		if err != nil {
+			return false
+		}
+		stored := map[string]bool{}
+		for _, r := range recs {
+			stored[r.ID] = true
+		}
+		for _, e := range inStream {
+			if !stored[e] {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		fmt.Fprintf(d.out, "  auditor: %v\n", err)
+		return false
+	}
+	seen := map[string]int{}
+	replaced := map[string]int{}
+	for _, r := range recs {
+		seen[r.ID]++
+		var d events.ContainerReplaced
+		if r.Type == events.TypeContainerReplaced && json.Unmarshal(r.Data, &d) == nil && d.Result == events.ResultReplaced {
+			replaced[d.Container]++
+		}
+	}
+	ok := len(seen) == len(recs) && len(replaced) == containers
+	for c, n := range replaced {
+		if n != 1 {
+			ok = false
+			fmt.Fprintf(d.out, "  %s was replaced %d times\n", c, n)
+		}
+	}
+	fmt.Fprintf(d.out, "the auditor's history (a process of its own, SQLite): %d events of the upgrade, each once; the stream holds %d of them, all stored; %d containers replaced once each\n",
+		len(recs), len(inStream), len(replaced))
+	return ok
+}
+
+// stored is an event of the auditor's API: a CloudEvent in structured JSON.
+type stored struct {
+	ID   string          `json:"id"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+// history reads the upgrade's events from the auditor's API.
+func (d *demo) history(ctx context.Context, id string) ([]stored, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.http+"/api/upgrades/"+id+"/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("auditor API: %s: %s", resp.Status, b)
+	}
+	var recs []stored
+	if err := json.NewDecoder(resp.Body).Decode(&recs); err != nil {
+		return nil, fmt.Errorf("decode the auditor's answer: %w", err)
+	}
+	return recs, nil
+}
+
+// streamIDs returns the ids of the upgrade's events the stream holds now.
+func streamIDs(ctx context.Context, js jetstream.JetStream, id string) ([]string, error) {
+	st, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return nil, err
+	}
+	last := st.CachedInfo().State.LastSeq
+	c, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectAll}})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			return nil, err
+		}
+		if e, err := events.Decode(m.Headers(), m.Data()); err == nil && events.UpgradeOf(e) == id {
+			out = append(out, e.ID())
+		}
+		if meta, err := m.Metadata(); err != nil || meta.Sequence.Stream >= last {
+			return out, err
+		}
+	}
+}
+
+// report prints what the services said about the faults: the standby
+// planner taking over and the clients that lost and regained the bus.
+func (d *demo) report() {
+	fmt.Fprintln(d.out, "\nwhat the services logged about the faults:")
+	d.mu.Lock()
+	procs := append([]*proc(nil), d.procs...)
+	d.mu.Unlock()
+	for _, p := range procs {
+		if strings.HasPrefix(p.name, "nats-") {
+			continue
+		}
+		if d.killed[p.name] {
+			fmt.Fprintf(d.out, "  %-28s killed\n", p.name)
+			continue
+		}
+		for _, l := range p.grep("took over the planner lease") {
+			fmt.Fprintf(d.out, "  %-28s %s\n", p.name, logMsg(l))
+		}
+		lost, back := p.grep("lost the bus"), p.grep("regained the bus")
+		switch {
+		case len(lost) > 0 && len(back) > 0:
+			fmt.Fprintf(d.out, "  %-28s lost the bus %d×, regained it: %s\n", p.name, len(lost), logMsg(back[len(back)-1]))
+		case len(lost) > 0:
+			fmt.Fprintf(d.out, "  %-28s lost the bus and has not regained it\n", p.name)
+		default:
+			fmt.Fprintf(d.out, "  %-28s kept its connection (its server was not the one killed)\n", p.name)
+		}
+	}
+}
+
+// logMsg keeps a slog text line's message and attributes, without its
+// time and level.
+func logMsg(line string) string {
+	if i := strings.Index(line, "msg="); i >= 0 {
+		return line[i:]
+	}
+	return line
+}
+
+// cleanup stops every process, printing the end of each log when the demo
+// failed, and removes the containers, volumes, network, images and files.
+func (d *demo) cleanup(ctx context.Context, failed bool) error {
+	d.mu.Lock()
+	procs := append([]*proc(nil), d.procs...)
+	d.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop(grace)
+	}
+	if failed {
+		for _, p := range procs {
+			fmt.Fprintf(d.out, "\n--- %s (exit %v), last lines:\n%s\n", p.name, p.err, strings.Join(p.tail(15), "\n"))
+		}
+	}
+	errs := []error{d.removeDocker(ctx)}
+	if err := os.RemoveAll(d.work); err != nil {
+		errs = append(errs, fmt.Errorf("remove %s: %w", d.work, err))
+	}
+	err := errors.Join(errs...)
+	if err == nil {
+		fmt.Fprintf(d.out, "cleaned up: %d processes stopped; containers, volumes, network and images labelled %s removed; %s removed\n", len(procs), label, d.work)
+	}
+	return err
+}
+
+// removeDocker removes what the demo made on the engine.
+func (d *demo) removeDocker(ctx context.Context) error {
+	errs := []error{testkit.Cleanup(ctx, d.cli, label)}
+	if _, err := d.cli.NetworkRemove(ctx, run, client.NetworkRemoveOptions{}); err != nil && !strings.Contains(err.Error(), "not found") {
+		errs = append(errs, fmt.Errorf("remove network %s: %w", run, err))
+	}
+	return errors.Join(errs...)
+}
