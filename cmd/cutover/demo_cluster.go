@@ -33,7 +33,7 @@ it made is removed at the end.`,
 			}
 			bin = filepath.Dir(exe)
 		}
-		return democluster.Run(cmd.Context(), democluster.Config{BinDir: bin, Out: cmd.OutOrStdout(), Follow: follow})
+		return democluster.Run(cmd.Context(), democluster.Config{BinDir: bin, Out: cmd.OutOrStdout()})
 	}
 	return cmd
 }

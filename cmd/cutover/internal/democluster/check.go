@@ -77,12 +77,18 @@ func servedVersion(ctx context.Context, url string) string {
 // checkHistory compares the upgrade's events in the stream with the
 // auditor's history: every one stored once, and no container replaced twice.
 func (d *demo) checkHistory(ctx context.Context, js jetstream.JetStream, id string, containers int) bool {
-	inStream, err := streamIDs(ctx, js, id)
-	if err != nil {
-		fmt.Fprintf(d.out, "  read the upgrade's events from the stream: %v\n", err)
+	// The cluster may still be settling after the lost server: try again.
+	var inStream []string
+	var readErr error
+	if err := wait(ctx, 30*time.Second, "the stream to answer", func() bool {
+		inStream, readErr = streamIDs(ctx, js, id)
+		return readErr == nil
+	}); err != nil {
+		fmt.Fprintf(d.out, "  read the upgrade's events from the stream: %v (%v)\n", readErr, err)
 		return false
 	}
 	var recs []stored
+	var err error
 	err = wait(ctx, 30*time.Second, "the auditor to store every event of the upgrade", func() bool {
 		recs, err = d.history(ctx, id)
 		if err != nil {

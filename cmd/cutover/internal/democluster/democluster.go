@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/embednats"
 	"github.com/cutover-dev/cutover/events/natsauth"
@@ -51,10 +52,6 @@ type Config struct {
 	BinDir string
 	// Out receives what the demo does.
 	Out io.Writer
-	// Follow prints an upgrade's events until it ends (cutover watch's
-	// follow), calling onEvent with each; it returns an error unless the
-	// upgrade completed.
-	Follow func(ctx context.Context, js jetstream.JetStream, id string, w io.Writer, onEvent func(events.Event)) error
 }
 
 // demo is one run: its work directory, processes and Docker engine.
@@ -141,7 +138,7 @@ func (d *demo) run(ctx context.Context) error {
 	fmt.Fprintf(d.out, "\nupgrade %s requested: web -> %s, one node at a time\n\n", e.ID(), images["v2"].Ref)
 	faults := make(chan error, 1)
 	var once sync.Once
-	followErr := d.cfg.Follow(ctx, js, e.ID(), d.out, func(ev events.Event) {
+	followErr := upgrades.Follow(ctx, js, e.ID(), d.out, func(ev events.Event) {
 		if ev.Type() == events.TypeWaveCompleted {
 			once.Do(func() { go func() { faults <- d.injectFaults(ctx, js) }() })
 		}
