@@ -6,7 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cutover-dev/cutover/cmd/cutover/internal/democluster"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/scenario"
 )
 
 func newDemoClusterCmd() *cobra.Command {
@@ -22,7 +23,7 @@ engine; once the first wave completed, kill the nats-server leading the stream
 and the planner holding the lease, and show the upgrade finishing. Everything
 it made is removed at the end.`,
 		Example: "  make demo-cluster\n  cutover demo-cluster --bin ./bin",
-		Args:    noArgs,
+		Args:    cli.NoArgs,
 	}
 	cmd.Flags().StringVar(&bin, "bin", "", "`directory` of nats-server, planner, migrator, auditor and node-updater (default: this binary's directory; make build nats-server fills bin/)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -33,7 +34,7 @@ it made is removed at the end.`,
 			}
 			bin = filepath.Dir(exe)
 		}
-		return democluster.Run(cmd.Context(), democluster.Config{BinDir: bin, Out: cmd.OutOrStdout()})
+		return scenario.DemoCluster(cmd.Context(), cmd.OutOrStdout(), scenario.DemoClusterOptions{BinDir: bin})
 	}
 	return cmd
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package democluster
+package scenario
 
 import "syscall"
 

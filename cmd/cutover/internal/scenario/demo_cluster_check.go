@@ -1,11 +1,10 @@
-package democluster
+package scenario
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -15,13 +14,14 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/harness/testkit"
 )
 
 // checkEngine reads the outcome back from the Docker engine and the
 // containers themselves, not from cutover's events.
-func (d *demo) checkEngine(ctx context.Context, names []string, images map[string]testkit.Image) bool {
+func (d *clusterDemo) checkEngine(ctx context.Context, names []string, images map[string]testkit.Image) bool {
 	fmt.Fprintln(d.out, "the containers, read back from the Docker engine:")
 	tw := tabwriter.NewWriter(d.out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  container\tnode\timage\thealth\tserves")
@@ -39,7 +39,7 @@ func (d *demo) checkEngine(ctx context.Context, names []string, images map[strin
 				health = string(c.State.Health.Status)
 			}
 			node = c.Config.Labels["dev.cutover.node"]
-			if ep, found := c.NetworkSettings.Networks[run]; found && ep.IPAddress.IsValid() {
+			if ep, found := c.NetworkSettings.Networks[clusterName]; found && ep.IPAddress.IsValid() {
 				serves = servedVersion(ctx, "http://"+ep.IPAddress.String()+":8080/")
 			}
 		}
@@ -76,46 +76,41 @@ func servedVersion(ctx context.Context, url string) string {
 
 // checkHistory compares the upgrade's events in the stream with the
 // auditor's history: every one stored once, and no container replaced twice.
-func (d *demo) checkHistory(ctx context.Context, js jetstream.JetStream, id string, containers int) bool {
-	// The cluster may still be settling after the lost server: try again.
-	var inStream []string
+func (d *clusterDemo) checkHistory(ctx context.Context, js jetstream.JetStream, id string, containers int) bool {
+	// The cluster may still be electing leaders after the lost server:
+	// read again until it answers.
+	var inStream, recs []events.Event
 	var readErr error
 	if err := wait(ctx, 30*time.Second, "the stream to answer", func() bool {
-		inStream, readErr = streamIDs(ctx, js, id)
+		inStream, readErr = upgrades.Events(ctx, js, id)
 		return readErr == nil
 	}); err != nil {
 		fmt.Fprintf(d.out, "  read the upgrade's events from the stream: %v (%v)\n", readErr, err)
 		return false
 	}
-	var recs []stored
-	var err error
-	err = wait(ctx, 30*time.Second, "the auditor to store every event of the upgrade", func() bool {
-		recs, err = d.history(ctx, id)
-		if err != nil {
-			return false
-		}
+	aud := upgrades.Auditor{Base: "http://" + d.http}
+	if err := wait(ctx, 30*time.Second, "the auditor to store every event of the upgrade", func() bool {
+		recs, readErr = aud.Events(ctx, id)
 		stored := map[string]bool{}
 		for _, r := range recs {
-			stored[r.ID] = true
+			stored[r.ID()] = true
 		}
 		for _, e := range inStream {
-			if !stored[e] {
+			if !stored[e.ID()] {
 				return false
 			}
 		}
-		return true
-	})
-	if err != nil {
-		fmt.Fprintf(d.out, "  auditor: %v\n", err)
+		return readErr == nil
+	}); err != nil {
+		fmt.Fprintf(d.out, "  auditor: %v (%v)\n", err, readErr)
 		return false
 	}
 	seen := map[string]int{}
 	replaced := map[string]int{}
 	for _, r := range recs {
-		seen[r.ID]++
-		var d events.ContainerReplaced
-		if r.Type == events.TypeContainerReplaced && json.Unmarshal(r.Data, &d) == nil && d.Result == events.ResultReplaced {
-			replaced[d.Container]++
+		seen[r.ID()]++
+		if c, err := events.DataAs[events.ContainerReplaced](r); err == nil && r.Type() == events.TypeContainerReplaced && c.Result == events.ResultReplaced {
+			replaced[c.Container]++
 		}
 	}
 	ok := len(seen) == len(recs) && len(replaced) == containers
@@ -130,66 +125,9 @@ func (d *demo) checkHistory(ctx context.Context, js jetstream.JetStream, id stri
 	return ok
 }
 
-// stored is an event of the auditor's API: a CloudEvent in structured JSON.
-type stored struct {
-	ID   string          `json:"id"`
-	Type string          `json:"type"`
-	Data json.RawMessage `json:"data"`
-}
-
-// history reads the upgrade's events from the auditor's API.
-func (d *demo) history(ctx context.Context, id string) ([]stored, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.http+"/api/upgrades/"+id+"/events", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("auditor API: %s: %s", resp.Status, b)
-	}
-	var recs []stored
-	if err := json.NewDecoder(resp.Body).Decode(&recs); err != nil {
-		return nil, fmt.Errorf("decode the auditor's answer: %w", err)
-	}
-	return recs, nil
-}
-
-// streamIDs returns the ids of the upgrade's events the stream holds now.
-func streamIDs(ctx context.Context, js jetstream.JetStream, id string) ([]string, error) {
-	st, err := js.Stream(ctx, events.StreamName)
-	if err != nil {
-		return nil, err
-	}
-	last := st.CachedInfo().State.LastSeq
-	c, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectAll}})
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for {
-		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			return nil, err
-		}
-		if e, err := events.Decode(m.Headers(), m.Data()); err == nil && events.UpgradeOf(e) == id {
-			out = append(out, e.ID())
-		}
-		if meta, err := m.Metadata(); err != nil || meta.Sequence.Stream >= last {
-			return out, err
-		}
-	}
-}
-
 // report prints what the services said about the faults: the standby
 // planner taking over and the clients that lost and regained the bus.
-func (d *demo) report() {
+func (d *clusterDemo) report() {
 	fmt.Fprintln(d.out, "\nwhat the services logged about the faults:")
 	d.mu.Lock()
 	procs := append([]*proc(nil), d.procs...)
@@ -228,34 +166,34 @@ func logMsg(line string) string {
 
 // cleanup stops every process, printing the end of each log when the demo
 // failed, and removes the containers, volumes, network, images and files.
-func (d *demo) cleanup(ctx context.Context, failed bool) error {
+func (d *clusterDemo) cleanup(ctx context.Context, failed bool) error {
 	d.mu.Lock()
 	procs := append([]*proc(nil), d.procs...)
 	d.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
-		procs[i].stop(grace)
+		procs[i].stop(procGrace)
 	}
 	if failed {
 		for _, p := range procs {
 			fmt.Fprintf(d.out, "\n--- %s (exit %v), last lines:\n%s\n", p.name, p.err, strings.Join(p.tail(15), "\n"))
 		}
 	}
-	errs := []error{d.removeDocker(ctx)}
-	if err := os.RemoveAll(d.work); err != nil {
-		errs = append(errs, fmt.Errorf("remove %s: %w", d.work, err))
+	err := d.removeDocker(ctx)
+	d.kit.close(ctx) // the registry and the work directory
+	if _, serr := os.Stat(d.work); !errors.Is(serr, os.ErrNotExist) {
+		err = errors.Join(err, fmt.Errorf("remove %s: %v", d.work, serr))
 	}
-	err := errors.Join(errs...)
 	if err == nil {
-		fmt.Fprintf(d.out, "cleaned up: %d processes stopped; containers, volumes, network and images labelled %s removed; %s removed\n", len(procs), label, d.work)
+		fmt.Fprintf(d.out, "cleaned up: %d processes stopped; containers, volumes, network and images labelled %s removed; %s removed\n", len(procs), clusterLabel, d.work)
 	}
 	return err
 }
 
 // removeDocker removes what the demo made on the engine.
-func (d *demo) removeDocker(ctx context.Context) error {
-	errs := []error{testkit.Cleanup(ctx, d.cli, label)}
-	if _, err := d.cli.NetworkRemove(ctx, run, client.NetworkRemoveOptions{}); err != nil && !strings.Contains(err.Error(), "not found") {
-		errs = append(errs, fmt.Errorf("remove network %s: %w", run, err))
+func (d *clusterDemo) removeDocker(ctx context.Context) error {
+	errs := []error{testkit.Cleanup(ctx, d.cli, clusterLabel)}
+	if _, err := d.cli.NetworkRemove(ctx, clusterName, client.NetworkRemoveOptions{}); err != nil && !strings.Contains(err.Error(), "not found") {
+		errs = append(errs, fmt.Errorf("remove network %s: %w", clusterName, err))
 	}
 	return errors.Join(errs...)
 }

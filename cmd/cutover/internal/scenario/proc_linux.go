@@ -1,4 +1,4 @@
-package democluster
+package scenario
 
 import "syscall"
 

@@ -1,15 +1,4 @@
-// Package democluster is `cutover demo-cluster` (make demo-cluster): the
-// distributed mode for real on one machine. Three nats-server processes form
-// a JetStream cluster; the planner (twice, one holding the lease), the
-// migrator, the auditor and one node-updater per demo node run as processes
-// of their own, each on its own generated NATS identity, with the stream and
-// buckets at 3 replicas. An upgrade of three containers on the local Docker
-// engine runs; once its first wave completed, the demo kills (SIGKILL) the
-// nats-server leading the CUTOVER stream and the planner holding the lease,
-// and shows the upgrade finishing. Then it checks the result on the engine
-// and in the auditor's history, and removes every process, container,
-// volume, network, image and file it made.
-package democluster
+package scenario
 
 import (
 	"context"
@@ -27,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/embednats"
@@ -35,29 +25,28 @@ import (
 )
 
 const (
-	run       = "cutover-demo-cluster" // label value, network and cluster name
-	label     = testkit.LabelTest + "=" + run
-	servers   = 3
-	replicas  = 3
-	minHealth = 3 * time.Second // each new container's health gate: the waves take a while
-	grace     = 15 * time.Second
+	clusterName      = "cutover-demo-cluster" // label value, network and cluster name
+	clusterLabel     = testkit.LabelTest + "=" + clusterName
+	clusterServers   = 3
+	clusterReplicas  = 3
+	clusterMinHealth = 3 * time.Second // each new container's health gate: the waves take a while
+	procGrace        = 15 * time.Second
 )
 
-var nodes = []string{"cluster-node1", "cluster-node2", "cluster-node3"}
+var clusterNodes = []string{"cluster-node1", "cluster-node2", "cluster-node3"}
 
-// Config says where the binaries are and where to print.
-type Config struct {
+// DemoClusterOptions says where the binaries are.
+type DemoClusterOptions struct {
 	// BinDir holds nats-server, planner, migrator, auditor and
 	// node-updater (make build and make nats-server put them in bin/).
 	BinDir string
-	// Out receives what the demo does.
-	Out io.Writer
 }
 
-// demo is one run: its work directory, processes and Docker engine.
-type demo struct {
-	cfg   Config
+// clusterDemo is one run: its work directory, processes and Docker engine.
+type clusterDemo struct {
+	o     DemoClusterOptions
 	out   io.Writer
+	kit   *kit
 	work  string
 	logs  string
 	creds string
@@ -72,13 +61,25 @@ type demo struct {
 	killed map[string]bool // the processes killed on purpose
 }
 
-// Run runs the demo and cleans up after it, whatever happened. It returns
-// an error unless the upgrade completed through the faults with every
-// container on v2 and every event in the auditor's history once.
-func Run(ctx context.Context, cfg Config) (err error) {
+// DemoCluster is `cutover demo-cluster` (make demo-cluster): the
+// distributed mode for real on one machine. Three nats-server processes form
+// a JetStream cluster; the planner (twice, one holding the lease), the
+// migrator, the auditor and one node-updater per demo node run as processes
+// of their own, each on its own generated NATS identity, with the stream and
+// buckets at 3 replicas. An upgrade of three containers on the local Docker
+// engine runs; once its first wave completed, the demo kills (SIGKILL) the
+// nats-server leading the CUTOVER stream and the planner holding the lease,
+// and shows the upgrade finishing. Then it checks the result on the engine
+// and in the auditor's history, and removes every process, container,
+// volume, network, image and file it made.
+//
+// It cleans up whatever happened, and exits 1 unless the upgrade completed
+// through the faults with every container on v2 and every event in the
+// auditor's history once.
+func DemoCluster(ctx context.Context, out io.Writer, o DemoClusterOptions) (err error) {
 	for _, b := range []string{"nats-server", "planner", "migrator", "auditor", "node-updater"} {
-		if _, err := os.Stat(filepath.Join(cfg.BinDir, b)); err != nil {
-			return fmt.Errorf("%s not found in %s: run make build nats-server first, or give --bin the directory holding it: %w", b, cfg.BinDir, err)
+		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
+			return fmt.Errorf("%s not found in %s: run make build nats-server first, or give --bin the directory holding it: %w", b, o.BinDir, err)
 		}
 	}
 	cli, err := testkit.DockerAvailable(ctx)
@@ -86,13 +87,15 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return fmt.Errorf("demo-cluster needs the local Docker engine: %w", err)
 	}
 	defer cli.Close()
-	d := &demo{cfg: cfg, out: cfg.Out, cli: cli, killed: map[string]bool{}}
+	d := &clusterDemo{o: o, out: out, cli: cli, killed: map[string]bool{}}
 	if err := d.removeDocker(ctx); err != nil { // leftovers of an interrupted run
 		return err
 	}
-	if d.work, err = os.MkdirTemp("", run+"-"); err != nil {
-		return fmt.Errorf("create the work directory: %w", err)
+	fmt.Fprintf(out, "cutover demo-cluster: a 3-server NATS JetStream cluster, every cutover service a process of its own, replicas %d\n", clusterReplicas)
+	if d.kit, err = newKit(ctx, clusterName+"-", testkit.BuildDemoApp); err != nil {
+		return err
 	}
+	d.work = d.kit.work
 	d.logs = filepath.Join(d.work, "logs")
 	d.creds = filepath.Join(d.work, "nats")
 	defer func() {
@@ -106,13 +109,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	return d.run(ctx)
 }
 
-func (d *demo) run(ctx context.Context) error {
-	fmt.Fprintf(d.out, "cutover demo-cluster: a 3-server NATS JetStream cluster, every cutover service a process of its own, replicas %d\n", replicas)
-	images, containers, reg, err := d.fleet(ctx)
+func (d *clusterDemo) run(ctx context.Context) error {
+	images, containers, err := d.fleet(ctx)
 	if err != nil {
 		return err
 	}
-	defer reg.Close(context.WithoutCancel(ctx))
 	if err := d.startCluster(ctx); err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func (d *demo) run(ctx context.Context) error {
 	}
 
 	req := events.UpgradeRequested{RequestedBy: "cutover demo-cluster", Release: events.Release{Name: "cluster-v2", Services: map[string]events.ServiceRelease{
-		"web": {Image: images["v2"].Ref, MinHealthyMs: minHealth.Milliseconds()},
+		"web": {Image: images["v2"].Ref, MinHealthyMs: clusterMinHealth.Milliseconds()},
 	}}}
 	e, err := events.New(events.Source("cli", ""), req)
 	if err != nil {
@@ -165,68 +166,56 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	d.report()
 	if !ok {
-		return errors.New("demo-cluster FAILED (see above)")
+		fmt.Fprintln(d.out, "\ndemo-cluster FAILED (see above)")
+		return exit.Error{Code: 1}
 	}
 	fmt.Fprintln(d.out, "\ndemo-cluster passed: the upgrade finished on the cluster without one of its servers and its leading planner")
 	return nil
 }
 
-// fleet builds the demo app's v1 and v2 images into an in-process registry
-// and starts one v1 container per node.
-func (d *demo) fleet(ctx context.Context) (map[string]testkit.Image, []string, *testkit.Registry, error) {
-	bin, err := testkit.BuildDemoApp(ctx, filepath.Join(d.work, "app"))
+// fleet pushes the demo app's v1 and v2 images to the kit's registry and
+// starts one v1 container per node.
+func (d *clusterDemo) fleet(ctx context.Context) (map[string]testkit.Image, []string, error) {
+	images, err := d.kit.push(ctx, d.out, clusterName+"/web", map[string]string{testkit.LabelTest: clusterName}, v1v2...)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	reg, err := testkit.StartRegistry(ctx)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	images := map[string]testkit.Image{}
-	for _, v := range []string{"v1", "v2"} {
-		img, err := reg.Push(ctx, bin, testkit.ImageSpec{Repo: run + "/web", Tag: v, Version: v, Healthcheck: true, Labels: map[string]string{testkit.LabelTest: run}})
-		if err != nil {
-			return nil, nil, reg, err
-		}
-		images[v] = img
-	}
-	fmt.Fprintf(d.out, "  built images %s and :v2 into a registry on %s\n", images["v1"].Ref, reg.Addr())
 	if err := testkit.PullImage(ctx, d.cli, images["v1"].Ref); err != nil {
-		return nil, nil, reg, err
+		return nil, nil, err
 	}
-	if err := testkit.EnsureNetwork(ctx, d.cli, run, ""); err != nil {
-		return nil, nil, reg, err
+	if err := testkit.EnsureNetwork(ctx, d.cli, clusterName, ""); err != nil {
+		return nil, nil, err
 	}
 	var names []string
-	for i, node := range nodes {
-		name := fmt.Sprintf("%s-web-%d", run, i+1)
+	for i, node := range clusterNodes {
+		name := fmt.Sprintf("%s-web-%d", clusterName, i+1)
 		id, err := testkit.CreateContainer(ctx, d.cli, testkit.ContainerOpts{
 			Name: name, Image: images["v1"].Ref, Node: node, Service: "web",
-			Labels:  map[string]string{testkit.LabelTest: run},
-			Volumes: map[string]string{fmt.Sprintf("%s-data-%d", run, i+1): "/data"}, Network: run,
+			Labels:  map[string]string{testkit.LabelTest: clusterName},
+			Volumes: map[string]string{fmt.Sprintf("%s-data-%d", clusterName, i+1): "/data"}, Network: clusterName,
 			RestartPolicy: "unless-stopped",
 		})
 		if err != nil {
-			return nil, nil, reg, err
+			return nil, nil, err
 		}
 		if _, err := testkit.WaitHealth(ctx, d.cli, id, "healthy"); err != nil {
-			return nil, nil, reg, fmt.Errorf("container %s did not become healthy: %w", name, err)
+			return nil, nil, fmt.Errorf("container %s did not become healthy: %w", name, err)
 		}
 		names = append(names, name)
 	}
-	fmt.Fprintf(d.out, "  started %s on v1, one per node (%s)\n", strings.Join(names, ", "), strings.Join(nodes, ", "))
-	return images, names, reg, nil
+	fmt.Fprintf(d.out, "  started %s on v1, one per node (%s)\n", strings.Join(names, ", "), strings.Join(clusterNodes, ", "))
+	return images, names, nil
 }
 
 // startCluster writes the credentials of every identity and the three
 // servers' configurations, and starts the servers.
-func (d *demo) startCluster(ctx context.Context) error {
-	if _, err := natsauth.Write(d.creds, natsauth.Fleet{Nodes: nodes}); err != nil {
+func (d *clusterDemo) startCluster(ctx context.Context) error {
+	if _, err := natsauth.Write(d.creds, natsauth.Fleet{Nodes: clusterNodes}); err != nil {
 		return fmt.Errorf("generate NATS credentials: %w", err)
 	}
-	client, route := make([]int, servers), make([]int, servers)
+	client, route := make([]int, clusterServers), make([]int, clusterServers)
 	var routes []string
-	for i := range servers {
+	for i := range clusterServers {
 		var err error
 		if client[i], err = freePort(); err != nil {
 			return err
@@ -237,7 +226,7 @@ func (d *demo) startCluster(ctx context.Context) error {
 		routes = append(routes, fmt.Sprintf("%q", fmt.Sprintf("nats-route://127.0.0.1:%d", route[i])))
 		d.urls = append(d.urls, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
 	}
-	for i := range servers {
+	for i := range clusterServers {
 		name := fmt.Sprintf("n%d", i+1)
 		conf := fmt.Sprintf(`# cutover demo-cluster: server %s of %d
 server_name: %q
@@ -250,12 +239,12 @@ cluster {
   routes: [%s]
 }
 include %q
-`, name, servers, name, client[i], embednats.MaxPayload, filepath.Join(d.work, "js-"+name), run, route[i], strings.Join(routes, ", "), natsauth.AuthorizationFile)
+`, name, clusterServers, name, client[i], embednats.MaxPayload, filepath.Join(d.work, "js-"+name), clusterName, route[i], strings.Join(routes, ", "), natsauth.AuthorizationFile)
 		path := filepath.Join(d.creds, name+".conf")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
-		p, err := startProc(d.logs, "nats-"+name, filepath.Join(d.cfg.BinDir, "nats-server"), []string{"-c", path}, nil)
+		p, err := startProc(d.logs, "nats-"+name, filepath.Join(d.o.BinDir, "nats-server"), []string{"-c", path}, nil)
 		if err != nil {
 			return err
 		}
@@ -293,13 +282,13 @@ func waitListening(ctx context.Context, p *proc, port int) error {
 // connectCLI connects as the cli identity and creates the stream and
 // buckets with 3 replicas, retrying while the cluster elects its JetStream
 // meta leader.
-func (d *demo) connectCLI(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
+func (d *clusterDemo) connectCLI(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
 	cfg := d.client("cli")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		nc, js, err := events.Connect(ctx, cfg, "cutover-cli", events.WithSetup(events.SetupConfig{Replicas: replicas}))
+		nc, js, err := events.Connect(ctx, cfg, "cutover-cli", events.WithSetup(events.SetupConfig{Replicas: clusterReplicas}))
 		if err == nil {
-			fmt.Fprintf(d.out, "  created the CUTOVER stream and the 4 KV buckets with %d replicas\n", replicas)
+			fmt.Fprintf(d.out, "  created the CUTOVER stream and the 4 KV buckets with %d replicas\n", clusterReplicas)
 			return nc, js, nil
 		}
 		if time.Now().After(deadline) {
@@ -315,14 +304,14 @@ func (d *demo) connectCLI(ctx context.Context) (*nats.Conn, jetstream.JetStream,
 
 // client is the connection config of an identity: every server's URL and
 // its generated seed.
-func (d *demo) client(identity string) events.ClientConfig {
+func (d *clusterDemo) client(identity string) events.ClientConfig {
 	return events.ClientConfig{URL: strings.Join(d.urls, ","), NKeyFile: natsauth.SeedFile(d.creds, identity)}
 }
 
 // startServices starts every service as a process of its own and waits
 // until the node-updaters published their inventories and a planner holds
 // the lease.
-func (d *demo) startServices(ctx context.Context, js jetstream.JetStream) error {
+func (d *clusterDemo) startServices(ctx context.Context, js jetstream.JetStream) error {
 	dbs := filepath.Join(d.work, "databases.yaml")
 	if err := os.WriteFile(dbs, []byte(fmt.Sprintf("web: {driver: sqlite, location: %q}\n", filepath.Join(d.work, "web.db"))), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", dbs, err)
@@ -342,14 +331,14 @@ func (d *demo) startServices(ctx context.Context, js jetstream.JetStream) error 
 		{"planner-a", "planner", "planner", []string{"--instance", "planner-a"}},
 		{"planner-b", "planner", "planner", []string{"--instance", "planner-b"}},
 	}
-	for _, n := range nodes {
+	for _, n := range clusterNodes {
 		all = append(all, svc{"node-updater-" + n, "node-updater", "node-updater-" + n, []string{"--node", n}})
 	}
 	var names []string
 	for _, s := range all {
 		c := d.client(s.identity)
-		env := []string{"CUTOVER_NATS=" + c.URL, "CUTOVER_NATS_NKEY=" + c.NKeyFile, fmt.Sprintf("CUTOVER_STREAM_REPLICAS=%d", replicas)}
-		p, err := startProc(d.logs, s.name, filepath.Join(d.cfg.BinDir, s.bin), s.args, env)
+		env := []string{"CUTOVER_NATS=" + c.URL, "CUTOVER_NATS_NKEY=" + c.NKeyFile, fmt.Sprintf("CUTOVER_STREAM_REPLICAS=%d", clusterReplicas)}
+		p, err := startProc(d.logs, s.name, filepath.Join(d.o.BinDir, s.bin), s.args, env)
 		if err != nil {
 			return err
 		}
@@ -366,7 +355,7 @@ func (d *demo) startServices(ctx context.Context, js jetstream.JetStream) error 
 	if err != nil {
 		return fmt.Errorf("open bucket %s: %w", events.BucketNodes, err)
 	}
-	for _, n := range nodes {
+	for _, n := range clusterNodes {
 		if err := wait(ctx, 60*time.Second, "node-updater "+n+"'s inventory", func() bool { _, err := kv.Get(ctx, n); return err == nil }); err != nil {
 			return errors.Join(err, d.exited())
 		}
@@ -375,7 +364,7 @@ func (d *demo) startServices(ctx context.Context, js jetstream.JetStream) error 
 }
 
 // waitLog waits until p's log has a line with words.
-func (d *demo) waitLog(ctx context.Context, p *proc, within time.Duration, words ...string) error {
+func (d *clusterDemo) waitLog(ctx context.Context, p *proc, within time.Duration, words ...string) error {
 	err := wait(ctx, within, p.name+" to log "+strings.Join(words, " "), func() bool { return len(p.grep(words...)) > 0 || !p.running() })
 	if err == nil && !p.running() {
 		err = fmt.Errorf("%s exited: %v", p.name, p.err)
@@ -387,7 +376,7 @@ func (d *demo) waitLog(ctx context.Context, p *proc, within time.Duration, words
 }
 
 // exited reports the processes that stopped on their own.
-func (d *demo) exited() error {
+func (d *clusterDemo) exited() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var errs []error
@@ -399,7 +388,7 @@ func (d *demo) exited() error {
 	return errors.Join(errs...)
 }
 
-func (d *demo) track(p *proc) {
+func (d *clusterDemo) track(p *proc) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.procs = append(d.procs, p)
@@ -423,7 +412,7 @@ func wait(ctx context.Context, within time.Duration, what string, cond func() bo
 
 // injectFaults kills the nats-server that leads the CUTOVER stream and the
 // planner that holds the lease, at once, as a power cut would.
-func (d *demo) injectFaults(ctx context.Context, js jetstream.JetStream) error {
+func (d *clusterDemo) injectFaults(ctx context.Context, js jetstream.JetStream) error {
 	st, err := js.Stream(ctx, events.StreamName)
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", events.StreamName, err)
@@ -453,7 +442,7 @@ func (d *demo) injectFaults(ctx context.Context, js jetstream.JetStream) error {
 }
 
 // leadingPlanner is the planner whose log says it holds the lease now.
-func (d *demo) leadingPlanner() *proc {
+func (d *clusterDemo) leadingPlanner() *proc {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, p := range d.procs {
