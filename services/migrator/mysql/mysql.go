@@ -270,6 +270,14 @@ func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error)
 	return d.run().Migrations(ctx)
 }
 
+// RecordRun records run in the ledger (nil: the last run ended clean).
+func (d *Database) RecordRun(ctx context.Context, run *migrator.Run) error {
+	return d.run().RecordRun(ctx, run)
+}
+
+// LastRun returns the run recorded and not ended, nil when none.
+func (d *Database) LastRun(ctx context.Context) (*migrator.Run, error) { return d.run().LastRun(ctx) }
+
 // Applied returns the ledger of applied files (package ledger).
 func (d *Database) Applied(ctx context.Context) ([]migrator.Applied, error) {
 	return d.run().Applied(ctx)

@@ -294,39 +294,8 @@ func (d *Database) Force(ctx context.Context, version uint) error {
 
 // RecordRun records run in the ledger (nil: the last run ended clean).
 func (d *Database) RecordRun(ctx context.Context, run *migrator.Run) error {
-	db, err := d.conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if run != nil {
-		err = ledger.StartRun(ctx, db, *run)
-	} else {
-		var exists bool
-		if err = db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, ledger.RunsTable).Scan(&exists); err == nil {
-			err = ledger.EndRun(ctx, db, exists)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("ledger of %s: %w", d.key, err)
-	}
-	return nil
+	return d.run().RecordRun(ctx, run)
 }
 
 // LastRun returns the run recorded and not ended, nil when none.
-func (d *Database) LastRun(ctx context.Context) (*migrator.Run, error) {
-	db, err := d.conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	var exists bool
-	if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, ledger.RunsTable).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("ledger of %s: %w", d.key, err)
-	}
-	r, err := ledger.LastRun(ctx, db, exists)
-	if err != nil {
-		return nil, fmt.Errorf("ledger of %s: %w", d.key, err)
-	}
-	return r, nil
-}
+func (d *Database) LastRun(ctx context.Context) (*migrator.Run, error) { return d.run().LastRun(ctx) }

@@ -221,39 +221,8 @@ func force(ctx context.Context, db *sql.DB, version uint, insert string) error {
 
 // RecordRun records run in the ledger (nil: the last run ended clean).
 func (d *Database) RecordRun(ctx context.Context, run *migrator.Run) error {
-	db, err := conn(ctx, d.path)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if run != nil {
-		err = ledger.StartRun(ctx, db, *run)
-	} else {
-		var n int
-		if err = db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, ledger.RunsTable).Scan(&n); err == nil {
-			err = ledger.EndRun(ctx, db, n > 0)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("ledger of %s: %w", d.path, err)
-	}
-	return nil
+	return d.run().RecordRun(ctx, run)
 }
 
 // LastRun returns the run recorded and not ended, nil when none.
-func (d *Database) LastRun(ctx context.Context) (*migrator.Run, error) {
-	db, err := conn(ctx, d.path)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, ledger.RunsTable).Scan(&n); err != nil {
-		return nil, fmt.Errorf("ledger of %s: %w", d.path, err)
-	}
-	r, err := ledger.LastRun(ctx, db, n > 0)
-	if err != nil {
-		return nil, fmt.Errorf("ledger of %s: %w", d.path, err)
-	}
-	return r, nil
-}
+func (d *Database) LastRun(ctx context.Context) (*migrator.Run, error) { return d.run().LastRun(ctx) }

@@ -279,6 +279,45 @@ func (r Run) Applied(ctx context.Context) ([]migrator.Applied, error) {
 	return out, nil
 }
 
+// RecordRun records run in the ledger (nil: the last run ended clean).
+func (r Run) RecordRun(ctx context.Context, run *migrator.Run) error {
+	db, err := r.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if run != nil {
+		err = ledger.StartRun(ctx, r.ledger(db), *run)
+	} else {
+		var exists bool
+		if exists, err = r.Exists(ctx, db, ledger.RunsTable); err == nil {
+			err = ledger.EndRun(ctx, r.ledger(db), exists)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("ledger of %s: %w", r.Key, err)
+	}
+	return nil
+}
+
+// LastRun returns the run recorded and not ended, nil when none.
+func (r Run) LastRun(ctx context.Context) (*migrator.Run, error) {
+	db, err := r.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	exists, err := r.Exists(ctx, db, ledger.RunsTable)
+	if err != nil {
+		return nil, fmt.Errorf("ledger of %s: %w", r.Key, err)
+	}
+	out, err := ledger.LastRun(ctx, r.ledger(db), exists)
+	if err != nil {
+		return nil, fmt.Errorf("ledger of %s: %w", r.Key, err)
+	}
+	return out, nil
+}
+
 // Migrate takes the database from its version to target, one file at a
 // time (see Steps), so that a failure names its file. A dirty database is
 // refused; the ledger is created first, and on the way up it adopts the
