@@ -150,7 +150,7 @@ func (d *clusterDemo) report() {
 		case len(lost) > 0:
 			fmt.Fprintf(d.out, "  %-28s lost the bus and has not regained it\n", p.name)
 		default:
-			fmt.Fprintf(d.out, "  %-28s kept its connection (its server was not the one killed)\n", p.name)
+			fmt.Fprintf(d.out, "  %-28s logged no lost connection\n", p.name)
 		}
 	}
 }
