@@ -26,7 +26,9 @@ type Config struct {
 	Rate int
 	// Timeout bounds one request (default 2s); a slower answer is a failure.
 	Timeout time.Duration
-	// MaxInFlight bounds concurrent requests (default 4×Rate/10, at least 16);
+	// MaxInFlight bounds concurrent requests (default: Timeout's worth of
+	// the rate, at least 16, so a request that would still answer within
+	// its timeout is never refused for want of a slot on a slow machine);
 	// a request that cannot start because of it counts as a failure.
 	MaxInFlight int
 	// Client sends the requests (default: a client with keep-alives off, so
@@ -107,7 +109,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		cfg.Timeout = 2 * time.Second
 	}
 	if cfg.MaxInFlight == 0 {
-		cfg.MaxInFlight = max(16, 4*cfg.Rate/10)
+		cfg.MaxInFlight = max(16, int(int64(cfg.Rate)*int64(cfg.Timeout)/int64(time.Second)))
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

@@ -232,7 +232,7 @@ func runOpenStack(ctx context.Context, cli *client.Client, cfg osConfig) (res os
 
 	base := "http://" + front
 	fmt.Fprintf(cfg.Progress, "\n[1/3] v1 -> v2: expand, roll with drain, migrate, online data migrations, contract; %d writes/s through HAProxy\n", cfg.Rate)
-	load := zdStartLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, MaxInFlight: osInFlight(cfg.Rate), Items: &loadgen.Items{IDPrefix: cfg.Run + "-"}}, cfg.Progress)
+	load := zdStartLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, Items: &loadgen.Items{IDPrefix: cfg.Run + "-"}}, cfg.Progress)
 	defer load.stop()
 	if err := load.warmUp(ctx); err != nil {
 		return res, err
@@ -245,7 +245,7 @@ func runOpenStack(ctx context.Context, cli *client.Client, cfg osConfig) (res os
 	}
 
 	fmt.Fprintf(cfg.Progress, "\n[2/3] v3, whose db-sync --expand fails midway; %d reads/s through HAProxy (writes pause: a restore would take them out)\n", cfg.Rate)
-	reads := zdStartLoad(ctx, loadgen.Config{URL: base + "/healthz", Rate: cfg.Rate, MaxInFlight: osInFlight(cfg.Rate)}, cfg.Progress)
+	reads := zdStartLoad(ctx, loadgen.Config{URL: base + "/healthz", Rate: cfg.Rate}, cfg.Progress)
 	defer reads.stop()
 	if res.Failed, err = osUpgrade(ctx, s.JetStream(), cfg.Events, events.ServiceRelease{Image: cfg.V3.Ref, MinHealthyMs: 1000, DrainAckTimeoutMs: zdDrainAckTimeout.Milliseconds()}, "v3"); err != nil {
 		return res, err
@@ -255,7 +255,7 @@ func runOpenStack(ctx context.Context, cli *client.Client, cfg osConfig) (res os
 	}
 
 	fmt.Fprintf(cfg.Progress, "\n[3/3] writes again on v2 for %s\n", osAfterWrites)
-	after := zdStartLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, MaxInFlight: osInFlight(cfg.Rate), Items: &loadgen.Items{IDPrefix: cfg.Run + "-after-"}}, cfg.Progress)
+	after := zdStartLoad(ctx, loadgen.Config{URL: base + "/", Rate: cfg.Rate, Items: &loadgen.Items{IDPrefix: cfg.Run + "-after-"}}, cfg.Progress)
 	defer after.stop()
 	if res.After, err = after.finish(ctx, osAfterWrites, io.Discard); err != nil {
 		return res, err
@@ -395,12 +395,6 @@ func osCheckOrder(steps []osStep, firstNode, lastNode int) string {
 	}
 	return ""
 }
-
-// osInFlight bounds the requests a load keeps open: each write is up to
-// three requests of up to 2 s (loadgen's timeout), and on a loaded machine
-// a MariaDB commit takes hundreds of milliseconds, so room for about two
-// seconds of the load; past it a request counts as failed.
-func osInFlight(rate int) int { return max(16, 2*rate) }
 
 // problems lists what went wrong in a run; empty when it passed: the v1 ->
 // v2 upgrade completed with its four migration steps in order around the
