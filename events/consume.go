@@ -126,6 +126,15 @@ type Consumer struct {
 	done   chan struct{}
 }
 
+// pullHeartbeat is how often the server tells a waiting pull request that
+// it is still there. A client that hears nothing for two of them pulls
+// again: in a cluster a pull can be lost (its consumer's leader died with
+// it, or the pull reached a server before that server learnt where a new
+// consumer's leader is, and was answered "no responders"), and this bounds
+// the wait to 10 s instead of the library's 30 s. At 5,000 idle consumers
+// it costs the servers ≈ 1,000 empty status messages a second.
+const pullHeartbeat = 5 * time.Second
+
 // Consume creates or updates the durable consumer and runs h for each message,
 // one at a time, in stream order, until Close.
 func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h Handler) (*Consumer, error) {
@@ -154,7 +163,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(64))
+	it, err := cons.Messages(jetstream.PullMaxMessages(64), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return nil, fmt.Errorf("start consumer %s: %w", cfg.Durable, err)
 	}
