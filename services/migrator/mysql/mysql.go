@@ -260,6 +260,8 @@ var schema = apply.Schema{
 	VersionTable: versionTable, Quoted: "`" + versionTable + "`",
 	Exists: func(ctx context.Context, db *sql.DB, table string) (bool, error) { return tableExists(ctx, db, table) },
 	Ledger: func(db ledger.Execer) ledger.Execer { return qmarks{db} },
+	// golang-migrate's mysql driver creates it only when it runs.
+	CreateVersionTable: "CREATE TABLE IF NOT EXISTS `" + versionTable + "` (version bigint not null primary key, dirty boolean not null)",
 }
 
 // readVersion reads golang-migrate's version on db (apply.Schema.ReadVersion).
@@ -336,38 +338,8 @@ func (d *Database) stepError(step migrator.Migration, name string, err error) *m
 }
 
 // Force records version as the clean current version, without running
-// anything.
-func (d *Database) Force(ctx context.Context, version uint) error {
-	db, err := d.conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	zero := version == 0 && ledger.Has(ctx, qmarks{db}, 0)
-	err = func() error {
-		if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS `"+versionTable+"` (version bigint not null primary key, dirty boolean not null)"); err != nil {
-			return err
-		}
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx.Rollback() }()
-		if _, err := tx.ExecContext(ctx, "DELETE FROM `"+versionTable+"`"); err != nil {
-			return err
-		}
-		if version > 0 || zero {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO `"+versionTable+"` (version, dirty) VALUES (?, false)", int64(version)); err != nil {
-				return err
-			}
-		}
-		return tx.Commit()
-	}()
-	if err != nil {
-		return fmt.Errorf("force version %d on %s: %w", version, d.key, err)
-	}
-	return nil
-}
+// anything (apply.Run.Force).
+func (d *Database) Force(ctx context.Context, version uint) error { return d.run().Force(ctx, version) }
 
 // Fingerprint returns sha256:<hex> of the database's schema: its tables,
 // columns (type, nullability, default), indexes and triggers, migration

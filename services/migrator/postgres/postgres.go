@@ -19,7 +19,6 @@ import (
 
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
-	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
 
 // Snapshot methods (Driver.Method).
@@ -262,35 +261,8 @@ func (d *Database) stepError(step migrator.Migration, name string, err error) *m
 }
 
 // Force records version as the clean current version, without running
-// anything.
-func (d *Database) Force(ctx context.Context, version uint) error {
-	db, err := d.conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	zero := version == 0 && ledger.Has(ctx, db, 0) // outside the transaction: a failed query aborts it
-	err = func() error {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx.Rollback() }()
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+migratepgx.DefaultMigrationsTable); err != nil {
-			return err
-		}
-		if version > 0 || zero {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO `+migratepgx.DefaultMigrationsTable+` (version, dirty) VALUES ($1, false)`, int64(version)); err != nil {
-				return err
-			}
-		}
-		return tx.Commit()
-	}()
-	if err != nil {
-		return fmt.Errorf("force version %d on %s: %w", version, d.key, err)
-	}
-	return nil
-}
+// anything (apply.Run.Force).
+func (d *Database) Force(ctx context.Context, version uint) error { return d.run().Force(ctx, version) }
 
 // RecordRun records run in the ledger (nil: the last run ended clean).
 func (d *Database) RecordRun(ctx context.Context, run *migrator.Run) error {

@@ -173,6 +173,9 @@ type Schema struct {
 	// Ledger adapts a connection to the database's placeholders when they
 	// are not $n, for the ledger's queries (nil: as it is).
 	Ledger func(db ledger.Execer) ledger.Execer
+	// CreateVersionTable, when set, creates the version table if it is
+	// missing before Force writes it.
+	CreateVersionTable string
 }
 
 func (s Schema) ledger(db ledger.Execer) ledger.Execer {
@@ -277,6 +280,44 @@ func (r Run) Applied(ctx context.Context) ([]migrator.Applied, error) {
 		return nil, fmt.Errorf("read ledger of %s: %w", r.Key, err)
 	}
 	return out, nil
+}
+
+// Force records version as the clean current version, without running
+// anything: it rewrites golang-migrate's version table as golang-migrate
+// does, one row, none for version 0 unless the set has a version 0.
+func (r Run) Force(ctx context.Context, version uint) error {
+	db, err := r.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	zero := version == 0 && ledger.Has(ctx, r.ledger(db), 0) // outside the transaction: a failed query aborts it in PostgreSQL
+	table := cmp.Or(r.Quoted, r.VersionTable)
+	err = func() error {
+		if r.CreateVersionTable != "" {
+			if _, err := db.ExecContext(ctx, r.CreateVersionTable); err != nil {
+				return err
+			}
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
+			return err
+		}
+		if version > 0 || zero {
+			if _, err := r.ledger(tx).ExecContext(ctx, `INSERT INTO `+table+` (version, dirty) VALUES ($1, false)`, int64(version)); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		return fmt.Errorf("force version %d on %s: %w", version, r.Key, err)
+	}
+	return nil
 }
 
 // RecordRun records run in the ledger (nil: the last run ended clean).
