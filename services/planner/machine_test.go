@@ -392,6 +392,14 @@ func TestMachine(t *testing.T) {
 		{name: "promote when not awaiting promotion: refused", from: from(fixture{}), input: control(events.ControlPromote), phase: PhaseRunning,
 			events: []string{"upgrade.control.answered"}, check: answerSays(false, "not waiting for promotion")},
 
+		{name: "promote twice: refused", from: from(fixture{canary: true}, done("n1"), control(events.ControlPromote)), input: control(events.ControlPromote), phase: PhaseRunning,
+			events: []string{"upgrade.control.answered"}, check: answerSays(false, "promoted already")},
+		{name: "resume an upgrade that never started: refused", from: func() *Upgrade {
+			u := fixture{}.requested()
+			testMachine.refused(cause("request"), u, "no node runs web", t0)
+			return u
+		}, input: control(events.ControlRetry), phase: PhaseFailed, events: []string{"upgrade.control.answered"}, check: answerSays(false, "never started (no node runs web)")},
+
 		// rollback
 		{name: "rollback of a completed upgrade", from: from(fixture{}, everyWave...), input: rollback, phase: PhaseRollingBack,
 			events: []string{"node.update.requested", "upgrade.control.answered"}, save: true, check: answerSays(true, "rolling back")},
