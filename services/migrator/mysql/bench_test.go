@@ -4,13 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,12 +80,13 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 
 	var floor, dSnap, dRestore, cSnap, bSnap time.Duration
 	var dStall, cStall, bStall time.Duration
+	var nSnap, nStall, iRestore time.Duration // mariadb-backup --no-lock, and a restore by IMPORT TABLESPACE
 	for b.Loop() {
 		floor += timeIt(b, func() error {
 			if _, err := sdb.Exec(`FLUSH TABLES`); err != nil {
 				return err
 			}
-			return copyTree(dir, filepath.Join(b.TempDir(), "copy"))
+			return pgtest.CopyTree(dir, filepath.Join(b.TempDir(), "copy"))
 		})
 
 		var id string
@@ -110,8 +110,12 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 
 		if _, err := exec.LookPath("mariadb-backup"); err == nil {
 			target := filepath.Join(b.TempDir(), "backup")
-			t, stall = whileWriting(b, url, name, func() error { return backup(b, datadir, name, target) })
+			t, stall = whileWriting(b, url, name, func() error { return backup(b, datadir, name, target, false) })
 			bSnap, bStall = bSnap+t, max(bStall, stall)
+			target = filepath.Join(b.TempDir(), "backup-nolock")
+			t, stall = whileWriting(b, url, name, func() error { return backup(b, datadir, name, target, true) })
+			nSnap, nStall = nSnap+t, max(nStall, stall)
+			iRestore += timeIt(b, func() error { return importTables(b, admin, datadir, name, target) })
 		}
 	}
 	n := float64(b.N)
@@ -127,6 +131,11 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	b.ReportMetric(float64(cStall.Milliseconds()), "copy-max-write-ms")
 	b.ReportMetric(ms(bSnap), "backup-snap-ms")
 	b.ReportMetric(float64(bStall.Milliseconds()), "backup-max-write-ms")
+	b.ReportMetric(float64(bSnap)/float64(floor), "backup-snap/floor")
+	b.ReportMetric(ms(nSnap), "nolock-snap-ms")
+	b.ReportMetric(float64(nStall.Milliseconds()), "nolock-max-write-ms")
+	b.ReportMetric(ms(iRestore), "import-restore-ms")
+	b.ReportMetric(float64(iRestore)/float64(floor), "import-restore/floor")
 }
 
 func timeIt(b *testing.B, f func() error) time.Duration {
@@ -183,17 +192,10 @@ func copySchema(ctx context.Context, admin *sql.DB, src, dst string) error {
 	if _, err := c.ExecContext(ctx, "CREATE DATABASE "+dst); err != nil {
 		return err
 	}
-	var tables []string
-	rows, err := c.QueryContext(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'`, src)
+	tables, err := tablesOf(ctx, c, src)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var t string
-		_ = rows.Scan(&t)
-		tables = append(tables, t)
-	}
-	rows.Close()
 	for _, t := range tables { // DDL commits: before the transaction
 		if _, err := c.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s.%s LIKE %s.%s", dst, t, src, t)); err != nil {
 			return err
@@ -216,13 +218,16 @@ func copySchema(ctx context.Context, admin *sql.DB, src, dst string) error {
 }
 
 // backup takes a prepared physical backup of database name with
-// mariadb-backup, as root over the server's socket.
-func backup(b *testing.B, datadir, name, target string) error {
+// mariadb-backup, as root over the server's socket, its tables ready to
+// import (--export). noLock skips BACKUP STAGE BLOCK_COMMIT (consistent
+// for InnoDB tables when no DDL runs meanwhile).
+func backup(b *testing.B, datadir, name, target string, noLock bool) error {
 	sock := filepath.Join(filepath.Dir(filepath.Clean(datadir)), "mysqld.sock")
-	for _, args := range [][]string{
-		{"--backup", "--user=root", "--socket=" + sock, "--datadir=" + datadir, "--databases=" + name, "--target-dir=" + target},
-		{"--prepare", "--target-dir=" + target},
-	} {
+	take := []string{"--backup", "--user=root", "--socket=" + sock, "--datadir=" + datadir, "--databases=" + name, "--target-dir=" + target}
+	if noLock {
+		take = append(take, "--no-lock")
+	}
+	for _, args := range [][]string{take, {"--prepare", "--export", "--target-dir=" + target}} {
 		out, err := exec.CommandContext(b.Context(), "mariadb-backup", append([]string{"--no-defaults"}, args...)...).CombinedOutput()
 		if err != nil {
 			tail := string(out)
@@ -235,32 +240,68 @@ func backup(b *testing.B, datadir, name, target string) error {
 	return nil
 }
 
-// copyTree copies the regular files of src into dst and fsyncs each.
-func copyTree(src, dst string) error {
-	if err := os.MkdirAll(dst, 0o700); err != nil {
+// importTables restores the tables of database name from the backup in
+// target into a scratch database, as a physical restore would before its
+// RENAME TABLE swap: each table created like the live one, its tablespace
+// discarded, the backup's .ibd and .cfg copied in (owned by the server's
+// user, fsynced) and imported. The scratch database is dropped after.
+func importTables(b *testing.B, admin *sql.DB, datadir, name, target string) error {
+	c, err := admin.Conn(b.Context())
+	if err != nil {
 		return err
 	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
+	defer c.Close()
+	scratch := fmt.Sprintf("%s_bi_%d", name, time.Now().UnixNano()%1e9)
+	defer func() { _, _ = admin.Exec("DROP DATABASE IF EXISTS " + scratch) }()
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(datadir, name), &st); err != nil {
+		return err
+	}
+	tables, err := tablesOf(b.Context(), c, name)
+	if err != nil {
+		return err
+	}
+	for _, q := range []string{"SET foreign_key_checks = 0", "CREATE DATABASE " + scratch} {
+		if _, err := c.ExecContext(b.Context(), q); err != nil {
 			return err
 		}
-		in, err := os.Open(p)
-		if err != nil {
+	}
+	for _, t := range tables {
+		for _, q := range []string{fmt.Sprintf("CREATE TABLE %s.%s LIKE %s.%s", scratch, t, name, t), fmt.Sprintf("ALTER TABLE %s.%s DISCARD TABLESPACE", scratch, t)} {
+			if _, err := c.ExecContext(b.Context(), q); err != nil {
+				return err
+			}
+		}
+		for _, ext := range []string{".ibd", ".cfg"} {
+			dst := filepath.Join(datadir, scratch, t+ext)
+			if err := pgtest.CopyFile(filepath.Join(target, name, t+ext), dst); err != nil {
+				return err
+			}
+			if err := os.Chown(dst, int(st.Uid), int(st.Gid)); err != nil {
+				return err
+			}
+		}
+		if _, err := c.ExecContext(b.Context(), fmt.Sprintf("ALTER TABLE %s.%s IMPORT TABLESPACE", scratch, t)); err != nil {
 			return err
 		}
-		defer in.Close()
-		out, err := os.Create(filepath.Join(dst, d.Name()))
-		if err != nil {
-			return err
+	}
+	return nil
+}
+
+// tablesOf lists the base tables of database name.
+func tablesOf(ctx context.Context, c *sql.Conn, name string) ([]string, error) {
+	rows, err := c.QueryContext(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'`, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, err
 		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		if err := out.Sync(); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }

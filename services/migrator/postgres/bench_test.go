@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"database/sql"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,7 +36,7 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 		}
 		dir := baseDir(b, fresh)
 		fresh.Close()
-		floor += timeIt(b, func() error { return copyTree(dir, filepath.Join(b.TempDir(), "copy")) })
+		floor += timeIt(b, func() error { return pgtest.CopyTree(dir, filepath.Join(b.TempDir(), "copy")) })
 		for _, m := range []struct {
 			method        string
 			snap, restore *time.Duration
@@ -117,34 +115,4 @@ func baseDir(b *testing.B, db *sql.DB) string {
 		b.Skipf("floor needs to read %s (run as root or postgres on the server's machine): %v", dir, err)
 	}
 	return dir
-}
-
-// copyTree copies the regular files of src into dst and fsyncs each.
-func copyTree(src, dst string) error {
-	if err := os.MkdirAll(dst, 0o700); err != nil {
-		return err
-	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.Create(filepath.Join(dst, d.Name()))
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		if err := out.Sync(); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
 }

@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"database/sql"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/pgtest"
 	"github.com/cutover-dev/cutover/services/migrator/sqlite"
 )
 
@@ -73,10 +73,10 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 		// write to new blocks.
 		floorA := filepath.Join(filepath.Dir(path), sqlite.SnapshotDir, "floor-a")
 		floorB := path + ".floor-b"
-		floorSnap += timed(func() error { return copyFileSync(path, floorA) })
+		floorSnap += timed(func() error { return pgtest.CopyFile(path, floorA) })
 		var s migrator.Snapshot
 		snap += timed(func() (err error) { s, err = h.Snapshot(b.Context()); return err })
-		floorRestore += timed(func() error { return copyFileSync(s.Location, floorB) })
+		floorRestore += timed(func() error { return pgtest.CopyFile(s.Location, floorB) })
 		restore += timed(func() error { _, err := h.Restore(b.Context(), s.ID); return err })
 		// The floor copies, the restored snapshot, and the replaced state
 		// the restore kept.
@@ -100,25 +100,4 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	b.ReportMetric(float64(restore.Milliseconds())/n, "restore-ms")
 	b.ReportMetric(float64(snap)/float64(floorSnap), "snap/floor")
 	b.ReportMetric(float64(restore)/float64(floorRestore), "restore/floor")
-}
-
-func copyFileSync(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -1,7 +1,10 @@
 package pgtest
 
 import (
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 )
@@ -21,4 +24,40 @@ func BenchSizeMB(tb testing.TB) int {
 		tb.Fatalf("%s=%q: want a size in MB", BenchSizeEnv, s)
 	}
 	return n
+}
+
+// CopyTree copies the regular files of src into dst and fsyncs each: the
+// floor the snapshot benchmarks compare against.
+func CopyTree(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		return CopyFile(p, filepath.Join(dst, d.Name()))
+	})
+}
+
+// CopyFile copies src to dst and fsyncs it.
+func CopyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
