@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -178,6 +179,26 @@ func TestDbCommandsAgainstTheDevStack(t *testing.T) {
 			if r := cut(append([]string{"db", "rollback", "--to", "1"}, db...)...); r.code != 0 || !strings.Contains(r.stdout, "rolled back from version 1 to 1") {
 				t.Errorf("db rollback to where it is: %+v", r)
 			}
+			// A rollback through the snapshot over a write made after it is
+			// refused with the counts, unless --restore-anyway.
+			r = cut(append([]string{"db", "up", "--source", src, "-o", "json"}, db...)...)
+			var up events.MigrationCompleted
+			if err := json.Unmarshal([]byte(r.stdout), &ans); err != nil || json.Unmarshal(ans.Data, &up) != nil || r.code != 0 || up.FromVersion != 1 || up.SnapshotID == "" {
+				t.Fatalf("db up from 1: %+v (%+v), want exit 0 from version 1 with a snapshot", r, up)
+			}
+			writeItem(t, driver, loc)
+			rb := append([]string{"db", "rollback", "--to", "1", "--snapshot", up.SnapshotID}, db...)
+			items := "items"
+			if driver == "postgres" {
+				items = "public.items"
+			}
+			if r := cut(rb...); r.code != 1 || !strings.Contains(r.stdout, "refused: not restoring snapshot "+up.SnapshotID) ||
+				!regexp.MustCompile(`(?m)^\s+`+regexp.QuoteMeta(items)+`\s+1\s+0\s+0\s`).MatchString(r.stdout) || !strings.Contains(r.stdout, "--restore-anyway") {
+				t.Errorf("db rollback over a write after the snapshot: %+v, want exit 1, refused, the write counted and the restore-anyway choice", r)
+			}
+			if r := cut(append(rb, "--restore-anyway")...); r.code != 0 || !strings.Contains(r.stdout, "rolled back from version 5 to 1 through snapshot") {
+				t.Errorf("db rollback --restore-anyway: %+v, want exit 0, from 5 to 1 through the snapshot", r)
+			}
 			if r := cut("db", "up", "--driver", driver, "--source", src); r.code != 2 || !strings.Contains(r.stderr, "--database is required") {
 				t.Errorf("db up without --database: %+v, want a usage error", r)
 			}
@@ -233,4 +254,23 @@ func readmeDbSteps(t *testing.T) []sessionStep {
 		out = append(out, sessionStep{line: line, args: args})
 	}
 	return out
+}
+
+// writeItem inserts a row into the items table of the database at loc.
+func writeItem(t *testing.T, driver, loc string) {
+	t.Helper()
+	if driver == "postgres" {
+		if out, err := exec.Command("psql", loc, "-c", "INSERT INTO items (id, name) VALUES (42, 'written after the snapshot')").CombinedOutput(); err != nil {
+			t.Fatalf("insert: %v\n%s", err, out)
+		}
+		return
+	}
+	db, err := sql.Open("sqlite", loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`INSERT INTO items (id, name) VALUES (42, 'written after the snapshot')`); err != nil {
+		t.Fatal(err)
+	}
 }
