@@ -154,8 +154,12 @@ func TestParseDatabaseFenceAndSnapshotMethod(t *testing.T) {
 		{"postgres", "postgres://web@db:5432/web", "fence: none, snapshot_method: auto", ""},
 		{"postgres", "postgres://web@db:5432/web", "fence: readonly", `i.yaml:7: services.web.database.fence: "readonly" is not connect, read-only or none`},
 		{"sqlite", "/var/lib/web.db", "fence: read-only", "i.yaml:7: services.web.database.fence: read-only fences PostgreSQL databases only; leave fence out for sqlite"},
-		{"mysql", "mysql://web@db:3306/web", "snapshot_method: dump", `services.web.database.snapshot_method: "dump" is a PostgreSQL method; the mysql driver has one method: leave snapshot_method out`},
-		{"postgres", "postgres://web@db:5432/web", "snapshot_method: copy", `services.web.database.snapshot_method: "copy" is not auto, template or dump`},
+		{"mysql", "mysql://web@db:3306/web", "fence: none, snapshot_method: backup", ""},
+		{"mariadb", "mysql://web@db:3306/web", "fence: none, snapshot_method: dump", ""},
+		{"mysql", "mysql://web@db:3306/web", "snapshot_method: template", `services.web.database.snapshot_method: template is a PostgreSQL method; MariaDB/MySQL's are dump (default) and backup`},
+		{"postgres", "postgres://web@db:5432/web", "snapshot_method: backup", `services.web.database.snapshot_method: backup is a MariaDB/MySQL method`},
+		{"sqlite", "/var/lib/web.db", "snapshot_method: dump", `services.web.database.snapshot_method: "dump": the sqlite driver has one method: leave snapshot_method out`},
+		{"postgres", "postgres://web@db:5432/web", "snapshot_method: copy", `services.web.database.snapshot_method: "copy" is not auto, template, dump or backup`},
 	} {
 		t.Run(tc.driver+" "+tc.extra, func(t *testing.T) {
 			y := strings.NewReplacer("DRIVER", tc.driver, "URL", tc.url, "EXTRA", tc.extra).Replace(base)

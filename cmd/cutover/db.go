@@ -93,7 +93,7 @@ the choices are printed and the exit code is 1.`,
 	o := dbFlags(cmd, "migrations directory as the migrator reads it, or image:<ref>[#/dir]")
 	to := cmd.Flags().Uint("to", 0, "target version (default: the last of the source)")
 	phase := cmd.Flags().String("phase", "all", "expand, contract or all")
-	method := cmd.Flags().String("snapshot-method", "", "PostgreSQL snapshot method for this run: auto, template or dump (default: the migrator's)")
+	method := cmd.Flags().String("snapshot-method", "", "snapshot method for this run: PostgreSQL auto, template or dump; MariaDB/MySQL dump or backup (default: the migrator's)")
 	anyway := cmd.Flags().Bool("restore-anyway", false, "if the run fails, restore the snapshot even when writes after it were counted (they are lost)")
 	fence := cmd.Flags().String("fence", "", "connect: keep other roles out of the PostgreSQL database for the run (they are disconnected; no write can land after the snapshot); read-only: let them read but not write for the run")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

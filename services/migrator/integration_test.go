@@ -738,11 +738,16 @@ func TestSnapshotRollbackCountsRowsWrittenAfter(t *testing.T) {
 				return postgres.Driver{Method: method, DumpDir: t.TempDir()}
 			}})
 	}
-	cases = append(cases, tcase{name: "mysql", tg: tgs[2],
-		drv: func(t *testing.T) migrator.Driver {
-			mytest.Server(t)
-			return mysql.Driver{DumpDir: t.TempDir()}
-		}})
+	for _, method := range []string{mysql.MethodDump, mysql.MethodBackup} {
+		cases = append(cases, tcase{name: "mysql " + method, tg: tgs[2],
+			drv: func(t *testing.T) migrator.Driver {
+				mytest.Server(t)
+				if method == mysql.MethodBackup {
+					mytest.NeedBackup(t)
+				}
+				return mysql.Driver{DumpDir: t.TempDir(), Method: method}
+			}})
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			drv := tc.drv(t)
@@ -806,10 +811,10 @@ func TestSnapshotRollbackCountsRowsWrittenAfter(t *testing.T) {
 			fin, _ = h.final(h.request(events.MigrationRollbackRequested{Driver: tc.tg.driver, Database: loc, ToVersion: 1, SnapshotID: done.SnapshotID}))
 			refused := as[events.MigrationFailed](t, fin)
 			if got, _ := writes(refused.Restore); fin.Type() != events.TypeMigrationFailed || refused.Restore == nil || refused.Restore.Restored ||
-				refused.Restore.SnapshotID != done.SnapshotID || !maps.Equal(got, want) || refused.Version != 4 ||
+				refused.Restore.SnapshotID != done.SnapshotID || time.Since(refused.Restore.Taken) > 5*time.Minute || !maps.Equal(got, want) || refused.Version != 4 ||
 				refused.State != "clean at version 4, unchanged (nothing restored)" || !strings.Contains(refused.Error, "audit_trail 7 inserted, 0 updated, 4 deleted") ||
 				len(refused.Choices) != 2 || !strings.Contains(refused.Choices[0], "--restore-anyway") {
-				t.Fatalf("rollback without restore_anyway = %s %s\nwant refused, nothing restored, with the writes %v and the choices", fin.Type(), fin.Data(), want)
+				t.Fatalf("rollback without restore_anyway = %s %s\nwant refused, nothing restored, naming the snapshot and its time, with the writes %v and the choices", fin.Type(), fin.Data(), want)
 			}
 			db = tc.tg.open(t, loc)
 			var orders int

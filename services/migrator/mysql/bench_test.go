@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/internal/mytest"
 	"github.com/cutover-dev/cutover/services/migrator/internal/pgtest"
 	"github.com/cutover-dev/cutover/services/migrator/mysql"
@@ -26,14 +26,17 @@ import (
 // an update of an existing row; the longest single write is reported
 // (target: no writer blocked for more than 1 s).
 //
-//   - dump: the driver's Snapshot and Restore (mariadb-dump
-//     --single-transaction; restore through a scratch database).
+//   - dump: the driver's Snapshot and Restore with MethodDump (mariadb-dump
+//     --single-transaction; restore by loading it into a scratch database).
+//   - backup: the driver's Snapshot and Restore with MethodBackup
+//     (mariadb-backup --backup --no-lock --databases=<db>, --prepare
+//     --export; restore by IMPORT TABLESPACE into a scratch database).
 //   - copy: CREATE TABLE ... LIKE into a snapshot schema, then INSERT ...
 //     SELECT of every table in one REPEATABLE READ transaction (consistent,
 //     but InnoDB takes shared locks on the rows it reads: writers wait).
-//   - backup: mariadb-backup --backup --databases=<db> then --prepare
-//     (physical; needs the server's data directory on this machine; its
-//     restore of one database is not implemented, so only the snapshot).
+//   - locked backup: mariadb-backup --backup --databases=<db> then
+//     --prepare with its default locks (BACKUP STAGE BLOCK_COMMIT), to show
+//     what --no-lock saves the writers; only the snapshot.
 //
 // Needs the server on this machine with a readable data directory (run as
 // root), as scripts/mariadb-up.sh starts it.
@@ -77,10 +80,15 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	drv.Method = mysql.MethodBackup
+	phys, err := drv.Open(b.Context(), url, "")
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	var floor, dSnap, dRestore, cSnap, bSnap time.Duration
 	var dStall, cStall, bStall time.Duration
-	var nSnap, nStall, iRestore time.Duration // mariadb-backup --no-lock, and a restore by IMPORT TABLESPACE
+	var pSnap, pStall, pRestore time.Duration // the backup method
 	for b.Loop() {
 		floor += timeIt(b, func() error {
 			if _, err := sdb.Exec(`FLUSH TABLES`); err != nil {
@@ -89,20 +97,25 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 			return pgtest.CopyTree(dir, filepath.Join(b.TempDir(), "copy"))
 		})
 
-		var id string
-		t, stall := whileWriting(b, url, name, func() error {
-			s, err := db.Snapshot(b.Context())
-			id = s.ID
-			return err
-		})
-		dSnap, dStall = dSnap+t, max(dStall, stall)
-		dRestore += timeIt(b, func() error { _, err := db.Restore(b.Context(), id); return err })
-		if err := db.DropSnapshot(b.Context(), id); err != nil {
-			b.Fatal(err)
+		for _, m := range []struct {
+			db                   migrator.Database
+			snap, stall, restore *time.Duration
+		}{{db, &dSnap, &dStall, &dRestore}, {phys, &pSnap, &pStall, &pRestore}} {
+			var id string
+			t, stall := whileWriting(b, url, name, func() error {
+				s, err := m.db.Snapshot(b.Context())
+				id = s.ID
+				return err
+			})
+			*m.snap, *m.stall = *m.snap+t, max(*m.stall, stall)
+			*m.restore += timeIt(b, func() error { _, err := m.db.Restore(b.Context(), id); return err })
+			if err := m.db.DropSnapshot(b.Context(), id); err != nil {
+				b.Fatal(err)
+			}
 		}
 
 		snap := fmt.Sprintf("%s_bc_%d", name, time.Now().UnixNano()%1e9)
-		t, stall = whileWriting(b, url, name, func() error { return copySchema(b.Context(), admin, name, snap) })
+		t, stall := whileWriting(b, url, name, func() error { return copySchema(b.Context(), admin, name, snap) })
 		cSnap, cStall = cSnap+t, max(cStall, stall)
 		if _, err := admin.Exec("DROP DATABASE " + snap); err != nil {
 			b.Fatal(err)
@@ -110,32 +123,27 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 
 		if _, err := exec.LookPath("mariadb-backup"); err == nil {
 			target := filepath.Join(b.TempDir(), "backup")
-			t, stall = whileWriting(b, url, name, func() error { return backup(b, datadir, name, target, false) })
+			t, stall = whileWriting(b, url, name, func() error { return backup(b, datadir, name, target) })
 			bSnap, bStall = bSnap+t, max(bStall, stall)
-			target = filepath.Join(b.TempDir(), "backup-nolock")
-			t, stall = whileWriting(b, url, name, func() error { return backup(b, datadir, name, target, true) })
-			nSnap, nStall = nSnap+t, max(nStall, stall)
-			iRestore += timeIt(b, func() error { return importTables(b, admin, datadir, name, target) })
 		}
 	}
 	n := float64(b.N)
 	ms := func(d time.Duration) float64 { return float64(d.Milliseconds()) / n }
 	b.ReportMetric(float64(bytes>>20), "db-MB")
 	b.ReportMetric(ms(floor), "floor-copy-ms")
-	b.ReportMetric(ms(dSnap), "dump-snap-ms")
-	b.ReportMetric(ms(dRestore), "dump-restore-ms")
-	b.ReportMetric(float64(dSnap)/float64(floor), "dump-snap/floor")
-	b.ReportMetric(float64(dRestore)/float64(floor), "dump-restore/floor")
-	b.ReportMetric(float64(dStall.Milliseconds()), "dump-max-write-ms")
-	b.ReportMetric(ms(cSnap), "copy-snap-ms")
-	b.ReportMetric(float64(cStall.Milliseconds()), "copy-max-write-ms")
-	b.ReportMetric(ms(bSnap), "backup-snap-ms")
-	b.ReportMetric(float64(bStall.Milliseconds()), "backup-max-write-ms")
-	b.ReportMetric(float64(bSnap)/float64(floor), "backup-snap/floor")
-	b.ReportMetric(ms(nSnap), "nolock-snap-ms")
-	b.ReportMetric(float64(nStall.Milliseconds()), "nolock-max-write-ms")
-	b.ReportMetric(ms(iRestore), "import-restore-ms")
-	b.ReportMetric(float64(iRestore)/float64(floor), "import-restore/floor")
+	report := func(method string, snap, restore, stall time.Duration) {
+		b.ReportMetric(ms(snap), method+"-snap-ms")
+		b.ReportMetric(float64(snap)/float64(floor), method+"-snap/floor")
+		b.ReportMetric(float64(stall.Milliseconds()), method+"-max-write-ms")
+		if restore > 0 {
+			b.ReportMetric(ms(restore), method+"-restore-ms")
+			b.ReportMetric(float64(restore)/float64(floor), method+"-restore/floor")
+		}
+	}
+	report("dump", dSnap, dRestore, dStall)
+	report("backup", pSnap, pRestore, pStall)
+	report("copy", cSnap, 0, cStall)
+	report("locked-backup", bSnap, 0, bStall)
 }
 
 func timeIt(b *testing.B, f func() error) time.Duration {
@@ -218,16 +226,13 @@ func copySchema(ctx context.Context, admin *sql.DB, src, dst string) error {
 }
 
 // backup takes a prepared physical backup of database name with
-// mariadb-backup, as root over the server's socket, its tables ready to
-// import (--export). noLock skips BACKUP STAGE BLOCK_COMMIT (consistent
-// for InnoDB tables when no DDL runs meanwhile).
-func backup(b *testing.B, datadir, name, target string, noLock bool) error {
+// mariadb-backup and its default locks, as root over the server's socket.
+func backup(b *testing.B, datadir, name, target string) error {
 	sock := filepath.Join(filepath.Dir(filepath.Clean(datadir)), "mysqld.sock")
-	take := []string{"--backup", "--user=root", "--socket=" + sock, "--datadir=" + datadir, "--databases=" + name, "--target-dir=" + target}
-	if noLock {
-		take = append(take, "--no-lock")
-	}
-	for _, args := range [][]string{take, {"--prepare", "--export", "--target-dir=" + target}} {
+	for _, args := range [][]string{
+		{"--backup", "--user=root", "--socket=" + sock, "--datadir=" + datadir, "--databases=" + name, "--target-dir=" + target},
+		{"--prepare", "--target-dir=" + target},
+	} {
 		out, err := exec.CommandContext(b.Context(), "mariadb-backup", append([]string{"--no-defaults"}, args...)...).CombinedOutput()
 		if err != nil {
 			tail := string(out)
@@ -235,54 +240,6 @@ func backup(b *testing.B, datadir, name, target string, noLock bool) error {
 				tail = tail[len(tail)-1500:]
 			}
 			return fmt.Errorf("mariadb-backup %s: %w: %s", args[0], err, tail)
-		}
-	}
-	return nil
-}
-
-// importTables restores the tables of database name from the backup in
-// target into a scratch database, as a physical restore would before its
-// RENAME TABLE swap: each table created like the live one, its tablespace
-// discarded, the backup's .ibd and .cfg copied in (owned by the server's
-// user, fsynced) and imported. The scratch database is dropped after.
-func importTables(b *testing.B, admin *sql.DB, datadir, name, target string) error {
-	c, err := admin.Conn(b.Context())
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	scratch := fmt.Sprintf("%s_bi_%d", name, time.Now().UnixNano()%1e9)
-	defer func() { _, _ = admin.Exec("DROP DATABASE IF EXISTS " + scratch) }()
-	var st syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(datadir, name), &st); err != nil {
-		return err
-	}
-	tables, err := tablesOf(b.Context(), c, name)
-	if err != nil {
-		return err
-	}
-	for _, q := range []string{"SET foreign_key_checks = 0", "CREATE DATABASE " + scratch} {
-		if _, err := c.ExecContext(b.Context(), q); err != nil {
-			return err
-		}
-	}
-	for _, t := range tables {
-		for _, q := range []string{fmt.Sprintf("CREATE TABLE %s.%s LIKE %s.%s", scratch, t, name, t), fmt.Sprintf("ALTER TABLE %s.%s DISCARD TABLESPACE", scratch, t)} {
-			if _, err := c.ExecContext(b.Context(), q); err != nil {
-				return err
-			}
-		}
-		for _, ext := range []string{".ibd", ".cfg"} {
-			dst := filepath.Join(datadir, scratch, t+ext)
-			if err := pgtest.CopyFile(filepath.Join(target, name, t+ext), dst); err != nil {
-				return err
-			}
-			if err := os.Chown(dst, int(st.Uid), int(st.Gid)); err != nil {
-				return err
-			}
-		}
-		if _, err := c.ExecContext(b.Context(), fmt.Sprintf("ALTER TABLE %s.%s IMPORT TABLESPACE", scratch, t)); err != nil {
-			return err
 		}
 	}
 	return nil

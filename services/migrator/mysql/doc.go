@@ -30,6 +30,18 @@
 // a command line. The database may hold tables and triggers; a snapshot of
 // one with views, stored routines or events is refused with their names.
 //
+// Driver.Method (or a request's snapshot_method) "backup" snapshots
+// physically instead, where the migrator runs on the server's machine with
+// access to its data directory: the schema by mariadb-dump --no-data, the
+// tables' files by mariadb-backup --backup --no-lock --databases (commits
+// are not blocked) prepared with --export; a restore loads the schema into
+// the scratch database and imports each table's files (DISCARD, copy,
+// IMPORT TABLESPACE, which checks every page) before the same swap. About
+// a file copy's time both ways at 1 GB (docs/benchmarks.md), where the dump
+// is reloaded through the SQL layer. Every table must be InnoDB, not
+// partitioned, without FULLTEXT indexes and named as its files; no DDL may
+// run on the database during the snapshot (--no-lock).
+//
 // Restore keeps the database itself, and with it every grant that names it
 // or its tables, its users and its options (character set, collation): the
 // dump is loaded into a scratch database (the SHA-256 checked as it

@@ -45,6 +45,10 @@ type Driver struct {
 	// another session (default 10s); then it fails with an error wrapping
 	// migrator.ErrLockHeld.
 	LockWait time.Duration
+	// Method is how snapshots are taken: MethodDump (default) or
+	// MethodBackup (see their docs; a request's snapshot_method overrides
+	// it).
+	Method string
 }
 
 var (
@@ -60,6 +64,7 @@ type Database struct {
 	name   string
 	key    string
 	source string
+	method string // MethodDump or MethodBackup
 }
 
 // identRE is what the driver accepts as a database name: it is used in
@@ -148,7 +153,14 @@ func (d Driver) Open(ctx context.Context, location, source string) (migrator.Dat
 	case "mysql", "information_schema", "performance_schema", "sys":
 		return nil, fmt.Errorf("open mysql database %s: %s is a system database; migrate another database", shown, cfg.DBName)
 	}
-	db := &Database{drv: d, cfg: cfg, name: cfg.DBName, key: "mysql://" + cfg.Addr + "/" + cfg.DBName}
+	switch d.Method {
+	case "", "auto":
+		d.Method = MethodDump
+	case MethodDump, MethodBackup:
+	default:
+		return nil, fmt.Errorf("open mysql database %s: snapshot method %q: use dump or backup", shown, d.Method)
+	}
+	db := &Database{drv: d, cfg: cfg, name: cfg.DBName, key: "mysql://" + cfg.Addr + "/" + cfg.DBName, method: d.Method}
 	if source != "" {
 		if db.source, err = filepath.Abs(source); err != nil {
 			return nil, fmt.Errorf("open migration source %q: %w", source, err)

@@ -86,62 +86,69 @@ func TestOpenRefuses(t *testing.T) {
 // back, and leaves the database's own grants, its users and its options as
 // they are: they belong to the database, which a restore keeps.
 func TestRestoreKeepsGrantsUsersAndOptions(t *testing.T) {
-	url, sdb := mytest.NewDatabase(t)
-	name := dbName(t, url)
-	admin := mytest.Open(t, mytest.Server(t), "")
-	user := name + "_app"
-	mustExec(t, admin, "ALTER DATABASE "+name+" CHARACTER SET latin1 COLLATE latin1_swedish_ci")
-	mustExec(t, admin, "CREATE USER '"+user+"'@'127.0.0.1' IDENTIFIED BY 'app-pw'")
-	t.Cleanup(func() { _, _ = admin.Exec("DROP USER IF EXISTS '" + user + "'@'127.0.0.1'") })
-	mustExec(t, sdb, `CREATE TABLE parents (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(40) NOT NULL, children INT NOT NULL DEFAULT 0)`)
-	mustExec(t, sdb, `CREATE TABLE kids (id BIGINT AUTO_INCREMENT PRIMARY KEY, parent_id BIGINT NOT NULL, CONSTRAINT kids_parent FOREIGN KEY (parent_id) REFERENCES parents (id))`)
-	mustExec(t, sdb, `CREATE TRIGGER kids_count AFTER INSERT ON kids FOR EACH ROW UPDATE parents SET children = children + 1 WHERE id = NEW.parent_id`)
-	mustExec(t, sdb, `INSERT INTO parents (name) VALUES ('a'), ('b')`)
-	mustExec(t, sdb, `INSERT INTO kids (parent_id) VALUES (1), (1), (2)`)
-	mustExec(t, admin, "GRANT SELECT, INSERT ON "+name+".* TO '"+user+"'@'127.0.0.1'")
-	mustExec(t, admin, "GRANT UPDATE (name) ON "+name+".parents TO '"+user+"'@'127.0.0.1'")
-	grants := strs(t, admin, "SHOW GRANTS FOR '"+user+"'@'127.0.0.1'")
+	for _, method := range []string{mysql.MethodDump, mysql.MethodBackup} {
+		t.Run(method, func(t *testing.T) {
+			if method == mysql.MethodBackup {
+				mytest.NeedBackup(t)
+			}
+			url, sdb := mytest.NewDatabase(t)
+			name := dbName(t, url)
+			admin := mytest.Open(t, mytest.Server(t), "")
+			user := name + "_app"
+			mustExec(t, admin, "ALTER DATABASE "+name+" CHARACTER SET latin1 COLLATE latin1_swedish_ci")
+			mustExec(t, admin, "CREATE USER '"+user+"'@'127.0.0.1' IDENTIFIED BY 'app-pw'")
+			t.Cleanup(func() { _, _ = admin.Exec("DROP USER IF EXISTS '" + user + "'@'127.0.0.1'") })
+			mustExec(t, sdb, `CREATE TABLE parents (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(40) NOT NULL, children INT NOT NULL DEFAULT 0)`)
+			mustExec(t, sdb, `CREATE TABLE kids (id BIGINT AUTO_INCREMENT PRIMARY KEY, parent_id BIGINT NOT NULL, CONSTRAINT kids_parent FOREIGN KEY (parent_id) REFERENCES parents (id))`)
+			mustExec(t, sdb, `CREATE TRIGGER kids_count AFTER INSERT ON kids FOR EACH ROW UPDATE parents SET children = children + 1 WHERE id = NEW.parent_id`)
+			mustExec(t, sdb, `INSERT INTO parents (name) VALUES ('a'), ('b')`)
+			mustExec(t, sdb, `INSERT INTO kids (parent_id) VALUES (1), (1), (2)`)
+			mustExec(t, admin, "GRANT SELECT, INSERT ON "+name+".* TO '"+user+"'@'127.0.0.1'")
+			mustExec(t, admin, "GRANT UPDATE (name) ON "+name+".parents TO '"+user+"'@'127.0.0.1'")
+			grants := strs(t, admin, "SHOW GRANTS FOR '"+user+"'@'127.0.0.1'")
 
-	db := open(t, mysql.Driver{DumpDir: t.TempDir()}, url, "")
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The service goes on: rows, a table, a trigger dropped.
-	mustExec(t, sdb, `INSERT INTO kids (parent_id) VALUES (2)`)
-	mustExec(t, sdb, `DROP TRIGGER kids_count`)
-	mustExec(t, sdb, `CREATE TABLE later (id INT PRIMARY KEY)`)
-	if _, err := db.Restore(t.Context(), snap.ID); err != nil {
-		t.Fatal(err)
-	}
+			db := open(t, mysql.Driver{DumpDir: t.TempDir(), Method: method}, url, "")
+			snap, err := db.Snapshot(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The service goes on: rows, a table, a trigger dropped.
+			mustExec(t, sdb, `INSERT INTO kids (parent_id) VALUES (2)`)
+			mustExec(t, sdb, `DROP TRIGGER kids_count`)
+			mustExec(t, sdb, `CREATE TABLE later (id INT PRIMARY KEY)`)
+			if _, err := db.Restore(t.Context(), snap.ID); err != nil {
+				t.Fatal(err)
+			}
 
-	if got := strings.Join(strs(t, sdb, `SELECT CONCAT(name, ':', children) FROM parents ORDER BY id`), ","); got != "a:2,b:1" {
-		t.Errorf("parents after restore = %s, want a:2,b:1", got)
-	}
-	if got := strs(t, sdb, `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1`); !slices.Equal(got, []string{"kids", "parents"}) {
-		t.Errorf("tables after restore = %v, want kids, parents", got)
-	}
-	// The trigger is back and fires; the foreign key is back and holds.
-	mustExec(t, sdb, `INSERT INTO kids (parent_id) VALUES (2)`)
-	if got := strs(t, sdb, `SELECT children FROM parents WHERE id = 2`); !slices.Equal(got, []string{"2"}) {
-		t.Errorf("children of b = %v after an insert, want 2: the trigger was not restored", got)
-	}
-	if _, err := sdb.Exec(`INSERT INTO kids (parent_id) VALUES (99)`); err == nil || !strings.Contains(err.Error(), "foreign key") {
-		t.Errorf("insert of an orphan = %v, want a foreign key error", err)
-	}
-	if got := strs(t, admin, "SHOW GRANTS FOR '"+user+"'@'127.0.0.1'"); !slices.Equal(got, grants) {
-		t.Errorf("grants after restore = %v, want %v", got, grants)
-	}
-	if got := strs(t, admin, `SELECT CONCAT(default_character_set_name, '/', default_collation_name) FROM information_schema.schemata WHERE schema_name = ?`, name); !slices.Equal(got, []string{"latin1/latin1_swedish_ci"}) {
-		t.Errorf("database options after restore = %v, want latin1/latin1_swedish_ci", got)
-	}
-	// The service's user still works with its grants.
-	app := mytest.Open(t, strings.Replace(mytest.WithDatabase(mytest.Server(t), name), "//cutover:cutover@", "//"+user+":app-pw@", 1), name)
-	if _, err := app.Exec(`UPDATE parents SET name = 'c' WHERE id = 1`); err != nil {
-		t.Errorf("the service's column grant after restore: %v", err)
-	}
-	if got := strs(t, admin, `SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ? AND schema_name <> ?`, name+"%", name); len(got) != 0 {
-		t.Errorf("databases left by the restore: %v", got)
+			if got := strings.Join(strs(t, sdb, `SELECT CONCAT(name, ':', children) FROM parents ORDER BY id`), ","); got != "a:2,b:1" {
+				t.Errorf("parents after restore = %s, want a:2,b:1", got)
+			}
+			if got := strs(t, sdb, `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1`); !slices.Equal(got, []string{"kids", "parents"}) {
+				t.Errorf("tables after restore = %v, want kids, parents", got)
+			}
+			// The trigger is back and fires; the foreign key is back and holds.
+			mustExec(t, sdb, `INSERT INTO kids (parent_id) VALUES (2)`)
+			if got := strs(t, sdb, `SELECT children FROM parents WHERE id = 2`); !slices.Equal(got, []string{"2"}) {
+				t.Errorf("children of b = %v after an insert, want 2: the trigger was not restored", got)
+			}
+			if _, err := sdb.Exec(`INSERT INTO kids (parent_id) VALUES (99)`); err == nil || !strings.Contains(err.Error(), "foreign key") {
+				t.Errorf("insert of an orphan = %v, want a foreign key error", err)
+			}
+			if got := strs(t, admin, "SHOW GRANTS FOR '"+user+"'@'127.0.0.1'"); !slices.Equal(got, grants) {
+				t.Errorf("grants after restore = %v, want %v", got, grants)
+			}
+			if got := strs(t, admin, `SELECT CONCAT(default_character_set_name, '/', default_collation_name) FROM information_schema.schemata WHERE schema_name = ?`, name); !slices.Equal(got, []string{"latin1/latin1_swedish_ci"}) {
+				t.Errorf("database options after restore = %v, want latin1/latin1_swedish_ci", got)
+			}
+			// The service's user still works with its grants.
+			app := mytest.Open(t, strings.Replace(mytest.WithDatabase(mytest.Server(t), name), "//cutover:cutover@", "//"+user+":app-pw@", 1), name)
+			if _, err := app.Exec(`UPDATE parents SET name = 'c' WHERE id = 1`); err != nil {
+				t.Errorf("the service's column grant after restore: %v", err)
+			}
+			if got := strs(t, admin, `SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ? AND schema_name <> ?`, name+"%", name); len(got) != 0 {
+				t.Errorf("databases left by the restore: %v", got)
+			}
+		})
 	}
 }
 
@@ -182,6 +189,56 @@ func TestRestoreRefusesDamagedDump(t *testing.T) {
 	}
 	if _, err := db.Inspect(t.Context(), "nope"); !errors.Is(err, migrator.ErrSnapshotNotFound) {
 		t.Errorf("Inspect(nope) = %v, want ErrSnapshotNotFound", err)
+	}
+}
+
+// A backup whose table file was changed after it was taken (same size) is
+// refused by InnoDB's page checksums while it imports, before the database
+// is touched; one whose files are cut short is refused before anything; a
+// table the method cannot copy by itself (not InnoDB) is refused at the
+// snapshot, naming the dump method.
+func TestRestoreRefusesDamagedBackup(t *testing.T) {
+	mytest.NeedBackup(t)
+	url, sdb := mytest.NewDatabase(t)
+	mustExec(t, sdb, `CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))`)
+	mustExec(t, sdb, `INSERT INTO t VALUES (1, 'snapshotted')`)
+	db := open(t, mysql.Driver{DumpDir: t.TempDir(), Method: mysql.MethodBackup}, url, "")
+	snap, err := db.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, sdb, `UPDATE t SET v = 'live'`)
+	ibd := filepath.Join(snap.Location, "tables", "t.ibd")
+	body, err := os.ReadFile(ibd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(body), "snapshotted")
+	if i < 0 {
+		t.Fatal("the row is not in t.ibd")
+	}
+	damaged := slices.Clone(body)
+	damaged[i] = 'S'
+	if err := os.WriteFile(ibd, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Restore(t.Context(), snap.ID); err == nil || !strings.Contains(err.Error(), "import t") || !strings.Contains(err.Error(), "the database is unchanged") {
+		t.Errorf("restore of a changed backup = %v, want the import refused and the database unchanged", err)
+	}
+	if got := strs(t, sdb, `SELECT v FROM t`); !slices.Equal(got, []string{"live"}) {
+		t.Errorf("row after the refused restore = %v, want live", got)
+	}
+
+	if err := os.WriteFile(ibd, body[:len(body)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Restore(t.Context(), snap.ID); err == nil || !strings.Contains(err.Error(), "refuse to restore") || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("restore of a cut backup = %v, want it refused", err)
+	}
+
+	mustExec(t, sdb, `CREATE TABLE log (id INT PRIMARY KEY) ENGINE=Aria`)
+	if _, err := db.Snapshot(t.Context()); err == nil || !strings.Contains(err.Error(), "table log is Aria, not InnoDB; use the dump method") {
+		t.Errorf("backup of a database with an Aria table = %v, want it refused naming the table and the dump method", err)
 	}
 }
 

@@ -197,15 +197,12 @@ func (d *Database) snapshot(ctx context.Context) (migrator.Snapshot, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: create %s: %w", d.key, dir, err)
 	}
-	id := d.snapPrefix() + stamp(now) + dumpSuffix
-	final := filepath.Join(dir, id)
-	tmp := final + ".tmp"
-	if fileExists(final) {
-		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %s exists already; try again", d.key, final)
+	if d.method == MethodBackup {
+		return d.snapshotBackup(ctx, db, l, dir, now)
 	}
-	opts, err := d.optionFile()
+	id, final, tmp, opts, err := d.newSnapshot(dir, now, dumpSuffix)
 	if err != nil {
-		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: %w", d.key, err)
+		return migrator.Snapshot{}, err
 	}
 	defer os.Remove(opts)
 	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -254,6 +251,21 @@ func (d *Database) snapshot(ctx context.Context) (migrator.Snapshot, error) {
 		return fail(err)
 	}
 	return migrator.Snapshot{ID: id, Time: now, Location: final, Version: v, Dirty: dirty}, nil
+}
+
+// newSnapshot names a new snapshot taken now in dir (id, its final path,
+// the temporary one it is written to) and writes the client programs'
+// option file (opts; the caller removes it).
+func (d *Database) newSnapshot(dir string, now time.Time, suffix string) (id, final, tmp, opts string, err error) {
+	id = d.snapPrefix() + stamp(now) + suffix
+	final = filepath.Join(dir, id)
+	if fileExists(final) {
+		return "", "", "", "", fmt.Errorf("snapshot %s: %s exists already; try again", d.key, final)
+	}
+	if opts, err = d.optionFile(); err != nil {
+		return "", "", "", "", fmt.Errorf("snapshot %s: %w", d.key, err)
+	}
+	return id, final, final + ".tmp", opts, nil
 }
 
 // checkCompleted checks that the dump of size bytes at p ends with
@@ -310,6 +322,9 @@ func (d *Database) ours(id string) bool {
 		return false
 	}
 	st, ok = strings.CutSuffix(st, dumpSuffix)
+	if !ok {
+		st, ok = strings.CutSuffix(st, backupSuffix)
+	}
 	_, err := time.Parse(snapTimeFormat, strings.Replace(st, "_", ".", 1))
 	return ok && err == nil
 }
@@ -334,7 +349,11 @@ func (d *Database) Inspect(ctx context.Context, id string) (migrator.Snapshot, e
 	if !fileExists(p) {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s of %s: %w: %s is missing (its label is there)", id, d.key, migrator.ErrSnapshotNotFound, p)
 	}
-	if err := checkCompleted(p, l.Size); err != nil {
+	check := func() error { return checkCompleted(p, l.Size) }
+	if l.Method == MethodBackup {
+		check = func() error { return inspectBackup(p, l) }
+	}
+	if err := check(); err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s of %s: %w", id, d.key, err)
 	}
 	return migrator.Snapshot{ID: id, Time: l.Taken, Location: p, Version: l.Version, Dirty: l.Dirty}, nil
@@ -343,7 +362,7 @@ func (d *Database) Inspect(ctx context.Context, id string) (migrator.Snapshot, e
 // label reads and checks the label of snapshot id.
 func (d *Database) label(id string) (label, error) {
 	if !d.ours(id) {
-		return label{}, fmt.Errorf("snapshot %q of %s: %w: snapshot ids of this database are %s<time>%s", id, d.key, migrator.ErrSnapshotNotFound, d.snapPrefix(), dumpSuffix)
+		return label{}, fmt.Errorf("snapshot %q of %s: %w: snapshot ids of this database are %s<time>%s or %s", id, d.key, migrator.ErrSnapshotNotFound, d.snapPrefix(), dumpSuffix, backupSuffix)
 	}
 	l, err := d.readLabel(id)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -614,7 +633,7 @@ func (d *Database) SweepLeftovers(ctx context.Context) ([]string, error) {
 		if !leftover {
 			continue
 		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := removeSnapshot(p); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -661,7 +680,7 @@ func (d *Database) DropSnapshot(ctx context.Context, id string) error {
 		return err
 	}
 	p := filepath.Join(d.dumpDir(), id)
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := removeSnapshot(p); err != nil {
 		return fmt.Errorf("drop snapshot %s of %s: %w", id, d.key, err)
 	}
 	if err := os.Remove(p + ".json"); err != nil {
@@ -678,7 +697,7 @@ const loadedComment = "cutover: loaded from "
 // snapshot, so that the load WrittenAfter counts with serves the Restore
 // that follows it.
 func (d *Database) scratchFor(id string) string {
-	return d.short() + "_new_" + strings.TrimSuffix(strings.TrimPrefix(id, d.snapPrefix()), dumpSuffix)
+	return d.short() + "_new_" + strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(id, d.snapPrefix()), dumpSuffix), backupSuffix)
 }
 
 // loaded returns the scratch database holding snapshot id, loaded
@@ -705,7 +724,13 @@ func (d *Database) loaded(ctx context.Context, admin *sql.DB, id string, snap mi
 	if _, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s CHARACTER SET %s COLLATE %s`, quote(scratch), charset, collation)); err != nil {
 		return "", fmt.Errorf("create %s: %w", scratch, err)
 	}
-	if err := d.load(ctx, snap.Location, scratch, l.SHA256); err != nil {
+	load := d.load
+	if l.Method == MethodBackup {
+		load = func(ctx context.Context, p, scratch, want string) error {
+			return d.importBackup(ctx, admin, p, scratch, want)
+		}
+	}
+	if err := load(ctx, snap.Location, scratch, l.SHA256); err != nil {
 		drop()
 		return "", err
 	}

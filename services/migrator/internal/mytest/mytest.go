@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -38,6 +39,23 @@ func Server(tb testing.TB) string {
 		tb.Skipf("MariaDB tests skipped: the server at %s does not answer (%v); run scripts/mariadb-up.sh", Env, err)
 	}
 	return u
+}
+
+// NeedBackup skips tb where the mysql driver's backup method cannot run:
+// no mariadb-backup, or no access to the server's data directory (it must
+// run as root, or the server's user, on the server's machine).
+func NeedBackup(tb testing.TB) {
+	tb.Helper()
+	if _, err := exec.LookPath("mariadb-backup"); err != nil {
+		tb.Skip("backup method skipped: mariadb-backup is not installed (scripts/mariadb-up.sh installs it)")
+	}
+	var dir string
+	if err := Open(tb, Server(tb), "").QueryRow(`SELECT @@datadir`).Scan(&dir); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := os.ReadDir(dir); err != nil {
+		tb.Skipf("backup method skipped: it needs the server's data directory (run as root on its machine): %v", err)
+	}
 }
 
 // Open opens a pool on database name ("" for none) of the server at u,
