@@ -140,10 +140,11 @@ type Database struct {
 	// SnapshotMethod is how the migrator copies the database before it
 	// changes. PostgreSQL: auto (default: TEMPLATE when no session is
 	// connected, pg_dump when one is), template (fastest; terminates the
-	// sessions for the copy) or dump. MariaDB/MySQL: dump (default,
-	// mariadb-dump) or backup (mariadb-backup and IMPORT TABLESPACE: about a
-	// file copy's time both ways; the migrator must run on the server's
-	// machine with access to its data directory, every table InnoDB).
+	// sessions for the copy) or dump. MariaDB/MySQL: auto (default: backup
+	// above 512 MiB where it can run, else dump), dump (mariadb-dump) or
+	// backup (mariadb-backup and IMPORT TABLESPACE: about a file copy's time
+	// both ways; the migrator must run on the server's machine with access
+	// to its data directory, every table InnoDB).
 	SnapshotMethod string `yaml:"snapshot_method,omitempty" json:"snapshot_method,omitempty"`
 	// Fence is connect to keep other roles out of a PostgreSQL database
 	// while it migrates (no write can land after the snapshot; they are
@@ -361,7 +362,7 @@ func (inv *Inventory) validate(where func([]string) string) error {
 				case db.Driver == "postgres" && db.SnapshotMethod == "backup":
 					bad(append(p, "database", "snapshot_method"), "backup is a MariaDB/MySQL method; PostgreSQL's are auto, template and dump")
 				case mysql && db.SnapshotMethod == "template":
-					bad(append(p, "database", "snapshot_method"), "template is a PostgreSQL method; MariaDB/MySQL's are dump (default) and backup")
+					bad(append(p, "database", "snapshot_method"), "template is a PostgreSQL method; MariaDB/MySQL's are auto (default), dump and backup")
 				case db.Driver != "postgres" && !mysql:
 					bad(append(p, "database", "snapshot_method"), "%q: the %s driver has one method: leave snapshot_method out", db.SnapshotMethod, db.Driver)
 				}

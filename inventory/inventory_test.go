@@ -156,7 +156,7 @@ func TestParseDatabaseFenceAndSnapshotMethod(t *testing.T) {
 		{"sqlite", "/var/lib/web.db", "fence: read-only", "i.yaml:7: services.web.database.fence: read-only fences PostgreSQL databases only; leave fence out for sqlite"},
 		{"mysql", "mysql://web@db:3306/web", "fence: none, snapshot_method: backup", ""},
 		{"mariadb", "mysql://web@db:3306/web", "fence: none, snapshot_method: dump", ""},
-		{"mysql", "mysql://web@db:3306/web", "snapshot_method: template", `services.web.database.snapshot_method: template is a PostgreSQL method; MariaDB/MySQL's are dump (default) and backup`},
+		{"mysql", "mysql://web@db:3306/web", "snapshot_method: template", `services.web.database.snapshot_method: template is a PostgreSQL method; MariaDB/MySQL's are auto (default), dump and backup`},
 		{"postgres", "postgres://web@db:5432/web", "snapshot_method: backup", `services.web.database.snapshot_method: backup is a MariaDB/MySQL method`},
 		{"sqlite", "/var/lib/web.db", "snapshot_method: dump", `services.web.database.snapshot_method: "dump": the sqlite driver has one method: leave snapshot_method out`},
 		{"postgres", "postgres://web@db:5432/web", "snapshot_method: copy", `services.web.database.snapshot_method: "copy" is not auto, template, dump or backup`},

@@ -24,6 +24,14 @@ import (
 
 // Snapshot methods (Driver.Method, a request's snapshot_method).
 const (
+	// MethodAuto, the default, takes a backup (MethodBackup) when the
+	// database's tables exceed Driver.BackupAbove and the backup method can
+	// run here (mariadb-backup installed, the server's data directory
+	// readable, every table one it can copy), and a dump otherwise: below
+	// that size the dump's snapshot is the faster (mariadb-backup's fixed
+	// cost is seconds), above it the backup is faster both ways
+	// (docs/benchmarks.md).
+	MethodAuto = "auto"
 	// MethodDump is mariadb-dump --single-transaction, restored by loading
 	// the dump: works wherever the server is; the default.
 	MethodDump = "dump"
@@ -48,18 +56,39 @@ const (
 // the table (MariaDB encodes other characters in file names).
 var fileNameRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 
-// SetSnapshotMethod sets the method of the next snapshots: dump, backup,
-// or auto/"" for the driver's (Driver.Method, default dump).
+// defaultBackupAbove is Driver.BackupAbove's default.
+const defaultBackupAbove = 512 << 20
+
+// SetSnapshotMethod sets the method of the next snapshots: auto, dump or
+// backup ("" for the driver's, Driver.Method).
 func (d *Database) SetSnapshotMethod(method string) error {
 	switch method {
-	case "", "auto":
+	case "":
 		d.method = d.drv.Method
-	case MethodDump, MethodBackup:
+	case MethodAuto, MethodDump, MethodBackup:
 		d.method = method
 	default:
-		return fmt.Errorf("snapshot_method %q: the mysql driver's methods are dump (default) and backup", method)
+		return fmt.Errorf("snapshot_method %q: the mysql driver's methods are auto (default), dump and backup", method)
 	}
 	return nil
+}
+
+// autoMethod chooses the method of a MethodAuto snapshot (see MethodAuto).
+func (d *Database) autoMethod(ctx context.Context, db querier) string {
+	var size int64
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = ?`, d.name).Scan(&size); err != nil || size < d.drv.BackupAbove {
+		return MethodDump
+	}
+	if _, err := exec.LookPath(d.tool("mariadb-backup", "mariabackup")); err != nil {
+		return MethodDump
+	}
+	if _, err := d.dataDir(ctx, db); err != nil {
+		return MethodDump
+	}
+	if refusals, err := backupRefusals(ctx, db, d.name); err != nil || len(refusals) > 0 {
+		return MethodDump
+	}
+	return MethodBackup
 }
 
 // dataDir returns the server's data directory and that of the database,

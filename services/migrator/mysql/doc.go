@@ -32,7 +32,8 @@
 //
 // Driver.Method (or a request's snapshot_method) "backup" snapshots
 // physically instead, where the migrator runs on the server's machine with
-// access to its data directory: the schema by mariadb-dump --no-data, the
+// access to its data directory; the default, "auto", does so for a
+// database above Driver.BackupAbove (512 MiB) where it can: the schema by mariadb-dump --no-data, the
 // tables' files by mariadb-backup --backup --no-lock --databases (commits
 // are not blocked) prepared with --export; a restore loads the schema into
 // the scratch database and imports each table's files (DISCARD, copy,

@@ -45,10 +45,14 @@ type Driver struct {
 	// another session (default 10s); then it fails with an error wrapping
 	// migrator.ErrLockHeld.
 	LockWait time.Duration
-	// Method is how snapshots are taken: MethodDump (default) or
-	// MethodBackup (see their docs; a request's snapshot_method overrides
-	// it).
+	// Method is how snapshots are taken: MethodAuto (default), MethodDump
+	// or MethodBackup (see their docs; a request's snapshot_method
+	// overrides it).
 	Method string
+	// BackupAbove is the size of a database's tables (data and indexes, as
+	// information_schema reports them) from which MethodAuto takes a backup
+	// instead of a dump (default 512 MiB).
+	BackupAbove int64
 }
 
 var (
@@ -64,7 +68,7 @@ type Database struct {
 	name   string
 	key    string
 	source string
-	method string // MethodDump or MethodBackup
+	method string // MethodAuto, MethodDump or MethodBackup
 }
 
 // identRE is what the driver accepts as a database name: it is used in
@@ -154,11 +158,14 @@ func (d Driver) Open(ctx context.Context, location, source string) (migrator.Dat
 		return nil, fmt.Errorf("open mysql database %s: %s is a system database; migrate another database", shown, cfg.DBName)
 	}
 	switch d.Method {
-	case "", "auto":
-		d.Method = MethodDump
-	case MethodDump, MethodBackup:
+	case "":
+		d.Method = MethodAuto
+	case MethodAuto, MethodDump, MethodBackup:
 	default:
-		return nil, fmt.Errorf("open mysql database %s: snapshot method %q: use dump or backup", shown, d.Method)
+		return nil, fmt.Errorf("open mysql database %s: snapshot method %q: use auto, dump or backup", shown, d.Method)
+	}
+	if d.BackupAbove <= 0 {
+		d.BackupAbove = defaultBackupAbove
 	}
 	db := &Database{drv: d, cfg: cfg, name: cfg.DBName, key: "mysql://" + cfg.Addr + "/" + cfg.DBName, method: d.Method}
 	if source != "" {

@@ -192,6 +192,30 @@ func TestRestoreRefusesDamagedDump(t *testing.T) {
 	}
 }
 
+// The default method takes a dump of a database below BackupAbove, a
+// backup above it, and a dump again when a table cannot be backed up
+// (not InnoDB).
+func TestAutoMethodChoosesBySize(t *testing.T) {
+	mytest.NeedBackup(t)
+	url, sdb := mytest.NewDatabase(t)
+	mustExec(t, sdb, `CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))`)
+	mustExec(t, sdb, `INSERT INTO t VALUES (1, 'a')`)
+	for _, tc := range []struct {
+		above int64
+		aria  bool
+		want  string
+	}{{1 << 40, false, ".sql"}, {1, false, ".backup"}, {1, true, ".sql"}} {
+		if tc.aria {
+			mustExec(t, sdb, `CREATE TABLE log (id INT PRIMARY KEY) ENGINE=Aria`)
+		}
+		db := open(t, mysql.Driver{DumpDir: t.TempDir(), BackupAbove: tc.above}, url, "")
+		snap, err := db.Snapshot(t.Context())
+		if err != nil || !strings.HasSuffix(snap.ID, tc.want) {
+			t.Errorf("auto snapshot with BackupAbove %d (an Aria table: %v) = %s, %v; want an id ending %s", tc.above, tc.aria, snap.ID, err, tc.want)
+		}
+	}
+}
+
 // A backup whose table file was changed after it was taken (same size) is
 // refused by InnoDB's page checksums while it imports, before the database
 // is touched; one whose files are cut short is refused before anything; a

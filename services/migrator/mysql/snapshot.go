@@ -197,7 +197,11 @@ func (d *Database) snapshot(ctx context.Context) (migrator.Snapshot, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: create %s: %w", d.key, dir, err)
 	}
-	if d.method == MethodBackup {
+	method := d.method
+	if method == MethodAuto {
+		method = d.autoMethod(ctx, db)
+	}
+	if method == MethodBackup {
 		return d.snapshotBackup(ctx, db, l, dir, now)
 	}
 	id, final, tmp, opts, err := d.newSnapshot(dir, now, dumpSuffix)
