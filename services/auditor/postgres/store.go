@@ -10,9 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-migrate/migrate/v4"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
-	"github.com/golang-migrate/migrate/v4/source/iofs"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
 	"github.com/cutover-dev/cutover/services/auditor"
@@ -94,17 +92,7 @@ func migrateSchema(ctx context.Context, dsn, name string) error {
 		_ = db.Close()
 		return fmt.Errorf("open audit store %s for schema migration: %w", name, err)
 	}
-	src, err := iofs.New(migrations, "migrations")
-	if err != nil {
-		_ = db.Close()
-		return fmt.Errorf("read embedded audit schema: %w", err)
-	}
-	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
-	if err != nil {
-		_ = db.Close()
-		return fmt.Errorf("prepare audit store %s schema: %w", name, err)
-	}
-	return sqlstore.MigrateUp(m, name, "fix the schema by hand and clear the dirty flag in "+MigrationsTable+", or point --store at a new database")
+	return sqlstore.MigrateUp(db, drv, migrations, "pgx5", name, "fix the schema by hand and clear the dirty flag in "+MigrationsTable+", or point --store at a new database")
 }
 
 // Close closes the connection pool.

@@ -11,9 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-migrate/migrate/v4"
 	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
-	"github.com/golang-migrate/migrate/v4/source/iofs"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/cutover-dev/cutover/services/auditor"
@@ -119,17 +117,7 @@ func migrateSchema(path string) error {
 		_ = db.Close()
 		return fmt.Errorf("open audit store %s: %w (check the directory exists and is writable)", path, err)
 	}
-	src, err := iofs.New(migrations, "migrations")
-	if err != nil {
-		_ = db.Close()
-		return fmt.Errorf("read embedded audit schema: %w", err)
-	}
-	m, err := migrate.NewWithInstance("iofs", src, "sqlite", drv)
-	if err != nil {
-		_ = db.Close()
-		return fmt.Errorf("prepare audit store %s schema: %w", path, err)
-	}
-	return sqlstore.MigrateUp(m, path, "restore the file from a backup or move it aside to start a new history")
+	return sqlstore.MigrateUp(db, drv, migrations, "sqlite", path, "restore the file from a backup or move it aside to start a new history")
 }
 
 // Close closes the database connections.

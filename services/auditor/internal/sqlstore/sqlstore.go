@@ -9,10 +9,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/services/auditor"
@@ -195,11 +198,23 @@ func (h *History) summaries(ctx context.Context, id string) ([]auditor.UpgradeSu
 	return rows.Summaries(rs)
 }
 
-// MigrateUp brings the schema m manages to its latest version and closes
-// m. name names the database in errors; dirtyFix says how to repair a
-// schema a failed migration left dirty.
-func MigrateUp(m *migrate.Migrate, name, dirtyFix string) error {
-	err := m.Up()
+// MigrateUp brings the schema of migrations (an embedded migrations/
+// directory) to its latest version through drv, golang-migrate's driver
+// named driverName on db, and closes them. name names the database in
+// errors; dirtyFix says how to repair a schema a failed migration left
+// dirty.
+func MigrateUp(db *sql.DB, drv database.Driver, migrations fs.FS, driverName, name, dirtyFix string) error {
+	src, err := iofs.New(migrations, "migrations")
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("read embedded audit schema: %w", err)
+	}
+	m, err := migrate.NewWithInstance("iofs", src, driverName, drv)
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("prepare audit store %s schema: %w", name, err)
+	}
+	err = m.Up()
 	srcErr, dbErr := m.Close()
 	var dirty migrate.ErrDirty
 	switch {
