@@ -51,9 +51,9 @@
 // the lock, and a second request is refused with an event naming the
 // running one.
 //
-// Where things are: machine.go is the state machine, pure (an upgrade, one
-// input and the time in; the upgrade changed and what to save, publish and
-// log out), tested row by row in machine_test.go. Around it: handlers.go
+// Where things are: machine.go and machine_inputs.go are the state machine,
+// pure (an upgrade, one input and the time in; the upgrade changed and what
+// to save, publish and log out), tested row by row in machine_test.go. Around it: handlers.go
 // decodes events and loads upgrades, outbox.go saves and publishes a
 // decision, lock.go holds the scope lock, deadline.go polls deadlines and
 // version barriers, fleet.go reads the node-updaters' inventories, lease.go
