@@ -14,6 +14,7 @@ replace (
 )
 
 require (
+	github.com/containerd/errdefs v1.0.0
 	github.com/cutover-dev/cutover/events v0.0.0
 	github.com/cutover-dev/cutover/harness v0.0.0
 	github.com/cutover-dev/cutover/inventory v0.0.0
@@ -42,7 +43,6 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/cloudevents/sdk-go/v2 v2.16.2 // indirect
-	github.com/containerd/errdefs v1.0.0 // indirect
 	github.com/containerd/errdefs/pkg v0.3.0 // indirect
 	github.com/distribution/reference v0.6.0 // indirect
 	github.com/docker/cli v29.7.2+incompatible // indirect

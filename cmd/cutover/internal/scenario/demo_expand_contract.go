@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
 	"github.com/cutover-dev/cutover/harness/testkit"
 )
@@ -29,31 +28,17 @@ type ExpandContractOptions struct {
 // write-and-verify load, and prints what it checked. It exits 0 only if no
 // request failed and every acknowledged write is in the database.
 func DemoExpandContract(ctx context.Context, out io.Writer, o ExpandContractOptions) error {
-	if o.Rate <= 0 || o.MinLoad <= 0 {
-		return exit.Usagef("--rate and --duration must be positive")
-	}
-	cli, err := haproxyDemoEngine(ctx, "demo-expand-contract")
+	d, err := startHAProxyDemo(ctx, out, "demo-expand-contract", "cutover-ec", o.Rate, o.MinLoad,
+		fmt.Sprintf("cutover demo-expand-contract: roll 3 replicas of 'web' sharing one SQLite database from v1 to v2 behind HAProxy,\n"+
+			"schema 1 -> 2 (expand, before the roll) -> 3 (contract, after it), under %d writes/s\n", o.Rate),
+		testkit.BuildDemoApp, "web", ecVersions...)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	run := fmt.Sprintf("cutover-ec%d", time.Now().UnixNano()%1_000_000)
-	label := testkit.LabelTest + "=" + run
-	fmt.Fprintf(out, "cutover demo-expand-contract: roll 3 replicas of 'web' sharing one SQLite database from v1 to v2 behind HAProxy,\n"+
-		"schema 1 -> 2 (expand, before the roll) -> 3 (contract, after it), under %d writes/s\n", o.Rate)
-	k, err := newKit(ctx, "cutover-demo-ec-", testkit.BuildDemoApp)
-	if err != nil {
-		return err
-	}
-	defer k.close(ctx)
-	images, err := k.push(ctx, out, run+"/web", map[string]string{testkit.LabelTest: run}, ecVersions...)
-	defer removeImages(ctx, cli, "demo-expand-contract", label, images)
-	if err != nil {
-		return err
-	}
+	defer d.close()
 
-	res, err := runExpandContract(ctx, cli, ecConfig{
-		Run: run, V1: images["v1"], V2: images["v2"], Rate: o.Rate, MinLoad: o.MinLoad, WorkDir: k.work,
+	res, err := runExpandContract(ctx, d.cli, ecConfig{
+		Run: d.run, V1: d.images["v1"], V2: d.images["v2"], Rate: o.Rate, MinLoad: o.MinLoad, WorkDir: d.kit.work,
 		Events: indent{out}, Progress: out, Logger: Logger(o.Debug), Version: o.Version,
 	})
 	if err != nil {
@@ -63,13 +48,5 @@ func DemoExpandContract(ctx context.Context, out io.Writer, o ExpandContractOpti
 	if len(res.Load.Errors) > 0 {
 		fmt.Fprintf(out, "failures by cause: %s\n", render.Counts(res.Load.Errors))
 	}
-	if ps := res.problems(); len(ps) > 0 {
-		fmt.Fprintln(out, "\ndemo FAILED:")
-		for _, p := range ps {
-			fmt.Fprintln(out, "  "+p)
-		}
-		return exit.Error{Code: 1}
-	}
-	fmt.Fprintf(out, "\ndemo passed: expand, roll with v1 and v2 side by side, contract; no request failed and all %d acknowledged writes are in the database\n", len(res.Load.Acked))
-	return nil
+	return verdict(out, res.problems(), fmt.Sprintf("demo passed: expand, roll with v1 and v2 side by side, contract; no request failed and all %d acknowledged writes are in the database", len(res.Load.Acked)))
 }

@@ -2,11 +2,9 @@ package scenario
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
-	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
 	"github.com/cutover-dev/cutover/harness/testkit"
 )
 
@@ -27,41 +25,21 @@ type OpenStackOptions struct {
 // OpenStack scenario (openstack.go) and prints its summary; it exits
 // 0 only if no request failed and no acknowledged write was lost.
 func DemoOpenStack(ctx context.Context, out io.Writer, o OpenStackOptions) error {
-	if o.Rate <= 0 || o.MinLoad <= 0 {
-		return exit.Usagef("--rate and --duration must be positive")
-	}
-	cli, err := haproxyDemoEngine(ctx, "demo-openstack")
+	d, err := startHAProxyDemo(ctx, out, "demo-openstack", "cutover-os", o.Rate, o.MinLoad,
+		"cutover demo-openstack: 3 replicas of an identity service (keystone-like) on MariaDB behind HAProxy;\n"+
+			"its schema is migrated by its own db-sync in one-off bootstrap containers of the new image, as Kolla runs keystone-manage db_sync\n",
+		testkit.BuildIdentityApp, "keystone", imageVersion{tag: "v1"}, imageVersion{tag: "v2"}, imageVersion{tag: "v3"})
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	run := fmt.Sprintf("cutover-os%d", time.Now().UnixNano()%1_000_000)
-	fmt.Fprintf(out, "cutover demo-openstack: 3 replicas of an identity service (keystone-like) on MariaDB behind HAProxy;\n"+
-		"its schema is migrated by its own db-sync in one-off bootstrap containers of the new image, as Kolla runs keystone-manage db_sync\n")
-	k, err := newKit(ctx, "cutover-demo-os-", testkit.BuildIdentityApp)
-	if err != nil {
-		return err
-	}
-	defer k.close(ctx)
-	images, err := k.push(ctx, out, run+"/keystone", map[string]string{testkit.LabelTest: run}, imageVersion{tag: "v1"}, imageVersion{tag: "v2"}, imageVersion{tag: "v3"})
-	if err != nil {
-		return err
-	}
-	res, err := runOpenStack(ctx, cli, osConfig{
-		Run: run, Server: o.MariaDB, V1: images["v1"], V2: images["v2"], V3: images["v3"], Rate: o.Rate, MinLoad: o.MinLoad,
-		WorkDir: k.work, Events: out, Progress: out, Logger: Logger(o.Debug),
+	defer d.close()
+	res, err := runOpenStack(ctx, d.cli, osConfig{
+		Run: d.run, Server: o.MariaDB, V1: d.images["v1"], V2: d.images["v2"], V3: d.images["v3"], Rate: o.Rate, MinLoad: o.MinLoad,
+		WorkDir: d.kit.work, Events: out, Progress: out, Logger: Logger(o.Debug),
 	})
 	if err != nil {
 		return err
 	}
 	res.summary(out)
-	if ps := res.problems(); len(ps) > 0 {
-		fmt.Fprintln(out, "\ndemo FAILED:")
-		for _, p := range ps {
-			fmt.Fprintln(out, "  "+p)
-		}
-		return exit.Error{Code: 1}
-	}
-	fmt.Fprintln(out, "\ndemo passed: 0 failed requests, 0 lost writes; v2 migrated expand -> roll -> migrate -> contract, v3's failed db-sync restored while v2 served")
-	return nil
+	return verdict(out, res.problems(), "demo passed: 0 failed requests, 0 lost writes; v2 migrated expand -> roll -> migrate -> contract, v3's failed db-sync restored while v2 served")
 }

@@ -35,28 +35,14 @@ type ZeroDowntimeOptions struct {
 // stop-first replacement without drain, and prints both results. It exits 0
 // only if cutover lost no request and the upgrade completed.
 func DemoZeroDowntime(ctx context.Context, out io.Writer, o ZeroDowntimeOptions) error {
-	if o.Rate <= 0 || o.MinLoad <= 0 {
-		return exit.Usagef("--rate and --duration must be positive")
-	}
-	cli, err := haproxyDemoEngine(ctx, "demo-zero-downtime")
+	d, err := startHAProxyDemo(ctx, out, "demo-zero-downtime", "cutover-zd", o.Rate, o.MinLoad,
+		fmt.Sprintf("cutover demo-zero-downtime: roll 3 replicas of 'web' behind HAProxy from v1 to v2 under %d requests/s\n", o.Rate),
+		testkit.BuildDemoApp, "web", v1v2...)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	run := fmt.Sprintf("cutover-zd%d", time.Now().UnixNano()%1_000_000)
-	label := testkit.LabelTest + "=" + run
-
-	fmt.Fprintf(out, "cutover demo-zero-downtime: roll 3 replicas of 'web' behind HAProxy from v1 to v2 under %d requests/s\n", o.Rate)
-	k, err := newKit(ctx, "cutover-demo-zd-", testkit.BuildDemoApp)
-	if err != nil {
-		return err
-	}
-	defer k.close(ctx)
-	images, err := k.push(ctx, out, run+"/web", map[string]string{testkit.LabelTest: run}, v1v2...)
-	defer removeImages(ctx, cli, "demo-zero-downtime", label, images)
-	if err != nil {
-		return err
-	}
+	defer d.close()
+	cli, run, images := d.cli, d.run, d.images
 
 	type variant struct {
 		name  string
@@ -69,7 +55,7 @@ func DemoZeroDowntime(ctx context.Context, out io.Writer, o ZeroDowntimeOptions)
 	var results []zdResult
 	for i, v := range variants {
 		fmt.Fprintf(out, "\n[%d/%d] %s\n", i+1, len(variants), v.name)
-		dir := filepath.Join(k.work, fmt.Sprintf("run%d", i))
+		dir := filepath.Join(d.kit.work, fmt.Sprintf("run%d", i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/exit"
@@ -109,7 +110,8 @@ func removeImages(ctx context.Context, cli *client.Client, cmd, label string, im
 	defer cancel()
 	_ = testkit.Cleanup(cctx, cli, label)
 	for _, img := range images {
-		if _, err := cli.ImageRemove(cctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && cmd != "" {
+		// Cleanup removed those that carry the label already.
+		if _, err := cli.ImageRemove(cctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) && cmd != "" {
 			fmt.Fprintf(os.Stderr, "cutover %s: remove image %s: %v\n", cmd, short(img.ID), err)
 		}
 	}
@@ -123,4 +125,61 @@ func (i indent) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// haproxyDemo is what every HAProxy demo starts from: the engine (with
+// haproxy on PATH), the run's name, its kit and images.
+type haproxyDemo struct {
+	cli    *client.Client
+	run    string
+	kit    *kit
+	images map[string]testkit.Image
+	close  func()
+}
+
+// startHAProxyDemo checks the demo's flags and what it needs (exit codes 2
+// and 3), names the run prefix<number>, says what it does (header), builds
+// the app with build and pushes versions as <run>/<repo>. close removes
+// the run's containers and images, and the kit.
+func startHAProxyDemo(ctx context.Context, out io.Writer, cmd, prefix string, rate int, minLoad time.Duration, header string,
+	build func(context.Context, string) (string, error), repo string, versions ...imageVersion) (*haproxyDemo, error) {
+	if rate <= 0 || minLoad <= 0 {
+		return nil, exit.Usagef("--rate and --duration must be positive")
+	}
+	cli, err := haproxyDemoEngine(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	d := &haproxyDemo{cli: cli, run: fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1_000_000)}
+	fmt.Fprint(out, header)
+	d.kit, err = newKit(ctx, prefix+"-", build)
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	d.images, err = d.kit.push(ctx, out, d.run+"/"+repo, map[string]string{testkit.LabelTest: d.run}, versions...)
+	d.close = func() {
+		removeImages(ctx, cli, cmd, testkit.LabelTest+"="+d.run, d.images)
+		d.kit.close(ctx)
+		cli.Close()
+	}
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// verdict prints a demo's problems after "demo FAILED:" as exit code 1, or
+// passed when there are none.
+func verdict(out io.Writer, problems []string, passed string) error {
+	if len(problems) > 0 {
+		fmt.Fprintln(out, "\ndemo FAILED:")
+		for _, p := range problems {
+			fmt.Fprintln(out, "  "+p)
+		}
+		return exit.Error{Code: 1}
+	}
+	fmt.Fprintln(out, "\n"+passed)
+	return nil
 }
