@@ -47,18 +47,7 @@ func newKit(t *testing.T) *kit {
 	}
 	t.Cleanup(func() { _ = cli.Close() })
 
-	reg, err := StartRegistry(t.Context())
-	if err != nil {
-		t.Fatalf("start registry: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := reg.Close(ctx); err != nil {
-			t.Errorf("close registry: %v", err)
-		}
-	})
-
+	reg := startRegistry(t)
 	runID := randomID(t)
 	k := &kit{
 		cli:    cli,

@@ -37,10 +37,10 @@ func DemoExpandContract(ctx context.Context, out io.Writer, o ExpandContractOpti
 	}
 	defer d.close()
 
-	res, err := runExpandContract(ctx, d.cli, ecConfig{
+	res, err := runExpandContract(ctx, d.cli, ecConfig{runConfig{
 		Run: d.run, V1: d.images["v1"], V2: d.images["v2"], Rate: o.Rate, MinLoad: o.MinLoad, WorkDir: d.kit.work,
 		Events: indent{out}, Progress: out, Logger: Logger(o.Debug), Version: o.Version,
-	})
+	}})
 	if err != nil {
 		return err
 	}

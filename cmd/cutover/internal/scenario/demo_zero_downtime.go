@@ -60,9 +60,9 @@ func DemoZeroDowntime(ctx context.Context, out io.Writer, o ZeroDowntimeOptions)
 			return err
 		}
 		res, err := runZeroDowntime(ctx, cli, zdConfig{
-			Run: fmt.Sprintf("%s-%d", run, i), V1: images["v1"], V2: images["v2"], Drain: v.drain, NoRetry: !o.Retries,
-			Rate: o.Rate, MinLoad: o.MinLoad, WorkDir: dir,
-			Events: indent{out}, Progress: out, Logger: Logger(o.Debug), Version: o.Version,
+			runConfig: runConfig{Run: fmt.Sprintf("%s-%d", run, i), V1: images["v1"], V2: images["v2"], Rate: o.Rate, MinLoad: o.MinLoad, WorkDir: dir,
+				Events: indent{out}, Progress: out, Logger: Logger(o.Debug), Version: o.Version},
+			Drain: v.drain, NoRetry: !o.Retries,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", v.name, err)

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -67,29 +65,12 @@ var ecMigrations = map[string]string{
 	"0003_backfill_display_name.contract.down.sql": "DROP INDEX items_written_by;",
 }
 
-// ecConfig describes one run of the expand/contract scenario.
+// ecConfig describes one run of the expand/contract scenario: V1 speaks
+// schema generation 1, V2 generation 2 (DEMO_DB_SCHEMA in the image); Rate
+// is in writes per second, each two HTTP requests; WorkDir also holds the
+// database and the migrations.
 type ecConfig struct {
-	// Run prefixes every name the run creates and labels its containers.
-	Run string
-	// V1 and V2 are the demo app's images: V1 speaks schema generation 1,
-	// V2 generation 2 (DEMO_DB_SCHEMA in the image).
-	V1, V2 testkit.Image
-	// Rate is the load in writes per second; each is two HTTP requests.
-	Rate int
-	// MinLoad is the least time the load runs; it also runs until the
-	// upgrade has ended, whichever is later.
-	MinLoad time.Duration
-	// WorkDir holds the database, the migrations, HAProxy's configuration
-	// and the stack's data.
-	WorkDir string
-	// Events receives one line per upgrade event; nil discards them.
-	Events io.Writer
-	// Progress receives a load line once per second; nil discards them.
-	Progress io.Writer
-	// Logger receives the services' logs.
-	Logger *slog.Logger
-	// Version is the version the node-updaters report (default "dev").
-	Version string
+	runConfig
 }
 
 // ecResult is what one run measured.
@@ -201,14 +182,9 @@ func ecReadBack(ctx context.Context, dbPath string) (map[string]ecRow, int, bool
 // created except the images and WorkDir. The error is about the scenario
 // itself; how the upgrade, the load and the data went is in the result.
 func runExpandContract(ctx context.Context, cli *client.Client, cfg ecConfig) (res ecResult, err error) {
-	if cfg.Events == nil {
-		cfg.Events = io.Discard
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.setDefaults()
 	res = ecResult{Images: map[string]string{}}
-	label := testkit.LabelTest + "=" + cfg.Run
+	label := cfg.label()
 	network := cfg.Run + "-net"
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)

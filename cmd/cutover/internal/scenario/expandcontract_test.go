@@ -46,10 +46,10 @@ func TestExpandContractWithMixedVersions(t *testing.T) {
 	}
 	cli, run, v1, v2 := ecImages(t)
 	var logs, evs bytes.Buffer
-	res, err := runExpandContract(t.Context(), cli, ecConfig{
+	res, err := runExpandContract(t.Context(), cli, ecConfig{runConfig{
 		Run: run, V1: v1, V2: v2, Rate: ecTestRate, MinLoad: ecTestMinLoad, WorkDir: t.TempDir(),
 		Events: &evs, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
+	}})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("events:\n%s\nlogs:\n%s", &evs, &logs)

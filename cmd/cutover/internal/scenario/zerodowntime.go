@@ -49,13 +49,45 @@ const (
 	zdWarmUp = 2 * time.Second
 )
 
-// zdConfig describes one run of the scenario.
-type zdConfig struct {
+// runConfig is what a run of either HAProxy scenario is given.
+type runConfig struct {
 	// Run prefixes every name the run creates and is the value of the
 	// dev.cutover.test label on its containers, so cleanup finds them.
 	Run string
 	// V1 and V2 are the images rolled from and to, already in a registry.
 	V1, V2 testkit.Image
+	// Rate is the load per second.
+	Rate int
+	// MinLoad is the least time the load runs; it also runs until the
+	// upgrade has ended, whichever is later.
+	MinLoad time.Duration
+	// WorkDir holds HAProxy's configuration and the stack's data.
+	WorkDir string
+	// Events receives one line per upgrade event; Progress a load line
+	// once a second; nil discards them.
+	Events, Progress io.Writer
+	// Logger receives the services' logs.
+	Logger *slog.Logger
+	// Version is the version the node-updaters report (default "dev").
+	Version string
+}
+
+// setDefaults discards the events and logs nobody asked for.
+func (c *runConfig) setDefaults() {
+	if c.Events == nil {
+		c.Events = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// label is the dev.cutover.test label of a run's containers.
+func (c runConfig) label() string { return testkit.LabelTest + "=" + c.Run }
+
+// zdConfig describes one run of the zero-downtime scenario.
+type zdConfig struct {
+	runConfig
 	// Drain runs the lb-agent and sets drain_ack_timeout on the release;
 	// false is the no-drain, stop-first baseline.
 	Drain bool
@@ -66,21 +98,6 @@ type zdConfig struct {
 	// each replica, as it does when a long request is still open; a test
 	// uses it to show that the node-updater waits for the drain.
 	DrainDelay time.Duration
-	// Rate is the load in requests per second.
-	Rate int
-	// MinLoad is the least time the load runs; it also runs until the
-	// upgrade has ended, whichever is later.
-	MinLoad time.Duration
-	// WorkDir holds HAProxy's configuration and the stack's data.
-	WorkDir string
-	// Events receives one line per upgrade event; nil discards them.
-	Events io.Writer
-	// Progress receives a load line once per second; nil discards them.
-	Progress io.Writer
-	// Logger receives the services' logs.
-	Logger *slog.Logger
-	// Version is the version the node-updaters report (default "dev").
-	Version string
 }
 
 // zdResult is what one run measured.
@@ -105,19 +122,11 @@ type zdTimeline struct {
 	Draining, Drained, Stopped, Replaced time.Time
 }
 
-// label is the dev.cutover.test label of a run's containers.
-func (c zdConfig) label() string { return testkit.LabelTest + "=" + c.Run }
-
 // runZeroDowntime runs the scenario once and removes everything it created
 // except the images. The error is about the scenario itself (Docker,
 // HAProxy, NATS); how the upgrade and the load went is in the result.
 func runZeroDowntime(ctx context.Context, cli *client.Client, cfg zdConfig) (res zdResult, err error) {
-	if cfg.Events == nil {
-		cfg.Events = io.Discard
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.setDefaults()
 	res = zdResult{Drain: cfg.Drain, NoRetry: cfg.NoRetry, Timeline: map[string]*zdTimeline{}, Images: map[string]string{}}
 	network := cfg.Run + "-net"
 	defer func() {

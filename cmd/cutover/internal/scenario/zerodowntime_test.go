@@ -76,9 +76,9 @@ func zdRun(tb testing.TB, cli *client.Client, run string, v1, v2 testkit.Image, 
 		mode += "-noretry"
 	}
 	res, err := runZeroDowntime(tb.Context(), cli, zdConfig{
-		Run: run + "-" + mode, V1: v1, V2: v2, Drain: drain, NoRetry: noRetry, DrainDelay: drainDelay,
-		Rate: zdTestRate, MinLoad: zdTestMinLoad, WorkDir: tb.TempDir(),
-		Events: &evs, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		runConfig: runConfig{Run: run + "-" + mode, V1: v1, V2: v2, Rate: zdTestRate, MinLoad: zdTestMinLoad, WorkDir: tb.TempDir(),
+			Events: &evs, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))},
+		Drain: drain, NoRetry: noRetry, DrainDelay: drainDelay,
 	})
 	tb.Cleanup(func() {
 		if tb.Failed() {
