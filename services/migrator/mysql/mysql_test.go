@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -213,6 +214,30 @@ func TestAutoMethodChoosesBySize(t *testing.T) {
 		if err != nil || !strings.HasSuffix(snap.ID, tc.want) {
 			t.Errorf("auto snapshot with BackupAbove %d (an Aria table: %v) = %s, %v; want an id ending %s", tc.above, tc.aria, snap.ID, err, tc.want)
 		}
+	}
+	// A backup that fails (here a mariadb-backup that exits 1) falls back
+	// to the dump.
+	mustExec(t, sdb, `DROP TABLE log`)
+	bin := t.TempDir()
+	for _, tool := range []string{"mariadb-dump", "mariadb"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(bin, "mariadb-backup"), []byte("#!/bin/sh\necho no RELOAD privilege >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db := open(t, mysql.Driver{DumpDir: t.TempDir(), BackupAbove: 1, Bin: bin}, url, "")
+	if snap, err := db.Snapshot(t.Context()); err != nil || !strings.HasSuffix(snap.ID, ".sql") {
+		t.Errorf("auto snapshot when mariadb-backup fails = %s, %v; want the dump", snap.ID, err)
+	}
+	db = open(t, mysql.Driver{DumpDir: t.TempDir(), Method: mysql.MethodBackup, Bin: bin}, url, "")
+	if _, err := db.Snapshot(t.Context()); err == nil || !strings.Contains(err.Error(), "no RELOAD privilege") {
+		t.Errorf("backup snapshot when mariadb-backup fails = %v, want its error", err)
 	}
 }
 

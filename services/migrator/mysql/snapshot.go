@@ -197,13 +197,28 @@ func (d *Database) snapshot(ctx context.Context) (migrator.Snapshot, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("snapshot %s: create %s: %w", d.key, dir, err)
 	}
-	method := d.method
-	if method == MethodAuto {
-		method = d.autoMethod(ctx, db)
-	}
-	if method == MethodBackup {
+	switch {
+	case d.method == MethodBackup:
 		return d.snapshotBackup(ctx, db, l, dir, now)
+	case d.method == MethodAuto && d.autoMethod(ctx, db) == MethodBackup:
+		// auto falls back to the dump when the backup fails (the
+		// migrator's user lacks a privilege mariadb-backup needs, ...).
+		s, err := d.snapshotBackup(ctx, db, l, dir, now)
+		if err == nil {
+			return s, nil
+		}
+		l.Taken = time.Now().UTC()
+		s, derr := d.dumpSnapshot(ctx, db, l, dir, l.Taken)
+		if derr != nil {
+			return s, errors.Join(err, derr)
+		}
+		return s, nil
 	}
+	return d.dumpSnapshot(ctx, db, l, dir, now)
+}
+
+// dumpSnapshot takes a snapshot with mariadb-dump (see Snapshot).
+func (d *Database) dumpSnapshot(ctx context.Context, db *sql.DB, l label, dir string, now time.Time) (migrator.Snapshot, error) {
 	id, final, tmp, opts, err := d.newSnapshot(dir, now, dumpSuffix)
 	if err != nil {
 		return migrator.Snapshot{}, err
@@ -254,7 +269,7 @@ func (d *Database) snapshot(ctx context.Context) (migrator.Snapshot, error) {
 		_ = os.Remove(final + ".json")
 		return fail(err)
 	}
-	return migrator.Snapshot{ID: id, Time: now, Location: final, Version: v, Dirty: dirty}, nil
+	return migrator.Snapshot{ID: id, Time: now, Location: final, Version: l.Version, Dirty: l.Dirty}, nil
 }
 
 // newSnapshot names a new snapshot taken now in dir (id, its final path,
