@@ -388,14 +388,22 @@ func TestSweepLeftovers(t *testing.T) {
 	if err := os.WriteFile(orphan, []byte(`{"cutover_snapshot_of":"`+name+`"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A backup cut short: its temporary directory.
+	tmpBackup := filepath.Join(dir, name+"_snap_20260101T000002_000000.backup.tmp")
+	if err := os.MkdirAll(filepath.Join(tmpBackup, "tables"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	admin := mytest.Open(t, mytest.Server(t), "")
 	mustExec(t, admin, "CREATE DATABASE "+name+"_new_20260101T000000_000000")
 	removed, err := migrator.SweepLeftovers(context.WithoutCancel(t.Context()), drv, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(removed) != 3 {
-		t.Errorf("removed %v, want the temporary dump, the orphan label and the scratch database", removed)
+	if len(removed) != 4 {
+		t.Errorf("removed %v, want the temporary dump and backup, the orphan label and the scratch database", removed)
+	}
+	if _, err := os.Stat(tmpBackup); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the temporary backup directory is still there: %v", err)
 	}
 	for _, p := range []string{snap.Location, other} {
 		if _, err := os.Stat(p); err != nil {
