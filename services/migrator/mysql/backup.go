@@ -91,16 +91,22 @@ func (d *Database) autoMethod(ctx context.Context, db querier) string {
 	return MethodBackup
 }
 
-// dataDir returns the server's data directory and that of the database,
-// which the backup method reads (and a backup restore writes): it must be
-// on this machine.
+// dataDir returns the server's data directory, which the backup method
+// reads (and a backup restore writes into): it must be on this machine,
+// readable and writable by the migrator.
 func (d *Database) dataDir(ctx context.Context, db querier) (string, error) {
 	var dir string
 	if err := db.QueryRowContext(ctx, `SELECT @@datadir`).Scan(&dir); err != nil {
 		return "", fmt.Errorf("read the server's data directory: %w", err)
 	}
-	if _, err := os.ReadDir(filepath.Join(dir, d.name)); err != nil {
+	// Readable to copy, writable to import into the scratch database
+	// beside it (same owner and mode).
+	own := filepath.Join(dir, d.name)
+	if _, err := os.ReadDir(own); err != nil {
 		return "", fmt.Errorf("snapshot method backup needs the server's data directory on this machine, readable by the migrator (%v); run the migrator there as root or the server's user, or use the dump method", err)
+	}
+	if err := syscall.Access(own, 2 /* W_OK */); err != nil {
+		return "", fmt.Errorf("snapshot method backup needs to write into the server's data directory to restore (%s: %v); run the migrator as root or the server's user, or use the dump method", own, err)
 	}
 	return dir, nil
 }
