@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -65,34 +63,12 @@ of CloudEvents.`,
 		var evs []events.Event
 		var err error
 		if *auditor != "" {
-			token := os.Getenv("CUTOVER_HTTP_TOKEN")
-			if *tokenFile != "" {
-				raw, err := os.ReadFile(*tokenFile)
-				if err != nil {
-					return fmt.Errorf("--auditor-token-file: %w", err)
-				}
-				token = strings.TrimSpace(string(raw))
-			}
-			a := upgrades.Auditor{Base: strings.TrimSuffix(*auditor, "/"), Token: token}
-			id, err := a.Resolve(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			evs, err = a.Events(ctx, id)
-			if err != nil {
-				return err
-			}
+			evs, err = upgrades.AuditorHistory(ctx, *auditor, *tokenFile, args[0])
 		} else {
-			nc, js, cerr := nopts.connect(ctx)
-			if cerr != nil {
-				return cerr
-			}
-			defer nc.Close()
-			id, rerr := upgrades.Resolve(ctx, js, args[0])
-			if rerr != nil {
-				return rerr
-			}
-			evs, err = upgrades.Events(ctx, js, id)
+			err = nopts.with(ctx, func(ctx context.Context, js jetstream.JetStream) (err error) {
+				evs, err = upgrades.History(ctx, js, args[0])
+				return err
+			})
 		}
 		if err != nil {
 			return err

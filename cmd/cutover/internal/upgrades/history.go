@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -156,4 +158,34 @@ func Print(w io.Writer, evs []events.Event, format string) error {
 		fmt.Fprintln(w, render.Line(e))
 	}
 	return nil
+}
+
+// History reads the events of the upgrade arg names from the stream,
+// oldest first.
+func History(ctx context.Context, js jetstream.JetStream, arg string) ([]events.Event, error) {
+	id, err := Resolve(ctx, js, arg)
+	if err != nil {
+		return nil, err
+	}
+	return Events(ctx, js, id)
+}
+
+// AuditorHistory reads the events of the upgrade arg names from the
+// auditor's history API at base, oldest first. Its bearer token is in
+// tokenFile, or else in CUTOVER_HTTP_TOKEN.
+func AuditorHistory(ctx context.Context, base, tokenFile, arg string) ([]events.Event, error) {
+	token := os.Getenv("CUTOVER_HTTP_TOKEN")
+	if tokenFile != "" {
+		raw, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--auditor-token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(raw))
+	}
+	a := Auditor{Base: strings.TrimSuffix(base, "/"), Token: token}
+	id, err := a.Resolve(ctx, arg)
+	if err != nil {
+		return nil, err
+	}
+	return a.Events(ctx, id)
 }
