@@ -3,7 +3,6 @@ package testkit
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"maps"
@@ -19,26 +18,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-func startRegistry(t *testing.T) *Registry {
-	t.Helper()
-	reg, err := StartRegistry(t.Context())
-	if err != nil {
-		t.Fatalf("start registry: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := reg.Close(ctx); err != nil {
-			t.Errorf("close registry: %v", err)
-		}
-	})
-	return reg
-}
-
 // TestPushImageShape pushes a fake binary and reads the image back from the
 // registry, checking what Docker will see. It needs no Docker engine.
 func TestPushImageShape(t *testing.T) {
-	reg := startRegistry(t)
+	reg := StartTestRegistry(t)
 	if !strings.HasPrefix(reg.Addr(), "127.0.0.1:") {
 		t.Fatalf("Addr() = %q, want 127.0.0.1:PORT", reg.Addr())
 	}
@@ -163,7 +146,7 @@ func TestPushImageShape(t *testing.T) {
 }
 
 func TestPushRejectsBadSpecs(t *testing.T) {
-	reg := startRegistry(t)
+	reg := StartTestRegistry(t)
 	bin := filepath.Join(t.TempDir(), "demoapp")
 	if err := os.WriteFile(bin, []byte("x"), 0o755); err != nil {
 		t.Fatal(err)

@@ -41,13 +41,9 @@ type kit struct {
 
 func newKit(t *testing.T) *kit {
 	t.Helper()
-	cli, err := DockerAvailable(t.Context())
-	if err != nil {
-		t.Skipf("docker engine not reachable: %v", err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
+	cli := DockerOrSkip(t)
+	reg := StartTestRegistry(t)
 
-	reg := startRegistry(t)
 	runID := randomID(t)
 	k := &kit{
 		cli:    cli,

@@ -40,28 +40,10 @@ func start(t *testing.T, js jetstream.JetStream, store auditor.Store) (stop func
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	stop = func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	}
-	t.Cleanup(stop) // a second Close is a no-op
-	return stop
+	return natstest.Serve(t, a, 10*time.Second)
 }
 
-func publish(t *testing.T, js jetstream.JetStream, es ...events.Event) {
-	t.Helper()
-	for _, e := range es {
-		if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+var publish = natstest.Publish
 
 // republish publishes e again under another Nats-Msg-Id, so JetStream's
 // deduplication does not drop it: the auditor itself must store it once.

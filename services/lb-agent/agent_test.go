@@ -1,7 +1,6 @@
 package lbagent_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,6 +23,22 @@ import (
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	natstest.Eventually(t, 15*time.Second, what, cond)
+}
+
+// subscribeAcks returns the acknowledgements node's events get, until the end of the test.
+func subscribeAcks(t *testing.T, s *natstest.Server, node string) <-chan events.Event {
+	t.Helper()
+	acks := make(chan events.Event, 4)
+	sub, err := s.Conn.Subscribe(events.NodeAckSubject(node), func(m *nats.Msg) {
+		if e, err := events.Decode(m.Header, m.Data); err == nil {
+			acks <- e
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return acks
 }
 
 // TestAgentDrainsBeforeAcknowledgingAndRestoresAfterReplacement plays the
@@ -67,21 +82,9 @@ func TestAgentDrainsBeforeAcknowledgingAndRestoresAfterReplacement(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := agent.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = agent.Close(context.Background()) })
+	natstest.Serve(t, agent, 10*time.Second)
 
-	acks := make(chan events.Event, 4)
-	sub, err := s.Conn.Subscribe(events.NodeAckSubject("node1"), func(m *nats.Msg) {
-		if e, err := events.Decode(m.Header, m.Data); err == nil {
-			acks <- e
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	acks := subscribeAcks(t, s, "node1")
 
 	// An open request pinned on s1 (s2 in maintenance while it starts).
 	if err := hp.SetState(t.Context(), "web", "s2", haproxy.StateMaint); err != nil {
@@ -183,20 +186,8 @@ func TestAgentDrainsTheNodesServerOfASharedContainerName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := agent.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = agent.Close(context.Background()) })
-	acks := make(chan events.Event, 4)
-	sub, err := s.Conn.Subscribe(events.NodeAckSubject("controller2"), func(m *nats.Msg) {
-		if e, err := events.Decode(m.Header, m.Data); err == nil {
-			acks <- e
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	natstest.Serve(t, agent, 10*time.Second)
+	acks := subscribeAcks(t, s, "controller2")
 
 	pub := events.NewPublisher(s.JS)
 	draining := events.MustNew(events.Source("node-updater", "controller2"), events.ContainerDraining{Container: "nova_api", Service: "nova-api"}, events.WithNode("controller2"))

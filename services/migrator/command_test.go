@@ -42,21 +42,13 @@ type commandEnv struct {
 
 func newCommandEnv(t *testing.T) *commandEnv {
 	t.Helper()
-	cli, err := testkit.DockerAvailable(t.Context())
-	if err != nil {
-		t.Skipf("command migration tests skipped: docker engine not reachable: %v", err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
+	cli := testkit.DockerOrSkip(t)
 	url, _ := mytest.NewDatabase(t)
 	bin, err := testkit.BuildIdentityApp(t.Context(), identityDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := testkit.StartRegistry(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close(context.Background()) })
+	reg := testkit.StartTestRegistry(t)
 	tag := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	img, err := reg.Push(t.Context(), bin, testkit.ImageSpec{Repo: "cutover-i17/keystone", Tag: tag, Version: "v2"})
 	if err != nil {

@@ -1,7 +1,6 @@
 package migrator_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -618,15 +617,7 @@ func TestExpandContractOnSQLite(t *testing.T) {
 
 // A source named image:<ref> is read out of the image through the registry.
 func TestMigrationsFromImage(t *testing.T) {
-	reg, err := testkit.StartRegistry(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = reg.Close(ctx)
-	})
+	reg := testkit.StartTestRegistry(t)
 	files := map[string]string{}
 	for _, dir := range []string{"/migrations", "/srv/db"} {
 		entries, _ := os.ReadDir("testdata/ok")

@@ -73,16 +73,7 @@ func start(t *testing.T, cfg migrator.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := m.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	natstest.Serve(t, m, 10*time.Second)
 	return h
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/harness/testkit"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
@@ -135,16 +136,7 @@ func (e *env) adoptingUpdater(t *testing.T, node string, adopt map[string]nodeup
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Start(t.Context()); err != nil {
-		t.Fatalf("start updater: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := u.Close(ctx); err != nil {
-			t.Errorf("close updater: %v", err)
-		}
-	})
+	natstest.Serve(t, u, 30*time.Second)
 }
 
 // userSet is what an operator (kolla-ansible) set on a container: its

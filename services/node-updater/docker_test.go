@@ -56,11 +56,7 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	cli, err := testkit.DockerAvailable(t.Context())
-	if err != nil {
-		t.Skipf("docker engine not reachable, skipping the Docker tests: %v", err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
+	cli := testkit.DockerOrSkip(t)
 
 	b := make([]byte, 4)
 	if _, err := crand.Read(b); err != nil {
@@ -69,18 +65,7 @@ func newEnv(t testing.TB) *env {
 	e := &env{cli: cli, runID: hex.EncodeToString(b)}
 	e.prefix = "cutover-nu-" + e.runID
 
-	reg, err := testkit.StartRegistry(t.Context())
-	if err != nil {
-		t.Fatalf("start registry: %v", err)
-	}
-	e.reg = reg
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := reg.Close(ctx); err != nil {
-			t.Errorf("close registry: %v", err)
-		}
-	})
+	e.reg = testkit.StartTestRegistry(t)
 
 	var images []string // IDs, removed after every container
 	t.Cleanup(func() {
@@ -124,7 +109,7 @@ func newEnv(t testing.TB) *env {
 		// variable makes this run's IDs its own, so removing them at the end
 		// cannot pull an image from under someone else's container.
 		spec.Env = append(spec.Env, "CUTOVER_TEST_RUN="+e.runID)
-		img, err := reg.Push(t.Context(), bin, spec)
+		img, err := e.reg.Push(t.Context(), bin, spec)
 		if err != nil {
 			t.Fatalf("push %s: %v", spec.Tag, err)
 		}
@@ -231,16 +216,7 @@ func (e *env) updater(t testing.TB, node string) *nodeupdater.Updater {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Start(t.Context()); err != nil {
-		t.Fatalf("start updater: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := u.Close(ctx); err != nil {
-			t.Errorf("close updater: %v", err)
-		}
-	})
+	natstest.Serve(t, u, 30*time.Second)
 	return u
 }
 

@@ -100,30 +100,13 @@ func startOn(t *testing.T, s *natstest.Server, store *sqlite.Store) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	closeAuditor := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	}
-	t.Cleanup(closeAuditor) // a second Close is a no-op
+	closeAuditor := natstest.Serve(t, a, 10*time.Second)
 	srv := httptest.NewServer(auditor.NewDashboard(store, nil, log, map[string]http.Handler{"GET /metrics": m.Handler()}))
 	t.Cleanup(srv.Close)
 	return &rig{nats: s, store: store, url: srv.URL + "/metrics", stop: func() { closeAuditor(); closeWatcher() }}
 }
 
-func publish(t *testing.T, js jetstream.JetStream, es ...events.Event) {
-	t.Helper()
-	for _, e := range es {
-		if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+var publish = natstest.Publish
 
 // drained waits until the auditor has settled every message of the stream.
 func drained(t *testing.T, js jetstream.JetStream) {

@@ -1,7 +1,6 @@
 package verdict_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,27 +38,11 @@ func startWatcher(t testing.TB, js jetstream.JetStream, cfg verdict.WatcherConfi
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := w.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	natstest.Serve(t, w, 10*time.Second)
 	return w
 }
 
-func publish(t testing.TB, js jetstream.JetStream, es ...events.Event) {
-	t.Helper()
-	for _, e := range es {
-		if err := events.NewPublisher(js).Publish(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+var publish = natstest.Publish
 
 func failing(service, node string) events.Event {
 	return events.MustNew(events.Source("monitor", ""), events.HealthSignal{Service: service, Node: node, Status: "fail", Check: "http /healthz", Message: "HTTP 503"},

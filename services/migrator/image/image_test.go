@@ -1,13 +1,11 @@
 package image_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/services/migrator/image"
@@ -16,15 +14,7 @@ import (
 // push starts testkit's in-process registry and pushes an image holding files.
 func push(t *testing.T, files map[string]string) string {
 	t.Helper()
-	reg, err := testkit.StartRegistry(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = reg.Close(ctx)
-	})
+	reg := testkit.StartTestRegistry(t)
 	bin := filepath.Join(t.TempDir(), "app")
 	if err := os.WriteFile(bin, []byte("#!/bin/true\n"), 0o755); err != nil {
 		t.Fatal(err)
