@@ -405,11 +405,7 @@ func TestPoisonMessageRejectedOnceAcrossConsumers(t *testing.T) {
 	// Both consumers have settled the poison message before the valid one;
 	// give the second rejection, if any, its chance to arrive.
 	for _, name := range []string{"planner", "auditor"} {
-		cons, _ := s.JS.Consumer(t.Context(), events.StreamName, name)
-		eventually(t, 5*time.Second, name+" settled everything", func() bool {
-			info, err := cons.Info(t.Context())
-			return err == nil && info.NumAckPending == 0 && info.NumPending == 0
-		})
+		natstest.Settled(t, s.JS, name, 5*time.Second)
 	}
 	eventually(t, 5*time.Second, "a rejection", func() bool { return len(got()) >= 1 })
 	st, _ := s.JS.Stream(t.Context(), events.StreamName)
@@ -457,11 +453,7 @@ func TestRejectionReportedOnceAfterTheDedupWindow(t *testing.T) {
 	consume(t, s.JS, events.ConsumerConfig{Durable: "later", FilterSubjects: []string{events.SubjectUpgradeRequested}},
 		func(ctx context.Context, e events.Event) error { later.Add(1); return nil })
 	eventually(t, 5*time.Second, "the later consumer past the bad message", func() bool { return later.Load() >= 1 })
-	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "later")
-	eventually(t, 5*time.Second, "later settled everything", func() bool {
-		info, err := cons.Info(t.Context())
-		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
-	})
+	natstest.Settled(t, s.JS, "later", 5*time.Second)
 	st, _ = s.JS.Stream(t.Context(), events.StreamName)
 	info, _ := st.Info(t.Context(), jetstream.WithSubjectFilter(events.SubjectRejected))
 	if n := info.State.Subjects[events.SubjectRejected]; n != 1 {
@@ -657,11 +649,7 @@ func TestManyConsumersOneRejectionEach(t *testing.T) {
 			func(ctx context.Context, e events.Event) error { return nil })
 	}
 	for _, name := range []string{"planner", "auditor", "other"} {
-		cons, _ := s.JS.Consumer(t.Context(), events.StreamName, name)
-		eventually(t, 10*time.Second, name+" settled everything", func() bool {
-			info, err := cons.Info(t.Context())
-			return err == nil && info.NumAckPending == 0 && info.NumPending == 0
-		})
+		natstest.Settled(t, s.JS, name, 10*time.Second)
 	}
 	eventually(t, 5*time.Second, "a rejection per message", func() bool { return len(got()) >= bad })
 	per := map[uint64]int{}

@@ -131,14 +131,7 @@ func TestMalformedMessagesAreRejectedAndTheStackKeepsRunning(t *testing.T) {
 	})
 	// Nothing is redelivered forever: the rejected messages are acked away.
 	for _, durable := range []string{"planner", "auditor"} {
-		cons, err := s.JetStream().Consumer(t.Context(), events.StreamName, durable)
-		if err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, 10*time.Second, durable+" to settle", func() bool {
-			info, err := cons.Info(t.Context())
-			return err == nil && info.NumAckPending == 0 && info.NumPending == 0
-		})
+		natstest.Settled(t, s.JetStream(), durable, 10*time.Second)
 	}
 }
 

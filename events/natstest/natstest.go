@@ -3,7 +3,9 @@
 package natstest
 
 import (
+	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -111,4 +113,49 @@ func (r *Recorder) Of(typ string) []events.Event {
 		}
 	}
 	return out
+}
+
+// Settled waits until the durable consumer has settled every message the
+// stream held for it when the wait began, and returns its info. A
+// consumer's pending count alone is not enough: the server updates it
+// asynchronously after a store, so right after a publish it can read 0
+// before the consumer has seen the message.
+func Settled(t testing.TB, js jetstream.JetStream, durable string, d time.Duration) *jetstream.ConsumerInfo {
+	t.Helper()
+	ctx := t.Context()
+	cons, err := js.Consumer(ctx, events.StreamName, durable)
+	if err != nil {
+		t.Fatalf("consumer %s: %v", durable, err)
+	}
+	st, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filters := info.Config.FilterSubjects
+	if info.Config.FilterSubject != "" {
+		filters = append(filters, info.Config.FilterSubject)
+	}
+	if len(filters) == 0 {
+		filters = []string{">"}
+	}
+	var last uint64 // the stream's newest message for the consumer now
+	for _, f := range filters {
+		m, err := st.GetLastMsgForSubject(ctx, f)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("last message on %s: %v", f, err)
+		}
+		last = max(last, m.Sequence)
+	}
+	Eventually(t, d, "consumer "+durable+" to settle every message up to stream sequence "+strconv.FormatUint(last, 10), func() bool {
+		info, err = cons.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.Delivered.Stream >= last
+	})
+	return info
 }

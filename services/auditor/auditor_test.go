@@ -62,14 +62,7 @@ func republish(t *testing.T, js jetstream.JetStream, e events.Event) {
 // drained waits until the auditor's consumer has settled every message of the stream.
 func drained(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
-	eventually(t, 10*time.Second, "the auditor consumer to settle every message", func() bool {
-		c, err := js.Consumer(t.Context(), events.StreamName, auditor.Durable)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	})
+	natstest.Settled(t, js, auditor.Durable, 10*time.Second)
 }
 
 func count(t *testing.T, s *sqlite.Store) int {

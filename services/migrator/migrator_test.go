@@ -120,16 +120,7 @@ func (h *harness) final(req events.Event) (events.Event, []events.Event) {
 // settled waits until the migrator's consumer has settled every command.
 func (h *harness) settled() jetstream.ConsumerInfo {
 	h.t.Helper()
-	var info *jetstream.ConsumerInfo
-	eventually(h.t, 20*time.Second, "the migrator consumer to settle every command", func() bool {
-		c, err := h.srv.JS.Consumer(h.t.Context(), events.StreamName, migrator.Durable)
-		if err != nil {
-			return false
-		}
-		info, err = c.Info(h.t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	})
-	return *info
+	return *natstest.Settled(h.t, h.srv.JS, migrator.Durable, 20*time.Second)
 }
 
 func as[T any](t *testing.T, e events.Event) T {

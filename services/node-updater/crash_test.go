@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/harness/testkit"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 )
@@ -217,14 +218,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 
 			// Acked once done: nothing pending on the updater's consumer.
-			poll(t, 30*time.Second, "the command to be acked", func() bool {
-				c, err := e.nats.JS.Consumer(t.Context(), events.StreamName, "node-updater-"+node)
-				if err != nil {
-					return false
-				}
-				info, err := c.Info(t.Context())
-				return err == nil && info.NumAckPending == 0 && info.NumPending == 0
-			})
+			natstest.Settled(t, e.nats.JS, "node-updater-"+node, 30*time.Second)
 		})
 	}
 }

@@ -111,14 +111,7 @@ var publish = natstest.Publish
 // drained waits until the auditor has settled every message of the stream.
 func drained(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
-	natstest.Eventually(t, 15*time.Second, "the auditor consumer to settle every message", func() bool {
-		c, err := js.Consumer(t.Context(), events.StreamName, auditor.Durable)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	})
+	natstest.Settled(t, js, auditor.Durable, 15*time.Second)
 }
 
 // history publishes two upgrades: u1 completes after replacing two
