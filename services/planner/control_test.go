@@ -52,10 +52,11 @@ func gatedNode(t *testing.T, js jetstream.JetStream, node string, open func() bo
 	})
 }
 
-// threeNodes puts web on n1..n3 at v1; with no inventory every wave holds one node.
-func threeNodes(t *testing.T, s *natstest.Server) {
+// webNodes puts web at v1 on each node (container web-<node>); with no
+// inventory every wave holds one node.
+func webNodes(t *testing.T, s *natstest.Server, nodes ...string) {
 	t.Helper()
-	for _, n := range []string{"n1", "n2", "n3"} {
+	for _, n := range nodes {
 		putInventory(t, s.JS, n, web("web-"+n, "web:v1"))
 	}
 }
@@ -63,7 +64,7 @@ func threeNodes(t *testing.T, s *natstest.Server) {
 func TestPauseWaitsForTheWaveThenResumeFinishes(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	threeNodes(t, s)
+	webNodes(t, s, "n1", "n2", "n3")
 	paused := func() bool { return len(h.of(events.TypeUpgradeControlRequested)) > 0 }
 	gatedNode(t, s.JS, "n1", paused, nil) // answers only after the pause was asked
 	fakeNode(t, s.JS, "n2", nil)
@@ -102,7 +103,7 @@ func TestPauseWaitsForTheWaveThenResumeFinishes(t *testing.T) {
 func TestAbortStopsForGoodWithoutRollback(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	threeNodes(t, s)
+	webNodes(t, s, "n1", "n2", "n3")
 	aborted := func() bool { return len(h.of(events.TypeUpgradeAborted)) > 0 }
 	gatedNode(t, s.JS, "n1", aborted, nil)
 	fakeNode(t, s.JS, "n2", nil)
@@ -139,7 +140,7 @@ func TestAbortStopsForGoodWithoutRollback(t *testing.T) {
 func TestRollbackOfAPausedUpgrade(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	threeNodes(t, s)
+	webNodes(t, s, "n1", "n2", "n3")
 	paused := func() bool { return len(h.of(events.TypeUpgradeControlRequested)) > 0 }
 	gatedNode(t, s.JS, "n1", paused, nil)
 	fakeNode(t, s.JS, "n2", nil)
@@ -160,8 +161,7 @@ func TestRollbackOfAPausedUpgrade(t *testing.T) {
 func TestResumeAfterAFailedRollbackIsRefused(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
-	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
+	webNodes(t, s, "n1", "n2")
 	fakeNode(t, s.JS, "n1", func(d events.NodeUpdateRequested) bool { return d.Rollback }) // its rollback fails
 	fakeNode(t, s.JS, "n2", func(events.NodeUpdateRequested) bool { return true })
 	startPlanner(t, s.JS)
@@ -208,7 +208,7 @@ func answerTo(t *testing.T, h *history, req events.Event) events.UpgradeControlA
 func TestControlAnswers(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	threeNodes(t, s)
+	webNodes(t, s, "n1", "n2", "n3")
 	var release atomic.Bool
 	gatedNode(t, s.JS, "n1", release.Load, nil)
 	fakeNode(t, s.JS, "n2", nil)
@@ -250,8 +250,7 @@ func TestControlAnswers(t *testing.T) {
 func TestRetryOfARolledBackUpgrade(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	putInventory(t, s.JS, "n1", web("web-n1", "web:v1"))
-	putInventory(t, s.JS, "n2", web("web-n2", "web:v1"))
+	webNodes(t, s, "n1", "n2")
 	failures := 0
 	fakeNode(t, s.JS, "n1", nil)
 	fakeNode(t, s.JS, "n2", func(d events.NodeUpdateRequested) bool {
@@ -280,7 +279,7 @@ func TestRetryOfARolledBackUpgrade(t *testing.T) {
 func TestPauseAfterCanaryThenPromote(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	threeNodes(t, s)
+	webNodes(t, s, "n1", "n2", "n3")
 	for _, n := range []string{"n1", "n2", "n3"} {
 		fakeNode(t, s.JS, n, nil)
 	}

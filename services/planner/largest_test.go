@@ -70,14 +70,7 @@ func TestLargestPlannerEventFitsNATSDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
-	p, err := planner.New(t.Context(), planner.Config{Inventory: inv, PollInterval: 100 * time.Millisecond}, s.JS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	startPlannerWith(t, s.JS, planner.Config{Inventory: inv, PollInterval: 100 * time.Millisecond})
 
 	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: rel, PauseAfterCanary: true})
 	if err := pub.Publish(t.Context(), req); err != nil {

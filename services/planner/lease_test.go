@@ -44,7 +44,7 @@ func replica(t *testing.T, s *natstest.Server, name string) (*planner.Planner, *
 func TestStandbyTakesOverWithoutRepeatingAStep(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	threeNodes(t, s)
+	webNodes(t, s, "n1", "n2", "n3")
 	leader, leaderConn := replica(t, s, "planner-a")
 	standby, _ := replica(t, s, "planner-b")
 	if !leader.Leading() || standby.Leading() {

@@ -40,15 +40,7 @@ func (h *history) types(upgrade string) []string {
 
 func startPlanner(t *testing.T, js jetstream.JetStream) *planner.Planner {
 	t.Helper()
-	p, err := planner.New(t.Context(), planner.Config{}, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	return p
+	return startPlannerWith(t, js, planner.Config{})
 }
 
 func putInventory(t *testing.T, js jetstream.JetStream, node string, cs ...events.ObservedContainer) {

@@ -23,6 +23,27 @@ func newTestStore(t *testing.T) (*store, jetstream.KeyValue) {
 	return &store{kv: kv, verify: true}, kv
 }
 
+// savedUpgrade saves a bigUpgrade of nodes steps (no outbox) the way the
+// planner does: the record, then its steps, then the record again with
+// nothing pending.
+func savedUpgrade(t *testing.T, st *store, nodes int) *Upgrade {
+	t.Helper()
+	u := bigUpgrade(nodes)
+	u.Outbox = nil
+	rev, err := st.put(t.Context(), u, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.writeSteps(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	u.pending = nil
+	if _, err := st.put(t.Context(), u, rev); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 // bigUpgrade returns an upgrade whose steps and outbox are far larger than a
 // record may carry inline.
 func bigUpgrade(nodes int) *Upgrade {
@@ -97,19 +118,7 @@ func TestStoreSpillsALargeSaveToJournalKeysAndReadsItBack(t *testing.T) {
 
 func TestStoreSavesOnlyChangedSteps(t *testing.T) {
 	st, _ := newTestStore(t)
-	u := bigUpgrade(50)
-	u.Outbox = nil
-	rev, err := st.put(t.Context(), u, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.writeSteps(t.Context(), u); err != nil {
-		t.Fatal(err)
-	}
-	u.pending = nil
-	if rev, err = st.put(t.Context(), u, rev); err != nil {
-		t.Fatal(err)
-	}
+	u := savedUpgrade(t, st, 50)
 	got, rev, err := st.get(t.Context(), u.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -168,23 +177,11 @@ func TestStoreStepWriteNeverGoesBackInTime(t *testing.T) {
 
 func TestStoreReportsLostStepKeys(t *testing.T) {
 	st, kv := newTestStore(t)
-	u := bigUpgrade(10)
-	u.Outbox = nil
-	rev, err := st.put(t.Context(), u, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.writeSteps(t.Context(), u); err != nil {
-		t.Fatal(err)
-	}
-	u.pending = nil
-	if _, err := st.put(t.Context(), u, rev); err != nil {
-		t.Fatal(err)
-	}
+	u := savedUpgrade(t, st, 10)
 	if err := kv.Purge(t.Context(), "u-big.step.2.compute-0002"); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = (&store{kv: kv}).get(t.Context(), u.ID)
+	_, _, err := (&store{kv: kv}).get(t.Context(), u.ID)
 	if err == nil || !strings.Contains(err.Error(), "9 steps found, the record counts 10") {
 		t.Fatalf("err = %v; want the lost step reported", err)
 	}
