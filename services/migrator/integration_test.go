@@ -21,6 +21,7 @@ import (
 	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/image"
+	"github.com/cutover-dev/cutover/services/migrator/internal/dbtest"
 	"github.com/cutover-dev/cutover/services/migrator/internal/mytest"
 	"github.com/cutover-dev/cutover/services/migrator/internal/pgtest"
 	"github.com/cutover-dev/cutover/services/migrator/mysql"
@@ -187,23 +188,7 @@ func (tg target) contents(t *testing.T, loc string) map[string]string {
 	return out
 }
 
-func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
-	t.Helper()
-	rows, err := db.Query(q, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
-}
+var queryStrings = dbtest.Strings
 
 func diff(before, after map[string]string) string {
 	var d []string

@@ -13,19 +13,12 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/dbtest"
 	"github.com/cutover-dev/cutover/services/migrator/internal/mytest"
 	"github.com/cutover-dev/cutover/services/migrator/mysql"
 )
 
-func open(t *testing.T, drv mysql.Driver, url, source string) migrator.Database {
-	t.Helper()
-	db, err := drv.Open(t.Context(), url, source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
+var open = dbtest.Open
 
 func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
 	t.Helper()
@@ -34,23 +27,7 @@ func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
 	}
 }
 
-func strs(t *testing.T, db *sql.DB, q string, args ...any) []string {
-	t.Helper()
-	rows, err := db.Query(q, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
-}
+var strs = dbtest.Strings
 
 func dbName(t testing.TB, url string) string {
 	t.Helper()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/dbtest"
 	"github.com/cutover-dev/cutover/services/migrator/internal/pgtest"
 	"github.com/cutover-dev/cutover/services/migrator/postgres"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -20,15 +21,7 @@ import (
 
 const rows = 3000
 
-func open(t *testing.T, drv postgres.Driver, url, source string) migrator.Database {
-	t.Helper()
-	db, err := drv.Open(t.Context(), url, source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
+var open = dbtest.Open
 
 // seed makes a database at version 1 of testdata/pg/ok holding rows users.
 func seed(t *testing.T) (string, *sql.DB) {

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/dbtest"
 	"github.com/cutover-dev/cutover/services/migrator/sqlite"
 )
 
@@ -49,12 +50,7 @@ func seed(t *testing.T) string {
 
 func open(t *testing.T, path, source string) migrator.Database {
 	t.Helper()
-	db, err := sqlite.Driver{}.Open(t.Context(), path, source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
+	return dbtest.Open(t, sqlite.Driver{}, path, source)
 }
 
 func sqlDB(t *testing.T, path string) *sql.DB {

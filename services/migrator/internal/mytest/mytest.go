@@ -7,9 +7,7 @@ package mytest
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,6 +16,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/cutover-dev/cutover/services/migrator/internal/dbtest"
 	"github.com/cutover-dev/cutover/services/migrator/mysql"
 )
 
@@ -90,34 +89,15 @@ func NewDatabase(tb testing.TB) (string, *sql.DB) {
 	tb.Helper()
 	u := Server(tb)
 	admin := Open(tb, u, "")
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "cutover_t_" + hex.EncodeToString(b)
+	name := dbtest.UniqueName()
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
 		tb.Fatalf("create test database %s: %v", name, err)
 	}
 	db := Open(tb, u, name)
 	tb.Cleanup(func() {
 		_ = db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		rows, err := admin.QueryContext(ctx, `SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ?`, name+"%")
-		if err != nil {
-			tb.Errorf("list test databases: %v", err)
-			return
-		}
-		var names []string
-		for rows.Next() {
-			var n string
-			_ = rows.Scan(&n)
-			names = append(names, n)
-		}
-		rows.Close()
-		for _, n := range names {
-			if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+n+"`"); err != nil {
-				tb.Errorf("drop test database %s: %v", n, err)
-			}
-		}
+		dbtest.DropAll(tb, admin, `SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ?`, name+"%",
+			func(n string) string { return "DROP DATABASE IF EXISTS `" + n + "`" })
 	})
 	return WithDatabase(u, name), db
 }

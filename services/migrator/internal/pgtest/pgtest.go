@@ -7,9 +7,7 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/cutover-dev/cutover/services/migrator/internal/dbtest"
 )
 
 // Env is the variable holding the server's URL.
@@ -59,9 +59,7 @@ func NewDatabase(tb testing.TB) (string, *sql.DB) {
 	tb.Helper()
 	cfg := Server(tb)
 	admin := Admin(tb)
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "cutover_t_" + hex.EncodeToString(b)
+	name := dbtest.UniqueName()
 	if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
 		tb.Fatalf("create test database %s: %v", name, err)
 	}
@@ -70,25 +68,8 @@ func NewDatabase(tb testing.TB) (string, *sql.DB) {
 	db := stdlib.OpenDB(*c)
 	tb.Cleanup(func() {
 		_ = db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		rows, err := admin.QueryContext(ctx, `SELECT datname FROM pg_database WHERE starts_with(datname, $1)`, name)
-		if err != nil {
-			tb.Errorf("list test databases: %v", err)
-			return
-		}
-		var names []string
-		for rows.Next() {
-			var n string
-			_ = rows.Scan(&n)
-			names = append(names, n)
-		}
-		rows.Close()
-		for _, n := range names {
-			if _, err := admin.ExecContext(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, n)); err != nil {
-				tb.Errorf("drop test database %s: %v", n, err)
-			}
-		}
+		dbtest.DropAll(tb, admin, `SELECT datname FROM pg_database WHERE starts_with(datname, $1)`, name,
+			func(n string) string { return fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, n) })
 	})
 	return URL(c), db
 }

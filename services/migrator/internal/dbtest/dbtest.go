@@ -1,0 +1,83 @@
+// Package dbtest holds what the database drivers' tests share, whatever the
+// engine: opening a database through a driver, reading a column of strings,
+// naming and dropping the databases a test creates.
+package dbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/cutover-dev/cutover/services/migrator"
+)
+
+// Open opens the database at location through drv with migrations from
+// source, and closes it at the end of the test.
+func Open(tb testing.TB, drv migrator.Driver, location, source string) migrator.Database {
+	tb.Helper()
+	db, err := drv.Open(tb.Context(), location, source)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// Strings runs q and returns its one column of every row; an error fails
+// the test.
+func Strings(tb testing.TB, db *sql.DB, q string, args ...any) []string {
+	tb.Helper()
+	out, err := strs(tb.Context(), db, q, args...)
+	if err != nil {
+		tb.Fatalf("%s: %v", q, err)
+	}
+	return out
+}
+
+func strs(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// UniqueName returns a database name of this run's own: "cutover_t_" and
+// eight random hex digits.
+func UniqueName() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "cutover_t_" + hex.EncodeToString(b)
+}
+
+// DropAll drops, through admin, every database that list names (a query of
+// one text column taking arg), with drop giving the statement for a name.
+// It is for a test's cleanup: it gives itself a minute, and what fails
+// fails the test without stopping the other drops.
+func DropAll(tb testing.TB, admin *sql.DB, list string, arg any, drop func(name string) string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	names, err := strs(ctx, admin, list, arg)
+	if err != nil {
+		tb.Errorf("list test databases: %v", err)
+		return
+	}
+	for _, n := range names {
+		if _, err := admin.ExecContext(ctx, drop(n)); err != nil {
+			tb.Errorf("drop test database %s: %v", n, err)
+		}
+	}
+}
