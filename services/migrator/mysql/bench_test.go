@@ -15,6 +15,7 @@ import (
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/internal/mytest"
 	"github.com/cutover-dev/cutover/services/migrator/internal/pgtest"
+	"github.com/cutover-dev/cutover/services/migrator/internal/sqlrows"
 	"github.com/cutover-dev/cutover/services/migrator/mysql"
 )
 
@@ -252,18 +253,5 @@ func backup(b *testing.B, datadir, name, target string) error {
 
 // tablesOf lists the base tables of database name.
 func tablesOf(ctx context.Context, c *sql.Conn, name string) ([]string, error) {
-	rows, err := c.QueryContext(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'`, name)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return sqlrows.Strings(ctx, c, `SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'`, name)
 }

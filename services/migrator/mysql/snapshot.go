@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/sqlrows"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
 
@@ -140,23 +141,10 @@ func (t *tail) String() string { return strings.TrimSpace(string(t.b)) }
 // stored routines and events (their definitions name the database), so a
 // snapshot refuses them rather than restore something incomplete.
 func unsupported(ctx context.Context, db querier, name string) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `
+	return sqlrows.Strings(ctx, db, `
 		SELECT CONCAT('view ', table_name) FROM information_schema.views WHERE table_schema = ?
 		UNION ALL SELECT CONCAT(LOWER(routine_type), ' ', routine_name) FROM information_schema.routines WHERE routine_schema = ?
 		UNION ALL SELECT CONCAT('event ', event_name) FROM information_schema.events WHERE event_schema = ?`, name, name, name)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
 }
 
 // Snapshot dumps the database with mariadb-dump --single-transaction: one
@@ -398,21 +386,8 @@ type trigger struct{ name, sqlMode, create string }
 
 // triggers reads the definitions of the triggers of database name.
 func triggers(ctx context.Context, db *sql.DB, name string) ([]trigger, error) {
-	rows, err := db.QueryContext(ctx, `SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = ? ORDER BY action_order, trigger_name`, name)
+	names, err := sqlrows.Strings(ctx, db, `SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = ? ORDER BY action_order, trigger_name`, name)
 	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	var out []trigger
@@ -454,20 +429,7 @@ func createTriggers(ctx context.Context, conn *sql.Conn, ts []trigger) error {
 
 // baseTables lists the base tables of database name.
 func baseTables(ctx context.Context, db querier, name string) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE' ORDER BY table_name`, name)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return sqlrows.Strings(ctx, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE' ORDER BY table_name`, name)
 }
 
 // Restore replaces the database's tables and triggers with snapshot id,
@@ -885,31 +847,14 @@ func compare(ctx context.Context, db *sql.DB, live, snap string) (migrator.Loss,
 // columns returns the primary key columns (in key order) and every column
 // of table t of database name.
 func columns(ctx context.Context, db *sql.DB, name, t string) (key, cols []string, err error) {
-	rows, err := db.QueryContext(ctx, `SELECT column_name FROM information_schema.key_column_usage
+	key, err = sqlrows.Strings(ctx, db, `SELECT column_name FROM information_schema.key_column_usage
 		WHERE table_schema = ? AND table_name = ? AND constraint_name = 'PRIMARY' ORDER BY ordinal_position`, name, t)
 	if err != nil {
 		return nil, nil, err
 	}
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		key = append(key, c)
-	}
-	rows.Close()
-	rows, err = db.QueryContext(ctx, `SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position`, name, t)
+	cols, err = sqlrows.Strings(ctx, db, `SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position`, name, t)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, nil, err
-		}
-		cols = append(cols, c)
-	}
-	return key, cols, rows.Err()
+	return key, cols, nil
 }

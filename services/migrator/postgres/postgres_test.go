@@ -347,20 +347,8 @@ func dbMetaOf(t *testing.T, admin *sql.DB, name string) string {
 		FROM pg_database WHERE datname = $1`, name).Scan(&owner, &acl, &comment, &limit); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := admin.Query(`SELECT coalesce(pg_get_userbyid(NULLIF(s.setrole, 0)), '*') || ': ' || array_to_string(s.setconfig, '; ')
+	settings := dbtest.Strings(t, admin, `SELECT coalesce(pg_get_userbyid(NULLIF(s.setrole, 0)), '*') || ': ' || array_to_string(s.setconfig, '; ')
 		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = $1 ORDER BY 1`, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var settings []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		settings = append(settings, s)
-	}
 	return fmt.Sprintf("owner=%s acl=%s comment=%q limit=%d settings=%v", owner, acl, comment, limit, settings)
 }
 

@@ -20,6 +20,7 @@ import (
 	msqlite "modernc.org/sqlite"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/sqlrows"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
 
@@ -694,20 +695,7 @@ func countAfter(ctx context.Context, db *sql.DB) (migrator.Loss, error) {
 		return migrator.Loss{}, err
 	}
 	columns := func(schema, table string) ([]string, error) {
-		rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info(?, ?) ORDER BY cid`, table, schema)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			var c string
-			if err := rows.Scan(&c); err != nil {
-				return nil, err
-			}
-			out = append(out, c)
-		}
-		return out, rows.Err()
+		return sqlrows.Strings(ctx, db, `SELECT name FROM pragma_table_info(?, ?) ORDER BY cid`, table, schema)
 	}
 	count := func(q string) (int64, error) {
 		var n int64

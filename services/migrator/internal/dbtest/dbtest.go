@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/sqlrows"
 )
 
 // Open opens the database at location through drv with migrations from
@@ -30,28 +31,11 @@ func Open(tb testing.TB, drv migrator.Driver, location, source string) migrator.
 // the test.
 func Strings(tb testing.TB, db *sql.DB, q string, args ...any) []string {
 	tb.Helper()
-	out, err := strs(tb.Context(), db, q, args...)
+	out, err := sqlrows.Strings(tb.Context(), db, q, args...)
 	if err != nil {
 		tb.Fatalf("%s: %v", q, err)
 	}
 	return out
-}
-
-func strs(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
 }
 
 // UniqueName returns a database name of this run's own: "cutover_t_" and
@@ -70,7 +54,7 @@ func DropAll(tb testing.TB, admin *sql.DB, list string, arg any, drop func(name 
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	names, err := strs(ctx, admin, list, arg)
+	names, err := sqlrows.Strings(ctx, admin, list, arg)
 	if err != nil {
 		tb.Errorf("list test databases: %v", err)
 		return
