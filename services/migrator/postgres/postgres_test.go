@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -315,17 +314,7 @@ func TestSweepLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sweeper, ok := db.(interface {
-		SweepLeftovers(context.Context) ([]string, error)
-	})
-	if !ok {
-		t.Fatal("the PostgreSQL database has no SweepLeftovers")
-	}
-	removed, err := sweeper.SweepLeftovers(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(removed)
+	removed := dbtest.Sweep(t, db)
 	if !slices.Equal(removed, leftovers) {
 		t.Errorf("SweepLeftovers removed %v, want %v", removed, leftovers)
 	}

@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -587,17 +586,7 @@ func TestSweepLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sweeper, ok := db.(interface {
-		SweepLeftovers(context.Context) ([]string, error)
-	})
-	if !ok {
-		t.Fatal("the SQLite database has no SweepLeftovers")
-	}
-	removed, err := sweeper.SweepLeftovers(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(removed)
+	removed := dbtest.Sweep(t, db)
 	want := slices.Sorted(slices.Values(leftovers))
 	if !slices.Equal(removed, want) {
 		t.Errorf("SweepLeftovers removed %v, want %v", removed, want)

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"slices"
 	"testing"
 	"time"
 
@@ -64,4 +65,22 @@ func DropAll(tb testing.TB, admin *sql.DB, list string, arg any, drop func(name 
 			tb.Errorf("drop test database %s: %v", n, err)
 		}
 	}
+}
+
+// Sweep runs db's SweepLeftovers and returns the paths it removed, sorted.
+// A database without SweepLeftovers fails the test.
+func Sweep(tb testing.TB, db migrator.Database) []string {
+	tb.Helper()
+	sweeper, ok := db.(interface {
+		SweepLeftovers(context.Context) ([]string, error)
+	})
+	if !ok {
+		tb.Fatalf("the %T database has no SweepLeftovers", db)
+	}
+	removed, err := sweeper.SweepLeftovers(tb.Context())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	slices.Sort(removed)
+	return removed
 }
