@@ -117,9 +117,7 @@ func TestConsumeRejectsMalformedAndKeepsRunning(t *testing.T) {
 		}
 	}
 	// A valid request after the garbage is still handled: the consumer keeps running.
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, upgradeRequest(t))
 	eventually(t, 10*time.Second, "a rejection each and 1 handled event", func() bool { return len(got()) == len(cases) && handled.Load() == 1 })
 	for i, c := range cases {
 		r := got()[i]
@@ -174,9 +172,7 @@ func TestConsumeRetriesTransientErrorsThenGivesUp(t *testing.T) {
 	var calls atomic.Int32
 	consume(t, s.JS, events.ConsumerConfig{Durable: "planner", FilterSubjects: []string{events.SubjectUpgradeRequested}, MaxDeliver: 3, BackoffBase: 10 * time.Millisecond},
 		func(ctx context.Context, e events.Event) error { calls.Add(1); return errors.New("database is down") })
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, upgradeRequest(t))
 	eventually(t, 10*time.Second, "rejection after 3 deliveries", func() bool { return len(got()) == 1 })
 	if r := got()[0]; !strings.Contains(r.Reason, "gave up after 3 deliveries: database is down") {
 		t.Errorf("reason = %q", r.Reason)
@@ -235,9 +231,7 @@ func TestConsumePermanentErrorIsRejectedAtOnce(t *testing.T) {
 			return events.Permanent(errors.New("workload host without drain"))
 		})
 	e := upgradeRequest(t)
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, e)
 	eventually(t, 10*time.Second, "rejection", func() bool { return len(got()) == 1 })
 	if r := got()[0]; r.EventID != e.ID() || r.RejectedType != e.Type() || r.Reason != "workload host without drain" {
 		t.Errorf("rejection = %+v", r)
@@ -260,9 +254,7 @@ func TestConsumeSendsInProgressDuringLongWork(t *testing.T) {
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(unblock) // runs before the consumer's Close, so a failing test does not hang
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, upgradeRequest(t))
 	eventually(t, 5*time.Second, "handler started", func() bool { return calls.Load() == 1 })
 	// Hold the handler for several AckWaits; InProgress must keep the server
 	// from redelivering. The consumer's redelivery count is the observable.
@@ -398,9 +390,7 @@ func TestPoisonMessageRejectedOnceAcrossConsumers(t *testing.T) {
 	if _, err := s.JS.PublishMsg(t.Context(), poison); err != nil {
 		t.Fatal(err)
 	}
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, upgradeRequest(t))
 	eventually(t, 10*time.Second, "the valid request handled by both", func() bool { return planned.Load() == 1 && audited.Load() == 1 })
 	// Both consumers have settled the poison message before the valid one;
 	// give the second rejection, if any, its chance to arrive.
@@ -550,9 +540,7 @@ func TestHandlerSeesTheStreamPosition(t *testing.T) {
 			return nil
 		})
 	for range 2 {
-		if err := events.NewPublisher(s.JS).Publish(t.Context(), sampleEvent(samples[0])); err != nil {
-			t.Fatal(err)
-		}
+		natstest.Publish(t, s.JS, sampleEvent(samples[0]))
 	}
 	for want := uint64(1); want <= 2; want++ {
 		if mi := <-got; mi.Sequence != want || mi.Stream != events.StreamName || mi.Timestamp.IsZero() {
@@ -586,9 +574,7 @@ func TestRestartNeverReadsAPoisonMessageAgain(t *testing.T) {
 
 	var handled atomic.Int32
 	consume(t, s.JS, cfg, func(ctx context.Context, e events.Event) error { handled.Add(1); return nil })
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), upgradeRequest(t)); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, upgradeRequest(t))
 	eventually(t, 5*time.Second, "the valid request after the restart", func() bool { return handled.Load() == 1 })
 	cons, _ := s.JS.Consumer(t.Context(), events.StreamName, "planner")
 	info, err := cons.Info(t.Context())
@@ -621,9 +607,7 @@ func TestConsumeRejectsAnEventOverItsTypeLimit(t *testing.T) {
 	if _, err := s.JS.PublishMsg(t.Context(), big); err != nil {
 		t.Fatal(err)
 	}
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), ok); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, ok)
 	eventually(t, 5*time.Second, "the rejection and the next signal", func() bool { return len(got()) == 1 && handled.Load() == 1 })
 	if r := got()[0]; !strings.Contains(r.Reason, "limit of a dev.cutover.health.signal event") || r.EventID != ok.ID() {
 		t.Errorf("rejection = %+v", r)

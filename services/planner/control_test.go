@@ -17,18 +17,14 @@ import (
 func control(t *testing.T, js jetstream.JetStream, id, action string) events.Event {
 	t.Helper()
 	e := events.MustNew(events.Source("test", ""), events.UpgradeControlRequested{Action: action, RequestedBy: "test"}, events.WithUpgrade(id))
-	if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, js, e)
 	return e
 }
 
 func rollbackRequest(t *testing.T, js jetstream.JetStream, id string) {
 	t.Helper()
 	e := events.MustNew(events.Source("test", ""), events.RollbackRequested{Reason: "operator", RequestedBy: "test"}, events.WithUpgrade(id))
-	if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, js, e)
 }
 
 // commandsTo counts the node commands each node received, from the history.
@@ -237,9 +233,7 @@ func TestControlAnswers(t *testing.T) {
 	check(events.ControlRetry, false, "already finished")
 
 	unknown := events.MustNew(events.Source("test", ""), events.UpgradeControlRequested{Action: events.ControlPause}, events.WithUpgrade("no-such-upgrade"))
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), unknown); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, unknown)
 	if a := answerTo(t, h, unknown); a.Accepted || !strings.Contains(a.Reason, "does not know it") {
 		t.Errorf("answer for an unknown upgrade = %+v, want refused", a)
 	}
@@ -286,9 +280,7 @@ func TestPauseAfterCanaryThenPromote(t *testing.T) {
 	startPlanner(t, s.JS)
 	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{PauseAfterCanary: true,
 		Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}})
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), req); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, req)
 	id := req.ID()
 	u := waitPhase(t, s.JS, id, planner.PhasePaused)
 	if !u.AwaitingPromotion || !strings.Contains(u.Reason, "cutover promote "+id) {

@@ -63,9 +63,7 @@ func requestMigrating(t *testing.T, js jetstream.JetStream) string {
 	t.Helper()
 	e := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{
 		"web": {Image: "web:v2", MigrationsVersion: 5}}}})
-	if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, js, e)
 	return e.ID()
 }
 
@@ -257,9 +255,7 @@ func TestCommandMigrationsRunAsPhases(t *testing.T) {
 		Mounts: []string{"/etc/kolla/keystone:/var/lib/kolla/config_files:ro"}, Network: "host", Timeout: "5m",
 	}}, planner.Config{})
 	e := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}})
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, e)
 	eventually(t, 15*time.Second, "the waves to finish", func() bool { return len(h.of(events.TypeNodeUpdateCompleted)) == 2 })
 	putInventory(t, s.JS, "n1", web("web-n1", "web:v2"))
 	putInventory(t, s.JS, "n2", web("web-n2", "web:v2"))

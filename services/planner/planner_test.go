@@ -100,9 +100,7 @@ func request(t *testing.T, js jetstream.JetStream, services map[string]string) s
 		rel.Services[s] = events.ServiceRelease{Image: img}
 	}
 	e := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: rel})
-	if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, js, e)
 	return e.ID()
 }
 

@@ -26,9 +26,7 @@ func gatedUpgrade(t *testing.T, timeoutMs int64) (*natstest.Server, *history, st
 		Release:         events.Release{Name: "v2", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}},
 		WaitForVerdicts: true, VerdictTimeoutMs: timeoutMs,
 	})
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, e)
 	return s, h, e.ID()
 }
 
@@ -47,9 +45,7 @@ func verdict(t *testing.T, js jetstream.JetStream, id string, wave int, service,
 	t.Helper()
 	e := events.MustNew(events.Source("auditor", ""), events.HealthVerdict{Service: service, Wave: wave, Verdict: v, Evidence: []string{"3 of 3 probes passed"}},
 		events.WithUpgrade(id))
-	if err := events.NewPublisher(js).Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, js, e)
 	return e
 }
 

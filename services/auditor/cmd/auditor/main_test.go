@@ -78,9 +78,7 @@ func TestRunWiresMetricsWebhooksAndPolicies(t *testing.T) {
 	t.Cleanup(func() { stop() })
 
 	e := events.MustNew(events.Source("test", ""), events.UpgradeCompleted{Release: "2025.1"}, events.WithUpgrade("u1"))
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, e)
 	natstest.Eventually(t, 20*time.Second, "/metrics to show the completed upgrade", func() bool {
 		return strings.Contains(get("http://"+addr+"/metrics"), `cutover_upgrades{state="completed"} 1`)
 	})
@@ -160,9 +158,7 @@ func TestRunWithPostgresStore(t *testing.T) {
 		done <- run(ctx, []string{"--nats", s.Server.ClientURL(), "--store", u.String(), "--http", addr, "--log-level", "warn"})
 	}()
 	e := events.MustNew(events.Source("test", ""), events.UpgradeCompleted{Release: "2025.1"}, events.WithUpgrade("u1"))
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, e)
 	natstest.Eventually(t, 20*time.Second, "the event stored in PostgreSQL and served", func() bool {
 		return strings.Contains(get("http://"+addr+"/api/upgrades/u1/events"), e.ID())
 	})
