@@ -120,9 +120,7 @@ func (tg target) prepare(t *testing.T, drv migrator.Driver, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Up(t.Context(), 1); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.Up(t, db, 1)
 	tg.seed(t, tg.open(t, loc), n)
 	return loc
 }

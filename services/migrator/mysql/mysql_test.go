@@ -86,17 +86,12 @@ func TestRestoreKeepsGrantsUsersAndOptions(t *testing.T) {
 			grants := strs(t, admin, "SHOW GRANTS FOR '"+user+"'@'127.0.0.1'")
 
 			db := open(t, mysql.Driver{DumpDir: t.TempDir(), Method: method}, url, "")
-			snap, err := db.Snapshot(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
+			snap := dbtest.Snapshot(t, db)
 			// The service goes on: rows, a table, a trigger dropped.
 			mustExec(t, sdb, `INSERT INTO kids (parent_id) VALUES (2)`)
 			mustExec(t, sdb, `DROP TRIGGER kids_count`)
 			mustExec(t, sdb, `CREATE TABLE later (id INT PRIMARY KEY)`)
-			if _, err := db.Restore(t.Context(), snap.ID); err != nil {
-				t.Fatal(err)
-			}
+			dbtest.Restore(t, db, snap.ID)
 
 			if got := strings.Join(strs(t, sdb, `SELECT CONCAT(name, ':', children) FROM parents ORDER BY id`), ","); got != "a:2,b:1" {
 				t.Errorf("parents after restore = %s, want a:2,b:1", got)
@@ -138,10 +133,7 @@ func TestRestoreRefusesDamagedDump(t *testing.T) {
 	mustExec(t, sdb, `CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))`)
 	mustExec(t, sdb, `INSERT INTO t VALUES (1, 'snapshotted')`)
 	db := open(t, mysql.Driver{DumpDir: t.TempDir()}, url, "")
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := dbtest.Snapshot(t, db)
 	mustExec(t, sdb, `UPDATE t SET v = 'live'`)
 	body, err := os.ReadFile(snap.Location)
 	if err != nil {
@@ -229,10 +221,7 @@ func TestRestoreRefusesDamagedBackup(t *testing.T) {
 	mustExec(t, sdb, `CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))`)
 	mustExec(t, sdb, `INSERT INTO t VALUES (1, 'snapshotted')`)
 	db := open(t, mysql.Driver{DumpDir: t.TempDir(), Method: mysql.MethodBackup}, url, "")
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := dbtest.Snapshot(t, db)
 	mustExec(t, sdb, `UPDATE t SET v = 'live'`)
 	ibd := filepath.Join(snap.Location, "tables", "t.ibd")
 	body, err := os.ReadFile(ibd)
@@ -349,10 +338,7 @@ func TestSweepLeftovers(t *testing.T) {
 	dumps := t.TempDir()
 	drv := mysql.Driver{DumpDir: dumps}
 	db := open(t, drv, url, "")
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := dbtest.Snapshot(t, db)
 	dir := filepath.Dir(snap.Location)
 	tmp := filepath.Join(dir, name+"_snap_20260101T000000_000000.sql.tmp")
 	orphan := filepath.Join(dir, name+"_snap_20260101T000001_000000.sql.json")

@@ -44,14 +44,7 @@ func count(t *testing.T, db *sql.DB, q string) int {
 	return n
 }
 
-func version(t *testing.T, db migrator.Database) (uint, bool) {
-	t.Helper()
-	v, dirty, err := db.Version(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v, dirty
-}
+var version = dbtest.Version
 
 func TestOpenRefuses(t *testing.T) {
 	cfg := pgtest.Server(t)
@@ -79,9 +72,7 @@ func TestOpenRefuses(t *testing.T) {
 func TestUpDownAndFailingFileRollsBack(t *testing.T) {
 	url, sdb := seed(t)
 	db := open(t, postgres.Driver{}, url, "../testdata/pg/ok")
-	if err := db.Up(t.Context(), 4); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.Up(t, db, 4)
 	applied, err := db.Applied(t.Context())
 	if err != nil || len(applied) != 4 || applied[3].File != "0004_users_name.up.sql" || len(applied[3].SHA256) != 64 {
 		t.Fatalf("Applied() = %+v, %v; want 4 rows", applied, err)
@@ -126,10 +117,7 @@ func TestSnapshotAndRestore(t *testing.T) {
 			}
 			defer service.Close()
 
-			snap, err := db.Snapshot(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
+			snap := dbtest.Snapshot(t, db)
 			if snap.Version != 1 || snap.Dirty || !strings.Contains(snap.ID, "_snap_") {
 				t.Fatalf("Snapshot() = %+v", snap)
 			}
@@ -148,9 +136,7 @@ func TestSnapshotAndRestore(t *testing.T) {
 				t.Fatalf("users = %d", n)
 			}
 
-			if err := db.Up(t.Context(), 4); err != nil {
-				t.Fatal(err)
-			}
+			dbtest.Up(t, db, 4)
 			if _, err := sdb.Exec(`INSERT INTO orders (user_id, total) VALUES (1, 10)`); err != nil {
 				t.Fatal(err)
 			}
@@ -283,10 +269,7 @@ func TestSweepLeftovers(t *testing.T) {
 	url, _ := seed(t)
 	drv := postgres.Driver{Method: postgres.MethodDump, DumpDir: t.TempDir()}
 	db := open(t, drv, url, "")
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := dbtest.Snapshot(t, db)
 	dir := filepath.Dir(snap.Location)
 	prefix := snap.ID[:strings.Index(snap.ID, "_snap_")+len("_snap_")]
 	label, err := os.ReadFile(snap.Location + ".json")
@@ -384,16 +367,9 @@ func TestRestoreKeepsGrantsAndSettings(t *testing.T) {
 			before := dbMetaOf(t, admin, name)
 			sdb.Close()
 			db := open(t, postgres.Driver{Method: method, DumpDir: t.TempDir()}, url, "../testdata/pg/ok")
-			snap, err := db.Snapshot(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Up(t.Context(), 4); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := db.Restore(t.Context(), snap.ID); err != nil {
-				t.Fatal(err)
-			}
+			snap := dbtest.Snapshot(t, db)
+			dbtest.Up(t, db, 4)
+			dbtest.Restore(t, db, snap.ID)
 			if after := dbMetaOf(t, admin, name); after != before {
 				t.Errorf("after the restore:\n  %s\nbefore:\n  %s", after, before)
 			}
@@ -415,10 +391,7 @@ func TestAutoSnapshotKeepsConnectedSessions(t *testing.T) {
 	if err := service.QueryRowContext(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := dbtest.Snapshot(t, db)
 	var after int
 	if err := service.QueryRowContext(t.Context(), `SELECT pg_backend_pid()`).Scan(&after); err != nil || after != pid {
 		t.Fatalf("the service's session after the snapshot: pid %d, %v; want the same session (%d) alive", after, err, pid)

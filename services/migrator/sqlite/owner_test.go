@@ -6,6 +6,8 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/cutover-dev/cutover/services/migrator/internal/dbtest"
 )
 
 // A restore keeps the database file's mode, owner and group, so that the
@@ -23,16 +25,9 @@ func TestRestoreKeepsModeAndOwner(t *testing.T) {
 		}
 	}
 	db := open(t, path, "../testdata/ok")
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Up(t.Context(), 4); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Restore(t.Context(), snap.ID); err != nil {
-		t.Fatal(err)
-	}
+	snap := dbtest.Snapshot(t, db)
+	dbtest.Up(t, db, 4)
+	dbtest.Restore(t, db, snap.ID)
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)

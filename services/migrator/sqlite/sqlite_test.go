@@ -28,9 +28,7 @@ func seed(t *testing.T) string {
 		t.Fatal(err)
 	}
 	db := open(t, path, "../testdata/ok")
-	if err := db.Up(t.Context(), 1); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.Up(t, db, 1)
 	sdb := sqlDB(t, path)
 	tx, err := sdb.BeginTx(t.Context(), nil)
 	if err != nil {
@@ -73,14 +71,7 @@ func count(t *testing.T, path, table string) int {
 	return n
 }
 
-func version(t *testing.T, db migrator.Database) (uint, bool) {
-	t.Helper()
-	v, dirty, err := db.Version(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v, dirty
-}
+var version = dbtest.Version
 
 func TestOpenRefusesMissingDatabase(t *testing.T) {
 	_, err := sqlite.Driver{}.Open(t.Context(), filepath.Join(t.TempDir(), "nope.db"), "../testdata/ok")
@@ -127,9 +118,7 @@ func TestMigrations(t *testing.T) {
 func TestUpDownAndFailingStep(t *testing.T) {
 	path := seed(t)
 	db := open(t, path, "../testdata/ok")
-	if err := db.Up(t.Context(), 4); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.Up(t, db, 4)
 	if v, dirty := version(t, db); v != 4 || dirty {
 		t.Fatalf("after Up(4): version %d dirty %v", v, dirty)
 	}
@@ -160,10 +149,7 @@ func TestUpDownAndFailingStep(t *testing.T) {
 func TestSnapshotAndRestore(t *testing.T) {
 	path := seed(t)
 	db := open(t, path, "../testdata/ok")
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := dbtest.Snapshot(t, db)
 	dir := filepath.Join(filepath.Dir(path), sqlite.SnapshotDir)
 	if snap.Version != 1 || snap.Dirty || snap.Location != filepath.Join(dir, snap.ID) || !strings.HasPrefix(snap.ID, "app.db.snap-") {
 		t.Fatalf("Snapshot() = %+v", snap)
@@ -173,9 +159,7 @@ func TestSnapshotAndRestore(t *testing.T) {
 	}
 
 	// Change the database: the restore must undo all of it.
-	if err := db.Up(t.Context(), 4); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.Up(t, db, 4)
 	if _, err := sqlDB(t, path).Exec(`INSERT INTO orders (user_id, total) VALUES (1, 10)`); err != nil {
 		t.Fatal(err)
 	}
@@ -306,13 +290,8 @@ func TestRestoreChecksTheSnapshot(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := seed(t)
 			db := open(t, path, "../testdata/ok")
-			snap, err := db.Snapshot(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Up(t.Context(), 4); err != nil {
-				t.Fatal(err)
-			}
+			snap := dbtest.Snapshot(t, db)
+			dbtest.Up(t, db, 4)
 			if _, err := sqlDB(t, path).Exec(`INSERT INTO orders (user_id, total) VALUES (1, 10)`); err != nil {
 				t.Fatal(err)
 			}
@@ -373,10 +352,7 @@ func recordedSum(t *testing.T, path string) string {
 func TestSnapshotRefusesCorruptCopy(t *testing.T) {
 	path := seed(t)
 	db := open(t, path, "")
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := dbtest.Snapshot(t, db)
 	// Damage the snapshot's pages past the header: Inspect and Restore must refuse it.
 	f, err := os.OpenFile(snap.Location, os.O_RDWR, 0)
 	if err != nil {
@@ -420,24 +396,17 @@ func TestSnapshotOfLiveWALDatabase(t *testing.T) {
 	}
 
 	db := open(t, path, "../testdata/ok")
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := dbtest.Snapshot(t, db)
 	if n := count(t, snap.Location, "users"); n != rows+1 {
 		t.Fatalf("snapshot holds %d users, want %d (the WAL's row included)", n, rows+1)
 	}
 	if _, err := app.Exec(`INSERT INTO users (name) VALUES ('after-snapshot')`); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Up(t.Context(), 2); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.Up(t, db, 2)
 	app.Close() // the service stops before a restore
 
-	if _, err := db.Restore(t.Context(), snap.ID); err != nil {
-		t.Fatal(err)
-	}
+	dbtest.Restore(t, db, snap.ID)
 	if v, dirty := version(t, db); v != 1 || dirty {
 		t.Fatalf("after restore: version %d dirty %v, want clean 1", v, dirty)
 	}
@@ -489,10 +458,7 @@ func TestSnapshotWhileAReaderHoldsTheWAL(t *testing.T) {
 	}
 
 	db := open(t, path, "../testdata/ok")
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := dbtest.Snapshot(t, db)
 	if n := count(t, snap.Location, "users"); n != rows+2 {
 		t.Errorf("snapshot holds %d users, want %d (both WAL commits)", n, rows+2)
 	}
@@ -566,10 +532,7 @@ func TestSnapshotRefusesDamagedDatabase(t *testing.T) {
 func TestSweepLeftovers(t *testing.T) {
 	path := seed(t)
 	db := open(t, path, "")
-	snap, err := db.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := dbtest.Snapshot(t, db)
 	dir := filepath.Dir(snap.Location)
 	base := filepath.Base(path)
 	leftovers := []string{

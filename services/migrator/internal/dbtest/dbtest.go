@@ -84,3 +84,39 @@ func Sweep(tb testing.TB, db migrator.Database) []string {
 	slices.Sort(removed)
 	return removed
 }
+
+// Snapshot takes a snapshot of db; an error fails the test.
+func Snapshot(tb testing.TB, db migrator.Database) migrator.Snapshot {
+	tb.Helper()
+	snap, err := db.Snapshot(tb.Context())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return snap
+}
+
+// Up migrates db up to version v; an error fails the test.
+func Up(tb testing.TB, db migrator.Database, v uint) {
+	tb.Helper()
+	if err := db.Up(tb.Context(), v); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Restore restores snapshot id into db; an error fails the test.
+func Restore(tb testing.TB, db migrator.Database, id string) {
+	tb.Helper()
+	if _, err := db.Restore(tb.Context(), id); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Version returns db's version and whether it is dirty; an error fails the test.
+func Version(tb testing.TB, db migrator.Database) (uint, bool) {
+	tb.Helper()
+	v, dirty, err := db.Version(tb.Context())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v, dirty
+}
