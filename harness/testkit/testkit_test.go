@@ -170,25 +170,11 @@ type rootReply struct {
 
 func httpDo(t *testing.T, method, url, body string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	out, err := HTTP(t.Context(), method, url, body)
 	if err != nil {
-		t.Fatalf("new request: %v", err)
+		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read %s %s: %v", method, url, err)
-	}
-	if resp.StatusCode >= 300 {
-		t.Fatalf("%s %s: status %d: %s", method, url, resp.StatusCode, b)
-	}
-	return string(b)
+	return out
 }
 
 func getRoot(t *testing.T, ip netip.Addr) rootReply {

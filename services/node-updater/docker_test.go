@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -329,22 +328,11 @@ func dataAs[T any](t testing.TB, ev events.Event) T {
 
 func httpDo(t *testing.T, method, url, body string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	out, err := testkit.HTTP(t.Context(), method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode >= 300 {
-		t.Fatalf("%s %s: status %d, %v: %s", method, url, resp.StatusCode, err, b)
-	}
-	return string(b)
+	return out
 }
 
 func version(t *testing.T, ip netip.Addr) string {
