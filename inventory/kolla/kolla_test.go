@@ -16,19 +16,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 func convertFile(t *testing.T, path string) (*inventory.Inventory, kolla.Report) {
 	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := kolla.Parse(path, bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, rep, err := kolla.Convert(f, kolla.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return inv, rep
+	return convertWith(t, path, kolla.Options{})
 }
 
 // TestMultinodeGolden converts a multinode inventory of the kind

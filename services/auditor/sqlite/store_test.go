@@ -5,10 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/cutover-dev/cutover/events"
-	"github.com/cutover-dev/cutover/services/auditor"
 	"github.com/cutover-dev/cutover/services/auditor/sqlite"
 	"github.com/cutover-dev/cutover/services/auditor/storetest"
 )
@@ -31,37 +28,15 @@ func open(t *testing.T) *sqlite.Store {
 	return s
 }
 
-func appendAll(t *testing.T, s *sqlite.Store, recs ...auditor.Record) {
-	t.Helper()
-	for _, r := range recs {
-		if _, err := s.Append(t.Context(), r); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func record(t *testing.T, upgrade string, d events.Data, at time.Time) auditor.Record {
-	t.Helper()
-	e := events.MustNew(events.Source("test", ""), d, events.WithUpgrade(upgrade))
-	e.SetTime(at)
-	r, err := auditor.RecordOf(e, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-var request = events.UpgradeRequested{Release: events.Release{Name: "2025.1", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}}
-
-var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-
 func TestReopenKeepsHistory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.db")
 	s, err := sqlite.Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	appendAll(t, s, record(t, "u1", request, t0))
+	if _, err := s.Append(t.Context(), storetest.Sample(t)); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
