@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/dbtest"
 	"github.com/cutover-dev/cutover/services/migrator/internal/mytest"
 	"github.com/cutover-dev/cutover/services/migrator/internal/pgtest"
 	"github.com/cutover-dev/cutover/services/migrator/internal/sqlrows"
@@ -152,14 +153,7 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	report("locked-backup", bSnap, 0, bStall)
 }
 
-func timeIt(b *testing.B, f func() error) time.Duration {
-	b.Helper()
-	start := time.Now()
-	if err := f(); err != nil {
-		b.Fatal(err)
-	}
-	return time.Since(start)
-}
+var timeIt = dbtest.TimeIt
 
 // whileWriting times f while a writer inserts into the writes table and
 // updates rows of blobs, one statement at a time, and returns the longest.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover-dev/cutover/services/migrator/internal/dbtest"
 	"github.com/cutover-dev/cutover/services/migrator/internal/pgtest"
 	"github.com/cutover-dev/cutover/services/migrator/postgres"
 )
@@ -91,14 +92,7 @@ func blobsDatabase(b *testing.B) (string, *sql.DB) {
 	return url, sdb
 }
 
-func timeIt(b *testing.B, f func() error) time.Duration {
-	b.Helper()
-	start := time.Now()
-	if err := f(); err != nil {
-		b.Fatal(err)
-	}
-	return time.Since(start)
-}
+var timeIt = dbtest.TimeIt
 
 // baseDir returns the directory of the database's files after a checkpoint.
 func baseDir(b *testing.B, db *sql.DB) string {

@@ -120,3 +120,13 @@ func Version(tb testing.TB, db migrator.Database) (uint, bool) {
 	}
 	return v, dirty
 }
+
+// TimeIt returns how long f took; an error from f fails the benchmark.
+func TimeIt(b *testing.B, f func() error) time.Duration {
+	b.Helper()
+	start := time.Now()
+	if err := f(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
