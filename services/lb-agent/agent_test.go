@@ -19,12 +19,6 @@ import (
 	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
 )
 
-// eventually polls cond until it holds, for up to 15s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	natstest.Eventually(t, 15*time.Second, what, cond)
-}
-
 // subscribeAcks returns the acknowledgements node's events get, until the end of the test.
 func subscribeAcks(t *testing.T, s *natstest.Server, node string) <-chan events.Event {
 	t.Helper()
@@ -73,7 +67,7 @@ func TestAgentDrainsBeforeAcknowledgingAndRestoresAfterReplacement(t *testing.T)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = hp.Close() })
-	eventually(t, "servers up", func() bool {
+	natstest.Eventually(t, 15*time.Second, "servers up", func() bool {
 		st, err := hp.Stats(t.Context(), "web")
 		return err == nil && st[0].Status == "UP" && st[1].Status == "UP"
 	})
@@ -102,7 +96,7 @@ func TestAgentDrainsBeforeAcknowledgingAndRestoresAfterReplacement(t *testing.T)
 		n, _ := resp.Body.Read(b)
 		slow <- string(b[:n])
 	}()
-	eventually(t, "the open request on s1", func() bool { st, _ := hp.Stat(t.Context(), "web", "s1"); return st.Sessions == 1 })
+	natstest.Eventually(t, 15*time.Second, "the open request on s1", func() bool { st, _ := hp.Stat(t.Context(), "web", "s1"); return st.Sessions == 1 })
 	if err := hp.SetState(t.Context(), "web", "s2", haproxy.StateReady); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +106,7 @@ func TestAgentDrainsBeforeAcknowledgingAndRestoresAfterReplacement(t *testing.T)
 	if err := pub.Publish(t.Context(), draining); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "s1 draining", func() bool { st, _ := hp.Stat(t.Context(), "web", "s1"); return st.Status == "DRAIN" })
+	natstest.Eventually(t, 15*time.Second, "s1 draining", func() bool { st, _ := hp.Stat(t.Context(), "web", "s1"); return st.Status == "DRAIN" })
 	select {
 	case e := <-acks:
 		t.Fatalf("acknowledged (%s) while a request on web-1 was still open", e.ID())
@@ -140,7 +134,7 @@ func TestAgentDrainsBeforeAcknowledgingAndRestoresAfterReplacement(t *testing.T)
 	if err := pub.Publish(t.Context(), replaced); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "s1 back in rotation", func() bool { st, _ := hp.Stat(t.Context(), "web", "s1"); return st.Status == "UP" })
+	natstest.Eventually(t, 15*time.Second, "s1 back in rotation", func() bool { st, _ := hp.Stat(t.Context(), "web", "s1"); return st.Status == "UP" })
 }
 
 func TestAgentRefusesAnEmptyServerMap(t *testing.T) {
@@ -180,7 +174,7 @@ func TestAgentDrainsTheNodesServerOfASharedContainerName(t *testing.T) {
 		}
 		return st.Status
 	}
-	eventually(t, "servers up", func() bool { return status("controller1") == "UP" && status("controller2") == "UP" })
+	natstest.Eventually(t, 15*time.Second, "servers up", func() bool { return status("controller1") == "UP" && status("controller2") == "UP" })
 
 	agent, err := lbagent.New(lbagent.Config{Backends: map[string]string{"nova_api": "nova_api_back"}, DrainTimeout: 5 * time.Second}, s.JS, hp.Client)
 	if err != nil {
@@ -212,5 +206,5 @@ func TestAgentDrainsTheNodesServerOfASharedContainerName(t *testing.T) {
 	if err := pub.Publish(t.Context(), replaced); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "controller2 back in rotation", func() bool { return status("controller2") == "UP" })
+	natstest.Eventually(t, 15*time.Second, "controller2 back in rotation", func() bool { return status("controller2") == "UP" })
 }

@@ -76,7 +76,7 @@ func TestDrainTakesServerOutOnlyAfterItsSessionsEnd(t *testing.T) {
 	b, _ := backend(t, "b")
 	p, url := startHAProxy(t, map[string]string{"a": a, "b": b})
 	ctx := t.Context()
-	eventually(t, "both servers up", func() bool {
+	natstest.Eventually(t, 10*time.Second, "both servers up", func() bool {
 		st, err := p.Stats(ctx, "web")
 		return err == nil && len(st) == 2 && st[0].Status == "UP" && st[1].Status == "UP"
 	})
@@ -86,7 +86,7 @@ func TestDrainTakesServerOutOnlyAfterItsSessionsEnd(t *testing.T) {
 	}
 	slow := make(chan string, 1)
 	go func() { slow <- get(t, url+"/slow") }()
-	eventually(t, "a session open on a", func() bool { s, _ := p.Stat(ctx, "web", "a"); return s.Sessions == 1 })
+	natstest.Eventually(t, 10*time.Second, "a session open on a", func() bool { s, _ := p.Stat(ctx, "web", "a"); return s.Sessions == 1 })
 	if err := p.SetState(ctx, "web", "b", haproxy.StateReady); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestDrainTakesServerOutOnlyAfterItsSessionsEnd(t *testing.T) {
 	go func() { drained <- p.Drain(ctx, "web", "a", 10*time.Second) }()
 	// b leaves maintenance through its health check, and Drain sets a's
 	// state in its own goroutine: wait for both before sending requests.
-	eventually(t, "a draining and b up", func() bool {
+	natstest.Eventually(t, 10*time.Second, "a draining and b up", func() bool {
 		sa, _ := p.Stat(ctx, "web", "a")
 		sb, _ := p.Stat(ctx, "web", "b")
 		return sa.Status == "DRAIN" && sb.Status == "UP"
@@ -123,21 +123,21 @@ func TestDrainTakesServerOutOnlyAfterItsSessionsEnd(t *testing.T) {
 	if err := p.SetState(ctx, "web", "a", haproxy.StateReady); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a back in rotation", func() bool { s, _ := p.Stat(ctx, "web", "a"); return s.Status == "UP" })
+	natstest.Eventually(t, 10*time.Second, "a back in rotation", func() bool { s, _ := p.Stat(ctx, "web", "a"); return s.Status == "UP" })
 }
 
 func TestDrainTimeoutSaysSessionsRemain(t *testing.T) {
 	a, _ := backend(t, "a")
 	p, url := startHAProxy(t, map[string]string{"a": a})
 	ctx := t.Context()
-	eventually(t, "a up", func() bool { s, err := p.Stat(ctx, "web", "a"); return err == nil && s.Status == "UP" })
+	natstest.Eventually(t, 10*time.Second, "a up", func() bool { s, err := p.Stat(ctx, "web", "a"); return err == nil && s.Status == "UP" })
 	go func() {
 		resp, err := http.Get(url + "/slow")
 		if err == nil {
 			resp.Body.Close()
 		}
 	}()
-	eventually(t, "a session open", func() bool { s, _ := p.Stat(ctx, "web", "a"); return s.Sessions == 1 })
+	natstest.Eventually(t, 10*time.Second, "a session open", func() bool { s, _ := p.Stat(ctx, "web", "a"); return s.Sessions == 1 })
 	err := p.Drain(ctx, "web", "a", 200*time.Millisecond)
 	if !errors.Is(err, haproxy.ErrSessionsRemain) {
 		t.Fatalf("drain = %v, want ErrSessionsRemain", err)
@@ -161,12 +161,6 @@ func TestClearErrors(t *testing.T) {
 	if _, err := c.Command(context.Background(), "show info"); err == nil || !strings.Contains(err.Error(), "is HAProxy running") {
 		t.Errorf("no socket: %v", err)
 	}
-}
-
-// eventually polls cond until it holds, for up to 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	natstest.Eventually(t, 10*time.Second, what, cond)
 }
 
 // TestRetryRedispatchesAwayFromADeadServer sends requests to a backend with
