@@ -90,28 +90,37 @@ func migrationPhase(phase string) func(events.Event) bool {
 // the planner's default.
 func barrierUpgrade(t *testing.T, barrierTimeout time.Duration) (*natstest.Server, *history, string) {
 	t.Helper()
-	s, h := migratingStack(t, nil, planner.Config{BarrierTimeout: barrierTimeout})
+	s, h := migratingStack(t, nil, planner.Config{BarrierTimeout: barrierTimeout}, faults{})
 	return s, h, requestMigrating(t, s.JS)
+}
+
+// faults says which commands migratingStack's fakes fail (nil: none).
+type faults struct {
+	n2        func(events.NodeUpdateRequested) bool
+	migration func(events.MigrationRequested) bool
 }
 
 // migratingStack starts a planner with web on n1 and n2 (both on web:v1 in
 // cutover-nodes, which the fake node-updaters never refresh), web's
-// database db (dbInventory's when nil), and a fake migrator.
-func migratingStack(t *testing.T, db *inventory.Database, cfg planner.Config) (*natstest.Server, *history) {
+// database db (dbInventory's when nil), and a fake migrator, failing what
+// f says. The planner polls every 20ms unless cfg says otherwise.
+func migratingStack(t *testing.T, db *inventory.Database, cfg planner.Config, f faults) (*natstest.Server, *history) {
 	t.Helper()
 	s := natstest.Start(t)
 	h := record(t, s)
 	webNodes(t, s, "n1", "n2")
 	fakeNode(t, s.JS, "n1", nil)
-	fakeNode(t, s.JS, "n2", nil)
-	fakeMigrator(t, s.JS, nil)
+	fakeNode(t, s.JS, "n2", f.n2)
+	fakeMigrator(t, s.JS, f.migration)
 	cfg.Inventory = dbInventory()
 	if db != nil {
 		svc := cfg.Inventory.Services["web"]
 		svc.Database = db
 		cfg.Inventory.Services["web"] = svc
 	}
-	cfg.PollInterval = 20 * time.Millisecond
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 20 * time.Millisecond
+	}
 	startPlannerWith(t, s.JS, cfg)
 	return s, h
 }
@@ -197,13 +206,8 @@ func TestVersionBarrierTimesOutIntoAPause(t *testing.T) {
 }
 
 func TestFailedExpandTouchesNoNode(t *testing.T) {
-	s := natstest.Start(t)
-	h := record(t, s)
-	webNodes(t, s, "n1", "n2")
-	fakeNode(t, s.JS, "n1", nil)
-	fakeNode(t, s.JS, "n2", nil)
-	fakeMigrator(t, s.JS, func(d events.MigrationRequested) bool { return d.Phase == "expand" })
-	startPlannerWith(t, s.JS, planner.Config{Inventory: dbInventory()})
+	s, h := migratingStack(t, nil, planner.Config{PollInterval: planner.DefaultPollInterval},
+		faults{migration: func(d events.MigrationRequested) bool { return d.Phase == "expand" }})
 
 	id := requestMigrating(t, s.JS)
 	u := waitPhase(t, s.JS, id, planner.PhaseRolledBack)
@@ -219,13 +223,8 @@ func TestFailedExpandTouchesNoNode(t *testing.T) {
 }
 
 func TestRollbackTakesTheDatabaseBackAfterTheContainers(t *testing.T) {
-	s := natstest.Start(t)
-	h := record(t, s)
-	webNodes(t, s, "n1", "n2")
-	fakeNode(t, s.JS, "n1", nil)
-	fakeNode(t, s.JS, "n2", func(d events.NodeUpdateRequested) bool { return !d.Rollback })
-	fakeMigrator(t, s.JS, nil)
-	startPlannerWith(t, s.JS, planner.Config{Inventory: dbInventory()})
+	s, h := migratingStack(t, nil, planner.Config{PollInterval: planner.DefaultPollInterval},
+		faults{n2: func(d events.NodeUpdateRequested) bool { return !d.Rollback }})
 
 	id := requestMigrating(t, s.JS)
 	waitPhase(t, s.JS, id, planner.PhaseRolledBack)
@@ -253,7 +252,7 @@ func TestCommandMigrationsRunAsPhases(t *testing.T) {
 		Expand: []string{"keystone-manage", "db_sync", "--expand"}, Migrate: []string{"keystone-manage", "db_sync", "--migrate"},
 		OnlineData: []string{"keystone-manage", "online_data"}, Contract: []string{"keystone-manage", "db_sync", "--contract"},
 		Mounts: []string{"/etc/kolla/keystone:/var/lib/kolla/config_files:ro"}, Network: "host", Timeout: "5m",
-	}}, planner.Config{})
+	}}, planner.Config{}, faults{})
 	e := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}})
 	natstest.Publish(t, s.JS, e)
 	eventually(t, 15*time.Second, "the waves to finish", func() bool { return len(h.of(events.TypeNodeUpdateCompleted)) == 2 })
@@ -297,7 +296,7 @@ func TestCommandMigrationsRunAsPhases(t *testing.T) {
 // fence are chosen per database).
 func TestInventorySnapshotMethodAndFenceReachTheMigrator(t *testing.T) {
 	s, h := migratingStack(t, &inventory.Database{Driver: "postgres", URL: "postgres://migrator@db:5432/web", Migrations: "/migrations", Version: 3,
-		SnapshotMethod: "dump", Fence: "read-only"}, planner.Config{})
+		SnapshotMethod: "dump", Fence: "read-only"}, planner.Config{}, faults{})
 	requestMigrating(t, s.JS)
 	eventually(t, 15*time.Second, "a migration request", func() bool { return len(h.of(events.TypeMigrationRequested)) > 0 })
 	for _, e := range h.of(events.TypeMigrationRequested) {
