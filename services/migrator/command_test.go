@@ -3,7 +3,6 @@ package migrator_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/harness/testkit"
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/docker"
@@ -289,12 +289,7 @@ func TestCommandPhasesAndOnlineDataMigrations(t *testing.T) {
 // network, and returns its base URL.
 func (c *commandEnv) serveOld(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
+	addr := natstest.FreeAddr(t)
 	created, err := c.cli.ContainerCreate(t.Context(), client.ContainerCreateOptions{
 		Name:       "cutover-i17-old-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")),
 		Config:     &container.Config{Image: c.image, Env: []string{"DEMO_LISTEN=" + addr}, Labels: map[string]string{"dev.cutover.test": "i17"}},

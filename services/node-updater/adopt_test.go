@@ -63,7 +63,7 @@ func (e *env) kollaContainer(t *testing.T, name, svc string, libvirt bool) conta
 			Name: name,
 			Config: &container.Config{
 				Image:  e.v1.Ref,
-				Env:    []string{"KOLLA_CONFIG_STRATEGY=COPY_ALWAYS", "KOLLA_SERVICE_NAME=" + svc, "DEMO_LISTEN=127.0.0.1:" + freePort(t)},
+				Env:    []string{"KOLLA_CONFIG_STRATEGY=COPY_ALWAYS", "KOLLA_SERVICE_NAME=" + svc, "DEMO_LISTEN=" + natstest.FreeAddr(t)},
 				Labels: map[string]string{labelKollaRun: e.runID},
 			},
 			HostConfig: host,

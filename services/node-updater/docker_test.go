@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -346,16 +345,6 @@ func version(t *testing.T, ip netip.Addr) string {
 	return r.Version
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
 // userAliases drops Docker's automatic short-ID alias.
 func userAliases(c container.InspectResponse, netName string) []string {
 	ep := c.NetworkSettings.Networks[netName]
@@ -400,7 +389,7 @@ func testReplace(t *testing.T, e *env, node string, status *watch) {
 	name := e.prefix + "-web"
 	vol := e.prefix + "-web-data"
 	ip := e.ip(10)
-	hostPort := freePort(t)
+	_, hostPort, _ := net.SplitHostPort(natstest.FreeAddr(t))
 	old := e.container(t, testkit.ContainerOpts{
 		Name: name, Node: node, Service: "web",
 		Labels:        map[string]string{"team": "shop"},

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/harness/testkit"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/docker"
@@ -439,7 +440,7 @@ func (f *features) testFailures(t *testing.T) {
 	}{
 		{
 			// Nothing listens on the port of a listener closed at once.
-			name: "registry down", image: func() string { return "127.0.0.1:" + freePort(t) + "/gone/web:v2" },
+			name: "registry down", image: func() string { return natstest.FreeAddr(t) + "/gone/web:v2" },
 			wantStep: nodeupdater.StepPull, wantErr: "connection refused",
 		},
 		{

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -18,22 +17,12 @@ import (
 	"github.com/cutover-dev/cutover/services/lb-agent/haproxy"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func startHAProxy(t *testing.T, servers map[string]string) (*haproxy.Process, string) {
 	t.Helper()
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		t.Skip("haproxy not installed: run scripts/install-haproxy.sh (make test does)")
 	}
-	front := freeAddr(t)
+	front := natstest.FreeAddr(t)
 	p, err := haproxy.Run(t.Context(), t.TempDir(), haproxy.Backend{Name: "web", Listen: front, Servers: servers, HealthPath: "/healthz"})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +161,7 @@ func TestRetryRedispatchesAwayFromADeadServer(t *testing.T) {
 		t.Skip("haproxy not installed: run scripts/install-haproxy.sh (make test does)")
 	}
 	live, _ := backend(t, "live")
-	dead := freeAddr(t) // nothing listens there
+	dead := natstest.FreeAddr(t) // nothing listens there
 	for _, tc := range []struct {
 		name       string
 		noRetry    bool
@@ -182,7 +171,7 @@ func TestRetryRedispatchesAwayFromADeadServer(t *testing.T) {
 		{"no retry", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			front := freeAddr(t)
+			front := natstest.FreeAddr(t)
 			p, err := haproxy.Run(t.Context(), t.TempDir(), haproxy.Backend{Name: "web", Listen: front, NoRetry: tc.noRetry,
 				Servers: map[string]string{"live": live, "dead": dead}})
 			if err != nil {

@@ -26,7 +26,7 @@ func TestHTTPAuth(t *testing.T) {
 	if err := os.WriteFile(tok, []byte("s3cr3t-t0ken\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := natstest.FreeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {

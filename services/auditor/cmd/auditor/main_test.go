@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,17 +20,6 @@ import (
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
 
 func get(url string) string {
 	resp, err := http.Get(url)
@@ -58,7 +46,7 @@ func TestRunWiresMetricsWebhooksAndPolicies(t *testing.T) {
 	}))
 	t.Cleanup(hook.Close)
 
-	addr := freeAddr(t)
+	addr := natstest.FreeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -151,7 +139,7 @@ func TestRunWithPostgresStore(t *testing.T) {
 	u.Path = "/" + name
 
 	s := natstest.Start(t)
-	addr := freeAddr(t)
+	addr := natstest.FreeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
