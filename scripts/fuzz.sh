@@ -3,7 +3,10 @@
 # for FUZZTIME each (default 10s), one at a time: `make test` runs them
 # briefly, `make fuzz` for a minute each. Prints one FUZZ line per target with
 # its executions; a failure keeps its input in the package's
-# testdata/fuzz/<target>/ and stops the run.
+# testdata/fuzz/<target>/ and stops the run. Minimizing a new input is bounded
+# (FUZZ_MINIMIZE, default 2s; go test's is 60s): with a large seed, such as a
+# whole inventory, a short run otherwise spends its time minimizing and
+# barely fuzzes.
 set -euo pipefail
 FUZZTIME=${FUZZTIME:-10s}
 MODULES=${MODULES:-"events inventory harness services/planner services/migrator services/node-updater services/auditor services/lb-agent cmd/cutover"}
@@ -15,7 +18,7 @@ for m in $MODULES; do
 	for file in $files; do
 		pkg="./$(dirname "${file#./}")"
 		for target in $(grep -oE '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //'); do
-			out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -parallel "${FUZZ_PARALLEL:-1}" "$pkg" 2>&1) || {
+			out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "${FUZZ_MINIMIZE:-2s}" -parallel "${FUZZ_PARALLEL:-1}" "$pkg" 2>&1) || {
 				echo "$out"
 				echo "FUZZ FAIL $m $pkg $target (the failing input is in $m/${pkg#./}/testdata/fuzz/$target/)"
 				exit 1

@@ -98,6 +98,14 @@ func TestHugeRangeIsRefused(t *testing.T) {
 	if _, err := kolla.Parse("t", strings.NewReader("[c]\nr[1:400][1:400]\n")); err == nil || !strings.Contains(err.Error(), "more than 100000 hosts") {
 		t.Errorf("err = %v, want the product of ranges refused", err)
 	}
+	many := "[c]\n" + strings.Repeat("r[1:316][1:316]\n", 2) // 99,856 each, the same hosts
+	if _, err := kolla.Parse("t", strings.NewReader(many)); err != nil {
+		t.Errorf("the same 99,856 hosts twice: %v", err)
+	}
+	many = "[c]\nr[1:300][1:300]\ns[1:300][1:300]\n" // 90,000 each, 180,000 in all
+	if _, err := kolla.Parse("t", strings.NewReader(many)); err == nil || !strings.Contains(err.Error(), "t:3: the inventory lists more than 100000 hosts") {
+		t.Errorf("err = %v, want the whole inventory's hosts bounded, naming the line", err)
+	}
 	f, err := kolla.Parse("t", strings.NewReader("[c]\ncompute[0001:9999]\n[nova:children]\nc\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -138,6 +138,9 @@ func Parse(name string, r io.Reader) (*File, error) {
 					f.HostVars[h][k] = v
 				}
 			}
+			if len(f.HostVars) > maxRange {
+				return nil, fmt.Errorf("%s:%d: the inventory lists more than %d hosts; check the ranges for a typo", name, lineNo, maxRange)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -390,8 +393,9 @@ func unquote(v string) string {
 	return v
 }
 
-// maxRange bounds the hosts one pattern expands to, so a typo such as
-// compute[1:99999999] is an error instead of exhausting memory.
+// maxRange bounds the hosts one pattern expands to, and the hosts of a whole
+// inventory, so a typo such as compute[1:99999999] (or many lines of large
+// ranges) is an error instead of exhausting memory.
 const maxRange = 100000
 
 // expand expands one host pattern: control[01:03] gives control01..control03
@@ -446,12 +450,12 @@ func expand(pattern string) ([]string, error) {
 	if len(items) > maxRange {
 		return nil, fmt.Errorf("range [%s] gives %d hosts, more than %d", spec, len(items), maxRange)
 	}
+	rest, err := expand(suffix)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, it := range items {
-		rest, err := expand(suffix)
-		if err != nil {
-			return nil, err
-		}
 		for _, r := range rest {
 			out = append(out, prefix+it+r)
 		}
