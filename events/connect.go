@@ -142,7 +142,7 @@ func (c ClientConfig) Options(name string) ([]nats.Option, error) {
 	case c.User != "":
 		pw := c.Password
 		if c.PasswordFile != "" {
-			b, err := readSecret(c.PasswordFile)
+			b, err := ReadSecret(c.PasswordFile)
 			if err != nil {
 				return nil, fmt.Errorf("--nats-password-file: %w", err)
 			}
@@ -152,7 +152,7 @@ func (c ClientConfig) Options(name string) ([]nats.Option, error) {
 	case c.TokenFile != "" || c.Token != "":
 		tok := c.Token
 		if c.TokenFile != "" {
-			b, err := readSecret(c.TokenFile)
+			b, err := ReadSecret(c.TokenFile)
 			if err != nil {
 				return nil, fmt.Errorf("--nats-token-file: %w", err)
 			}
@@ -169,8 +169,9 @@ func (c ClientConfig) Options(name string) ([]nats.Option, error) {
 	return opts, nil
 }
 
-// readSecret reads a one-line secret file, without its trailing newline.
-func readSecret(path string) (string, error) {
+// ReadSecret reads a one-line secret file (a password, a token), without
+// its trailing newline; an empty file is an error naming it.
+func ReadSecret(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err

@@ -12,8 +12,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
+
+	"github.com/cutover-dev/cutover/events"
 )
 
 // Config says how HTTP clients authenticate and whether TLS is used.
@@ -64,14 +65,14 @@ func (f Flags) Resolve() (Config, error) {
 	c := Config{Token: f.Token, User: f.User, Password: f.Password, CertFile: f.CertFile, KeyFile: f.KeyFile, Insecure: f.Insecure}
 	var errs []error
 	if f.TokenFile != "" {
-		t, err := readSecret(f.TokenFile)
+		t, err := events.ReadSecret(f.TokenFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--http-token-file: %w", err))
 		}
 		c.Token = t
 	}
 	if f.PasswordFile != "" {
-		p, err := readSecret(f.PasswordFile)
+		p, err := events.ReadSecret(f.PasswordFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--http-password-file: %w", err))
 		}
@@ -84,18 +85,6 @@ func (f Flags) Resolve() (Config, error) {
 		errs = append(errs, errors.New("--http-tls-cert and --http-tls-key go together"))
 	}
 	return c, errors.Join(errs...)
-}
-
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
 }
 
 // Enabled reports whether clients must authenticate.
