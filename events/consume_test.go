@@ -381,11 +381,7 @@ func TestPoisonMessageRejectedOnceAcrossConsumers(t *testing.T) {
 			}
 			return nil
 		})
-	poison := nats.NewMsg(events.SubjectUpgradeRequested)
-	poison.Header.Set("ce-specversion", "0")
-	poison.Header.Set("ce-id", "poison-1")
-	poison.Header.Set("ce-source", "/nats-cli")
-	poison.Header.Set("ce-type", events.TypeUpgradeRequested)
+	poison := natstest.Poison(events.SubjectUpgradeRequested, events.TypeUpgradeRequested, "poison-1")
 	poison.Data = []byte(`{"release":{"name":"x","services":{"web":{"image":"web:2"}}}}`)
 	if _, err := s.JS.PublishMsg(t.Context(), poison); err != nil {
 		t.Fatal(err)
@@ -556,11 +552,7 @@ func TestHandlerSeesTheStreamPosition(t *testing.T) {
 func TestRestartNeverReadsAPoisonMessageAgain(t *testing.T) {
 	s := natstest.Start(t)
 	got := rejections(t, s.Conn)
-	poison := nats.NewMsg(events.SubjectUpgradeRequested)
-	poison.Header.Set("ce-specversion", "0")
-	poison.Header.Set("ce-id", "poison-1")
-	poison.Header.Set("ce-source", "/nats-cli")
-	poison.Header.Set("ce-type", events.TypeUpgradeRequested)
+	poison := natstest.Poison(events.SubjectUpgradeRequested, events.TypeUpgradeRequested, "poison-1")
 	if _, err := s.JS.PublishMsg(t.Context(), poison); err != nil {
 		t.Fatal(err)
 	}

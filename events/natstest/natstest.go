@@ -159,3 +159,15 @@ func Settled(t testing.TB, js jetstream.JetStream, durable string, d time.Durati
 	})
 	return info
 }
+
+// Poison returns a message on subject that says it is an event of type typ
+// with ce-id id but carries CloudEvents spec version 0, which no decoder
+// accepts: what a hand-made publish (nats pub) can leave on the stream.
+func Poison(subject, typ, id string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Header.Set("ce-specversion", "0")
+	m.Header.Set("ce-id", id)
+	m.Header.Set("ce-source", "/nats-cli")
+	m.Header.Set("ce-type", typ)
+	return m
+}
