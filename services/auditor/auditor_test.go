@@ -15,6 +15,7 @@ import (
 	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/services/auditor"
 	"github.com/cutover-dev/cutover/services/auditor/sqlite"
+	"github.com/cutover-dev/cutover/services/auditor/storetest"
 )
 
 var eventually = natstest.Eventually
@@ -25,11 +26,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func openStore(t *testing.T, path string) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	s := storetest.Open(t, func(ctx context.Context) (*sqlite.Store, error) { return sqlite.Open(ctx, path) })
 	return s
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/cutover-dev/cutover/services/auditor/metrics"
 	"github.com/cutover-dev/cutover/services/auditor/notify"
 	"github.com/cutover-dev/cutover/services/auditor/sqlite"
+	"github.com/cutover-dev/cutover/services/auditor/storetest"
 	"github.com/cutover-dev/cutover/services/auditor/verdict"
 )
 
@@ -72,11 +73,7 @@ type rig struct {
 func startRig(t *testing.T, path string) *rig {
 	t.Helper()
 	s := natstest.Start(t)
-	store, err := sqlite.Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := storetest.Open(t, func(ctx context.Context) (*sqlite.Store, error) { return sqlite.Open(ctx, path) })
 	return startOn(t, s, store)
 }
 

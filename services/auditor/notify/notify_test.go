@@ -17,6 +17,7 @@ import (
 	"github.com/cutover-dev/cutover/services/auditor"
 	"github.com/cutover-dev/cutover/services/auditor/notify"
 	"github.com/cutover-dev/cutover/services/auditor/sqlite"
+	"github.com/cutover-dev/cutover/services/auditor/storetest"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -324,11 +325,9 @@ func TestConfigValidate(t *testing.T) {
 // and the notifier's queue sheds the overflow.
 func TestSlowEndpointDoesNotBlockStorage(t *testing.T) {
 	s := natstest.Start(t)
-	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "audit.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := storetest.Open(t, func(ctx context.Context) (*sqlite.Store, error) {
+		return sqlite.Open(ctx, filepath.Join(t.TempDir(), "audit.db"))
+	})
 	h := &hook{release: make(chan struct{})}
 	n := open(t, notify.Config{URLs: []string{serve(t, h)}, QueueSize: 4, Timeout: time.Hour})
 	a, err := auditor.New(auditor.Config{Logger: testLogger(t), Observers: []auditor.Observer{n}}, s.JS, store)

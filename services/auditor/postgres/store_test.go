@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"net/url"
@@ -52,16 +53,7 @@ func newDatabase(t *testing.T) string {
 
 func open(t *testing.T, dsn string) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	return storetest.Open(t, func(ctx context.Context) (*postgres.Store, error) { return postgres.Open(ctx, dsn) })
 }
 
 func TestConformance(t *testing.T) {
@@ -72,20 +64,7 @@ func TestConformance(t *testing.T) {
 // finds the schema at the latest version and the events kept.
 func TestReopenKeepsHistory(t *testing.T) {
 	dsn := newDatabase(t)
-	s, err := postgres.Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Append(t.Context(), storetest.Sample(t)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = open(t, dsn)
-	if n, err := s.Count(t.Context()); err != nil || n != 1 {
-		t.Fatalf("Count after reopen = %d, %v; want 1", n, err)
-	}
+	storetest.ReopenKeepsHistory(t, func(ctx context.Context) (storetest.ClosingStore, error) { return postgres.Open(ctx, dsn) })
 }
 
 func TestOpenUnreachable(t *testing.T) {

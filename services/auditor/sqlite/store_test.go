@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
 	"path/filepath"
 	"strings"
@@ -16,38 +17,13 @@ func TestConformance(t *testing.T) {
 
 func open(t *testing.T) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "audit.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	path := filepath.Join(t.TempDir(), "audit.db")
+	return storetest.Open(t, func(ctx context.Context) (*sqlite.Store, error) { return sqlite.Open(ctx, path) })
 }
 
 func TestReopenKeepsHistory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.db")
-	s, err := sqlite.Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Append(t.Context(), storetest.Sample(t)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = sqlite.Open(t.Context(), path) // the schema is already at the latest version
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if n, err := s.Count(t.Context()); err != nil || n != 1 {
-		t.Fatalf("Count after reopen = %d, %v; want 1", n, err)
-	}
+	storetest.ReopenKeepsHistory(t, func(ctx context.Context) (storetest.ClosingStore, error) { return sqlite.Open(ctx, path) })
 }
 
 // TestOpenRefusesADirtySchema: a schema a failed migration left dirty is

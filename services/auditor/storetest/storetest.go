@@ -302,3 +302,46 @@ func Sample(t *testing.T) auditor.Record {
 	t.Helper()
 	return record(t, "u1", request, t0)
 }
+
+// Open opens a store with open and closes it at the end of the test; an
+// error opening or closing it fails the test.
+func Open[S interface{ Close() error }](t *testing.T, open func(context.Context) (S, error)) S {
+	t.Helper()
+	s, err := open(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// ClosingStore is a Store its opener hands over: the test closes it.
+type ClosingStore interface {
+	Store
+	Close() error
+}
+
+// ReopenKeepsHistory opens the same database twice through open: the
+// second open finds the schema at the latest version and the event the
+// first one stored.
+func ReopenKeepsHistory(t *testing.T, open func(context.Context) (ClosingStore, error)) {
+	t.Helper()
+	s, err := open(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(t.Context(), Sample(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = Open(t, open) // the schema is already at the latest version
+	if n, err := s.Count(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Count after reopen = %d, %v; want 1", n, err)
+	}
+}
