@@ -14,16 +14,23 @@ import (
 	"github.com/cutover-dev/cutover/harness/loadgen"
 )
 
-func TestCountsSuccessesAndFailures(t *testing.T) {
+// failingEvery serves "ok", and status to every nth request, until the
+// end of the test.
+func failingEvery(t *testing.T, nth int64, status int) *httptest.Server {
 	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1)%10 == 0 {
-			http.Error(w, "boom", http.StatusServiceUnavailable)
+		if n.Add(1)%nth == 0 {
+			http.Error(w, "boom", status)
 			return
 		}
 		w.Write([]byte("ok"))
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestCountsSuccessesAndFailures(t *testing.T) {
+	srv := failingEvery(t, 10, http.StatusServiceUnavailable)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	res, err := loadgen.Run(ctx, loadgen.Config{URL: srv.URL, Rate: 200})
@@ -56,15 +63,7 @@ func TestARefusedConnectionIsAFailure(t *testing.T) {
 // TestLiveTotalsMatchTheResult checks that the running totals a caller
 // polls during the load end equal to the final result.
 func TestLiveTotalsMatchTheResult(t *testing.T) {
-	var n atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1)%4 == 0 {
-			http.Error(w, "boom", http.StatusInternalServerError)
-			return
-		}
-		w.Write([]byte("ok"))
-	}))
-	defer srv.Close()
+	srv := failingEvery(t, 4, http.StatusInternalServerError)
 	var live loadgen.Live
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
