@@ -17,5 +17,7 @@
 //     containers the way a deployment would: labels, named volumes, a user
 //     bridge network with aliases and a static IP, published ports.
 //
-// Tests that need Docker call [DockerAvailable] and skip when it fails.
+// Tests that need Docker call [DockerOrSkip] ([DockerAvailable], skipping
+// when it fails); [StartTestRegistry] is StartRegistry closed at the end of
+// the test.
 package testkit
