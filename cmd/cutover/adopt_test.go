@@ -70,11 +70,7 @@ func TestAdoptReport(t *testing.T) {
 // TestAdoptCommandOnDocker runs cutover adopt against the Docker engine
 // with two unlabelled containers the inventory names and one it does not.
 func TestAdoptCommandOnDocker(t *testing.T) {
-	cli, err := testkit.DockerAvailable(t.Context())
-	if err != nil {
-		t.Skipf("docker engine not reachable: %v", err)
-	}
-	defer cli.Close()
+	cli := testkit.DockerOrSkip(t)
 	run := strings.ReplaceAll(filepath.Base(t.TempDir()), "TestAdoptCommandOnDocker", "")
 	label := "test.kolla.run=adopt" + run
 	t.Cleanup(func() {
@@ -86,11 +82,7 @@ func TestAdoptCommandOnDocker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := testkit.StartRegistry(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close(context.Background())
+	reg := testkit.StartTestRegistry(t)
 	img, err := reg.Push(t.Context(), bin, testkit.ImageSpec{Repo: "adopt" + run + "/kolla", Tag: "v1", Env: []string{"CUTOVER_TEST_RUN=" + run}})
 	if err != nil {
 		t.Fatal(err)

@@ -156,9 +156,7 @@ func TestClusterSurvivesServerLoss(t *testing.T) {
 
 	rec := recordStream(t, ojs)
 	e := events.MustNew(events.Source("cli", ""), req)
-	if err := events.NewPublisher(ojs).Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, ojs, e)
 	id := e.ID()
 	// kill lets n replacements through, waits until they are done and the
 	// next one is held mid-way (its old container stopped), then shuts the

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -29,15 +28,10 @@ func TestControlCommandsReachThePlanner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	natstest.Serve(t, p, 10*time.Second)
 	// No node-updater answers: the upgrade stays running with n1's command in flight.
 	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: events.Release{Name: "v2", Services: map[string]events.ServiceRelease{"web": {Image: "web:v2"}}}})
-	if err := events.NewPublisher(s.JS).Publish(t.Context(), req); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, s.JS, req)
 	id := req.ID()
 	phase := func(want string) {
 		t.Helper()

@@ -40,13 +40,10 @@ func newIdentityEnv(t *testing.T) *identityEnv {
 	if server == "" {
 		t.Skip("command migration end-to-end test skipped: CUTOVER_TEST_MARIADB is unset; run make mariadb and export CUTOVER_TEST_MARIADB=mysql://cutover:cutover@127.0.0.1:3306/cutover")
 	}
-	cli, err := testkit.DockerAvailable(t.Context())
-	if err != nil {
-		t.Skipf("command migration end-to-end test skipped: docker engine not reachable: %v", err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
+	cli := testkit.DockerOrSkip(t)
 	run := fmt.Sprintf("cutover_ks%d", time.Now().UnixNano()%1e9)
 	e := &identityEnv{cli: cli, conf: filepath.Join(t.TempDir(), "conf"), label: strings.ReplaceAll(run, "_", "-"), images: map[string]testkit.Image{}}
+	var err error
 	e.db, err = openstack.CreateDatabase(t.Context(), server, run)
 	if err != nil {
 		t.Fatal(err)
@@ -63,11 +60,7 @@ func newIdentityEnv(t *testing.T) *identityEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := testkit.StartRegistry(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close(context.Background()) })
+	reg := testkit.StartTestRegistry(t)
 	t.Cleanup(func() {
 		if err := testkit.Cleanup(context.Background(), cli, testkit.LabelTest+"="+e.label); err != nil {
 			t.Errorf("clean up: %v", err)

@@ -120,10 +120,7 @@ func startMigrator(t *testing.T, js jetstream.JetStream, cfg migrator.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := mig.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = mig.Close(context.Background()) })
+	natstest.Serve(t, mig, 10*time.Second)
 }
 
 // upgradeWithPlanner runs a planner on inv, asks it for release and waits
@@ -134,14 +131,9 @@ func upgradeWithPlanner(t *testing.T, js jetstream.JetStream, inv *inventory.Inv
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	natstest.Serve(t, p, 10*time.Second)
 	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: release})
-	if err := events.NewPublisher(js).Publish(t.Context(), req); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Publish(t, js, req)
 	var u *planner.Upgrade
 	natstest.Eventually(t, within, "the upgrade to end", func() bool {
 		u, err = planner.LoadUpgrade(t.Context(), js, req.ID())

@@ -111,11 +111,7 @@ func TestPoisonMessagesNeverStopAService(t *testing.T) {
 	}
 	var bad []*nats.Msg
 	for _, tg := range targets {
-		m := nats.NewMsg(tg.subject)
-		m.Header.Set("ce-specversion", "0")
-		m.Header.Set("ce-id", "poison-"+tg.subject)
-		m.Header.Set("ce-source", "/nats-cli")
-		m.Header.Set("ce-type", tg.typ)
+		m := natstest.Poison(tg.subject, tg.typ, "poison-"+tg.subject)
 		m.Data = []byte(`{"release":{"name":"x","services":{"web":{"image":"web:2"}}}}`)
 		bad = append(bad, m)
 		for _, c := range fuzzCrashers(t, tg.subject) {
@@ -352,11 +348,7 @@ func TestRejectedListsWhatWasRefused(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = c.Close(context.Background()) })
 	}
-	poison := nats.NewMsg(events.SubjectUpgradeRequested)
-	poison.Header.Set("ce-specversion", "0")
-	poison.Header.Set("ce-id", "poison-1")
-	poison.Header.Set("ce-source", "/nats-cli")
-	poison.Header.Set("ce-type", events.TypeUpgradeRequested)
+	poison := natstest.Poison(events.SubjectUpgradeRequested, events.TypeUpgradeRequested, "poison-1")
 	if _, err := s.JS.PublishMsg(t.Context(), poison); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,11 +14,7 @@ import (
 // in-process registry and checks what `cutover release latest` and
 // `cutover release pin` print.
 func TestReleaseLatestAndPinWithARegistry(t *testing.T) {
-	reg, err := testkit.StartRegistry(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close(context.Background()) })
+	reg := testkit.StartTestRegistry(t)
 	bin := filepath.Join(t.TempDir(), "app")
 	if err := os.WriteFile(bin, []byte("#!/bin/true\n"), 0o755); err != nil {
 		t.Fatal(err)

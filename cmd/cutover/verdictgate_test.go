@@ -23,10 +23,7 @@ func TestWaveWaitsForTheAuditorsVerdict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	natstest.Serve(t, w, 10*time.Second)
 	for _, n := range []string{"n1", "n2"} {
 		nodeThatReports(t, s.JS, n, []events.ObservedContainer{{Name: "web", Service: "web", Image: "web:v1", State: "running"}})
 	}
@@ -34,10 +31,7 @@ func TestWaveWaitsForTheAuditorsVerdict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	natstest.Serve(t, p, 10*time.Second)
 
 	// Once the first wave completes, a monitor reports web passing on the
 	// node it changed.
