@@ -194,7 +194,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 		case err != nil:
 			// An identity without create rights (a node-updater) may
 			// start before the one that has them (the planner).
-			if cur = createdMeanwhile(ctx, js, StreamName); cur == nil {
+			if cur = createdMeanwhile(ctx, js, StreamName, err); cur == nil {
 				return setupError(fmt.Sprintf("create stream %s", StreamName), cfg, err)
 			}
 			log.Info("stream created by another service", "stream", StreamName, "own_create", err)
@@ -237,7 +237,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 		}
 		if kvCur == nil {
 			_, err := js.CreateKeyValue(ctx, b)
-			if err != nil && !errors.Is(err, jetstream.ErrBucketExists) && createdMeanwhile(ctx, js, name) == nil {
+			if err != nil && !errors.Is(err, jetstream.ErrBucketExists) && createdMeanwhile(ctx, js, name, err) == nil {
 				return setupError(fmt.Sprintf("create KV bucket %s", b.Bucket), cfg, err)
 			}
 			continue
@@ -307,9 +307,15 @@ func streamDiff(have, want jetstream.StreamConfig) []any {
 var createWait = 30 * time.Second
 
 // createdMeanwhile waits, with a capped backoff up to createWait, for a
-// stream Setup failed to create to be created by another service, and
-// returns its config, or nil when it did not appear.
-func createdMeanwhile(ctx context.Context, js jetstream.JetStream, name string) *jetstream.StreamConfig {
+// stream Setup failed to create (with createErr) to be created by another
+// service, and returns its config, or nil when it did not appear. A create
+// the server refused with a reason (an API error: too many replicas, no
+// room) returns nil at once: waiting would only delay that reason. A create
+// this identity may not make gets no answer at all.
+func createdMeanwhile(ctx context.Context, js jetstream.JetStream, name string, createErr error) *jetstream.StreamConfig {
+	if _, ok := errors.AsType[*jetstream.APIError](createErr); ok {
+		return nil
+	}
 	deadline := time.Now().Add(createWait)
 	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
 		if cur, err := streamConfig(ctx, js, name); err == nil && cur != nil {
