@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -273,6 +274,9 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 		return nil, nil, err
 	}
 	var lostAt time.Time // written and read on nats.go's one callback goroutine
+	// While Setup runs, an identity without admin rights (a node-updater)
+	// may be refused creating what is missing: expected, and waited out.
+	var settingUp atomic.Bool
 	nopts = append(nopts,
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(reconnectDelay),
@@ -290,6 +294,10 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 		// all: without this a refused publish or subscription would only
 		// show as a timeout. It names the subject, never a credential.
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if settingUp.Load() && setupRefusal(err) {
+				log.Info("this identity may not create the stream or its buckets; waiting for a service that may (the planner)", "err", err)
+				return
+			}
 			if sub != nil {
 				log.Warn("NATS refused or dropped something", "err", err, "subscription", sub.Subject)
 				return
@@ -308,11 +316,25 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 		nc.Close()
 		return nil, nil, fmt.Errorf("open JetStream at %s: %w", where, err)
 	}
-	if err := Setup(ctx, js, cc.setup); err != nil {
+	settingUp.Store(true)
+	err = Setup(ctx, js, cc.setup)
+	settingUp.Store(false)
+	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("%w (is JetStream enabled on %s, and may this identity use it?)", err, where)
 	}
 	return nc, js, nil
+}
+
+// setupRefusal reports whether err is the server refusing this identity
+// the JetStream calls Setup makes to create a missing stream or bucket
+// (creating a KV bucket asks for the account's JetStream info first).
+func setupRefusal(err error) bool {
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, `"$JS.API.STREAM.CREATE.`) || strings.Contains(msg, `"$JS.API.INFO"`)
 }
 
 // ConnectError says which servers a failed connection tried and what to do.
