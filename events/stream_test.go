@@ -2,9 +2,7 @@ package events_test
 
 import (
 	"bytes"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,26 +13,6 @@ import (
 	"github.com/cutover-dev/cutover/events/embednats"
 	"github.com/cutover-dev/cutover/events/natstest"
 )
-
-// logBuffer is a slog destination tests read back.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 
 func streamInfo(t *testing.T, js jetstream.JetStream, name string) jetstream.StreamConfig {
 	t.Helper()
@@ -80,8 +58,8 @@ func TestSetupLogsDifferencesOnce(t *testing.T) {
 	if _, err := s.JS.UpdateStream(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	var logs logBuffer
-	if err := events.Setup(t.Context(), s.JS, events.SetupConfig{Logger: logs.logger()}); err != nil {
+	var logs natstest.Logs
+	if err := events.Setup(t.Context(), s.JS, events.SetupConfig{Logger: logs.Logger()}); err != nil {
 		t.Fatal(err)
 	}
 	out := logs.String()
@@ -157,8 +135,8 @@ func TestSetupReplicas(t *testing.T) {
 	if err := events.Setup(t.Context(), js, events.SetupConfig{Replicas: 1}); err != nil {
 		t.Fatal(err)
 	}
-	var logs logBuffer
-	if err := events.Setup(t.Context(), js, events.SetupConfig{Replicas: 3, Logger: logs.logger()}); err != nil {
+	var logs natstest.Logs
+	if err := events.Setup(t.Context(), js, events.SetupConfig{Replicas: 3, Logger: logs.Logger()}); err != nil {
 		t.Fatal(err)
 	}
 	if r := streamInfo(t, js, events.StreamName).Replicas; r != 1 {
@@ -220,8 +198,8 @@ func TestConnectLogsLostAndRegained(t *testing.T) {
 		return func() { s.Shutdown(); s.WaitForShutdown() }
 	}
 	stop := start()
-	var logs logBuffer
-	nc, js, err := events.Connect(t.Context(), events.ClientConfig{URL: "nats://" + addr}, "test", events.WithLogger(logs.logger()))
+	var logs natstest.Logs
+	nc, js, err := events.Connect(t.Context(), events.ClientConfig{URL: "nats://" + addr}, "test", events.WithLogger(logs.Logger()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ import (
 type clusterClient struct {
 	name string
 	nc   *nats.Conn
-	logs *syncBuffer
+	logs *natstest.Logs
 	// server is the server it was connected to before a kill, lost and
 	// regained how often it had logged losing and regaining the bus.
 	server         string
@@ -82,7 +82,7 @@ func TestClusterSurvivesServerLoss(t *testing.T) {
 		t.Helper()
 		k := len(clients) % len(servers)
 		urls := strings.Join(append(append([]string{}, servers[k:]...), servers[:k]...), ",")
-		cl := &clusterClient{name: name, logs: &syncBuffer{}}
+		cl := &clusterClient{name: name, logs: &natstest.Logs{}}
 		log := slog.New(slog.NewTextHandler(cl.logs, nil)).With("service", name)
 		nc, js, err := events.Connect(t.Context(), events.ClientConfig{URL: urls}, "cutover-"+name,
 			events.WithSetup(events.SetupConfig{Replicas: replicas, RaiseReplicas: true}), events.WithLogger(log), events.WithNATSOptions(nats.DontRandomize()))

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,24 +20,6 @@ import (
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
 )
 
-// syncBuffer is a log sink shared by every service's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestUpgradeWithEveryServiceOnItsOwnIdentity runs cutover dev's stack with
 // the credentials it generates and TLS (certificates made here): the
 // planner, migrator, auditor, CLI and each node-updater connect on their own
@@ -50,7 +31,7 @@ func TestUpgradeWithEveryServiceOnItsOwnIdentity(t *testing.T) {
 	if _, _, _, err := natstest.WriteCerts(dir); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &natstest.Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	nodes := []string{"n1", "n2"}
 	cfg := stack.Config{DataDir: filepath.Join(dir, "data"), NATSListen: "127.0.0.1:0", Nodes: nodes, Logger: log}
@@ -142,7 +123,7 @@ func TestUpgradeWithEveryServiceOnItsOwnIdentity(t *testing.T) {
 			t.Errorf("the seed of %s appears in the logs or events", filepath.Base(f))
 		}
 	}
-	t.Logf("%d events audited, %d bytes of logs searched", n, logs.b.Len())
+	t.Logf("%d events audited, %d bytes of logs searched", n, len(logs.String()))
 }
 
 func tail(s string, n int) string {

@@ -1,10 +1,8 @@
 package natsauth_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -328,10 +326,10 @@ func TestGeneratedAuthorizationOnARealServer(t *testing.T) {
 func TestANodeUpdaterStartedFirstWaitsForTheStream(t *testing.T) {
 	s := natstest.StartSecure(t, natsauth.Fleet{Nodes: []string{"n1"}})
 	done := make(chan error, 1)
-	var logs syncBuffer
+	var logs natstest.Logs
 	go func() {
 		nc, _, err := events.Connect(t.Context(), s.Client("node-updater-n1"), "cutover-node-updater-n1",
-			events.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+			events.WithLogger(logs.Logger()))
 		if err == nil {
 			nc.Close()
 		}
@@ -354,22 +352,4 @@ func TestANodeUpdaterStartedFirstWaitsForTheStream(t *testing.T) {
 	if got := logs.String(); strings.Contains(got, "NATS refused") || !strings.Contains(got, "waiting for a service that may") {
 		t.Errorf("node-updater-n1's log warns of a refusal or does not say it waits:\n%s", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

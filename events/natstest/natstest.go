@@ -3,6 +3,7 @@
 package natstest
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -171,3 +172,25 @@ func Poison(subject, typ, id string) *nats.Msg {
 	m.Header.Set("ce-type", typ)
 	return m
 }
+
+// Logs is a log sink tests read back, safe for the goroutines of every
+// service writing to it.
+type Logs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Logger is a text logger writing to l.
+func (l *Logs) Logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
