@@ -111,7 +111,7 @@ func (m *Migrator) migrateCommand(ctx context.Context, e events.Event, req event
 		return fail(events.MigrationFailed{Error: fmt.Sprintf("command %s in image %s: %v", redactText(strings.Join(req.Command.Command, " "), secrets), req.Command.Image, err), State: untouched + " (nothing ran, no snapshot taken)"})
 	}
 
-	db, release, refused, err := m.prepare(ctx, req.Driver, "", req.Database, database, e.ID(), log)
+	db, release, refused, err := m.prepareRun(ctx, req, "", database, e.ID(), log)
 	if refused != nil {
 		return fail(events.MigrationFailed{Error: refused.Error(), State: untouched})
 	}
@@ -119,11 +119,6 @@ func (m *Migrator) migrateCommand(ctx context.Context, e events.Event, req event
 		return err
 	}
 	defer release()
-	if req.SnapshotMethod != "" {
-		if err := setSnapshotMethod(db, req.SnapshotMethod); err != nil {
-			return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
-		}
-	}
 
 	started := time.Now()
 	from, dirty, err := db.Version(ctx)

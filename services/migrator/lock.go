@@ -175,3 +175,18 @@ func (m *Migrator) prepare(ctx context.Context, driver, source, location, databa
 		cleanup()
 	}, nil, nil
 }
+
+// prepareRun is prepare for a migration request, with the request's
+// snapshot method set on the database; an unknown method is refused like
+// the rest (the database untouched).
+func (m *Migrator) prepareRun(ctx context.Context, req events.MigrationRequested, source, database, requestID string, log *slog.Logger) (db Database, done func(), refused, err error) {
+	db, done, refused, err = m.prepare(ctx, req.Driver, source, req.Database, database, requestID, log)
+	if refused != nil || err != nil || req.SnapshotMethod == "" {
+		return db, done, refused, err
+	}
+	if err := setSnapshotMethod(db, req.SnapshotMethod); err != nil {
+		done()
+		return nil, nil, err, nil
+	}
+	return db, done, nil, nil
+}

@@ -47,7 +47,7 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 		}
 		return m.migrateCommand(ctx, e, req, log, fail, failed)
 	}
-	db, release, refused, err := m.prepare(ctx, req.Driver, req.Source, req.Database, database, e.ID(), log)
+	db, release, refused, err := m.prepareRun(ctx, req, req.Source, database, e.ID(), log)
 	if refused != nil {
 		return fail(events.MigrationFailed{Error: refused.Error(), State: untouched})
 	}
@@ -55,12 +55,6 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 		return err
 	}
 	defer release()
-
-	if req.SnapshotMethod != "" {
-		if err := setSnapshotMethod(db, req.SnapshotMethod); err != nil {
-			return fail(events.MigrationFailed{Error: err.Error(), State: untouched})
-		}
-	}
 	started := time.Now()
 	from, dirty, err := db.Version(ctx)
 	if err != nil {
