@@ -240,6 +240,24 @@ func (inv *Inventory) validate(where func([]string) string) error {
 				bad([]string{"nodes", n, "roles", strconv.Itoa(i)}, "role %q is not defined under roles (defined: %s)", r, strings.Join(sortedKeys(inv.Roles), ", "))
 			}
 		}
+		if len(node.Images) > 0 {
+			// An override of a container the node does not run would be
+			// silently ignored by the planner.
+			runs := map[string]bool{}
+			for _, s := range inv.ServicesOf(n) {
+				for _, c := range inv.Services[s].Containers {
+					runs[c.Name] = true
+				}
+			}
+			for _, c := range sortedKeys(node.Images) {
+				switch {
+				case !runs[c]:
+					bad([]string{"nodes", n, "images", c}, "container %q is not one node %s runs (its roles' services' containers: %s); fix the name or the roles", c, n, strings.Join(sortedKeys(runs), ", "))
+				case node.Images[c] == "":
+					bad([]string{"nodes", n, "images", c}, "is empty; give the image container %s runs on node %s, or remove the line", c, n)
+				}
+			}
+		}
 	}
 	for _, r := range sortedKeys(inv.Roles) {
 		role := inv.Roles[r]
@@ -486,11 +504,16 @@ type Placed struct {
 }
 
 // ContainersOf returns the containers the inventory places on node: those
-// of every service its roles run, in service then update order.
+// of every service its roles run, in service then update order, each with
+// the image the node runs (its images override, or the service's).
 func (inv *Inventory) ContainersOf(node string) []Placed {
 	var out []Placed
+	ov := inv.Nodes[node].Images
 	for _, s := range inv.ServicesOf(node) {
 		for _, c := range inv.Services[s].Containers {
+			if img, ok := ov[c.Name]; ok {
+				c.Image = img
+			}
 			out = append(out, Placed{Service: s, Container: c})
 		}
 	}

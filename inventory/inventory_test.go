@@ -27,6 +27,14 @@ func TestLoadComposableRoles(t *testing.T) {
 	if !inv.Services["nova-libvirt"].Containers[0].WorkloadHost {
 		t.Error("nova_libvirt is not a workload host")
 	}
+	// A node's images override what its services' containers run.
+	for node, want := range map[string]string{"cmp03": "reg/nova-compute:2", "cmp02": "reg/nova-compute:1"} {
+		for _, c := range inv.ContainersOf(node) {
+			if c.Name == "nova_compute" && c.Image != want {
+				t.Errorf("%s: ContainersOf gives nova_compute %s, want %s", node, c.Image, want)
+			}
+		}
+	}
 }
 
 func TestParseNamesFileLineAndField(t *testing.T) {
@@ -60,6 +68,10 @@ func TestParseNamesFileLineAndField(t *testing.T) {
 				`i.yaml:14: services.web.containers[1].health.interval: "often"`,
 			}},
 		{"no nodes", "roles: {}\n", []string{"i.yaml:1: nodes: is empty"}},
+		{"node image of a container it does not run", strings.Replace(base, "n1: {roles: [r]}", "n1: {roles: [r], images: {wbe: web:2}}", 1),
+			[]string{`i.yaml:2: nodes.n1.images.wbe: container "wbe" is not one node n1 runs (its roles' services' containers: web)`}},
+		{"empty node image", strings.Replace(base, "n1: {roles: [r]}", "n1: {roles: [r], images: {web: \"\"}}", 1),
+			[]string{"i.yaml:2: nodes.n1.images.web: is empty"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -224,15 +224,8 @@ func FromInventory(inv *inventory.Inventory) Input {
 	serial := map[string]inventory.Amount{}
 	for _, n := range inv.NodeNames() {
 		node := Node{Name: n}
-		ov := inv.Nodes[n].Images
-		for _, s := range inv.ServicesOf(n) {
-			for _, c := range inv.Services[s].Containers {
-				img := c.Image
-				if o, ok := ov[c.Name]; ok {
-					img = o
-				}
-				node.Containers = append(node.Containers, Container{Name: c.Name, Service: s, Image: img, Env: c.Env, WorkloadHost: c.WorkloadHost})
-			}
+		for _, c := range inv.ContainersOf(n) { // with the node's images overrides
+			node.Containers = append(node.Containers, Container{Name: c.Name, Service: c.Service, Image: c.Image, Env: c.Env, WorkloadHost: c.WorkloadHost})
 		}
 		for _, r := range inv.Nodes[n].Roles {
 			a := inv.Serial(r)
