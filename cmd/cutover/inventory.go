@@ -29,21 +29,21 @@ func newInventoryImportCmd() *cobra.Command {
 	_ = cmd.MarkFlagFilename("kolla")
 	out := cmd.Flags().String("out", "", "write the cutover inventory to this file (default: standard output)")
 	_ = cmd.MarkFlagFilename("out", "yaml", "yml")
-	globals := cmd.Flags().String("globals", "", "kolla globals.yml: import only the services its enable_* flags enable; images follow its docker_registry, docker_namespace, kolla_base_distro, openstack_release/openstack_tag")
+	globals := cmd.Flags().String("globals", "", "kolla globals.yml: import only the services its enable_* flags enable; images follow its docker_registry, docker_namespace, kolla_base_distro, openstack_release/openstack_tag and any <project>_tag, <container>_tag, <container>_image or <container>_image_full it pins")
 	_ = cmd.MarkFlagFilename("globals", "yml", "yaml")
-	registry := cmd.Flags().String("registry", "", "image registry/namespace, overriding globals.yml (default quay.io/openstack.kolla)")
-	tag := cmd.Flags().String("tag", "", "image tag the fleet runs now, overriding globals.yml (default <openstack_release>-<kolla_base_distro>-<version>)")
+	registry := cmd.Flags().String("registry", "", "image registry/namespace (docker_image_url), overriding globals.yml (default quay.io/openstack.kolla); images pinned with <container>_image keep theirs")
+	tag := cmd.Flags().String("tag", "", "openstack_tag the fleet runs now, overriding globals.yml (default <openstack_release>-<kolla_base_distro>-<version>); tags pinned per project or container keep theirs")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *kollaFile == "" {
 			return usageErrorf("--kolla is required: the kolla-ansible inventory to import")
 		}
 		opts := kolla.Options{Registry: *registry, Tag: *tag}
 		if *globals != "" {
-			g, err := kolla.LoadGlobals(*globals)
+			g, lines, err := kolla.ReadGlobals(*globals)
 			if err != nil {
 				return err
 			}
-			opts.Globals, opts.GlobalsFile = g, *globals
+			opts.Globals, opts.GlobalsLines, opts.GlobalsFile = g, lines, *globals
 		}
 		return planning.ImportKolla(*kollaFile, *out, opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}

@@ -71,3 +71,42 @@ func TestPlanFlagErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestKollaPinnedImportThenPlan: a cloud whose hosts of one service run
+// different images (a tag pinned on one compute's line) imports to a valid
+// inventory, and the plan compares each node with what it runs: moving
+// every compute to the pinned hotfix changes the other two only.
+func TestKollaPinnedImportThenPlan(t *testing.T) {
+	dir := t.TempDir()
+	invPath := filepath.Join(dir, "inv.yaml")
+	globals := "../../inventory/kolla/testdata/pinned-globals.yml"
+	g, lines, err := kolla.ReadGlobals(globals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	opts := kolla.Options{Globals: g, GlobalsLines: lines, GlobalsFile: globals}
+	if err := planning.ImportKolla("../../inventory/kolla/testdata/pinned", invPath, opts, nil, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), "containers pinned to another image than their service's (under nodes.<host>.images): control02/mariadb, compute02/nova_compute") {
+		t.Errorf("stderr = %q, want the pinned containers listed", stderr.String())
+	}
+	release := filepath.Join(dir, "release.yaml")
+	const hotfix = "registry.example.net:4000/kolla/nova-compute:2025.1-hotfix3"
+	if err := os.WriteFile(release, []byte("release: hotfix3-everywhere\nservices:\n  nova-compute: {image: \""+hotfix+"\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if _, err := planning.Write(t.Context(), &got, release, invPath, "text", false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"release hotfix3-everywhere: 2 containers change, 1 unchanged", "2/3 instances change"} {
+		if !strings.Contains(got.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, got.String())
+		}
+	}
+	if strings.Contains(got.String(), "compute02: nova_compute") {
+		t.Errorf("compute02 already runs %s but the plan changes it:\n%s", hotfix, got.String())
+	}
+}

@@ -19,6 +19,7 @@ package kolla
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -33,9 +34,14 @@ type Options struct {
 	Globals map[string]string
 	// GlobalsFile names the globals file in errors.
 	GlobalsFile string
-	// Registry, when set, replaces <docker_registry>/<docker_namespace>.
+	// GlobalsLines holds the line of each setting of Globals, for errors
+	// (see ReadGlobals).
+	GlobalsLines map[string]int
+	// Registry, when set, replaces docker_image_url
+	// (<docker_registry>/<docker_namespace>/<docker_image_name_prefix>).
 	Registry string
-	// Tag, when set, replaces the tag every image is given.
+	// Tag, when set, replaces openstack_tag, the tag of every image that
+	// globals.yml or the inventory does not pin.
 	Tag string
 	// Table is the service table (default: the built-in one).
 	Table *Table
@@ -56,6 +62,9 @@ type Report struct {
 	UnknownGroups []string
 	// IdleHosts are hosts that run no service (e.g. the deployment host).
 	IdleHosts []string
+	// Pinned are host/container pairs whose image differs from the one
+	// the service's other hosts run (host or group vars pinning a tag).
+	Pinned []string
 }
 
 // Convert builds a cutover inventory from a parsed kolla inventory.
@@ -73,16 +82,11 @@ func Convert(f *File, opts Options) (*inventory.Inventory, Report, error) {
 		src = "globals"
 	}
 	set := &settings{user: opts.Globals, defaults: t.Globals, source: src}
-	base, tag, err := set.images(t)
+	img, err := newImages(f, t, opts, src)
 	if err != nil {
 		return nil, rep, err
 	}
-	if opts.Registry != "" {
-		base = strings.TrimSuffix(opts.Registry, "/") + "/"
-	}
-	if opts.Tag != "" {
-		tag = opts.Tag
-	}
+	nodeImages := map[string]map[string]string{}
 
 	inv := &inventory.Inventory{Nodes: map[string]inventory.Node{}, Roles: map[string]inventory.Role{}, Services: map[string]inventory.Service{}}
 	hostServices := map[string][]string{}
@@ -122,7 +126,19 @@ func Convert(f *File, opts Options) (*inventory.Inventory, Report, error) {
 		}
 		svc := inventory.Service{PerHost: ts.PerHost}
 		for _, c := range ts.Containers {
-			svc.Containers = append(svc.Containers, inventory.Container{Name: c.Name, Image: base + c.Image + ":" + tag, WorkloadHost: c.WorkloadHost})
+			common, differ, err := img.on(hosts, c)
+			if err != nil {
+				return nil, rep, fmt.Errorf("service %s: %w", ts.Name, err)
+			}
+			svc.Containers = append(svc.Containers, inventory.Container{Name: c.Name, Image: common, WorkloadHost: c.WorkloadHost})
+			for _, h := range slices.Sorted(maps.Keys(differ)) {
+				im := differ[h]
+				rep.Pinned = append(rep.Pinned, h+"/"+c.Name)
+				if nodeImages[h] == nil {
+					nodeImages[h] = map[string]string{}
+				}
+				nodeImages[h][c.Name] = im
+			}
 		}
 		svc.DependsOn = slices.Clone(ts.DependsOn)
 		inv.Services[ts.Name] = svc
@@ -173,7 +189,7 @@ func Convert(f *File, opts Options) (*inventory.Inventory, Report, error) {
 			return nil, rep, fmt.Errorf("hosts in groups %s run different services; this is an importer bug, please report it with the inventory", role)
 		}
 		inv.Roles[role] = inventory.Role{Services: svcs}
-		node := inventory.Node{Roles: []string{role}}
+		node := inventory.Node{Roles: []string{role}, Images: nodeImages[h]}
 		if vars := f.Vars(h); len(vars) > 0 {
 			node.Vars = vars
 			node.Address = vars["ansible_host"]
@@ -184,4 +200,107 @@ func Convert(f *File, opts Options) (*inventory.Inventory, Report, error) {
 		return nil, rep, fmt.Errorf("convert kolla inventory: %w", err)
 	}
 	return inv, rep, nil
+}
+
+// images resolves each container's image on each host, as kolla-ansible
+// does: <var>_image_full, evaluated with Ansible's precedence, lowest
+// first: kolla-ansible's role defaults, the inventory's group vars,
+// kolla-ansible's group_vars/all, the inventory's host vars, globals.yml
+// (kolla-ansible passes it as extra vars), then --registry and --tag.
+type images struct {
+	f                     *File
+	roleDefaults, allVars layer
+	globals, flags        layer
+	hosts                 map[string]*resolver // by host
+	shared                map[string]*resolver // by groups and host vars
+}
+
+func newImages(f *File, t *Table, opts Options, src string) (*images, error) {
+	rd, err := t.roleDefaults()
+	if err != nil {
+		return nil, err
+	}
+	im := &images{f: f, roleDefaults: rd, allVars: t.groupVarsAll(), globals: layer{}, flags: layer{}, hosts: map[string]*resolver{}, shared: map[string]*resolver{}}
+	for k, v := range opts.Globals {
+		where := src
+		if n := opts.GlobalsLines[k]; n > 0 {
+			where = fmt.Sprintf("%s:%d", src, n)
+		}
+		im.globals[k] = definition{raw: v, where: where}
+	}
+	if opts.Registry != "" {
+		im.flags["docker_image_url"] = definition{raw: strings.TrimSuffix(opts.Registry, "/") + "/", where: "--registry"}
+	}
+	if opts.Tag != "" {
+		im.flags["openstack_tag"] = definition{raw: opts.Tag, where: "--tag"}
+	}
+	return im, nil
+}
+
+// resolver returns host's resolver. Hosts in the same groups with the
+// same host variables (every host of a range such as compute[001:400])
+// share one, so a large fleet evaluates each image once per kind of host.
+func (im *images) resolver(host string) *resolver {
+	if r := im.hosts[host]; r != nil {
+		return r
+	}
+	groups := im.f.varGroups(host)
+	var key strings.Builder
+	for _, g := range groups {
+		key.WriteString(g)
+		key.WriteByte(0)
+	}
+	key.WriteByte(0)
+	hv := im.f.HostVars[host]
+	for _, k := range slices.Sorted(maps.Keys(hv)) {
+		key.WriteString(k)
+		key.WriteByte('=')
+		key.WriteString(hv[k])
+		fmt.Fprintf(&key, "@%d", im.f.hostVarLine[host][k]) // errors name the line
+		key.WriteByte(0)
+	}
+	r := im.shared[key.String()]
+	if r == nil {
+		groupVars, hostVars := im.f.layersOf(host, groups)
+		r = newResolver(im.roleDefaults, groupVars, im.allVars, hostVars, im.globals, im.flags)
+		im.shared[key.String()] = r
+	}
+	im.hosts[host] = r
+	return r
+}
+
+// on returns the image most of hosts run for container c (on a tie, the
+// first host's), and the hosts that run another one: those go in the
+// node's images, which the planner reads as what the node runs now.
+func (im *images) on(hosts []string, c TableContainer) (common string, differ map[string]string, err error) {
+	_, _, full := c.vars()
+	byHost := make(map[string]string, len(hosts))
+	count := map[string]int{}
+	for _, h := range hosts {
+		r := im.resolver(h)
+		v, err := r.value(full, nil, "")
+		if err != nil {
+			return "", nil, fmt.Errorf("image of container %s on host %s: %w", c.Name, h, err)
+		}
+		if v == "" || strings.HasSuffix(v, ":") || strings.HasPrefix(v, ":") || strings.ContainsAny(v, " \t\n") {
+			d, _ := r.lookup(full)
+			return "", nil, fmt.Errorf("image of container %s on host %s: %s is %q (%s), not an image reference; set a non-empty image and tag", c.Name, h, full, v, d.where)
+		}
+		byHost[h] = v
+		count[v]++
+	}
+	for _, h := range hosts { // ties go to the first host's image
+		if v := byHost[h]; common == "" || count[v] > count[common] {
+			common = v
+		}
+	}
+	for h, v := range byHost {
+		if v != common {
+			if differ == nil {
+				differ = map[string]string{}
+			}
+			differ[h] = v
+		}
+	}
+	return common, differ, nil
 }

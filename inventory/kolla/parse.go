@@ -17,7 +17,10 @@ type File struct {
 	Groups map[string]*Group
 	// HostVars holds the variables given on a host's lines.
 	HostVars map[string]map[string]string
-	order    []string
+	name     string
+	// hostVarLine holds the line that set each host variable, for errors.
+	hostVarLine map[string]map[string]int
+	order       []string
 	// memberCache holds resolved groups; Parse fills the file, then it
 	// is read only, so the cache never goes stale.
 	memberCache map[string]map[string]bool
@@ -32,6 +35,7 @@ type Group struct {
 	Children []string
 	Vars     map[string]string
 	line     int
+	varLine  map[string]int // the line that set each variable
 }
 
 // Parse reads an Ansible INI inventory as kolla-ansible uses it: [group]
@@ -41,11 +45,11 @@ type Group struct {
 // ungrouped; # and ; start comments. Every host is in the implicit group
 // all, and a host in no other group is also in ungrouped.
 func Parse(name string, r io.Reader) (*File, error) {
-	f := &File{Groups: map[string]*Group{}, HostVars: map[string]map[string]string{}}
+	f := &File{Groups: map[string]*Group{}, HostVars: map[string]map[string]string{}, name: name, hostVarLine: map[string]map[string]int{}}
 	group := func(n string, line int) *Group {
 		g := f.Groups[n]
 		if g == nil {
-			g = &Group{Name: n, Vars: map[string]string{}, line: line}
+			g = &Group{Name: n, Vars: map[string]string{}, line: line, varLine: map[string]int{}}
 			f.Groups[n] = g
 			f.order = append(f.order, n)
 		}
@@ -103,6 +107,7 @@ func Parse(name string, r io.Reader) (*File, error) {
 				return nil, fmt.Errorf("%s:%d: [%s:vars] line %q is not key=value", name, lineNo, cur.Name, line)
 			}
 			cur.Vars[strings.TrimSpace(k)] = unquote(strings.TrimSpace(v))
+			cur.varLine[strings.TrimSpace(k)] = lineNo
 		default:
 			pattern, port, err := splitPort(fields[0])
 			if err != nil {
@@ -133,9 +138,11 @@ func Parse(name string, r io.Reader) (*File, error) {
 				}
 				if f.HostVars[h] == nil {
 					f.HostVars[h] = map[string]string{}
+					f.hostVarLine[h] = map[string]int{}
 				}
 				for k, v := range vars {
 					f.HostVars[h][k] = v
+					f.hostVarLine[h][k] = lineNo
 				}
 			}
 			if len(f.HostVars) > maxRange {
@@ -296,6 +303,26 @@ func (f *File) members(group string) map[string]bool {
 // depth, then name, as Ansible orders groups of equal depth), then the
 // host's own.
 func (f *File) Vars(host string) map[string]string {
+	groupVars, hostVars := f.varLayers(host)
+	out := map[string]string{}
+	for _, l := range []layer{groupVars, hostVars} {
+		for k, d := range l {
+			out[k] = d.raw
+		}
+	}
+	return out
+}
+
+// varLayers returns a host's inventory variables as two of Ansible's
+// precedence levels: the group vars (all:vars, then each group's, parents
+// before children) and the host's own, each with the line that set it.
+func (f *File) varLayers(host string) (groupVars, hostVars layer) {
+	return f.layersOf(host, f.varGroups(host))
+}
+
+// varGroups returns the groups whose vars apply to host, in the order
+// Ansible applies them: all, then by depth, then name.
+func (f *File) varGroups(host string) []string {
 	depth := f.depths()
 	type gd struct {
 		name  string
@@ -313,21 +340,28 @@ func (f *File) Vars(host string) map[string]string {
 		}
 		return member[i].name < member[j].name
 	})
-	out := map[string]string{}
-	if g := f.Groups["all"]; g != nil {
-		for k, v := range g.Vars {
-			out[k] = v
-		}
+	out := make([]string, 0, len(member)+1)
+	if f.Groups["all"] != nil {
+		out = append(out, "all")
 	}
 	for _, m := range member {
-		for k, v := range f.Groups[m.name].Vars {
-			out[k] = v
+		out = append(out, m.name)
+	}
+	return out
+}
+
+func (f *File) layersOf(host string, groups []string) (groupVars, hostVars layer) {
+	groupVars, hostVars = layer{}, layer{}
+	for _, n := range groups {
+		g := f.Groups[n]
+		for k, v := range g.Vars {
+			groupVars[k] = definition{raw: v, where: fmt.Sprintf("%s:%d ([%s:vars])", f.name, g.varLine[k], g.Name)}
 		}
 	}
 	for k, v := range f.HostVars[host] {
-		out[k] = v
+		hostVars[k] = definition{raw: v, where: fmt.Sprintf("%s:%d (host vars)", f.name, f.hostVarLine[host][k])}
 	}
-	return out
+	return groupVars, hostVars
 }
 
 func stripComment(line string) string {

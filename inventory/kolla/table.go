@@ -29,9 +29,13 @@ type Table struct {
 
 // TableService is one kolla service as cutover imports it.
 type TableService struct {
-	Name       string           `yaml:"name"`
-	Group      string           `yaml:"group"`
-	Enabled    string           `yaml:"enabled"`
+	Name    string `yaml:"name"`
+	Group   string `yaml:"group"`
+	Enabled string `yaml:"enabled"`
+	// Project names the role's <project>_tag variable (nova → nova_tag,
+	// itself "{{ openstack_tag }}"), which the containers' tags default
+	// to; empty when the role has none and they default to openstack_tag.
+	Project    string           `yaml:"project"`
 	PerHost    bool             `yaml:"per_host"`
 	Containers []TableContainer `yaml:"containers"`
 	DependsOn  []string         `yaml:"depends_on"`
@@ -39,9 +43,28 @@ type TableService struct {
 
 // TableContainer is one container of a kolla service.
 type TableContainer struct {
-	Name         string `yaml:"name"`
-	Image        string `yaml:"image"`
+	Name  string `yaml:"name"`
+	Image string `yaml:"image"`
+	// Var is the prefix of the role's <var>_image, <var>_tag and
+	// <var>_image_full variables (default: the container name).
+	Var string `yaml:"var"`
+	// Tag is the tag variable <var>_image_full uses, when it is not
+	// <var>_tag (keystone's keystone_service_tag).
+	Tag          string `yaml:"tag"`
 	WorkloadHost bool   `yaml:"workload_host"`
+}
+
+// vars returns the container's image, tag and full-image variable names.
+func (c TableContainer) vars() (image, tag, full string) {
+	v := c.Var
+	if v == "" {
+		v = c.Name
+	}
+	tag = c.Tag
+	if tag == "" {
+		tag = v + "_tag"
+	}
+	return v + "_image", tag, v + "_image_full"
 }
 
 // DefaultTable returns the service table built into cutover, a fresh
@@ -60,26 +83,61 @@ var builtinTable = sync.OnceValues(DefaultTable)
 // LoadGlobals reads a kolla globals.yml: every top-level setting, as a
 // string (yes/no for booleans). Settings that are not scalars are skipped.
 func LoadGlobals(path string) (map[string]string, error) {
+	g, _, err := ReadGlobals(path)
+	return g, err
+}
+
+// ReadGlobals reads a kolla globals.yml as LoadGlobals does, with the line
+// of each setting (Options.GlobalsLines). A value is kept as written
+// (openstack_release: 2025.10 stays 2025.10), booleans become yes/no, and
+// settings that are not scalars, or empty, are skipped.
+func ReadGlobals(path string) (map[string]string, map[string]int, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read globals: %w", err)
+		return nil, nil, fmt.Errorf("read globals: %w", err)
 	}
-	var doc map[string]any
+	return parseGlobals(path, raw)
+}
+
+func parseGlobals(path string, raw []byte) (map[string]string, map[string]int, error) {
+	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, fmt.Errorf("%s: not valid YAML: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: not valid YAML: %w", path, err)
 	}
-	out := map[string]string{}
-	for k, v := range doc {
-		switch x := v.(type) {
-		case bool:
-			out[k] = map[bool]string{true: "yes", false: "no"}[x]
-		case string:
-			out[k] = x
-		case int, int64, uint64, float64:
-			out[k] = fmt.Sprint(x)
+	values, lines := map[string]string{}, map[string]int{}
+	if len(doc.Content) == 0 {
+		return values, lines, nil
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		return values, lines, nil // only comments, or ---
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, nil, fmt.Errorf("%s:%d: globals.yml is not a mapping of settings (key: value)", path, root.Line)
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
 		}
+		if v.Kind != yaml.ScalarNode {
+			continue
+		}
+		switch v.ShortTag() {
+		case "!!null":
+			continue
+		case "!!bool":
+			var b bool
+			if err := v.Decode(&b); err != nil {
+				return nil, nil, fmt.Errorf("%s:%d: %s: %w", path, v.Line, k.Value, err)
+			}
+			values[k.Value] = map[bool]string{true: "yes", false: "no"}[b]
+		default:
+			values[k.Value] = v.Value
+		}
+		lines[k.Value] = k.Line
 	}
-	return out, nil
+	return values, lines, nil
 }
 
 // settings resolves globals: the operator's globals.yml over the table's
@@ -220,51 +278,91 @@ func isName(s string) bool {
 	return true
 }
 
-// imageBase returns <docker_registry>/<docker_namespace>/<prefix>, as
-// kolla's docker_image_url, and the tag every image shares.
-func (s *settings) images(t *Table) (base, tag string, err error) {
-	reg, err := s.value("docker_registry", 0)
-	if err != nil {
-		return "", "", err
+// roleDefaults returns the image variables kolla-ansible's role defaults
+// set, as the table describes them: per project <project>_tag:
+// "{{ openstack_tag }}"; per container <var>_image: "{{ docker_image_url
+// }}<image>", <var>_tag: "{{ <project>_tag }}" and <var>_image_full: "{{
+// <var>_image }}:{{ <var>_tag }}". Two services that define one variable
+// differently are a table error.
+func (t *Table) roleDefaults() (layer, error) {
+	l := layer{}
+	set := func(svc, name, raw string) error {
+		d := definition{raw: raw, where: fmt.Sprintf("kolla-ansible %s default (service %s)", t.Release, svc)}
+		if old, ok := l[name]; ok && old.raw != raw {
+			return fmt.Errorf("service table: %s is %q for one service and %q for %s; give the containers distinct var or tag", name, old.raw, raw, svc)
+		}
+		if _, ok := l[name]; !ok {
+			l[name] = d
+		}
+		return nil
 	}
-	ns, err := s.value("docker_namespace", 0)
-	if err != nil {
-		return "", "", err
-	}
-	prefix, err := s.value("docker_image_name_prefix", 0)
-	if err != nil {
-		return "", "", err
-	}
-	if reg != "" {
-		base = reg + "/"
-	}
-	base += ns + "/" + prefix
-	if v, ok := s.user["openstack_tag"]; ok {
-		if _, isExpr := jinja(v); !isExpr {
-			return base, v, nil
+	for _, ts := range t.Services {
+		parent := "openstack_tag"
+		if ts.Project != "" {
+			parent = ts.Project + "_tag"
+			if err := set(ts.Name, parent, "{{ openstack_tag }}"); err != nil {
+				return nil, err
+			}
+		}
+		for _, c := range ts.Containers {
+			image, tag, full := c.vars()
+			if tag != parent {
+				if err := set(ts.Name, tag, "{{ "+parent+" }}"); err != nil {
+					return nil, err
+				}
+			}
+			if err := set(ts.Name, image, "{{ docker_image_url }}"+c.Image); err != nil {
+				return nil, err
+			}
+			if err := set(ts.Name, full, "{{ "+image+" }}:{{ "+tag+" }}"); err != nil {
+				return nil, err
+			}
 		}
 	}
-	rel, err := s.value("openstack_release", 0)
-	if err != nil {
-		return "", "", err
+	return l, nil
+}
+
+// groupVarsAll returns the table's globals as kolla-ansible's
+// group_vars/all sets them, with docker_image_url and
+// kolla_base_distro_version, whose Jinja (a conditional, a map lookup)
+// is evaluated here.
+func (t *Table) groupVarsAll() layer {
+	where := fmt.Sprintf("kolla-ansible %s group_vars/all", t.Release)
+	l := layer{}
+	for k, v := range t.Globals {
+		l[k] = definition{raw: v, where: where}
 	}
-	distro, err := s.value("kolla_base_distro", 0)
-	if err != nil {
-		return "", "", err
+	if _, ok := l["docker_image_url"]; !ok {
+		l["docker_image_url"] = definition{where: where, compute: func(r *resolver) (string, error) {
+			d, _ := r.lookup("docker_image_url")
+			var parts [3]string
+			for i, n := range []string{"docker_registry", "docker_namespace", "docker_image_name_prefix"} {
+				v, err := r.value(n, &d, "docker_image_url")
+				if err != nil {
+					return "", err
+				}
+				parts[i] = v
+			}
+			base := parts[1] + "/" + parts[2]
+			if parts[0] != "" {
+				base = parts[0] + "/" + base
+			}
+			return base, nil
+		}}
 	}
-	ver, err := s.value("kolla_base_distro_version", 0)
-	if err != nil {
-		return "", "", err
+	if _, ok := l["kolla_base_distro_version"]; !ok {
+		l["kolla_base_distro_version"] = definition{where: where, compute: func(r *resolver) (string, error) {
+			d, _ := r.lookup("kolla_base_distro_version")
+			distro, err := r.value("kolla_base_distro", &d, "kolla_base_distro_version")
+			if err != nil {
+				return "", err
+			}
+			if ver := t.DistroVersions[distro]; ver != "" {
+				return ver, nil
+			}
+			src, _ := r.lookup("kolla_base_distro")
+			return "", fmt.Errorf("%s: kolla_base_distro %q is not one of centos, debian, rocky, ubuntu; set kolla_base_distro_version or openstack_tag", src.where, distro)
+		}}
 	}
-	if ver == "" {
-		ver = t.DistroVersions[distro]
-		if ver == "" {
-			return "", "", fmt.Errorf("%s: kolla_base_distro %q is not one of centos, debian, rocky, ubuntu; set kolla_base_distro_version or openstack_tag", s.source, distro)
-		}
-	}
-	suffix, err := s.value("openstack_tag_suffix", 0)
-	if err != nil {
-		return "", "", err
-	}
-	return base, rel + "-" + distro + "-" + ver + suffix, nil
+	return l
 }

@@ -93,6 +93,9 @@ func ImportKolla(in, out string, opts kolla.Options, stdout, stderr io.Writer) e
 	if len(rep.UnknownGroups) > 0 {
 		fmt.Fprintf(stderr, "groups the kolla-ansible %s service table does not know (not imported; add them to the inventory by hand): %s\n", rep.Release, strings.Join(rep.UnknownGroups, ", "))
 	}
+	if len(rep.Pinned) > 0 {
+		fmt.Fprintf(stderr, "containers pinned to another image than their service's (under nodes.<host>.images): %s\n", strings.Join(rep.Pinned, ", "))
+	}
 	if len(rep.IdleHosts) > 0 {
 		fmt.Fprintf(stderr, "skipped hosts that run no service: %s\n", strings.Join(rep.IdleHosts, ", "))
 	}
