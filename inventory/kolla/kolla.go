@@ -9,9 +9,14 @@
 // nova-compute → compute, haproxy → loadbalancer), its containers with
 // kolla's names and images, and its dependencies come from the service
 // table in services.yaml, written for one kolla-ansible release. With the
-// operator's globals.yml, only enabled services are imported and images
-// follow docker_registry, docker_namespace, kolla_base_distro and
-// openstack_tag / openstack_release.
+// operator's globals.yml, only enabled services are imported.
+//
+// Each container's image on each host is kolla-ansible's
+// <container>_image_full, evaluated with Ansible's precedence over the
+// role defaults the table describes, the inventory's group and host vars,
+// kolla-ansible's group_vars/all and globals.yml (vars.go evaluates the
+// small part of Jinja these variables use). A service's image is the one
+// most of its hosts run; the others are kept per node.
 //
 // Hosts in the same groups share a role named after every group that
 // lists them directly (control, compute, control+monitoring, ...).
