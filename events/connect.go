@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -277,6 +278,10 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 	// While Setup runs, an identity without admin rights (a node-updater)
 	// may be refused creating what is missing: expected, and waited out.
 	var settingUp atomic.Bool
+	// The first other refusal while Setup runs (a seed of another
+	// identity is refused its reply inbox): Setup then only times out, so
+	// its error names what the server said.
+	var refused atomic.Pointer[error]
 	nopts = append(nopts,
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(reconnectDelay),
@@ -297,6 +302,9 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 			if settingUp.Load() && setupRefusal(err) {
 				log.Info("this identity may not create the stream or its buckets; waiting for a service that may (the planner)", "err", err)
 				return
+			}
+			if settingUp.Load() && errors.Is(err, nats.ErrPermissionViolation) {
+				refused.CompareAndSwap(nil, &err)
 			}
 			if sub != nil {
 				log.Warn("NATS refused or dropped something", "err", err, "subscription", sub.Subject)
@@ -321,6 +329,10 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 	settingUp.Store(false)
 	if err != nil {
 		nc.Close()
+		if r := refused.Load(); r != nil {
+			id := strings.TrimPrefix(name, "cutover-")
+			return nil, nil, fmt.Errorf("%w: the server refused this identity: %w (are these the credentials of %s, e.g. the seed %s.nk that cutover nats-config wrote, and is the server's authorization current?)", err, *r, id, id)
+		}
 		return nil, nil, fmt.Errorf("%w (is JetStream enabled on %s, and may this identity use it?)", err, where)
 	}
 	return nc, js, nil
@@ -345,8 +357,26 @@ func ConnectError(urls string, err error) error {
 			list = append(list, RedactURL(u))
 		}
 	}
-	return fmt.Errorf("connect to NATS: %w; tried %s (is a server running there, and are the credentials right? give every server of the cluster with --nats URL1,URL2,...; cutover dev starts one on 127.0.0.1:4222)",
-		err, strings.Join(list, ", "))
+	return fmt.Errorf("connect to NATS: %w; tried %s (%s)", err, strings.Join(list, ", "), connectHint(err))
+}
+
+// connectHint is what to do about a failed connection: a refused
+// certificate or credentials say which, anything else the usual checks.
+func connectHint(err error) string {
+	var unknownCA x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	switch {
+	case errors.As(err, &unknownCA):
+		return "the servers' certificate is signed by a CA this client does not trust: give that CA with --nats-ca FILE (env CUTOVER_NATS_CA)"
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "a server's certificate has expired or is not valid yet: renew it on the server, or check this host's clock"
+	case errors.As(err, &host):
+		return "the server's certificate does not name the host in --nats: dial a name or address the certificate carries"
+	case errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization violation"):
+		return "the server refused these credentials: give this identity's own seed with --nats-nkey (cutover nats-config writes one per identity) and check that the servers include the current authorization.conf"
+	}
+	return "is a server running there, and are the credentials right? give every server of the cluster with --nats URL1,URL2,...; cutover dev starts one on 127.0.0.1:4222"
 }
 
 // reconnectDelay is the pause after each round over the server list.
