@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 
@@ -171,6 +174,13 @@ func ParseRelease(name string, raw []byte) (Release, error) {
 		p := []string{"services", svc}
 		if s.Image == "" {
 			bad(append(p, "image"), "is missing; give the target image, e.g. image: registry/web:2.0.1")
+		} else if err := checkImage(s.Image); err != nil {
+			bad(append(p, "image"), "%v", err)
+		}
+		for _, c := range sortedKeys(s.Images) {
+			if err := checkImage(s.Images[c]); err != nil {
+				bad(append(p, "images", c), "%v", err)
+			}
 		}
 		switch s.Strategy {
 		case "", "stop-first", "start-first":
@@ -213,6 +223,31 @@ func ParseRelease(name string, raw []byte) (Release, error) {
 		return Release{}, err
 	}
 	return Release{Request: req, Services: f.Services}, nil
+}
+
+// The grammar of an image reference as Docker's engine parses it:
+// [host[:port]/]path[:tag][@algorithm:hex], path components lower case.
+var (
+	imageHost = `(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?`
+	imagePath = `[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
+	imageRef  = regexp.MustCompile(`^(?:` + imageHost + `/)?` + imagePath + `(?:/` + imagePath + `)*` +
+		`(?::[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127})?(?:@[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,})?$`)
+)
+
+// checkImage refuses what no registry serves, so a typo fails here rather
+// than after five pulls on the first node of the first wave.
+func checkImage(ref string) error {
+	if imageRef.MatchString(ref) {
+		return nil
+	}
+	hint := ""
+	switch {
+	case strings.ContainsFunc(ref, unicode.IsSpace):
+		hint = ": it contains a space"
+	case imageRef.MatchString(strings.ToLower(ref)): // only the path may not have capitals
+		hint = ": repository names are lower case"
+	}
+	return fmt.Errorf("%q is not an image reference like registry.example/web:2.0.1 or registry.example/web@sha256:<digest>%s", ref, hint)
 }
 
 // duration parses an optional duration of the manifest ("" is 0), as the

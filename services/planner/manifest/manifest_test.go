@@ -28,6 +28,12 @@ func TestParseNamesFileLineAndField(t *testing.T) {
 		{"everything wrong at once", "failure_action: explode\nservices:\n  web:\n    image: x\n    strategy: sideways\n    min_healthy: soon\n",
 			[]string{"r.yaml:1: release: is missing", "r.yaml:1: failure_action: \"explode\"", "r.yaml:5: services.web.strategy", "r.yaml:6: services.web.min_healthy: \"soon\""}},
 		{"no services", "release: v2\n", []string{"r.yaml:1: services: is empty"}},
+		{"an image with a space", "release: v2\nservices:\n  web:\n    image: \"reg/web:2.0 ubuntu\"\n",
+			[]string{`r.yaml:4: services.web.image: "reg/web:2.0 ubuntu" is not an image reference`, "contains a space"}},
+		{"an image with capitals", "release: v2\nservices:\n  web:\n    image: reg:5000/Kolla/web:2\n",
+			[]string{"r.yaml:4: services.web.image:", "lower case"}},
+		{"a per-container image", "release: v2\nservices:\n  keystone:\n    image: reg/keystone:2\n    images:\n      keystone_ssh: reg/keystone-ssh:2\n      keystone_fernet: \"reg/keystone-fernet::2\"\n",
+			[]string{`r.yaml:7: services.keystone.images.keystone_fernet: "reg/keystone-fernet::2" is not an image reference`}},
 		{"verdict timeout not a duration", "release: v2\nwait_for_verdicts: true\nverdict_timeout: later\nservices:\n  web:\n    image: x\n",
 			[]string{"r.yaml:3: verdict_timeout: \"later\" is not a duration"}},
 		{"verdict timeout without the wait", "release: v2\nverdict_timeout: 5m\nservices:\n  web:\n    image: x\n",
@@ -45,6 +51,19 @@ func TestParseNamesFileLineAndField(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestParseAcceptsImageReferences: what registries serve passes the check.
+func TestParseAcceptsImageReferences(t *testing.T) {
+	for _, img := range []string{
+		"x", "web:v2", "registry.example/web:2.0.1", "127.0.0.1:45101/kolla/keystone-ssh:2025.1-ubuntu-noble",
+		"quay.io/openstack.kolla/nova_api:2025.1", "Registry.Example:5000/a/b__c/d-e:Tag_1.0",
+		"reg/web@sha256:" + strings.Repeat("ab", 32), "reg/web:2@sha256:" + strings.Repeat("0", 64), "[::1]:5000/web:v1",
+	} {
+		if _, err := manifest.Parse("r.yaml", []byte("release: v2\nservices:\n  web:\n    image: \""+img+"\"\n")); err != nil {
+			t.Errorf("%s: %v", img, err)
+		}
 	}
 }
 
