@@ -20,9 +20,11 @@ const DemoAppPackage = "github.com/cutover-dev/cutover/harness/demoapp"
 // (db-sync, MariaDB) built by BuildIdentityApp.
 const IdentityAppPackage = "github.com/cutover-dev/cutover/harness/identityapp"
 
-// buildTimeout bounds `go build` when the caller's ctx has no deadline; a cold
-// build cache needs tens of seconds, a warm one about a second.
-const buildTimeout = 3 * time.Minute
+// buildTimeout bounds `go build` when the caller's ctx has no deadline. A
+// warm build cache needs about a second; a cold one compiles the standard
+// library and modernc.org/sqlite for a static binary, which took more than 3
+// minutes on a busy 2-core machine during a first `make demo`.
+const buildTimeout = 10 * time.Minute
 
 // appBuild caches a binary for the life of the process: every image uses
 // the same binary (the version comes from the image env), so one build is
@@ -84,6 +86,10 @@ func (b *appBuild) build(ctx context.Context, dir, pkg, name string) (string, er
 	cmd.Dir = sourceDir()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if out, err := cmd.CombinedOutput(); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// The go tool was killed: "signal: killed" alone reads as a crash.
+			return "", fmt.Errorf("build %s: go build %s did not finish: %w (a first build compiles every dependency, minutes on a busy machine; run it again: the Go build cache keeps what was compiled)", name, pkg, ctxErr)
+		}
 		return "", fmt.Errorf("build %s: %w\n%s", name, err, out)
 	}
 	b.path = dst

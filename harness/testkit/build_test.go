@@ -1,9 +1,12 @@
 package testkit
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestBuildDemoAppCachesPerProcess(t *testing.T) {
@@ -48,5 +51,28 @@ func TestBuildDemoAppCachesPerProcess(t *testing.T) {
 	}
 	if _, err := os.Stat(third); err != nil {
 		t.Errorf("rebuilt binary: %v", err)
+	}
+}
+
+// TestBuildThatRunsOutOfTimeSaysSo: a go tool killed at the deadline is
+// reported as a build that did not finish, not as "signal: killed".
+func TestBuildThatRunsOutOfTimeSaysSo(t *testing.T) {
+	bin := t.TempDir()
+	// A go tool that never finishes, first on PATH.
+	if err := os.WriteFile(filepath.Join(bin, "go"), []byte("#!/bin/sh\nexec sleep 600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	var b appBuild
+	_, err := b.build(ctx, t.TempDir(), DemoAppPackage, "demoapp")
+	if err == nil {
+		t.Fatal("a build that never finishes succeeded")
+	}
+	for _, want := range []string{"build demoapp: go build " + DemoAppPackage + " did not finish", "context deadline exceeded", "run it again"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }
