@@ -38,6 +38,7 @@ type commandEnv struct {
 	noCmd    string // an image whose entrypoint does not exist
 	dumpDir  string
 	password string
+	sent     map[string]bool // the ids of the requests this test sent
 }
 
 func newCommandEnv(t *testing.T) *commandEnv {
@@ -72,7 +73,7 @@ func newCommandEnv(t *testing.T) *commandEnv {
 		Drivers:  map[string]migrator.Driver{"mysql": mysql.Driver{DumpDir: dumps}},
 		Commands: docker.New(cli),
 	})
-	return &commandEnv{h: h, cli: cli, url: url, conf: conf, image: img.Ref, noCmd: bad.Ref, dumpDir: dumps, password: "cutover"}
+	return &commandEnv{h: h, cli: cli, url: url, conf: conf, image: img.Ref, noCmd: bad.Ref, dumpDir: dumps, password: "cutover", sent: map[string]bool{}}
 }
 
 // request asks for a command migration of the env's database.
@@ -82,7 +83,9 @@ func (c *commandEnv) request(phase string, cmd events.MigrationCommand) (events.
 	}
 	cmd.Mounts = append(cmd.Mounts, c.conf+":/etc/identity:ro")
 	cmd.Network = "host" // MariaDB listens on the host's 127.0.0.1
-	return c.h.final(c.h.request(events.MigrationRequested{Service: "keystone", Driver: "mysql", Database: c.url, Phase: phase, Command: &cmd}))
+	req := c.h.request(events.MigrationRequested{Service: "keystone", Driver: "mysql", Database: c.url, Phase: phase, Command: &cmd})
+	c.sent[req.ID()] = true
+	return c.h.final(req)
 }
 
 // schema returns the database's identityapp schema version and tables.
@@ -101,7 +104,10 @@ func (c *commandEnv) schema(t *testing.T) (string, []string) {
 	return v, tables
 }
 
-// left lists the containers a test's migrations left on the engine.
+// left lists the containers a test's migrations left on the engine. Only
+// its own requests' count: the images are built the same way in every test
+// run, so the ancestor filter also matches the containers of another test
+// run sharing the engine.
 func (c *commandEnv) left(t *testing.T) []string {
 	t.Helper()
 	res, err := c.cli.ContainerList(t.Context(), client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", "dev.cutover.service=keystone").Add("ancestor", c.image)})
@@ -110,7 +116,7 @@ func (c *commandEnv) left(t *testing.T) []string {
 	}
 	var out []string
 	for _, ct := range res.Items {
-		if ct.Labels["dev.cutover.migration"] != "" {
+		if c.sent[ct.Labels["dev.cutover.migration"]] {
 			out = append(out, ct.Names...)
 		}
 	}

@@ -101,10 +101,13 @@ func (h *harness) answers(req events.Event) []events.Event {
 }
 
 // final waits for the final answer to req and returns it with every answer.
+// The wait is a guard against a hang, not a measure: a command migration
+// (a container run, a snapshot, a restore) on a loaded 2-core machine can
+// take well over 20 s.
 func (h *harness) final(req events.Event) (events.Event, []events.Event) {
 	h.t.Helper()
 	var fin events.Event
-	eventually(h.t, 20*time.Second, "the answer to "+req.Type(), func() bool {
+	eventually(h.t, 2*time.Minute, "the answer to "+req.Type(), func() bool {
 		for _, e := range h.answers(req) {
 			switch e.Type() {
 			case events.TypeMigrationCompleted, events.TypeMigrationFailed, events.TypeMigrationRollbackCompleted:
