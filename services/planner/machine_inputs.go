@@ -2,6 +2,7 @@ package planner
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -246,10 +247,47 @@ func refuseRollback(u *Upgrade) string {
 	if u.Rollback != nil {
 		return "it is already rolling back (" + u.Rollback.Reason + ")"
 	}
+	if u.Phase == PhaseAborted {
+		if kept := replacedContainers(u); len(kept) > 0 {
+			return fmt.Sprintf("it is aborted, and an aborted upgrade is never rolled back; it replaced %s, which keep their new images: to return them, apply a release with their previous images", kept.String())
+		}
+	}
 	if u.Phase != PhaseRunning && u.Phase != PhaseCompleted && u.Phase != PhasePaused {
 		return "it is " + u.Phase + ": nothing to roll back"
 	}
 	return ""
+}
+
+// keptContainers are containers an upgrade replaced, as node/container
+// (previous image).
+type keptContainers []string
+
+// String names the first few and counts the rest.
+func (k keptContainers) String() string {
+	const shown = 5
+	noun := "containers"
+	if len(k) == 1 {
+		noun = "container"
+	}
+	s := fmt.Sprintf("%d %s (%s", len(k), noun, strings.Join(k[:min(len(k), shown)], "; "))
+	if len(k) > shown {
+		s += fmt.Sprintf(", and %d more", len(k)-shown)
+	}
+	return s + ")"
+}
+
+// replacedContainers lists what u's steps replaced, in node and wave order.
+func replacedContainers(u *Upgrade) keptContainers {
+	var kept keptContainers
+	for _, key := range slices.Sorted(maps.Keys(u.Nodes)) {
+		n := u.Nodes[key]
+		for _, r := range n.Results {
+			if r.Result == events.ResultReplaced {
+				kept = append(kept, fmt.Sprintf("%s/%s, previously %s", n.Node, r.Container, r.FromImage))
+			}
+		}
+	}
+	return kept
 }
 
 // rollback follows an operator's (or the auditor's) rollback request; the

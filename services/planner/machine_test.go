@@ -407,6 +407,8 @@ func TestMachine(t *testing.T) {
 			events: []string{"upgrade.control.answered"}, check: answerSays(false, "already rolling back")},
 		{name: "rollback of an aborted upgrade: refused", from: from(fixture{}, control(events.ControlAbort)), input: rollback, phase: PhaseAborted,
 			events: []string{"upgrade.control.answered"}, check: answerSays(false, "nothing to roll back")},
+		{name: "rollback of an aborted upgrade that replaced a container: refused, naming it", from: from(fixture{}, done("n1"), control(events.ControlAbort)), input: rollback, phase: PhaseAborted,
+			events: []string{"upgrade.control.answered"}, check: answerSays(false, "never rolled back; it replaced 1 container (n1/web-n1, previously web:v1), which keep their new images: to return them, apply a release")},
 		{name: "rollback with a wave in flight waits for it", from: from(fixture{}, done("n1")), input: rollback, phase: PhaseRunning,
 			events: []string{"upgrade.control.answered"}, save: true},
 		{name: "rollback while a node drains: no wait for the evacuator", from: from(fixture{drain: true}), input: rollback, phase: PhaseRolledBack,
