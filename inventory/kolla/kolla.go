@@ -70,6 +70,11 @@ type Report struct {
 	// Pinned are host/container pairs whose image differs from the one
 	// the service's other hosts run (host or group vars pinning a tag).
 	Pinned []string
+	// Shadowed are [group:vars] settings that kolla-ansible's
+	// group_vars/all overrides (openstack_tag under [all:vars]): Ansible
+	// ranks inventory group vars below a playbook's group_vars, so
+	// kolla-ansible, and this import, ignore them.
+	Shadowed []string
 }
 
 // Convert builds a cutover inventory from a parsed kolla inventory.
@@ -92,6 +97,14 @@ func Convert(f *File, opts Options) (*inventory.Inventory, Report, error) {
 		return nil, rep, err
 	}
 	nodeImages := map[string]map[string]string{}
+	for _, n := range sortedNames(f.Groups) {
+		g := f.Groups[n]
+		for _, k := range sortedNames(g.Vars) {
+			if _, ok := img.allVars[k]; ok && isImageSetting(k) {
+				rep.Shadowed = append(rep.Shadowed, fmt.Sprintf("%s (%s:%d, [%s:vars])", k, f.name, g.varLine[k], n))
+			}
+		}
+	}
 
 	inv := &inventory.Inventory{Nodes: map[string]inventory.Node{}, Roles: map[string]inventory.Role{}, Services: map[string]inventory.Service{}}
 	hostServices := map[string][]string{}
@@ -205,6 +218,20 @@ func Convert(f *File, opts Options) (*inventory.Inventory, Report, error) {
 		return nil, rep, fmt.Errorf("convert kolla inventory: %w", err)
 	}
 	return inv, rep, nil
+}
+
+// isImageSetting says whether k is a setting of kolla-ansible's
+// group_vars/all that images are made of; a [group:vars] setting of one
+// of them is reported as shadowed (enable_* flags are read from
+// globals.yml only).
+func isImageSetting(k string) bool {
+	switch k {
+	case "docker_registry", "docker_namespace", "docker_image_name_prefix", "docker_image_url",
+		"kolla_base_distro", "kolla_base_distro_version",
+		"openstack_release", "openstack_tag", "openstack_tag_suffix":
+		return true
+	}
+	return false
 }
 
 // images resolves each container's image on each host, as kolla-ansible

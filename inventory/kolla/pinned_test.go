@@ -290,3 +290,23 @@ func TestTableImageVars(t *testing.T) {
 		}
 	}
 }
+
+// TestShadowedGroupVars: a [group:vars] setting kolla-ansible's
+// group_vars/all overrides is reported, with its line, not silently lost.
+func TestShadowedGroupVars(t *testing.T) {
+	f, err := kolla.Parse("t", strings.NewReader("[compute]\nc1\n[all:vars]\nansible_user=kolla\nopenstack_tag=2025.1-x\n[compute:vars]\ndocker_registry=mirror\nnova_tag=kept\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, rep, err := kolla.Convert(f, kolla.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"openstack_tag (t:5, [all:vars])", "docker_registry (t:7, [compute:vars])"}
+	if !slices.Equal(rep.Shadowed, want) {
+		t.Errorf("report.Shadowed %v, want %v", rep.Shadowed, want)
+	}
+	if got := imageOn(t, inv, "c1", "nova_compute"); got != "quay.io/openstack.kolla/nova-compute:kept" {
+		t.Errorf("nova_compute runs %s; nova_tag in [compute:vars] should apply", got)
+	}
+}

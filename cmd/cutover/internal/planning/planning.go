@@ -93,6 +93,9 @@ func ImportKolla(in, out string, opts kolla.Options, stdout, stderr io.Writer) e
 	if len(rep.UnknownGroups) > 0 {
 		fmt.Fprintf(stderr, "groups the kolla-ansible %s service table does not know (not imported; add them to the inventory by hand): %s\n", rep.Release, strings.Join(rep.UnknownGroups, ", "))
 	}
+	if len(rep.Shadowed) > 0 {
+		fmt.Fprintf(stderr, "inventory group vars that kolla-ansible's group_vars/all overrides (ignored, as kolla-ansible ignores them; set them in globals.yml or on the host's line): %s\n", strings.Join(rep.Shadowed, ", "))
+	}
 	if len(rep.Pinned) > 0 {
 		fmt.Fprintf(stderr, "containers pinned to another image than their service's (under nodes.<host>.images): %s\n", strings.Join(rep.Pinned, ", "))
 	}
