@@ -42,7 +42,7 @@ func (m *Migrator) allow(id string, driver, location *string) error {
 		return events.Permanent(fmt.Errorf("%w: database_id %q is not one of %s; add it to the migrator's --databases file or fix the inventory", ErrNotAllowed, id, m.allowedIDs()))
 	}
 	if canonicalDriver(db.Driver) != canonicalDriver(*driver) {
-		return events.Permanent(fmt.Errorf("%w: database_id %q is a %s database here, the request says driver %q", ErrNotAllowed, id, db.Driver, *driver))
+		return events.Permanent(fmt.Errorf("%w: database_id %q is a %s database here, the request says driver %q; give driver %s (cutover db: --driver %s)", ErrNotAllowed, id, db.Driver, *driver, db.Driver, db.Driver))
 	}
 	*location = db.Location
 	return nil

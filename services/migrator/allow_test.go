@@ -56,6 +56,9 @@ func TestAllowList(t *testing.T) {
 			if r.Consumer != migrator.Durable || !strings.Contains(r.Reason, tt.want) || !strings.Contains(r.Reason, "allow-list") {
 				t.Errorf("rejection = %+v, want a reason saying %q", r, tt.want)
 			}
+			if tt.driver != "sqlite" && !strings.Contains(r.Reason, "give driver sqlite (cutover db: --driver sqlite)") {
+				t.Errorf("rejection %q does not say which driver to give", r.Reason)
+			}
 			if got := h.answers(req); len(got) != 0 {
 				t.Errorf("a refused request was answered %v", got)
 			}

@@ -61,6 +61,9 @@ func Ask(ctx context.Context, js jetstream.JetStream, data events.Data, timeout 
 		}
 		if ans.Type() == events.TypeEventRejected {
 			if r, err := events.DataAs[events.EventRejected](ans); err == nil && r.EventID == e.ID() {
+				if r.Field == "" {
+					return events.Event{}, fmt.Errorf("the migrator refused the request: %s", r.Reason)
+				}
 				return events.Event{}, fmt.Errorf("the migrator refused the request (field %s): %s", r.Field, r.Reason)
 			}
 			continue
