@@ -275,6 +275,12 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 		return nil, nil, err
 	}
 	var lostAt time.Time // written and read on nats.go's one callback goroutine
+	// The server it was on: once the bus is lost nc.ConnectedUrl() is empty.
+	var lastServer atomic.Pointer[string]
+	onServer := func(nc *nats.Conn) {
+		u := RedactURL(nc.ConnectedUrl())
+		lastServer.Store(&u)
+	}
 	// While Setup runs, an identity without admin rights (a node-updater)
 	// may be refused creating what is missing: expected, and waited out.
 	var settingUp atomic.Bool
@@ -290,9 +296,14 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 				return // our own Close, not a lost bus
 			}
 			lostAt = time.Now()
-			log.Warn("lost the bus; reconnecting to any server of the list", "server", RedactURL(nc.ConnectedUrl()), "err", err, "servers", RedactURL(strings.Join(nc.Servers(), ",")))
+			server := ""
+			if p := lastServer.Load(); p != nil {
+				server = *p
+			}
+			log.Warn("lost the bus; reconnecting to any server of the list", "server", server, "err", err, "servers", RedactURL(strings.Join(nc.Servers(), ",")))
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			onServer(nc)
 			log.Info("regained the bus", "server", RedactURL(nc.ConnectedUrl()), "down", time.Since(lostAt).Round(time.Millisecond))
 		}),
 		// The server's asynchronous errors, a permissions violation above
@@ -318,6 +329,7 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 	if err != nil {
 		return nil, nil, ConnectError(cfg.URL, err)
 	}
+	onServer(nc)
 	where := RedactURL(nc.ConnectedUrl())
 	js, err := jetstream.New(nc)
 	if err != nil {

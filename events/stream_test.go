@@ -206,6 +206,9 @@ func TestConnectLogsLostAndRegained(t *testing.T) {
 	defer nc.Close()
 	stop()
 	natstest.Eventually(t, 10*time.Second, "the lost-bus log line", func() bool { return strings.Contains(logs.String(), "lost the bus") })
+	if want := "server=nats://" + addr; !strings.Contains(grepLine(logs.String(), "lost the bus"), want) {
+		t.Errorf("the lost-bus line does not name the server it was on (%s):\n%s", want, logs.String())
+	}
 	stop = start()
 	defer stop()
 	natstest.Eventually(t, 20*time.Second, "the regained-bus log line", func() bool { return strings.Contains(logs.String(), "regained the bus") })
@@ -217,4 +220,14 @@ func TestConnectLogsLostAndRegained(t *testing.T) {
 	if n := strings.Count(logs.String(), "lost the bus"); n != 1 {
 		t.Errorf("logged a lost bus %d times (a Close is not a loss):\n%s", n, logs.String())
 	}
+}
+
+// grepLine is the first line of s holding w, or "".
+func grepLine(s, w string) string {
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, w) {
+			return line
+		}
+	}
+	return ""
 }
