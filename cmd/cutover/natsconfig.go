@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -43,6 +44,9 @@ the server's configuration; give each binary its seed with --nats-nkey.`,
 		if *out == "" {
 			return usageErrorf("--out is required: the directory to write authorization.conf and the seeds to")
 		}
+		if *nodes == "" && *invFile == "" {
+			return usageErrorf("--nodes or --inventory is required: every node of the fleet gets a node-updater identity, and one left out can no longer connect")
+		}
 		fleet := natsauth.Fleet{Nodes: splitNames(*nodes), LBAgents: splitNames(*lbAgents), Monitors: splitNames(*monitors), Evacuators: splitNames(*evacuators)}
 		if *invFile != "" {
 			inv, err := inventory.Load(*invFile)
@@ -60,9 +64,27 @@ the server's configuration; give each binary its seed with --nats-nkey.`,
 			return err
 		}
 		printIdentities(cmd.OutOrStdout(), *out, ids)
+		if dropped := droppedSeeds(*out, ids); len(dropped) > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s has seeds of identities this authorization leaves out, which can no longer connect once the servers load it: %s; give every node (--nodes or --inventory), lb-agent, monitor and evacuator to keep them\n",
+				*out, strings.Join(dropped, ", "))
+		}
 		return nil
 	}
 	return cmd
+}
+
+// droppedSeeds names the identities with a seed in dir that ids leaves
+// out: a fleet given without some of its nodes.
+func droppedSeeds(dir string, ids []natsauth.Identity) []string {
+	seeds, _ := filepath.Glob(natsauth.SeedFile(dir, "*"))
+	var dropped []string
+	for _, f := range seeds {
+		name := strings.TrimSuffix(filepath.Base(f), ".nk")
+		if !slices.ContainsFunc(ids, func(id natsauth.Identity) bool { return id.Name == name }) {
+			dropped = append(dropped, name)
+		}
+	}
+	return dropped
 }
 
 func printIdentities(w io.Writer, dir string, ids []natsauth.Identity) {
