@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -156,6 +157,20 @@ func (c SetupConfig) StreamConfig() jetstream.StreamConfig {
 	}
 }
 
+// LeaderReads reports whether Setup turns direct gets off for a bucket, so
+// that every read of it is answered by the bucket's leader and sees every
+// write acknowledged before it. With direct gets (nats.go's default for a
+// bucket) any replica answers a read, and a follower that has not applied
+// the last write yet answers with the value before it: on a cluster the
+// planner, which reads an upgrade's record and then saves it with
+// compare-and-swap on the revision it read, failed such saves with "wrong
+// last sequence" and retried them with a growing backoff for as long as the
+// follower lagged. Only cutover-upgrades needs it: its reads are few (one
+// per handled event) and always followed by a compare-and-swap; the other
+// buckets are read far more often (cutover-processed, cutover-nodes) or
+// tolerate a stale read with a retry (cutover-locks).
+func LeaderReads(bucket string) bool { return bucket == BucketUpgrades }
+
 func (c SetupConfig) buckets() []jetstream.KeyValueConfig {
 	return []jetstream.KeyValueConfig{
 		{Bucket: BucketNodes, Description: "each node-updater's observed containers; an entry expires when its node goes silent", TTL: c.NodeTTL, History: 1},
@@ -240,23 +255,35 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 			if err != nil && !errors.Is(err, jetstream.ErrBucketExists) && createdMeanwhile(ctx, js, name, err) == nil {
 				return setupError(fmt.Sprintf("create KV bucket %s", b.Bucket), cfg, err)
 			}
-			continue
+			if !LeaderReads(b.Bucket) {
+				continue
+			}
+			// nats.go creates every bucket with direct gets; turn them off below.
+			if kvCur, err = streamConfig(ctx, js, name); err != nil || kvCur == nil {
+				return cmp.Or(err, fmt.Errorf("read KV bucket %s: gone right after it was created", b.Bucket))
+			}
 		}
-		if b.Replicas <= kvCur.Replicas {
-			continue
-		}
-		if !cfg.RaiseReplicas {
-			short = append(short, fmt.Sprintf("bucket %s: %d", b.Bucket, kvCur.Replicas))
-			continue
-		}
-		// Raise through the bucket's stream, so nothing else of its
-		// configuration changes.
 		upd := *kvCur
-		upd.Replicas = b.Replicas
-		if _, err := js.UpdateStream(ctx, upd); err != nil {
-			return setupError(fmt.Sprintf("raise replicas of KV bucket %s", b.Bucket), cfg, err)
+		var added []any
+		if LeaderReads(b.Bucket) && upd.AllowDirect {
+			upd.AllowDirect = false
+			added = append(added, "direct_get", "off (reads go to the bucket's leader)")
 		}
-		log.Info("raised replicas", "bucket", b.Bucket, "from", kvCur.Replicas, "to", b.Replicas)
+		if b.Replicas > kvCur.Replicas && cfg.RaiseReplicas {
+			// Raised through the bucket's stream, so nothing else of its
+			// configuration changes.
+			upd.Replicas = b.Replicas
+			added = append(added, "replicas", fmt.Sprintf("%d -> %d", kvCur.Replicas, b.Replicas))
+		} else if b.Replicas > kvCur.Replicas {
+			short = append(short, fmt.Sprintf("bucket %s: %d", b.Bucket, kvCur.Replicas))
+		}
+		if len(added) == 0 {
+			continue
+		}
+		if _, err := js.UpdateStream(ctx, upd); err != nil {
+			return setupError(fmt.Sprintf("update KV bucket %s", b.Bucket), cfg, err)
+		}
+		log.Info("changed KV bucket", append([]any{"bucket", b.Bucket}, added...)...)
 	}
 	if len(short) > 0 {
 		log.Warn("fewer replicas than asked; start one service with --raise-stream-replicas to raise them (they are never lowered)",

@@ -14,6 +14,32 @@ import (
 	"github.com/cutover-dev/cutover/events/natstest"
 )
 
+// bareServer starts a server with no stream or bucket and returns its URL.
+func bareServer(t *testing.T) string {
+	t.Helper()
+	s, err := embednats.Start(embednats.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+// rawJS connects a plain JetStream client, closed at the end of the test.
+func rawJS(t *testing.T, urls string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 func streamInfo(t *testing.T, js jetstream.JetStream, name string) jetstream.StreamConfig {
 	t.Helper()
 	st, err := js.Stream(t.Context(), name)
@@ -123,15 +149,7 @@ func TestSetupBoundsANewStream(t *testing.T) {
 // and every bucket; a later start asking for 1 lowers nothing.
 func TestSetupReplicas(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
-	nc, err := nats.Connect(c.URLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := rawJS(t, c.URLs())
 	if err := events.Setup(t.Context(), js, events.SetupConfig{Replicas: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -152,21 +170,80 @@ func TestSetupReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{events.StreamName, "KV_" + events.BucketNodes, "KV_" + events.BucketUpgrades, "KV_" + events.BucketLocks, "KV_" + events.BucketProcessed} {
-		if r := streamInfo(t, js, name).Replicas; r != 3 {
-			t.Errorf("%s: %d replicas, want 3 (raised, never lowered)", name, r)
+		got := streamInfo(t, js, name)
+		if got.Replicas != 3 {
+			t.Errorf("%s: %d replicas, want 3 (raised, never lowered)", name, got.Replicas)
 		}
+		if name == "KV_"+events.BucketUpgrades && got.AllowDirect {
+			t.Errorf("%s: direct gets on after raising replicas; its reads must go to its leader", name)
+		}
+	}
+}
+
+// TestSetupReadsUpgradesFromTheLeader: the planner reads an upgrade's record
+// and saves it with compare-and-swap on the revision it read. With direct
+// gets (nats.go's default for a bucket) a follower that has not applied the
+// last save answers the read with the value before it, and on a cluster
+// the planner's saves failed with "wrong last sequence" until the follower
+// caught up. Setup turns direct gets off for cutover-upgrades, also on a
+// bucket an older Setup made, and leaves the other buckets' reads to any
+// replica.
+func TestSetupReadsUpgradesFromTheLeader(t *testing.T) {
+	js := rawJS(t, bareServer(t))
+	// The bucket as an older Setup made it.
+	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: events.BucketUpgrades, History: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if !streamInfo(t, js, "KV_"+events.BucketUpgrades).AllowDirect {
+		t.Fatal("nats.go made a bucket without direct gets; this test's premise is gone")
+	}
+	var logs natstest.Logs
+	if err := events.Setup(t.Context(), js, events.SetupConfig{Logger: logs.Logger()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{events.BucketNodes, events.BucketUpgrades, events.BucketLocks, events.BucketProcessed} {
+		direct := streamInfo(t, js, "KV_"+b).AllowDirect
+		if want := !events.LeaderReads(b); direct != want {
+			t.Errorf("bucket %s: direct gets %v, want %v", b, direct, want)
+		}
+	}
+	if !events.LeaderReads(events.BucketUpgrades) {
+		t.Errorf("%s is not read from its leader", events.BucketUpgrades)
+	}
+	if !strings.Contains(logs.String(), "direct_get") {
+		t.Errorf("Setup did not say it turned direct gets off:\n%s", logs.String())
+	}
+	// A client bound now reads through the leader, and compare-and-swap
+	// on what it read succeeds.
+	kv, err := js.KeyValue(t.Context(), events.BucketUpgrades)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := kv.Create(t.Context(), "u1", []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := kv.Get(t.Context(), "u1")
+	if err != nil || entry.Revision() != rev {
+		t.Fatalf("read back %v, %v; want revision %d", entry, err, rev)
+	}
+	if _, err := kv.Update(t.Context(), "u1", []byte("b"), entry.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	// A second start changes nothing.
+	var again natstest.Logs
+	if err := events.Setup(t.Context(), js, events.SetupConfig{Logger: again.Logger()}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(again.String(), "changed KV bucket") {
+		t.Errorf("a second Setup changed a bucket again:\n%s", again.String())
 	}
 }
 
 // TestSetupReplicasOnOneServer: asking a single server for 3 replicas says
 // what to do.
 func TestSetupReplicasOnOneServer(t *testing.T) {
-	s, err := embednats.Start(embednats.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
-	_, _, err = events.Connect(t.Context(), events.ClientConfig{URL: s.ClientURL()}, "test", events.WithSetup(events.SetupConfig{Replicas: 3}))
+	_, _, err := events.Connect(t.Context(), events.ClientConfig{URL: bareServer(t)}, "test", events.WithSetup(events.SetupConfig{Replicas: 3}))
 	if err == nil || !strings.Contains(err.Error(), "--stream-replicas 1") {
 		t.Fatalf("Connect with 3 replicas on one server: %v; want an error saying to give --stream-replicas 1", err)
 	}

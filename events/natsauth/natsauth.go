@@ -206,11 +206,17 @@ func ordered(filter string) []string {
 	}
 }
 
-// kv is what reading and writing keys matching key in a bucket needs.
+// kv is what reading and writing keys matching key in a bucket needs. A
+// bucket read from its leader (events.LeaderReads) is read through
+// $JS.API.STREAM.MSG.GET, whose subject does not name the key: only an
+// identity that may read every key (key ">") gets it.
 func kv(bucket, key string, write bool) []string {
 	out := []string{
 		streamInfo("KV_" + bucket),
 		"$JS.API.DIRECT.GET.KV_" + bucket + ".$KV." + bucket + "." + key,
+	}
+	if events.LeaderReads(bucket) && key == ">" {
+		out = append(out, "$JS.API.STREAM.MSG.GET.KV_"+bucket)
 	}
 	if write {
 		out = append(out, "$KV."+bucket+"."+key)

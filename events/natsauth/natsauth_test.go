@@ -261,6 +261,35 @@ func TestGeneratedAuthorizationOnARealServer(t *testing.T) {
 		}
 		n1.violation(t, "n2's inventory", "$KV.cutover-nodes.n2")
 	})
+	t.Run("the planner saves upgrades with compare-and-swap on what it read, the CLI reads them", func(t *testing.T) {
+		// cutover-upgrades is read from its leader (events.LeaderReads):
+		// through $JS.API.STREAM.MSG.GET, not the direct get.
+		p := connect(t, s, "planner")
+		kv, err := p.js.KeyValue(t.Context(), events.BucketUpgrades)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Create(t.Context(), "u-auth", []byte("a")); err != nil {
+			t.Fatal(err)
+		}
+		entry, err := kv.Get(t.Context(), "u-auth")
+		if err != nil {
+			t.Fatalf("the planner cannot read an upgrade: %v", err)
+		}
+		if _, err := kv.Update(t.Context(), "u-auth", []byte("b"), entry.Revision()); err != nil {
+			t.Fatal(err)
+		}
+		p.noViolation(t, "planner reading and saving an upgrade")
+		cli := connect(t, s, "cli")
+		ckv, err := cli.js.KeyValue(t.Context(), events.BucketUpgrades)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := ckv.Get(t.Context(), "u-auth"); err != nil || string(got.Value()) != "b" {
+			t.Fatalf("the CLI read %v, %v; want the saved upgrade", got, err)
+		}
+		cli.noViolation(t, "CLI reading an upgrade")
+	})
 	t.Run("only the planner publishes node and migration commands", func(t *testing.T) {
 		for _, subj := range []string{events.NodeCmdSubject("n2"), events.SubjectMigrationCmd} {
 			if err := planner.publish(t, subj, "planner-"+subj); err != nil {
