@@ -413,7 +413,10 @@ func (s *store) cachedSteps(id string, rev uint64) (map[string]*NodeProgress, bo
 
 // remember caches nodes as the steps at rev, keeping the step revisions
 // known so far and adding revs. The steps are shared, never changed in
-// place (see Upgrade.edit); the map is the cache's own.
+// place (see Upgrade.edit); the map is the cache's own. A rev older than
+// the cached one changes nothing: the deadline watcher reads upgrades while
+// the consumer saves them, and a read that began before a save must not
+// put the cache back, or the next event would read every step again.
 func (s *store) remember(id string, rev uint64, nodes map[string]*NodeProgress, revs map[string]uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -421,6 +424,9 @@ func (s *store) remember(id string, rev uint64, nodes map[string]*NodeProgress, 
 		s.cache = map[string]*cached{}
 	}
 	c := s.cache[id]
+	if c != nil && rev < c.rev {
+		return
+	}
 	if c == nil {
 		c = &cached{stepRev: map[string]uint64{}}
 		s.cache[id] = c

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -202,4 +203,66 @@ func sameSlice[T comparable](a, b []T) bool {
 		return false
 	}
 	return len(a) == 0 || &a[0] == &b[0] || slices.Equal(a, b)
+}
+
+// staleKV answers a Get of key with old, as a read that began before a
+// save answers, and counts the full reads of steps (watchers).
+type staleKV struct {
+	jetstream.KeyValue
+	key      string
+	old      jetstream.KeyValueEntry
+	watchers int
+}
+
+func (k *staleKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if k.old != nil && key == k.key {
+		return k.old, nil
+	}
+	return k.KeyValue.Get(ctx, key)
+}
+
+func (k *staleKV) WatchFiltered(ctx context.Context, keys []string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	k.watchers++
+	return k.KeyValue.WatchFiltered(ctx, keys, opts...)
+}
+
+// TestStoreCacheNeverGoesBackInTime: the deadline watcher reads an upgrade
+// while the consumer saves it. A read that returns the record as it was
+// before the save reads the steps of that revision, but must leave the
+// cache at the saved one, or the next event reads every step again.
+func TestStoreCacheNeverGoesBackInTime(t *testing.T) {
+	st, kv := newTestStore(t)
+	u := savedUpgrade(t, st, 10)
+	before, err := kv.Get(t.Context(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skv := &staleKV{KeyValue: kv, key: u.ID}
+	st.kv = skv
+	// The consumer saves a step's change.
+	cur, rev, err := st.get(t.Context(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.edit(StepKey("compute-0001", 1)).Status = NodeSent
+	if _, err := st.put(t.Context(), cur, rev); err != nil {
+		t.Fatal(err)
+	}
+	// The watcher's read, begun before that save, ends now.
+	skv.old = before
+	if _, _, err := st.get(t.Context(), u.ID); err != nil {
+		t.Fatal(err)
+	}
+	skv.old, skv.watchers = nil, 0
+	// The next event finds the saved revision cached.
+	got, _, err := st.get(t.Context(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skv.watchers != 0 {
+		t.Errorf("the next read of the upgrade read every step again (%d watchers); the older read put the cache back", skv.watchers)
+	}
+	if s := got.Nodes[StepKey("compute-0001", 1)].Status; s != NodeSent {
+		t.Errorf("step status %s after the save, want %s", s, NodeSent)
+	}
 }
