@@ -25,28 +25,36 @@ func TestRefusalSaysWhatIsWrong(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := natstest.Start(t)
-			// A migrator that refuses every request.
+			// A migrator that refuses every request; the test waits for its
+			// publish to finish before the server goes.
+			published := make(chan error, 1)
 			sub, err := srv.Conn.Subscribe(events.SubjectMigrationCmd, func(m *nats.Msg) {
 				req, err := events.Decode(m.Header, m.Data)
 				if err != nil {
+					published <- err
 					return
 				}
 				rej, err := events.New(events.Source("migrator", ""), events.EventRejected{Consumer: "migrator", Subject: m.Subject, EventID: req.ID(), Field: tt.field, Reason: tt.reason})
-				if err != nil {
-					t.Error(err)
-					return
+				if err == nil {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					err = events.NewPublisher(srv.JS).Publish(ctx, rej)
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				if err := events.NewPublisher(srv.JS).Publish(ctx, rej); err != nil {
-					t.Error(err)
-				}
+				published <- err
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer sub.Unsubscribe()
 			_, err = migration.Ask(t.Context(), srv.JS, events.MigrationStatusRequested{Driver: "sqlite", Database: "nova", DatabaseID: "nova"}, 30*time.Second)
+			select {
+			case perr := <-published:
+				if perr != nil {
+					t.Fatalf("the refusing migrator: %v", perr)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the refusing migrator never saw the request")
+			}
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("error %v, want %q", err, tt.want)
 			}
