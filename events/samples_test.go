@@ -42,6 +42,7 @@ var samples = []events.Data{
 	events.EventRejected{Consumer: "planner", Subject: "cutover.upgrade.requested", StreamSequence: 7, Reason: "not JSON"},
 	events.ContainerDrained{Container: "web-1", Agent: "haproxy"},
 	events.ContainerPulling{Container: "web-1", Image: "web:v2", LayersDone: 1, LayersTotal: 3, BytesDone: 100, BytesTotal: 900},
+	events.ContainerPullRetrying{Container: "web-1", Image: "registry.example/web:v2", Attempt: 2, Attempts: 5, Error: `Get "https://registry.example/v2/": dial tcp 10.0.0.9:443: connect: connection refused`, RetryInMs: 2000},
 	events.UpgradeControlRequested{Action: events.ControlPause, Reason: "maintenance window ends", RequestedBy: "alice"},
 	events.NodeDrainRequested{Wave: 2, Containers: []string{"nova_libvirt"}, TimeoutMs: 600000},
 	events.NodeDrained{Evacuator: "evacuate.sh", Message: "3 VMs live-migrated"},

@@ -860,6 +860,28 @@ type ContainerPulling struct {
 // EventType implements Data.
 func (ContainerPulling) EventType() string { return TypeContainerPulling }
 
+// TypeContainerPullRetrying is a failed pull the node-updater tries again.
+const TypeContainerPullRetrying = "dev.cutover.container.pull.retrying"
+
+// ContainerPullRetrying says a pull failed and the node-updater tries it again after a wait (capped exponential backoff within the command's deadline), so dashboards and alerts see a registry in trouble before the wave fails. A node-updater publishes one for each of the first four retries of a pull and then only after attempts 8, 16, 32...: a pull retried for a whole long deadline adds a handful of events to the stream, not one per attempt. The image and the error have URL passwords, bearer tokens and password=-style values replaced by REDACTED (package events/redact).
+type ContainerPullRetrying struct {
+	// Container is the container being updated.
+	Container string `json:"container"`
+	// Image is the reference being pulled, secrets redacted.
+	Image string `json:"image"`
+	// Attempt is the attempt that failed, from 1.
+	Attempt int `json:"attempt" jsonschema:"minimum=1"`
+	// Attempts is how many attempts the node-updater makes at most (its pull attempts setting); fewer when the command's deadline comes first.
+	Attempts int `json:"attempts" jsonschema:"minimum=1"`
+	// Error is why the attempt failed, as the engine said it, secrets redacted.
+	Error string `json:"error"`
+	// RetryInMs is the wait before the next attempt.
+	RetryInMs int64 `json:"retry_in_ms" jsonschema:"minimum=0"`
+}
+
+// EventType implements Data.
+func (ContainerPullRetrying) EventType() string { return TypeContainerPullRetrying }
+
 // Event types added for issue 5 (planner: operator control and node drains).
 const (
 	TypeUpgradeControlRequested = "dev.cutover.upgrade.control.requested"

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/events"
+	"github.com/cutover-dev/cutover/events/redact"
 )
 
 // Steps named in NodeUpdateFailed and ContainerReverted events.
@@ -178,13 +179,15 @@ type failure struct {
 
 // failed returns the command's NodeUpdateFailed event.
 func (r *commandRun) failed(container, step string, err error) events.NodeUpdateFailed {
-	r.log.Warn("node update failed", "container", container, "step", step, "err", err)
+	// An engine's error may name a registry URL with its password.
+	reason := redact.Line(err.Error(), nil)
+	r.log.Warn("node update failed", "container", container, "step", step, "err", reason)
 	return events.NodeUpdateFailed{
 		Wave:      r.cmd.Wave,
 		Rollback:  r.cmd.Rollback,
 		Container: container,
 		Step:      step,
-		Error:     err.Error(),
+		Error:     reason,
 		Results:   r.results,
 	}
 }
@@ -238,7 +241,14 @@ func (r *commandRun) pull(ctx context.Context, t events.ContainerTarget) (string
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			return "", fmt.Errorf("%w (attempt %d; no time left before the command's deadline to try again)", err, attempt)
 		}
-		r.log.Warn("pull failed; trying again", "container", t.Container, "image", t.Image, "attempt", attempt, "of", cfg.PullAttempts, "in", wait, "err", err)
+		image, reason := redact.Line(t.Image, nil), redact.Line(err.Error(), nil)
+		r.log.Warn("pull failed; trying again", "container", t.Container, "image", image, "attempt", attempt, "of", cfg.PullAttempts, "in", wait, "err", reason)
+		if retryReported(attempt) {
+			r.report(ctx, events.ContainerPullRetrying{
+				Container: t.Container, Image: image, Attempt: attempt, Attempts: cfg.PullAttempts,
+				Error: reason, RetryInMs: wait.Milliseconds(),
+			})
+		}
 		select {
 		case <-ctx.Done():
 			return "", err
@@ -246,6 +256,18 @@ func (r *commandRun) pull(ctx context.Context, t events.ContainerTarget) (string
 		}
 		wait = min(2*wait, cfg.PullBackoffMax)
 	}
+}
+
+// retryReported says whether the retry after failed attempt n is
+// published as a dev.cutover.container.pull.retrying event: the first four,
+// then those after attempts 8, 16, 32... Attempts are bounded by
+// Config.PullAttempts and the command's deadline, but a deployment may set
+// many attempts with a short backoff; this keeps a pull failing for a whole
+// deadline to a number of events logarithmic in its attempts, so it cannot
+// crowd the node's other status events out of the stream's per-subject
+// limit. Every retry is still logged.
+func retryReported(n int) bool {
+	return n <= 4 || n&(n-1) == 0
 }
 
 // pullOnce pulls a target's image once, publishing its progress when the

@@ -61,7 +61,15 @@ function apply(s, r) {
         if (d.rollback) { k.state = "rolling-back"; k.note = "back to " + c.image; }
       }
       break;
-    case "container.pulled": container(s, node, d.container).state = "pulled"; break;
+    case "container.pull.retrying":
+      container(s, node, d.container).note = `pull attempt ${d.attempt} of ${d.attempts} failed (${d.error}); retrying in ${d.retry_in_ms} ms`;
+      break;
+    case "container.pulled": {
+      const k = container(s, node, d.container);
+      k.state = "pulled";
+      if (k.note.startsWith("pull attempt")) k.note = "";
+      break;
+    }
     case "container.draining": container(s, node, d.container).state = "draining"; break;
     case "container.replaced": {
       const k = container(s, node, d.container);

@@ -30,11 +30,15 @@ type FleetConfig struct {
 	// Latency and Failures apply to every node.
 	Latency  Latencies
 	Failures Failures
-	// FailFirstPulls is every node's Config.FailFirstPulls.
+	// FailFirstPulls and Registry are every node's Config.FailFirstPulls
+	// and Config.Registry.
 	FailFirstPulls int
-	// PullBackoff is every node-updater's first wait before it tries a
-	// failed pull again (default: the node-updater's, 1s).
-	PullBackoff time.Duration
+	Registry       string
+	// PullAttempts, PullBackoff and PullBackoffMax are every
+	// node-updater's pull retry settings (zero: the node-updater's
+	// defaults, 5 attempts, 1s doubled up to 30s).
+	PullAttempts                int
+	PullBackoff, PullBackoffMax time.Duration
 	// Logger receives the updaters' logs (default: discarded, a fleet of
 	// thousands would drown anything else).
 	Logger *slog.Logger
@@ -85,13 +89,14 @@ func StartFleet(ctx context.Context, jss []jetstream.JetStream, cfg FleetConfig)
 		if _, dup := f.runtimes[n.Name]; dup {
 			return nil, fmt.Errorf("start simulated fleet: node %s is listed twice", n.Name)
 		}
-		rt, err := New(Config{Node: n.Name, Seed: cfg.Seed, Latency: cfg.Latency, Failures: cfg.Failures, FailFirstPulls: cfg.FailFirstPulls}, n.Containers)
+		rt, err := New(Config{Node: n.Name, Seed: cfg.Seed, Latency: cfg.Latency, Failures: cfg.Failures, FailFirstPulls: cfg.FailFirstPulls, Registry: cfg.Registry}, n.Containers)
 		if err != nil {
 			return nil, err
 		}
 		u, err := nodeupdater.New(nodeupdater.Config{
 			Node: n.Name, AgentVersion: cfg.AgentVersion, Logger: cfg.Logger,
-			HeartbeatEvery: cfg.HeartbeatEvery, InventoryEvery: cfg.InventoryEvery, PullBackoff: cfg.PullBackoff,
+			HeartbeatEvery: cfg.HeartbeatEvery, InventoryEvery: cfg.InventoryEvery,
+			PullAttempts: cfg.PullAttempts, PullBackoff: cfg.PullBackoff, PullBackoffMax: cfg.PullBackoffMax,
 		}, jss[i%len(jss)], rt)
 		if err != nil {
 			return nil, err

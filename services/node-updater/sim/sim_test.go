@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natstest"
+	"github.com/cutover-dev/cutover/events/redact"
 	nodeupdater "github.com/cutover-dev/cutover/services/node-updater"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
 )
@@ -136,8 +139,12 @@ func TestTrustedImagesNeverFail(t *testing.T) {
 
 // TestFleetReplacesAndReverts runs real updaters on simulated nodes over
 // real NATS: a good image is replaced everywhere; an image that never turns
-// healthy is reverted and the old container serves again.
+// healthy is reverted and the old container serves again. A refused pull
+// is tried again, and each retry the node-updater reports arrives as a
+// dev.cutover.container.pull.retrying event without the registry's
+// password.
 func TestFleetReplacesAndReverts(t *testing.T) {
+	const password = "s3cr3t-registry-pw"
 	tests := []struct {
 		name       string
 		failures   sim.Failures
@@ -147,20 +154,31 @@ func TestFleetReplacesAndReverts(t *testing.T) {
 		// failFirst refuses the first pulls of each node (a registry down
 		// for a moment); wantPullFailures is what each node then counts.
 		failFirst, wantPullFailures int
+		// pullAttempts is the node-updaters' setting (0: the default).
+		pullAttempts int
+		// wantRetries are the attempts each node reports a retry after,
+		// all for svc01 (its pull comes first; svc02 then finds the image).
+		wantRetries []int
 	}{
 		{name: "healthy release", wantType: events.TypeNodeUpdateCompleted, wantResult: events.ResultReplaced, wantImage: "app:2"},
 		{name: "never healthy", failures: sim.Failures{Health: 1}, wantType: events.TypeNodeUpdateFailed, wantResult: events.ResultReverted, wantImage: "app:1"},
 		{name: "start fails", failures: sim.Failures{Start: 1}, wantType: events.TypeNodeUpdateFailed, wantResult: events.ResultReverted, wantImage: "app:1"},
 		{name: "pull fails: image not found, no retry", failures: sim.Failures{Pull: 1}, wantType: events.TypeNodeUpdateFailed, wantImage: "app:1", wantPullFailures: 1},
-		{name: "registry refuses twice, then serves", failFirst: 2, wantType: events.TypeNodeUpdateCompleted, wantResult: events.ResultReplaced, wantImage: "app:2", wantPullFailures: 2},
-		{name: "registry down past every retry", failFirst: 100, wantType: events.TypeNodeUpdateFailed, wantImage: "app:1", wantPullFailures: nodeupdater.DefaultPullAttempts},
+		{name: "registry refuses twice, then serves", failFirst: 2, wantType: events.TypeNodeUpdateCompleted, wantResult: events.ResultReplaced, wantImage: "app:2", wantPullFailures: 2,
+			wantRetries: []int{1, 2}},
+		{name: "registry down past every retry", failFirst: 100, wantType: events.TypeNodeUpdateFailed, wantImage: "app:1", wantPullFailures: nodeupdater.DefaultPullAttempts,
+			wantRetries: []int{1, 2, 3, 4}},
+		{name: "registry down for 20 attempts: retries reported sparsely", failFirst: 100, pullAttempts: 20, wantType: events.TypeNodeUpdateFailed, wantImage: "app:1", wantPullFailures: 20,
+			wantRetries: []int{1, 2, 3, 4, 8, 16}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := natstest.Start(t)
 			nodes := sim.Generate(3, 2, func(string) string { return "app:1" })
 			f, err := sim.StartFleet(t.Context(), []jetstream.JetStream{s.JS}, sim.FleetConfig{
-				Nodes: nodes, Seed: 1, Failures: tc.failures, FailFirstPulls: tc.failFirst, PullBackoff: 5 * time.Millisecond,
+				Nodes: nodes, Seed: 1, Failures: tc.failures, FailFirstPulls: tc.failFirst,
+				Registry:     "https://cutover:" + password + "@registry.example",
+				PullAttempts: tc.pullAttempts, PullBackoff: 5 * time.Millisecond, PullBackoffMax: 10 * time.Millisecond,
 				Latency: sim.Latencies{Health: sim.Uniform(0, 5*time.Millisecond)},
 			})
 			if err != nil {
@@ -181,9 +199,19 @@ func TestFleetReplacesAndReverts(t *testing.T) {
 				want[cmd.ID()] = n
 			}
 			deadline := time.After(30 * time.Second)
+			retries := map[string][]int{}
 			for len(want) > 0 {
 				select {
 				case e := <-results:
+					if raw, _ := e.MarshalJSON(); strings.Contains(string(raw), password) {
+						t.Fatalf("%s from %s carries the registry password: %s", e.Type(), events.NodeID(e), raw)
+					}
+					if e.Type() == events.TypeContainerPullRetrying {
+						// A node publishes its retries before its answer:
+						// the stream delivers them first.
+						retries[events.NodeID(e)] = append(retries[events.NodeID(e)], checkRetry(t, e, tc.pullAttempts))
+						continue
+					}
 					if _, ok := want[events.CausationID(e)]; !ok {
 						continue
 					}
@@ -205,6 +233,9 @@ func TestFleetReplacesAndReverts(t *testing.T) {
 				}
 			}
 			for _, n := range f.Nodes() {
+				if !slices.Equal(retries[n], tc.wantRetries) {
+					t.Errorf("node %s reported retries after attempts %v, want %v", n, retries[n], tc.wantRetries)
+				}
 				rt := f.Runtime(n)
 				for name, ok := range rt.Serving() {
 					if !ok {
@@ -225,7 +256,29 @@ func TestFleetReplacesAndReverts(t *testing.T) {
 	}
 }
 
-// statusEvents delivers node completion and failure events.
+// checkRetry checks a pull retry event of svc01 (the node-updaters run
+// with a 5ms backoff doubled up to 10ms) and returns its attempt.
+func checkRetry(t *testing.T, e events.Event, attempts int) int {
+	t.Helper()
+	d, err := events.DataAs[events.ContainerPullRetrying](e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if attempts == 0 {
+		attempts = nodeupdater.DefaultPullAttempts
+	}
+	wait := int64(10)
+	if d.Attempt == 1 {
+		wait = 5
+	}
+	if d.Container != "svc01" || d.Image != "app:2" || d.Attempts != attempts || d.RetryInMs != wait ||
+		!strings.Contains(d.Error, "connection refused") || !strings.Contains(d.Error, "cutover:"+redact.Mask+"@registry.example") {
+		t.Errorf("retry event from %s: %+v; want svc01 pulling app:2, attempt of %d, next in %dms, the refusal with the password redacted", events.NodeID(e), d, attempts, wait)
+	}
+	return d.Attempt
+}
+
+// statusEvents delivers node completion, failure and pull retry events.
 func statusEvents(t *testing.T, js jetstream.JetStream) <-chan events.Event {
 	t.Helper()
 	cons, err := js.OrderedConsumer(t.Context(), events.StreamName, jetstream.OrderedConsumerConfig{
@@ -237,7 +290,7 @@ func statusEvents(t *testing.T, js jetstream.JetStream) <-chan events.Event {
 	ch := make(chan events.Event, 256)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		e, err := events.Decode(m.Headers(), m.Data())
-		if err == nil && (e.Type() == events.TypeNodeUpdateCompleted || e.Type() == events.TypeNodeUpdateFailed) {
+		if err == nil && (e.Type() == events.TypeNodeUpdateCompleted || e.Type() == events.TypeNodeUpdateFailed || e.Type() == events.TypeContainerPullRetrying) {
 			ch <- e
 		}
 	})
