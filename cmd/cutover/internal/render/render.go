@@ -7,17 +7,95 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cutover-dev/cutover/events"
 )
 
 // Line describes an event in one line: time, short type, where, and what.
+// Its where column is at least 14 characters wide; Lines keeps a column
+// wide enough for every node of an upgrade.
 func Line(e events.Event) string {
-	where := events.NodeID(e)
-	if where == "" {
-		where = strings.TrimPrefix(e.Source(), "/cutover/")
+	return NewLines().Line(e)
+}
+
+// minWhere is the narrowest where column: node names like compute-0001
+// and every service's name fit.
+const minWhere = 14
+
+// Lines writes events as Line does, one after the other, with the where
+// column as wide as the longest name it knows: the names NewLines and Fit
+// were given (the nodes of an upgrade's plan, known when a watch starts),
+// the node lists of the plans and waves it rendered, and each event's own
+// node or service. So Kolla-style node names
+// (compute-eu-west-1-rack12-node031) keep the lines aligned; a name is
+// never cut, and a longer one than any known widens the column from its
+// line on.
+type Lines struct {
+	width int
+}
+
+// NewLines returns Lines whose where column fits names.
+func NewLines(names ...string) *Lines {
+	l := &Lines{width: minWhere}
+	l.Fit(names...)
+	return l
+}
+
+// Fit widens the where column to hold each of names.
+func (l *Lines) Fit(names ...string) {
+	for _, n := range names {
+		l.width = max(l.width, utf8.RuneCountInString(n))
 	}
-	return fmt.Sprintf("%s  %-26s %-14s %s", e.Time().Local().Format("15:04:05.000"), strings.TrimPrefix(e.Type(), "dev.cutover."), where, detail(e))
+}
+
+// FitEvents widens the where column to hold every name evs show or list,
+// so a timeline known in advance (cutover history) aligns from its first line.
+func (l *Lines) FitEvents(evs ...events.Event) {
+	for _, e := range evs {
+		l.Fit(where(e))
+		l.Fit(nodesNamed(e)...)
+	}
+}
+
+// Line describes e in one line: time, short type, where, and what.
+func (l *Lines) Line(e events.Event) string {
+	l.FitEvents(e)
+	return fmt.Sprintf("%s  %-26s %-*s %s", e.Time().Local().Format("15:04:05.000"), strings.TrimPrefix(e.Type(), "dev.cutover."), l.width, where(e), detail(e))
+}
+
+// where is the node an event concerns, or else the service that sent it.
+func where(e events.Event) string {
+	if n := events.NodeID(e); n != "" {
+		return n
+	}
+	return strings.TrimPrefix(e.Source(), "/cutover/")
+}
+
+// nodesNamed returns the nodes a plan or a wave names, whose events follow.
+func nodesNamed(e events.Event) []string {
+	switch e.Type() {
+	case events.TypeUpgradePlanned:
+		d, err := events.DataAs[events.UpgradePlanned](e)
+		if err != nil {
+			return nil
+		}
+		var out []string
+		for _, w := range d.Waves {
+			out = append(out, w.Nodes...)
+		}
+		for _, c := range d.Changes {
+			out = append(out, c.Node)
+		}
+		return out
+	case events.TypeWaveStarted:
+		d, err := events.DataAs[events.WaveStarted](e)
+		if err != nil {
+			return nil
+		}
+		return d.Nodes
+	}
+	return nil
 }
 
 // Final reports whether e ends an upgrade, and whether it ended well.
@@ -83,6 +161,8 @@ func detail(e events.Event) string {
 		return v.Container + ": out of the load balancer (" + v.Agent + ")"
 	case *events.ContainerPulling:
 		return fmt.Sprintf("%s: %s, %d of %s", v.Container, v.Image, v.LayersDone, Plural(v.LayersTotal, "layer"))
+	case *events.ContainerPullRetrying:
+		return fmt.Sprintf("%s: pulling %s failed (attempt %d of %d): %s; trying again in %s", v.Container, v.Image, v.Attempt, v.Attempts, v.Error, Duration(time.Duration(v.RetryInMs)*time.Millisecond))
 	case *events.ContainerReplaced:
 		if v.Result == events.ResultUnchanged {
 			return v.Container + ": already runs " + v.ToImage

@@ -76,3 +76,53 @@ func TestCommandMigrationDetails(t *testing.T) {
 		}
 	}
 }
+
+// TestLinesAlignLongNodeNames: the where column fits the longest node name
+// known, from the names given up front or from the plan, and never cuts one.
+func TestLinesAlignLongNodeNames(t *testing.T) {
+	const long = "compute-eu-west-1-rack12-node031"
+	node := func(d events.Data) events.Event {
+		return events.MustNew(events.Source("node-updater", long), d, events.WithNode(long), events.WithUpgrade("u1"))
+	}
+	planner := func(d events.Data) events.Event {
+		return events.MustNew(events.Source("planner", ""), d, events.WithUpgrade("u1"))
+	}
+	timeline := []events.Event{
+		planner(events.UpgradeStarted{Waves: 1}),
+		node(events.ContainerPulled{Container: "nova_compute", Image: "nova-compute:v2"}),
+		node(events.ContainerPullRetrying{Container: "nova_compute", Image: "nova-compute:v2", Attempt: 1, Attempts: 5, Error: "connection refused", RetryInMs: 1000}),
+		planner(events.UpgradeCompleted{Release: "v2"}),
+	}
+	planned := planner(events.UpgradePlanned{Release: "v2", Waves: []events.PlannedWave{{Nodes: []string{"c1", long}}}})
+	for _, tt := range []struct {
+		name  string
+		lines *Lines
+		evs   []events.Event
+	}{
+		{"nodes known up front", NewLines("c1", long), timeline},
+		{"nodes from the plan", NewLines(), append([]events.Event{planned}, timeline...)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			col := -1
+			for _, e := range tt.evs {
+				l := tt.lines.Line(e)
+				// time (12), 2 spaces, type (26), a space, then where.
+				rest := l[41:]
+				w := strings.Fields(rest)[0]
+				if w != long && w != "planner" {
+					t.Fatalf("where %q in %q: a name was cut", w, l)
+				}
+				at := 41 + len(w) + len(rest[len(w):]) - len(strings.TrimLeft(rest[len(w):], " "))
+				if col == -1 {
+					col = at
+				}
+				if at != col || at != 41+len(long)+1 {
+					t.Errorf("detail of %q starts at column %d, want %d:\n%s", e.Type(), at, 41+len(long)+1, l)
+				}
+			}
+		})
+	}
+	if got := detail(timeline[2]); got != "nova_compute: pulling nova-compute:v2 failed (attempt 1 of 5): connection refused; trying again in 1.0s" {
+		t.Errorf("pull retry detail = %q", got)
+	}
+}

@@ -40,6 +40,7 @@ func FollowAs(ctx context.Context, js jetstream.JetStream, upgradeID string, w i
 	}
 	go func() { <-ctx.Done(); it.Stop() }()
 	defer it.Stop()
+	lines := render.NewLines(nodeNames(ctx, js, upgradeID)...)
 	for {
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -65,7 +66,7 @@ func FollowAs(ctx context.Context, js jetstream.JetStream, upgradeID string, w i
 			}
 			fmt.Fprintf(w, "%s\n", raw)
 		} else {
-			fmt.Fprintln(w, render.Line(e))
+			fmt.Fprintln(w, lines.Line(e))
 		}
 		if onEvent != nil {
 			onEvent(e)
@@ -80,6 +81,37 @@ func FollowAs(ctx context.Context, js jetstream.JetStream, upgradeID string, w i
 			return nil
 		}
 	}
+}
+
+// nodeNames returns the nodes whose events a watch will show, so their
+// column is wide enough from the first line: the nodes of the upgrade's
+// plan, or, when following every upgrade, the node-updaters alive now.
+// It is a best effort: an upgrade not planned yet names none (its plan
+// event widens the column when it comes).
+func nodeNames(ctx context.Context, js jetstream.JetStream, upgradeID string) []string {
+	var out []string
+	if upgradeID != "" {
+		u, err := planner.LoadUpgrade(ctx, js, upgradeID)
+		if err != nil {
+			return nil
+		}
+		for _, np := range u.Nodes {
+			out = append(out, np.Node)
+		}
+		return out
+	}
+	kv, err := js.KeyValue(ctx, events.BucketNodes)
+	if err != nil {
+		return nil
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil
+	}
+	for k := range keys.Keys() {
+		out = append(out, k)
+	}
+	return out
 }
 
 // movedOn reports whether an upgrade went on after the final-looking event

@@ -154,8 +154,10 @@ func Print(w io.Writer, evs []events.Event, format string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(evs)
 	}
+	lines := render.NewLines()
+	lines.FitEvents(evs...)
 	for _, e := range evs {
-		fmt.Fprintln(w, render.Line(e))
+		fmt.Fprintln(w, lines.Line(e))
 	}
 	return nil
 }
