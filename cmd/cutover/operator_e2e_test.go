@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/natsauth"
+	"github.com/cutover-dev/cutover/events/natstest"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
 )
 
@@ -85,17 +87,24 @@ func connectAs(t *testing.T, url, data, identity string) jetstream.JetStream {
 // refused, as by a registry down for a moment.
 func simFleet(t *testing.T, url, data string, n int, failures sim.Failures, failFirstPulls int) *sim.Fleet {
 	t.Helper()
-	var specs []sim.NodeSpec
-	var jss []jetstream.JetStream
 	var names []string
 	for i := 1; i <= n; i++ {
-		name := fmt.Sprintf("node%d", i)
-		names = append(names, name)
-		specs = append(specs, sim.NodeSpec{Name: name, Containers: []sim.ContainerSpec{{Name: "web-" + name, Service: "web", Image: "web:v1"}}})
+		names = append(names, fmt.Sprintf("node%d", i))
+	}
+	return simFleetOf(t, url, data, names, sim.FleetConfig{Seed: 1, Failures: failures, FailFirstPulls: failFirstPulls, PullBackoff: 20 * time.Millisecond})
+}
+
+// simFleetOf is simFleet on the nodes names, with cfg's settings (its
+// Nodes and AgentVersion are set here).
+func simFleetOf(t *testing.T, url, data string, names []string, cfg sim.FleetConfig) *sim.Fleet {
+	t.Helper()
+	var jss []jetstream.JetStream
+	for _, name := range names {
+		cfg.Nodes = append(cfg.Nodes, sim.NodeSpec{Name: name, Containers: []sim.ContainerSpec{{Name: "web-" + name, Service: "web", Image: "web:v1"}}})
 		jss = append(jss, connectAs(t, url, data, "node-updater-"+name))
 	}
-	f, err := sim.StartFleet(t.Context(), jss, sim.FleetConfig{Nodes: specs, Seed: 1, Failures: failures, AgentVersion: "e2e",
-		FailFirstPulls: failFirstPulls, PullBackoff: 20 * time.Millisecond})
+	cfg.AgentVersion = "e2e"
+	f, err := sim.StartFleet(t.Context(), jss, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,5 +305,155 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 || werr.Len() != 0 {
 		t.Errorf("watch after Ctrl-C: %v, stderr %q; want exit 130 and nothing on stderr", err, werr.String())
 	}
+	dev.stop(t)
+}
+
+// TestOperatorLongNodesPullRetriesAndTheAuditorsList runs the built binary
+// against cutover dev serving its auditor over HTTPS with basic auth, on
+// nodes with Kolla-style names whose registry refuses the first two pulls:
+//   - watch lines stay aligned however long the node names, none cut;
+//   - each retried pull is one dev.cutover.container.pull.retrying event,
+//     in watch and in the auditor's history, without the registry password;
+//   - list --auditor still lists an upgrade the planner's bucket lost.
+func TestOperatorLongNodesPullRetriesAndTheAuditorsList(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs the dev stack")
+	}
+	const registryPassword = "r3gistry-s3cret"
+	bin := buildCutover(t)
+	addr, data, certs := freeAddr(t), t.TempDir(), t.TempDir()
+	url := "nats://" + addr
+	ca, _, _, err := natstest.WriteCerts(certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(certs, "http-password")
+	if err := os.WriteFile(pwFile, []byte("audit-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	t.Setenv("CUTOVER_DATA", data)
+	nodes := []string{"compute-eu-west-1-rack12-node031", "control-eu-west-1-rack01-node002"}
+	httpAddr := freeAddr(t)
+	dev := startDev(t, bin, "--nodes", strings.Join(nodes, ","), "--nats-listen", addr, "--data", data, "--http", httpAddr,
+		"--http-tls-cert", filepath.Join(certs, "server.pem"), "--http-tls-key", filepath.Join(certs, "server-key.pem"),
+		"--http-user", "ops", "--http-password-file", pwFile)
+	fleet := simFleetOf(t, url, data, nodes, sim.FleetConfig{Seed: 1, FailFirstPulls: 2, PullBackoff: 20 * time.Millisecond,
+		Registry: "https://cutover:" + registryPassword + "@registry.example"})
+	cut := func(args ...string) binResult { t.Helper(); return runBin(t, bin, append(args, "--nats", url)...) }
+	auditor := []string{"--auditor", "https://" + httpAddr, "--auditor-ca", ca, "--auditor-user", "ops", "--auditor-password-file", pwFile}
+
+	release := filepath.Join(t.TempDir(), "release.yaml")
+	if err := os.WriteFile(release, []byte("release: long-v2\nservices:\n  web:\n    image: web:v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := cut("apply", "-f", release)
+	if r.code != 0 {
+		t.Fatalf("apply: %+v", r)
+	}
+	id := strings.TrimSpace(r.stdout)
+	r = cut("watch", id)
+	if r.code != 0 {
+		t.Fatalf("watch: %+v", r)
+	}
+	t.Logf("$ cutover watch %s\n%s", id, r.stdout)
+	for _, n := range fleet.Nodes() {
+		if img := fleet.Runtime(n).Images()["web-"+n]; img != "web:v2" {
+			t.Errorf("%s runs %s, want web:v2", n, img)
+		}
+	}
+
+	// Every line's detail starts in the same column, after a full name.
+	col := -1
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 4 {
+			continue
+		}
+		if !slices.Contains(append([]string{"planner", "cli"}, nodes...), f[2]) {
+			t.Errorf("watch shows %q where a node or service goes (cut?): %s", f[2], l)
+		}
+		at := strings.Index(l, " "+f[2]+" ") + 1 + len(f[2])
+		at += len(l[at:]) - len(strings.TrimLeft(l[at:], " "))
+		if col == -1 {
+			col = at
+		}
+		if at != col {
+			t.Errorf("watch lines are not aligned: this detail starts at column %d, the first at %d:\n%s", at, col, r.stdout)
+			break
+		}
+	}
+	// Two refused pulls per node: two retries each, in plain words.
+	for _, n := range nodes {
+		want := 0
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.Contains(l, "container.pull.retrying") && strings.Contains(l, n) && strings.Contains(l, "pulling web:v2 failed (attempt") {
+				want++
+			}
+		}
+		if want != 2 {
+			t.Errorf("watch shows %d pull retries on %s, want 2:\n%s", want, n, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, registryPassword) {
+		t.Errorf("watch shows the registry password:\n%s", r.stdout)
+	}
+
+	// The auditor stores the retries like any event: over HTTPS, with basic auth.
+	eventually(t, 20*time.Second, "the auditor to hold the upgrade's retries", func() bool {
+		r := runBin(t, bin, append([]string{"history", id, "-o", "json"}, auditor...)...)
+		var evs []events.Event
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &evs) != nil {
+			return false
+		}
+		retries := map[string][]int{}
+		completed := false
+		for _, e := range evs {
+			switch e.Type() {
+			case events.TypeContainerPullRetrying:
+				d, err := events.DataAs[events.ContainerPullRetrying](e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				retries[events.NodeID(e)] = append(retries[events.NodeID(e)], d.Attempt)
+			case events.TypeUpgradeCompleted:
+				completed = true
+			}
+		}
+		if strings.Contains(r.stdout, registryPassword) {
+			t.Fatalf("the auditor's history holds the registry password:\n%s", r.stdout)
+		}
+		return completed && slices.Equal(retries[nodes[0]], []int{1, 2}) && slices.Equal(retries[nodes[1]], []int{1, 2}) && len(retries) == 2
+	})
+	if r := runBin(t, bin, "history", id, "--auditor", "https://"+httpAddr, "--auditor-user", "ops", "--auditor-password-file", pwFile); r.code != 1 || !strings.Contains(r.stderr, "--auditor-ca") {
+		t.Errorf("history from an auditor whose CA is not given: %+v, want exit 1 naming --auditor-ca", r)
+	}
+	if r := runBin(t, bin, "list", "--nats", url, "--auditor", "https://"+httpAddr, "--auditor-ca", ca); r.code != 1 || !strings.Contains(r.stderr, "401") || !strings.Contains(r.stderr, "--auditor-user") {
+		t.Errorf("list from an auditor without its password: %+v, want exit 1 naming the auth flags", r)
+	}
+
+	// The planner's bucket loses the upgrade (purged by hand, or lost with
+	// the NATS store): list alone no longer shows it, list --auditor does.
+	kv, err := connectAs(t, url, data, "planner").KeyValue(t.Context(), events.BucketUpgrades)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	var rows []upgrades.Row
+	if r := cut("list", "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &rows) != nil || len(rows) != 0 {
+		t.Errorf("list -o json after the purge: %+v, want no upgrade", r)
+	}
+	r = cut(append([]string{"list", "-o", "json"}, auditor...)...)
+	if err := json.Unmarshal([]byte(r.stdout), &rows); r.code != 0 || err != nil || len(rows) != 1 ||
+		rows[0].ID != id || rows[0].Release != "long-v2" || rows[0].Phase != "completed" || rows[0].Source != upgrades.SourceAuditor {
+		t.Errorf("list --auditor -o json after the purge = %+v (%v), want the completed upgrade from the auditor", r, err)
+	}
+	r = cut(append([]string{"list", "--state", "completed"}, auditor...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "from the auditor's history") {
+		t.Errorf("list --state completed --auditor: %+v", r)
+	}
+	t.Logf("$ cutover list --state completed --auditor ...\n%s", r.stdout)
 	dev.stop(t)
 }

@@ -35,8 +35,8 @@ type Config struct {
 	// when created fail as a refused registry connection would, then
 	// succeed: a registry down for a moment.
 	FailFirstPulls int
-	// Registry is the registry URL a refused pull's error names, as
-	// Docker's errors do (default https://registry:443). It may carry
+	// Registry, when set, is the registry URL a refused pull's error
+	// names, as Docker's errors do. It may carry
 	// user:password, as a registry mirror configured with credentials does,
 	// so tests can check that no password leaves the node-updater.
 	Registry string
@@ -272,11 +272,10 @@ func (r *Runtime) Pull(ctx context.Context, ref string) (string, error) {
 	if !trusted && r.refusedPulls < r.cfg.FailFirstPulls {
 		r.refusedPulls++
 		r.stats.PullFailures++
-		registry := r.cfg.Registry
-		if registry == "" {
-			registry = "https://registry:443"
+		if r.cfg.Registry != "" {
+			return "", fmt.Errorf("%w: Get %q: dial tcp registry:443: connect: connection refused", ErrSimulated, r.cfg.Registry+"/v2/")
 		}
-		return "", fmt.Errorf("%w: Get %q: dial tcp registry:443: connect: connection refused", ErrSimulated, registry+"/v2/")
+		return "", fmt.Errorf("%w: dial tcp registry:443: connect: connection refused", ErrSimulated)
 	}
 	if fail {
 		r.stats.PullFailures++

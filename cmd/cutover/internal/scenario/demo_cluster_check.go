@@ -88,7 +88,7 @@ func (d *clusterDemo) checkHistory(ctx context.Context, js jetstream.JetStream, 
 		fmt.Fprintf(d.out, "  read the upgrade's events from the stream: %v (%v)\n", readErr, err)
 		return false
 	}
-	aud := upgrades.Auditor{Base: "http://" + d.http}
+	aud := &upgrades.Auditor{Base: "http://" + d.http}
 	if err := wait(ctx, 30*time.Second, "the auditor to store every event of the upgrade", func() bool {
 		recs, readErr = aud.Events(ctx, id)
 		stored := map[string]bool{}
