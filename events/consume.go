@@ -68,6 +68,13 @@ type ConsumerConfig struct {
 	// takes every type); a message whose type cannot be read is decoded and
 	// rejected as usual.
 	Types []string
+	// StartTime, when set, is where a newly created durable starts: at the
+	// first message stored at or after it, instead of the stream's first
+	// message. A durable that already exists keeps its deliver policy (the
+	// server refuses to change it) and resumes where it stopped. For a
+	// consumer whose events are only worth acting on while fresh (the
+	// lb-agent's drain requests), so a first start does not replay history.
+	StartTime time.Time
 	// Logger receives lifecycle logs at Info and per-message logs at Debug.
 	Logger *slog.Logger
 }
@@ -159,6 +166,11 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 	} else {
 		ccfg.FilterSubjects = cfg.FilterSubjects
 	}
+	if !cfg.StartTime.IsZero() {
+		if err := startPosition(ctx, js, cfg, &ccfg); err != nil {
+			return nil, err
+		}
+	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, StreamName, ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
@@ -184,6 +196,26 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 	go c.run(hctx)
 	c.log.Info("consumer started", "subjects", cfg.FilterSubjects)
 	return c, nil
+}
+
+// startPosition sets where ccfg starts: cfg.StartTime for a durable that
+// does not exist yet, the existing durable's own policy otherwise (an update
+// may not change it, and a restart must resume where it stopped).
+func startPosition(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, ccfg *jetstream.ConsumerConfig) error {
+	existing, err := js.Consumer(ctx, StreamName, cfg.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		start := cfg.StartTime.UTC()
+		ccfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		ccfg.OptStartTime = &start
+		cfg.Logger.Info("new consumer starts at a time, not at the stream's first message", "consumer", cfg.Durable, "start", start)
+	case err != nil:
+		return fmt.Errorf("read consumer %s: %w", cfg.Durable, err)
+	default:
+		old := existing.CachedInfo().Config
+		ccfg.DeliverPolicy, ccfg.OptStartTime, ccfg.OptStartSeq = old.DeliverPolicy, old.OptStartTime, old.OptStartSeq
+	}
+	return nil
 }
 
 // Close stops fetching, lets the handler in progress finish until ctx is done

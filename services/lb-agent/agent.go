@@ -37,6 +37,15 @@ type Config struct {
 	Backends map[string]string
 	// DrainTimeout bounds the wait for a server's sessions to end (default 30s).
 	DrainTimeout time.Duration
+	// Lookback is how far back the agent's durable consumer starts when it
+	// is first created (default 5m). A drain request is only worth acting on
+	// while its node-updater waits for the acknowledgement (the release's
+	// drain_ack_timeout), so an agent started mid-upgrade must see the
+	// requests of the last moments, and one started on a cluster with a
+	// history must not drain and restore every server of every past
+	// upgrade. Set it above the longest drain_ack_timeout. An existing
+	// consumer resumes where it stopped, whatever this says.
+	Lookback time.Duration
 	// Logger receives lifecycle logs at Info and per-event logs at Debug.
 	Logger *slog.Logger
 }
@@ -46,6 +55,7 @@ type Config struct {
 const (
 	DefaultName         = "lb-agent"
 	DefaultDrainTimeout = 30 * time.Second
+	DefaultLookback     = 5 * time.Minute
 )
 
 func (c *Config) setDefaults() {
@@ -54,6 +64,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.Lookback == 0 {
+		c.Lookback = DefaultLookback
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -72,6 +85,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("lb-agent config: drain timeout %v is negative; set a positive duration, or 0 for the default %v", c.DrainTimeout, DefaultDrainTimeout))
+	}
+	if c.Lookback < 0 {
+		errs = append(errs, fmt.Errorf("lb-agent config: lookback %v is negative; set a positive duration, or 0 for the default %v", c.Lookback, DefaultLookback))
 	}
 	for _, key := range slices.Sorted(maps.Keys(c.Servers)) {
 		srv := c.Servers[key]
@@ -128,6 +144,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		Durable:        a.cfg.Name,
 		FilterSubjects: []string{events.SubjectNodeStatusAll},
 		Service:        "lb-agent",
+		StartTime:      time.Now().Add(-a.cfg.Lookback),
 		Logger:         a.log,
 	}, a.handle)
 	if err != nil {

@@ -66,6 +66,7 @@ func main() {
 	// Every default lives in lbagent.Config: a flag left at zero takes it.
 	name := flag.String("name", "", fmt.Sprintf("agent name (its durable consumer; one per load balancer) (default %q)", lbagent.DefaultName))
 	drain := flag.Duration("drain-timeout", 0, fmt.Sprintf("how long to wait for a server's sessions to end (default %v)", lbagent.DefaultDrainTimeout))
+	lookback := flag.Duration("lookback", 0, fmt.Sprintf("on the agent's first start, act on drain requests up to this old, not on the whole history; keep it above the longest drain_ack_timeout (default %v)", lbagent.DefaultLookback))
 	flag.Var(servers, "server", "[node/]container=backend/server, repeated for each container behind this load balancer")
 	backends := backendFlags{}
 	flag.Var(backends, "backend", "container=backend: the container on node N is the backend's server N (Kolla's naming), repeated per service")
@@ -76,7 +77,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "lb-agent:", err)
 		os.Exit(2)
 	}
-	cfg := lbagent.Config{Name: *name, Servers: servers, Backends: backends, DrainTimeout: *drain, Logger: log}
+	cfg := lbagent.Config{Name: *name, Servers: servers, Backends: backends, DrainTimeout: *drain, Lookback: *lookback, Logger: log}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "lb-agent:", err)
 		os.Exit(2)
