@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
 	"time"
@@ -25,12 +26,65 @@ import (
 // the real migrator takes the database back below the expand migration.
 // Only the node-updaters are fakes (they report what a real one would).
 func TestFailingHealthRollsBackContainersAndDatabase(t *testing.T) {
-	s := natstest.Start(t)
-	migrations, dbPath, db := sqliteWithMigrations(t, map[string]string{
+	s, u, db := upgradeFailingHealth(t, map[string]string{
 		"0001_orders.expand.up.sql":   "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);",
 		"0001_orders.expand.down.sql": "DROP TABLE orders;",
-	}, "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('ada'), ('grace')")
+	})
+	if u.Phase != planner.PhaseRolledBack || !strings.Contains(u.Reason, "web") {
+		t.Fatalf("upgrade ended %s (%q), want rolled back because of web's health", u.Phase, u.Reason)
+	}
 
+	// The decision trail is in the stream: a failing verdict, the auditor's
+	// rollback request, the database rollback.
+	types := map[string]int{}
+	var requestedBy string
+	for _, e := range streamEvents(t, s.JS) {
+		types[e.Type()]++
+		switch e.Type() {
+		case events.TypeHealthVerdict:
+			if v, _ := events.DataAs[events.HealthVerdict](e); v.Verdict != "failing" {
+				types["non-failing verdict"]++
+			}
+		case events.TypeRollbackRequested:
+			r, _ := events.DataAs[events.RollbackRequested](e)
+			requestedBy = r.RequestedBy
+		}
+	}
+	if types[events.TypeHealthVerdict] == 0 || types["non-failing verdict"] > 0 || types[events.TypeRollbackRequested] != 1 || requestedBy != "auditor" {
+		t.Errorf("verdicts %d (non-failing %d), rollback requests %d by %q; want failing verdicts and one request by the auditor",
+			types[events.TypeHealthVerdict], types["non-failing verdict"], types[events.TypeRollbackRequested], requestedBy)
+	}
+	if types[events.TypeMigrationRollbackCompleted] != 1 {
+		t.Errorf("%d migration rollbacks completed, want 1", types[events.TypeMigrationRollbackCompleted])
+	}
+
+	// The database is back below the expand migration, with its data.
+	var orders, customers int
+	if err := db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE name = 'orders'").Scan(&orders); err != nil || orders != 0 {
+		t.Errorf("orders table still there (%d, %v): the database was not rolled back", orders, err)
+	}
+	if err := db.QueryRow("SELECT COUNT(*) FROM customers").Scan(&customers); err != nil || customers != 2 {
+		t.Errorf("customers = %d, %v; want the 2 rows written before the upgrade", customers, err)
+	}
+	// Every changed node is back on v1.
+	for _, np := range u.Nodes {
+		for _, r := range np.Results {
+			if r.Result == events.ResultReplaced && r.ToImage == "web:v2" && (u.Rollback == nil || !contains(u.Rollback.Done, np.Node)) {
+				t.Errorf("node %s was updated to v2 but not rolled back (rollback %+v)", np.Node, u.Rollback)
+			}
+		}
+	}
+}
+
+// upgradeFailingHealth upgrades web to v2 with the migrations files (of
+// version 1) on a SQLite database holding two customers, with the real
+// migrator, planner and auditor's watcher: as soon as the first wave
+// completes, a monitor reports web failing on n1. It returns when the
+// upgrade ended.
+func upgradeFailingHealth(t *testing.T, files map[string]string) (*natstest.Server, *planner.Upgrade, *sql.DB) {
+	t.Helper()
+	s := natstest.Start(t)
+	migrations, dbPath, db := sqliteWithMigrations(t, files, "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('ada'), ('grace')")
 	mig, err := migrator.New(migrator.Config{Drivers: map[string]migrator.Driver{"sqlite": migsqlite.Driver{}}}, s.JS)
 	if err != nil {
 		t.Fatal(err)
@@ -81,49 +135,41 @@ func TestFailingHealthRollsBackContainersAndDatabase(t *testing.T) {
 		u, err = planner.LoadUpgrade(t.Context(), s.JS, req.ID())
 		return err == nil && u.Final() && len(u.Outbox) == 0
 	})
-	if u.Phase != planner.PhaseRolledBack || !strings.Contains(u.Reason, "web") {
-		t.Fatalf("upgrade ended %s (%q), want rolled back because of web's health", u.Phase, u.Reason)
-	}
+	return s, u, db
+}
 
-	// The decision trail is in the stream: a failing verdict, the auditor's
-	// rollback request, the database rollback.
-	types := map[string]int{}
-	var requestedBy string
+// The planner's rollback of an upgrade whose migration is a data migration
+// without a down file goes through the snapshot the migration took. The
+// migration's own writes (it rewrites every customer) are not the
+// application's: with none written since, the restore needs no
+// restore_anyway and the upgrade ends rolled back, not paused.
+func TestFailingHealthRollsBackADataMigrationThroughItsSnapshot(t *testing.T) {
+	s, u, _ := upgradeFailingHealth(t, map[string]string{
+		"0001_names.expand.up.sql": "UPDATE customers SET name = upper(name);",
+	})
+	if u.Phase != planner.PhaseRolledBack {
+		t.Fatalf("upgrade ended %s (%q), want rolled back: nothing but the migration wrote after its snapshot", u.Phase, u.Reason)
+	}
+	var rolled []events.MigrationRollbackCompleted
 	for _, e := range streamEvents(t, s.JS) {
-		types[e.Type()]++
-		switch e.Type() {
-		case events.TypeHealthVerdict:
-			if v, _ := events.DataAs[events.HealthVerdict](e); v.Verdict != "failing" {
-				types["non-failing verdict"]++
-			}
-		case events.TypeRollbackRequested:
-			r, _ := events.DataAs[events.RollbackRequested](e)
-			requestedBy = r.RequestedBy
+		if e.Type() == events.TypeMigrationRollbackCompleted {
+			rb, _ := events.DataAs[events.MigrationRollbackCompleted](e)
+			rolled = append(rolled, rb)
 		}
 	}
-	if types[events.TypeHealthVerdict] == 0 || types["non-failing verdict"] > 0 || types[events.TypeRollbackRequested] != 1 || requestedBy != "auditor" {
-		t.Errorf("verdicts %d (non-failing %d), rollback requests %d by %q; want failing verdicts and one request by the auditor",
-			types[events.TypeHealthVerdict], types["non-failing verdict"], types[events.TypeRollbackRequested], requestedBy)
+	if len(rolled) != 1 || rolled[0].Path != migrator.PathSnapshot || rolled[0].RowsWrittenAfterSnapshot == nil || *rolled[0].RowsWrittenAfterSnapshot != 0 {
+		t.Errorf("migration rollbacks %+v, want one through the snapshot, 0 rows written by applications", rolled)
 	}
-	if types[events.TypeMigrationRollbackCompleted] != 1 {
-		t.Errorf("%d migration rollbacks completed, want 1", types[events.TypeMigrationRollbackCompleted])
+	// A new connection: the test's pool may still read the file the
+	// restore replaced.
+	db, err := sql.Open("sqlite", u.Migrations[0].Database)
+	if err != nil {
+		t.Fatal(err)
 	}
-
-	// The database is back below the expand migration, with its data.
-	var orders, customers int
-	if err := db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE name = 'orders'").Scan(&orders); err != nil || orders != 0 {
-		t.Errorf("orders table still there (%d, %v): the database was not rolled back", orders, err)
-	}
-	if err := db.QueryRow("SELECT COUNT(*) FROM customers").Scan(&customers); err != nil || customers != 2 {
-		t.Errorf("customers = %d, %v; want the 2 rows written before the upgrade", customers, err)
-	}
-	// Every changed node is back on v1.
-	for _, np := range u.Nodes {
-		for _, r := range np.Results {
-			if r.Result == events.ResultReplaced && r.ToImage == "web:v2" && (u.Rollback == nil || !contains(u.Rollback.Done, np.Node)) {
-				t.Errorf("node %s was updated to v2 but not rolled back (rollback %+v)", np.Node, u.Rollback)
-			}
-		}
+	defer db.Close()
+	var upper int
+	if err := db.QueryRow("SELECT COUNT(*) FROM customers WHERE name IN ('ADA', 'GRACE')").Scan(&upper); err != nil || upper != 0 {
+		t.Errorf("%d customers still renamed (%v): the snapshot was not restored", upper, err)
 	}
 }
 

@@ -18,7 +18,8 @@
 //     snapshot: "clean at version N (restored from snapshot <id>)" - but
 //     only when no write committed after the snapshot is counted
 //     (Database.WrittenAfter: inserts, updates and deletes per table, the
-//     migration's own included). When writes are counted (or cannot be),
+//     failed run's own included, since it has no mark). When writes are
+//     counted (or cannot be),
 //     nothing is restored unless the request says restore_anyway: the
 //     database is kept clean at the last version applied when the failed
 //     file rolled back ("clean at version N, kept: not restored from
@@ -38,8 +39,10 @@
 //     restore (its down file cannot bring back what it removed); go down
 //     through the down migrations when every step has one, otherwise restore
 //     the named snapshot, after counting what was written since it
-//     (Database.WrittenAfter), which the event reports (restore: the writes
-//     per table; rows_written_after_snapshot: their sum): a rollback is an
+//     (Database.WrittenAfter: by applications, each run of the migrator
+//     since it left out from its start to its mark, Database.MarkRun, taken
+//     when it succeeded), which the event reports (restore: the writes per
+//     table; rows_written_after_snapshot: their sum): a rollback is an
 //     explicit request, so it restores and reports; publish
 //     migration.rollback.completed (or migration.failed).
 //

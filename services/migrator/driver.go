@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -60,10 +62,19 @@ type Database interface {
 	// and returns the snapshot.
 	Restore(ctx context.Context, id string) (Snapshot, error)
 	// WrittenAfter counts the writes committed to the database after
-	// snapshot id, per table (inserts, updates, deletes; see Loss): what a
-	// restore of id takes out. The migrator calls it before any restore and
-	// does not restore, by default, when it counts any.
+	// snapshot id by applications, per table (inserts, updates, deletes; see
+	// Loss): what a restore of id takes out. The writes of the migrator's
+	// own runs since id (from each run's start to its mark, see MarkRun) are
+	// left out; those of a run without a mark are not (Loss.OwnIncluded).
+	// The migrator calls it before any restore and does not restore, by
+	// default, when it counts any.
 	WrittenAfter(ctx context.Context, id string) (Loss, error)
+	// MarkRun takes the mark of the run in progress (recorded by
+	// RecordRun), which succeeded: it records, in the database's ledger, the
+	// state WrittenAfter counts the writes after the run against, so that
+	// the run's own writes are never counted as a restore's loss. The
+	// migrator calls it before RecordRun(nil).
+	MarkRun(ctx context.Context) error
 	// RecordRun notes in the database's own ledger that a run starts from
 	// the snapshot run.Snapshot, or, with run nil, that the last run ended
 	// with the database clean. The migrator calls it after the snapshot,
@@ -126,21 +137,33 @@ type Snapshot struct {
 	Dirty bool
 }
 
-// Loss counts the writes committed to a database after one of its
-// snapshots: what a restore of the snapshot takes out.
+// Loss counts the writes committed to a database by applications after one
+// of its snapshots: what a restore of the snapshot takes out.
+//
+// The writes of each run of the migrator after the snapshot, from its start
+// (RecordRun) to its mark (MarkRun, when it succeeded), are its own and are
+// not counted; writes committed while a run ran are counted as the run's.
+// What is counted is the writes before the first run, between runs and
+// after the last one's mark. A run without a mark (it failed, or the
+// process died midway) cannot be told from the applications: its writes are
+// counted with theirs, and OwnIncluded says so.
 type Loss struct {
 	// Rows is the sum of every table's inserts, updates and deletes.
 	Rows int64
 	// Tables counts the writes per table, tables without writes left out.
 	// PostgreSQL reads them from pg_stat_user_tables (n_tup_ins, n_tup_upd,
-	// n_tup_del) recorded with the snapshot and now: rows written by the
-	// migration's own files count too, rolled-back inserts as well, and a
-	// backend publishes its counters up to about a second after its
-	// transaction (longer while it stays busy). SQLite compares the
-	// database with the snapshot, row by row (rowid, or every column for
-	// WITHOUT ROWID tables, where an update counts as a delete and an
-	// insert): exact, the migration's own changes included.
+	// n_tup_del) recorded with the snapshot, at each run's start and mark,
+	// and now: rolled-back inserts count too, and a backend publishes its
+	// counters up to about a second after its transaction (longer while it
+	// stays busy). SQLite and MariaDB compare, row by row, the snapshot (or
+	// the copy taken at a run's mark) with the database (or the next run's
+	// snapshot): rowid or primary key, every column for WITHOUT ROWID
+	// tables, where an update counts as a delete and an insert.
 	Tables []TableWrites
+	// OwnIncluded reports that the counts may include the writes of a run
+	// of the migrator after the snapshot: one without a mark (it failed, or
+	// stopped midway), or whose mark could not be used.
+	OwnIncluded bool
 	// Counted lists the tables counted (schema.table on PostgreSQL).
 	Counted []string
 	// Uncounted lists the tables that could not be counted, migration
@@ -191,3 +214,33 @@ func (e *StepError) Error() string { return fmt.Sprintf("migration %s failed: %v
 
 // Unwrap returns the database's error.
 func (e *StepError) Unwrap() error { return e.Err }
+
+// Plus returns the writes of l and o together: counts summed per table, the
+// counted and uncounted tables merged (a table uncounted in either stays
+// uncounted).
+func (l Loss) Plus(o Loss) Loss {
+	out := Loss{Rows: l.Rows + o.Rows, OwnIncluded: l.OwnIncluded || o.OwnIncluded}
+	byTable := map[string]TableWrites{}
+	for _, w := range append(slices.Clone(l.Tables), o.Tables...) {
+		s := byTable[w.Table]
+		s.Table = w.Table
+		s.Inserts, s.Updates, s.Deletes = s.Inserts+w.Inserts, s.Updates+w.Updates, s.Deletes+w.Deletes
+		byTable[w.Table] = s
+	}
+	for _, name := range slices.Sorted(maps.Keys(byTable)) {
+		out.Tables = append(out.Tables, byTable[name])
+	}
+	uncounted := map[string]bool{}
+	for _, t := range append(slices.Clone(l.Uncounted), o.Uncounted...) {
+		uncounted[t] = true
+	}
+	counted := map[string]bool{}
+	for _, t := range append(slices.Clone(l.Counted), o.Counted...) {
+		if !uncounted[t] {
+			counted[t] = true
+		}
+	}
+	out.Counted = slices.Sorted(maps.Keys(counted))
+	out.Uncounted = slices.Sorted(maps.Keys(uncounted))
+	return out
+}

@@ -693,10 +693,9 @@ func TestSnapshotRetention(t *testing.T) {
 }
 
 // A rollback through the snapshot reports what it took out, per table:
-// the inserts, updates and deletes after the snapshot, a table created
-// since (orders, by 0003) included. PostgreSQL counts the migration's own
-// writes too (0002 updates every user); SQLite and MariaDB compare the rows
-// in the columns both have, so the new email column is no update.
+// the inserts, updates and deletes by the service after the migration, in
+// a table created by it (orders, by 0003) too. The migration's own writes
+// (0002 updates every user) are left out on every driver.
 func TestSnapshotRollbackCountsRowsWrittenAfter(t *testing.T) {
 	type tcase struct {
 		name string
@@ -737,6 +736,11 @@ func TestSnapshotRollbackCountsRowsWrittenAfter(t *testing.T) {
 				mustExec(t, db, `INSERT INTO profiles (id, bio) VALUES (`+p1+`, 'old')`, i)
 			}
 			db.Close()
+			// The seed's counters too: a session that stays open publishes
+			// them up to 10 s late (PGSTAT_IDLE_INTERVAL), and a pg_dump
+			// snapshot does not end it.
+			tc.tg.waitStats(t, loc, "users", 1000, 0, 0)
+			tc.tg.waitStats(t, loc, "audit_trail", 1000, 0, 0)
 			tc.tg.waitStats(t, loc, "profiles", 10, 0, 0)
 
 			fin, _ := h.final(h.request(events.MigrationRequested{Driver: tc.tg.driver, Database: loc, Source: tc.tg.ok}))
@@ -764,9 +768,6 @@ func TestSnapshotRollbackCountsRowsWrittenAfter(t *testing.T) {
 				prefix + "audit_trail": {Table: prefix + "audit_trail", Inserts: 7, Deletes: 4},
 				prefix + "orders":      {Table: prefix + "orders", Inserts: 1},
 				prefix + "profiles":    {Table: prefix + "profiles", Inserts: 2, Updates: 3},
-			}
-			if tc.tg.driver == "postgres" {
-				want["public.users"] = events.TableWrites{Table: "public.users", Updates: 1000} // 0002's backfill
 			}
 			writes := func(r *events.SnapshotRestore) (map[string]events.TableWrites, int64) {
 				got := map[string]events.TableWrites{}

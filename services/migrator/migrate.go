@@ -152,12 +152,23 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 		err = errors.Join(err, fmt.Errorf("after migrating, the database is at version %d (dirty %v), want %d", to, dirty, target))
 		return failed(m.restoreAfter(runCtx, db, snap, err, req.RestoreAnyway, nil, log))
 	}
-	m.endRun(runCtx, db, log)
+	m.finishRun(runCtx, db, log)
 	m.prune(runCtx, db, log)
 	return m.finish(ctx, e, events.MigrationCompleted{
 		Database: database, FromVersion: from, ToVersion: to, SnapshotID: snap.ID,
 		DurationMs: time.Since(started).Milliseconds(), Recovered: recovered,
 	}, log)
+}
+
+// finishRun takes the mark of a run that succeeded (see Database.MarkRun),
+// then notes in the ledger that it ended with the database clean. Without
+// a mark, a rollback through the run's snapshot counts the run's own writes
+// with the applications' and says so.
+func (m *Migrator) finishRun(ctx context.Context, db Database, log *slog.Logger) {
+	if err := db.MarkRun(ctx); err != nil {
+		log.Warn("could not take the mark of the run; a restore of its snapshot will count its own writes as the applications'", "err", err)
+	}
+	m.endRun(ctx, db, log)
 }
 
 // endRun notes in the ledger that the run ended with the database clean.
@@ -325,6 +336,7 @@ func restoreInfo(snap Snapshot, loss Loss, lerr error) *events.SnapshotRestore {
 		r.Lost = fmt.Sprintf("the writes after snapshot %s (taken %s) could not be counted: %v", snap.ID, r.Taken.Format(time.RFC3339), lerr)
 		return r
 	}
+	r.MigrationWritesIncluded = loss.OwnIncluded
 	var parts []string
 	for _, w := range loss.Tables {
 		r.Writes = append(r.Writes, events.TableWrites{Table: w.Table, Inserts: w.Inserts, Updates: w.Updates, Deletes: w.Deletes})
@@ -334,12 +346,19 @@ func restoreInfo(snap Snapshot, loss Loss, lerr error) *events.SnapshotRestore {
 	if len(loss.Uncounted) > 0 {
 		uncounted = fmt.Sprintf("; tables not counted: %s", strings.Join(loss.Uncounted, ", "))
 	}
+	// What is counted: the applications' writes once the migrator's runs
+	// after the snapshot finished, or, when one has no mark, every write
+	// since the snapshot, that run's own included.
+	what, since := "written by applications", fmt.Sprintf("after snapshot %s (taken %s, version %d), the migration's own writes left out", snap.ID, r.Taken.Format(time.RFC3339), snap.Version)
+	if loss.OwnIncluded {
+		what, since = "written", fmt.Sprintf("after snapshot %s (taken %s, version %d), which may include the migration's own writes (a run after the snapshot did not finish cleanly, so its writes cannot be told from the applications')",
+			snap.ID, r.Taken.Format(time.RFC3339), snap.Version)
+	}
 	if loss.Rows == 0 {
-		r.Lost = fmt.Sprintf("nothing counted: no write after snapshot %s (taken %s, version %d) in %d tables%s", snap.ID, r.Taken.Format(time.RFC3339), snap.Version, len(loss.Counted), uncounted)
+		r.Lost = fmt.Sprintf("nothing counted: no row %s %s, in %d tables%s", what, since, len(loss.Counted), uncounted)
 		return r
 	}
-	r.Lost = fmt.Sprintf("%d rows written after snapshot %s (taken %s, version %d), the migration's own included: %s%s",
-		loss.Rows, snap.ID, r.Taken.Format(time.RFC3339), snap.Version, strings.Join(parts, "; "), uncounted)
+	r.Lost = fmt.Sprintf("%d rows %s %s: %s%s", loss.Rows, what, since, strings.Join(parts, "; "), uncounted)
 	return r
 }
 

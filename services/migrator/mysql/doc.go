@@ -6,8 +6,9 @@
 //
 // A database is named by URL: mysql://user[:password]@host:port/dbname
 // (mariadb:// too; query parameters go to the Go driver, e.g. tls=true).
-// The user needs, on the database and the scratch databases <db>_new_* and
-// <db>_old_* a restore makes: ALL; plus SHOW VIEW, TRIGGER and, for
+// The user needs, on the database, the scratch databases <db>_new_* and
+// <db>_old_* a restore makes and the mark databases <db>_mark_* (MarkRun):
+// ALL; plus SHOW VIEW, TRIGGER and, for
 // triggers whose definer is another user, SET USER (or SUPER).
 //
 // Locking: every Up, Down, Snapshot and Restore holds the server lock
@@ -53,8 +54,13 @@
 // any restore): MariaDB keeps no per-table write counters by default, so the
 // driver loads the snapshot into its scratch database <db>_new_<time> and
 // compares it with the database, rows matched by primary key: inserts,
-// deletes, and updates of the columns both sides have, per table, the
-// migration's own writes included. A Restore that follows reuses that
+// deletes, and updates of the columns both sides have, per table. The
+// migrator's runs since are left out: each run that succeeded copies the
+// tables at its end, on the server, into <db>_mark_<time of its snapshot>
+// (MarkRun; the cost of an INSERT ... SELECT of every row, see
+// docs/benchmarks.md) and leaves a record (<snapshot>.run in the dump
+// directory, package runmarks); the comparison stops at the run's snapshot
+// and starts again from that copy. A Restore that follows reuses that
 // load; when the migrator decides not to restore (writes counted), the
 // scratch database stays until the next sweep (SweepLeftovers, run after
 // each successful migration and by cutover snapshots prune). Tables

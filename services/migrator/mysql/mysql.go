@@ -21,6 +21,7 @@ import (
 
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
+	"github.com/cutover-dev/cutover/services/migrator/internal/runmarks"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
 
@@ -291,8 +292,14 @@ func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error)
 	return d.run().Migrations(ctx)
 }
 
-// RecordRun records run in the ledger (nil: the last run ended clean).
+// RecordRun records run in the ledger (nil: the last run ended clean), and
+// its start next to its snapshot (package runmarks).
 func (d *Database) RecordRun(ctx context.Context, run *migrator.Run) error {
+	if run != nil {
+		if err := runmarks.Start(d.dumpDir(), *run, ""); err != nil {
+			return err
+		}
+	}
 	return d.run().RecordRun(ctx, run)
 }
 

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/runmarks"
 	"github.com/cutover-dev/cutover/services/migrator/internal/sqlrows"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
@@ -483,6 +484,11 @@ func (d *Database) restore(ctx context.Context, id string) (migrator.Snapshot, e
 		return migrator.Snapshot{}, fmt.Errorf("restore %s from %s: %w", d.key, id, err)
 	}
 	dropScratch()
+	// The runs since the snapshot are undone: their records and marks go.
+	forgotten, _ := runmarks.Forget(d.dumpDir(), d.snapPrefix(), snap.Time)
+	for _, r := range forgotten {
+		_, _ = admin.ExecContext(cleanup, `DROP DATABASE IF EXISTS `+quote(d.markFor(r.Snapshot)))
+	}
 	if _, err := admin.ExecContext(cleanup, `DROP DATABASE IF EXISTS `+quote(aside)); err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("restore %s: restored, but dropping the replaced tables in %s failed: %w; drop it by hand", d.key, aside, err)
 	}
@@ -620,6 +626,13 @@ func (d *Database) SweepLeftovers(ctx context.Context) ([]string, error) {
 		}
 		removed = append(removed, p)
 	}
+	for _, p := range runmarks.Orphans(d.dumpDir(), d.snapPrefix(), func(id string) bool { return fileExists(filepath.Join(d.dumpDir(), id)) }) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
 	if len(d.name) <= maxPrefix {
 		admin, err := d.connTo(ctx, "")
 		if err != nil {
@@ -641,6 +654,20 @@ func (d *Database) SweepLeftovers(ctx context.Context) ([]string, error) {
 			}
 		}
 		rows.Close()
+		// Marks whose snapshot was dropped.
+		marks, err := sqlrows.Strings(ctx, admin, `SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ?`, strings.ReplaceAll(d.short(), "_", `\_`)+`\_mark\_%`)
+		if err != nil {
+			return removed, fmt.Errorf("sweep leftovers of %s: %w", d.key, err)
+		}
+		for _, n := range marks {
+			st := strings.TrimPrefix(n, d.short()+"_mark_")
+			if _, err := time.Parse(snapTimeFormat, strings.Replace(st, "_", ".", 1)); err != nil {
+				continue
+			}
+			if !fileExists(filepath.Join(d.dumpDir(), d.snapPrefix()+st+dumpSuffix)) && !fileExists(filepath.Join(d.dumpDir(), d.snapPrefix()+st+backupSuffix)) {
+				scratch = append(scratch, n)
+			}
+		}
 		for _, n := range scratch {
 			if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+quote(n)); err != nil {
 				errs = append(errs, err)
@@ -666,6 +693,19 @@ func (d *Database) DropSnapshot(ctx context.Context, id string) error {
 	}
 	if err := os.Remove(p + ".json"); err != nil {
 		return fmt.Errorf("drop snapshot %s of %s: %w", id, d.key, err)
+	}
+	if err := runmarks.Remove(d.dumpDir(), id); err != nil {
+		return fmt.Errorf("drop snapshot %s of %s: %w", id, d.key, err)
+	}
+	if len(d.name) <= maxPrefix {
+		admin, err := d.connTo(ctx, "")
+		if err != nil {
+			return fmt.Errorf("drop the mark of snapshot %s of %s: %w", id, d.key, err)
+		}
+		defer admin.Close()
+		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+quote(d.markFor(id))); err != nil {
+			return fmt.Errorf("drop the mark of snapshot %s of %s: %w", id, d.key, err)
+		}
 	}
 	return nil
 }
@@ -727,20 +767,28 @@ func (d *Database) loaded(ctx context.Context, admin *sql.DB, id string, snap mi
 var bookkeeping = map[string]bool{versionTable: true, ledger.Table: true, ledger.RunsTable: true}
 
 // WrittenAfter counts, per table, the rows inserted, updated and deleted
-// since snapshot id, the migration's own included, by comparing the
-// database with the snapshot loaded into its scratch database (which the
-// Restore that may follow reuses): rows matched by primary key, an update
-// being a row whose columns present on both sides differ. A table created
-// since counts its rows as inserts, one dropped since as deletes; a table
-// without a primary key (or whose key changed) is listed as uncounted.
+// since snapshot id by applications, by comparing the database with the
+// snapshot loaded into its scratch database (which the Restore that may
+// follow reuses): rows matched by primary key, an update being a row whose
+// columns present on both sides differ. A table created since counts its
+// rows as inserts, one dropped since as deletes; a table without a primary
+// key (or whose key changed) is listed as uncounted.
+//
+// The migrator's runs after the snapshot are left out: for each one with a
+// mark (MarkRun's copy, database <db>_mark_<time>), the comparison stops at
+// the run's start (its snapshot, loaded for the count when it is not id)
+// and starts again from its mark.
 func (d *Database) WrittenAfter(ctx context.Context, id string) (migrator.Loss, error) {
+	fail := func(err error) (migrator.Loss, error) {
+		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
+	}
 	snap, err := d.Inspect(ctx, id)
 	if err != nil {
-		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
+		return fail(err)
 	}
 	l, err := d.label(id)
 	if err != nil {
-		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
+		return fail(err)
 	}
 	admin, err := d.connTo(ctx, "")
 	if err != nil {
@@ -749,13 +797,159 @@ func (d *Database) WrittenAfter(ctx context.Context, id string) (migrator.Loss, 
 	defer admin.Close()
 	scratch, err := d.loaded(ctx, admin, id, snap, l)
 	if err != nil {
-		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
+		return fail(err)
 	}
-	loss, err := compare(ctx, admin, d.name, scratch)
+	runs, err := runmarks.Since(d.dumpDir(), d.snapPrefix(), l.Taken)
 	if err != nil {
-		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
+		return fail(err)
 	}
-	return loss, nil
+	var loss migrator.Loss
+	prev := scratch
+	for _, mk := range runs {
+		if !mk.Marked() || mk.End != d.markFor(mk.Snapshot) || !d.hasMark(ctx, admin, mk.End) {
+			// No mark, or its copy is gone: the comparison goes on
+			// through the run, its own writes included.
+			loss.OwnIncluded = true
+			continue
+		}
+		if mk.Snapshot != id {
+			seg, err := d.compareSnapshot(ctx, admin, mk.Snapshot, prev)
+			if err != nil {
+				loss.OwnIncluded = true
+				continue
+			}
+			loss = loss.Plus(seg)
+		}
+		prev = mk.End
+	}
+	last, err := compare(ctx, admin, d.name, prev)
+	if err != nil {
+		return fail(err)
+	}
+	total := loss.Plus(last)
+	total.Counted, total.Uncounted = last.Counted, last.Uncounted
+	return total, nil
+}
+
+// compareSnapshot counts the writes from database older to snapshot id,
+// loaded for it into its scratch database, dropped after.
+func (d *Database) compareSnapshot(ctx context.Context, admin *sql.DB, id, older string) (migrator.Loss, error) {
+	snap, err := d.Inspect(ctx, id)
+	if err != nil {
+		return migrator.Loss{}, err
+	}
+	l, err := d.label(id)
+	if err != nil {
+		return migrator.Loss{}, err
+	}
+	scratch, err := d.loaded(ctx, admin, id, snap, l)
+	if err != nil {
+		return migrator.Loss{}, err
+	}
+	defer func() {
+		_, _ = admin.ExecContext(context.WithoutCancel(ctx), `DROP DATABASE IF EXISTS `+quote(scratch))
+	}()
+	return compare(ctx, admin, scratch, older)
+}
+
+// markComment marks a mark database copied completely.
+const markComment = "cutover: mark of run "
+
+// markFor names the database MarkRun copies the tables into at the end of
+// the run that snapshot id was taken for.
+func (d *Database) markFor(id string) string {
+	return d.short() + "_mark_" + strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(id, d.snapPrefix()), dumpSuffix), backupSuffix)
+}
+
+// hasMark reports whether mark database name exists and was copied
+// completely.
+func (d *Database) hasMark(ctx context.Context, admin *sql.DB, name string) bool {
+	var comment sql.NullString
+	err := admin.QueryRowContext(ctx, `SELECT schema_comment FROM information_schema.schemata WHERE schema_name = ?`, name).Scan(&comment)
+	return err == nil && strings.HasPrefix(comment.String, markComment)
+}
+
+// MarkRun takes the mark of the run in progress: a copy of every table
+// (bookkeeping aside), made on the server, into database <db>_mark_<time of
+// the run's snapshot> (CREATE TABLE ... LIKE, then INSERT ... SELECT of the
+// columns that are not generated, at READ COMMITTED so that the reads take
+// no locks: the service's writers go on; each table is copied as of its own
+// statement). WrittenAfter compares the database with it; DropSnapshot drops
+// it with the snapshot.
+func (d *Database) MarkRun(ctx context.Context) error {
+	run, err := runmarks.Current(ctx, d, d.key)
+	if err != nil {
+		return err
+	}
+	if !d.ours(run.Snapshot) || len(d.name) > maxPrefix {
+		return fmt.Errorf("mark the end of run %s: snapshot %q is not one of %s that a mark can be named after", run.ID, run.Snapshot, d.key)
+	}
+	mark := d.markFor(run.Snapshot)
+	admin, err := d.connTo(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	if err := d.copyTables(ctx, admin, mark, run.ID); err != nil {
+		_, _ = admin.ExecContext(context.WithoutCancel(ctx), `DROP DATABASE IF EXISTS `+quote(mark))
+		return fmt.Errorf("mark the end of run %s: copy the tables into %s: %w", run.ID, mark, err)
+	}
+	return runmarks.End(d.dumpDir(), run, mark)
+}
+
+// copyTables copies the tables of the database into the new database mark
+// (see MarkRun).
+func (d *Database) copyTables(ctx context.Context, admin *sql.DB, mark, run string) error {
+	// One connection, the pool's only one: the session's isolation level
+	// holds for every copy.
+	conn, err := admin.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var charset, collation string
+	if err := conn.QueryRowContext(ctx, `SELECT default_character_set_name, default_collation_name FROM information_schema.schemata WHERE schema_name = ?`, d.name).Scan(&charset, &collation); err != nil {
+		return fmt.Errorf("read the options of %s: %w", d.name, err)
+	}
+	if _, err := conn.ExecContext(ctx, `DROP DATABASE IF EXISTS `+quote(mark)); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s CHARACTER SET %s COLLATE %s`, quote(mark), charset, collation)); err != nil {
+		return err
+	}
+	tables, err := baseTables(ctx, conn, d.name)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, `SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED`); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if bookkeeping[t] {
+			continue
+		}
+		cols, err := sqlrows.Strings(ctx, conn, `SELECT column_name FROM information_schema.columns
+			WHERE table_schema = ? AND table_name = ? AND extra NOT LIKE '%GENERATED%' ORDER BY ordinal_position`, d.name, t)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", t, err)
+		}
+		var quoted []string
+		for _, c := range cols {
+			quoted = append(quoted, quote(c))
+		}
+		src, dst := quote(d.name)+"."+quote(t), quote(mark)+"."+quote(t)
+		if _, err := conn.ExecContext(ctx, `CREATE TABLE `+dst+` LIKE `+src); err != nil {
+			return fmt.Errorf("table %s: %w", t, err)
+		}
+		list := strings.Join(quoted, ", ")
+		if _, err := conn.ExecContext(ctx, `INSERT INTO `+dst+` (`+list+`) SELECT `+list+` FROM `+src); err != nil {
+			return fmt.Errorf("table %s: %w", t, err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %s COMMENT '%s'`, quote(mark), strings.ReplaceAll(markComment+run, "'", "''"))); err != nil {
+		return fmt.Errorf("mark %s complete: %w", mark, err)
+	}
+	return nil
 }
 
 // compare counts the row differences between database live and database

@@ -44,6 +44,12 @@
 // PUBLIC included), settings (ALTER DATABASE ... SET, ALTER ROLE ... IN
 // DATABASE ... SET), comment and connection limit.
 //
+// WrittenAfter subtracts the snapshot's counters from the counters now, and
+// leaves out each later run's own writes: a run records the counters at its
+// start and, when it succeeded, at its mark (MarkRun, once the migrator's
+// other sessions, application_name cutover-migrator, ended and so published
+// theirs), in <snapshot>.run next to the dumps (package runmarks).
+//
 // If the migrator dies between refusing connections and allowing them again
 // the database keeps refusing connections: ALTER DATABASE <db>
 // ALLOW_CONNECTIONS true repairs it.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
+	"github.com/cutover-dev/cutover/services/migrator/internal/runmarks"
 )
 
 // Snapshot methods (Driver.Method).
@@ -111,6 +113,10 @@ func (d Driver) Open(ctx context.Context, location, source string) (migrator.Dat
 	}
 	if cfg.Database == d.MaintenanceDB {
 		return nil, fmt.Errorf("open postgres database %s: %s is the maintenance database the migrator works from; migrate another database", shown, cfg.Database)
+	}
+	if cfg.RuntimeParams["application_name"] == "" {
+		// MarkRun tells the migrator's own sessions by it.
+		cfg.RuntimeParams["application_name"] = appName
 	}
 	admin := cfg.Copy()
 	admin.Database = d.MaintenanceDB
@@ -264,8 +270,27 @@ func (d *Database) stepError(step migrator.Migration, name string, err error) *m
 // anything (apply.Run.Force).
 func (d *Database) Force(ctx context.Context, version uint) error { return d.run().Force(ctx, version) }
 
-// RecordRun records run in the ledger (nil: the last run ended clean).
+// appName is the application_name of the migrator's sessions, unless the
+// URL names another.
+const appName = "cutover-migrator"
+
+// RecordRun records run in the ledger (nil: the last run ended clean), and
+// its start, with the write counters then, next to the snapshots' labels
+// (package runmarks).
 func (d *Database) RecordRun(ctx context.Context, run *migrator.Run) error {
+	if run != nil {
+		stats, err := d.stats(ctx)
+		if err != nil {
+			return fmt.Errorf("record run %s: %w", run.ID, err)
+		}
+		b, err := json.Marshal(stats)
+		if err != nil {
+			return err
+		}
+		if err := runmarks.Start(d.dumpDir(), *run, string(b)); err != nil {
+			return err
+		}
+	}
 	return d.run().RecordRun(ctx, run)
 }
 

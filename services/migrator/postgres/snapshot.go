@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/runmarks"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
 
@@ -573,6 +574,8 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 			return migrator.Snapshot{}, fmt.Errorf("restore %s: restored, but labelling the replaced database %s as a snapshot failed: %w; drop it by hand when it is not needed", d.key, aside, err)
 		}
 	}
+	// The runs since the snapshot are undone: their records go.
+	_, _ = runmarks.Forget(d.dumpDir(), d.snapPrefix(), snap.Time)
 	v, dirty, err := d.Version(ctx)
 	if err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: %w", d.key, id, err)
@@ -633,6 +636,26 @@ func (d *Database) SweepLeftovers(ctx context.Context) ([]string, error) {
 		}
 		removed = append(removed, p)
 	}
+	// Run records whose snapshot is gone.
+	if admin, err := d.adminConn(ctx); err == nil {
+		exists := func(id string) bool {
+			if strings.HasSuffix(id, dumpSuffix) {
+				_, err := os.Stat(filepath.Join(dir, id))
+				return err == nil
+			}
+			var n int
+			err := admin.QueryRowContext(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, id).Scan(&n)
+			return err != nil || n > 0 // unknown: kept
+		}
+		for _, p := range runmarks.Orphans(dir, d.snapPrefix(), exists) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+				continue
+			}
+			removed = append(removed, p)
+		}
+		admin.Close()
+	}
 	if err := errors.Join(errs...); err != nil {
 		return removed, fmt.Errorf("sweep leftovers of %s: %w", d.key, err)
 	}
@@ -643,6 +666,9 @@ func (d *Database) SweepLeftovers(ctx context.Context) ([]string, error) {
 func (d *Database) DropSnapshot(ctx context.Context, id string) error {
 	if _, err := d.Inspect(ctx, id); errors.Is(err, migrator.ErrSnapshotNotFound) {
 		return err
+	}
+	if err := runmarks.Remove(d.dumpDir(), id); err != nil {
+		return fmt.Errorf("drop snapshot %s of %s: %w", id, d.key, err)
 	}
 	if strings.HasSuffix(id, dumpSuffix) {
 		p := filepath.Join(d.dumpDir(), id)
@@ -696,40 +722,116 @@ func readStats(ctx context.Context, db *sql.DB) (map[string]counters, error) {
 // snapshot of its own, so the migrator takes no copy of it beforehand.
 func (d *Database) KeepsReplaced() bool { return true }
 
+// markWait bounds MarkRun's wait for the migrator's other sessions to end
+// (and so publish their write counters).
+const markWait = 10 * time.Second
+
+// MarkRun takes the mark of the run in progress: the write counters once
+// the run's sessions ended. A backend publishes its counters when it exits,
+// and golang-migrate's session may still be exiting when Up returns: the
+// mark waits for every other session named application_name appName (the
+// migrator's) to end, up to markWait. A command migration's sessions ended
+// with its container, before the migrator read the schema version.
+func (d *Database) MarkRun(ctx context.Context) error {
+	run, err := runmarks.Current(ctx, d, d.key)
+	if err != nil {
+		return err
+	}
+	db, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	deadline := time.Now().Add(markWait)
+	for {
+		var others int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = current_setting('application_name')`).Scan(&others); err != nil {
+			return fmt.Errorf("mark the end of run %s: count the migrator's sessions: %w", run.ID, err)
+		}
+		if others == 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond): // a backend exits within milliseconds of its client
+		}
+	}
+	stats, err := readStats(ctx, db)
+	if err != nil {
+		return fmt.Errorf("mark the end of run %s: %w", run.ID, err)
+	}
+	b, err := json.Marshal(stats)
+	if err != nil {
+		return err
+	}
+	return runmarks.End(d.dumpDir(), run, string(b))
+}
+
 // WrittenAfter counts the writes to each table after snapshot id (see
 // migrator.Loss) from pg_stat_user_tables: the counters now less those
-// recorded with the snapshot. A table created since counts in full; a
-// table whose counters went back (pg_stat_reset, or a restore made the
+// recorded with the snapshot, less each later run's own (its counters at
+// its mark less those at its start). A table created since counts in full;
+// a table whose counters went back (pg_stat_reset, or a restore made the
 // database anew) counts from the reset.
 func (d *Database) WrittenAfter(ctx context.Context, id string) (migrator.Loss, error) {
 	if err := d.valid(id); err != nil {
 		return migrator.Loss{}, err
 	}
-	c, err := d.label(ctx, id)
-	if err != nil {
+	fail := func(err error) (migrator.Loss, error) {
 		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
 	}
+	c, err := d.label(ctx, id)
+	if err != nil {
+		return fail(err)
+	}
 	if c.Stats == nil {
-		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: the snapshot records no write counters (taken by an older migrator)", d.key, id)
+		return fail(errors.New("the snapshot records no write counters (taken by an older migrator)"))
+	}
+	runs, err := runmarks.Since(d.dumpDir(), d.snapPrefix(), c.Taken)
+	if err != nil {
+		return fail(err)
 	}
 	now, err := d.stats(ctx)
 	if err != nil {
-		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.key, id, err)
+		return fail(err)
 	}
+	// The applications' writes: from the snapshot to the first run's
+	// start, from each run's mark to the next one's start, from the last
+	// mark to now. A run without a mark adds nothing: the segment before it
+	// goes on through it, its own writes included.
 	var loss migrator.Loss
-	for _, name := range slices.Sorted(maps.Keys(now)) {
-		n, b := now[name], c.Stats[name]
+	prev := c.Stats
+	for _, mk := range runs {
+		start, end := map[string]counters{}, map[string]counters{}
+		if json.Unmarshal([]byte(mk.Start), &start) != nil || !mk.Marked() || json.Unmarshal([]byte(mk.End), &end) != nil {
+			loss.OwnIncluded = true
+			continue
+		}
+		loss = loss.Plus(between(prev, start))
+		prev = end
+	}
+	total := loss.Plus(between(prev, now))
+	total.Counted = slices.Sorted(maps.Keys(now))
+	return total, nil
+}
+
+// between counts, per table of to, the writes from the counters from to
+// the counters to.
+func between(from, to map[string]counters) migrator.Loss {
+	var loss migrator.Loss
+	for _, name := range slices.Sorted(maps.Keys(to)) {
+		n, b := to[name], from[name]
 		w := migrator.TableWrites{Table: name, Inserts: n.Ins - b.Ins, Updates: n.Upd - b.Upd, Deletes: n.Del - b.Del}
 		if w.Inserts < 0 || w.Updates < 0 || w.Deletes < 0 {
 			w = migrator.TableWrites{Table: name, Inserts: n.Ins, Updates: n.Upd, Deletes: n.Del}
 		}
-		loss.Counted = append(loss.Counted, name)
 		if total := w.Inserts + w.Updates + w.Deletes; total > 0 {
 			loss.Tables = append(loss.Tables, w)
 			loss.Rows += total
 		}
 	}
-	return loss, nil
+	return loss
 }
 
 // label reads the label of snapshot id: the template database's comment or

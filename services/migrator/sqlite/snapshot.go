@@ -20,6 +20,7 @@ import (
 	msqlite "modernc.org/sqlite"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/runmarks"
 	"github.com/cutover-dev/cutover/services/migrator/internal/sqlrows"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
@@ -236,6 +237,11 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 	if err := syncDir(filepath.Dir(d.path)); err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("restore %s from snapshot %s: %w", d.path, id, err)
 	}
+	// The runs since the snapshot are undone: their records and marks go.
+	forgotten, _ := runmarks.Forget(d.snapDir, d.snapPrefix(), snap.Time)
+	for _, r := range forgotten {
+		_ = os.Remove(filepath.Join(d.snapDir, r.Snapshot+markSuffix))
+	}
 	// The file is a synced byte copy of the snapshot checked above: reading
 	// its version is enough; a second full check would double the restore.
 	v, dirty, err := d.Version(ctx)
@@ -365,7 +371,10 @@ func (d *Database) DropSnapshot(ctx context.Context, id string) error {
 	if err := os.Remove(p); err != nil {
 		return fmt.Errorf("drop snapshot %s of %s: %w", id, d.path, err)
 	}
-	return nil
+	if err := os.Remove(p + markSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("drop the mark of snapshot %s of %s: %w", id, d.path, err)
+	}
+	return runmarks.Remove(d.snapDir, id)
 }
 
 // SweepLeftovers removes what a snapshot or restore of the database left
@@ -383,7 +392,12 @@ func (d *Database) SweepLeftovers(ctx context.Context) ([]string, error) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if id, ok := strings.CutSuffix(name, ".tmp"); ok {
+		if id, ok := strings.CutSuffix(strings.TrimSuffix(name, ".tmp"), markSuffix); ok {
+			// A mark cut short, or one whose snapshot was dropped.
+			if _, isSnap := d.snapTime(id); isSnap && (strings.HasSuffix(name, ".tmp") || !fileExists(filepath.Join(d.snapDir, id))) {
+				leftovers = append(leftovers, filepath.Join(d.snapDir, name))
+			}
+		} else if id, ok := strings.CutSuffix(name, ".tmp"); ok {
 			if _, isSnap := d.snapTime(id); isSnap {
 				leftovers = append(leftovers, filepath.Join(d.snapDir, name))
 			}
@@ -396,6 +410,7 @@ func (d *Database) SweepLeftovers(ctx context.Context) ([]string, error) {
 			}
 		}
 	}
+	leftovers = append(leftovers, runmarks.Orphans(d.snapDir, d.snapPrefix(), func(id string) bool { return fileExists(filepath.Join(d.snapDir, id)) })...)
 	var removed []string
 	var errs []error
 	for _, p := range leftovers {
@@ -637,33 +652,85 @@ func syncDir(dir string) error {
 }
 
 // WrittenAfter counts the writes to each table after snapshot id (see
-// migrator.Loss) by comparing the database with the snapshot, ATTACHed read
-// only: in a rowid table, a rowid only in the database is an insert, only in
-// the snapshot a delete, in both with other values (in the columns both
+// migrator.Loss) by comparing, ATTACHed read only, the snapshot with the
+// database: in a rowid table, a rowid only in the newer is an insert, only
+// in the older a delete, in both with other values (in the columns both
 // have) an update; in a WITHOUT ROWID table, rows are compared whole, so an
-// update counts as a delete and an insert. A table only in the database
-// counts its rows as inserts, a table only in the snapshot as deletes.
-// It reads every row of both (a few hundred ms per million rows).
+// update counts as a delete and an insert. A table only in the newer counts
+// its rows as inserts, a table only in the older as deletes.
+//
+// The migrator's runs after the snapshot are left out: for each one with a
+// mark (MarkRun's copy), the comparison stops at the run's start (its
+// snapshot) and starts again from its mark. It reads every row of each file
+// compared (a few hundred ms per million rows, per comparison).
 func (d *Database) WrittenAfter(ctx context.Context, id string) (migrator.Loss, error) {
-	p, _, err := d.locate(id)
+	p, t, err := d.locate(id)
 	if err != nil {
 		return migrator.Loss{}, err
+	}
+	fail := func(err error) (migrator.Loss, error) {
+		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.path, id, err)
+	}
+	runs, err := runmarks.Since(d.snapDir, d.snapPrefix(), t)
+	if err != nil {
+		return fail(err)
+	}
+	var loss migrator.Loss
+	prev := p
+	for _, mk := range runs {
+		start, _, serr := d.locate(mk.Snapshot)
+		end := filepath.Join(d.snapDir, mk.Snapshot+markSuffix)
+		if !mk.Marked() || serr != nil || mk.End != mk.Snapshot+markSuffix || !fileExists(end) {
+			// No mark, or its copy is gone: the comparison goes on
+			// through the run, its own writes included.
+			loss.OwnIncluded = true
+			continue
+		}
+		if start != prev {
+			seg, err := compareFiles(ctx, start, prev)
+			if err != nil {
+				return fail(err)
+			}
+			loss = loss.Plus(seg)
+		}
+		prev = end
 	}
 	db, err := conn(ctx, d.path)
 	if err != nil {
 		return migrator.Loss{}, err
 	}
 	defer db.Close()
-	snapURI := (&url.URL{Scheme: "file", Path: filepath.ToSlash(p), RawQuery: "mode=ro"}).String()
-	if _, err := db.ExecContext(ctx, `ATTACH DATABASE ? AS snap`, snapURI); err != nil {
-		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: attach it: %w", d.path, id, err)
-	}
-	loss, err := countAfter(ctx, db)
+	last, err := attachAndCount(ctx, db, prev)
 	if err != nil {
-		return migrator.Loss{}, fmt.Errorf("count writes to %s after snapshot %s: %w", d.path, id, err)
+		return fail(err)
 	}
-	return loss, nil
+	total := loss.Plus(last)
+	total.Counted, total.Uncounted = last.Counted, last.Uncounted
+	return total, nil
 }
+
+// compareFiles counts the writes from the database file older to the
+// database file newer (see WrittenAfter).
+func compareFiles(ctx context.Context, newer, older string) (migrator.Loss, error) {
+	db, err := conn(ctx, newer, "mode", "ro")
+	if err != nil {
+		return migrator.Loss{}, err
+	}
+	defer db.Close()
+	return attachAndCount(ctx, db, older)
+}
+
+// attachAndCount attaches the database file older, read only, as snap to
+// db and counts the writes from it to db's main database.
+func attachAndCount(ctx context.Context, db *sql.DB, older string) (migrator.Loss, error) {
+	uri := (&url.URL{Scheme: "file", Path: filepath.ToSlash(older), RawQuery: "mode=ro"}).String()
+	if _, err := db.ExecContext(ctx, `ATTACH DATABASE ? AS snap`, uri); err != nil {
+		return migrator.Loss{}, fmt.Errorf("attach %s: %w", older, err)
+	}
+	return countAfter(ctx, db)
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // countAfter compares, on a connection with the snapshot attached as snap,
 // every table of main and snap (see WrittenAfter).

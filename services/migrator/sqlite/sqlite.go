@@ -18,6 +18,7 @@ import (
 
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
+	"github.com/cutover-dev/cutover/services/migrator/internal/runmarks"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
 
@@ -219,9 +220,52 @@ func force(ctx context.Context, db *sql.DB, version uint, insert string) error {
 	return tx.Commit()
 }
 
-// RecordRun records run in the ledger (nil: the last run ended clean).
+// RecordRun records run in the ledger (nil: the last run ended clean), and
+// its start next to its snapshot (package runmarks).
 func (d *Database) RecordRun(ctx context.Context, run *migrator.Run) error {
+	if run != nil {
+		if err := runmarks.Start(d.snapDir, *run, ""); err != nil {
+			return err
+		}
+	}
 	return d.run().RecordRun(ctx, run)
+}
+
+// markSuffix names, after the id of a run's snapshot, the copy of the
+// database taken at the run's mark (MarkRun), in the snapshot directory.
+const markSuffix = ".mark"
+
+// MarkRun takes the mark of the run in progress: a copy of the database,
+// made like a snapshot's, next to the run's snapshot (its id and
+// markSuffix), named in the run's record (package runmarks). WrittenAfter
+// compares the database with it, so that only the writes after the run
+// count; DropSnapshot removes it with its snapshot.
+func (d *Database) MarkRun(ctx context.Context) error {
+	run, err := runmarks.Current(ctx, d, d.path)
+	if err != nil {
+		return err
+	}
+	if _, _, err := d.locate(run.Snapshot); err != nil {
+		return fmt.Errorf("mark the end of run %s: %w", run.ID, err)
+	}
+	name := run.Snapshot + markSuffix
+	final := filepath.Join(d.snapDir, name)
+	tmp := final + ".tmp"
+	_, err = copyDatabase(ctx, d.path, tmp)
+	if err == nil {
+		err = syncFile(tmp)
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err == nil {
+		err = syncDir(d.snapDir)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("mark the end of run %s: copy %s into %s: %w (check free space in %s)", run.ID, d.path, final, err, d.snapDir)
+	}
+	return runmarks.End(d.snapDir, run, name)
 }
 
 // LastRun returns the run recorded and not ended, nil when none.
