@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -202,9 +203,10 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 		_, err := js.CreateStream(ctx, want)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
-			// Another service created it a moment ago, with other settings.
-			if cur, err = streamConfig(ctx, js, StreamName); err != nil {
-				return err
+			// Another service created it a moment ago, with other settings
+			// (on a cluster, perhaps not visible yet: wait for it).
+			if cur = appeared(ctx, js, StreamName); cur == nil {
+				return cmp.Or(ctx.Err(), fmt.Errorf("read stream %s: not there within %v of its creation", StreamName, createWait))
 			}
 		case err != nil:
 			// An identity without create rights (a node-updater) may
@@ -232,7 +234,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 			short = append(short, fmt.Sprintf("stream %s: %d", StreamName, upd.Replicas))
 		}
 		if len(added) > 0 {
-			if _, err := js.UpdateStream(ctx, upd); err != nil {
+			if err := updateStream(ctx, js, upd); err != nil {
 				return setupError(fmt.Sprintf("update stream %s", StreamName), cfg, err)
 			}
 			log.Info("added to stream", append([]any{"stream", StreamName}, added...)...)
@@ -258,9 +260,11 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 			if !LeaderReads(b.Bucket) {
 				continue
 			}
-			// nats.go creates every bucket with direct gets; turn them off below.
-			if kvCur, err = streamConfig(ctx, js, name); err != nil || kvCur == nil {
-				return cmp.Or(err, fmt.Errorf("read KV bucket %s: gone right after it was created", b.Bucket))
+			// nats.go creates every bucket with direct gets; turn them off
+			// below. On a cluster a bucket another service created a moment
+			// ago may not be visible yet: wait for it.
+			if kvCur = appeared(ctx, js, name); kvCur == nil {
+				return cmp.Or(ctx.Err(), fmt.Errorf("read KV bucket %s: not there within %v of its creation", b.Bucket, createWait))
 			}
 		}
 		upd := *kvCur
@@ -280,7 +284,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 		if len(added) == 0 {
 			continue
 		}
-		if _, err := js.UpdateStream(ctx, upd); err != nil {
+		if err := updateStream(ctx, js, upd); err != nil {
 			return setupError(fmt.Sprintf("update KV bucket %s", b.Bucket), cfg, err)
 		}
 		log.Info("changed KV bucket", append([]any{"bucket", b.Bucket}, added...)...)
@@ -343,6 +347,12 @@ func createdMeanwhile(ctx context.Context, js jetstream.JetStream, name string, 
 	if _, ok := errors.AsType[*jetstream.APIError](createErr); ok {
 		return nil
 	}
+	return appeared(ctx, js, name)
+}
+
+// appeared polls, with a capped backoff up to createWait, for a stream to
+// exist, and returns its config, or nil when it did not appear.
+func appeared(ctx context.Context, js jetstream.JetStream, name string) *jetstream.StreamConfig {
 	deadline := time.Now().Add(createWait)
 	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
 		if cur, err := streamConfig(ctx, js, name); err == nil && cur != nil {
@@ -361,7 +371,11 @@ func createdMeanwhile(ctx context.Context, js jetstream.JetStream, name string, 
 
 // streamConfig returns a stream's config, or nil when it does not exist.
 func streamConfig(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.StreamConfig, error) {
-	st, err := js.Stream(ctx, name)
+	var st jetstream.Stream
+	err := untilAnswered(ctx, func() (err error) {
+		st, err = js.Stream(ctx, name)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, nil
 	}
@@ -370,4 +384,49 @@ func streamConfig(ctx context.Context, js jetstream.JetStream, name string) (*je
 	}
 	cfg := st.CachedInfo().Config
 	return &cfg, nil
+}
+
+// updateStream is js.UpdateStream, repeated until answered (untilAnswered):
+// an update only sets what Setup wants, so repeating it is harmless.
+func updateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	return untilAnswered(ctx, func() error {
+		_, err := js.UpdateStream(ctx, cfg)
+		return err
+	})
+}
+
+// untilAnswered runs call again, with a capped backoff up to createWait,
+// while the server gives no answer in time or says JetStream is briefly
+// unavailable. On a fresh cluster, a stream or bucket another service has
+// just created has no leader for a moment (a few seconds on a loaded
+// machine), and a request about it goes unanswered until one is elected:
+// two planners started together saw "read stream KV_cutover-locks: context
+// deadline exceeded" and one exited. Only reads and updates go through
+// here: a create that gets no answer may be one this identity is not
+// allowed to make, which createdMeanwhile waits out.
+func untilAnswered(ctx context.Context, call func() error) error {
+	deadline := time.Now().Add(createWait)
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
+		err := call()
+		if err == nil || !unanswered(ctx, err) || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+	}
+}
+
+// unanswered reports whether err is a request of Setup that timed out on its
+// own (the caller's ctx is still live) or that JetStream briefly refused.
+func unanswered(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
+		return apiErr.ErrorCode == 10008 // JetStream system temporarily unavailable
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
 }
