@@ -18,6 +18,9 @@
 //   - A goroutine owned by the Updater refreshes the node's entry in the
 //     cutover-nodes KV bucket (whose TTL marks a silent node as lost) and
 //     sends heartbeats. Close stops it and waits.
+//   - A goroutine owned by the Updater publishes the status events from an
+//     in-memory outbox (outbox.go), in order, holding them while the bus
+//     does not take them. A command is acked once its final event is stored.
 //   - cmd/node-updater is the binary: it reads flags, connects to NATS and
 //     Docker, and runs an Updater until SIGINT or SIGTERM.
 //

@@ -56,11 +56,17 @@ func (r *commandRun) drain(ctx context.Context, t events.ContainerTarget, c Cont
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	err = r.u.pub.Publish(pctx, draining)
-	cancel()
+	// The draining event goes through the outbox, after the events before
+	// it; the wait for an acknowledgement starts once it is stored (while
+	// the bus is down no agent could see it anyway).
+	published, err := r.u.out.add(ctx, draining)
 	if err != nil {
 		return fmt.Errorf("publish draining of %s: %w", t.Container, err)
+	}
+	select {
+	case <-published:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 
 	begin := time.Now()

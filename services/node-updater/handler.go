@@ -45,8 +45,10 @@ const lastLogLines = 20
 // is published: a failure is reported by that event, not by a redelivery.
 // It returns an error only when nothing has changed yet and a retry may
 // succeed (the engine is unreachable, the updater is shutting down), or
-// when the final event could not be published (the redelivered command
-// then resolves as unchanged and publishes it again).
+// when the updater shuts down before the bus took the final event (the
+// redelivered command then resolves as unchanged and publishes it again).
+// While the bus is down it waits for it: the final event and the progress
+// events before it are held in the outbox and published in order.
 func (u *Updater) handle(ctx context.Context, e events.Event) error {
 	if e.Type() != events.TypeNodeUpdateRequested {
 		return events.Permanent(fmt.Errorf("node-updater accepts only %s on %s, not %s",
@@ -75,7 +77,7 @@ func (u *Updater) handle(ctx context.Context, e events.Event) error {
 		run.log.Warn("publish inventory after command", "err", ierr)
 	}
 	if final != nil {
-		if perr := run.publish(ctx, final); perr != nil {
+		if perr := run.conclude(ctx, final); perr != nil {
 			return errors.Join(err, fmt.Errorf("report outcome of command %s: %w", e.ID(), perr))
 		}
 	}
@@ -192,28 +194,41 @@ func (r *commandRun) failed(container, step string, err error) events.NodeUpdate
 	}
 }
 
-// publish sends a status event caused by the command. It does not use ctx's
-// cancellation: a replacement that was cancelled half-way still reports
-// what it did.
-func (r *commandRun) publish(ctx context.Context, data events.Data) error {
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
+// publish queues a status event caused by the command in the outbox, which
+// publishes the node's events in order and holds them while the bus is
+// down. It does not use ctx's cancellation: a replacement that was
+// cancelled half-way still reports what it did.
+func (r *commandRun) publish(ctx context.Context, data events.Data) (<-chan struct{}, error) {
 	e, err := events.New(events.Source(serviceName, r.u.cfg.Node), data, events.CausedBy(r.cause), events.WithNode(r.u.cfg.Node))
+	if err != nil {
+		return nil, err
+	}
+	return r.u.out.add(context.WithoutCancel(ctx), e)
+}
+
+// report queues a progress event; it never waits for the bus, so a
+// replacement under way goes on while the bus is down, and its events are
+// published once the bus is back.
+func (r *commandRun) report(ctx context.Context, data events.Data) {
+	if _, err := r.publish(ctx, data); err != nil {
+		r.log.Warn("queue progress event", "type", data.EventType(), "err", err)
+	}
+}
+
+// conclude queues the command's final event and waits until the bus has
+// stored it and every event before it, so the command is acked only once
+// its whole record is out: a crash before that redelivers the command,
+// which re-derives its outcome. It gives up when ctx ends (shutting down).
+func (r *commandRun) conclude(ctx context.Context, data events.Data) error {
+	done, err := r.publish(ctx, data)
 	if err != nil {
 		return err
 	}
-	if err := r.u.pub.Publish(pctx, e); err != nil {
-		return err
-	}
-	r.log.Debug("published", "type", e.Type(), "id", e.ID())
-	return nil
-}
-
-// report publishes a progress event; losing one is logged, not fatal, so a
-// replacement under way is never abandoned half-way for a lost event.
-func (r *commandRun) report(ctx context.Context, data events.Data) {
-	if err := r.publish(ctx, data); err != nil {
-		r.log.Warn("publish progress event", "type", data.EventType(), "err", err)
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s not yet published (held until the bus takes it): %w", data.EventType(), ctx.Err())
 	}
 }
 

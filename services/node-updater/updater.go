@@ -31,6 +31,9 @@ type Updater struct {
 	js  jetstream.JetStream
 	rt  Runtime
 	pub *events.Publisher
+	// out publishes status events in order and holds them while the bus is
+	// unreachable; its goroutine runs from Start to Close.
+	out *outbox
 	log *slog.Logger
 
 	mu       sync.Mutex // guards the lifecycle fields below
@@ -39,6 +42,8 @@ type Updater struct {
 	consumer *events.Consumer
 	cancel   context.CancelFunc // stops the periodic loop
 	wg       sync.WaitGroup
+	stopOut  context.CancelFunc // stops the outbox
+	outWG    sync.WaitGroup
 
 	prevMu sync.Mutex
 	// previous remembers, per container name, the image it ran before its
@@ -76,12 +81,15 @@ func New(cfg Config, js jetstream.JetStream, rt Runtime) (*Updater, error) {
 	if len(cfg.Adopt) > 0 {
 		rt = adopting(rt, cfg.Node, cfg.Adopt)
 	}
+	log := cfg.Logger.With("node", cfg.Node)
+	pub := events.NewPublisher(js)
 	return &Updater{
 		cfg:       cfg,
 		js:        js,
 		rt:        rt,
-		pub:       events.NewPublisher(js),
-		log:       cfg.Logger.With("node", cfg.Node),
+		pub:       pub,
+		out:       newOutbox(pub, log),
+		log:       log,
 		previous:  map[string]string{},
 		recovered: map[string]recoveredReplacement{},
 	}, nil
@@ -109,13 +117,26 @@ func (u *Updater) Start(ctx context.Context) error {
 	u.nodes = nodes
 	u.seedPrevious(ctx)
 
+	// The outbox runs first: recovery reports what it did through it.
+	outCtx, stopOut := context.WithCancel(context.WithoutCancel(ctx))
+	u.outWG.Add(1)
+	go func() {
+		defer u.outWG.Done()
+		u.out.run(outCtx)
+	}()
+	fail := func(err error) error {
+		stopOut()
+		u.outWG.Wait()
+		return err
+	}
+
 	// Recovery runs before consuming so no command sees a half-replaced
 	// container.
 	if err := u.recoverAll(ctx); err != nil {
-		return err
+		return fail(err)
 	}
 	if err := u.publishInventory(ctx); err != nil {
-		return err
+		return fail(err)
 	}
 
 	consumer, err := events.Consume(ctx, u.js, events.ConsumerConfig{
@@ -127,9 +148,10 @@ func (u *Updater) Start(ctx context.Context) error {
 		Logger:         u.log,
 	}, u.handle)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	u.consumer = consumer
+	u.stopOut = stopOut
 
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	u.cancel = cancel
@@ -149,8 +171,9 @@ func (u *Updater) Start(ctx context.Context) error {
 }
 
 // Close stops consuming commands, lets the replacement in progress finish
-// until ctx is done (then cancels it, which reverts it), stops the periodic
-// loop and waits for everything to end.
+// until ctx is done (then cancels it, which reverts it), publishes the
+// status events still held (until ctx is done), stops the periodic loop
+// and waits for everything to end.
 func (u *Updater) Close(ctx context.Context) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -161,8 +184,11 @@ func (u *Updater) Close(ctx context.Context) error {
 	err := u.consumer.Close(ctx)
 	u.cancel()
 	u.wg.Wait()
+	ferr := u.out.flush(ctx)
+	u.stopOut()
+	u.outWG.Wait()
 	u.log.Info("node-updater stopped")
-	return err
+	return errors.Join(err, ferr)
 }
 
 // loop refreshes the inventory and sends heartbeats until ctx ends.
