@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -297,15 +298,40 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) error {
 }
 
 // setupError wraps a JetStream error of Setup with what to do about it.
+// The codes are nats-server's (server/errors.json).
 func setupError(what string, cfg SetupConfig, err error) error {
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode {
-		case 10074: // replicas > 1 not supported in non-clustered mode
-			return fmt.Errorf("%s: %w (%d replicas need a JetStream cluster of at least %d servers; give --stream-replicas 1 for one server)", what, err, cfg.Replicas, cfg.Replicas)
-		case 10023, 10047: // insufficient resources, storage resources exceeded
-			return fmt.Errorf("%s: %w (%d replicas need that many JetStream servers with room for --stream-max-bytes %d each: start more servers, give a smaller --stream-max-bytes or raise the servers' max_file_store)", what, err, cfg.Replicas, cfg.MaxBytes)
+	if !errors.As(err, &apiErr) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	room := fmt.Sprintf("each of %d JetStream servers needs room for --stream-max-bytes %d (env CUTOVER_STREAM_MAX_BYTES) in its jetstream { max_file_store } and on its disk", cfg.Replicas, cfg.MaxBytes)
+	fix := "give a smaller --stream-max-bytes, raise the servers' max_file_store (or free their disk), or start more servers"
+	switch apiErr.ErrorCode {
+	case 10074: // replicas > 1 not supported in non-clustered mode
+		return fmt.Errorf("%s: %w (%d replicas need a JetStream cluster of at least %d servers; give --stream-replicas 1 for one server)", what, err, cfg.Replicas, cfg.Replicas)
+	case 10023, 10047: // insufficient resources, insufficient storage resources available
+		return fmt.Errorf("%s: %w (%s: %s)", what, err, room, fix)
+	case 10027: // maximum number of streams reached
+		return fmt.Errorf("%s: %w (cutover needs 5 streams, CUTOVER and 4 KV buckets: raise the account's jetstream max_streams)", what, err)
+	case 10005: // no suitable peers for placement, with the reasons
+		var hints []string
+		desc := apiErr.Description
+		if strings.Contains(desc, "insufficient storage") {
+			hints = append(hints, room+": "+fix)
 		}
+		if strings.Contains(desc, "peer offline") {
+			hints = append(hints, fmt.Sprintf("%d replicas need %d JetStream servers online: start the missing ones, or give a smaller --stream-replicas", cfg.Replicas, cfg.Replicas))
+		}
+		if strings.Contains(desc, "jetstream not enabled") {
+			hints = append(hints, "enable JetStream (a jetstream { store_dir } block) on every server of the cluster")
+		}
+		if strings.Contains(desc, "tag") {
+			hints = append(hints, "the servers' server_tags do not allow this placement: check them, or their unique_tag")
+		}
+		if len(hints) == 0 {
+			hints = append(hints, fmt.Sprintf("%d replicas need %d JetStream servers online with room for --stream-max-bytes %d each; or give a smaller --stream-replicas", cfg.Replicas, cfg.Replicas, cfg.MaxBytes))
+		}
+		return fmt.Errorf("%s: %w (%s)", what, err, strings.Join(hints, "; "))
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
