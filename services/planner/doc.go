@@ -6,6 +6,10 @@
 // consumes events; a standby that sees the lease unchanged for LeaseTTL
 // takes it over with compare-and-swap and resumes from KV. Staleness is
 // judged on the standby's own clock, so clock skew between hosts is harmless.
+// The lease holds the instance name and a nonce drawn per process, so a
+// second process given the same --instance waits like any standby (and
+// says so) instead of taking the lease as its own; a restart after a crash
+// waits for the old lease to go stale, one after a clean stop takes it at once.
 //
 // The leader reads dev.cutover.upgrade.requested, computes which containers
 // change from the node-updaters' inventories in the cutover-nodes bucket

@@ -3,6 +3,7 @@ package planner
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -11,11 +12,28 @@ import (
 )
 
 // LeaseKey is the key of the planner leader lease in the cutover-locks bucket.
-// Its value is the leader's instance id; every refresh is a new revision.
+// Its value is the leader's lease id (leaseID); every refresh is a new revision.
 const LeaseKey = "planner.leader"
+
+// leaseID is what a planner process writes in the lease: its instance name
+// and a nonce drawn when the process starts. The nonce tells two processes
+// mistakenly given the same --instance apart: without it each took the
+// lease from the other at once, as its own, and both led by turns.
+func leaseID(instance, nonce string) string { return instance + "#" + nonce }
+
+// leaseInstance is the instance name in a lease value (a whole value
+// written before lease ids had a nonce).
+func leaseInstance(value string) string {
+	if i := strings.LastIndexByte(value, '#'); i >= 0 {
+		return value[:i]
+	}
+	return value
+}
 
 // lease is one replica's view of the leader lease.
 type lease struct {
+	id        string    // leaseID of this process
+	twin      string    // the last lease value under our instance name but not ours that was reported
 	rev       uint64    // revision of our own last write, while we hold it
 	refreshed time.Time // when we last wrote it
 	seenRev   uint64    // a standby's last seen revision of someone else's lease
@@ -90,7 +108,7 @@ func (p *Planner) keepLease(ctx context.Context) {
 // refresh writes the lease again; false means it is lost: someone else
 // wrote it, or it could not be written for a whole TTL.
 func (p *Planner) refresh(ctx context.Context, now time.Time) bool {
-	rev, err := p.locks.Update(ctx, LeaseKey, []byte(p.cfg.InstanceID), p.lease.rev)
+	rev, err := p.locks.Update(ctx, LeaseKey, []byte(p.lease.id), p.lease.rev)
 	if err == nil {
 		p.lease.rev, p.lease.refreshed = rev, now
 		return true
@@ -103,13 +121,18 @@ func (p *Planner) refresh(ctx context.Context, now time.Time) bool {
 	return now.Sub(p.lease.refreshed) < p.cfg.LeaseTTL
 }
 
-// acquire takes the lease when it is free, ours, or stale: its revision did
-// not change for LeaseTTL as this replica watched it. Staleness is judged on
-// this replica's clock only, so clock skew between hosts does not matter.
+// acquire takes the lease when it is free, this process's own, or stale: its
+// revision did not change for LeaseTTL as this replica watched it. Staleness
+// is judged on this replica's clock only, so clock skew between hosts does
+// not matter. A lease under this replica's instance name but another
+// process's nonce (this planner restarted after a crash, or a second
+// process given the same --instance) is waited for like any other: only
+// staleness tells a dead holder from a live one. A planner that stops
+// cleanly deletes its lease, so its restart takes it at once.
 func (p *Planner) acquire(ctx context.Context, now time.Time) (bool, error) {
 	entry, err := p.locks.Get(ctx, LeaseKey)
 	if events.IsNotFound(err) {
-		rev, err := p.locks.Create(ctx, LeaseKey, []byte(p.cfg.InstanceID))
+		rev, err := p.locks.Create(ctx, LeaseKey, []byte(p.lease.id))
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return false, nil
 		}
@@ -124,7 +147,12 @@ func (p *Planner) acquire(ctx context.Context, now time.Time) (bool, error) {
 		return false, err
 	}
 	holder := string(entry.Value())
-	if holder != p.cfg.InstanceID {
+	if holder != p.lease.id {
+		if leaseInstance(holder) == p.cfg.InstanceID && holder != p.lease.twin {
+			p.lease.twin = holder
+			p.log.Warn("the planner lease is held under this instance name by another process (this planner's own before a crash, or a second planner given the same --instance): waiting until it is not refreshed for the lease TTL; give each planner its own --instance",
+				"instance", p.cfg.InstanceID, "holder", holder, "lease_ttl", p.cfg.LeaseTTL)
+		}
 		if entry.Revision() != p.lease.seenRev {
 			p.lease.seenRev, p.lease.seenAt = entry.Revision(), now
 			return false, nil
@@ -133,7 +161,7 @@ func (p *Planner) acquire(ctx context.Context, now time.Time) (bool, error) {
 			return false, nil
 		}
 	}
-	rev, err := p.locks.Update(ctx, LeaseKey, []byte(p.cfg.InstanceID), entry.Revision())
+	rev, err := p.locks.Update(ctx, LeaseKey, []byte(p.lease.id), entry.Revision())
 	if err != nil {
 		return false, nil // another standby was faster
 	}

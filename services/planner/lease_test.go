@@ -2,6 +2,8 @@ package planner_test
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +19,12 @@ import (
 // process would have.
 func replica(t *testing.T, s *natstest.Server, name string) (*planner.Planner, *nats.Conn) {
 	t.Helper()
+	return loggedReplica(t, s, name, nil)
+}
+
+// loggedReplica is replica with a logger (nil: slog's default).
+func loggedReplica(t *testing.T, s *natstest.Server, name string, log *slog.Logger) (*planner.Planner, *nats.Conn) {
+	t.Helper()
 	nc, err := nats.Connect(s.ClientURL(), nats.Name(name))
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +34,7 @@ func replica(t *testing.T, s *natstest.Server, name string) (*planner.Planner, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := planner.New(t.Context(), planner.Config{InstanceID: name, LeaseTTL: time.Second, LeaseRefresh: 100 * time.Millisecond, AckWait: 2 * time.Second}, js)
+	p, err := planner.New(t.Context(), planner.Config{InstanceID: name, LeaseTTL: time.Second, LeaseRefresh: 100 * time.Millisecond, AckWait: 2 * time.Second, Logger: log}, js)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,4 +79,41 @@ func TestStandbyTakesOverWithoutRepeatingAStep(t *testing.T) {
 	if got := h.commandsTo(id); got["n1"] != 1 || got["n2"] != 1 || got["n3"] != 1 {
 		t.Errorf("commands per node = %v, want exactly 1 each", got)
 	}
+}
+
+// TestTwoProcessesWithOneInstanceNameDoNotShareTheLease: two planner
+// processes mistakenly given the same --instance. The second must stand by
+// (each took the lease from the other as its own before, and both led by
+// turns), say why, and take over only once the first is gone.
+func TestTwoProcessesWithOneInstanceNameDoNotShareTheLease(t *testing.T) {
+	s := natstest.Start(t)
+	first, firstConn := replica(t, s, "planner-a")
+	var logs natstest.Logs
+	second, _ := loggedReplica(t, s, "planner-a", logs.Logger())
+	if second.Leading() {
+		t.Fatal("the second process took the lease its twin holds")
+	}
+	// Several of the first's refreshes later, still one leader: the first.
+	locks, err := s.JS.KeyValue(t.Context(), "cutover-locks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := locks.Get(t.Context(), planner.LeaseKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := entry.Revision()
+	eventually(t, 10*time.Second, "five more refreshes of the lease", func() bool {
+		e, err := locks.Get(t.Context(), planner.LeaseKey)
+		if err == nil && (second.Leading() || !first.Leading()) {
+			t.Fatalf("first leads %v, second leads %v at lease revision %d: the twins swapped the lease", first.Leading(), second.Leading(), e.Revision())
+		}
+		return err == nil && e.Revision() >= start+5
+	})
+	if !strings.Contains(logs.String(), "give each planner its own --instance") {
+		t.Errorf("no warning naming the shared instance name; logs:\n%s", logs.String())
+	}
+	first.Crash()
+	firstConn.Close()
+	eventually(t, 10*time.Second, "the second to take over once the first is gone", second.Leading)
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/cutover-dev/cutover/events"
 )
@@ -48,6 +49,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Planner, err
 		return nil, err
 	}
 	p := &Planner{cfg: cfg, machine: newMachine(cfg), js: js, pub: events.NewPublisher(js), log: cfg.Logger.With("service", "planner")}
+	p.lease.id = leaseID(cfg.InstanceID, nuid.Next())
 	for name, dst := range map[string]*jetstream.KeyValue{events.BucketNodes: &p.nodes, events.BucketLocks: &p.locks} {
 		kv, err := js.KeyValue(ctx, name)
 		if err != nil {
