@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -86,6 +88,92 @@ func TestDeployUnitsKeepSecretsOffTheCommandLine(t *testing.T) {
 		}
 		if !strings.Contains(text, "LoadCredential=nats-nkey:") || !strings.Contains(text, "CUTOVER_NATS_NKEY=%d/nats-nkey") {
 			t.Errorf("%s does not read its nkey seed as a credential", filepath.Base(u))
+		}
+	}
+}
+
+// unitSettings reads a systemd unit's settings as section → key → value
+// (the last assignment wins, as in systemd).
+func unitSettings(t *testing.T, path string) map[string]map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]string{}
+	section := ""
+	for _, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = strings.Trim(line, "[]")
+			if out[section] == nil {
+				out[section] = map[string]string{}
+			}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || section == "" {
+				t.Fatalf("%s: %q is not key=value in a section", path, line)
+			}
+			out[section][strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
+// systemdSpan parses the time spans the units use: "0", "90s", "500ms",
+// "1min", a bare number of seconds.
+func systemdSpan(t *testing.T, v string) time.Duration {
+	t.Helper()
+	v = strings.ReplaceAll(v, "min", "m")
+	if n, err := strconv.Atoi(v); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("time span %q: %v", v, err)
+	}
+	return d
+}
+
+// TestDeployUnitsOutlastABusThatIsDownAtBoot: a unit that restarts on
+// failure must not run into systemd's start limit while NATS is down (at
+// boot, during a NATS upgrade): with the defaults (DefaultStartLimitIntervalSec
+// 10s, DefaultStartLimitBurst 5) and RestartSec=2s the fifth failed start
+// left the unit failed for good. Either no start limit
+// (StartLimitIntervalSec=0, in [Unit]) or restarts spaced so the burst
+// cannot fit in the interval.
+func TestDeployUnitsOutlastABusThatIsDownAtBoot(t *testing.T) {
+	units, err := filepath.Glob("../../deploy/systemd/*.service")
+	if err != nil || len(units) < 5 {
+		t.Fatalf("units %v: %v", units, err)
+	}
+	for _, u := range units {
+		s := unitSettings(t, u)
+		name := filepath.Base(u)
+		restart := s["Service"]["Restart"]
+		if restart != "on-failure" && restart != "always" {
+			t.Errorf("%s: Restart=%q; want on-failure (or always), so a service that exits while NATS is down comes back", name, restart)
+			continue
+		}
+		if v, ok := s["Service"]["StartLimitIntervalSec"]; ok {
+			t.Errorf("%s: StartLimitIntervalSec=%s is in [Service], where systemd ignores it; put it in [Unit]", name, v)
+		}
+		interval, burst, gap := 10*time.Second, 5, 100*time.Millisecond // systemd's defaults
+		if v, ok := s["Unit"]["StartLimitIntervalSec"]; ok {
+			interval = systemdSpan(t, v)
+		}
+		if v, ok := s["Unit"]["StartLimitBurst"]; ok {
+			if burst, err = strconv.Atoi(v); err != nil {
+				t.Fatalf("%s: StartLimitBurst=%q: %v", name, v, err)
+			}
+		}
+		if v, ok := s["Service"]["RestartSec"]; ok {
+			gap = systemdSpan(t, v)
+		}
+		if interval != 0 && time.Duration(burst-1)*gap <= interval {
+			t.Errorf("%s: %d starts %v apart fit in StartLimitIntervalSec %v: the unit stays failed after a NATS outage at boot; set StartLimitIntervalSec=0 in [Unit]", name, burst, gap, interval)
 		}
 	}
 }
