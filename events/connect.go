@@ -171,6 +171,32 @@ func (c ClientConfig) Options(name string) ([]nats.Option, error) {
 	return opts, nil
 }
 
+// SecretFileWarnings names each secret file of c (credentials, nkey seed,
+// password, token, TLS key) that its group or others may read, with the
+// command that fixes it. They are warnings, not refusals: a Kubernetes
+// secret volume is mounted 0644 unless told otherwise, and a file shared
+// with a group (0640 root:cutover) can be on purpose; refusing them would
+// stop a running deployment at its next restart. ssh refuses such a key;
+// here the operator is told and the service still starts. A file that
+// cannot be stat'ed is left to the read that follows, which names it.
+func (c ClientConfig) SecretFileWarnings() []string {
+	var out []string
+	for _, f := range []struct{ flag, path string }{
+		{"--nats-creds", c.CredsFile}, {"--nats-nkey", c.NKeyFile}, {"--nats-password-file", c.PasswordFile},
+		{"--nats-token-file", c.TokenFile}, {"--nats-key", c.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		fi, err := os.Stat(f.path)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %s is readable by its group or others (mode %04o): only its owner should read a secret; run chmod 600 %s", f.flag, f.path, fi.Mode().Perm(), f.path))
+	}
+	return out
+}
+
 // ReadSecret reads a one-line secret file (a password, a token), without
 // its trailing newline; an empty file is an error naming it.
 func ReadSecret(path string) (string, error) {
@@ -273,6 +299,9 @@ func Connect(ctx context.Context, cfg ClientConfig, name string, opts ...Connect
 	nopts, err := cfg.Options(name)
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, w := range cfg.SecretFileWarnings() {
+		log.Warn(w)
 	}
 	var lostAt time.Time // written and read on nats.go's one callback goroutine
 	// The server it was on: once the bus is lost nc.ConnectedUrl() is empty.

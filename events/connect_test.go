@@ -8,6 +8,7 @@ import (
 
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/events/embednats"
+	"github.com/cutover-dev/cutover/events/natstest"
 )
 
 func TestRedactURL(t *testing.T) {
@@ -126,5 +127,66 @@ func TestConnectWithPasswordAndToken(t *testing.T) {
 				t.Fatal("an anonymous client was let in")
 			}
 		})
+	}
+}
+
+// TestConnectWarnsOfASecretFileOthersMayRead: a token file left 0644 is
+// still used (see SecretFileWarnings for why not refused), and the
+// service's log names the file and the chmod that fixes it, without the
+// secret; a 0600 file draws no warning.
+func TestConnectWarnsOfASecretFileOthersMayRead(t *testing.T) {
+	const tok = "t0k3n-perm-456"
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tok.conf")
+	if err := os.WriteFile(conf, []byte(`authorization { token: "`+tok+`" }`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := embednats.Start(embednats.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ConfigFile: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	for _, tc := range []struct {
+		name string
+		mode os.FileMode
+		warn bool
+	}{
+		{"others may read", 0o644, true},
+		{"group may read", 0o640, true},
+		{"owner only", 0o600, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(path, []byte(tok), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			var logs natstest.Logs
+			nc, _, err := events.Connect(t.Context(), events.ClientConfig{URL: s.ClientURL(), TokenFile: path}, "cutover-test", events.WithLogger(logs.Logger()))
+			if err != nil {
+				t.Fatalf("connect with a %04o token file: %v", tc.mode, err)
+			}
+			nc.Close()
+			out := logs.String()
+			warned := strings.Contains(out, "chmod 600 "+path) && strings.Contains(out, "--nats-token-file")
+			if warned != tc.warn {
+				t.Errorf("mode %04o: warned %v, want %v; logs:\n%s", tc.mode, warned, tc.warn, out)
+			}
+			if strings.Contains(out, tok) {
+				t.Errorf("the log shows the token:\n%s", out)
+			}
+		})
+	}
+	seed := filepath.Join(t.TempDir(), "planner.nk")
+	if err := os.WriteFile(seed, []byte("SU..."), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(seed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if w := (events.ClientConfig{NKeyFile: seed}).SecretFileWarnings(); len(w) != 1 || !strings.Contains(w[0], "--nats-nkey "+seed) {
+		t.Errorf("warnings for a 0644 seed = %q, want one naming --nats-nkey %s", w, seed)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -45,6 +46,9 @@ func (o *natsOptions) connect(ctx context.Context) (*nats.Conn, jetstream.JetStr
 	c := *o.cfg
 	if c.CredsFile == "" && c.NKeyFile == "" && c.User == "" && c.TokenFile == "" && c.Token == "" {
 		c.NKeyFile = devSeedFile(os.Getenv("CUTOVER_DATA"), cliIdentity)
+	}
+	for _, w := range c.SecretFileWarnings() {
+		fmt.Fprintln(os.Stderr, "cutover: warning:", w)
 	}
 	return events.Connect(ctx, c, "cutover-"+cliIdentity)
 }
