@@ -114,6 +114,13 @@ func Convert(f *File, opts Options) (*inventory.Inventory, Report, error) {
 	}
 	for _, ts := range t.Services {
 		known[ts.Group] = true
+		// A project's own group ([nova:children], [neutron:children] in
+		// kolla-ansible's multinode) feeds its services' groups; it runs
+		// nothing of its own, and is no unknown service even when the
+		// groups that list it were edited out.
+		if ts.Project != "" {
+			known[ts.Project] = true
+		}
 		if opts.Globals != nil {
 			on, err := set.enabled(ts.Enabled, 0)
 			if err != nil {

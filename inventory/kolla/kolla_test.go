@@ -114,3 +114,24 @@ func TestHugeRangeIsRefused(t *testing.T) {
 		t.Errorf("%d hosts, want 9999", len(hosts))
 	}
 }
+
+// TestProjectGroupsAreNotUnknownServices: kolla-ansible's multinode has
+// project groups ([neutron:children] network) that its service groups list
+// as children. Where an operator's inventory keeps the project group but
+// points the service groups elsewhere, the project group is still kolla's
+// own, not an unknown service; a group nobody knows still is.
+func TestProjectGroupsAreNotUnknownServices(t *testing.T) {
+	ini := "[control]\ncontrol01\n\n[network]\nnetwork01\n\n[neutron:children]\nnetwork\n\n[nova:children]\ncontrol\n\n" +
+		"[neutron-server:children]\ncontrol\n\n[neutron-l3-agent:children]\nnetwork\n\n[nova-api:children]\ncontrol\n\n[mystery:children]\ncontrol\n"
+	f, err := kolla.Parse("multinode", strings.NewReader(ini))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rep, err := kolla.Convert(f, kolla.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.UnknownGroups, []string{"mystery"}) {
+		t.Errorf("unknown groups = %v, want [mystery] (neutron and nova are kolla's project groups)", rep.UnknownGroups)
+	}
+}
