@@ -185,6 +185,13 @@ func TestAllInOneWarns(t *testing.T) {
 	if !strings.Contains(txt.String(), "WARNING: all-in-one: every service runs a single instance on localhost") {
 		t.Errorf("text plan lacks the warning:\n%s", txt.String())
 	}
+	// A release that touches only one node of several is no all-in-one:
+	// it flags its single-instance services.
+	inv = importINI(t, "[control]\ncontrol01\n[compute]\ncompute01\n[keystone:children]\ncontrol\n")
+	p = buildKolla(t, inv, patch(inv, "keystone"))
+	if want := []string{"keystone has a single instance: replacing it is a full outage of keystone"}; !slices.Equal(p.Warnings, want) {
+		t.Errorf("a release touching control01 of a 2-node inventory: warnings = %q, want %q", p.Warnings, want)
+	}
 	// A multinode plan flags only its single-instance services.
 	inv = importINI(t, computes40+"[monitoring]\nmon01\n[grafana:children]\nmonitoring\n")
 	p = buildKolla(t, inv, patch(inv, "grafana", "keystone"))

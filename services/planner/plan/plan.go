@@ -450,7 +450,13 @@ func Build(rel Release, in Input) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Warnings = warnings(p, changed)
+	serving := 0 // nodes that run any container: one is an all-in-one
+	for _, n := range in.Nodes {
+		if len(n.Containers) > 0 {
+			serving++
+		}
+	}
+	p.Warnings = warnings(p, changed, serving)
 
 	var pre, expand, contract, verify []Step
 	pre = append(pre, Step{Action: "check", Detail: fmt.Sprintf("node-updaters of the %d nodes to change are alive and report the planned images", len(changed))})
@@ -672,9 +678,12 @@ func buildWaves(release string, changed []nodeChange, levels map[string]int, dep
 	return waves, nil
 }
 
-// warnings lists what the plan cannot make zero-downtime.
-func warnings(p *Plan, changed []nodeChange) []string {
-	if len(changed) == 1 && len(p.Nodes) == 1 {
+// warnings lists what the plan cannot make zero-downtime. An all-in-one is
+// a fleet of one serving node (serving counts the input's nodes that run
+// anything), not a release that touches one node of several: that one gets
+// a warning per single-instance service instead.
+func warnings(p *Plan, changed []nodeChange, serving int) []string {
+	if len(changed) == 1 && serving == 1 {
 		return []string{fmt.Sprintf("all-in-one: every service runs a single instance on %s, so each replacement is a full outage of that service; schedule a maintenance window", changed[0].node)}
 	}
 	var out []string
