@@ -342,8 +342,19 @@ type ContainerReplaced struct {
 	FromImageID string `json:"from_image_id,omitempty"`
 	// ToImageID is the new image id.
 	ToImageID string `json:"to_image_id,omitempty"`
-	// InterruptionMs is the time from old stopped to new healthy (0 when unchanged).
+	// InterruptionMs is the time from old stopped to new healthy (0 when
+	// unchanged). When a node-updater crash interrupted the replacement, it
+	// also counts the outage before the crash and until recovery: measured
+	// from when the engine says the old container stopped, never from the
+	// restart.
 	InterruptionMs int64 `json:"interruption_ms"`
+	// InterruptionUnknown says the engine could not tell when the old
+	// container stopped before a crash, so InterruptionMs counts only what
+	// this node-updater saw and the true interruption is longer.
+	InterruptionUnknown bool `json:"interruption_unknown,omitempty"`
+	// Recovered says the node-updater's start-up recovery finished this
+	// replacement after a crash had interrupted it.
+	Recovered bool `json:"recovered,omitempty"`
 }
 
 // EventType implements Data.
@@ -353,7 +364,9 @@ func (ContainerReplaced) EventType() string { return TypeContainerReplaced }
 type ContainerReverted struct {
 	// Container is the container name.
 	Container string `json:"container"`
-	// Step is the step that failed: pull, stop, create, start or health.
+	// Step is the step that failed: pull, drain, rename, stop, create,
+	// start, health or swap; recovery when the node-updater's start-up
+	// recovery reverted a replacement a crash (or kill) interrupted.
 	Step string `json:"step"`
 	// Reason is the error, as the engine or health gate reported it.
 	Reason string `json:"reason"`
@@ -364,6 +377,13 @@ type ContainerReverted struct {
 	// whose name looks secret, password=/token=-style values, URL passwords,
 	// bearer tokens become REDACTED).
 	LastLogs []string `json:"last_logs,omitempty"`
+	// InterruptionMs is how long the container did not serve, from when the
+	// engine says the old container stopped until it served again; 0 when
+	// it was never stopped. Set by recovery (step recovery).
+	InterruptionMs int64 `json:"interruption_ms,omitempty"`
+	// InterruptionUnknown says the old container had stopped but the engine
+	// could not tell when, so the interruption is not known.
+	InterruptionUnknown bool `json:"interruption_unknown,omitempty"`
 }
 
 // EventType implements Data.
@@ -379,8 +399,13 @@ type ContainerResult struct {
 	FromImage string `json:"from_image,omitempty"`
 	// ToImage is the image after.
 	ToImage string `json:"to_image,omitempty"`
-	// InterruptionMs is the time from old stopped to new healthy.
+	// InterruptionMs is the time from old stopped to new healthy, plus,
+	// when a node-updater crash interrupted an earlier try of this command
+	// and recovery reverted it, the outage that try caused.
 	InterruptionMs int64 `json:"interruption_ms,omitempty"`
+	// InterruptionUnknown says part of the interruption could not be
+	// measured (see ContainerReplaced): the true one is longer.
+	InterruptionUnknown bool `json:"interruption_unknown,omitempty"`
 }
 
 // NodeUpdateCompleted says every container of a node command reached its target.

@@ -205,6 +205,30 @@ func TestCrashRecovery(t *testing.T) {
 				t.Error("the command also failed")
 			}
 
+			// Recovery said what it did, before the command came back, and
+			// the command counts the outage recovery measured.
+			if tc.step != nodeupdater.StepPull {
+				var recovered int64 = -1
+				for _, ev := range status.all() {
+					switch ev.Type() {
+					case events.TypeContainerReverted:
+						if d := dataAs[events.ContainerReverted](t, ev); d.Step == nodeupdater.StepRecovery && !d.InterruptionUnknown {
+							recovered = max(recovered, d.InterruptionMs)
+						}
+					case events.TypeContainerReplaced:
+						if d := dataAs[events.ContainerReplaced](t, ev); d.Recovered && !d.InterruptionUnknown {
+							recovered = max(recovered, d.InterruptionMs)
+						}
+					}
+				}
+				switch {
+				case recovered < 0:
+					t.Errorf("recovery published no container.reverted (step recovery) or recovered container.replaced: %v", status.types(cmd))
+				case len(done.Results) == 1 && done.Results[0].InterruptionMs < recovered:
+					t.Errorf("the command reports an interruption of %d ms; recovery measured %d ms before it", done.Results[0].InterruptionMs, recovered)
+				}
+			}
+
 			end := e.copies(t, node, name)
 			if len(end) != 1 || !end[name] {
 				t.Errorf("at the end: %v, want only %s running", end, name)

@@ -262,6 +262,13 @@ func (e *env) watch(t testing.TB, subjects ...string) *watch {
 }
 
 // find returns the first recorded event of typ caused by cause.
+// all returns every event seen so far.
+func (w *watch) all() []events.Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.evs)
+}
+
 func (w *watch) find(typ string, cause events.Event) (events.Event, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -15,6 +15,41 @@ import (
 // would accept a container that runs but fails the command's probe.
 const LabelHealthGate = "dev.cutover.health-gate"
 
+// LabelCommand and LabelUpgrade are set on each new container: the id of
+// the command that created it and its upgrade. Recovery after a crash
+// reports what it did to the container as caused by that command, so the
+// events land in the upgrade's history.
+const (
+	LabelCommand = "dev.cutover.command"
+	LabelUpgrade = "dev.cutover.upgrade"
+)
+
+// commandLabels returns the labels that record the command cause on its
+// new containers.
+func commandLabels(cause events.Event) map[string]string {
+	out := map[string]string{}
+	if id := cause.ID(); id != "" {
+		out[LabelCommand] = id
+	}
+	if up := events.UpgradeID(cause); up != "" {
+		out[LabelUpgrade] = up
+	}
+	return out
+}
+
+// causedByLabels returns the options that make an event caused by the
+// command recorded in labels, when they record one.
+func causedByLabels(labels map[string]string) []events.Option {
+	var opts []events.Option
+	if id := labels[LabelCommand]; id != "" {
+		opts = append(opts, func(e *events.Event) { e.SetExtension(events.ExtCausationID, id) })
+	}
+	if up := labels[LabelUpgrade]; up != "" {
+		opts = append(opts, events.WithUpgrade(up))
+	}
+	return opts
+}
+
 // gateLabel is the JSON of LabelHealthGate.
 type gateLabel struct {
 	MinHealthyMs int64         `json:"min_healthy_ms"`

@@ -29,6 +29,9 @@ const (
 	StepDrain = "drain"
 	// StepRollback is the resolution of a rollback's previous image.
 	StepRollback = "rollback"
+	// StepRecovery names, in a ContainerReverted event, the start-up
+	// recovery of a replacement a crash interrupted.
+	StepRecovery = "recovery"
 )
 
 // Strategies of a ContainerTarget.
@@ -329,16 +332,23 @@ func (r *commandRun) updateOne(ctx context.Context, t events.ContainerTarget) (e
 		DurationMs: time.Since(pullStart).Milliseconds(),
 	})
 
-	if c.Running && c.ImageID == imageID && recovered && rec.toImageID == imageID {
+	if c.Running && c.ImageID == imageID && recovered && !rec.reverted && rec.toImageID == imageID {
 		// A crash interrupted this command after the new container started;
-		// recovery finished the replacement. Report what happened.
+		// recovery finished the replacement and reported it (caused by this
+		// command when the container recorded it). Report the result.
 		log.Info("recovery finished this replacement before the command came back")
 		r.u.setPrevious(t.Container, rec.fromImage)
-		r.report(ctx, events.ContainerReplaced{
-			Container: t.Container, Service: c.Service(), Result: events.ResultReplaced,
-			FromImage: rec.fromImage, ToImage: t.Image, FromImageID: rec.fromImageID, ToImageID: imageID,
-		})
-		return events.ContainerResult{Container: t.Container, Result: events.ResultReplaced, FromImage: rec.fromImage, ToImage: t.Image}, nil, nil
+		if !rec.reported {
+			r.report(ctx, events.ContainerReplaced{
+				Container: t.Container, Service: c.Service(), Result: events.ResultReplaced,
+				FromImage: rec.fromImage, ToImage: t.Image, FromImageID: rec.fromImageID, ToImageID: imageID,
+				InterruptionMs: rec.outage.Milliseconds(), InterruptionUnknown: rec.unknown, Recovered: true,
+			})
+		}
+		return events.ContainerResult{
+			Container: t.Container, Result: events.ResultReplaced, FromImage: rec.fromImage, ToImage: t.Image,
+			InterruptionMs: rec.outage.Milliseconds(), InterruptionUnknown: rec.unknown,
+		}, nil, nil
 	}
 	if c.Running && c.ImageID == imageID {
 		log.Info("container already runs the target image")
@@ -360,7 +370,7 @@ func (r *commandRun) updateOne(ctx context.Context, t events.ContainerTarget) (e
 		return events.ContainerResult{}, &failure{StepDrain, err}, nil
 	}
 	r.changed = true
-	rep := &replacement{u: r.u, log: log, target: t, old: c, imageID: imageID}
+	rep := &replacement{u: r.u, log: log, target: t, old: c, imageID: imageID, cause: r.cause}
 	out := rep.run(ctx)
 	if out.failed != nil {
 		if out.reverted {
@@ -381,15 +391,22 @@ func (r *commandRun) updateOne(ctx context.Context, t events.ContainerTarget) (e
 		return res, out.failed, nil
 	}
 
+	// A crash interrupted an earlier try of this command and recovery
+	// reverted it: the outage that try caused counts too.
+	interruption, unknown := out.interruption, false
+	if recovered && rec.reverted {
+		interruption += rec.outage
+		unknown = rec.unknown
+	}
 	r.u.setPrevious(t.Container, c.Image)
 	r.report(ctx, events.ContainerReplaced{
 		Container: t.Container, Service: c.Service(), Result: events.ResultReplaced,
 		FromImage: c.Image, ToImage: t.Image, FromImageID: c.ImageID, ToImageID: imageID,
-		InterruptionMs: out.interruption.Milliseconds(),
+		InterruptionMs: interruption.Milliseconds(), InterruptionUnknown: unknown,
 	})
 	return events.ContainerResult{
 		Container: t.Container, Result: events.ResultReplaced,
-		FromImage: c.Image, ToImage: t.Image, InterruptionMs: out.interruption.Milliseconds(),
+		FromImage: c.Image, ToImage: t.Image, InterruptionMs: interruption.Milliseconds(), InterruptionUnknown: unknown,
 	}, nil, nil
 }
 

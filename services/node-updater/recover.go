@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cutover-dev/cutover/events"
 )
@@ -69,6 +70,7 @@ func (u *Updater) recoverOne(ctx context.Context, name string, old Container) er
 		return fmt.Errorf("container %s is not labelled %s=%s; leaving it and %s alone", name, events.LabelNode, u.cfg.Node, old.Name)
 	}
 
+	var gateErr error
 	if exists && cur.Running {
 		gate, err := recordedGate(cur.Labels)
 		if err != nil {
@@ -83,14 +85,22 @@ func (u *Updater) recoverOne(ctx context.Context, name string, old Container) er
 			if err := u.rt.Remove(ctx, old.ID); err != nil && !errors.Is(err, ErrNotFound) {
 				return fmt.Errorf("remove old %s: %w", old.Name, err)
 			}
+			outage, known := outageOf(old, cur, time.Now())
 			u.setPrevious(name, old.Image)
+			rec := recoveredReplacement{fromImage: old.Image, fromImageID: old.ImageID, toImageID: cur.ImageID, outage: outage, unknown: !known}
+			rec.reported = u.reportRecovery(ctx, cur.Labels, events.ContainerReplaced{
+				Container: name, Service: cur.Service(), Result: events.ResultReplaced,
+				FromImage: old.Image, ToImage: cur.Image, FromImageID: old.ImageID, ToImageID: cur.ImageID,
+				InterruptionMs: outage.Milliseconds(), InterruptionUnknown: !known, Recovered: true,
+			})
 			u.prevMu.Lock()
-			u.recovered[name] = recoveredReplacement{fromImage: old.Image, fromImageID: old.ImageID, toImageID: cur.ImageID}
+			u.recovered[name] = rec
 			u.prevMu.Unlock()
 			log.Info("recovery finished an interrupted replacement: the new container is healthy, the old one is removed",
-				"new_id", shortID(cur.ID), "image", cur.Image)
+				"new_id", shortID(cur.ID), "image", cur.Image, "interruption", outage.Round(time.Millisecond), "interruption_known", known)
 			return nil
 		}
+		gateErr = err
 		log.Info("recovery found the new container unhealthy; reverting", "new_id", shortID(cur.ID), "err", err)
 	}
 
@@ -110,8 +120,61 @@ func (u *Updater) recoverOne(ctx context.Context, name string, old Container) er
 	if err := u.waitHealthy(ctx, old.ID, healthGate{minHealthy: DefaultMinHealthy, timeout: DefaultHealthTimeout}); err != nil {
 		return fmt.Errorf("old %s after restart: %w", name, err)
 	}
-	log.Info("recovery reverted an interrupted replacement: the old container serves again", "image", old.Image, "removed_new", exists)
+	outage, known := outageOf(old, Container{}, time.Now())
+	reason := "the node-updater stopped (crashed or was killed) during this replacement; recovery at its start went back to the old container, and the command, redelivered, replaces it again"
+	if gateErr != nil {
+		reason = fmt.Sprintf("the node-updater stopped during this replacement; recovery at its start found the new container failing its health gate (%v) and went back to the old one", gateErr)
+	}
+	var labels map[string]string
+	image := ""
+	if exists {
+		labels, image = cur.Labels, cur.Image
+	}
+	u.reportRecovery(ctx, labels, events.ContainerReverted{
+		Container: name, Step: StepRecovery, Reason: reason, Image: image,
+		InterruptionMs: outage.Milliseconds(), InterruptionUnknown: !known,
+	})
+	u.prevMu.Lock()
+	u.recovered[name] = recoveredReplacement{reverted: true, outage: outage, unknown: !known}
+	u.prevMu.Unlock()
+	log.Info("recovery reverted an interrupted replacement: the old container serves again", "image", old.Image, "removed_new", exists,
+		"interruption", outage.Round(time.Millisecond), "interruption_known", known)
 	return nil
+}
+
+// outageOf returns how long a container did not serve until until, when a
+// crash interrupted its replacement: from the engine's record of the old
+// container's stop, so the time the node-updater was down counts. A running
+// old container never stopped (0). A new container that started before the
+// old one stopped is a start-first replacement past its swap, which served
+// throughout (0). known is false when the old container stopped and the
+// engine cannot tell when.
+func outageOf(old, cur Container, until time.Time) (d time.Duration, known bool) {
+	switch {
+	case old.Running:
+		return 0, true
+	case old.StoppedAt.IsZero() || old.StoppedAt.Before(old.StartedAt):
+		return 0, false
+	case !cur.StartedAt.IsZero() && cur.StartedAt.Before(old.StoppedAt):
+		return 0, true
+	}
+	return max(until.Sub(old.StoppedAt), 0), true
+}
+
+// reportRecovery queues an event recovery produced, caused by the command
+// recorded in labels (the new container's) when they name one. It reports
+// whether the event was queued.
+func (u *Updater) reportRecovery(ctx context.Context, labels map[string]string, data events.Data) bool {
+	opts := append([]events.Option{events.WithNode(u.cfg.Node)}, causedByLabels(labels)...)
+	e, err := events.New(events.Source(serviceName, u.cfg.Node), data, opts...)
+	if err == nil {
+		_, err = u.out.add(context.WithoutCancel(ctx), e)
+	}
+	if err != nil {
+		u.log.Warn("queue recovery event", "type", data.EventType(), "err", err)
+		return false
+	}
+	return true
 }
 
 // dropTrial removes trial, a start-first replacement of name that never
@@ -126,6 +189,10 @@ func (u *Updater) dropTrial(ctx context.Context, name string, trial Container) e
 	if err := u.rt.Remove(ctx, trial.ID); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("remove unfinished start-first replacement %s: %w", trial.Name, err)
 	}
+	u.reportRecovery(ctx, trial.Labels, events.ContainerReverted{
+		Container: name, Step: StepRecovery, Image: trial.Image,
+		Reason: "the node-updater stopped during this start-first replacement, before the new container took the name; recovery removed the new container (the old one served throughout)",
+	})
 	u.log.Info("recovery removed an unfinished start-first replacement", "container", name, "new_id", shortID(trial.ID))
 	return nil
 }

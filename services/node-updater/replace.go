@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/cutover-dev/cutover/events"
@@ -47,6 +48,7 @@ type replacement struct {
 	target  events.ContainerTarget
 	old     Container
 	imageID string
+	cause   events.Event // the command, recorded on the new container
 
 	renamed bool   // old container renamed to oldName
 	stopped bool   // a stop of the old container was attempted
@@ -80,7 +82,7 @@ func (r *replacement) run(ctx context.Context) outcome {
 	stoppedAt := time.Now()
 	r.u.stepDone(StepStop)
 
-	id, err := r.u.rt.CreateReplacement(ctx, r.old.ID, name, r.target.Image, gateLabels(r.target))
+	id, err := r.u.rt.CreateReplacement(ctx, r.old.ID, name, r.target.Image, r.labels())
 	if err != nil {
 		return r.abort(ctx, StepCreate, fmt.Errorf("create %s from %s: %w", name, r.target.Image, err))
 	}
@@ -108,7 +110,7 @@ func (r *replacement) runStartFirst(ctx context.Context) outcome {
 	name := r.target.Container
 	r.log.Info("replacing container start-first", "from", r.old.Image, "old_id", shortID(r.old.ID))
 
-	id, err := r.u.rt.CreateReplacement(ctx, r.old.ID, newName(name), r.target.Image, gateLabels(r.target))
+	id, err := r.u.rt.CreateReplacement(ctx, r.old.ID, newName(name), r.target.Image, r.labels())
 	if err != nil {
 		return r.abort(ctx, StepCreate, fmt.Errorf("create %s from %s: %w", newName(name), r.target.Image, err))
 	}
@@ -149,6 +151,14 @@ func (r *replacement) runStartFirst(ctx context.Context) outcome {
 	r.commit(ctx)
 	r.log.Info("container replaced", "new_id", shortID(id), "interruption", interruption)
 	return outcome{interruption: interruption}
+}
+
+// labels returns the labels set on the new container: the command's health
+// gate and the command itself, for recovery after a crash.
+func (r *replacement) labels() map[string]string {
+	l := gateLabels(r.target)
+	maps.Copy(l, commandLabels(r.cause))
+	return l
 }
 
 // stopOld stops the old container within its grace period plus a margin.

@@ -82,6 +82,9 @@ type Container struct {
 	ExitCode int
 	// StartedAt is when the process last started.
 	StartedAt time.Time
+	// StoppedAt is when the process last stopped, zero when it never did or
+	// the engine cannot tell. Recovery measures a crash's outage from it.
+	StoppedAt time.Time
 	// RestartCount counts the engine's automatic restarts.
 	RestartCount int
 	// Healthcheck is true when the container or its image has a healthcheck.

@@ -51,14 +51,26 @@ type Updater struct {
 	// seeded from the node's KV entry on Start.
 	previous map[string]string
 	// recovered remembers, per container name, a replacement that recovery
-	// finished after a crash: the redelivered command then reports it as
-	// replaced rather than unchanged.
+	// finished or reverted after a crash: the redelivered command then
+	// reports it as replaced rather than unchanged, or counts the outage
+	// of the reverted try in its own interruption.
 	recovered map[string]recoveredReplacement
 }
 
-// recoveredReplacement is a replacement that recovery committed.
+// recoveredReplacement is a replacement that recovery committed or
+// reverted.
 type recoveredReplacement struct {
 	fromImage, fromImageID, toImageID string
+	// reverted says recovery went back to the old container.
+	reverted bool
+	// outage is how long the container did not serve, from the old one's
+	// stop until the new one passed its gate (committed) or the old one
+	// served again (reverted); unknown says the engine could not tell when
+	// the old one stopped.
+	outage  time.Duration
+	unknown bool
+	// reported says recovery published the committed replacement.
+	reported bool
 }
 
 // stepDone calls the AfterStep hook.

@@ -112,6 +112,9 @@ func fromInspect(c container.InspectResponse) nodeupdater.Container {
 		if t, err := time.Parse(time.RFC3339Nano, s.StartedAt); err == nil && t.Year() > 1 {
 			out.StartedAt = t
 		}
+		if t, err := time.Parse(time.RFC3339Nano, s.FinishedAt); err == nil && t.Year() > 1 {
+			out.StoppedAt = t
+		}
 		if h := s.Health; h != nil && h.Status != container.NoHealthcheck {
 			out.Healthcheck = true
 			out.Health = string(h.Status)

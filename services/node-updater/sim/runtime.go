@@ -88,6 +88,7 @@ type container struct {
 	created         bool // never started yet
 	running         bool
 	startedAt       time.Time
+	stoppedAt       time.Time
 	healthAt        time.Time // when the health check reports a verdict
 	sick            bool      // the verdict is unhealthy
 	exitCode        int
@@ -193,7 +194,7 @@ func (c *container) view(now time.Time) nodeupdater.Container {
 	out := nodeupdater.Container{
 		ID: c.id, Name: c.name, Image: c.image, ImageID: ImageID(c.image),
 		Labels: maps.Clone(c.labels), Running: c.running, ExitCode: c.exitCode,
-		StartedAt: c.startedAt, Healthcheck: true,
+		StartedAt: c.startedAt, StoppedAt: c.stoppedAt, Healthcheck: true,
 	}
 	switch {
 	case c.running:
@@ -303,7 +304,7 @@ func (r *Runtime) Stop(ctx context.Context, id string, _ time.Duration) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c.running, c.exitCode = false, 0
+	c.running, c.exitCode, c.stoppedAt = false, 0, time.Now()
 	r.stats.Stops++
 	return nil
 }

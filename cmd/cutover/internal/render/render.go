@@ -167,8 +167,15 @@ func detail(e events.Event) string {
 		if v.Result == events.ResultUnchanged {
 			return v.Container + ": already runs " + v.ToImage
 		}
-		return fmt.Sprintf("%s: %s -> %s, interruption %s", v.Container, v.FromImage, v.ToImage, Duration(time.Duration(v.InterruptionMs)*time.Millisecond))
+		out := fmt.Sprintf("%s: %s -> %s, interruption %s", v.Container, v.FromImage, v.ToImage, interruption(v.InterruptionMs, v.InterruptionUnknown))
+		if v.Recovered {
+			out += " (finished by recovery after a node-updater restart)"
+		}
+		return out
 	case *events.ContainerReverted:
+		if v.Step == "recovery" {
+			return fmt.Sprintf("%s: %s; old container serves again, interruption %s", v.Container, v.Reason, interruption(v.InterruptionMs, v.InterruptionUnknown))
+		}
 		return fmt.Sprintf("%s: %s failed (%s); old container serves again", v.Container, v.Step, v.Reason)
 	case *events.NodeUpdateCompleted:
 		return Plural(len(v.Results), "container") + " done"
@@ -254,4 +261,14 @@ func detail(e events.Event) string {
 		return fmt.Sprintf("message %d on %s refused: %s%s", v.StreamSequence, v.Subject, f, v.Reason)
 	}
 	return ""
+}
+
+// interruption renders a container's measured interruption; unknown says
+// part of it could not be measured, so it was longer.
+func interruption(ms int64, unknown bool) string {
+	d := Duration(time.Duration(ms) * time.Millisecond)
+	if unknown {
+		return "unknown (more than " + d + ")"
+	}
+	return d
 }

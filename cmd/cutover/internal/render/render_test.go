@@ -126,3 +126,29 @@ func TestLinesAlignLongNodeNames(t *testing.T) {
 		t.Errorf("pull retry detail = %q", got)
 	}
 }
+
+// Recovery after a node-updater crash says what it did and never shows an
+// interruption it could not measure as a plain figure.
+func TestRecoveryDetails(t *testing.T) {
+	tests := []struct {
+		name string
+		data events.Data
+		want string
+	}{
+		{"reverted by recovery", &events.ContainerReverted{Container: "web", Step: "recovery", Reason: "the node-updater stopped", InterruptionMs: 34000},
+			"web: the node-updater stopped; old container serves again, interruption 34s"},
+		{"finished by recovery, unknown", &events.ContainerReplaced{Container: "web", Result: events.ResultReplaced, FromImage: "a", ToImage: "b", InterruptionMs: 2800, InterruptionUnknown: true, Recovered: true},
+			"web: a -> b, interruption unknown (more than 2.8s) (finished by recovery after a node-updater restart)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := events.New(events.Source("test", ""), tc.data, events.WithNode("n1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := detail(e); got != tc.want {
+				t.Errorf("detail = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
