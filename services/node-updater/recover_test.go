@@ -135,6 +135,7 @@ func TestRecoveryReportsWhatItDid(t *testing.T) {
 			if len(done.Results) != 1 || done.Results[0].Result != events.ResultReplaced {
 				t.Fatalf("completed results %+v, want web replaced", done.Results)
 			}
+			t.Logf("down before the restart >= %d ms; recovery reported %d ms; the command's result %d ms", down.Milliseconds(), outage, done.Results[0].InterruptionMs)
 			if res := done.Results[0]; res.InterruptionMs < outage || res.InterruptionUnknown {
 				t.Errorf("the command reports an interruption of %d ms (unknown %v); recovery alone measured %d ms", res.InterruptionMs, res.InterruptionUnknown, outage)
 			}
