@@ -61,9 +61,14 @@ var (
 	_ migrator.Database = (*Database)(nil)
 )
 
+// runMethods is apply.Methods under a name of this package, so that
+// Database embeds it without exporting a field.
+type runMethods = apply.Methods
+
 // Database is one MariaDB/MySQL database and its migration source. It holds
 // no connection between calls.
 type Database struct {
+	runMethods
 	drv    Driver
 	cfg    *gomysql.Config // the database, multiStatements on
 	name   string
@@ -169,6 +174,7 @@ func (d Driver) Open(ctx context.Context, location, source string) (migrator.Dat
 		d.BackupAbove = defaultBackupAbove
 	}
 	db := &Database{drv: d, cfg: cfg, name: cfg.DBName, key: "mysql://" + cfg.Addr + "/" + cfg.DBName, method: d.Method}
+	db.runMethods = apply.Bind(db.run)
 	if source != "" {
 		if db.source, err = filepath.Abs(source); err != nil {
 			return nil, fmt.Errorf("open migration source %q: %w", source, err)
@@ -271,9 +277,6 @@ func tableExists(ctx context.Context, db querier, table string) (bool, error) {
 	return n > 0, err
 }
 
-// Version reads golang-migrate's version of the database.
-func (d *Database) Version(ctx context.Context) (uint, bool, error) { return d.run().Version(ctx) }
-
 // schema finds golang-migrate's version table and the ledger in the
 // connection's database; the ledger's placeholders become question marks.
 var schema = apply.Schema{
@@ -287,11 +290,6 @@ var schema = apply.Schema{
 // readVersion reads golang-migrate's version on db (apply.Schema.ReadVersion).
 var readVersion = schema.ReadVersion
 
-// Migrations lists the source directory's migrations (migrator.ReadSource).
-func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error) {
-	return d.run().Migrations(ctx)
-}
-
 // RecordRun records run in the ledger (nil: the last run ended clean), and
 // its start next to its snapshot (package runmarks).
 func (d *Database) RecordRun(ctx context.Context, run *migrator.Run) error {
@@ -301,14 +299,6 @@ func (d *Database) RecordRun(ctx context.Context, run *migrator.Run) error {
 		}
 	}
 	return d.run().RecordRun(ctx, run)
-}
-
-// LastRun returns the run recorded and not ended, nil when none.
-func (d *Database) LastRun(ctx context.Context) (*migrator.Run, error) { return d.run().LastRun(ctx) }
-
-// Applied returns the ledger of applied files (package ledger).
-func (d *Database) Applied(ctx context.Context) ([]migrator.Applied, error) {
-	return d.run().Applied(ctx)
 }
 
 // qmarks adapts the ledger's numbered placeholders ($1, $2, ...) to the
@@ -327,12 +317,12 @@ func (q qmarks) QueryContext(ctx context.Context, query string, args ...any) (*s
 
 // Up applies the up migrations after the current version until target.
 func (d *Database) Up(ctx context.Context, target uint) error {
-	return d.locked(ctx, "migrate", func() error { return d.run().Migrate(ctx, target, true) })
+	return d.locked(ctx, "migrate", func() error { return d.runMethods.Up(ctx, target) })
 }
 
 // Down applies the down migrations from the current version until target.
 func (d *Database) Down(ctx context.Context, target uint) error {
-	return d.locked(ctx, "migrate", func() error { return d.run().Migrate(ctx, target, false) })
+	return d.locked(ctx, "migrate", func() error { return d.runMethods.Down(ctx, target) })
 }
 
 // run describes the database to apply.Run, which migrates one step at a
@@ -362,10 +352,6 @@ func (d *Database) stepError(step migrator.Migration, name string, err error) *m
 	se.RolledBack = rerr == nil && migrator.Statements(string(body)) == 1 && migrator.Transactional(string(body))
 	return se
 }
-
-// Force records version as the clean current version, without running
-// anything (apply.Run.Force).
-func (d *Database) Force(ctx context.Context, version uint) error { return d.run().Force(ctx, version) }
 
 // Fingerprint returns sha256:<hex> of the database's schema: its tables,
 // columns (type, nullability, default), indexes and triggers, migration

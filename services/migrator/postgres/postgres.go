@@ -61,10 +61,15 @@ var (
 	_ migrator.Database = (*Database)(nil)
 )
 
+// runMethods is apply.Methods under a name of this package, so that
+// Database embeds it without exporting a field.
+type runMethods = apply.Methods
+
 // Database is one PostgreSQL database and its migration source. It holds no
 // connection between calls, so that its snapshots and restores find no
 // connection of its own on the database.
 type Database struct {
+	runMethods
 	// multi runs a file statement by statement, each in its own implicit
 	// transaction (x-multi-statement=true in the URL, as golang-migrate's
 	// pgx driver takes it): a CREATE INDEX CONCURRENTLY may then sit in a
@@ -122,6 +127,7 @@ func (d Driver) Open(ctx context.Context, location, source string) (migrator.Dat
 	admin.Database = d.MaintenanceDB
 	db := &Database{drv: d, cfg: cfg, admin: admin, name: cfg.Database, multi: multi,
 		key: "postgres://" + net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))) + "/" + cfg.Database}
+	db.runMethods = apply.Bind(db.run)
 	if source != "" {
 		if db.source, err = filepath.Abs(source); err != nil {
 			return nil, fmt.Errorf("open migration source %q: %w", source, err)
@@ -189,9 +195,6 @@ func open(ctx context.Context, cfg *pgx.ConnConfig, what string) (*sql.DB, error
 	return db, nil
 }
 
-// Version reads golang-migrate's version of the database.
-func (d *Database) Version(ctx context.Context) (uint, bool, error) { return d.run().Version(ctx) }
-
 // schema finds golang-migrate's schema_migrations table and the ledger in
 // the connection's current schema.
 var schema = apply.Schema{
@@ -205,26 +208,6 @@ var schema = apply.Schema{
 
 // readVersion reads golang-migrate's version on db (apply.Schema.ReadVersion).
 var readVersion = schema.ReadVersion
-
-// Migrations lists the source directory's migrations (migrator.ReadSource).
-func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error) {
-	return d.run().Migrations(ctx)
-}
-
-// Applied returns the ledger of applied files (package ledger).
-func (d *Database) Applied(ctx context.Context) ([]migrator.Applied, error) {
-	return d.run().Applied(ctx)
-}
-
-// Up applies the up migrations after the current version until target.
-func (d *Database) Up(ctx context.Context, target uint) error {
-	return d.run().Migrate(ctx, target, true)
-}
-
-// Down applies the down migrations from the current version until target.
-func (d *Database) Down(ctx context.Context, target uint) error {
-	return d.run().Migrate(ctx, target, false)
-}
 
 // run describes the database to apply.Run, which migrates one step at a
 // time, so that a failure names its file. Each
@@ -266,10 +249,6 @@ func (d *Database) stepError(step migrator.Migration, name string, err error) *m
 	return se
 }
 
-// Force records version as the clean current version, without running
-// anything (apply.Run.Force).
-func (d *Database) Force(ctx context.Context, version uint) error { return d.run().Force(ctx, version) }
-
 // appName is the application_name of the migrator's sessions, unless the
 // URL names another.
 const appName = "cutover-migrator"
@@ -293,6 +272,3 @@ func (d *Database) RecordRun(ctx context.Context, run *migrator.Run) error {
 	}
 	return d.run().RecordRun(ctx, run)
 }
-
-// LastRun returns the run recorded and not ended, nil when none.
-func (d *Database) LastRun(ctx context.Context) (*migrator.Run, error) { return d.run().LastRun(ctx) }

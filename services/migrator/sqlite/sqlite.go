@@ -19,7 +19,6 @@ import (
 	"github.com/cutover-dev/cutover/services/migrator"
 	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
 	"github.com/cutover-dev/cutover/services/migrator/internal/runmarks"
-	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
 
 // Driver opens SQLite databases by file path.
@@ -60,6 +59,7 @@ func (Driver) Open(ctx context.Context, location, source string) (migrator.Datab
 		return nil, fmt.Errorf("open sqlite database %s: it is a directory; name the database file", path)
 	}
 	d := &Database{path: path, snapDir: filepath.Join(filepath.Dir(path), SnapshotDir), noTxWrap: noTxWrap}
+	d.runMethods = apply.Bind(d.run)
 	if source != "" {
 		if d.source, err = filepath.Abs(source); err != nil {
 			return nil, fmt.Errorf("open migration source %q: %w", source, err)
@@ -74,8 +74,13 @@ func (Driver) Open(ctx context.Context, location, source string) (migrator.Datab
 // SnapshotDir is the directory, next to each database, that holds its snapshots.
 const SnapshotDir = ".cutover-snapshots"
 
+// runMethods is apply.Methods under a name of this package, so that
+// Database embeds it without exporting a field.
+type runMethods = apply.Methods
+
 // Database is one SQLite file and its migration source.
 type Database struct {
+	runMethods
 	// noTxWrap runs each file without golang-migrate's BEGIN/COMMIT around
 	// it (x-no-tx-wrap=true after the path, as golang-migrate's sqlite
 	// driver takes it), for files that control their own transaction.
@@ -116,9 +121,6 @@ func conn(ctx context.Context, path string, extra ...string) (*sql.DB, error) {
 	return db, nil
 }
 
-// Version reads golang-migrate's version of the database.
-func (d *Database) Version(ctx context.Context) (uint, bool, error) { return d.run().Version(ctx) }
-
 // schema finds golang-migrate's schema_migrations table and the ledger in
 // the file.
 var schema = apply.Schema{
@@ -132,27 +134,6 @@ var schema = apply.Schema{
 
 // readVersion reads golang-migrate's version on db (apply.Schema.ReadVersion).
 var readVersion = schema.ReadVersion
-
-// Migrations lists the source directory's migrations by ascending version
-// (migrator.ReadSource).
-func (d *Database) Migrations(ctx context.Context) ([]migrator.Migration, error) {
-	return d.run().Migrations(ctx)
-}
-
-// Applied returns the ledger of applied files (package ledger).
-func (d *Database) Applied(ctx context.Context) ([]migrator.Applied, error) {
-	return d.run().Applied(ctx)
-}
-
-// Up applies the up migrations after the current version until target.
-func (d *Database) Up(ctx context.Context, target uint) error {
-	return d.run().Migrate(ctx, target, true)
-}
-
-// Down applies the down migrations from the current version until target.
-func (d *Database) Down(ctx context.Context, target uint) error {
-	return d.run().Migrate(ctx, target, false)
-}
 
 // run describes the database to apply.Run, which migrates one step at a
 // time, so that a failure names its file. It stops
@@ -185,39 +166,6 @@ func (d *Database) stepError(step migrator.Migration, name string, err error) *m
 			"remove its BEGIN/COMMIT, or add ?x-no-tx-wrap=true to the database location so the file runs as written", se.Err)
 	}
 	return se
-}
-
-// Force records version as the clean current version, without running
-// anything.
-func (d *Database) Force(ctx context.Context, version uint) error {
-	db, err := conn(ctx, d.path)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := force(ctx, db, version, `INSERT INTO `+migratesqlite.DefaultMigrationsTable+` (version, dirty) VALUES (?, false)`); err != nil {
-		return fmt.Errorf("force version %d on %s: %w", version, d.path, err)
-	}
-	return nil
-}
-
-// force rewrites golang-migrate's version table as golang-migrate does:
-// one row, none for version 0.
-func force(ctx context.Context, db *sql.DB, version uint, insert string) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM `+migratesqlite.DefaultMigrationsTable); err != nil {
-		return err
-	}
-	if version > 0 || ledger.Has(ctx, tx, 0) {
-		if _, err := tx.ExecContext(ctx, insert, int64(version)); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
 }
 
 // RecordRun records run in the ledger (nil: the last run ended clean), and
@@ -267,6 +215,3 @@ func (d *Database) MarkRun(ctx context.Context) error {
 	}
 	return runmarks.End(d.snapDir, run, name)
 }
-
-// LastRun returns the run recorded and not ended, nil when none.
-func (d *Database) LastRun(ctx context.Context) (*migrator.Run, error) { return d.run().LastRun(ctx) }

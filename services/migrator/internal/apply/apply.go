@@ -428,3 +428,51 @@ func (r Run) Migrate(ctx context.Context, target uint, up bool) error {
 	}()
 	return Steps(ctx, m, lx, steps, up, r.Key, r.StepError)
 }
+
+// Methods answers the methods of migrator.Database that are the same walk
+// for every driver, each on a fresh Run from the driver: a driver's Database
+// embeds it (Bind) and declares only the methods its database does
+// differently (MySQL's Up and Down take a server lock first; RecordRun
+// also writes the run's start for package runmarks).
+type Methods struct{ run func() Run }
+
+// Bind returns the Methods that describe each call with run.
+func Bind(run func() Run) Methods { return Methods{run: run} }
+
+// Version reads golang-migrate's version of the database.
+func (m Methods) Version(ctx context.Context) (uint, bool, error) { return m.run().Version(ctx) }
+
+// Migrations lists the source directory's migrations by ascending version
+// (migrator.ReadSource).
+func (m Methods) Migrations(ctx context.Context) ([]migrator.Migration, error) {
+	return m.run().Migrations(ctx)
+}
+
+// Applied returns the ledger of applied files (package ledger).
+func (m Methods) Applied(ctx context.Context) ([]migrator.Applied, error) {
+	return m.run().Applied(ctx)
+}
+
+// Up applies the up migrations after the current version until target.
+func (m Methods) Up(ctx context.Context, target uint) error {
+	return m.run().Migrate(ctx, target, true)
+}
+
+// Down applies the down migrations from the current version until target.
+func (m Methods) Down(ctx context.Context, target uint) error {
+	return m.run().Migrate(ctx, target, false)
+}
+
+// Force records version as the clean current version, without running
+// anything (Run.Force).
+func (m Methods) Force(ctx context.Context, version uint) error {
+	return m.run().Force(ctx, version)
+}
+
+// RecordRun records run in the ledger (nil: the last run ended clean).
+func (m Methods) RecordRun(ctx context.Context, run *migrator.Run) error {
+	return m.run().RecordRun(ctx, run)
+}
+
+// LastRun returns the run recorded and not ended, nil when none.
+func (m Methods) LastRun(ctx context.Context) (*migrator.Run, error) { return m.run().LastRun(ctx) }
