@@ -111,20 +111,12 @@ func (m *Migrator) migrateCommand(ctx context.Context, e events.Event, req event
 		return fail(events.MigrationFailed{Error: fmt.Sprintf("command %s in image %s: %v", redactText(strings.Join(req.Command.Command, " "), secrets), req.Command.Image, err), State: untouched + " (nothing ran, no snapshot taken)"})
 	}
 
-	db, release, refused, err := m.prepareRun(ctx, req, "", database, e.ID(), log)
-	if refused != nil {
-		return fail(events.MigrationFailed{Error: refused.Error(), State: untouched})
-	}
-	if err != nil {
+	r, err := m.beginRun(ctx, req, "", database, e.ID(), log, fail)
+	if r == nil {
 		return err
 	}
-	defer release()
-
-	started := time.Now()
-	from, dirty, err := db.Version(ctx)
-	if err != nil {
-		return fail(events.MigrationFailed{Error: err.Error(), State: "unknown: the migrator could not read the version; check the database"})
-	}
+	defer r.release()
+	db, from, dirty, started := r.db, r.from, r.dirty, r.started
 	if dirty && !req.Recover {
 		return fail(events.MigrationFailed{Error: fmt.Sprintf("database is dirty at version %d", from), Version: from,
 			State: fmt.Sprintf("dirty at version %d, unchanged; send the request again with recover, or repair the database by hand", from)})

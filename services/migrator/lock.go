@@ -190,3 +190,35 @@ func (m *Migrator) prepareRun(ctx context.Context, req events.MigrationRequested
 	}
 	return db, done, nil, nil
 }
+
+// begun is a database prepared for a migration request and the version it
+// was found at when the run started.
+type begun struct {
+	db      Database
+	release func()
+	from    uint
+	dirty   bool
+	started time.Time
+}
+
+// beginRun prepares the request's database (prepareRun) and reads its
+// version. A refusal, or a version it cannot read, is answered with fail,
+// the database untouched; then, as when the lock is not taken, beginRun
+// returns nil and the error its caller returns.
+func (m *Migrator) beginRun(ctx context.Context, req events.MigrationRequested, source, database, requestID string, log *slog.Logger,
+	fail func(events.MigrationFailed) error) (*begun, error) {
+	db, release, refused, err := m.prepareRun(ctx, req, source, database, requestID, log)
+	if refused != nil {
+		return nil, fail(events.MigrationFailed{Error: refused.Error(), State: "unchanged: the migrator did not touch the database"})
+	}
+	if err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	from, dirty, err := db.Version(ctx)
+	if err != nil {
+		defer release() // after the answer, as for every other failure of the run
+		return nil, fail(events.MigrationFailed{Error: err.Error(), State: "unknown: the migrator could not read the version; check the database"})
+	}
+	return &begun{db: db, release: release, from: from, dirty: dirty, started: started}, nil
+}

@@ -47,19 +47,12 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 		}
 		return m.migrateCommand(ctx, e, req, log, fail, failed)
 	}
-	db, release, refused, err := m.prepareRun(ctx, req, req.Source, database, e.ID(), log)
-	if refused != nil {
-		return fail(events.MigrationFailed{Error: refused.Error(), State: untouched})
-	}
-	if err != nil {
+	r, err := m.beginRun(ctx, req, req.Source, database, e.ID(), log, fail)
+	if r == nil {
 		return err
 	}
-	defer release()
-	started := time.Now()
-	from, dirty, err := db.Version(ctx)
-	if err != nil {
-		return fail(events.MigrationFailed{Error: err.Error(), State: "unknown: the migrator could not read the version; check the database"})
-	}
+	defer r.release()
+	db, from, dirty, started := r.db, r.from, r.dirty, r.started
 	if dirty && !req.Recover {
 		return fail(events.MigrationFailed{
 			Error:   fmt.Sprintf("database is dirty at version %d: a migration stopped midway before this request", from),

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -207,12 +206,7 @@ func (d *Database) snapshotBackup(ctx context.Context, db *sql.DB, l label, dir 
 		return fail(err)
 	}
 	l.Method, l.Size, l.SHA256 = MethodBackup, size, sum
-	b, _ := json.Marshal(l)
-	if err := os.WriteFile(final+".json", b, 0o600); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.Remove(final + ".json")
+	if err := l.publish(tmp, final); err != nil {
 		return fail(err)
 	}
 	return migrator.Snapshot{ID: id, Time: now, Location: final, Version: l.Version, Dirty: l.Dirty}, nil

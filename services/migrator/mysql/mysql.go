@@ -61,10 +61,6 @@ var (
 	_ migrator.Database = (*Database)(nil)
 )
 
-// runMethods is apply.Methods under a name of this package, so that
-// Database embeds it without exporting a field.
-type runMethods = apply.Methods
-
 // Database is one MariaDB/MySQL database and its migration source. It holds
 // no connection between calls.
 type Database struct {
@@ -324,6 +320,10 @@ func (d *Database) Up(ctx context.Context, target uint) error {
 func (d *Database) Down(ctx context.Context, target uint) error {
 	return d.locked(ctx, "migrate", func() error { return d.runMethods.Down(ctx, target) })
 }
+
+// runMethods is apply.Methods under a name of this package, so that
+// Database embeds it (bound to run) without exporting a field.
+type runMethods = apply.Methods
 
 // run describes the database to apply.Run, which migrates one step at a
 // time, so that a failure names its file. Each

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
 	"github.com/cutover-dev/cutover/services/migrator/internal/runmarks"
 	"github.com/cutover-dev/cutover/services/migrator/internal/sqlrows"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
@@ -250,15 +251,25 @@ func (d *Database) dumpSnapshot(ctx context.Context, db *sql.DB, l label, dir st
 		return fail(err)
 	}
 	l.Size, l.SHA256 = size, hex.EncodeToString(h.Sum(nil))
-	b, _ := json.Marshal(l)
-	if err := os.WriteFile(final+".json", b, 0o600); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.Remove(final + ".json")
+	if err := l.publish(tmp, final); err != nil {
 		return fail(err)
 	}
 	return migrator.Snapshot{ID: id, Time: now, Location: final, Version: l.Version, Dirty: l.Dirty}, nil
+}
+
+// publish writes the label of the snapshot written at tmp next to its final
+// path, then renames it there: a snapshot under its final name is complete
+// and labelled. On failure the label is removed again; tmp is the caller's.
+func (l label) publish(tmp, final string) error {
+	b, _ := json.Marshal(l)
+	if err := os.WriteFile(final+".json", b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		_ = os.Remove(final + ".json")
+		return err
+	}
+	return nil
 }
 
 // newSnapshot names a new snapshot taken now in dir (id, its final path,
@@ -492,15 +503,7 @@ func (d *Database) restore(ctx context.Context, id string) (migrator.Snapshot, e
 	if _, err := admin.ExecContext(cleanup, `DROP DATABASE IF EXISTS `+quote(aside)); err != nil {
 		return migrator.Snapshot{}, fmt.Errorf("restore %s: restored, but dropping the replaced tables in %s failed: %w; drop it by hand", d.key, aside, err)
 	}
-	v, dirty, err := d.Version(ctx)
-	if err != nil {
-		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: %w", d.key, id, err)
-	}
-	if v != snap.Version || dirty != snap.Dirty {
-		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: version %d (dirty %v), want the snapshot's %d (dirty %v)",
-			d.key, id, v, dirty, snap.Version, snap.Dirty)
-	}
-	return snap, nil
+	return apply.Restored(ctx, d.Version, d.key, id, snap)
 }
 
 // load streams the dump at p into database scratch with the mariadb client,

@@ -61,10 +61,6 @@ var (
 	_ migrator.Database = (*Database)(nil)
 )
 
-// runMethods is apply.Methods under a name of this package, so that
-// Database embeds it without exporting a field.
-type runMethods = apply.Methods
-
 // Database is one PostgreSQL database and its migration source. It holds no
 // connection between calls, so that its snapshots and restores find no
 // connection of its own on the database.
@@ -208,6 +204,10 @@ var schema = apply.Schema{
 
 // readVersion reads golang-migrate's version on db (apply.Schema.ReadVersion).
 var readVersion = schema.ReadVersion
+
+// runMethods is apply.Methods under a name of this package, so that
+// Database embeds it (bound to run) without exporting a field.
+type runMethods = apply.Methods
 
 // run describes the database to apply.Run, which migrates one step at a
 // time, so that a failure names its file. Each

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
 	"github.com/cutover-dev/cutover/services/migrator/internal/runmarks"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
 )
@@ -576,15 +577,7 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 	}
 	// The runs since the snapshot are undone: their records go.
 	_, _ = runmarks.Forget(d.dumpDir(), d.snapPrefix(), snap.Time)
-	v, dirty, err := d.Version(ctx)
-	if err != nil {
-		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: %w", d.key, id, err)
-	}
-	if v != snap.Version || dirty != snap.Dirty {
-		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: version %d (dirty %v), want the snapshot's %d (dirty %v)",
-			d.key, id, v, dirty, snap.Version, snap.Dirty)
-	}
-	return snap, nil
+	return apply.Restored(ctx, d.Version, d.key, id, snap)
 }
 
 // SweepLeftovers removes what a pg_dump snapshot of the database left when

@@ -20,6 +20,7 @@ import (
 	msqlite "modernc.org/sqlite"
 
 	"github.com/cutover-dev/cutover/services/migrator"
+	"github.com/cutover-dev/cutover/services/migrator/internal/apply"
 	"github.com/cutover-dev/cutover/services/migrator/internal/runmarks"
 	"github.com/cutover-dev/cutover/services/migrator/internal/sqlrows"
 	"github.com/cutover-dev/cutover/services/migrator/ledger"
@@ -244,15 +245,7 @@ func (d *Database) Restore(ctx context.Context, id string) (migrator.Snapshot, e
 	}
 	// The file is a synced byte copy of the snapshot checked above: reading
 	// its version is enough; a second full check would double the restore.
-	v, dirty, err := d.Version(ctx)
-	if err != nil {
-		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: %w", d.path, id, err)
-	}
-	if v != snap.Version || dirty != snap.Dirty {
-		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: version %d (dirty %v), want the snapshot's %d (dirty %v)",
-			d.path, id, v, dirty, snap.Version, snap.Dirty)
-	}
-	return snap, nil
+	return apply.Restored(ctx, d.Version, d.path, id, snap)
 }
 
 // stage copies snapshot id into the new file tmp, synced and with the

@@ -74,10 +74,6 @@ func (Driver) Open(ctx context.Context, location, source string) (migrator.Datab
 // SnapshotDir is the directory, next to each database, that holds its snapshots.
 const SnapshotDir = ".cutover-snapshots"
 
-// runMethods is apply.Methods under a name of this package, so that
-// Database embeds it without exporting a field.
-type runMethods = apply.Methods
-
 // Database is one SQLite file and its migration source.
 type Database struct {
 	runMethods
@@ -134,6 +130,10 @@ var schema = apply.Schema{
 
 // readVersion reads golang-migrate's version on db (apply.Schema.ReadVersion).
 var readVersion = schema.ReadVersion
+
+// runMethods is apply.Methods under a name of this package, so that
+// Database embeds it (bound to run) without exporting a field.
+type runMethods = apply.Methods
 
 // run describes the database to apply.Run, which migrates one step at a
 // time, so that a failure names its file. It stops

@@ -1,7 +1,8 @@
 // Package apply runs golang-migrate one file at a time for the drivers
 // (sqlite/, postgres/, mysql/), recording each committed file in our own
 // ledger, so a failure names its file and the ledger never runs ahead of
-// the database. Run.Migrate is the walk the drivers share.
+// the database. Run.Migrate is the walk the drivers share; Restored, the
+// check after a restore.
 package apply
 
 import (
@@ -476,3 +477,18 @@ func (m Methods) RecordRun(ctx context.Context, run *migrator.Run) error {
 
 // LastRun returns the run recorded and not ended, nil when none.
 func (m Methods) LastRun(ctx context.Context) (*migrator.Run, error) { return m.run().LastRun(ctx) }
+
+// Restored checks that a database just restored from snapshot id reads the
+// snapshot's version (version reads it; key names the database), and
+// returns snap when it does.
+func Restored(ctx context.Context, version func(context.Context) (uint, bool, error), key, id string, snap migrator.Snapshot) (migrator.Snapshot, error) {
+	v, dirty, err := version(ctx)
+	if err != nil {
+		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: %w", key, id, err)
+	}
+	if v != snap.Version || dirty != snap.Dirty {
+		return migrator.Snapshot{}, fmt.Errorf("check %s restored from snapshot %s: version %d (dirty %v), want the snapshot's %d (dirty %v)",
+			key, id, v, dirty, snap.Version, snap.Dirty)
+	}
+	return snap, nil
+}
