@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -15,12 +17,10 @@ import (
 
 func newDevCmd() *cobra.Command {
 	o := stack.DevOptions{Version: version}
-	cmd := &cobra.Command{
-		Use:     "dev [--nodes a,b|auto|none] [--http ADDR]",
-		Short:   "run NATS, planner, migrator, auditor and node-updaters in one process",
-		Example: "  cutover dev --http 127.0.0.1:8080\n  cutover dev --inventory inventory.yaml --nodes auto",
-		Args:    cli.NoArgs,
-	}
+	cmd := cli.RunCmd("dev [--nodes a,b|auto|none] [--http ADDR]",
+		"run NATS, planner, migrator, auditor and node-updaters in one process",
+		"  cutover dev --http 127.0.0.1:8080\n  cutover dev --inventory inventory.yaml --nodes auto",
+		func(ctx context.Context, w io.Writer) error { return stack.Dev(ctx, w, o) })
 	cmd.Flags().StringVar(&o.Data, "data", defaultDataDir, "data directory (JetStream store, audit database); reuse it to carry on after a restart")
 	cmd.Flags().StringVar(&o.Listen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server, for any NATS client on this machine")
 	cmd.Flags().StringVar(&o.Nodes, "nodes", "auto", "node-updaters to run on the local Docker engine: comma-separated names, auto (every dev.cutover.node label found), or none")
@@ -39,8 +39,5 @@ func newDevCmd() *cobra.Command {
 	httpFS := flag.NewFlagSet("dev-http", flag.ContinueOnError)
 	o.HTTP = httpauth.AddFlags(httpFS, os.Getenv)
 	cmd.Flags().AddGoFlagSet(httpFS)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return stack.Dev(cmd.Context(), cmd.OutOrStdout(), o)
-	}
 	return cmd
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,12 +13,10 @@ import (
 
 func newRehearseCmd() *cobra.Command {
 	var o rehearsal.Options
-	cmd := &cobra.Command{
-		Use:     "rehearse (-f release.yaml --inventory inventory.yaml | --nodes N)",
-		Short:   "run an upgrade on a SIMULATED fleet: duration, events/s, most instances down at once",
-		Example: "  cutover rehearse --nodes 200 --services 10 --failure-rate 0.01\n  cutover rehearse -f release.yaml --inventory inventory.yaml --latency pull=2s-10s,health=1s",
-		Args:    cli.NoArgs,
-	}
+	cmd := cli.RunCmd("rehearse (-f release.yaml --inventory inventory.yaml | --nodes N)",
+		"run an upgrade on a SIMULATED fleet: duration, events/s, most instances down at once",
+		"  cutover rehearse --nodes 200 --services 10 --failure-rate 0.01\n  cutover rehearse -f release.yaml --inventory inventory.yaml --latency pull=2s-10s,health=1s",
+		func(ctx context.Context, w io.Writer) error { return rehearsal.Rehearse(ctx, w, o) })
 	cmd.Flags().StringVarP(&o.File, "file", "f", "", "release manifest (YAML); with --inventory")
 	cmd.Flags().StringVar(&o.InventoryFile, "inventory", "", "inventory (YAML): the simulated fleet and its rollout settings")
 	cmd.Flags().IntVar(&o.Nodes, "nodes", 0, "generate a fleet of this many nodes (instead of -f/--inventory)")
@@ -31,8 +31,5 @@ func newRehearseCmd() *cobra.Command {
 	cmd.Flags().IntVar(&o.MaxPayload, "max-payload", 0, "NATS max_payload in bytes (default: the server's 1 MB, as in production)")
 	cmd.Flags().BoolVar(&o.Quiet, "quiet", false, "print the report only, not the upgrade's progress events")
 	cmd.Flags().BoolVar(&o.Debug, "debug", false, "show the services' logs")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return rehearsal.Rehearse(cmd.Context(), cmd.OutOrStdout(), o)
-	}
 	return cmd
 }

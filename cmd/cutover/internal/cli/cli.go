@@ -4,7 +4,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -43,6 +45,16 @@ func subNames(c *cobra.Command) []string {
 		}
 	}
 	return names
+}
+
+// RunCmd makes a command of no arguments that runs run with the command's
+// context and output (cutover demo, dev, rehearse): the caller adds its
+// flags, which run reads when it is called.
+func RunCmd(use, short, example string, run func(ctx context.Context, w io.Writer) error) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Example: example, Args: NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cmd.OutOrStdout()) },
+	}
 }
 
 // NoArgs refuses positional arguments with a usage error.
