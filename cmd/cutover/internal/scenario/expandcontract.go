@@ -13,7 +13,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/render"
-	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
 	"github.com/cutover-dev/cutover/events"
 	"github.com/cutover-dev/cutover/harness/loadgen"
 	"github.com/cutover-dev/cutover/harness/testkit"
@@ -248,10 +247,7 @@ func runExpandContract(ctx context.Context, cli *client.Client, cfg ecConfig) (r
 		return res, err
 	}
 	res.UpgradeID = req.ID()
-	if err := events.NewPublisher(s.JetStream()).Publish(ctx, req); err != nil {
-		return res, err
-	}
-	res.UpgradeErr = upgrades.Follow(ctx, s.JetStream(), req.ID(), cfg.Events, func(e events.Event) {
+	res.UpgradeErr, res.Load, err = cfg.upgrade(ctx, s.JetStream(), req, load, func(e events.Event) {
 		st := ecStep{Type: e.Type(), At: e.Time()}
 		switch e.Type() {
 		case events.TypeMigrationRequested:
@@ -275,13 +271,7 @@ func runExpandContract(ctx context.Context, cli *client.Client, cfg ecConfig) (r
 		}
 		res.Order = append(res.Order, st)
 	})
-	if ctx.Err() != nil {
-		return res, ctx.Err()
-	}
-	if res.UpgradeErr != nil {
-		res.UpgradeErr = fmt.Errorf("upgrade %s did not complete: %w", req.ID(), res.UpgradeErr)
-	}
-	if res.Load, err = load.finish(ctx, cfg.MinLoad, cfg.Events); err != nil {
+	if err != nil {
 		return res, err
 	}
 	if res.Images, err = zdVersions(ctx, cli, names, cfg.V1, cfg.V2); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
@@ -169,17 +170,14 @@ func runZeroDowntime(ctx context.Context, cli *client.Client, cfg zdConfig) (res
 		return res, err
 	}
 	res.UpgradeID = req.ID()
-	if err := events.NewPublisher(s.JetStream()).Publish(ctx, req); err != nil {
-		return res, err
-	}
-	// follow calls back on this goroutine: the timeline needs no lock.
+	// upgrade calls back on this goroutine: the timeline needs no lock.
 	tl := func(container string) *zdTimeline {
 		if res.Timeline[container] == nil {
 			res.Timeline[container] = &zdTimeline{}
 		}
 		return res.Timeline[container]
 	}
-	res.UpgradeErr = upgrades.Follow(ctx, s.JetStream(), req.ID(), cfg.Events, func(e events.Event) {
+	res.UpgradeErr, res.Load, err = cfg.upgrade(ctx, s.JetStream(), req, load, func(e events.Event) {
 		switch e.Type() {
 		case events.TypeContainerDraining:
 			if d, err := events.DataAs[events.ContainerDraining](e); err == nil {
@@ -195,13 +193,7 @@ func runZeroDowntime(ctx context.Context, cli *client.Client, cfg zdConfig) (res
 			}
 		}
 	})
-	if ctx.Err() != nil {
-		return res, ctx.Err()
-	}
-	if res.UpgradeErr != nil {
-		res.UpgradeErr = fmt.Errorf("upgrade %s did not complete: %w", req.ID(), res.UpgradeErr)
-	}
-	if res.Load, err = load.finish(ctx, cfg.MinLoad, cfg.Events); err != nil {
+	if err != nil {
 		return res, err
 	}
 
@@ -302,6 +294,25 @@ func zdStartLoad(ctx context.Context, cfg loadgen.Config, progress io.Writer) *z
 		l.bg.Go(func() { zdProgress(loadCtx, progress, &live, l.start) })
 	}
 	return l
+}
+
+// upgrade publishes the upgrade request req and follows it to its end,
+// calling on (on this goroutine) with each of its events, then lets the
+// load run out (finish). failed is the upgrade's own failure, for the
+// result; err is the run's.
+func (c runConfig) upgrade(ctx context.Context, js jetstream.JetStream, req events.Event, load *zdLoad, on func(events.Event)) (failed error, lr loadgen.Result, err error) {
+	if err := events.NewPublisher(js).Publish(ctx, req); err != nil {
+		return nil, lr, err
+	}
+	failed = upgrades.Follow(ctx, js, req.ID(), c.Events, on)
+	if ctx.Err() != nil {
+		return failed, lr, ctx.Err()
+	}
+	if failed != nil {
+		failed = fmt.Errorf("upgrade %s did not complete: %w", req.ID(), failed)
+	}
+	lr, err = load.finish(ctx, c.MinLoad, c.Events)
+	return failed, lr, err
 }
 
 // warmUp lets the load run alone for zdWarmUp before the upgrade starts.
