@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -80,24 +81,12 @@ type ConsumerConfig struct {
 }
 
 func (c *ConsumerConfig) setDefaults() {
-	if c.MaxDeliver == 0 {
-		c.MaxDeliver = 8
-	}
-	if c.AckWait == 0 {
-		c.AckWait = 30 * time.Second
-	}
-	if c.BackoffBase == 0 {
-		c.BackoffBase = 250 * time.Millisecond
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = 30 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Service == "" {
-		c.Service = c.Durable
-	}
+	c.MaxDeliver = cmp.Or(c.MaxDeliver, 8)
+	c.AckWait = cmp.Or(c.AckWait, 30*time.Second)
+	c.BackoffBase = cmp.Or(c.BackoffBase, 250*time.Millisecond)
+	c.BackoffMax = cmp.Or(c.BackoffMax, 30*time.Second)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	c.Service = cmp.Or(c.Service, c.Durable)
 }
 
 // Validate returns every problem with the config at once.

@@ -80,36 +80,16 @@ type SetupConfig struct {
 }
 
 func (c *SetupConfig) setDefaults() {
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	if c.MaxAge == 0 {
-		c.MaxAge = DefaultMaxAge
-	}
-	if c.MaxBytes == 0 {
-		c.MaxBytes = DefaultMaxBytes
-	}
-	if c.MaxMsgsPerSubject == 0 {
-		c.MaxMsgsPerSubject = DefaultMaxMsgsPerSubject
-	}
-	if c.MaxMsgSize == 0 {
-		c.MaxMsgSize = MaxEventSize
-	}
-	if c.Duplicates == 0 {
-		c.Duplicates = DefaultDuplicates
-	}
-	if c.NodeTTL == 0 {
-		c.NodeTTL = 30 * time.Second
-	}
-	if c.ProcessedTTL == 0 {
-		c.ProcessedTTL = 24 * time.Hour
-	}
-	if c.MaxConsumers == 0 {
-		c.MaxConsumers = DefaultMaxConsumers
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Replicas = cmp.Or(c.Replicas, 1)
+	c.MaxAge = cmp.Or(c.MaxAge, DefaultMaxAge)
+	c.MaxBytes = cmp.Or(c.MaxBytes, DefaultMaxBytes)
+	c.MaxMsgsPerSubject = cmp.Or(c.MaxMsgsPerSubject, DefaultMaxMsgsPerSubject)
+	c.MaxMsgSize = cmp.Or(c.MaxMsgSize, MaxEventSize)
+	c.Duplicates = cmp.Or(c.Duplicates, DefaultDuplicates)
+	c.NodeTTL = cmp.Or(c.NodeTTL, 30*time.Second)
+	c.ProcessedTTL = cmp.Or(c.ProcessedTTL, 24*time.Hour)
+	c.MaxConsumers = cmp.Or(c.MaxConsumers, DefaultMaxConsumers)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
 }
 
 // Validate reports every field out of range at once.

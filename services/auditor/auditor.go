@@ -1,6 +1,7 @@
 package auditor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,12 +68,8 @@ type Observer interface {
 }
 
 func (c *Config) setDefaults() {
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.SignalRetention == 0 {
-		c.SignalRetention = DefaultSignalRetention
-	}
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	c.SignalRetention = cmp.Or(c.SignalRetention, DefaultSignalRetention)
 	if c.PruneEvery <= 0 {
 		c.PruneEvery = DefaultPruneEvery
 	}

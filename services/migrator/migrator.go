@@ -1,6 +1,7 @@
 package migrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,21 +67,11 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.LockStaleAfter == 0 {
-		c.LockStaleAfter = 2 * time.Minute
-	}
-	if c.LockRefresh == 0 {
-		c.LockRefresh = c.LockStaleAfter / 4
-	}
-	if c.MaxDeliver == 0 {
-		c.MaxDeliver = 30
-	}
-	if c.KeepSnapshots == 0 {
-		c.KeepSnapshots = DefaultKeepSnapshots
-	}
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	c.LockStaleAfter = cmp.Or(c.LockStaleAfter, 2*time.Minute)
+	c.LockRefresh = cmp.Or(c.LockRefresh, c.LockStaleAfter/4)
+	c.MaxDeliver = cmp.Or(c.MaxDeliver, 30)
+	c.KeepSnapshots = cmp.Or(c.KeepSnapshots, DefaultKeepSnapshots)
 }
 
 // DefaultKeepSnapshots is how many snapshots of each database the migrator

@@ -1,6 +1,7 @@
 package nodeupdater
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,27 +75,13 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.AgentVersion == "" {
-		c.AgentVersion = "dev"
-	}
-	if c.InventoryEvery == 0 {
-		c.InventoryEvery = DefaultInventoryEvery
-	}
-	if c.HeartbeatEvery == 0 {
-		c.HeartbeatEvery = DefaultHeartbeatEvery
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.PullAttempts == 0 {
-		c.PullAttempts = DefaultPullAttempts
-	}
-	if c.PullBackoff == 0 {
-		c.PullBackoff = DefaultPullBackoff
-	}
-	if c.PullBackoffMax == 0 {
-		c.PullBackoffMax = DefaultPullBackoffMax
-	}
+	c.AgentVersion = cmp.Or(c.AgentVersion, "dev")
+	c.InventoryEvery = cmp.Or(c.InventoryEvery, DefaultInventoryEvery)
+	c.HeartbeatEvery = cmp.Or(c.HeartbeatEvery, DefaultHeartbeatEvery)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	c.PullAttempts = cmp.Or(c.PullAttempts, DefaultPullAttempts)
+	c.PullBackoff = cmp.Or(c.PullBackoff, DefaultPullBackoff)
+	c.PullBackoffMax = cmp.Or(c.PullBackoffMax, DefaultPullBackoffMax)
 }
 
 // Validate returns every problem with the config at once.

@@ -45,27 +45,13 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Watch == 0 {
-		c.Watch = 10 * time.Second
-	}
-	if c.PostWatch == 0 {
-		c.PostWatch = 30 * time.Second
-	}
-	if c.Lateness == 0 {
-		c.Lateness = 500 * time.Millisecond
-	}
-	if c.MaxUpgrades == 0 {
-		c.MaxUpgrades = 64
-	}
-	if c.MaxWindows == 0 {
-		c.MaxWindows = 1024
-	}
-	if c.MaxSources == 0 {
-		c.MaxSources = 64
-	}
-	if c.Evidence == 0 {
-		c.Evidence = 5
-	}
+	c.Watch = cmp.Or(c.Watch, 10*time.Second)
+	c.PostWatch = cmp.Or(c.PostWatch, 30*time.Second)
+	c.Lateness = cmp.Or(c.Lateness, 500*time.Millisecond)
+	c.MaxUpgrades = cmp.Or(c.MaxUpgrades, 64)
+	c.MaxWindows = cmp.Or(c.MaxWindows, 1024)
+	c.MaxSources = cmp.Or(c.MaxSources, 64)
+	c.Evidence = cmp.Or(c.Evidence, 5)
 }
 
 // Validate returns every problem with the config at once.

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -46,18 +47,10 @@ type Policy struct {
 
 // withDefaults returns p with its zero fields set to the defaults.
 func (p Policy) withDefaults() Policy {
-	if p.ConsecutiveFailures == 0 {
-		p.ConsecutiveFailures = 3
-	}
-	if p.FailureRatio == 0 {
-		p.FailureRatio = 0.5
-	}
-	if p.MinSignals == 0 {
-		p.MinSignals = 4
-	}
-	if p.Action == "" {
-		p.Action = ActionRollback
-	}
+	p.ConsecutiveFailures = cmp.Or(p.ConsecutiveFailures, 3)
+	p.FailureRatio = cmp.Or(p.FailureRatio, 0.5)
+	p.MinSignals = cmp.Or(p.MinSignals, 4)
+	p.Action = cmp.Or(p.Action, ActionRollback)
 	return p
 }
 

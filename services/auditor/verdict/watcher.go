@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,18 +44,10 @@ type WatcherConfig struct {
 
 func (c *WatcherConfig) setDefaults() {
 	c.Judge.setDefaults()
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.TickEvery == 0 {
-		c.TickEvery = 100 * time.Millisecond
-	}
-	if c.Lookback == 0 {
-		c.Lookback = min(max(c.Judge.Watch, c.Judge.PostWatch)+time.Minute, 9*time.Minute)
-	}
-	if c.MaxOutbox == 0 {
-		c.MaxOutbox = 256
-	}
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	c.TickEvery = cmp.Or(c.TickEvery, 100*time.Millisecond)
+	c.Lookback = cmp.Or(c.Lookback, min(max(c.Judge.Watch, c.Judge.PostWatch)+time.Minute, 9*time.Minute))
+	c.MaxOutbox = cmp.Or(c.MaxOutbox, 256)
 }
 
 // Watcher runs a Judge over the CUTOVER stream and publishes its verdicts
