@@ -57,18 +57,28 @@ func webNodes(t *testing.T, s *natstest.Server, nodes ...string) {
 	}
 }
 
+// heldUpgrade puts web nodes n1, n2 and n3 in the inventory, with n1
+// answering only once open holds and a fake node-updater on each of fakes,
+// starts a planner and requests web:v2; it returns the upgrade's id once n1
+// has its command: an upgrade held in its first wave.
+func heldUpgrade(t *testing.T, s *natstest.Server, h *history, open func() bool, fakes ...string) string {
+	t.Helper()
+	webNodes(t, s, "n1", "n2", "n3")
+	gatedNode(t, s.JS, "n1", open, nil)
+	for _, n := range fakes {
+		fakeNode(t, s.JS, n, nil)
+	}
+	startPlanner(t, s.JS)
+	id := request(t, s.JS, map[string]string{"web": "web:v2"})
+	eventually(t, 10*time.Second, "command to n1", func() bool { return h.commandsTo(id)["n1"] == 1 })
+	return id
+}
+
 func TestPauseWaitsForTheWaveThenResumeFinishes(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	webNodes(t, s, "n1", "n2", "n3")
-	paused := func() bool { return len(h.of(events.TypeUpgradeControlRequested)) > 0 }
-	gatedNode(t, s.JS, "n1", paused, nil) // answers only after the pause was asked
-	fakeNode(t, s.JS, "n2", nil)
-	fakeNode(t, s.JS, "n3", nil)
-	startPlanner(t, s.JS)
-
-	id := request(t, s.JS, map[string]string{"web": "web:v2"})
-	eventually(t, 10*time.Second, "command to n1", func() bool { return h.commandsTo(id)["n1"] == 1 })
+	// n1 answers only after the pause was asked.
+	id := heldUpgrade(t, s, h, func() bool { return len(h.of(events.TypeUpgradeControlRequested)) > 0 }, "n2", "n3")
 	control(t, s.JS, id, events.ControlPause)
 	control(t, s.JS, id, events.ControlPause) // idempotent
 	u := waitPhase(t, s.JS, id, planner.PhasePaused)
@@ -99,15 +109,7 @@ func TestPauseWaitsForTheWaveThenResumeFinishes(t *testing.T) {
 func TestAbortStopsForGoodWithoutRollback(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	webNodes(t, s, "n1", "n2", "n3")
-	aborted := func() bool { return len(h.of(events.TypeUpgradeAborted)) > 0 }
-	gatedNode(t, s.JS, "n1", aborted, nil)
-	fakeNode(t, s.JS, "n2", nil)
-	fakeNode(t, s.JS, "n3", nil)
-	startPlanner(t, s.JS)
-
-	id := request(t, s.JS, map[string]string{"web": "web:v2"})
-	eventually(t, 10*time.Second, "command to n1", func() bool { return h.commandsTo(id)["n1"] == 1 })
+	id := heldUpgrade(t, s, h, func() bool { return len(h.of(events.TypeUpgradeAborted)) > 0 }, "n2", "n3")
 	control(t, s.JS, id, events.ControlAbort)
 	control(t, s.JS, id, events.ControlAbort)
 	waitPhase(t, s.JS, id, planner.PhaseAborted)
@@ -136,14 +138,7 @@ func TestAbortStopsForGoodWithoutRollback(t *testing.T) {
 func TestRollbackOfAPausedUpgrade(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	webNodes(t, s, "n1", "n2", "n3")
-	paused := func() bool { return len(h.of(events.TypeUpgradeControlRequested)) > 0 }
-	gatedNode(t, s.JS, "n1", paused, nil)
-	fakeNode(t, s.JS, "n2", nil)
-	startPlanner(t, s.JS)
-
-	id := request(t, s.JS, map[string]string{"web": "web:v2"})
-	eventually(t, 10*time.Second, "command to n1", func() bool { return h.commandsTo(id)["n1"] == 1 })
+	id := heldUpgrade(t, s, h, func() bool { return len(h.of(events.TypeUpgradeControlRequested)) > 0 }, "n2")
 	control(t, s.JS, id, events.ControlPause)
 	waitPhase(t, s.JS, id, planner.PhasePaused)
 	rollbackRequest(t, s.JS, id)
@@ -204,15 +199,8 @@ func answerTo(t *testing.T, h *history, req events.Event) events.UpgradeControlA
 func TestControlAnswers(t *testing.T) {
 	s := natstest.Start(t)
 	h := record(t, s)
-	webNodes(t, s, "n1", "n2", "n3")
 	var release atomic.Bool
-	gatedNode(t, s.JS, "n1", release.Load, nil)
-	fakeNode(t, s.JS, "n2", nil)
-	fakeNode(t, s.JS, "n3", nil)
-	startPlanner(t, s.JS)
-
-	id := request(t, s.JS, map[string]string{"web": "web:v2"})
-	eventually(t, 10*time.Second, "command to n1", func() bool { return h.commandsTo(id)["n1"] == 1 })
+	id := heldUpgrade(t, s, h, release.Load, "n2", "n3")
 	check := func(action string, accepted bool, want string) {
 		t.Helper()
 		a := answerTo(t, h, control(t, s.JS, id, action))
