@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -25,43 +24,24 @@ import (
 // which the planner's version barrier reads.
 func nodeThatReports(t *testing.T, js jetstream.JetStream, node string, containers []events.ObservedContainer) {
 	t.Helper()
-	kv, err := js.KeyValue(t.Context(), events.BucketNodes)
-	if err != nil {
+	if err := natstest.ReportInventory(t.Context(), js, node, containers); err != nil {
 		t.Fatal(err)
 	}
-	report := func(ctx context.Context) error {
-		raw, _ := json.Marshal(events.NodeInventory{Node: node, Runtime: "fake", Containers: containers})
-		_, err := kv.Put(ctx, node, raw)
-		return err
-	}
-	if err := report(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	pub := events.NewPublisher(js)
-	c, err := events.Consume(t.Context(), js, events.ConsumerConfig{Durable: "fake-" + node, FilterSubjects: []string{events.NodeCmdSubject(node)}},
-		func(ctx context.Context, cmd events.Event) error {
-			d, err := events.DataAs[events.NodeUpdateRequested](cmd)
-			if err != nil {
-				return err
-			}
-			var rs []events.ContainerResult
-			for _, target := range d.Containers {
-				for i := range containers {
-					if containers[i].Name == target.Container {
-						rs = append(rs, events.ContainerResult{Container: target.Container, Result: events.ResultReplaced, FromImage: containers[i].Image, ToImage: target.Image})
-						containers[i].Image = target.Image
-					}
+	natstest.AnswerNodes(t, js, "fake-"+node, events.NodeCmdSubject(node), func(ctx context.Context, d events.NodeUpdateRequested) (events.Data, error) {
+		var rs []events.ContainerResult
+		for _, target := range d.Containers {
+			for i := range containers {
+				if containers[i].Name == target.Container {
+					rs = append(rs, events.ContainerResult{Container: target.Container, Result: events.ResultReplaced, FromImage: containers[i].Image, ToImage: target.Image})
+					containers[i].Image = target.Image
 				}
 			}
-			if err := report(ctx); err != nil {
-				return err
-			}
-			return pub.Publish(ctx, events.MustNew(events.Source("node-updater", node), events.NodeUpdateCompleted{Wave: d.Wave, Rollback: d.Rollback, Results: rs}, events.CausedBy(cmd), events.WithNode(node)))
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
+		}
+		if err := natstest.ReportInventory(ctx, js, node, containers); err != nil {
+			return nil, err
+		}
+		return events.NodeUpdateCompleted{Wave: d.Wave, Rollback: d.Rollback, Results: rs}, nil
+	})
 }
 
 // twoNodeFleet is the fleet most cross-service tests roll: nodes n1 and n2,

@@ -52,24 +52,14 @@ func TestLargestPlannerEventFitsNATSDefault(t *testing.T) {
 		}
 	}
 	// One responder for every node: answers each command with completion.
+	natstest.AnswerNodes(t, s.JS, "fleet", "cutover.node.*.cmd", func(_ context.Context, d events.NodeUpdateRequested) (events.Data, error) {
+		rs := make([]events.ContainerResult, 0, len(d.Containers))
+		for _, target := range d.Containers {
+			rs = append(rs, events.ContainerResult{Container: target.Container, Result: events.ResultReplaced, ToImage: target.Image})
+		}
+		return events.NodeUpdateCompleted{Wave: d.Wave, Rollback: d.Rollback, Results: rs}, nil
+	})
 	pub := events.NewPublisher(s.JS)
-	c, err := events.Consume(t.Context(), s.JS, events.ConsumerConfig{Durable: "fleet", FilterSubjects: []string{"cutover.node.*.cmd"}},
-		func(ctx context.Context, cmd events.Event) error {
-			d, err := events.DataAs[events.NodeUpdateRequested](cmd)
-			if err != nil {
-				return err
-			}
-			rs := make([]events.ContainerResult, 0, len(d.Containers))
-			for _, target := range d.Containers {
-				rs = append(rs, events.ContainerResult{Container: target.Container, Result: events.ResultReplaced, ToImage: target.Image})
-			}
-			node := events.NodeID(cmd)
-			return pub.Publish(ctx, events.MustNew(events.Source("node-updater", node), events.NodeUpdateCompleted{Wave: d.Wave, Rollback: d.Rollback, Results: rs}, events.CausedBy(cmd), events.WithNode(node)))
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	startPlannerWith(t, s.JS, planner.Config{Inventory: inv, PollInterval: 100 * time.Millisecond})
 
 	req := events.MustNew(events.Source("test", ""), events.UpgradeRequested{Release: rel, PauseAfterCanary: true})

@@ -45,12 +45,7 @@ func startPlanner(t *testing.T, js jetstream.JetStream) *planner.Planner {
 
 func putInventory(t *testing.T, js jetstream.JetStream, node string, cs ...events.ObservedContainer) {
 	t.Helper()
-	kv, err := js.KeyValue(t.Context(), events.BucketNodes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(events.NodeInventory{Node: node, Runtime: "fake", Containers: cs})
-	if _, err := kv.Put(t.Context(), node, raw); err != nil {
+	if err := natstest.ReportInventory(t.Context(), js, node, cs); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -63,34 +58,21 @@ func web(name, image string) events.ObservedContainer {
 // fail, when set, decides per command whether the node reports a failure.
 func fakeNode(t *testing.T, js jetstream.JetStream, node string, fail func(events.NodeUpdateRequested) bool) {
 	t.Helper()
-	pub := events.NewPublisher(js)
-	c, err := events.Consume(t.Context(), js, events.ConsumerConfig{Durable: "fake-" + node, FilterSubjects: []string{events.NodeCmdSubject(node)}},
-		func(ctx context.Context, cmd events.Event) error {
-			d, err := events.DataAs[events.NodeUpdateRequested](cmd)
-			if err != nil {
-				return err
+	natstest.AnswerNodes(t, js, "fake-"+node, events.NodeCmdSubject(node), func(_ context.Context, d events.NodeUpdateRequested) (events.Data, error) {
+		if fail != nil && fail(d) {
+			return events.NodeUpdateFailed{Wave: d.Wave, Rollback: d.Rollback, Container: d.Containers[0].Container, Step: "health", Error: "never healthy",
+				Results: []events.ContainerResult{{Container: d.Containers[0].Container, Result: events.ResultReverted}}}, nil
+		}
+		var rs []events.ContainerResult
+		for _, c := range d.Containers {
+			from := "web:v1"
+			if d.Rollback {
+				from = "web:v2"
 			}
-			var reply events.Data
-			if fail != nil && fail(d) {
-				reply = events.NodeUpdateFailed{Wave: d.Wave, Rollback: d.Rollback, Container: d.Containers[0].Container, Step: "health", Error: "never healthy",
-					Results: []events.ContainerResult{{Container: d.Containers[0].Container, Result: events.ResultReverted}}}
-			} else {
-				var rs []events.ContainerResult
-				for _, c := range d.Containers {
-					from := "web:v1"
-					if d.Rollback {
-						from = "web:v2"
-					}
-					rs = append(rs, events.ContainerResult{Container: c.Container, Result: events.ResultReplaced, FromImage: from, ToImage: c.Image})
-				}
-				reply = events.NodeUpdateCompleted{Wave: d.Wave, Rollback: d.Rollback, Results: rs}
-			}
-			return pub.Publish(ctx, events.MustNew(events.Source("node-updater", node), reply, events.CausedBy(cmd), events.WithNode(node)))
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
+			rs = append(rs, events.ContainerResult{Container: c.Container, Result: events.ResultReplaced, FromImage: from, ToImage: c.Image})
+		}
+		return events.NodeUpdateCompleted{Wave: d.Wave, Rollback: d.Rollback, Results: rs}, nil
+	})
 }
 
 func request(t *testing.T, js jetstream.JetStream, services map[string]string) string {
