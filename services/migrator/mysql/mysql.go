@@ -171,13 +171,8 @@ func (d Driver) Open(ctx context.Context, location, source string) (migrator.Dat
 	}
 	db := &Database{drv: d, cfg: cfg, name: cfg.DBName, key: "mysql://" + cfg.Addr + "/" + cfg.DBName, method: d.Method}
 	db.runMethods = apply.Bind(db.run)
-	if source != "" {
-		if db.source, err = filepath.Abs(source); err != nil {
-			return nil, fmt.Errorf("open migration source %q: %w", source, err)
-		}
-		if fi, err := os.Stat(db.source); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("open migration source %s: not a readable directory (%v); name the directory holding NNNN_title.up.sql files", db.source, err)
-		}
+	if db.source, err = apply.SourceDir(source); err != nil {
+		return nil, err
 	}
 	c, err := db.conn(ctx)
 	if err != nil {

@@ -97,11 +97,7 @@ func (d Driver) Open(ctx context.Context, location, source string) (migrator.Dat
 		return nil, fmt.Errorf("open postgres database: snapshot method %q is unknown; use auto, template or dump", d.Method)
 	}
 	shown := redact(location)
-	location, opts, err := apply.Options(location, "x-multi-statement")
-	if err != nil {
-		return nil, fmt.Errorf("open postgres database %s: %w", shown, err)
-	}
-	multi, err := apply.BoolOption(opts, "x-multi-statement")
+	location, multi, err := apply.Flag(location, "x-multi-statement")
 	if err != nil {
 		return nil, fmt.Errorf("open postgres database %s: %w", shown, err)
 	}

@@ -36,11 +36,7 @@ const busyTimeout = 10 * time.Second
 // Open returns a handle on the SQLite file at location, with migrations in
 // the directory source (may be ""). The file must exist.
 func (Driver) Open(ctx context.Context, location, source string) (migrator.Database, error) {
-	location, opts, err := apply.Options(location, "x-no-tx-wrap")
-	if err != nil {
-		return nil, fmt.Errorf("open sqlite database %s: %w", location, err)
-	}
-	noTxWrap, err := apply.BoolOption(opts, "x-no-tx-wrap")
+	location, noTxWrap, err := apply.Flag(location, "x-no-tx-wrap")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite database %s: %w", location, err)
 	}
@@ -60,13 +56,8 @@ func (Driver) Open(ctx context.Context, location, source string) (migrator.Datab
 	}
 	d := &Database{path: path, snapDir: filepath.Join(filepath.Dir(path), SnapshotDir), noTxWrap: noTxWrap}
 	d.runMethods = apply.Bind(d.run)
-	if source != "" {
-		if d.source, err = filepath.Abs(source); err != nil {
-			return nil, fmt.Errorf("open migration source %q: %w", source, err)
-		}
-		if fi, err := os.Stat(d.source); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("open migration source %s: not a readable directory (%v); name the directory holding NNNN_title.up.sql files", d.source, err)
-		}
+	if d.source, err = apply.SourceDir(source); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

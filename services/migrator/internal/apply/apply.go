@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -161,6 +162,33 @@ func BoolOption(opts map[string]string, key string) (bool, error) {
 		return false, fmt.Errorf("option %s=%q: want true or false", key, v)
 	}
 	return b, nil
+}
+
+// Flag takes the boolean x- option key, the one option the driver honours,
+// out of location (Options, BoolOption) and returns location without it.
+func Flag(location, key string) (string, bool, error) {
+	location, opts, err := Options(location, key)
+	if err != nil {
+		return "", false, err
+	}
+	on, err := BoolOption(opts, key)
+	return location, on, err
+}
+
+// SourceDir returns the absolute path of the migration source directory
+// source ("" for none), which must be a readable directory.
+func SourceDir(source string) (string, error) {
+	if source == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(source)
+	if err != nil {
+		return "", fmt.Errorf("open migration source %q: %w", source, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("open migration source %s: not a readable directory (%v); name the directory holding NNNN_title.up.sql files", abs, err)
+	}
+	return abs, nil
 }
 
 // Schema is how a driver finds golang-migrate's version table and the
