@@ -13,6 +13,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/cutover-dev/cutover/harness/internal/itemapi"
 )
 
 // The database mode (DEMO_DB set): the items API on a SQLite file shared by
@@ -116,30 +118,12 @@ func (a *app) handlePostItem(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "item needs an id (no '/') and a name", http.StatusBadRequest)
 		return
 	}
-	switch err := a.items.insert(r.Context(), it); {
-	case errors.Is(err, errDuplicate):
-		http.Error(w, "item "+it.ID+" exists", http.StatusConflict)
-		return
-	case err != nil:
-		http.Error(w, "insert item: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
+	err := a.items.insert(r.Context(), it)
 	it.WrittenBy = a.cfg.version
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusCreated)
-	_ = json.NewEncoder(w).Encode(it)
+	itemapi.Created(w, it.ID, errors.Is(err, errDuplicate), err, it)
 }
 
 func (a *app) handleGetItem(w http.ResponseWriter, r *http.Request) {
 	it, err := a.items.get(r.Context(), r.PathValue("id"))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		http.Error(w, "no item "+r.PathValue("id"), http.StatusNotFound)
-		return
-	case err != nil:
-		http.Error(w, "read item: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(it)
+	itemapi.Found(w, r.PathValue("id"), err, it)
 }

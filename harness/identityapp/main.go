@@ -58,6 +58,8 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/cutover-dev/cutover/harness/internal/itemapi"
 )
 
 // step is one versioned schema change of db-sync.
@@ -327,32 +329,13 @@ func serve(ctx context.Context, db *sql.DB, rel string, r release, listen string
 		}
 		_, err := db.ExecContext(req.Context(), insert, args...)
 		var me *gomysql.MySQLError
-		switch {
-		case errors.As(err, &me) && me.Number == 1062:
-			http.Error(w, "item "+it.ID+" exists", http.StatusConflict)
-			return
-		case err != nil:
-			http.Error(w, "insert item: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
 		it.WrittenBy = rel
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(it)
+		itemapi.Created(w, it.ID, errors.As(err, &me) && me.Number == 1062, err, it)
 	})
 	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, req *http.Request) {
 		it := item{ReadBy: rel}
 		err := db.QueryRowContext(req.Context(), read, req.PathValue("id")).Scan(&it.ID, &it.Name, &it.WrittenBy)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			http.Error(w, "no item "+req.PathValue("id"), http.StatusNotFound)
-			return
-		case err != nil:
-			http.Error(w, "read item: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(it)
+		itemapi.Found(w, req.PathValue("id"), err, it)
 	})
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
