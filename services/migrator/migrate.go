@@ -17,19 +17,7 @@ import (
 func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.MigrationRequested) error {
 	database := redact(req.Database)
 	log := m.log.With("request", e.ID(), "upgrade", events.UpgradeID(e), "database", database)
-	// failed answers a failure; fail does too, unless shutdown caused it
-	// before anything changed: then the request is redelivered instead.
-	failed := func(f events.MigrationFailed) error {
-		f.Database = database
-		log.Warn("migration failed", "file", f.File, "err", f.Error, "state", f.State)
-		return m.finish(ctx, e, f, log)
-	}
-	fail := func(f events.MigrationFailed) error {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("migrate %s: interrupted by shutdown before any change; the request will be redelivered: %w", database, err)
-		}
-		return failed(f)
-	}
+	failed, fail := m.failures(ctx, e, database, "migrate", "migration failed", log)
 	untouched := "unchanged: the migrator did not touch the database"
 
 	switch req.Phase {

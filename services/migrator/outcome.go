@@ -74,6 +74,26 @@ func (m *Migrator) finish(ctx context.Context, req events.Event, data events.Dat
 	return nil
 }
 
+// failures returns how the handler of request e (verb: migrate or roll
+// back) answers a failure on database: failed answers it with
+// migration.failed, logged as what; fail does too, unless shutdown caused
+// it before anything changed: then it returns an error, so the request is
+// redelivered.
+func (m *Migrator) failures(ctx context.Context, e events.Event, database, verb, what string, log *slog.Logger) (failed, fail func(events.MigrationFailed) error) {
+	failed = func(f events.MigrationFailed) error {
+		f.Database = database
+		log.Warn(what, "file", f.File, "err", f.Error, "state", f.State)
+		return m.finish(ctx, e, f, log)
+	}
+	fail = func(f events.MigrationFailed) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s %s: interrupted by shutdown before any change; the request will be redelivered: %w", verb, database, err)
+		}
+		return failed(f)
+	}
+	return failed, fail
+}
+
 // republishOutcome publishes again the recorded outcome of a request that was
 // answered before (the process stopped before acking it). done reports
 // whether there was one.

@@ -23,17 +23,7 @@ const (
 func (m *Migrator) rollback(ctx context.Context, e events.Event, req events.MigrationRollbackRequested) error {
 	database := redact(req.Database)
 	log := m.log.With("request", e.ID(), "upgrade", events.UpgradeID(e), "database", database, "rollback_to", req.ToVersion)
-	failed := func(f events.MigrationFailed) error {
-		f.Database = database
-		log.Warn("rollback failed", "file", f.File, "err", f.Error, "state", f.State)
-		return m.finish(ctx, e, f, log)
-	}
-	fail := func(f events.MigrationFailed) error {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("roll back %s: interrupted by shutdown before any change; the request will be redelivered: %w", database, err)
-		}
-		return failed(f)
-	}
+	failed, fail := m.failures(ctx, e, database, "roll back", "rollback failed", log)
 	untouched := "unchanged: the migrator did not touch the database"
 
 	db, release, refused, err := m.prepare(ctx, req.Driver, req.Source, req.Database, database, e.ID(), log)
