@@ -189,6 +189,18 @@ func (r *Runtime) find(nameOrID string) *container {
 	return r.byID[nameOrID]
 }
 
+// existing finds container id for what (rename container, ...) once ctx
+// is checked; r.mu held.
+func (r *Runtime) existing(ctx context.Context, what, id string) (*container, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if c := r.find(id); c != nil {
+		return c, nil
+	}
+	return nil, r.notFound(what + " " + id)
+}
+
 // view converts c into the updater's terms at now; r.mu held.
 func (c *container) view(now time.Time) nodeupdater.Container {
 	out := nodeupdater.Container{
@@ -311,14 +323,11 @@ func (r *Runtime) Stop(ctx context.Context, id string, _ time.Duration) error {
 
 // Rename implements nodeupdater.Runtime.
 func (r *Runtime) Rename(ctx context.Context, id, newName string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.find(id)
-	if c == nil {
-		return r.notFound("rename container " + id)
+	c, err := r.existing(ctx, "rename container", id)
+	if err != nil {
+		return err
 	}
 	if c.name == newName {
 		return nil
@@ -402,14 +411,11 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 
 // Remove implements nodeupdater.Runtime.
 func (r *Runtime) Remove(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.find(id)
-	if c == nil {
-		return r.notFound("remove container " + id)
+	c, err := r.existing(ctx, "remove container", id)
+	if err != nil {
+		return err
 	}
 	delete(r.byID, c.id)
 	delete(r.byName, c.name)
