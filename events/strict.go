@@ -121,7 +121,7 @@ func unknownField(path, name string, fields map[string]reflect.Type) error {
 	sort.Strings(known)
 	best, dist := "", -1
 	for _, k := range known {
-		if d := editDistance(name, k); dist < 0 || d < dist {
+		if d := EditDistance(name, k); dist < 0 || d < dist {
 			best, dist = k, d
 		}
 	}
@@ -131,9 +131,9 @@ func unknownField(path, name string, fields map[string]reflect.Type) error {
 	return &FieldError{Field: path, Reason: fmt.Sprintf("is not a known field; the fields here are %s", strings.Join(known, ", "))}
 }
 
-// editDistance is the Levenshtein distance between a and b, bounded in cost
+// EditDistance is the Levenshtein distance between a and b, bounded in cost
 // by the names' length (Clip keeps hostile ones short).
-func editDistance(a, b string) int {
+func EditDistance(a, b string) int {
 	if len(a) > 64 {
 		a = a[:64]
 	}

@@ -52,8 +52,8 @@ func Compute(req events.UpgradeRequested, fleet []events.NodeInventory, inv *inv
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return Plan{}, fmt.Errorf("plan release %q: no running node-updater reports a container labelled %s=%s; check the service names in the release and that the node-updaters are up (cutover-nodes KV)",
-			req.Release.Name, events.LabelService, strings.Join(missing, ","))
+		return Plan{}, fmt.Errorf("plan release %q: no running node-updater reports a container labelled %s=%s%s; check the service names in the release and that the node-updaters are up (cutover-nodes KV)",
+			req.Release.Name, events.LabelService, strings.Join(missing, ","), plan.UnknownServices(missing, plan.FromFleet(fleet).Nodes))
 	}
 	in := plan.FromFleet(fleet)
 	if inv != nil {

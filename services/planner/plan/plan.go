@@ -385,7 +385,7 @@ func Build(rel Release, in Input) (*Plan, error) {
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return nil, fmt.Errorf("plan release %q: no node runs service %s; check the service names in the release against the inventory", rel.Name, strings.Join(missing, ", "))
+		return nil, fmt.Errorf("plan release %q: no node runs service %s%s; check the service names in the release against the inventory", rel.Name, strings.Join(missing, ", "), UnknownServices(missing, in.Nodes))
 	}
 
 	deps := map[string][]string{}
