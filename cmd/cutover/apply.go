@@ -32,7 +32,7 @@ the live fleet and runs it wave by wave; apply prints the upgrade id, or with
 	}
 	file := cli.FileFlag(cmd, "release manifest (YAML)")
 	watch := cmd.Flags().Bool("watch", false, "follow the upgrade until it ends; exit 0 only if it completed")
-	nopts := natsFlags(cmd)
+	nopts := cli.NATSFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *file == "" {
 			return usageErrorf("-f is required: the release manifest to apply, e.g. cutover apply -f release.yaml")
@@ -43,7 +43,7 @@ the live fleet and runs it wave by wave; apply prints the upgrade id, or with
 			return err
 		}
 		req.RequestedBy = "cutover apply"
-		nc, js, err := nopts.connect(ctx)
+		nc, js, err := nopts.Connect(ctx)
 		if err != nil {
 			return err
 		}

@@ -38,12 +38,12 @@ it, or its release name when one upgrade has it.`,
 		Example: fmt.Sprintf("  cutover %s 019a7c3e --reason \"INC-123\"", action),
 		Args:    cli.ExactArgs(1, "one upgrade: its id, a unique prefix of it, or its release name"),
 	}
-	nopts := natsFlags(cmd)
+	nopts := cli.NATSFlags(cmd)
 	cmd.ValidArgsFunction = completeUpgrades(nopts)
 	reason := cmd.Flags().String("reason", "", "why, for the history (default: \"<action> by <user>\")")
 	timeout := cmd.Flags().Duration("timeout", 30*time.Second, "how long to wait for the planner's answer")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+		return nopts.With(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
 			return upgrades.Control(ctx, js, cmd.OutOrStdout(), action, args[0], *reason, cli.EnvOr("USER", "operator"), *timeout)
 		})
 	}

@@ -18,7 +18,7 @@ type dbOptions struct {
 	driver, database, source, id string
 	timeout                      time.Duration
 	output                       *cli.FormatValue
-	nats                         *natsOptions
+	nats                         *cli.NATS
 }
 
 func dbFlags(cmd *cobra.Command, sourceHelp string) *dbOptions {
@@ -30,7 +30,7 @@ func dbFlags(cmd *cobra.Command, sourceHelp string) *dbOptions {
 	cmd.Flags().StringVar(&o.source, "source", "", sourceHelp)
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "how long to wait for the migrator's answer")
 	o.output = cli.OutputFlag(cmd, "text", "json")
-	o.nats = natsFlags(cmd)
+	o.nats = cli.NATSFlags(cmd)
 	return o
 }
 
@@ -178,7 +178,7 @@ func (o *dbOptions) check(needSource bool) error {
 
 // request sends a migration or rollback request and prints its answer.
 func (o *dbOptions) request(ctx context.Context, w io.Writer, data events.Data) error {
-	return o.nats.with(ctx, func(ctx context.Context, js jetstream.JetStream) error {
+	return o.nats.With(ctx, func(ctx context.Context, js jetstream.JetStream) error {
 		return migration.Request(ctx, js, w, data, o.timeout, o.output.Value)
 	})
 }
@@ -190,7 +190,7 @@ func (o *dbOptions) status(ctx context.Context, w io.Writer, snapshotsOnly bool)
 	if !snapshotsOnly {
 		req.Source = o.source
 	}
-	return o.nats.with(ctx, func(ctx context.Context, js jetstream.JetStream) error {
+	return o.nats.With(ctx, func(ctx context.Context, js jetstream.JetStream) error {
 		return migration.Status(ctx, js, w, req, o.timeout, o.output.Value, snapshotsOnly)
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/events"
 )
 
@@ -35,7 +36,7 @@ func TestDbCommandsAgainstTheDevStack(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
 	t.Setenv("CUTOVER_DATA", data)
 	startDev(t, bin, "--nodes", "none", "--nats-listen", addr, "--data", data, "--pg-dump-dir", t.TempDir())
-	connectAs(t, "nats://"+addr, data, cliIdentity) // the stack is up
+	connectAs(t, "nats://"+addr, data, cli.Identity) // the stack is up
 	nats := []string{"--nats", "nats://" + addr}
 	cut := func(args ...string) binResult { t.Helper(); return runBin(t, bin, append(args, nats...)...) }
 

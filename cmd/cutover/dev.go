@@ -21,7 +21,7 @@ func newDevCmd() *cobra.Command {
 		"run NATS, planner, migrator, auditor and node-updaters in one process",
 		"  cutover dev --http 127.0.0.1:8080\n  cutover dev --inventory inventory.yaml --nodes auto",
 		func(ctx context.Context, w io.Writer) error { return stack.Dev(ctx, w, o) })
-	cmd.Flags().StringVar(&o.Data, "data", defaultDataDir, "data directory (JetStream store, audit database); reuse it to carry on after a restart")
+	cmd.Flags().StringVar(&o.Data, "data", cli.DefaultDataDir, "data directory (JetStream store, audit database); reuse it to carry on after a restart")
 	cmd.Flags().StringVar(&o.Listen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server, for any NATS client on this machine")
 	cmd.Flags().StringVar(&o.Nodes, "nodes", "auto", "node-updaters to run on the local Docker engine: comma-separated names, auto (every dev.cutover.node label found), or none")
 	cmd.Flags().StringVar(&o.HTTPAddr, "http", "", "serve the live dashboard and the history API on this address, e.g. 127.0.0.1:8080")

@@ -23,9 +23,9 @@ drops out of the bucket: the planner counts its node as lost.`,
 		Args:    cli.NoArgs,
 	}
 	output := cli.OutputFlag(cmd, "text", "json")
-	nopts := natsFlags(cmd)
+	nopts := cli.NATSFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+		return nopts.With(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
 			return fleetinfo.Nodes(ctx, js, cmd.OutOrStdout(), output.Value)
 		})
 	}
@@ -50,12 +50,12 @@ cutover rollback).`,
 	output := cli.OutputFlag(cmd, "text", "json")
 	release := cmd.Flags().String("release", "", "delete the stale lock of this scope (needs --force)")
 	force := cmd.Flags().Bool("force", false, "confirm --release")
-	nopts := natsFlags(cmd)
+	nopts := cli.NATSFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *release != "" && !*force {
 			return usageErrorf("--release %s deletes a lock: add --force to confirm", *release)
 		}
-		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+		return nopts.With(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
 			return fleetinfo.Locks(ctx, js, cmd.OutOrStdout(), *release, output.Value)
 		})
 	}

@@ -19,7 +19,7 @@
 //     RunE closure reads. -o/--output is ALWAYS the output format (add it
 //     with cli.OutputFlag); a file to write is --out, a file to read is
 //     -f/--file (cli.FileFlag). Commands that talk to NATS call
-//     natsFlags(cmd) and connect through it, so connection and auth flags
+//     cli.NATSFlags(cmd) and connect through it, so connection and auth flags
 //     stay in one place; RunE connects and hands the JetStream on.
 //   - Write to cmd.OutOrStdout() / cmd.ErrOrStderr(), never os.Stdout, so
 //     the in-process tests see the output (internal packages take the

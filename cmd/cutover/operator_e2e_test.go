@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/fleetinfo"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/stack"
 	"github.com/cutover-dev/cutover/cmd/cutover/internal/upgrades"
@@ -109,7 +110,7 @@ func simFleetOf(t *testing.T, url, data string, names []string, cfg sim.FleetCon
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.Close(context.Background()) })
-	waitInventories(t, connectAs(t, url, data, cliIdentity), names)
+	waitInventories(t, connectAs(t, url, data, cli.Identity), names)
 	return f
 }
 
@@ -130,7 +131,7 @@ func TestOperatorCommandsAgainstTheDevStack(t *testing.T) {
 	t.Setenv("CUTOVER_DATA", data) // the CLI finds its identity there
 	httpAddr := freeAddr(t)
 	dev := startDev(t, bin, "--nodes", "node1,node2,node3", "--nats-listen", addr, "--data", data, "--http", httpAddr)
-	js := connectAs(t, url, data, cliIdentity)
+	js := connectAs(t, url, data, cli.Identity)
 	// The registry refuses each node's first two pulls: the node-updaters
 	// try again and every wave completes.
 	fleet := simFleet(t, url, data, 3, sim.Failures{}, 2)

@@ -39,13 +39,13 @@ when something would, 1 on an error (a usage mistake included).`,
 	pin := cmd.Flags().Bool("pin", false, "pin images to the digests their tags have now, through the registry, before planning")
 	insecure := cmd.Flags().Bool("insecure", false, "with --pin: plain HTTP to the registry")
 	detailed := cmd.Flags().Bool("detailed-exitcode", false, "exit 0 when nothing changes, 2 when something does, 1 on error")
-	nopts := natsFlags(cmd)
+	nopts := cli.NATSFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		var fleet func() (plan.Input, error)
 		if *invFile == "" {
 			fleet = func() (plan.Input, error) {
-				nc, js, err := nopts.connect(ctx)
+				nc, js, err := nopts.Connect(ctx)
 				if err != nil {
 					return plan.Input{}, fmt.Errorf("plan against the live fleet: %w (or give --inventory FILE)", err)
 				}

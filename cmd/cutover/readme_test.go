@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/cutover-dev/cutover/cmd/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/services/node-updater/sim"
 )
 
@@ -176,7 +177,7 @@ func TestREADMESession(t *testing.T) {
 	dev := startDev(t, bin, "--nodes", "node1,node2,node3", "--nats-listen", addr, "--data", data)
 	startSimNodes(t, url, data, []string{"node1"}, 5)
 	startSimNodes(t, url, data, []string{"node2", "node3"}, 0)
-	waitInventories(t, connectAs(t, url, data, cliIdentity), []string{"node1", "node2", "node3"})
+	waitInventories(t, connectAs(t, url, data, cli.Identity), []string{"node1", "node2", "node3"})
 	if err := os.WriteFile(filepath.Join(work, "release.yaml"), []byte(readmeRelease), 0o644); err != nil {
 		t.Fatal(err)
 	}

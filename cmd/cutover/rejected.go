@@ -26,12 +26,12 @@ max age).`,
 	}
 	output := cli.OutputFlag(cmd, "text", "json")
 	limit := cmd.Flags().Int("limit", 50, "show the newest N rejections (0: all)")
-	nopts := natsFlags(cmd)
+	nopts := cli.NATSFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *limit < 0 {
 			return usageErrorf("--limit %d: want 0 (all) or more", *limit)
 		}
-		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+		return nopts.With(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
 			return fleetinfo.Rejected(ctx, js, cmd.OutOrStdout(), *limit, output.Value)
 		})
 	}

@@ -22,10 +22,10 @@ aborted, 3 when it is paused (waiting for an operator).`,
 		Args: cli.ExactArgs(1, "one upgrade: its id, a unique prefix of it, or its release name"),
 	}
 	output := cli.OutputFlag(cmd, "text", "json")
-	nopts := natsFlags(cmd)
+	nopts := cli.NATSFlags(cmd)
 	cmd.ValidArgsFunction = completeUpgrades(nopts)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+		return nopts.With(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
 			return upgrades.Status(ctx, js, cmd.OutOrStdout(), args[0], output.Value)
 		})
 	}

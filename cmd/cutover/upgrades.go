@@ -34,7 +34,7 @@ auditor), which may also be requested, planned, rollback-failed or unknown.`,
 	limit := cmd.Flags().Int("limit", 0, "show at most this many (0: all)")
 	output := cli.OutputFlag(cmd, "text", "json")
 	aopts := auditorFlags(cmd, "also list every upgrade this auditor recorded")
-	nopts := natsFlags(cmd)
+	nopts := cli.NATSFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		aud, err := aopts.auditor()
 		if err != nil {
@@ -49,7 +49,7 @@ auditor), which may also be requested, planned, rollback-failed or unknown.`,
 				return usageErrorf("--state %q is not a phase; use %s", s, strings.Join(upgrades.Phases, ", "))
 			}
 		}
-		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+		return nopts.With(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
 			return upgrades.List(ctx, js, cmd.OutOrStdout(), upgrades.ListOptions{States: *states, Limit: *limit, Format: output.Value, Auditor: aud})
 		})
 	}
@@ -70,7 +70,7 @@ planner no longer holds). -o json prints a JSON array of CloudEvents.`,
 	}
 	output := cli.OutputFlag(cmd, "text", "json")
 	aopts := auditorFlags(cmd, "read from this auditor's HTTP API instead of the stream")
-	nopts := natsFlags(cmd)
+	nopts := cli.NATSFlags(cmd)
 	cmd.ValidArgsFunction = completeUpgrades(nopts)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
@@ -82,7 +82,7 @@ planner no longer holds). -o json prints a JSON array of CloudEvents.`,
 		if aud != nil {
 			evs, err = aud.History(ctx, args[0])
 		} else {
-			err = nopts.with(ctx, func(ctx context.Context, js jetstream.JetStream) (err error) {
+			err = nopts.With(ctx, func(ctx context.Context, js jetstream.JetStream) (err error) {
 				evs, err = upgrades.History(ctx, js, args[0])
 				return err
 			})
@@ -97,14 +97,14 @@ planner no longer holds). -o json prints a JSON array of CloudEvents.`,
 
 // completeUpgrades completes an upgrade argument with the ids and release
 // names the planner knows (cutover completion), asking NATS for at most 2s.
-func completeUpgrades(nopts *natsOptions) cobra.CompletionFunc {
+func completeUpgrades(nopts *cli.NATS) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
 		defer cancel()
-		nc, js, err := nopts.connect(ctx)
+		nc, js, err := nopts.Connect(ctx)
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}

@@ -24,10 +24,10 @@ per line, for jq.`,
 		Args:    cli.MaxArgs(1, "one upgrade"),
 	}
 	output := cli.OutputFlag(cmd, "text", "json")
-	nopts := natsFlags(cmd)
+	nopts := cli.NATSFlags(cmd)
 	cmd.ValidArgsFunction = completeUpgrades(nopts)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return nopts.with(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
+		return nopts.With(cmd.Context(), func(ctx context.Context, js jetstream.JetStream) error {
 			if len(args) == 0 {
 				return upgrades.FollowAs(ctx, js, "", cmd.OutOrStdout(), output.Value, nil)
 			}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -15,47 +15,47 @@ import (
 	"github.com/cutover-dev/cutover/events"
 )
 
-// cliIdentity is the CLI's identity in a generated authorization: operators
+// Identity is the CLI's identity in a generated authorization: operators
 // request, control and roll back upgrades and read every event.
-const cliIdentity = "cli"
+const Identity = "cli"
 
-// defaultDataDir is where cutover dev keeps its state, and where the CLI
+// DefaultDataDir is where cutover dev keeps its state, and where the CLI
 // finds the credentials it generated.
-const defaultDataDir = ".cutover-data"
+const DefaultDataDir = ".cutover-data"
 
-// natsOptions are the flags of every command that talks to NATS.
-type natsOptions struct {
+// NATS holds the flags of every command that talks to NATS.
+type NATS struct {
 	cfg *events.ClientConfig
 }
 
-// natsFlags adds the NATS connection flags to cmd: --nats, --nats-creds,
+// NATSFlags adds the NATS connection flags to cmd: --nats, --nats-creds,
 // --nats-nkey, --nats-user, --nats-password-file, --nats-token-file,
 // --nats-ca, --nats-cert, --nats-key (CUTOVER_NATS_* in the environment),
 // the same set every service binary takes.
-func natsFlags(cmd *cobra.Command) *natsOptions {
+func NATSFlags(cmd *cobra.Command) *NATS {
 	gofs := flag.NewFlagSet(cmd.Name(), flag.ContinueOnError)
-	o := &natsOptions{cfg: events.AddClientFlags(gofs, os.Getenv)}
+	o := &NATS{cfg: events.AddClientFlags(gofs, os.Getenv)}
 	cmd.Flags().AddGoFlagSet(gofs)
 	return o
 }
 
-// connect opens the CLI's NATS connection. Without credentials given it uses
+// Connect opens the CLI's NATS connection. Without credentials given it uses
 // the CLI identity `cutover dev` generated in its data directory
 // ($CUTOVER_DATA, default .cutover-data), when that file exists.
-func (o *natsOptions) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
+func (o *NATS) Connect(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
 	c := *o.cfg
 	if c.CredsFile == "" && c.NKeyFile == "" && c.User == "" && c.TokenFile == "" && c.Token == "" {
-		c.NKeyFile = devSeedFile(os.Getenv("CUTOVER_DATA"), cliIdentity)
+		c.NKeyFile = DevSeedFile(os.Getenv("CUTOVER_DATA"), Identity)
 	}
 	for _, w := range c.SecretFileWarnings() {
 		fmt.Fprintln(os.Stderr, "cutover: warning:", w)
 	}
-	return events.Connect(ctx, c, "cutover-"+cliIdentity)
+	return events.Connect(ctx, c, "cutover-"+Identity)
 }
 
-// with connects, runs f on the connection's JetStream and closes it.
-func (o *natsOptions) with(ctx context.Context, f func(context.Context, jetstream.JetStream) error) error {
-	nc, js, err := o.connect(ctx)
+// With connects, runs f on the connection's JetStream and closes it.
+func (o *NATS) With(ctx context.Context, f func(context.Context, jetstream.JetStream) error) error {
+	nc, js, err := o.Connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -63,11 +63,11 @@ func (o *natsOptions) with(ctx context.Context, f func(context.Context, jetstrea
 	return f(ctx, js)
 }
 
-// devSeedFile returns the seed file cutover dev wrote for identity in its
+// DevSeedFile returns the seed file cutover dev wrote for identity in its
 // data directory (default .cutover-data), or "" when there is none.
-func devSeedFile(dataDir, identity string) string {
+func DevSeedFile(dataDir, identity string) string {
 	if dataDir == "" {
-		dataDir = defaultDataDir
+		dataDir = DefaultDataDir
 	}
 	p := filepath.Join(dataDir, stack.CredsDir, identity+".nk")
 	if _, err := os.Stat(p); err != nil {
