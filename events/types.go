@@ -605,9 +605,9 @@ type SnapshotRestore struct {
 	WritesCounted bool `json:"writes_counted"`
 	// CountError says why the writes could not be counted.
 	CountError string `json:"count_error,omitempty"`
-	// Writes counts, per table, the rows inserted, updated and deleted after the snapshot by applications (PostgreSQL: pg_stat_user_tables counters; SQLite and MariaDB: row comparisons): the writes of the migrator's own runs after the snapshot, from each run's start to the moment it finished, are left out, unless migration_writes_included says otherwise; writes committed while a run ran count as the run's. Tables without writes are left out.
+	// Writes counts, per table, the rows inserted, updated and deleted after the snapshot by applications (PostgreSQL: pg_stat_user_tables counters; SQLite and MariaDB: row comparisons): the writes of the migrator's own fenced runs after the snapshot (fence connect or read-only: no other writer could write while they ran), from each run's start to the moment it finished, are left out; those of any other run (unfenced, a command, a down run) are counted, and migration_writes_included says so. Tables without writes are left out.
 	Writes []TableWrites `json:"writes_after_snapshot,omitempty"`
-	// MigrationWritesIncluded reports that the counts may include writes of the migrator's own runs: a run after the snapshot did not finish cleanly (it failed, or stopped midway), so its writes could not be told from the applications'.
+	// MigrationWritesIncluded reports that the counts include the writes of the migrator's own runs, with whatever applications wrote: a run after the snapshot was not fenced (applications could write while it ran) or did not finish cleanly, so its writes could not be told from the applications'. A restore anyway loses both; to have a data migration rolled back without this, run it fenced.
 	MigrationWritesIncluded bool `json:"migration_writes_included,omitempty"`
 	// Lost says in words what a restore of the snapshot takes out (restored) or would take out (not restored).
 	Lost string `json:"lost"`
@@ -661,7 +661,7 @@ type MigrationRollbackCompleted struct {
 	ToVersion uint `json:"to_version"`
 	// SnapshotTime is when the restored snapshot was taken (snapshot path only).
 	SnapshotTime *time.Time `json:"snapshot_time,omitempty"`
-	// RowsWrittenAfterSnapshot (snapshot path only) counts the writes (rows inserted, updated and deleted, the sum over Restore.writes_after_snapshot) committed by applications after the snapshot that the restore took out; the migration's own writes are left out unless Restore.migration_writes_included says otherwise. Absent when they could not be counted. The replaced state itself is kept as a snapshot of its own when it can be.
+	// RowsWrittenAfterSnapshot (snapshot path only) counts the writes (rows inserted, updated and deleted, the sum over Restore.writes_after_snapshot) committed by applications after the snapshot that the restore took out; the migration's own writes are left out only for fenced runs; otherwise they are counted and Restore.migration_writes_included says so. Absent when they could not be counted. The replaced state itself is kept as a snapshot of its own when it can be.
 	RowsWrittenAfterSnapshot *int64 `json:"rows_written_after_snapshot,omitempty"`
 	// CountedTables (snapshot path only) lists the tables whose writes were counted (schema.table on PostgreSQL).
 	CountedTables []string `json:"counted_tables,omitempty"`

@@ -80,7 +80,7 @@ func TestFailingHealthRollsBackContainersAndDatabase(t *testing.T) {
 // version 1) on a SQLite database holding two customers, with the real
 // migrator, planner and auditor's watcher: as soon as the first wave
 // completes, a monitor reports web failing on n1. It returns when the
-// upgrade ended.
+// upgrade ended or paused.
 func upgradeFailingHealth(t *testing.T, files map[string]string) (*natstest.Server, *planner.Upgrade, *sql.DB) {
 	t.Helper()
 	s := natstest.Start(t)
@@ -133,43 +133,50 @@ func upgradeFailingHealth(t *testing.T, files map[string]string) (*natstest.Serv
 	var u *planner.Upgrade
 	natstest.Eventually(t, 90*time.Second, "the upgrade to end", func() bool {
 		u, err = planner.LoadUpgrade(t.Context(), s.JS, req.ID())
-		return err == nil && u.Final() && len(u.Outbox) == 0
+		return err == nil && (u.Final() || u.Phase == planner.PhasePaused) && len(u.Outbox) == 0
 	})
 	return s, u, db
 }
 
 // The planner's rollback of an upgrade whose migration is a data migration
-// without a down file goes through the snapshot the migration took. The
-// migration's own writes (it rewrites every customer) are not the
-// application's: with none written since, the restore needs no
-// restore_anyway and the upgrade ends rolled back, not paused.
+// without a down file goes through the snapshot the migration took. SQLite
+// cannot fence the run, so the migrator cannot tell the migration's own
+// writes (it rewrites every customer) from writes applications committed
+// while it ran: it counts them, flags them, and refuses to restore; the
+// upgrade pauses with the counts, the database keeps every write, and the
+// refusal offers restore_anyway. (A fenced PostgreSQL run is rolled back
+// without a pause: TestSnapshotRollbackLeavesOutTheMigrationsOwnWrites.)
 func TestFailingHealthRollsBackADataMigrationThroughItsSnapshot(t *testing.T) {
 	s, u, _ := upgradeFailingHealth(t, map[string]string{
 		"0001_names.expand.up.sql": "UPDATE customers SET name = upper(name);",
 	})
-	if u.Phase != planner.PhaseRolledBack {
-		t.Fatalf("upgrade ended %s (%q), want rolled back: nothing but the migration wrote after its snapshot", u.Phase, u.Reason)
+	if u.Phase != planner.PhasePaused || !strings.Contains(u.Reason, "rollback failed") || !strings.Contains(u.Reason, "2 rows written after snapshot") ||
+		!strings.Contains(u.Reason, "customers 0 inserted, 2 updated, 0 deleted") || !strings.Contains(u.Reason, "the migration's own writes included") {
+		t.Fatalf("upgrade ended %s (%q), want paused naming the 2 rows counted, the migration's own writes included", u.Phase, u.Reason)
 	}
-	var rolled []events.MigrationRollbackCompleted
+	var refused []events.MigrationFailed
 	for _, e := range streamEvents(t, s.JS) {
-		if e.Type() == events.TypeMigrationRollbackCompleted {
-			rb, _ := events.DataAs[events.MigrationRollbackCompleted](e)
-			rolled = append(rolled, rb)
+		switch e.Type() {
+		case events.TypeMigrationRollbackCompleted:
+			t.Errorf("migration rolled back %s, want refused: an unfenced run's writes cannot be told from the applications'", e.Data())
+		case events.TypeMigrationFailed:
+			f, _ := events.DataAs[events.MigrationFailed](e)
+			refused = append(refused, f)
 		}
 	}
-	if len(rolled) != 1 || rolled[0].Path != migrator.PathSnapshot || rolled[0].RowsWrittenAfterSnapshot == nil || *rolled[0].RowsWrittenAfterSnapshot != 0 {
-		t.Errorf("migration rollbacks %+v, want one through the snapshot, 0 rows written by applications", rolled)
+	if len(refused) != 1 || refused[0].Restore == nil || refused[0].Restore.Restored || !refused[0].Restore.MigrationWritesIncluded ||
+		len(refused[0].Choices) == 0 || !strings.Contains(refused[0].Choices[0], "restore_anyway") || !strings.Contains(refused[0].Choices[0], "--restore-anyway") {
+		t.Errorf("migration failures %+v, want one refused restore, flagged, offering restore_anyway", refused)
 	}
-	// A new connection: the test's pool may still read the file the
-	// restore replaced.
+	// A new connection: nothing was restored, the rows keep every write.
 	db, err := sql.Open("sqlite", u.Migrations[0].Database)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	var upper int
-	if err := db.QueryRow("SELECT COUNT(*) FROM customers WHERE name IN ('ADA', 'GRACE')").Scan(&upper); err != nil || upper != 0 {
-		t.Errorf("%d customers still renamed (%v): the snapshot was not restored", upper, err)
+	if err := db.QueryRow("SELECT COUNT(*) FROM customers WHERE name IN ('ADA', 'GRACE')").Scan(&upper); err != nil || upper != 2 {
+		t.Errorf("%d customers renamed (%v), want 2: the refused restore must change nothing", upper, err)
 	}
 }
 

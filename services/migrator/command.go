@@ -181,7 +181,7 @@ func (m *Migrator) migrateCommand(ctx context.Context, e events.Event, req event
 		log.Warn("read the schema version after the migration", "err", err)
 	}
 	to, _, _ := db.Version(runCtx)
-	m.finishRun(runCtx, db, log)
+	m.finishRun(runCtx, db, false, log)
 	m.prune(runCtx, db, log)
 	res := result(out, runs)
 	res.FromSchema, res.ToSchema = fromSchema, toSchema

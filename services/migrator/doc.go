@@ -39,9 +39,11 @@
 //     restore (its down file cannot bring back what it removed); go down
 //     through the down migrations when every step has one, otherwise restore
 //     the named snapshot, after counting what was written since it
-//     (Database.WrittenAfter: by applications, each run of the migrator
-//     since it left out from its start to its mark, Database.MarkRun, taken
-//     when it succeeded), which the event reports (restore: the writes per
+//     (Database.WrittenAfter: by applications, each fenced run of the
+//     migrator since it left out from its start to its mark,
+//     Database.MarkRun, taken when it succeeded; an unfenced run takes no
+//     mark and its writes are counted, flagged migration_writes_included,
+//     since applications may have written while it ran), which the event reports (restore: the writes per
 //     table; rows_written_after_snapshot: their sum): a rollback is an
 //     explicit request, so it restores and reports; publish
 //     migration.rollback.completed (or migration.failed).

@@ -72,8 +72,11 @@ type Database interface {
 	// MarkRun takes the mark of the run in progress (recorded by
 	// RecordRun), which succeeded: it records, in the database's ledger, the
 	// state WrittenAfter counts the writes after the run against, so that
-	// the run's own writes are never counted as a restore's loss. The
-	// migrator calls it before RecordRun(nil).
+	// the run's own writes are not counted as a restore's loss. Every write
+	// from the run's start to its mark counts as the run's, so the migrator
+	// calls it, before RecordRun(nil), only for a run whose fence kept every
+	// other writer out (see fencer); any other run stays unmarked and is
+	// counted whole.
 	MarkRun(ctx context.Context) error
 	// RecordRun notes in the database's own ledger that a run starts from
 	// the snapshot run.Snapshot, or, with run nil, that the last run ended
@@ -140,13 +143,14 @@ type Snapshot struct {
 // Loss counts the writes committed to a database by applications after one
 // of its snapshots: what a restore of the snapshot takes out.
 //
-// The writes of each run of the migrator after the snapshot, from its start
-// (RecordRun) to its mark (MarkRun, when it succeeded), are its own and are
-// not counted; writes committed while a run ran are counted as the run's.
-// What is counted is the writes before the first run, between runs and
-// after the last one's mark. A run without a mark (it failed, or the
-// process died midway) cannot be told from the applications: its writes are
-// counted with theirs, and OwnIncluded says so.
+// The writes of each marked run of the migrator after the snapshot, from its
+// start (RecordRun) to its mark (MarkRun, taken only when a fenced run
+// succeeded: no other writer could write meanwhile), are its own and are
+// not counted. What is counted is the writes before the first marked run,
+// between them and after the last one's mark. A run without a mark (not
+// fenced, a command or down run, or one that failed or died midway) cannot
+// be told from the applications: its writes are counted with theirs, and
+// OwnIncluded says so.
 type Loss struct {
 	// Rows is the sum of every table's inserts, updates and deletes.
 	Rows int64
@@ -160,9 +164,10 @@ type Loss struct {
 	// snapshot): rowid or primary key, every column for WITHOUT ROWID
 	// tables, where an update counts as a delete and an insert.
 	Tables []TableWrites
-	// OwnIncluded reports that the counts may include the writes of a run
-	// of the migrator after the snapshot: one without a mark (it failed, or
-	// stopped midway), or whose mark could not be used.
+	// OwnIncluded reports that the counts include the writes of a run of
+	// the migrator after the snapshot, with the applications': one without
+	// a mark (not fenced, or it failed or stopped midway), or whose mark
+	// could not be used.
 	OwnIncluded bool
 	// Counted lists the tables counted (schema.table on PostgreSQL).
 	Counted []string

@@ -14,10 +14,13 @@ import (
 
 // afterSnapshot is a driver whose databases run fn once, right after their
 // first snapshot: the application committing writes while a migration runs.
+// With beforeUp set instead, they run it once before their first Up, the
+// run recorded (RecordRun) and started.
 type afterSnapshot struct {
 	migrator.Driver
-	once sync.Once
-	fn   func()
+	once     sync.Once
+	fn       func()
+	beforeUp func()
 }
 
 func (a *afterSnapshot) Open(ctx context.Context, location, source string) (migrator.Database, error) {
@@ -35,10 +38,17 @@ type afterSnapshotDB struct {
 
 func (d *afterSnapshotDB) Snapshot(ctx context.Context) (migrator.Snapshot, error) {
 	s, err := d.Database.Snapshot(ctx)
-	if err == nil {
+	if err == nil && d.a.fn != nil {
 		d.a.once.Do(d.a.fn)
 	}
 	return s, err
+}
+
+func (d *afterSnapshotDB) Up(ctx context.Context, target uint) error {
+	if d.a.beforeUp != nil {
+		d.a.once.Do(d.a.beforeUp)
+	}
+	return d.Database.Up(ctx, target)
 }
 
 // A run that fails after the application committed inserts, updates and

@@ -89,6 +89,9 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 		return m.finish(ctx, e, events.MigrationCompleted{Database: database, FromVersion: from, ToVersion: from, DurationMs: time.Since(started).Milliseconds(), Recovered: recovered}, log)
 	}
 
+	// fenced: the fence kept every other writer out for the whole run, so
+	// the run's window holds its own writes alone and may be marked.
+	fenced := false
 	switch req.Fence {
 	case "", "none":
 	case "connect", "read-only":
@@ -100,10 +103,11 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 		if err != nil {
 			return fail(events.MigrationFailed{Error: err.Error(), Version: from, State: clean})
 		}
-		fenced := time.Now()
+		fenced = true
+		since := time.Now()
 		defer func() {
 			err := unfence(context.WithoutCancel(ctx))
-			log.Info("fence lifted", "fenced_ms", time.Since(fenced).Milliseconds(), "err", err)
+			log.Info("fence lifted", "fenced_ms", time.Since(since).Milliseconds(), "err", err)
 		}()
 	default:
 		return fail(events.MigrationFailed{Error: fmt.Sprintf("fence %q is unknown; send connect, read-only or none", req.Fence), Version: from, State: untouched})
@@ -133,7 +137,7 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 		err = errors.Join(err, fmt.Errorf("after migrating, the database is at version %d (dirty %v), want %d", to, dirty, target))
 		return failed(m.restoreAfter(runCtx, db, snap, err, req.RestoreAnyway, nil, log))
 	}
-	m.finishRun(runCtx, db, log)
+	m.finishRun(runCtx, db, fenced, log)
 	m.prune(runCtx, db, log)
 	return m.finish(ctx, e, events.MigrationCompleted{
 		Database: database, FromVersion: from, ToVersion: to, SnapshotID: snap.ID,
@@ -141,13 +145,20 @@ func (m *Migrator) migrate(ctx context.Context, e events.Event, req events.Migra
 	}, log)
 }
 
-// finishRun takes the mark of a run that succeeded (see Database.MarkRun),
-// then notes in the ledger that it ended with the database clean. Without
-// a mark, a rollback through the run's snapshot counts the run's own writes
-// with the applications' and says so.
-func (m *Migrator) finishRun(ctx context.Context, db Database, log *slog.Logger) {
-	if err := db.MarkRun(ctx); err != nil {
-		log.Warn("could not take the mark of the run; a restore of its snapshot will count its own writes as the applications'", "err", err)
+// finishRun notes in the ledger that a run that succeeded ended with the
+// database clean, after taking its mark (see Database.MarkRun) when
+// exclusive: only when the run's fence kept every other writer out is the
+// migrator sure that the writes from its start to its end are its own.
+// Without a mark (an unfenced run, a command or down run), a rollback
+// through the run's snapshot counts the run's writes with the
+// applications' and says so: marking an unfenced run would count the
+// applications' writes committed while it ran as the run's, and a later
+// restore would drop them unreported.
+func (m *Migrator) finishRun(ctx context.Context, db Database, exclusive bool, log *slog.Logger) {
+	if exclusive {
+		if err := db.MarkRun(ctx); err != nil {
+			log.Warn("could not take the mark of the run; a restore of its snapshot will count its own writes as the applications'", "err", err)
+		}
 	}
 	m.endRun(ctx, db, log)
 }
@@ -332,7 +343,9 @@ func restoreInfo(snap Snapshot, loss Loss, lerr error) *events.SnapshotRestore {
 	// since the snapshot, that run's own included.
 	what, since := "written by applications", fmt.Sprintf("after snapshot %s (taken %s, version %d), the migration's own writes left out", snap.ID, r.Taken.Format(time.RFC3339), snap.Version)
 	if loss.OwnIncluded {
-		what, since = "written", fmt.Sprintf("after snapshot %s (taken %s, version %d), which may include the migration's own writes (a run after the snapshot did not finish cleanly, so its writes cannot be told from the applications')",
+		what, since = "written", fmt.Sprintf("after snapshot %s (taken %s, version %d), the migration's own writes included: a run after the snapshot was not fenced "+
+			"(other writers could write while it ran) or did not finish cleanly, so its writes cannot be told from the applications', and restoring anyway also loses whatever applications wrote; "+
+			"to have a data migration rolled back without this, run it fenced (fence connect or read-only, PostgreSQL)",
 			snap.ID, r.Taken.Format(time.RFC3339), snap.Version)
 	}
 	if loss.Rows == 0 {

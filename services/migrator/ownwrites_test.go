@@ -1,6 +1,7 @@
 package migrator_test
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -64,14 +65,17 @@ func writesOf(r *events.SnapshotRestore) map[string]events.TableWrites {
 }
 
 // A rollback through the snapshot of a data migration (an up file that
-// updates every row of users, with no down file) counts the writes of
-// applications after the migration finished, never the migration's own: with
-// none, it restores without restore_anyway and reports 0 rows; with some,
-// it is refused with theirs alone, also when they hit the table the
-// migration rewrote, and restores with restore_anyway. Across two runs
-// (snapshot before the first), the writes between the runs and after the
-// second count, the runs' own do not. A run without a mark (it stopped
-// midway) counts as today, its own writes included, and says so.
+// updates every row of users, with no down file) leaves the migration's own
+// writes out of its count only when the run was fenced (PostgreSQL): no
+// other writer could write while it ran. Fenced, with no application write
+// it restores without restore_anyway and reports 0 rows; with some after
+// the run, it is refused with theirs alone, also when they hit the table the
+// migration rewrote, and restores with restore_anyway; across two fenced
+// runs the writes between the runs and after the second count, the runs'
+// own do not. Unfenced (every driver), the run's writes are counted with
+// the applications', flagged, and the rollback is refused: an application
+// row committed while the run ran is counted, never dropped unreported. A
+// run without a mark (it stopped midway) counts its own writes and says so.
 func TestSnapshotRollbackLeavesOutTheMigrationsOwnWrites(t *testing.T) {
 	for _, tg := range targets() {
 		t.Run(tg.driver, func(t *testing.T) {
@@ -84,13 +88,20 @@ func TestSnapshotRollbackLeavesOutTheMigrationsOwnWrites(t *testing.T) {
 				tg.waitStats(t, loc, "users", 200, 0, 0)
 				return loc
 			}
-			migrate := func(t *testing.T, loc string, to uint) string {
+			migrateWith := func(t *testing.T, h *harness, loc string, to uint, fence string) string {
 				t.Helper()
-				fin, _ := h.final(h.request(events.MigrationRequested{Driver: tg.driver, Database: loc, Source: src, TargetVersion: to}))
+				fin, _ := h.final(h.request(events.MigrationRequested{Driver: tg.driver, Database: loc, Source: src, TargetVersion: to, Fence: fence}))
 				if fin.Type() != events.TypeMigrationCompleted {
-					t.Fatalf("migrate to %d: %s %s", to, fin.Type(), fin.Data())
+					t.Fatalf("migrate to %d (fence %q): %s %s", to, fence, fin.Type(), fin.Data())
 				}
 				return as[events.MigrationCompleted](t, fin).SnapshotID
+			}
+			// fenced: the PostgreSQL fence keeps the other roles out; the
+			// test's sessions are the migrator's role, so they write after
+			// the run as an application would.
+			fenced := func(t *testing.T, loc string, to uint) string {
+				t.Helper()
+				return migrateWith(t, h, loc, to, "connect")
 			}
 			rollback := func(t *testing.T, loc, snap string, anyway bool) events.Event {
 				t.Helper()
@@ -105,16 +116,100 @@ func TestSnapshotRollbackLeavesOutTheMigrationsOwnWrites(t *testing.T) {
 				}
 				return n
 			}
+			// refusedWithOwn checks a rollback refused with the run's own
+			// writes counted and flagged, plus the applications' in want.
+			refusedWithOwn := func(t *testing.T, fin events.Event, snap string, want map[string]events.TableWrites) {
+				t.Helper()
+				var rows int64
+				for _, w := range want {
+					rows += w.Inserts + w.Updates + w.Deletes
+				}
+				refused := as[events.MigrationFailed](t, fin)
+				if got := writesOf(refused.Restore); fin.Type() != events.TypeMigrationFailed || refused.Restore == nil || refused.Restore.Restored ||
+					!refused.Restore.MigrationWritesIncluded || !maps.Equal(got, want) ||
+					!strings.Contains(refused.Error, fmt.Sprintf("%d rows written after snapshot %s", rows, snap)) ||
+					!strings.Contains(refused.Error, "the migration's own writes included") ||
+					!strings.Contains(refused.Error, "restoring anyway also loses whatever applications wrote") {
+					t.Fatalf("rollback without restore_anyway = %s %s\nwant refused, the run's own writes counted and flagged: %v", fin.Type(), fin.Data(), want)
+				}
+			}
 
-			t.Run("no application write", func(t *testing.T) {
+			// onPostgres runs a fenced case: only PostgreSQL fences writers
+			// (the other drivers refuse a fence, see "fence refused").
+			onPostgres := func(name string, f func(t *testing.T)) {
+				if tg.driver == "postgres" {
+					t.Run(name, f)
+				}
+			}
+
+			t.Run("unfenced run", func(t *testing.T) {
 				loc := fresh(t)
-				snap := migrate(t, loc, 2)
+				snap := migrateWith(t, h, loc, 2, "")
+				tg.waitStats(t, loc, "users", 200, 200, 0)
+				want := map[string]events.TableWrites{tg.table("users"): {Table: tg.table("users"), Updates: 200}}
+				refusedWithOwn(t, rollback(t, loc, snap, false), snap, want)
+				if n := renamed(t, loc); n != 200 {
+					t.Errorf("after the refused rollback %d users renamed, want 200", n)
+				}
+				fin := rollback(t, loc, snap, true)
+				rb := as[events.MigrationRollbackCompleted](t, fin)
+				if fin.Type() != events.TypeMigrationRollbackCompleted || rb.RowsWrittenAfterSnapshot == nil || *rb.RowsWrittenAfterSnapshot != 200 ||
+					rb.Restore == nil || !rb.Restore.MigrationWritesIncluded {
+					t.Fatalf("rollback with restore_anyway = %s %s\nwant restored, 200 rows counted, flagged", fin.Type(), fin.Data())
+				}
+				if n := renamed(t, loc); n != 0 {
+					t.Errorf("after the rollback %d users renamed, want 0", n)
+				}
+			})
+
+			t.Run("application commits while an unfenced run runs", func(t *testing.T) {
+				loc := fresh(t)
+				app := tg.open(t, loc)
+				var during error
+				drv := &afterSnapshot{Driver: drivers[tg.driver], beforeUp: func() {
+					_, during = app.Exec(`INSERT INTO audit_trail (body) VALUES ('during the run')`)
+				}}
+				hd := start(t, migrator.Config{Drivers: map[string]migrator.Driver{tg.driver: drv}})
+				snap := migrateWith(t, hd, loc, 2, "")
+				if during != nil {
+					t.Fatalf("the application's insert during the run: %v", during)
+				}
+				tg.waitStats(t, loc, "audit_trail", 201, 0, 0)
+				tg.waitStats(t, loc, "users", 200, 200, 0)
+				// Its row is counted: a rollback without restore_anyway is
+				// refused and the row stays.
+				want := map[string]events.TableWrites{
+					tg.table("audit_trail"): {Table: tg.table("audit_trail"), Inserts: 1},
+					tg.table("users"):       {Table: tg.table("users"), Updates: 200},
+				}
+				refusedWithOwn(t, rollback(t, loc, snap, false), snap, want)
+				var n int
+				if err := tg.open(t, loc).QueryRow(`SELECT COUNT(*) FROM audit_trail WHERE body = 'during the run'`).Scan(&n); err != nil || n != 1 {
+					t.Errorf("after the refused rollback the row written during the run: %d (%v), want kept", n, err)
+				}
+			})
+
+			if tg.driver != "postgres" {
+				// Only PostgreSQL fences; the run without a mark below is
+				// the drivers' own (MarkRun, WrittenAfter).
+				t.Run("fence refused", func(t *testing.T) {
+					loc := fresh(t)
+					fin, _ := h.final(h.request(events.MigrationRequested{Driver: tg.driver, Database: loc, Source: src, TargetVersion: 2, Fence: "connect"}))
+					if f := as[events.MigrationFailed](t, fin); fin.Type() != events.TypeMigrationFailed || !strings.Contains(f.Error, "cannot fence") {
+						t.Fatalf("fenced run = %s %s, want refused: this driver cannot fence", fin.Type(), fin.Data())
+					}
+				})
+			}
+
+			onPostgres("fenced run, no application write", func(t *testing.T) {
+				loc := fresh(t)
+				snap := fenced(t, loc, 2)
 				if n := renamed(t, loc); n != 200 {
 					t.Fatalf("after the data migration %d users renamed, want 200", n)
 				}
 				fin := rollback(t, loc, snap, false)
 				if fin.Type() != events.TypeMigrationRollbackCompleted {
-					t.Fatalf("rollback without restore_anyway = %s %s\nwant restored: the only writes after the snapshot are the migration's own", fin.Type(), fin.Data())
+					t.Fatalf("rollback without restore_anyway = %s %s\nwant restored: the only writes after the snapshot are the fenced migration's own", fin.Type(), fin.Data())
 				}
 				rb := as[events.MigrationRollbackCompleted](t, fin)
 				if rb.Path != migrator.PathSnapshot || rb.RowsWrittenAfterSnapshot == nil || *rb.RowsWrittenAfterSnapshot != 0 || rb.Restore == nil ||
@@ -126,9 +221,9 @@ func TestSnapshotRollbackLeavesOutTheMigrationsOwnWrites(t *testing.T) {
 				}
 			})
 
-			t.Run("application writes after the run", func(t *testing.T) {
+			onPostgres("fenced run, application writes after it", func(t *testing.T) {
 				loc := fresh(t)
-				snap := migrate(t, loc, 2)
+				snap := fenced(t, loc, 2)
 				db := tg.open(t, loc)
 				for i := 0; i < 3; i++ {
 					mustExec(t, db, `INSERT INTO audit_trail (body) VALUES ('after the run')`)
@@ -158,16 +253,16 @@ func TestSnapshotRollbackLeavesOutTheMigrationsOwnWrites(t *testing.T) {
 				}
 			})
 
-			t.Run("two runs", func(t *testing.T) {
+			onPostgres("two fenced runs", func(t *testing.T) {
 				loc := fresh(t)
-				first := migrate(t, loc, 2)
+				first := fenced(t, loc, 2)
 				db := tg.open(t, loc)
 				for i := 0; i < 4; i++ {
 					mustExec(t, db, `INSERT INTO audit_trail (body) VALUES ('between the runs')`)
 				}
 				db.Close()
 				tg.waitStats(t, loc, "audit_trail", 204, 0, 0)
-				migrate(t, loc, 3)
+				fenced(t, loc, 3)
 				db = tg.open(t, loc)
 				mustExec(t, db, `UPDATE audit_trail SET body = 'after the second run' WHERE id = 1`)
 				db.Close()

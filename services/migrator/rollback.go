@@ -205,7 +205,7 @@ func (m *Migrator) rollbackDown(ctx context.Context, e events.Event, db Database
 		err = errors.Join(err, fmt.Errorf("after migrating down, the database is at version %d (dirty %v), want %d", to, dirty, target))
 		return failed(m.restoreAfter(runCtx, db, snap, err, anyway, nil, log))
 	}
-	m.finishRun(runCtx, db, log)
+	m.finishRun(runCtx, db, false, log)
 	return m.finish(ctx, e, events.MigrationRollbackCompleted{Database: database, Path: PathDown, FromVersion: from, ToVersion: to}, log)
 }
 

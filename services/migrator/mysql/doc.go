@@ -55,7 +55,9 @@
 // driver loads the snapshot into its scratch database <db>_new_<time> and
 // compares it with the database, rows matched by primary key: inserts,
 // deletes, and updates of the columns both sides have, per table. The
-// migrator's runs since are left out: each run that succeeded copies the
+// writes of a marked run are left out (MariaDB cannot fence other writers,
+// so the migrator marks no MariaDB run: its writes count with the
+// applications', migration_writes_included): a marked run copies the
 // tables at its end, on the server, into <db>_mark_<time of its snapshot>
 // (MarkRun; the cost of an INSERT ... SELECT of every row, see
 // docs/benchmarks.md) and leaves a record (<snapshot>.run in the dump

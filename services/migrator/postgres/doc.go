@@ -45,10 +45,12 @@
 // DATABASE ... SET), comment and connection limit.
 //
 // WrittenAfter subtracts the snapshot's counters from the counters now, and
-// leaves out each later run's own writes: a run records the counters at its
-// start and, when it succeeded, at its mark (MarkRun, once the migrator's
+// leaves out each later fenced run's own writes: a run records the counters
+// at its start and, when it was fenced (fence connect or read-only: no other
+// role could write) and succeeded, at its mark (MarkRun, once the migrator's
 // other sessions, application_name cutover-migrator, ended and so published
-// theirs), in <snapshot>.run next to the dumps (package runmarks).
+// theirs), in <snapshot>.run next to the dumps (package runmarks). An
+// unfenced run is not marked: its writes count with the applications'.
 //
 // If the migrator dies between refusing connections and allowing them again
 // the database keeps refusing connections: ALTER DATABASE <db>

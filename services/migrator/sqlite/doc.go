@@ -18,10 +18,12 @@
 // quick_check first), and keeps the file it replaces as a snapshot (a hard
 // link, after a checkpoint of its WAL). WrittenAfter counts the rows
 // inserted, updated and deleted after a snapshot (the database compared
-// with the snapshot, ATTACHed), the migrator's runs since left out: each
-// run that succeeded leaves a copy of the file at its end (MarkRun,
+// with the snapshot, ATTACHed), a marked run's own writes left out: a run
+// given a mark leaves a copy of the file at its end (MarkRun,
 // <snapshot>.mark) and a record (<snapshot>.run, package runmarks), and the
-// comparison stops at the run's snapshot and starts again from that copy. The migrator
+// comparison stops at the run's snapshot and starts again from that copy.
+// SQLite cannot fence other writers, so the migrator marks no SQLite run:
+// its writes count with the applications' (migration_writes_included). The migrator
 // deletes snapshots only through retention (migrator Config.KeepSnapshots)
 // or PruneSnapshots. Migrations also keep the ledger table
 // cutover_migrations (package ledger).
