@@ -276,7 +276,7 @@ func TestAdoptKollaContainers(t *testing.T) {
 				delete(b.Labels, k)
 			}
 		}
-		want := []string{events.LabelNode, events.LabelService, nodeupdater.LabelHealthGate}
+		want := []string{events.LabelNode, events.LabelService, nodeupdater.LabelHealthGate, nodeupdater.LabelCommand, nodeupdater.LabelUpgrade}
 		if name == libvirt {
 			want = append(want, events.LabelWorkloadHost)
 		}

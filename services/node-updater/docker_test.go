@@ -465,6 +465,9 @@ func testReplace(t *testing.T, e *env, node string, status *watch) {
 	wantLabels["org.opencontainers.image.version"] = "v2"
 	// The command's health gate (defaults here), for a recovery after a crash.
 	wantLabels[nodeupdater.LabelHealthGate] = fmt.Sprintf(`{"min_healthy_ms":%d,"timeout_ms":%d}`, nodeupdater.DefaultMinHealthy.Milliseconds(), nodeupdater.DefaultHealthTimeout.Milliseconds())
+	// The command and upgrade that made it, so a recovery's events land in
+	// that upgrade's history.
+	wantLabels[nodeupdater.LabelCommand], wantLabels[nodeupdater.LabelUpgrade] = cmd.ID(), events.UpgradeID(cmd)
 	if !maps.Equal(now.Config.Labels, wantLabels) {
 		t.Errorf("labels %v, want %v", now.Config.Labels, wantLabels)
 	}
