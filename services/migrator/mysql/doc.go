@@ -6,9 +6,10 @@
 //
 // A database is named by URL: mysql://user[:password]@host:port/dbname
 // (mariadb:// too; query parameters go to the Go driver, e.g. tls=true).
-// The user needs, on the database, the scratch databases <db>_new_* and
-// <db>_old_* a restore makes and the mark databases <db>_mark_* (MarkRun):
-// ALL; plus SHOW VIEW, TRIGGER and, for
+// The user needs, on the database and the scratch databases <db>_new_* and
+// <db>_old_* a restore makes: ALL (the mark databases <db>_mark_* too only
+// where MarkRun is called; the migrator marks no MariaDB run, see below);
+// plus SHOW VIEW, TRIGGER and, for
 // triggers whose definer is another user, SET USER (or SUPER).
 //
 // Locking: every Up, Down, Snapshot and Restore holds the server lock
